@@ -1,0 +1,44 @@
+"""pigeon: publish-subscribe, request-reply and work pools over NATS, RabbitMQ and memory."""
+
+from pigeon.app import App
+from pigeon.codecs import JSON, Codec, JSONCodec
+from pigeon.errors import (
+    BrokerError,
+    ConfigurationError,
+    DeclarationConflict,
+    DecodeError,
+    EncodeError,
+    MessageTooLarge,
+    NoResponders,
+    PigeonError,
+    Reject,
+    RemoteError,
+    RequestError,
+    RequestTimeout,
+)
+from pigeon.message import Envelope, Failure, Message
+from pigeon.retry import Redeliver, Retry
+
+__all__ = [
+    "JSON",
+    "App",
+    "BrokerError",
+    "Codec",
+    "ConfigurationError",
+    "DeclarationConflict",
+    "DecodeError",
+    "EncodeError",
+    "Envelope",
+    "Failure",
+    "JSONCodec",
+    "Message",
+    "MessageTooLarge",
+    "NoResponders",
+    "PigeonError",
+    "Redeliver",
+    "Reject",
+    "RemoteError",
+    "RequestError",
+    "RequestTimeout",
+    "Retry",
+]

@@ -1,0 +1,64 @@
+"""JSON through pydantic: any type pydantic can validate, validated on the way in."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from pigeon.errors import ConfigurationError, DecodeError, EncodeError
+
+CONTENT_TYPE = "application/json"
+
+
+@lru_cache(maxsize=1024)
+def adapter_for(into: Any) -> TypeAdapter[Any]:
+    """The cached pydantic adapter of ``into``; ``ConfigurationError`` if pydantic has none."""
+    try:
+        return TypeAdapter(into)
+    except (PydanticSchemaGenerationError, TypeError) as exc:
+        raise ConfigurationError(
+            f"pigeon cannot decode {_name(into)} as JSON: {exc}. Use a pydantic model, a "
+            "dataclass, a TypedDict, a builtin type, bytes, str or dict."
+        ) from exc
+
+
+class JSONCodec:
+    """The default codec: ``application/json``, encoded and validated by pydantic v2."""
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, obj: Any) -> bytes:
+        """Encode ``obj``; ``EncodeError`` naming its type if pydantic cannot serialise it."""
+        if isinstance(obj, BaseModel):
+            return obj.__pydantic_serializer__.to_json(obj)
+        try:
+            obj_type: Any = type(obj)
+            return adapter_for(obj_type).dump_json(obj)
+        except (ConfigurationError, PydanticSerializationError) as exc:
+            raise EncodeError(
+                f"cannot encode {type(obj).__qualname__} as JSON: use a pydantic model, a "
+                f"dataclass or a JSON-compatible value ({exc})"
+            ) from exc
+
+    def decode(self, data: bytes, into: Any) -> Any:
+        """Validate ``data`` into ``into``; ``DecodeError`` with pydantic's reasons if it fails."""
+        try:
+            return adapter_for(into).validate_json(data)
+        except ValidationError as exc:
+            raise DecodeError(f"invalid {_name(into)}: {_short(exc)}") from exc
+        except ConfigurationError as exc:
+            raise DecodeError(str(exc)) from exc
+
+
+def _name(into: Any) -> str:
+    return getattr(into, "__qualname__", repr(into))
+
+
+def _short(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in errors[:5]]
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,90 @@
+"""One exception tree for everything pigeon raises.
+
+Transports translate their client's exceptions (nats-py, aio-pika) into these at the seam, so no
+broker client exception ever reaches user code::
+
+    PigeonError
+    ├── ConfigurationError      a mistake in code or settings, raised at the earliest moment
+    │   └── DeclarationConflict a broker object exists with other settings
+    ├── BrokerError             the broker cannot be reached, refused us, or went away
+    ├── EncodeError             an object the codec cannot encode
+    ├── DecodeError             a payload that cannot be decoded or validated
+    ├── MessageTooLarge         a message over the broker's size limit
+    ├── RequestError            a request that got no answer it could decode
+    │   ├── RequestTimeout      the deadline passed
+    │   ├── NoResponders        nobody serves the subject
+    │   └── RemoteError         the handler raised, or the request failed its validation
+    └── Reject                  raised by a handler: dead-letter this message now, never retry
+"""
+
+from __future__ import annotations
+
+
+class PigeonError(Exception):
+    """Base of every exception pigeon raises; catching it catches them all."""
+
+
+class ConfigurationError(PigeonError):
+    """A mistake in code or settings: a bad URL, handler signature or subject.
+
+    Raised at the earliest moment (decoration, ``App(...)``, the call), never later in a handler.
+    """
+
+
+class DeclarationConflict(ConfigurationError):
+    """A queue, stream or consumer already exists on the broker with different settings."""
+
+
+class BrokerError(PigeonError):
+    """The broker cannot be reached, refused the credentials, or the connection was lost."""
+
+
+class EncodeError(PigeonError):
+    """The codec cannot encode the object; the message names the object's type."""
+
+
+class DecodeError(PigeonError):
+    """A payload that cannot be decoded or validated into the handler's type.
+
+    Work pools dead-letter such a message at once, RPC answers it with a ``RemoteError``, plain
+    subscribers log and drop it. It is never retried.
+    """
+
+
+class MessageTooLarge(PigeonError):
+    """The encoded message is over the broker's maximum payload size."""
+
+
+class RequestError(PigeonError):
+    """A request did not get a usable reply."""
+
+
+class RequestTimeout(RequestError, TimeoutError):
+    """The request's deadline passed before a reply arrived."""
+
+
+class NoResponders(RequestError):
+    """Nobody serves the requested subject; raised at once, without waiting for the deadline."""
+
+
+class RemoteError(RequestError):
+    """The remote handler raised, or the request failed validation there.
+
+    ``type`` is the remote exception's class name, ``message`` its text.
+    """
+
+    def __init__(self, type: str, message: str) -> None:  # noqa: A002 - the public attribute name
+        super().__init__(f"{type}: {message}")
+        self.type = type
+        self.message = message
+
+
+class Reject(PigeonError):
+    """Raise from a worker to dead-letter the current message at once, skipping every retry.
+
+    ``reason`` is recorded as the dead letter's error message.
+    """
+
+    def __init__(self, reason: str = "rejected by handler") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,33 @@
+"""Names of pigeon's own message headers, all in one place.
+
+Every header pigeon adds starts with ``x-pigeon-``; anything else in a message's headers belongs to
+the user or to another client and is carried through untouched.
+"""
+
+PREFIX = "x-pigeon-"
+
+DEADLINE = "x-pigeon-deadline"
+"""Request deadline, seconds since the epoch; a server drops a request received after it."""
+
+ERROR_TYPE = "x-pigeon-error-type"
+"""On an RPC reply: the remote exception's class name. On a dead letter: why it failed."""
+
+ERROR_MESSAGE = "x-pigeon-error-message"
+"""On an RPC reply or a dead letter: the exception's text."""
+
+ATTEMPTS = "x-pigeon-attempts"
+"""On a dead letter: how many times the handler was called for the message, in all."""
+
+QUEUE = "x-pigeon-queue"
+"""On a dead letter: the work queue the message failed on."""
+
+FAILED_AT = "x-pigeon-failed-at"
+"""On a dead letter: when it was dead-lettered, ISO 8601 in UTC."""
+
+DELIVERY = "x-pigeon-delivery"
+"""Delivery count carried across broker-side redeliveries where the broker does not count."""
+
+PROTOBUF_TYPE = "x-pigeon-protobuf-type"
+"""For ``application/x-protobuf`` bodies: the message's full name."""
+
+FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)

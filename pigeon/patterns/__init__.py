@@ -1,0 +1,1 @@
+"""The three patterns, each written once against the ``Transport`` protocol."""

@@ -1,0 +1,121 @@
+"""Request-reply: one server of a subject answers; failures reach the caller as exceptions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from pigeon import headers as h
+from pigeon.codecs import Codec, Decoder, decoder_for
+from pigeon.errors import DecodeError, EncodeError, RemoteError
+from pigeon.message import Envelope
+from pigeon.patterns.handler import HandlerSpec
+from pigeon.patterns.outgoing import envelope_for
+from pigeon.transports.base import Delivery, Subscription, Transport
+
+log = logging.getLogger("pigeon")
+
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """The server of requests on ``subject``; see ``App.rpc``."""
+
+    subject: str
+    handler: HandlerSpec
+    codec: Codec
+    concurrency: int
+
+    async def start(self, transport: Transport) -> Subscription:
+        """Serve ``subject`` on ``transport``, sharing requests with its other servers."""
+
+        async def handle(delivery: Delivery) -> None:
+            await self.handle(transport, delivery)
+
+        return await transport.serve(self.subject, handle, concurrency=self.concurrency)
+
+    async def handle(self, transport: Transport, delivery: Delivery) -> None:
+        """Answer one request: its reply, or the error it raised. Expired requests are dropped."""
+        request = delivery.envelope
+        if _expired(request):
+            log.warning(
+                "pigeon: dropped expired request subject=%s message_id=%s",
+                delivery.subject,
+                request.message_id,
+            )
+        else:
+            answer = await self._answer(request, delivery.subject)
+            if request.reply_to:
+                answer.correlation_id = request.correlation_id or request.message_id
+                try:
+                    await transport.reply(request.reply_to, answer)
+                except Exception:
+                    log.exception("pigeon: could not reply to %s", delivery.subject)
+        await delivery.ack()
+
+    async def _answer(self, request: Envelope, subject: str) -> Envelope:
+        try:
+            body = self.handler.decode_body(request)
+            result = await self.handler.call(body, request, subject)
+            return envelope_for(result, self.codec)
+        except Exception as exc:
+            if not isinstance(exc, DecodeError | EncodeError):
+                log.exception(
+                    "pigeon: rpc %s failed subject=%s message_id=%s",
+                    self.handler.name,
+                    subject,
+                    request.message_id,
+                )
+            return error_envelope(exc)
+
+
+def error_envelope(exc: BaseException) -> Envelope:
+    """The reply that carries ``exc`` to the caller, who raises it as ``RemoteError``."""
+    message = str(exc)[:1000]
+    return Envelope(
+        b"", {h.ERROR_TYPE: type(exc).__name__, h.ERROR_MESSAGE: message}, "application/json"
+    )
+
+
+async def request(
+    transport: Transport,
+    subject: str,
+    obj: Any,
+    *,
+    codec: Codec,
+    reply: Any,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Send ``obj`` to the server of ``subject`` and return its reply decoded into ``reply``.
+
+    Raises ``RemoteError`` when the handler raised, ``NoResponders`` at once when nobody serves
+    the subject, ``RequestTimeout`` after ``timeout`` seconds, ``DecodeError`` for a reply that does
+    not fit ``reply``.
+    """
+    envelope = envelope_for(obj, codec, headers)
+    envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
+    envelope = replace(envelope, correlation_id=envelope.message_id)
+    answer = await transport.request(subject, envelope, timeout)
+    if h.ERROR_TYPE in answer.headers:
+        raise RemoteError(answer.headers[h.ERROR_TYPE], answer.headers.get(h.ERROR_MESSAGE, ""))
+    return _reply_decoder(reply)(answer.body, answer.content_type)
+
+
+@lru_cache(maxsize=256)
+def _reply_decoder(reply: Any) -> Decoder:
+    return decoder_for(reply)
+
+
+def _expired(request: Envelope) -> bool:
+    deadline = request.headers.get(h.DEADLINE)
+    if deadline is None:
+        return False
+    try:
+        return time.time() > float(deadline)
+    except ValueError:
+        return False

@@ -1,0 +1,157 @@
+"""The state behind ``memory://``: queues, bindings and dead letters, shared within a process.
+
+Every ``MemoryTransport`` with the same URL talks to the same ``MemoryBroker``, so several Apps in
+one process (services in a test, or the quickstart) reach each other as they would over a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from pigeon import subjects
+from pigeon.errors import DeclarationConflict
+from pigeon.message import Envelope
+from pigeon.transports.replies import ReplyMap
+
+
+@dataclass(slots=True)
+class Item:
+    """A message waiting in a queue, with the broker's own counts."""
+
+    envelope: Envelope
+    subject: str
+    deliveries: int = 0
+    """Times handed to a handler, redeliveries included."""
+    returns: int = 0
+    """Times a delivery ended unsettled (its worker stopped or died before settling it)."""
+
+
+class MemoryQueue:
+    """A FIFO of items consumed by competing consumers, with its dead letters.
+
+    ``keep``: the queue outlives its consumers (durable subscriptions, work queues).
+    ``delivery_limit``: returns after which an item is dead-lettered (work queues only).
+    """
+
+    def __init__(self, name: str, *, keep: bool, delivery_limit: int | None = None) -> None:
+        self.name = name
+        self.keep = keep
+        self.delivery_limit = delivery_limit
+        self.ready: deque[Item] = deque()
+        self.dead: list[Envelope] = []
+        self.consumers = 0
+        self._waiters: deque[asyncio.Future[Item]] = deque()
+
+    def put(self, item: Item, *, front: bool = False) -> None:
+        """Add ``item``, handing it straight to a waiting consumer if there is one."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        if front:
+            self.ready.appendleft(item)
+        else:
+            self.ready.append(item)
+
+    async def get(self) -> Item:
+        """Take the next item, waiting for one."""
+        if self.ready:
+            return self.ready.popleft()
+        waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.put(waiter.result(), front=True)
+            raise
+
+
+class MemoryBroker:
+    """Routes events to subscription queues and holds work queues, by name."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, MemoryQueue] = {}
+        self.inboxes: dict[str, ReplyMap] = {}
+        self._event_bindings: list[tuple[str, MemoryQueue]] = []
+        self._rpc_bindings: list[tuple[str, MemoryQueue]] = []
+        self._routes: dict[str, list[MemoryQueue]] = {}
+
+    def route(self, subject: str) -> list[MemoryQueue]:
+        """The subscription queues an event on ``subject`` goes to."""
+        queues = self._routes.get(subject)
+        if queues is None:
+            queues = [q for p, q in self._event_bindings if subjects.matches(p, subject)]
+            self._routes[subject] = queues
+        return queues
+
+    def servers(self, subject: str) -> list[MemoryQueue]:
+        """The RPC queues serving ``subject`` that have a consumer now."""
+        return [q for p, q in self._rpc_bindings if q.consumers and subjects.matches(p, subject)]
+
+    def event_queue(self, name: str, pattern: str, *, keep: bool) -> MemoryQueue:
+        """The subscription queue ``name`` bound to ``pattern``, made on first use."""
+        return self._queue(name, pattern, keep=keep, bindings=self._event_bindings)
+
+    def rpc_queue(self, subject: str) -> MemoryQueue:
+        """The queue shared by every server of ``subject``."""
+        return self._queue(f"rpc:{subject}", subject, keep=False, bindings=self._rpc_bindings)
+
+    def work_queue(self, name: str, delivery_limit: int) -> MemoryQueue:
+        """The work queue ``name``, made on first use by a producer or a worker."""
+        queue = self.queues.get(f"work:{name}")
+        if queue is None:
+            queue = MemoryQueue(name, keep=True, delivery_limit=delivery_limit)
+            self.queues[f"work:{name}"] = queue
+        elif queue.delivery_limit != delivery_limit:
+            raise DeclarationConflict(
+                f"work queue {name!r} exists with delivery_limit={queue.delivery_limit}, this App "
+                f"declares {delivery_limit}; give every App of the queue the same delivery_limit"
+            )
+        return queue
+
+    def existing_work_queue(self, name: str) -> MemoryQueue | None:
+        """The work queue ``name`` if anyone used it."""
+        return self.queues.get(f"work:{name}")
+
+    def release(self, queue: MemoryQueue) -> None:
+        """A consumer left ``queue``: delete it if it is not kept and nobody consumes it."""
+        queue.consumers -= 1
+        if queue.keep or queue.consumers > 0:
+            return
+        for key, known in list(self.queues.items()):
+            if known is queue:
+                del self.queues[key]
+        self._event_bindings = [(p, q) for p, q in self._event_bindings if q is not queue]
+        self._rpc_bindings = [(p, q) for p, q in self._rpc_bindings if q is not queue]
+        self._routes.clear()
+
+    def _queue(
+        self,
+        name: str,
+        pattern: str,
+        *,
+        keep: bool,
+        bindings: list[tuple[str, MemoryQueue]],
+    ) -> MemoryQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = MemoryQueue(name, keep=keep)
+            self.queues[name] = queue
+            bindings.append((pattern, queue))
+            self._routes.clear()
+        return queue
+
+
+_BROKERS: dict[str, MemoryBroker] = {}
+
+
+def broker_named(name: str) -> MemoryBroker:
+    """The process-wide broker of ``memory://<name>``."""
+    broker = _BROKERS.get(name)
+    if broker is None:
+        broker = _BROKERS[name] = MemoryBroker()
+    return broker

@@ -1,0 +1,46 @@
+"""The transports the conformance suite runs on, and how each finds its broker.
+
+A backend whose broker cannot be reached skips its tests locally and fails them when
+``PIGEON_REQUIRE_BROKERS=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One transport under test: ``url()`` gives a URL an App of the test can use."""
+
+    name: str
+    url: Callable[[], str]
+    options: dict[str, object] = field(default_factory=dict)
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test, or fail it when brokers are required."""
+    if os.environ.get("PIGEON_REQUIRE_BROKERS") == "1":
+        pytest.fail(f"broker required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def _memory_url_factory() -> Callable[[], str]:
+    name = f"memory://test-{uuid.uuid4().hex[:12]}"
+    return lambda: name
+
+
+def backend_factories() -> dict[str, Callable[[], Backend]]:
+    """name -> factory, called once per test; a broker backend calls ``unavailable`` if it must."""
+    from tests.brokers import nats, rabbitmq
+
+    return {
+        "memory": lambda: Backend("memory", _memory_url_factory()),
+        **nats.BACKENDS,
+        **rabbitmq.BACKENDS,
+    }

@@ -21,6 +21,7 @@ JSON = JSONCodec()
 BYTES_CONTENT_TYPE = "application/octet-stream"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
+_RAW_TYPES = (bytes, bytearray, memoryview, str)
 _CODECS: dict[str, Codec] = {JSON.content_type: JSON}
 
 Decoder = Callable[[bytes, str], Any]
@@ -52,10 +53,10 @@ def encode(obj: Any, codec: Codec = JSON) -> tuple[bytes, str]:
     ``bytes`` travel as they are (``application/octet-stream``), ``str`` as UTF-8 text, anything
     else through ``codec``. Raises ``EncodeError`` naming the type the codec cannot encode.
     """
-    if isinstance(obj, bytes | bytearray | memoryview):
+    if isinstance(obj, _RAW_TYPES):
+        if isinstance(obj, str):
+            return obj.encode(), TEXT_CONTENT_TYPE
         return bytes(obj), BYTES_CONTENT_TYPE
-    if isinstance(obj, str):
-        return obj.encode(), TEXT_CONTENT_TYPE
     return codec.encode(obj), codec.content_type
 
 
@@ -73,7 +74,11 @@ def decoder_for(into: Any) -> Decoder:
     adapter = adapter_for(into)
 
     def decode(body: bytes, content_type: str) -> Any:
-        if not content_type or base_content_type(content_type) == JSON_CONTENT_TYPE:
+        if (
+            content_type == JSON_CONTENT_TYPE
+            or not content_type
+            or base_content_type(content_type) == JSON_CONTENT_TYPE
+        ):
             try:
                 return adapter.validate_json(body)
             except ValidationError:

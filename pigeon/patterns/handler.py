@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,15 +29,17 @@ class HandlerSpec:
         """The body decoded into the handler's type; raises ``DecodeError``."""
         return self.decode(envelope.body, envelope.content_type)
 
-    async def call(self, body: Any, envelope: Envelope, subject: str, attempt: int = 1) -> Any:
-        """Call the handler with ``body`` (and its ``Message`` if it asked for one)."""
+    def call(self, body: Any, envelope: Envelope, subject: str, attempt: int = 1) -> Awaitable[Any]:
+        """Call the handler with ``body`` (and its ``Message`` if it asked for one); await the
+        result. A sync handler runs in a worker thread."""
         if self.message_param is None:
-            kwargs: dict[str, Any] = {}
-        else:
-            kwargs = {self.message_param: Message.of(envelope, subject, attempt)}
+            if self.is_async:
+                return self.fn(body)  # type: ignore[no-any-return]
+            return asyncio.to_thread(self.fn, body)
+        kwargs = {self.message_param: Message.of(envelope, subject, attempt)}
         if self.is_async:
-            return await self.fn(body, **kwargs)
-        return await asyncio.to_thread(self.fn, body, **kwargs)
+            return self.fn(body, **kwargs)  # type: ignore[no-any-return]
+        return asyncio.to_thread(self.fn, body, **kwargs)
 
 
 def inspect_handler(fn: Callable[..., Any]) -> HandlerSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
 from pigeon.codecs import Codec
@@ -59,12 +60,13 @@ class Subscriber:
         await delivery.ack()
 
 
-async def publish(
+def publish(
     transport: Transport,
     subject: str,
     obj: Any,
     codec: Codec,
     headers: dict[str, str] | None = None,
-) -> None:
-    """Encode ``obj`` and publish it on ``subject``; returns once the broker accepted it."""
-    await transport.publish(subject, envelope_for(obj, codec, headers))
+) -> Awaitable[None]:
+    """Encode ``obj`` now and publish it on ``subject``; the awaitable completes once the broker
+    accepted it."""
+    return transport.publish(subject, envelope_for(obj, codec, headers))

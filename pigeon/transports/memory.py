@@ -52,7 +52,11 @@ class MemoryDelivery:
 
 
 class MemorySubscription:
-    """Pumps items from one queue into a handler, at most ``concurrency`` at once."""
+    """Pumps items from one queue into a handler, at most ``concurrency`` at once.
+
+    With ``concurrency=1`` the handler runs inline in the pump, in order and without a task per
+    message; otherwise each call is a task of a ``HandlerRunner``.
+    """
 
     def __init__(
         self, broker: MemoryBroker, queue: MemoryQueue, handler: Handler, concurrency: int
@@ -62,9 +66,12 @@ class MemorySubscription:
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
         self._unsettled: dict[int, MemoryDelivery] = {}
+        self._closing = False
         self._closed = False
         queue.consumers += 1
-        self._pump_task = asyncio.create_task(self._pump())
+        self._inline = concurrency == 1
+        pump = self._pump_inline() if self._inline else self._pump_tasks()
+        self._pump_task = asyncio.create_task(pump)
 
     def settle(self, delivery: MemoryDelivery) -> None:
         self._unsettled.pop(id(delivery), None)
@@ -72,7 +79,9 @@ class MemorySubscription:
     async def close(self, timeout: float) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._closing = True
+        if self._inline and self._unsettled and not self._pump_task.done():  # handler running
+            await asyncio.wait({self._pump_task}, timeout=timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
         await self._runner.drain(timeout)
@@ -82,19 +91,39 @@ class MemorySubscription:
         self._unsettled.clear()
         self._broker.release(self.queue)
 
-    async def _pump(self) -> None:
-        runner, queue = self._runner, self.queue
+    async def _pump_inline(self) -> None:
+        handled = 0
+        queue = self.queue
+        while not self._closing:
+            delivery = self._deliver(queue.ready.popleft()) if queue.ready else await self._next()
+            if delivery is not None:
+                await self._handler(delivery)
+                handled += 1
+                if handled % 128 == 0:
+                    await asyncio.sleep(0)  # a busy queue must not starve its publishers
+
+    async def _pump_tasks(self) -> None:
+        runner = self._runner
         while True:
             if runner.free <= 0:
                 await runner.wait_free()
-            item = queue.ready.popleft() if queue.ready else await queue.get()
-            if queue.delivery_limit is not None and item.returns >= queue.delivery_limit:
-                self._dead_letter_over_limit(item)
-                continue
-            item.deliveries += 1
-            delivery = MemoryDelivery(item, self)
-            self._unsettled[id(delivery)] = delivery
-            runner.start(self._handler(delivery))
+            delivery = await self._next()
+            if delivery is not None:
+                runner.start(self._handler(delivery))
+
+    async def _next(self) -> MemoryDelivery | None:
+        queue = self.queue
+        return self._deliver(queue.ready.popleft() if queue.ready else await queue.get())
+
+    def _deliver(self, item: Item) -> MemoryDelivery | None:
+        queue = self.queue
+        if queue.delivery_limit is not None and item.returns >= queue.delivery_limit:
+            self._dead_letter_over_limit(item)
+            return None
+        item.deliveries += 1
+        delivery = MemoryDelivery(item, self)
+        self._unsettled[id(delivery)] = delivery
+        return delivery
 
     def _dead_letter_over_limit(self, item: Item) -> None:
         error = RuntimeError(

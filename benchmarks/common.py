@@ -1,0 +1,68 @@
+"""What every benchmark case reports, and the table they are printed in."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measurement: ``value`` in ``unit`` for ``impl`` (pigeon, raw client, FastStream, ...)."""
+
+    case: str
+    impl: str
+    value: float
+    unit: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.unit.endswith("/s")
+
+
+def throughput(case: str, impl: str, count: int, seconds: float) -> Result:
+    """A messages-per-second result."""
+    return Result(case, impl, count / seconds, "msg/s")
+
+
+def latencies(case: str, impl: str, samples: Sequence[float]) -> list[Result]:
+    """p50 and p99 results, in milliseconds, from per-call durations in seconds."""
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return [
+        Result(f"{case} p50", impl, p50 * 1000, "ms"),
+        Result(f"{case} p99", impl, p99 * 1000, "ms"),
+    ]
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def print_table(results: Sequence[Result]) -> None:
+    """Print results grouped by case, each beside the first implementation of that case as 1.00."""
+    cases: dict[str, list[Result]] = {}
+    for result in results:
+        cases.setdefault(result.case, []).append(result)
+    print(f"{'case':<36} {'implementation':<22} {'value':>14}  {'unit':<6} {'vs pigeon':>9}")
+    for case, rows in cases.items():
+        pigeon = next((r for r in rows if r.impl == "pigeon"), rows[0])
+        for row in rows:
+            ratio = pigeon.value / row.value if row.value else float("nan")
+            if not row.higher_is_better:
+                ratio = 1 / ratio if ratio else float("nan")
+            print(
+                f"{case:<36} {row.impl:<22} {row.value:>14,.2f}  {row.unit:<6} "
+                f"{ratio:>8.2f}x"
+            )
+    print("vs pigeon: how many times better pigeon is than that row (above 1: pigeon wins)")

@@ -1,0 +1,35 @@
+"""Run every benchmark and print one table: pigeon beside the raw clients and FastStream.
+
+``python -m benchmarks.run [--count N] [--only memory,nats,rabbitmq]``. Absolute figures drift on
+a shared machine; compare the ratios, which come from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+
+from benchmarks.common import Result, print_table
+
+SUITES = ("memory", "nats", "rabbitmq")
+
+
+async def main(count: int, only: list[str]) -> None:
+    results: list[Result] = []
+    for name in only:
+        module = importlib.import_module(f"benchmarks.{name}_cases")
+        print(f"-- {name} ...", flush=True)
+        results.extend(await module.run(count))
+    print_table(results)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=100_000, help="messages per throughput case")
+    parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
+    args = parser.parse_args()
+    suites = [s for s in args.only.split(",") if s]
+    available = [s for s in suites if importlib.util.find_spec(f"benchmarks.{s}_cases")]
+    asyncio.run(main(args.count, available))

@@ -1,0 +1,181 @@
+"""The ``pigeon`` command: serve an App, send ad-hoc messages, inspect and replay dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from pigeon.app import App
+from pigeon.errors import PigeonError
+from pigeon.message import Message
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ and memory.")
+dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
+cli.add_typer(dlq, name="dlq")
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Broker URL; default: $PIGEON_URL, else memory://")
+]
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` and return the App it names; a clear error otherwise."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise typer.BadParameter(f"{target!r}: give it as module:app, e.g. examples.shop:app")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise typer.BadParameter(f"{target!r} is {type(app).__name__}, not a pigeon App")
+    return app
+
+
+@cli.command()
+def run(
+    target: Annotated[str, typer.Argument(help="The App to serve, as module:app")],
+    url: UrlOption = None,
+    shutdown_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to let handlers in flight finish on SIGTERM")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+) -> None:
+    """Serve an App until SIGINT or SIGTERM, then drain its handlers and exit 0."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if url:
+        os.environ["PIGEON_URL"] = url
+    app = load_app(target)
+    if url and app.url != url:
+        raise typer.BadParameter(
+            f"{target} was built with a URL in its code; build it as App() to choose the URL "
+            "with --url or PIGEON_URL"
+        )
+    if shutdown_timeout is not None:
+        app.shutdown_timeout = shutdown_timeout
+    _run(app.run())
+
+
+@cli.command()
+def publish(
+    subject: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
+) -> None:
+    """Publish one JSON event."""
+    _with_app(url, lambda app: app.publish(subject, _json(body)))
+
+
+@cli.command()
+def request(
+    subject: str,
+    body: Annotated[str, typer.Argument(help="JSON")],
+    url: UrlOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply")] = 5.0,
+) -> None:
+    """Send one JSON request and print the reply."""
+    reply = _with_app(url, lambda app: app.request(subject, _json(body), timeout=timeout))
+    typer.echo(json.dumps(reply))
+
+
+@cli.command()
+def enqueue(
+    queue: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
+) -> None:
+    """Store one JSON job on a work queue."""
+    _with_app(url, lambda app: app.enqueue(queue, _json(body)))
+
+
+@dlq.command("ls")
+def dlq_ls(queue: str, url: UrlOption = None) -> None:
+    """Count a queue's dead letters."""
+    letters = _with_app(url, lambda app: app.dead_letters(queue))
+    typer.echo(f"{queue}: {len(letters)} dead letters")
+
+
+@dlq.command("show")
+def dlq_show(
+    queue: str,
+    url: UrlOption = None,
+    limit: Annotated[int, typer.Option(help="How many to show")] = 10,
+) -> None:
+    """Show dead letters: body preview, error, attempts and time."""
+    for letter in _with_app(url, lambda app: app.dead_letters(queue, limit)):
+        typer.echo(describe(letter))
+
+
+@dlq.command("replay")
+def dlq_replay(
+    queue: str,
+    url: UrlOption = None,
+    limit: Annotated[int | None, typer.Option(help="How many to replay; default all")] = None,
+) -> None:
+    """Move dead letters back onto their work queue."""
+    moved = _with_app(url, lambda app: app.replay_dead_letters(queue, limit))
+    typer.echo(f"{queue}: replayed {moved} dead letters")
+
+
+@dlq.command("purge")
+def dlq_purge(
+    queue: str,
+    url: UrlOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete them")] = False,
+) -> None:
+    """Delete a queue's dead letters."""
+    if not yes:
+        raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
+    purged = _with_app(url, lambda app: app.purge_dead_letters(queue))
+    typer.echo(f"{queue}: purged {purged} dead letters")
+
+
+def describe(letter: Message) -> str:
+    """One dead letter as a line: id, failure, attempts, time and a body preview."""
+    failure = letter.failure
+    preview = letter.body[:120].decode(errors="replace")
+    if failure is None:
+        return f"{letter.message_id}  (no failure recorded)  {preview}"
+    return (
+        f"{letter.message_id}  {failure.error_type}: {failure.error_message}  "
+        f"attempts={failure.attempts}  at={failure.failed_at.isoformat()}  body={preview}"
+    )
+
+
+def _with_app(url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with App(url) as app:
+            return await action(app)
+
+    return _run(go())
+
+
+def _run(work: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await work
+
+    try:
+        return asyncio.run(main())
+    except PigeonError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}") from exc
+
+
+def main() -> None:
+    """Entry point of the ``pigeon`` console script."""
+    cli()

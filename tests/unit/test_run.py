@@ -1,0 +1,77 @@
+"""``App.run()`` and ``pigeon run``: serve until SIGTERM, drain handlers in flight, exit 0."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pigeon import App
+from tests.helpers import wait_for
+
+
+async def test_sigterm_drains_handlers_in_flight() -> None:
+    app = App("memory://unit-run", shutdown_timeout=10)
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[int] = []
+
+    @app.worker("jobs")
+    async def work(n: int) -> None:
+        started.set()
+        await release.wait()
+        finished.append(n)
+
+    serving = asyncio.create_task(app.run())
+    await wait_for(lambda: app.transport is not None and app._running)
+    await app.enqueue("jobs", 1)
+    await started.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await wait_for(lambda: not app._running, what="the App to stop taking messages")
+    assert not serving.done(), "run() waits for the handler in flight"
+    release.set()
+    await asyncio.wait_for(serving, 10)
+    assert finished == [1]
+
+
+def test_pigeon_run_serves_until_sigterm_and_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(
+        textwrap.dedent(
+            """
+            from pigeon import App
+
+            app = App()
+
+            @app.subscribe("pings")
+            async def ping(body: dict) -> None: ...
+            """
+        )
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "pigeon", "run", "svc:app", "--shutdown-timeout", "2"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PIGEON_URL": "memory://"},
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "serving 1 handlers" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        assert process.wait(timeout=20) == 0, rest
+    assert "stopping" in rest
+
+
+def test_pigeon_run_explains_a_bad_target(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pigeon", "run", "nowhere"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "module:app" in result.stderr

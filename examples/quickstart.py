@@ -122,7 +122,7 @@ async def main() -> None:
 
 async def wait_for_dead_letter() -> list[Message]:
     async with asyncio.timeout(10):
-        while not (letters := await app.dead_letters("invoices.render")):
+        while not (letters := await app.dead_letters("invoices.render")):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return letters
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pigeon.codecs import Codec, encode
-from pigeon.message import Envelope
+from pigeon.message import Envelope, new_id
 
 
 def envelope_for(obj: Any, codec: Codec, headers: dict[str, str] | None = None) -> Envelope:
     """Encode ``obj`` into a new envelope with a fresh message id; raises ``EncodeError``."""
     body, content_type = encode(obj, codec)
-    return Envelope(body, dict(headers) if headers else {}, content_type)
+    # every field given: dataclass default factories cost more than the rest of this function
+    return Envelope(
+        body, dict(headers) if headers else {}, content_type, new_id(), None, None, time.time()
+    )

@@ -1,7 +1,7 @@
 """pigeon: publish-subscribe, request-reply and work pools over NATS, RabbitMQ and memory."""
 
 from pigeon.app import App
-from pigeon.codecs import JSON, Codec, JSONCodec
+from pigeon.codecs import JSON, PROTOBUF, Codec, JSONCodec, ProtobufCodec
 from pigeon.errors import (
     BrokerError,
     ConfigurationError,
@@ -21,6 +21,7 @@ from pigeon.retry import Redeliver, Retry
 
 __all__ = [
     "JSON",
+    "PROTOBUF",
     "App",
     "BrokerError",
     "Codec",
@@ -35,6 +36,7 @@ __all__ = [
     "MessageTooLarge",
     "NoResponders",
     "PigeonError",
+    "ProtobufCodec",
     "Redeliver",
     "Reject",
     "RemoteError",

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pigeon import subjects
-from pigeon.codecs import JSON, Codec
+from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
 from pigeon.patterns import pubsub, rpc, workpool
@@ -34,8 +34,9 @@ class App:
     """A service: handlers registered with decorators, served on one transport connection.
 
     ``url`` picks the transport by scheme (``memory://``, ``nats://``, ``amqp://``); without one,
-    ``PIGEON_URL`` is read, else ``memory://``. ``codec`` encodes what this App sends (JSON by
-    default); received messages are decoded by the codec their content type names.
+    ``PIGEON_URL`` is read, else ``memory://``. ``codec`` encodes what this App sends; by default
+    protobuf messages go as Protobuf and everything else as JSON, and RPC replies use the codec
+    of their request. Received messages are decoded by the codec their content type names.
     ``shutdown_timeout`` bounds how long closing waits for handlers in flight; the rest go back to
     the broker unacked. ``delivery_limit`` is how many times a job whose worker kept dying is
     delivered before it is dead-lettered. Other keyword arguments go to the transport's client.
@@ -45,13 +46,14 @@ class App:
         self,
         url: str | None = None,
         *,
-        codec: Codec = JSON,
+        codec: Codec | None = None,
         shutdown_timeout: float = 10.0,
         delivery_limit: int = 10,
         **transport_options: Any,
     ) -> None:
         self.url = url or os.environ.get("PIGEON_URL") or DEFAULT_URL
         self.codec = codec
+        self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
         self.transport: Transport = transport_for(
             self.url, QueueSettings(delivery_limit=delivery_limit), transport_options
@@ -87,17 +89,20 @@ class App:
         _check_concurrency(concurrency)
 
         def register(fn: F) -> F:
-            spec = inspect_handler(fn)
+            spec = inspect_handler(fn, self._json)
             self._add(pubsub.Subscriber(subject, spec, group, durable, concurrency))
             return fn
 
         return register
 
-    def rpc(self, subject: str, *, concurrency: int = 64) -> Callable[[F], F]:
+    def rpc(
+        self, subject: str, *, concurrency: int = 64, codec: Codec | None = None
+    ) -> Callable[[F], F]:
         """Serve requests on ``subject`` with the decorated function; its return value is the reply.
 
         Replicas share the requests; each serves up to ``concurrency`` at once. A handler that
-        raises, or a request that fails validation, reaches the caller as ``RemoteError``.
+        raises, or a request that fails validation, reaches the caller as ``RemoteError``. Replies
+        are encoded with ``codec``, else the App's, else the codec the request came in with.
         """
         subjects.validate(subject, wildcards=True)
         _check_concurrency(concurrency)
@@ -108,9 +113,9 @@ class App:
             )
 
         def register(fn: F) -> F:
-            spec = inspect_handler(fn)
+            spec = inspect_handler(fn, self._json)
             self._rpc_subjects.add(subject)
-            self._add(rpc.Responder(subject, spec, self.codec, concurrency))
+            self._add(rpc.Responder(subject, spec, codec or self.codec, concurrency))
             return fn
 
         return register
@@ -138,12 +143,17 @@ class App:
             raise ConfigurationError(f"queue {queue!r} already has a worker in this App")
 
         def register(fn: F) -> F:
-            spec = inspect_handler(fn)
+            spec = inspect_handler(fn, self._json)
             self._worker_queues.add(queue)
             self._add(workpool.Worker(queue, spec, concurrency, retry, redeliver, dead_letter))
             return fn
 
         return register
+
+    @property
+    def handlers(self) -> tuple[Startable, ...]:
+        """The registered subscribers, rpc servers and workers, in registration order."""
+        return tuple(self._handlers)
 
     def _add(self, handler: Startable) -> None:
         if self._running:
@@ -211,11 +221,19 @@ class App:
     # -- sending -----------------------------------------------------------------------------
 
     async def publish(
-        self, subject: str, event: Any, *, headers: dict[str, str] | None = None
+        self,
+        subject: str,
+        event: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        codec: Codec | None = None,
     ) -> None:
-        """Publish ``event`` on ``subject``; returns once the broker accepted it."""
+        """Publish ``event`` on ``subject``; returns once the broker accepted it.
+
+        ``codec`` overrides the App's for this message.
+        """
         subjects.validate(subject)
-        await pubsub.publish(self.transport, subject, event, self.codec, headers)
+        await pubsub.publish(self.transport, subject, event, codec or self.codec, headers)
 
     async def request(
         self,
@@ -225,31 +243,41 @@ class App:
         reply: Any = Any,
         timeout: float = DEFAULT_TIMEOUT,
         headers: dict[str, str] | None = None,
+        codec: Codec | None = None,
     ) -> Any:
         """Send a request to the server of ``subject`` and return its reply, validated as ``reply``.
 
         Raises ``RemoteError`` when the server's handler raised or rejected the request,
         ``NoResponders`` at once when nobody serves ``subject``, ``RequestTimeout`` when
-        ``timeout`` seconds pass. Concurrent requests never wait for each other.
+        ``timeout`` seconds pass. Concurrent requests never wait for each other. ``codec``
+        overrides the App's for the request.
         """
         subjects.validate(subject)
         return await rpc.request(
             self.transport,
             subject,
             body,
-            codec=self.codec,
+            codec=codec or self.codec,
             reply=reply,
             timeout=timeout,
             headers=headers,
         )
 
-    async def enqueue(self, queue: str, job: Any, *, headers: dict[str, str] | None = None) -> None:
+    async def enqueue(
+        self,
+        queue: str,
+        job: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        codec: Codec | None = None,
+    ) -> None:
         """Store ``job`` on the work queue ``queue``; returns once the broker stored it durably.
 
-        The queue is declared if no worker has used it yet, so nothing is lost.
+        The queue is declared if no worker has used it yet, so nothing is lost. ``codec``
+        overrides the App's for this job.
         """
         subjects.validate(queue)
-        await workpool.enqueue(self.transport, queue, job, self.codec, headers)
+        await workpool.enqueue(self.transport, queue, job, codec or self.codec, headers)
 
     # -- dead letters ------------------------------------------------------------------------
 

@@ -69,6 +69,26 @@ def run(
 
 
 @cli.command()
+def docs(
+    target: Annotated[str, typer.Argument(help="The App to document, as module:app")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write; default stdout")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Document title; default the target")] = None,
+) -> None:
+    """Write the AsyncAPI 3.0 document of an App (channels, operations, message schemas)."""
+    from pigeon.asyncapi import asyncapi_document
+
+    document = asyncapi_document(load_app(target), title=title or target)
+    text = json.dumps(document, indent=2) + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@cli.command()
 def publish(
     subject: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
 ) -> None:

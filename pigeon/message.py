@@ -130,7 +130,7 @@ class Message:
 
         Raises ``DecodeError`` if the body does not fit.
         """
-        from pigeon.codecs import codec_for
+        from pigeon.codecs import decoder_for
 
-        value: Any = codec_for(self.content_type).decode(self.body, into)
+        value: Any = decoder_for(into)(self.body, self.content_type, self.headers)
         return value  # type: ignore[no-any-return]

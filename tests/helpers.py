@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from pigeon import App, Message
+
 
 async def wait_for(
     condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
@@ -23,3 +25,16 @@ async def wait_for(
         if loop.time() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(0.01)
+
+
+async def wait_dead_letters(app: App, queue: str, count: int) -> list[Message]:
+    """Wait until ``queue`` holds at least ``count`` dead letters; return them."""
+    letters: list[Message] = []
+
+    async def enough() -> bool:
+        nonlocal letters
+        letters = await app.dead_letters(queue)
+        return len(letters) >= count
+
+    await wait_for(enough, what=f"{count} dead letters on {queue}")
+    return letters

@@ -1,31 +1,34 @@
-"""Codecs, chosen on receipt by the message's content type.
+"""Codecs: JSON (through pydantic, the default) and Protobuf, chosen on receipt by content type.
 
-``JSON`` (``application/json``, through pydantic) is the default. ``codec_for`` maps a content type
-to its codec and raises ``DecodeError`` for one pigeon does not know. ``decoder_for`` and
-``encode`` are what the patterns use: decoders are built once per handler, at decoration time.
+``codec_for`` maps a content type to its codec and raises ``DecodeError`` for one pigeon does not
+know. ``encode`` and ``decoder_for`` are what the patterns use; decoders are built once per
+handler, at decoration time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
+from google.protobuf.message import Message as ProtobufMessage
 
+from pigeon import headers as h
 from pigeon.codecs.base import Codec, base_content_type
-from pigeon.codecs.json import CONTENT_TYPE as JSON_CONTENT_TYPE
-from pigeon.codecs.json import JSONCodec, adapter_for
+from pigeon.codecs.decoding import Decoder
+from pigeon.codecs.decoding import decoder_for as _decoder_for
+from pigeon.codecs.json import JSONCodec
+from pigeon.codecs.protobuf import ProtobufCodec, full_name
 from pigeon.errors import DecodeError
 
 JSON = JSONCodec()
+"""The default codec: ``application/json`` through pydantic."""
+PROTOBUF = ProtobufCodec()
+"""``application/x-protobuf``: protobuf messages, their full name in a header."""
+
 BYTES_CONTENT_TYPE = "application/octet-stream"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 _RAW_TYPES = (bytes, bytearray, memoryview, str)
-_CODECS: dict[str, Codec] = {JSON.content_type: JSON}
-
-Decoder = Callable[[bytes, str], Any]
-"""``decode(body, content_type) -> value``; raises ``DecodeError`` only."""
+_CODECS: dict[str, Codec] = {JSON.content_type: JSON, PROTOBUF.content_type: PROTOBUF}
 
 
 def register_codec(codec: Codec) -> None:
@@ -47,64 +50,55 @@ def codec_for(content_type: str) -> Codec:
     return codec
 
 
-def encode(obj: Any, codec: Codec = JSON) -> tuple[bytes, str]:
-    """Encode ``obj`` for the wire: ``(body, content_type)``.
+def encode(obj: Any, codec: Codec | None = None) -> tuple[bytes, str, dict[str, str]]:
+    """Encode ``obj`` for the wire: ``(body, content_type, headers)``.
 
-    ``bytes`` travel as they are (``application/octet-stream``), ``str`` as UTF-8 text, anything
-    else through ``codec``. Raises ``EncodeError`` naming the type the codec cannot encode.
+    ``bytes`` travel as they are, labelled with ``codec``'s content type if one is given (bytes
+    already encoded), else ``application/octet-stream``; ``str`` goes as UTF-8 text. Otherwise
+    ``codec`` encodes it; without one, protobuf messages go as Protobuf and the rest as JSON.
+    Raises ``EncodeError`` naming the type the codec cannot encode.
     """
     if isinstance(obj, _RAW_TYPES):
         if isinstance(obj, str):
-            return obj.encode(), TEXT_CONTENT_TYPE
-        return bytes(obj), BYTES_CONTENT_TYPE
-    return codec.encode(obj), codec.content_type
+            return obj.encode(), TEXT_CONTENT_TYPE, {}
+        return bytes(obj), codec.content_type if codec else BYTES_CONTENT_TYPE, {}
+    if codec is None:
+        codec = PROTOBUF if isinstance(obj, ProtobufMessage) else JSON
+    body = codec.encode(obj)
+    if isinstance(codec, ProtobufCodec):
+        return body, codec.content_type, {h.PROTOBUF_TYPE: full_name(type(obj))}
+    return body, codec.content_type, {}
 
 
-def decoder_for(into: Any) -> Decoder:
+def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
     """Build, once, the decoder of a handler whose body parameter is annotated ``into``.
 
-    ``bytes`` receives the raw body, ``str`` the body as UTF-8 text; any other type is decoded by
-    the codec the message's content type names and validated into ``into``. Raises
-    ``ConfigurationError`` now if no codec can ever produce ``into``.
+    ``bytes`` receives the raw body, ``str`` the body as UTF-8 text. A protobuf class takes only
+    Protobuf, a type pydantic validates only JSON; ``dict``, ``Any`` and unions of both kinds take
+    either, picked by the message's content type. Raises ``ConfigurationError`` now if no codec
+    can ever produce ``into``.
     """
-    if into is bytes:
-        return _raw_body
-    if into is str:
-        return _text_body
-    adapter = adapter_for(into)
 
-    def decode(body: bytes, content_type: str) -> Any:
-        if (
-            content_type == JSON_CONTENT_TYPE
-            or not content_type
-            or base_content_type(content_type) == JSON_CONTENT_TYPE
-        ):
-            try:
-                return adapter.validate_json(body)
-            except ValidationError:
-                return JSON.decode(body, into)  # re-raises as DecodeError with the reasons
+    def other(body: bytes, content_type: str) -> Any:
         return codec_for(content_type).decode(body, into)
 
-    return decode
+    return _decoder_for(into, json, other)
 
 
-def _raw_body(body: bytes, content_type: str) -> bytes:
-    return body
-
-
-def _text_body(body: bytes, content_type: str) -> str:
-    try:
-        return body.decode()
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"expected UTF-8 text, got invalid bytes: {exc}") from exc
+def codec_of(content_type: str) -> Codec | None:
+    """The codec of a known content type, ``None`` for raw or unknown ones."""
+    return _CODECS.get(base_content_type(content_type)) if content_type else JSON
 
 
 __all__ = [
     "JSON",
+    "PROTOBUF",
     "Codec",
     "Decoder",
     "JSONCodec",
+    "ProtobufCodec",
     "codec_for",
+    "codec_of",
     "decoder_for",
     "encode",
     "register_codec",

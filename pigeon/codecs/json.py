@@ -5,12 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from google.protobuf.message import Message as ProtobufMessage
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from pigeon.codecs.protobuf import to_json_bytes
 from pigeon.errors import ConfigurationError, DecodeError, EncodeError
 
 CONTENT_TYPE = "application/json"
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 
 
 @lru_cache(maxsize=1024)
@@ -21,19 +24,28 @@ def adapter_for(into: Any) -> TypeAdapter[Any]:
     except (PydanticSchemaGenerationError, TypeError) as exc:
         raise ConfigurationError(
             f"pigeon cannot decode {_name(into)} as JSON: {exc}. Use a pydantic model, a "
-            "dataclass, a TypedDict, a builtin type, bytes, str or dict."
+            "dataclass, a TypedDict, a builtin type, a protobuf message class, bytes, str or dict."
         ) from exc
 
 
 class JSONCodec:
-    """The default codec: ``application/json``, encoded and validated by pydantic v2."""
+    """The default codec: ``application/json``, encoded and validated by pydantic v2.
+
+    Protobuf messages are encoded in their canonical JSON mapping. Bodies over ``max_size`` bytes
+    are refused with ``DecodeError`` before parsing.
+    """
 
     content_type = CONTENT_TYPE
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.max_size = max_size
 
     def encode(self, obj: Any) -> bytes:
         """Encode ``obj``; ``EncodeError`` naming its type if pydantic cannot serialise it."""
         if isinstance(obj, BaseModel):
             return obj.__pydantic_serializer__.to_json(obj)
+        if isinstance(obj, ProtobufMessage):
+            return to_json_bytes(obj)
         try:
             obj_type: Any = type(obj)
             return adapter_for(obj_type).dump_json(obj)
@@ -45,10 +57,12 @@ class JSONCodec:
 
     def decode(self, data: bytes, into: Any) -> Any:
         """Validate ``data`` into ``into``; ``DecodeError`` with pydantic's reasons if it fails."""
+        if len(data) > self.max_size:
+            raise DecodeError(f"JSON body of {len(data)} bytes is over {self.max_size} bytes")
         try:
             return adapter_for(into).validate_json(data)
         except ValidationError as exc:
-            raise DecodeError(f"invalid {_name(into)}: {_short(exc)}") from exc
+            raise DecodeError(f"invalid {_name(into)}: {describe_validation_error(exc)}") from exc
         except ConfigurationError as exc:
             raise DecodeError(str(exc)) from exc
 
@@ -57,7 +71,8 @@ def _name(into: Any) -> str:
     return getattr(into, "__qualname__", repr(into))
 
 
-def _short(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's reasons, short: ``field: message`` for the first few errors."""
     errors = exc.errors(include_url=False, include_input=False)
     parts = [f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in errors[:5]]
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""

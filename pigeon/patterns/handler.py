@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pigeon.codecs import Decoder, decoder_for
+from pigeon.codecs import JSON, Decoder, JSONCodec, decoder_for
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Message
 
@@ -27,7 +27,7 @@ class HandlerSpec:
 
     def decode_body(self, envelope: Envelope) -> Any:
         """The body decoded into the handler's type; raises ``DecodeError``."""
-        return self.decode(envelope.body, envelope.content_type)
+        return self.decode(envelope.body, envelope.content_type, envelope.headers)
 
     def call(self, body: Any, envelope: Envelope, subject: str, attempt: int = 1) -> Awaitable[Any]:
         """Call the handler with ``body`` (and its ``Message`` if it asked for one); await the
@@ -42,7 +42,7 @@ class HandlerSpec:
         return asyncio.to_thread(self.fn, body, **kwargs)
 
 
-def inspect_handler(fn: Callable[..., Any]) -> HandlerSpec:
+def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:
     """Read ``fn``'s signature and build its decoder; ``ConfigurationError`` saying how to fix it.
 
     The first parameter receives the body and must be annotated with its type; one more parameter
@@ -71,7 +71,7 @@ def inspect_handler(fn: Callable[..., Any]) -> HandlerSpec:
         fn=fn,
         name=name,
         body_type=hints[body.name],
-        decode=decoder_for(hints[body.name]),
+        decode=decoder_for(hints[body.name], json),
         message_param=_message_param(name, params[1:], hints),
         is_async=inspect.iscoroutinefunction(fn),
     )

@@ -9,10 +9,12 @@ from pigeon.codecs import Codec, encode
 from pigeon.message import Envelope, new_id
 
 
-def envelope_for(obj: Any, codec: Codec, headers: dict[str, str] | None = None) -> Envelope:
-    """Encode ``obj`` into a new envelope with a fresh message id; raises ``EncodeError``."""
-    body, content_type = encode(obj, codec)
+def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None = None) -> Envelope:
+    """Encode ``obj`` (``codec=None``: by its type) into a new envelope with a fresh message id.
+
+    Raises ``EncodeError`` naming the type the codec cannot encode.
+    """
+    body, content_type, codec_headers = encode(obj, codec)
+    all_headers = {**headers, **codec_headers} if headers else codec_headers
     # every field given: dataclass default factories cost more than the rest of this function
-    return Envelope(
-        body, dict(headers) if headers else {}, content_type, new_id(), None, None, time.time()
-    )
+    return Envelope(body, all_headers, content_type, new_id(), None, None, time.time())

@@ -64,7 +64,7 @@ def publish(
     transport: Transport,
     subject: str,
     obj: Any,
-    codec: Codec,
+    codec: Codec | None,
     headers: dict[str, str] | None = None,
 ) -> Awaitable[None]:
     """Encode ``obj`` now and publish it on ``subject``; the awaitable completes once the broker

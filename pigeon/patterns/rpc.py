@@ -8,8 +8,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+from google.protobuf.message import Message as ProtobufMessage
+
 from pigeon import headers as h
-from pigeon.codecs import Codec, Decoder, decoder_for
+from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.errors import DecodeError, EncodeError, RemoteError
 from pigeon.message import Envelope
 from pigeon.patterns.handler import HandlerSpec
@@ -27,7 +29,8 @@ class Responder:
 
     subject: str
     handler: HandlerSpec
-    codec: Codec
+    codec: Codec | None
+    """Encodes replies; ``None``: the codec the request came in with, if it can encode the reply."""
     concurrency: int
 
     async def start(self, transport: Transport) -> Subscription:
@@ -61,7 +64,7 @@ class Responder:
         try:
             body = self.handler.decode_body(request)
             result = await self.handler.call(body, request, subject)
-            return envelope_for(result, self.codec)
+            return envelope_for(result, self.codec or _mirror(request, result))
         except Exception as exc:
             if not isinstance(exc, DecodeError | EncodeError):
                 log.exception(
@@ -86,7 +89,7 @@ async def request(
     subject: str,
     obj: Any,
     *,
-    codec: Codec,
+    codec: Codec | None,
     reply: Any,
     timeout: float,
     headers: dict[str, str] | None = None,
@@ -103,12 +106,20 @@ async def request(
     answer = await transport.request(subject, envelope, timeout)
     if h.ERROR_TYPE in answer.headers:
         raise RemoteError(answer.headers[h.ERROR_TYPE], answer.headers.get(h.ERROR_MESSAGE, ""))
-    return _reply_decoder(reply)(answer.body, answer.content_type)
+    return _reply_decoder(reply)(answer.body, answer.content_type, answer.headers)
 
 
 @lru_cache(maxsize=256)
 def _reply_decoder(reply: Any) -> Decoder:
     return decoder_for(reply)
+
+
+def _mirror(request: Envelope, result: Any) -> Codec | None:
+    """The request's codec for the reply when it can encode the result; else ``None`` (by type)."""
+    codec = codec_of(request.content_type)
+    if codec is PROTOBUF and not isinstance(result, ProtobufMessage):
+        return None
+    return codec
 
 
 def _expired(request: Envelope) -> bool:

@@ -81,7 +81,7 @@ async def enqueue(
     transport: Transport,
     queue: str,
     obj: Any,
-    codec: Codec,
+    codec: Codec | None,
     headers: dict[str, str] | None = None,
 ) -> None:
     """Encode ``obj`` and store it on ``queue``; returns once the broker stored it durably."""

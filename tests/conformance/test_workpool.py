@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from pigeon import App, DeclarationConflict, Message, Redeliver, Reject, Retry
+from pigeon import DeclarationConflict, Message, Redeliver, Reject, Retry
 from tests.conformance.models import Job, Order
 from tests.conftest import MakeApp
-from tests.helpers import wait_for
+from tests.helpers import wait_dead_letters, wait_for
 
 
 async def test_each_job_is_handled_once_by_the_pool(make_app: MakeApp, uid: str) -> None:
@@ -83,7 +83,7 @@ async def test_retry_backs_off_exponentially_then_dead_letters(make_app: MakeApp
     async with app:
         await app.enqueue(f"{uid}.retry", Job(1))
         await wait_for(lambda: len(calls) == 4)
-        letters = await _wait_dead_letters(app, f"{uid}.retry", 1)
+        letters = await wait_dead_letters(app, f"{uid}.retry", 1)
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     for gap, base in zip(gaps, (0.05, 0.1, 0.2), strict=True):
         assert base <= gap <= base * 1.2 + 0.15, gaps
@@ -120,7 +120,7 @@ async def test_redeliver_then_dead_letter_with_the_failure(make_app: MakeApp, ui
 
     async with app:
         await app.enqueue(f"{uid}.redeliver", Order(id=9), headers={"tenant": "acme"})
-        letters = await _wait_dead_letters(app, f"{uid}.redeliver", 1)
+        letters = await wait_dead_letters(app, f"{uid}.redeliver", 1)
     assert [attempt for attempt, _ in seen] == [1, 2, 3]
     assert seen[1][1] - seen[0][1] >= 0.1
     assert seen[2][1] - seen[1][1] >= 0.3
@@ -150,7 +150,7 @@ async def test_poison_payload_skips_retries(make_app: MakeApp, uid: str) -> None
 
     async with app:
         await app.enqueue(f"{uid}.poison", {"id": "not a number"})
-        letters = await _wait_dead_letters(app, f"{uid}.poison", 1)
+        letters = await wait_dead_letters(app, f"{uid}.poison", 1)
     assert calls == 0
     assert letters[0].failure is not None
     assert letters[0].failure.error_type == "DecodeError"
@@ -170,7 +170,7 @@ async def test_reject_dead_letters_at_once(make_app: MakeApp, uid: str) -> None:
 
     async with app:
         await app.enqueue(f"{uid}.reject", Job(1))
-        letters = await _wait_dead_letters(app, f"{uid}.reject", 1)
+        letters = await wait_dead_letters(app, f"{uid}.reject", 1)
     assert calls == 1
     assert letters[0].failure is not None
     assert letters[0].failure.error_type == "Reject"
@@ -192,7 +192,7 @@ async def test_replay_puts_dead_letters_back(make_app: MakeApp, uid: str) -> Non
     async with app:
         for n in range(3):
             await app.enqueue(f"{uid}.replay", Job(n))
-        await _wait_dead_letters(app, f"{uid}.replay", 3)
+        await wait_dead_letters(app, f"{uid}.replay", 3)
         fixed = True
         assert await app.replay_dead_letters(f"{uid}.replay") == 3
         await wait_for(lambda: sorted(done) == [0, 1, 2])
@@ -304,7 +304,7 @@ async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
         calls += 1
 
     async with checker:
-        letters = await _wait_dead_letters(checker, queue, 1)
+        letters = await wait_dead_letters(checker, queue, 1)
     assert calls == 0
     assert letters[0].failure is not None
     assert letters[0].failure.error_type == "DeliveryLimitExceeded"
@@ -316,15 +316,3 @@ async def test_apps_must_agree_on_queue_settings(make_app: MakeApp, uid: str) ->
         await first.enqueue(f"{uid}.settings", Job(1))
         with pytest.raises(DeclarationConflict, match="delivery_limit"):
             await second.enqueue(f"{uid}.settings", Job(2))
-
-
-async def _wait_dead_letters(app: App, queue: str, count: int) -> list[Message]:
-    letters: list[Message] = []
-
-    async def enough() -> bool:
-        nonlocal letters
-        letters = await app.dead_letters(queue)
-        return len(letters) >= count
-
-    await wait_for(enough, what=f"{count} dead letters on {queue}")
-    return letters

@@ -44,17 +44,17 @@ def test_json_round_trips_models_dataclasses_and_builtins() -> None:
 def test_decode_errors_say_what_is_wrong(body: bytes, content_type: str, expected: str) -> None:
     decode = decoder_for(Order)
     with pytest.raises(DecodeError, match=expected):
-        decode(body, content_type)
+        decode(body, content_type, {})
 
 
 def test_missing_content_type_means_json() -> None:
-    assert decoder_for(Order)(b'{"id": 3}', "") == Order(id=3)
+    assert decoder_for(Order)(b'{"id": 3}', "", {}) == Order(id=3)
     assert codec_for("") is JSON
 
 
 def test_str_bodies_must_be_utf8() -> None:
     with pytest.raises(DecodeError, match="UTF-8"):
-        decoder_for(str)(b"\xff", "text/plain")
+        decoder_for(str)(b"\xff", "text/plain", {})
 
 
 def test_unknown_scheme_lists_the_supported_ones() -> None:

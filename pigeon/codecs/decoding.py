@@ -1,0 +1,148 @@
+"""Decoders: built once per handler from its body annotation, chosen per message by content type.
+
+A pydantic-validated type takes JSON only, a protobuf class Protobuf only; ``dict``, ``Any`` and a
+union of a protobuf class with other types take both. ``bytes`` and ``str`` take the raw body.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+from pydantic import ValidationError
+
+from pigeon import headers as h
+from pigeon.codecs.base import base_content_type
+from pigeon.codecs.json import CONTENT_TYPE as JSON_TYPE
+from pigeon.codecs.json import JSONCodec, adapter_for, describe_validation_error
+from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
+from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
+from pigeon.errors import DecodeError
+
+Decoder = Callable[[bytes, str, Mapping[str, str]], Any]
+"""``decode(body, content_type, headers) -> value``; raises ``DecodeError`` only."""
+
+BodyDecoder = Callable[[bytes, Mapping[str, str]], Any]
+OtherDecoder = Callable[[bytes, str], Any]
+
+
+def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
+    """Build the decoder of a body annotated ``into``; ``ConfigurationError`` now if no codec can
+    ever produce it. ``other(body, content_type)`` decodes content types beyond JSON/Protobuf."""
+    if into is bytes:
+        return _raw_body
+    if into is str:
+        return _text_body
+    protobuf_classes, json_types = split_union(into)
+    from_json = _json_decoder(json_types, json) if json_types else None
+    from_protobuf = _protobuf_decoder(protobuf_classes, into)
+    default_type = PROTOBUF_TYPE if from_json is None else JSON_TYPE
+    name = _name(into)
+
+    def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
+        if content_type == JSON_TYPE:
+            kind = JSON_TYPE
+        else:
+            kind = base_content_type(content_type) if content_type else default_type
+        if kind == JSON_TYPE:
+            if from_json is None:
+                raise DecodeError(f"expected {PROTOBUF_TYPE} for {name}, got {JSON_TYPE}")
+            return from_json(body, headers)
+        if kind == PROTOBUF_TYPE:
+            if from_protobuf is None:
+                sent = headers.get(h.PROTOBUF_TYPE, "a protobuf message")
+                raise DecodeError(f"expected {JSON_TYPE} for {name}, got {PROTOBUF_TYPE} ({sent})")
+            return from_protobuf(body, headers)
+        return other(body, content_type)
+
+    return decode
+
+
+def split_union(into: Any) -> tuple[list[type[Any]], list[Any]]:
+    """Protobuf classes and other types of an annotation (a union is split into its members)."""
+    members = typing.get_args(into) if _is_union(into) else (into,)
+    protobuf = [m for m in members if is_protobuf_class(m)]
+    others = [m for m in members if not is_protobuf_class(m)]
+    return protobuf, others
+
+
+def _is_union(into: Any) -> bool:
+    return typing.get_origin(into) in (Union, types.UnionType)
+
+
+def _json_decoder(json_types: list[Any], json: JSONCodec) -> BodyDecoder:
+    target: Any = json_types[0] if len(json_types) == 1 else Union[tuple(json_types)]  # noqa: UP007
+    adapter = adapter_for(target)
+    name = _name(target)
+    max_size = json.max_size
+
+    def decode(body: bytes, headers: Mapping[str, str]) -> Any:
+        if len(body) > max_size:
+            raise DecodeError(
+                f"JSON body of {len(body)} bytes for {name} is over the limit of {max_size} "
+                "bytes; raise JSONCodec(max_size=...) if that is intended"
+            )
+        try:
+            return adapter.validate_json(body)
+        except ValidationError as exc:
+            raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
+
+    return decode
+
+
+def _protobuf_decoder(classes: list[type[Any]], into: Any) -> BodyDecoder | None:
+    by_name = {full_name(c): c for c in classes}
+    takes_any = into in (dict, Any) or typing.get_origin(into) is dict
+    if not by_name and not takes_any:
+        return None
+
+    def decode(body: bytes, headers: Mapping[str, str]) -> Any:
+        sent = headers.get(h.PROTOBUF_TYPE)
+        if by_name:
+            message_class = _pick(by_name, sent)
+        elif sent:
+            message_class = class_named(sent)
+        else:
+            raise DecodeError(f"a protobuf body needs its type in the {h.PROTOBUF_TYPE} header")
+        message = _parse(message_class, body)
+        return message if into is Any or by_name else to_dict(message)
+
+    return decode
+
+
+def _pick(by_name: dict[str, type[Any]], sent: str | None) -> type[Any]:
+    if sent is None:
+        if len(by_name) == 1:
+            return next(iter(by_name.values()))
+        raise DecodeError(f"a protobuf body without {h.PROTOBUF_TYPE}; expected one of {by_name}")
+    if sent not in by_name:
+        raise DecodeError(f"expected protobuf {' or '.join(by_name)}, got {sent}")
+    return by_name[sent]
+
+
+def _parse(message_class: type[Any], body: bytes) -> Any:
+    try:
+        return message_class.FromString(body)
+    except Exception as exc:  # protobuf raises DecodeError, and RuntimeWarning for some bytes
+        raise DecodeError(
+            f"invalid protobuf {full_name(message_class)} ({len(body)} bytes): {exc}"
+        ) from exc
+
+
+def _raw_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> bytes:
+    return body
+
+
+def _text_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> str:
+    try:
+        return body.decode()
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"expected UTF-8 text, got invalid bytes: {exc}") from exc
+
+
+def _name(into: Any) -> str:
+    if is_protobuf_class(into):
+        return full_name(into)
+    return getattr(into, "__qualname__", None) or repr(into)

@@ -1,0 +1,77 @@
+"""Protobuf: ``application/x-protobuf``, the message's full name in ``x-pigeon-protobuf-type``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.message import EncodeError as ProtobufEncodeError
+from google.protobuf.message import Message as ProtobufMessage
+
+from pigeon.errors import DecodeError, EncodeError
+
+CONTENT_TYPE = "application/x-protobuf"
+
+
+def is_protobuf_class(into: Any) -> bool:
+    """Whether ``into`` is a generated protobuf message class."""
+    return isinstance(into, type) and issubclass(into, ProtobufMessage)
+
+
+def full_name(message_class: type[ProtobufMessage]) -> str:
+    """``pkg.Name`` of a protobuf message class."""
+    return str(message_class.DESCRIPTOR.full_name)
+
+
+def class_named(name: str) -> type[ProtobufMessage]:
+    """The message class of ``name`` from the default descriptor pool (its module imported)."""
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(name)
+    except KeyError:
+        raise DecodeError(
+            f"protobuf type {name!r} is unknown here; import its generated _pb2 module"
+        ) from None
+    message_class: type[ProtobufMessage] = message_factory.GetMessageClass(descriptor)
+    return message_class
+
+
+class ProtobufCodec:
+    """Protobuf messages as their binary wire form; decodes only into protobuf classes."""
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, obj: Any) -> bytes:
+        """``obj.SerializeToString()``; ``EncodeError`` if ``obj`` is not a protobuf message."""
+        if not isinstance(obj, ProtobufMessage):
+            raise EncodeError(
+                f"the Protobuf codec encodes protobuf messages, not {type(obj).__qualname__}; "
+                "send it with the JSON codec"
+            )
+        try:
+            return obj.SerializeToString()
+        except ProtobufEncodeError as exc:
+            raise EncodeError(f"cannot encode {full_name(type(obj))}: {exc}") from exc
+
+    def decode(self, data: bytes, into: Any) -> Any:
+        """Parse ``data`` as ``into``; ``DecodeError`` for bytes that are not such a message."""
+        if not is_protobuf_class(into):
+            raise DecodeError(
+                f"expected a body for {getattr(into, '__qualname__', into)!r}, got {CONTENT_TYPE}"
+            )
+        try:
+            return into.FromString(data)
+        except (ProtobufDecodeError, RuntimeWarning, ValueError) as exc:
+            raise DecodeError(f"invalid {full_name(into)} ({len(data)} bytes): {exc}") from exc
+
+
+def to_json_bytes(message: ProtobufMessage) -> bytes:
+    """A protobuf message in its canonical JSON mapping (field names as in the .proto)."""
+    return json_format.MessageToJson(
+        message, preserving_proto_field_name=True, indent=None
+    ).encode()
+
+
+def to_dict(message: ProtobufMessage) -> dict[str, Any]:
+    """A protobuf message as a plain dict (the JSON mapping)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)

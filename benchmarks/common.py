@@ -56,10 +56,10 @@ def print_table(results: Sequence[Result]) -> None:
         cases.setdefault(result.case, []).append(result)
     print(f"{'case':<36} {'implementation':<22} {'value':>14}  {'unit':<6} {'vs pigeon':>9}")
     for case, rows in cases.items():
-        pigeon = next((r for r in rows if r.impl == "pigeon"), rows[0])
+        pigeon = next((r for r in rows if r.impl == "pigeon"), rows[0])  # else the first row
         for row in rows:
             ratio = pigeon.value / row.value if row.value else float("nan")
             if not row.higher_is_better:
                 ratio = 1 / ratio if ratio else float("nan")
             print(f"{case:<36} {row.impl:<22} {row.value:>14,.2f}  {row.unit:<6} {ratio:>8.2f}x")
-    print("vs pigeon: how many times better pigeon is than that row (above 1: pigeon wins)")
+    print("vs pigeon: how many times better pigeon (or a case's first row) is than that row")

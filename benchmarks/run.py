@@ -13,7 +13,7 @@ import importlib.util
 
 from benchmarks.common import Result, print_table
 
-SUITES = ("memory", "nats", "rabbitmq")
+SUITES = ("memory", "codec", "nats", "rabbitmq")
 
 
 async def main(count: int, only: list[str]) -> None:

@@ -38,6 +38,8 @@ def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
     protobuf_classes, json_types = split_union(into)
     from_json = _json_decoder(json_types, json) if json_types else None
     from_protobuf = _protobuf_decoder(protobuf_classes, into)
+    if from_protobuf is None and from_json is not None:
+        return _json_only(from_json, into, other)
     default_type = PROTOBUF_TYPE if from_json is None else JSON_TYPE
     name = _name(into)
 
@@ -60,6 +62,24 @@ def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
     return decode
 
 
+def _json_only(from_json: BodyDecoder, into: Any, other: OtherDecoder) -> Decoder:
+    """The common case, kept short: a type that only JSON can produce."""
+    name = _name(into)
+
+    def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
+        if content_type == JSON_TYPE or not content_type:
+            return from_json(body, headers)
+        kind = base_content_type(content_type)
+        if kind == JSON_TYPE:
+            return from_json(body, headers)
+        if kind == PROTOBUF_TYPE:
+            sent = headers.get(h.PROTOBUF_TYPE, "a protobuf message")
+            raise DecodeError(f"expected {JSON_TYPE} for {name}, got {PROTOBUF_TYPE} ({sent})")
+        return other(body, content_type)
+
+    return decode
+
+
 def split_union(into: Any) -> tuple[list[type[Any]], list[Any]]:
     """Protobuf classes and other types of an annotation (a union is split into its members)."""
     members = typing.get_args(into) if _is_union(into) else (into,)
@@ -74,7 +94,7 @@ def _is_union(into: Any) -> bool:
 
 def _json_decoder(json_types: list[Any], json: JSONCodec) -> BodyDecoder:
     target: Any = json_types[0] if len(json_types) == 1 else Union[tuple(json_types)]  # noqa: UP007
-    adapter = adapter_for(target)
+    validate_json = adapter_for(target).validator.validate_json
     name = _name(target)
     max_size = json.max_size
 
@@ -85,7 +105,7 @@ def _json_decoder(json_types: list[Any], json: JSONCodec) -> BodyDecoder:
                 "bytes; raise JSONCodec(max_size=...) if that is intended"
             )
         try:
-            return adapter.validate_json(body)
+            return validate_json(body)
         except ValidationError as exc:
             raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
 

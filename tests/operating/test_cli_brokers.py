@@ -1,0 +1,119 @@
+"""The CLI against real brokers: ``pigeon run --workers 2`` drains on SIGTERM with nothing lost,
+and ``pigeon dlq`` round-trips a poison message."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+from asyncio.subprocess import DEVNULL, PIPE
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pigeon import App
+from tests.backends import Backend
+from tests.conftest import BACKEND_FACTORIES
+from tests.helpers import wait_dead_letters, wait_for
+
+SERVICE = """
+import asyncio, os
+from pigeon import App
+
+app = App()
+done_file = os.environ["DONE_FILE"]
+
+@app.worker(os.environ["QUEUE"], concurrency=4)
+async def work(job: dict) -> None:
+    await asyncio.sleep(0.02)  # the job's work
+    with open(done_file, "a") as out:
+        out.write(f"{job['n']}\\n")
+"""
+
+
+@pytest.fixture(params=["nats", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> Backend:
+    """The CLI runs Apps in other processes: they need a broker they share, not memory://."""
+    return BACKEND_FACTORIES[request.param]()
+
+
+async def pigeon(*args: str, url: str, cwd: Path) -> str:
+    """Run one ``pigeon`` command to completion; its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pigeon", *args, "--url", url, cwd=cwd, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def serve(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pigeon", "run", "svc:app", *args, cwd=cwd, env=env, stderr=DEVNULL
+    )
+
+
+async def stop(process: asyncio.subprocess.Process) -> int:
+    process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), 30)
+
+
+def done(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+async def test_workers_drain_on_sigterm_and_lose_nothing(
+    broker: Backend, uid: str, tmp_path: Path
+) -> None:
+    url, queue, done_file = broker.url(), f"{uid}.cli", tmp_path / "done.txt"
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
+    env = {**os.environ, "QUEUE": queue, "DONE_FILE": str(done_file), "PIGEON_URL": url}
+    async with App(url) as producer:
+        for n in range(200):
+            await producer.enqueue(queue, {"n": n})
+    workers = await serve("--workers", "2", cwd=tmp_path, env=env)
+    await wait_for(lambda: len(done(done_file)) >= 40, timeout=30, what="40 jobs done")
+    assert await stop(workers) == 0
+    worker = await serve(cwd=tmp_path, env=env)
+    await wait_for(lambda: set(done(done_file)) == set(range(200)), timeout=40, what="all jobs")
+    assert await stop(worker) == 0
+    duplicates = sum(c - 1 for c in Counter(done(done_file)).values())
+    assert duplicates == 0, "SIGTERM drained the jobs in flight: none ran twice"
+
+
+async def test_dlq_commands_round_trip_a_poison_message(
+    broker: Backend, uid: str, tmp_path: Path
+) -> None:
+    url, queue = broker.url(), f"{uid}.dlq"
+    worker = App(url)
+
+    @worker.worker(queue)
+    async def strict(job: list[int]) -> None: ...
+
+    async with worker:
+        await worker.enqueue(queue, {"not": "a list"})
+        await wait_dead_letters(worker, queue, 1)
+    assert f"{queue}: 1 dead letters" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)
+    shown = await pigeon("dlq", "show", queue, url=url, cwd=tmp_path)
+    assert "DecodeError" in shown
+    assert "attempts=1" in shown
+    assert '{"not":"a list"}' in shown
+    assert "replayed 1" in await pigeon("dlq", "replay", queue, url=url, cwd=tmp_path)
+    replayed: list[dict[str, str]] = []
+    lenient = App(url)
+
+    @lenient.worker(queue)
+    async def accept(job: dict[str, str]) -> None:
+        replayed.append(job)
+
+    async with lenient:
+        await wait_for(lambda: replayed == [{"not": "a list"}], what="the replayed job")
+        assert await lenient.dead_letters(queue) == []
+    async with worker:
+        await worker.enqueue(queue, "poison")
+        await wait_dead_letters(worker, queue, 1)
+    assert "purged 1" in await pigeon("dlq", "purge", queue, "--yes", url=url, cwd=tmp_path)
+    assert f"{queue}: 0 dead letters" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)

@@ -1,0 +1,156 @@
+"""Metrics scraped over HTTP count a known run; trace context crosses Apps; health tells ready."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from pigeon import App, NoResponders, Retry
+from pigeon.health import serve_health
+from pigeon.metrics import PrometheusMetrics
+from pigeon.tracing import OpenTelemetryTracing
+from tests.helpers import wait_dead_letters, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> dict[tuple[str, str, str], float]:
+    """``(metric sample name, pattern, subject) -> value`` from the metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            key = (sample.name, labels.get("pattern", ""), labels.get("subject", ""))
+            samples[key] = samples.get(key, 0) + sample.value
+    return samples
+
+
+async def test_metrics_count_a_known_run(uid: str) -> None:
+    app = App(f"memory://{uid}")
+    metrics = PrometheusMetrics()
+    port = free_port()
+    metrics.serve(port, "127.0.0.1")
+    app.observe(metrics)
+    seen: list[int] = []
+
+    @app.subscribe("events")
+    async def on_event(n: int) -> None:
+        seen.append(n)
+
+    @app.worker("jobs", retry=Retry(attempts=3, backoff=0.001))
+    async def work(n: int) -> None:
+        if n == 13:
+            raise RuntimeError("unlucky")
+
+    @app.rpc("double")
+    async def double(n: int) -> int:
+        return n * 2
+
+    async with app:
+        for n in range(5):
+            await app.publish("events", n)
+        await app.enqueue("jobs", 1)
+        await app.enqueue("jobs", 13)
+        assert await app.request("double", 4) == 8
+        with pytest.raises(NoResponders):
+            await app.request("nobody", 1)
+        await wait_for(lambda: len(seen) == 5)
+        await wait_dead_letters(app, "jobs", 1)
+        samples = await asyncio.to_thread(scrape, port)
+
+    assert samples[("pigeon_messages_received_total", "subscribe", "events")] == 5
+    assert samples[("pigeon_messages_processed_total", "subscribe", "events")] == 5
+    assert samples[("pigeon_messages_received_total", "worker", "jobs")] == 2
+    assert samples[("pigeon_messages_processed_total", "worker", "jobs")] == 1
+    assert samples[("pigeon_messages_retried_total", "worker", "jobs")] == 2
+    assert samples[("pigeon_messages_failed_total", "worker", "jobs")] == 1
+    assert samples[("pigeon_messages_dead_lettered_total", "worker", "jobs")] == 1
+    assert samples[("pigeon_messages_processed_total", "rpc", "double")] == 1
+    assert samples[("pigeon_handler_duration_seconds_count", "worker", "jobs")] == 2
+    assert samples[("pigeon_request_duration_seconds_count", "", "double")] == 1
+    assert samples[("pigeon_request_duration_seconds_count", "", "nobody")] == 1
+
+
+async def test_trace_context_crosses_apps(uid: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    sender, receiver = App(f"memory://{uid}"), App(f"memory://{uid}")
+    for app in (sender, receiver):
+        app.observe(OpenTelemetryTracing(provider))
+    trace_ids: dict[str, int] = {}
+
+    def current_trace() -> int:
+        return trace.get_current_span().get_span_context().trace_id
+
+    @receiver.subscribe("traced.event")
+    async def on_event(n: int) -> None:
+        trace_ids["subscribe"] = current_trace()
+
+    @receiver.worker("traced.job")
+    async def on_job(n: int) -> None:
+        trace_ids["worker"] = current_trace()
+
+    @receiver.rpc("traced.rpc")
+    async def on_request(n: int) -> int:
+        trace_ids["rpc"] = current_trace()
+        return n
+
+    async with sender, receiver:
+        with tracer.start_as_current_span("checkout") as root:
+            await sender.publish("traced.event", 1)
+            await sender.enqueue("traced.job", 2)
+            await sender.request("traced.rpc", 3)
+        await wait_for(lambda: len(trace_ids) == 3)
+    expected = root.get_span_context().trace_id
+    assert trace_ids == {"subscribe": expected, "worker": expected, "rpc": expected}
+    handled = [s for s in exporter.get_finished_spans() if s.name.endswith(" process")]
+    assert {s.name for s in handled} == {
+        "traced.event process",
+        "traced.job process",
+        "traced.rpc process",
+    }
+    assert all(s.parent is not None for s in handled)
+
+
+async def test_health_answers_ready_only_while_serving(uid: str) -> None:
+    app = App(f"memory://{uid}")
+
+    @app.subscribe("ping")
+    async def ping(n: int) -> None: ...
+
+    port = free_port()
+    server = await serve_health(lambda: app.ready and app.transport.connected, port, "127.0.0.1")
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    try:
+        assert await asyncio.to_thread(status) == 503
+        async with app:
+            assert await asyncio.to_thread(status) == 200
+        assert await asyncio.to_thread(status) == 503
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,74 @@
+"""``pigeon run --workers N``: a dead worker is restarted and logged; SIGTERM stops all, exit 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+SERVICE = """
+from pigeon import App
+
+app = App()
+
+@app.subscribe("pings")
+async def ping(body: dict) -> None: ...
+"""
+
+
+class LogReader:
+    """Reads a process's stderr in a thread, so the test can wait for a line with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 20) -> list[re.Match[str]]:
+        regex = re.compile(pattern)
+
+        def found() -> list[re.Match[str]]:
+            return [m for line in self.lines if (m := regex.search(line))]
+
+        with self._changed:
+            self._changed.wait_for(lambda: len(found()) >= count, timeout)
+        matches = found()
+        assert len(matches) >= count, f"no {count}x {pattern!r} in:\n{''.join(self.lines)}"
+        return matches
+
+    def close(self) -> str:
+        self._thread.join(10)
+        return "".join(self.lines)
+
+
+def test_a_killed_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
+    command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
+    env = {**os.environ, "PIGEON_URL": "memory://"}
+    with subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env) as sup:
+        log = LogReader(sup)
+        pids = {int(m[1]) for m in log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=2)}
+        assert len(pids) == 2
+        assert sup.pid not in pids
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        log.wait_for(rf"worker \d \(pid {victim}\) exited with code -9; restarting")
+        restarted = {int(m[1]) for m in log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=3)}
+        assert len(restarted - pids) == 1
+        sup.send_signal(signal.SIGTERM)
+        assert sup.wait(timeout=30) == 0
+        output = log.close()
+    assert output.count("stopping, draining handlers") == 2

@@ -56,7 +56,15 @@ def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
             if from_protobuf is None:
                 sent = headers.get(h.PROTOBUF_TYPE, "a protobuf message")
                 raise DecodeError(f"expected {JSON_TYPE} for {name}, got {PROTOBUF_TYPE} ({sent})")
-            return from_protobuf(body, headers)
+            if content_type:
+                return from_protobuf(body, headers)
+            try:  # a plain client's body: no content type to go by
+                return from_protobuf(body, headers)
+            except DecodeError as exc:
+                raise DecodeError(
+                    f"expected {PROTOBUF_TYPE} for {name}, got a body without content type "
+                    f"that is not one ({exc})"
+                ) from exc
         return other(body, content_type)
 
     return decode

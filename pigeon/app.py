@@ -14,6 +14,7 @@ from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
+from pigeon.observe import Observer, Observers
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.handler import inspect_handler
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
@@ -64,6 +65,8 @@ class App:
         self._subscriptions: list[Subscription] = []
         self._running = False
         self._stop_requested: asyncio.Event | None = None
+        self.observers = Observers()
+        self.ready = False
 
     def __repr__(self) -> str:
         return f"App({mask_url(self.url)!r})"
@@ -90,7 +93,7 @@ class App:
 
         def register(fn: F) -> F:
             spec = inspect_handler(fn, self._json)
-            self._add(pubsub.Subscriber(subject, spec, group, durable, concurrency))
+            self._add(pubsub.Subscriber(subject, spec, group, durable, concurrency, self.observers))
             return fn
 
         return register
@@ -115,7 +118,9 @@ class App:
         def register(fn: F) -> F:
             spec = inspect_handler(fn, self._json)
             self._rpc_subjects.add(subject)
-            self._add(rpc.Responder(subject, spec, codec or self.codec, concurrency))
+            self._add(
+                rpc.Responder(subject, spec, codec or self.codec, concurrency, self.observers)
+            )
             return fn
 
         return register
@@ -145,7 +150,11 @@ class App:
         def register(fn: F) -> F:
             spec = inspect_handler(fn, self._json)
             self._worker_queues.add(queue)
-            self._add(workpool.Worker(queue, spec, concurrency, retry, redeliver, dead_letter))
+            self._add(
+                workpool.Worker(
+                    queue, spec, concurrency, retry, redeliver, dead_letter, self.observers
+                )
+            )
             return fn
 
         return register
@@ -154,6 +163,10 @@ class App:
     def handlers(self) -> tuple[Startable, ...]:
         """The registered subscribers, rpc servers and workers, in registration order."""
         return tuple(self._handlers)
+
+    def observe(self, observer: Observer) -> None:
+        """Add an observer (metrics, tracing) that sees every message this App sends and handles."""
+        self.observers.append(observer)
 
     def _add(self, handler: Startable) -> None:
         if self._running:
@@ -174,13 +187,14 @@ class App:
         except BaseException:
             await self.close()
             raise
+        self.ready = True
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
         rest back to the broker unacked, and disconnect. Idempotent."""
         if not self._running:
             return
-        self._running = False
+        self._running = self.ready = False
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
         await self.transport.close()
@@ -206,7 +220,12 @@ class App:
             loop.add_signal_handler(sig, self.stop)
         try:
             async with self:
-                log.info("pigeon: %r serving %d handlers", self, len(self._handlers))
+                log.info(
+                    "pigeon: %r serving %d handlers (pid %d)",
+                    self,
+                    len(self._handlers),
+                    os.getpid(),
+                )
                 await self._stop_requested.wait()
                 log.info("pigeon: stopping, draining handlers for up to %gs", self.shutdown_timeout)
         finally:
@@ -233,7 +252,8 @@ class App:
         ``codec`` overrides the App's for this message.
         """
         subjects.validate(subject)
-        await pubsub.publish(self.transport, subject, event, codec or self.codec, headers)
+        codec = codec or self.codec
+        await pubsub.publish(self.transport, subject, event, codec, headers, self.observers)
 
     async def request(
         self,
@@ -261,6 +281,7 @@ class App:
             reply=reply,
             timeout=timeout,
             headers=headers,
+            observers=self.observers,
         )
 
     async def enqueue(
@@ -277,7 +298,8 @@ class App:
         overrides the App's for this job.
         """
         subjects.validate(queue)
-        await workpool.enqueue(self.transport, queue, job, codec or self.codec, headers)
+        codec = codec or self.codec
+        await workpool.enqueue(self.transport, queue, job, codec, headers, self.observers)
 
     # -- dead letters ------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ import typer
 
 from pigeon.app import App
 from pigeon.errors import PigeonError
+from pigeon.health import serve_health
 from pigeon.message import Message
+from pigeon.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -48,15 +50,28 @@ def load_app(target: str) -> App:
 def run(
     target: Annotated[str, typer.Argument(help="The App to serve, as module:app")],
     url: UrlOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each its own App")] = 1,
     shutdown_timeout: Annotated[
         float | None, typer.Option(help="Seconds to let handlers in flight finish on SIGTERM")
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics here (worker i: port + i)")
+    ] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Answer 200 when ready, else 503 (worker i: port + i)")
+    ] = None,
+    bind: Annotated[str, typer.Option(help="Address of the metrics and health ports")] = "0.0.0.0",
+    tracing: Annotated[bool, typer.Option(help="OpenTelemetry spans and trace context")] = False,
+    worker_index: Annotated[int, typer.Option(hidden=True)] = 0,
 ) -> None:
     """Serve an App until SIGINT or SIGTERM, then drain its handlers and exit 0."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     if url:
         os.environ["PIGEON_URL"] = url
+    if workers > 1:
+        timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
+        raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
@@ -65,7 +80,53 @@ def run(
         )
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
-    _run(app.run())
+    if tracing:
+        from pigeon.tracing import OpenTelemetryTracing
+
+        app.observe(OpenTelemetryTracing())
+    if metrics_port is not None:
+        from pigeon.metrics import PrometheusMetrics
+
+        metrics = PrometheusMetrics()
+        metrics.serve(metrics_port + worker_index, bind)
+        app.observe(metrics)
+    _run(_serve(app, None if health_port is None else health_port + worker_index, bind))
+
+
+async def _serve(app: App, health_port: int | None, bind: str) -> None:
+    server = None
+    if health_port is not None:
+        server = await serve_health(
+            lambda: app.ready and app.transport.connected, health_port, bind
+        )
+    try:
+        await app.run()
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _worker_command(argv: list[str]) -> Callable[[int], list[str]]:
+    """The argv of worker ``index``: this command, as one worker."""
+    args = [a for a in argv[1:]]
+    while "--workers" in args:
+        position = args.index("--workers")
+        del args[position : position + 2]
+    args = [a for a in args if not a.startswith("--workers=")]
+
+    def command(index: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pigeon",
+            *args,
+            "--workers",
+            "1",
+            "--worker-index",
+            str(index),
+        ]
+
+    return command
 
 
 @cli.command()

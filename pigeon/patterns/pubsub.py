@@ -9,11 +9,13 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
+from pigeon.observe import Observers, Outcome
 from pigeon.patterns.handler import HandlerSpec
+from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Subscription, Transport
 
-log = logging.getLogger("pigeon")
+PATTERN = "subscribe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class Subscriber:
     group: str | None
     durable: str | None
     concurrency: int
+    observers: Observers
 
     async def start(self, transport: Transport) -> Subscription:
         """Subscribe on ``transport``; returns once the broker delivers to it."""
@@ -38,26 +41,31 @@ class Subscriber:
 
     async def handle(self, delivery: Delivery) -> None:
         """Decode and call; a bad payload or a failing handler is logged, and the event acked."""
+        if not self.observers:
+            await self._process(delivery)
+            return
+        with self.observers.handling(PATTERN, self.subject, delivery.envelope.headers):
+            outcome = await self._process(delivery)
+            self.observers.outcome(PATTERN, self.subject, outcome)
+
+    async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
+        outcome = Outcome.PROCESSED
         try:
             body = self.handler.decode_body(envelope)
             await self.handler.call(body, envelope, delivery.subject, delivery.attempt)
         except DecodeError as exc:
-            log.warning(
-                "pigeon: dropped undecodable event subject=%s message_id=%s: %s",
-                delivery.subject,
-                envelope.message_id,
-                exc,
+            outcome = Outcome.FAILED
+            log_failure(
+                "dropped undecodable event", delivery.subject, envelope, 1, exc, logging.WARNING
             )
-        except Exception:
-            log.exception(
-                "pigeon: subscriber %s failed subject=%s message_id=%s attempt=%d",
-                self.handler.name,
-                delivery.subject,
-                envelope.message_id,
-                delivery.attempt,
+        except Exception as exc:
+            outcome = Outcome.FAILED
+            log_failure(
+                f"subscriber {self.handler.name} failed", delivery.subject, envelope, 1, exc
             )
         await delivery.ack()
+        return outcome
 
 
 def publish(
@@ -65,8 +73,12 @@ def publish(
     subject: str,
     obj: Any,
     codec: Codec | None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None,
+    observers: Observers,
 ) -> Awaitable[None]:
     """Encode ``obj`` now and publish it on ``subject``; the awaitable completes once the broker
     accepted it."""
-    return transport.publish(subject, envelope_for(obj, codec, headers))
+    envelope = envelope_for(obj, codec, headers)
+    if observers:
+        observers.sending(PATTERN, subject, envelope.headers)
+    return transport.publish(subject, envelope)

@@ -14,12 +14,15 @@ from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.errors import DecodeError, EncodeError, RemoteError
 from pigeon.message import Envelope
+from pigeon.observe import Observers, Outcome
 from pigeon.patterns.handler import HandlerSpec
+from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Subscription, Transport
 
 log = logging.getLogger("pigeon")
 
+PATTERN = "rpc"
 DEFAULT_TIMEOUT = 5.0
 
 
@@ -32,6 +35,7 @@ class Responder:
     codec: Codec | None
     """Encodes replies; ``None``: the codec the request came in with, if it can encode the reply."""
     concurrency: int
+    observers: Observers
 
     async def start(self, transport: Transport) -> Subscription:
         """Serve ``subject`` on ``transport``, sharing requests with its other servers."""
@@ -43,6 +47,14 @@ class Responder:
 
     async def handle(self, transport: Transport, delivery: Delivery) -> None:
         """Answer one request: its reply, or the error it raised. Expired requests are dropped."""
+        if not self.observers:
+            await self._process(transport, delivery)
+            return
+        with self.observers.handling(PATTERN, self.subject, delivery.envelope.headers):
+            outcome = await self._process(transport, delivery)
+            self.observers.outcome(PATTERN, self.subject, outcome)
+
+    async def _process(self, transport: Transport, delivery: Delivery) -> Outcome:
         request = delivery.envelope
         if _expired(request):
             log.warning(
@@ -50,15 +62,19 @@ class Responder:
                 delivery.subject,
                 request.message_id,
             )
-        else:
-            answer = await self._answer(request, delivery.subject)
-            if request.reply_to:
-                answer.correlation_id = request.correlation_id or request.message_id
-                try:
-                    await transport.reply(request.reply_to, answer)
-                except Exception:
-                    log.exception("pigeon: could not reply to %s", delivery.subject)
+            await delivery.ack()
+            return Outcome.FAILED
+        answer = await self._answer(request, delivery.subject)
+        if request.reply_to:
+            answer.correlation_id = request.correlation_id or request.message_id
+            if self.observers:
+                self.observers.sending(PATTERN, request.reply_to, answer.headers)
+            try:
+                await transport.reply(request.reply_to, answer)
+            except Exception as exc:
+                log_failure("could not send the reply", delivery.subject, request, 1, exc)
         await delivery.ack()
+        return Outcome.FAILED if h.ERROR_TYPE in answer.headers else Outcome.PROCESSED
 
     async def _answer(self, request: Envelope, subject: str) -> Envelope:
         try:
@@ -66,13 +82,8 @@ class Responder:
             result = await self.handler.call(body, request, subject)
             return envelope_for(result, self.codec or _mirror(request, result))
         except Exception as exc:
-            if not isinstance(exc, DecodeError | EncodeError):
-                log.exception(
-                    "pigeon: rpc %s failed subject=%s message_id=%s",
-                    self.handler.name,
-                    subject,
-                    request.message_id,
-                )
+            level = logging.WARNING if isinstance(exc, DecodeError | EncodeError) else logging.ERROR
+            log_failure(f"rpc {self.handler.name} failed", subject, request, 1, exc, level)
             return error_envelope(exc)
 
 
@@ -92,7 +103,8 @@ async def request(
     codec: Codec | None,
     reply: Any,
     timeout: float,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None,
+    observers: Observers,
 ) -> Any:
     """Send ``obj`` to the server of ``subject`` and return its reply decoded into ``reply``.
 
@@ -103,7 +115,20 @@ async def request(
     envelope = envelope_for(obj, codec, headers)
     envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
     envelope = replace(envelope, correlation_id=envelope.message_id)
-    answer = await transport.request(subject, envelope, timeout)
+    if not observers:
+        return _decoded(await transport.request(subject, envelope, timeout), reply)
+    observers.sending(PATTERN, subject, envelope.headers)
+    started, error = time.perf_counter(), None
+    try:
+        return _decoded(await transport.request(subject, envelope, timeout), reply)
+    except Exception as exc:
+        error = type(exc).__name__
+        raise
+    finally:
+        observers.requested(subject, time.perf_counter() - started, error)
+
+
+def _decoded(answer: Envelope, reply: Any) -> Any:
     if h.ERROR_TYPE in answer.headers:
         raise RemoteError(answer.headers[h.ERROR_TYPE], answer.headers.get(h.ERROR_MESSAGE, ""))
     return _reply_decoder(reply)(answer.body, answer.content_type, answer.headers)

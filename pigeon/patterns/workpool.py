@@ -8,12 +8,14 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.message import Failure
+from pigeon.observe import Observers, Outcome
 from pigeon.patterns.handler import HandlerSpec
+from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
 from pigeon.transports.base import Delivery, Subscription, Transport
 
-log = logging.getLogger("pigeon")
+PATTERN = "worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Worker:
     retry: Retry | None
     redeliver: Redeliver | None
     dead_letter: bool
+    observers: Observers
 
     async def start(self, transport: Transport) -> Subscription:
         """Consume ``queue`` on ``transport``."""
@@ -38,6 +41,16 @@ class Worker:
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one job; ack it only after the handler returned."""
+        if not self.observers:
+            await self._process(delivery)
+            return
+        with self.observers.handling(PATTERN, self.queue, delivery.envelope.headers):
+            outcome = await self._process(delivery)
+            if outcome in (Outcome.REDELIVERED, Outcome.DEAD_LETTERED):
+                self.observers.outcome(PATTERN, self.queue, Outcome.FAILED)
+            self.observers.outcome(PATTERN, self.queue, outcome)
+
+    async def _process(self, delivery: Delivery) -> Outcome:
         calls_per_delivery = self.retry.attempts if self.retry else 1
         calls_before = (delivery.attempt - 1) * calls_per_delivery
         calls = 0
@@ -45,9 +58,10 @@ class Worker:
         async def call(number: int) -> None:
             nonlocal calls
             calls = number
-            await self.handler.call(
-                body, delivery.envelope, delivery.subject, calls_before + number
-            )
+            if number > 1 and self.observers:
+                self.observers.outcome(PATTERN, self.queue, Outcome.RETRIED)
+            attempt = calls_before + number
+            await self.handler.call(body, delivery.envelope, delivery.subject, attempt)
 
         try:
             body = self.handler.decode_body(delivery.envelope)
@@ -56,25 +70,27 @@ class Worker:
             else:
                 await self.retry.call(call)
         except Exception as exc:
-            await self._failed(delivery, exc, max(1, calls_before + calls))
-        else:
-            await delivery.ack()
+            return await self._failed(delivery, exc, max(1, calls_before + calls))
+        await delivery.ack()
+        return Outcome.PROCESSED
 
-    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> None:
+    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> Outcome:
         envelope = delivery.envelope
-        where = f"queue={self.queue} message_id={envelope.message_id} attempt={attempts}"
         if self.redeliver is not None and not isinstance(error, NEVER_RETRY):
             delay = self.redeliver.delay_after(delivery.attempt)
             if delay is not None:
-                log.warning("pigeon: job failed, redelivering in %gs %s: %r", delay, where, error)
+                what = f"job failed, redelivering in {delay:g}s"
+                log_failure(what, self.queue, envelope, attempts, error, logging.WARNING)
                 await delivery.redeliver(delay)
-                return
+                return Outcome.REDELIVERED
         if self.dead_letter:
-            log.error("pigeon: job failed, dead-lettered %s: %r", where, error)
+            log_failure("job failed, dead-lettered", self.queue, envelope, attempts, error)
             await delivery.dead_letter(Failure.of(error, attempts=attempts, queue=self.queue))
-        else:
-            log.error("pigeon: job failed, discarded (dead_letter=False) %s: %r", where, error)
-            await delivery.ack()
+            return Outcome.DEAD_LETTERED
+        what = "job failed, discarded (dead_letter=False)"
+        log_failure(what, self.queue, envelope, attempts, error)
+        await delivery.ack()
+        return Outcome.FAILED
 
 
 async def enqueue(
@@ -82,7 +98,11 @@ async def enqueue(
     queue: str,
     obj: Any,
     codec: Codec | None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None,
+    observers: Observers,
 ) -> None:
     """Encode ``obj`` and store it on ``queue``; returns once the broker stored it durably."""
-    await transport.enqueue(queue, envelope_for(obj, codec, headers))
+    envelope = envelope_for(obj, codec, headers)
+    if observers:
+        observers.sending(PATTERN, queue, envelope.headers)
+    await transport.enqueue(queue, envelope)

@@ -87,6 +87,12 @@ class Transport(Protocol):
     url: str
     """The URL it was made from, password masked: safe to log."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up now (false before ``connect``, while
+        reconnecting, and after ``close``)."""
+        ...
+
     async def connect(self) -> None:
         """Connect; raises ``BrokerError`` naming the (masked) URL if the broker is unreachable."""
         ...

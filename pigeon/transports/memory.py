@@ -153,6 +153,10 @@ class MemoryTransport:
         self._subscriptions: list[MemorySubscription] = []
         self._connected = False
 
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
     async def connect(self) -> None:
         self._broker.inboxes[self._inbox] = self._replies
         self._connected = True

@@ -1,0 +1,86 @@
+"""``pigeon run --workers N``: N worker processes, each its own App and connection.
+
+The supervisor restarts a worker that dies (with backoff, and says so in the log), and on SIGTERM
+or SIGINT passes SIGTERM to every worker, waits for them to drain, and exits 0 if they all did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("pigeon")
+
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 30.0
+"""A worker that ran this long before dying is restarted after ``INITIAL_BACKOFF`` again."""
+
+
+class Supervisor:
+    """Keeps ``workers`` processes running; ``command(index)`` is the argv of worker ``index``."""
+
+    def __init__(
+        self, command: Callable[[int], list[str]], workers: int, shutdown_timeout: float
+    ) -> None:
+        self._command = command
+        self._workers = workers
+        self._shutdown_timeout = shutdown_timeout
+        self._stopping = asyncio.Event()
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return 0 if every worker then exited cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        watchers = [asyncio.create_task(self._watch(i)) for i in range(self._workers)]
+        log.info("pigeon: supervisor started %d workers", self._workers)
+        await self._stopping.wait()
+        log.info("pigeon: supervisor stopping %d workers", len(self._processes))
+        self._signal_all(signal.SIGTERM)
+        _, late = await asyncio.wait(watchers, timeout=self._shutdown_timeout + 10)
+        if late:
+            log.error("pigeon: %d workers did not stop in time; killing them", len(late))
+            self._signal_all(signal.SIGKILL)
+        codes = await asyncio.gather(*watchers)
+        return 0 if all(code == 0 for code in codes) else 1
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        for process in self._processes.values():
+            if process.returncode is None:
+                process.send_signal(sig)
+
+    async def _watch(self, index: int) -> int:
+        backoff = INITIAL_BACKOFF
+        while True:
+            started = time.monotonic()
+            process = await asyncio.create_subprocess_exec(*self._command(index))
+            self._processes[index] = process
+            if self._stopping.is_set():  # the stop came while this one was starting
+                process.send_signal(signal.SIGTERM)
+            code = await process.wait()
+            if self._stopping.is_set():
+                return code
+            if time.monotonic() - started > STABLE_AFTER:
+                backoff = INITIAL_BACKOFF
+            log.warning(
+                "pigeon: worker %d (pid %d) exited with code %s; restarting in %.1fs",
+                index,
+                process.pid,
+                code,
+                backoff,
+            )
+            if await self._stopped_within(backoff):
+                return 0
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True

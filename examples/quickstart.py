@@ -1,130 +1,104 @@
-"""pigeon in one file: publish-subscribe, request-reply and a work pool on the memory transport.
+"""The whole shop in one process: five services, each its own App, on the memory transport.
 
-Run it with ``make demo`` or ``python -m examples.quickstart``. Set ``PIGEON_URL`` to run the same
-code on NATS (``nats://127.0.0.1:4222``) or RabbitMQ (``amqp://guest:guest@127.0.0.1/``).
+Run it with ``make demo`` (or ``python -m examples.quickstart``). It places four orders and prints
+what every service does with each: request-reply (orders asks inventory to reserve stock),
+publish-subscribe (billing and notifications both get ``orders.created``) and a work pool
+(invoices renders invoices; gift cards fail on purpose, are retried, and end in the dead letters).
+
+The services are the modules next to this one, wired as in ``docker compose up``; only the retry
+delays are shorter here. Set ``PIGEON_URL`` to run the same on NATS or RabbitMQ.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel
+from examples import billing, inventory, invoices, notifications, orders
+from examples.models import SUBJECTS, RenderInvoice
+from pigeon import App, Message, Redeliver, Retry
 
-from pigeon import App, Message, Redeliver, Reject, RemoteError, Retry
+RETRY = Retry(attempts=2, backoff=0.05)
+REDELIVER = Redeliver(delays=(0.1, 0.2))
 
-
-class Order(BaseModel):
-    id: int
-    sku: str
-    quantity: int
-
-
-class Reserve(BaseModel):
-    sku: str
-    quantity: int
-
-
-class Reserved(BaseModel):
-    sku: str
-    left: int
-
-
-class RenderInvoice(BaseModel):
-    order_id: int
-
-
-app = App(shutdown_timeout=5)
-stock = {"kettle": 3, "teapot": 1}
-events_seen = asyncio.Queue[str]()
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-# -- publish-subscribe: every subscriber gets every event; a group shares them ---------------
-@app.subscribe("orders.created")
-async def audit(order: Order, msg: Message) -> None:
-    say(f"  audit      saw {msg.subject} #{order.id} (message {msg.message_id[-6:]})")
-    await events_seen.put("audit")
-
-
-@app.subscribe("orders.*", group="billing")
-async def bill(order: Order) -> None:
-    say(f"  billing    charges order #{order.id}")
-    await events_seen.put("billing")
-
-
-# -- request-reply: typed request, typed reply, errors reach the caller ----------------------
-@app.rpc("inventory.reserve")
-async def reserve(req: Reserve) -> Reserved:
-    left = stock.get(req.sku, 0) - req.quantity
-    if left < 0:
-        raise LookupError(f"only {stock.get(req.sku, 0)} {req.sku} left")
-    stock[req.sku] = left
-    return Reserved(sku=req.sku, left=left)
-
-
-# -- work pool: retried in process, redelivered by the broker, then dead-lettered -----------
-rendered = asyncio.Event()
-
-
-@app.worker(
-    "invoices.render",
-    concurrency=4,
-    retry=Retry(attempts=2, backoff=0.05),
-    redeliver=Redeliver(delays=(0.2,)),
-)
-async def render(job: RenderInvoice, msg: Message) -> None:
-    if job.order_id == 13:
-        say(f"  invoices   order #13 fails (attempt {msg.attempt})")
-        raise RuntimeError("the template for order 13 is broken")
-    if job.order_id < 0:
-        raise Reject("negative order id")
-    say(f"  invoices   rendered invoice for order #{job.order_id}")
-    rendered.set()
+DIAGRAM = """\
+  orders  --- inventory.reserve -->  inventory                request-reply
+  orders  --- orders.created ----->  billing, notifications   publish-subscribe
+  billing --- invoices.render ---->  invoices                 work pool: retry, dead letters
+"""
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.CRITICAL)  # the story is printed; failures are expected
-    async with app:
-        say(f"pigeon quickstart on {app.url}\n")
-        say("1. publish-subscribe: one event, two subscribers")
-        await app.publish("orders.created", Order(id=1, sku="kettle", quantity=2))
-        for _ in range(2):
-            await asyncio.wait_for(events_seen.get(), 5)
+    logging.basicConfig(level=logging.CRITICAL)  # the story is printed; its failures are on purpose
+    shop = App(), App(), App(), App(), App()
+    orders_app, inventory_app, billing_app, notifications_app, invoices_app = shop
+    inventory.register(inventory_app)
+    billed = billing.register(billing_app)
+    notified = notifications.register(notifications_app)
+    invoiced = invoices.register(invoices_app, retry=RETRY, redeliver=REDELIVER)
+    given_up = invoices.total_attempts(RETRY, REDELIVER)
 
-        say("\n2. request-reply: reserve stock, then ask for too much")
-        reply = await app.request(
-            "inventory.reserve", Reserve(sku="kettle", quantity=2), reply=Reserved
-        )
-        say(f"  orders     reserved 2 kettles, {reply.left} left")
-        try:
-            await app.request("inventory.reserve", Reserve(sku="teapot", quantity=5))
-        except RemoteError as error:
-            say(f"  orders     got RemoteError {error.type}: {error.message}")
+    def settled(order_id: str) -> bool:
+        invoice_done = order_id in invoiced.rendered or (order_id, given_up) in invoiced.failed
+        return order_id in billed.charged and order_id in notified.sent and invoice_done
 
-        say("\n3. work pool: two invoices, one always fails")
-        await app.enqueue("invoices.render", RenderInvoice(order_id=1))
-        await app.enqueue("invoices.render", RenderInvoice(order_id=13))
-        await asyncio.wait_for(rendered.wait(), 5)
-        letters = await wait_for_dead_letter()
-        for letter in letters:
-            failure = letter.failure
-            assert failure is not None
-            say(
-                f"  dead letter {letter.decode(RenderInvoice)} after {failure.attempts} attempts: "
-                f"{failure.error_type}: {failure.error_message}"
-            )
-    say("\ndone: every pattern ran on one App; see README.md for NATS and RabbitMQ.")
+    async with orders_app, inventory_app, billing_app, notifications_app, invoices_app:
+        print(f"pigeon shop on {orders_app.url}: five services, each its own App\n\n{DIAGRAM}")
+        placed = 0
+        for order in orders.first_round():
+            print(f"order {order.id}: {order.customer} wants {order.quantity} {order.sku}")
+            if await orders.place(orders_app, order):
+                placed += 1
+                await until(lambda order_id=order.id: settled(order_id))
+            print()
+        letters = await dead_letters(invoices_app, count=placed - len(invoiced.rendered))
+
+    print(f"dead letters of {SUBJECTS.invoices_render} (`pigeon dlq show` lists them on a broker):")
+    for letter in letters:
+        print(f"  {describe(letter)}")
+    print(
+        f"\n{placed} orders confirmed, {len(orders.SCRIPT) - placed} refused; "
+        f"{len(billed.charged)} charged, {len(notified.sent)} customers told; "
+        f"{len(invoiced.rendered)} invoices rendered, {len(letters)} dead-lettered.\n"
+        "Next: the same services, one container each, on NATS or RabbitMQ: see README.md."
+    )
 
 
-async def wait_for_dead_letter() -> list[Message]:
-    async with asyncio.timeout(10):
-        while not (letters := await app.dead_letters("invoices.render")):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+def describe(letter: Message) -> str:
+    """One dead letter: its order, the error recorded with it, and how many attempts it had."""
+    job = letter.decode(RenderInvoice)
+    failure = letter.failure
+    assert failure is not None, "pigeon records the failure with every dead letter"
+    return (
+        f"order {job.order_id}: {failure.error_type}: {failure.error_message} "
+        f"(after {failure.attempts} attempts)"
+    )
+
+
+async def dead_letters(app: App, count: int) -> list[Message]:
+    """The dead letters of the invoices queue, once there are ``count`` of them."""
+    letters: list[Message] = []
+
+    async def arrived() -> bool:
+        letters[:] = await app.dead_letters(SUBJECTS.invoices_render)
+        return len(letters) >= count
+
+    await until(arrived)
     return letters
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait for ``condition``: the services handle each message concurrently with the demo."""
+    async with asyncio.timeout(timeout):
+        while True:
+            holds = condition()
+            if inspect.isawaitable(holds):
+                holds = await holds
+            if holds:
+                return
+            await asyncio.sleep(0.01)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,364 @@
+"""NATS: pigeon beside the same work written by hand with raw nats-py, and with FastStream 0.7.
+
+Cases: pub-sub of a small pydantic model, sequential RPC (p50, p99), RPC with 64 requests in
+flight, and a work pool (64 producers enqueueing with PubAck, one worker of concurrency 64).
+Each implementation uses one connection and validates every message into the model, like pigeon.
+The server is ``PIGEON_BENCH_NATS_URL`` if set, else a ``nats-server -js`` started for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+from pydantic import BaseModel
+
+from benchmarks.common import Result, Stopwatch, latencies, throughput
+from pigeon import App
+
+IN_FLIGHT = 64
+JSON = "application/json"
+
+
+class Tick(BaseModel):
+    symbol: str
+    price: float
+    volume: int
+
+
+TICK = Tick(symbol="PGN", price=12.5, volume=300)
+Case = Callable[[str, int], Awaitable[list[Result]]]
+
+
+# -- pub-sub ---------------------------------------------------------------------------------
+
+
+async def pigeon_pubsub(url: str, count: int) -> list[Result]:
+    app = App(url)
+    done, received = asyncio.Event(), 0
+
+    @app.subscribe("bench.pigeon.ticks")
+    async def on_tick(tick: Tick) -> None:
+        nonlocal received
+        received += 1
+        if received == count:
+            done.set()
+
+    async with app:
+        with Stopwatch() as sw:
+            for _ in range(count):
+                await app.publish("bench.pigeon.ticks", TICK)
+            await done.wait()
+    return [throughput("nats pub-sub", "pigeon", count, sw.seconds)]
+
+
+async def raw_pubsub(url: str, count: int, *, with_headers: bool = False) -> list[Result]:
+    """By hand: publish the model's JSON, validate it in the callback. ``with_headers`` adds the
+    two headers pigeon sends on every event (message id, content type), to show their cost."""
+    nc = await nats.connect(url)
+    done, received = asyncio.Event(), 0
+
+    async def on_tick(msg: Any) -> None:
+        nonlocal received
+        Tick.model_validate_json(msg.data)
+        received += 1
+        if received == count:
+            done.set()
+
+    await nc.subscribe("bench.raw.ticks", cb=on_tick)
+    await nc.flush()
+    with Stopwatch() as sw:
+        for n in range(count):
+            headers = {"Nats-Msg-Id": f"{n:x}", "content-type": JSON} if with_headers else None
+            await nc.publish("bench.raw.ticks", TICK.model_dump_json().encode(), headers=headers)
+        await done.wait()
+    await nc.close()
+    impl = "raw nats-py + 2 headers" if with_headers else "raw nats-py"
+    return [throughput("nats pub-sub", impl, count, sw.seconds)]
+
+
+async def faststream_pubsub(url: str, count: int) -> list[Result]:
+    from faststream.nats import NatsBroker
+
+    broker = NatsBroker(url, logger=None)
+    done, received = asyncio.Event(), 0
+
+    @broker.subscriber("bench.fs.ticks")
+    async def on_tick(tick: Tick) -> None:
+        nonlocal received
+        received += 1
+        if received == count:
+            done.set()
+
+    await broker.start()
+    with Stopwatch() as sw:
+        for _ in range(count):
+            await broker.publish(TICK, "bench.fs.ticks")
+        await done.wait()
+    await broker.stop()
+    return [throughput("nats pub-sub", "faststream", count, sw.seconds)]
+
+
+# -- RPC -------------------------------------------------------------------------------------
+
+
+async def _sequential(request: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await request()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def _in_flight(request: Callable[[], Awaitable[Any]], count: int) -> float:
+    async def one_caller() -> None:
+        for _ in range(count // IN_FLIGHT):
+            await request()
+
+    with Stopwatch() as sw:
+        await asyncio.gather(*(one_caller() for _ in range(IN_FLIGHT)))
+    return sw.seconds
+
+
+async def _rpc_results(
+    impl: str, request: Callable[[], Awaitable[Any]], count: int
+) -> list[Result]:
+    for _ in range(100):  # warm up
+        await request()
+    samples = await _sequential(request, count)
+    seconds = await _in_flight(request, count * 2)
+    per_caller = (count * 2) // IN_FLIGHT * IN_FLIGHT
+    return [
+        *latencies("nats rpc sequential", impl, samples),
+        throughput(f"nats rpc {IN_FLIGHT} in flight", impl, per_caller, seconds),
+    ]
+
+
+async def pigeon_rpc(url: str, count: int) -> list[Result]:
+    app = App(url)
+
+    @app.rpc("bench.pigeon.rpc")
+    async def echo(tick: Tick) -> Tick:
+        return tick
+
+    async with app:
+        return await _rpc_results(
+            "pigeon", lambda: app.request("bench.pigeon.rpc", TICK, reply=Tick), count
+        )
+
+
+async def raw_rpc(url: str, count: int) -> list[Result]:
+    nc = await nats.connect(url)
+
+    async def echo(msg: Any) -> None:
+        tick = Tick.model_validate_json(msg.data)
+        await msg.respond(tick.model_dump_json().encode())
+
+    async def request() -> Tick:
+        reply = await nc.request("bench.raw.rpc", TICK.model_dump_json().encode(), timeout=5)
+        return Tick.model_validate_json(reply.data)
+
+    await nc.subscribe("bench.raw.rpc", queue="rpc", cb=echo)
+    await nc.flush()
+    results = await _rpc_results("raw nats-py", request, count)
+    await nc.close()
+    return results
+
+
+async def faststream_rpc(url: str, count: int) -> list[Result]:
+    from faststream.nats import NatsBroker
+
+    broker = NatsBroker(url, logger=None)
+
+    @broker.subscriber("bench.fs.rpc", queue="rpc")
+    async def echo(tick: Tick) -> Tick:
+        return tick
+
+    async def request() -> Tick:
+        reply = await broker.request(TICK, "bench.fs.rpc", timeout=5)
+        return Tick.model_validate(await reply.decode())
+
+    await broker.start()
+    results = await _rpc_results("faststream", request, count)
+    await broker.stop()
+    return results
+
+
+# -- work pool -------------------------------------------------------------------------------
+
+
+async def _produce(enqueue: Callable[[], Awaitable[Any]], count: int) -> None:
+    async def producer() -> None:
+        for _ in range(count // IN_FLIGHT):
+            await enqueue()
+
+    await asyncio.gather(*(producer() for _ in range(IN_FLIGHT)))
+
+
+async def pigeon_workpool(url: str, count: int) -> list[Result]:
+    app = App(url)
+    done, handled, total = asyncio.Event(), 0, count // IN_FLIGHT * IN_FLIGHT
+
+    @app.worker("bench.pigeon.jobs", concurrency=IN_FLIGHT)
+    async def work(tick: Tick) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == total:
+            done.set()
+
+    async with app:
+        with Stopwatch() as sw:
+            await _produce(lambda: app.enqueue("bench.pigeon.jobs", TICK), count)
+            await done.wait()
+    await _delete_streams(url, "PIGEON_Q_bench_pigeon_jobs", "PIGEON_DLQ_bench_pigeon_jobs")
+    return [throughput("nats work pool", "pigeon", total, sw.seconds)]
+
+
+async def raw_workpool(url: str, count: int) -> list[Result]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="BENCH_RAW", subjects=["bench.raw.jobs"], retention="workqueue")
+    subscription = await js.pull_subscribe("bench.raw.jobs", durable="workers")
+    total = count // IN_FLIGHT * IN_FLIGHT
+
+    async def work() -> None:
+        handled = 0
+        while handled < total:
+            with contextlib.suppress(nats.errors.TimeoutError):
+                for msg in await subscription.fetch(IN_FLIGHT, timeout=1):
+                    Tick.model_validate_json(msg.data)
+                    await msg.ack()
+                    handled += 1
+
+    async def enqueue() -> None:
+        await js.publish("bench.raw.jobs", TICK.model_dump_json().encode())
+
+    with Stopwatch() as sw:
+        await asyncio.gather(work(), _produce(enqueue, count))
+    await js.delete_stream("BENCH_RAW")
+    await nc.close()
+    return [throughput("nats work pool", "raw nats-py", total, sw.seconds)]
+
+
+async def faststream_workpool(url: str, count: int) -> list[Result]:
+    from faststream.nats import JStream, NatsBroker, PullSub
+
+    broker = NatsBroker(url, logger=None)
+    stream = JStream("BENCH_FS", subjects=["bench.fs.jobs"], retention="workqueue")
+    done, handled, total = asyncio.Event(), 0, count // IN_FLIGHT * IN_FLIGHT
+
+    @broker.subscriber(
+        "bench.fs.jobs",
+        stream=stream,
+        durable="workers",
+        pull_sub=PullSub(batch_size=IN_FLIGHT),
+        max_workers=IN_FLIGHT,
+    )
+    async def work(tick: Tick) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == total:
+            done.set()
+
+    await broker.start()
+    with Stopwatch() as sw:
+        await _produce(lambda: broker.publish(TICK, "bench.fs.jobs", stream="BENCH_FS"), count)
+        await done.wait()
+    await broker.stop()
+    await _delete_streams(url, "BENCH_FS")
+    return [throughput("nats work pool", "faststream", total, sw.seconds)]
+
+
+async def _delete_streams(url: str, *names: str) -> None:
+    nc = await nats.connect(url)
+    for name in names:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await nc.jetstream().delete_stream(name)
+    await nc.close()
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def nats_server() -> AsyncIterator[str]:
+    """``PIGEON_BENCH_NATS_URL``, or a ``nats-server -js`` on a free loopback port for the run."""
+    given = os.environ.get("PIGEON_BENCH_NATS_URL")
+    if given:
+        yield given
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = tempfile.mkdtemp(prefix="pigeon-bench-")
+    binary = Path(sys.executable).parent / "nats-server"
+    command = [str(binary), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        for _ in range(500):  # until it accepts connections
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        yield url
+    finally:
+        process.kill()
+        await process.wait()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def _best(cases: list[Case], url: str, count: int, runs: int = 3) -> list[Result]:
+    """Each case ``runs`` times, interleaved so drift hits every implementation alike; the best."""
+    best: dict[tuple[str, str], Result] = {}
+    for _ in range(runs):
+        for case in cases:
+            for result in await case(url, count):
+                key = (result.case, result.impl)
+                kept = best.get(key)
+                better = kept is None or (
+                    result.value > kept.value
+                    if result.higher_is_better
+                    else result.value < kept.value
+                )
+                if better:
+                    best[key] = result
+    return list(best.values())
+
+
+async def run(count: int) -> list[Result]:
+    """Every NATS case: pigeon first, then raw nats-py, then FastStream."""
+    async with nats_server() as url:
+        results = await _best(
+            [
+                pigeon_pubsub,
+                raw_pubsub,
+                lambda url, n: raw_pubsub(url, n, with_headers=True),
+                faststream_pubsub,
+            ],
+            url,
+            count,
+        )
+        results += await _best([pigeon_rpc, raw_rpc, faststream_rpc], url, max(1000, count // 20))
+        results += await _best(
+            [pigeon_workpool, raw_workpool, faststream_workpool], url, max(1000, count // 10)
+        )
+    return results

@@ -1,0 +1,435 @@
+"""RabbitMQ: pigeon beside raw aio-pika (publisher confirms, manual ack) and FastStream 0.7.
+
+Every implementation does the same work in the same run: encode a pydantic model to JSON, publish
+it persistent and wait for the publisher confirm, decode and validate it on the other side, ack
+after the handler. The broker is ``PIGEON_BENCH_AMQP_URL`` (default ``amqp://guest:guest@
+127.0.0.1:5672/``); each case declares queues of its own and deletes them afterwards.
+
+- ``pub-sub``: ``count // 10`` events published one after another to one subscriber, msg/s end to
+  end (first publish to last event handled).
+- ``work pool``: the same with jobs on a durable quorum queue and one worker of concurrency 16.
+- ``rpc sequential``: p50 and p99 of ``count // 50`` requests, one after another.
+- ``rpc 64 in flight``: ``count // 10`` requests from 64 concurrent callers, requests/s.
+
+RPC servers run in a process of their own (``python -m benchmarks.rabbitmq_cases <impl> <queue>``),
+as they would in production, so that a client's figures are not its server's CPU time. Cases take
+turns within each of three rounds and the best round counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+from pydantic import BaseModel
+
+from benchmarks.common import Result, Stopwatch, latencies, throughput
+from pigeon import App
+
+URL = os.environ.get("PIGEON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+WORKERS = 16
+EVENT_PREFETCH = 32  # what pigeon's subscriptions use (transport option event_prefetch)
+IN_FLIGHT = 64
+
+
+class Tick(BaseModel):
+    symbol: str
+    price: float
+    volume: int
+
+
+TICK = Tick(symbol="PGN", price=12.5, volume=300)
+
+
+def _name(kind: str) -> str:
+    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
+
+
+class Counter:
+    """Counts handled messages; ``done`` is set at ``target``."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.done = asyncio.Event()
+
+    def hit(self) -> None:
+        self.count += 1
+        if self.count >= self.target:
+            self.done.set()
+
+
+async def _sequential(count: int, send: Callable[[], Awaitable[Any]], done: asyncio.Event) -> float:
+    with Stopwatch() as sw:
+        for _ in range(count):
+            await send()
+        await done.wait()
+    return sw.seconds
+
+
+async def _delete_queues(*names: str) -> None:
+    async with await aio_pika.connect(URL) as connection:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
+
+
+async def _timed_calls(count: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
+    loop = asyncio.get_running_loop()
+    samples = []
+    for _ in range(count):
+        start = loop.time()
+        await call()
+        samples.append(loop.time() - start)
+    return samples
+
+
+async def _in_flight(count: int, call: Callable[[], Awaitable[Any]]) -> float:
+    """Seconds for ``count`` calls (a multiple of ``IN_FLIGHT``) made by ``IN_FLIGHT`` callers."""
+
+    async def caller() -> None:
+        for _ in range(count // IN_FLIGHT):
+            await call()
+
+    with Stopwatch() as sw:
+        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
+    return sw.seconds
+
+
+# -- pigeon ----------------------------------------------------------------------------------------
+
+
+async def pigeon_pubsub(count: int) -> Result:
+    app, subject = App(URL), _name("pigeon")
+    counter = Counter(count)
+
+    @app.subscribe(subject)
+    async def on_tick(tick: Tick) -> None:
+        counter.hit()
+
+    async with app:
+        seconds = await _sequential(count, lambda: app.publish(subject, TICK), counter.done)
+    return throughput("rabbitmq pub-sub", "pigeon", count, seconds)
+
+
+async def pigeon_workpool(count: int) -> Result:
+    app, queue = App(URL), _name("pigeon")
+    counter = Counter(count)
+
+    @app.worker(queue, concurrency=WORKERS)
+    async def work(tick: Tick) -> None:
+        counter.hit()
+
+    async with app:
+        seconds = await _sequential(count, lambda: app.enqueue(queue, TICK), counter.done)
+    await _delete_queues(queue, f"{queue}.dlq")
+    return throughput("rabbitmq work pool", "pigeon", count, seconds)
+
+
+async def pigeon_rpc(count: int) -> list[Result]:
+    client, subject = App(URL), _name("pigeon")
+
+    async def call() -> Tick:
+        reply: Tick = await client.request(subject, TICK, reply=Tick)
+        return reply
+
+    async with _server("pigeon", subject), client:
+        return await _rpc_results("pigeon", count, call)
+
+
+async def serve_pigeon(queue: str) -> None:
+    server = App(URL)
+
+    @server.rpc(queue)
+    async def quote(tick: Tick) -> Tick:
+        return tick
+
+    async with server:
+        await _serve_until_stdin_closes()
+
+
+# -- raw aio-pika ----------------------------------------------------------------------------------
+
+
+def _raw_message(**properties: Any) -> aio_pika.Message:
+    return aio_pika.Message(
+        TICK.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        **properties,
+    )
+
+
+async def raw_pubsub(count: int) -> Result:
+    counter = Counter(count)
+    async with await aio_pika.connect_robust(URL) as connection:
+        publisher = await connection.channel()
+        subscriber = await connection.channel()
+        await subscriber.set_qos(prefetch_count=EVENT_PREFETCH)
+        exchange = await publisher.declare_exchange(
+            _name("raw"), aio_pika.ExchangeType.TOPIC, auto_delete=True
+        )
+        queue = await subscriber.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange.name, "ticks")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            Tick.model_validate_json(message.body)
+            await message.ack()
+            counter.hit()
+
+        await queue.consume(on_message)
+        seconds = await _sequential(
+            count, lambda: exchange.publish(_raw_message(), "ticks"), counter.done
+        )
+    return throughput("rabbitmq pub-sub", "raw aio-pika", count, seconds)
+
+
+async def raw_workpool(count: int) -> Result:
+    counter = Counter(count)
+    async with await aio_pika.connect_robust(URL) as connection:
+        publisher = await connection.channel()
+        worker = await connection.channel()
+        await worker.set_qos(prefetch_count=WORKERS)
+        queue = await worker.declare_queue(
+            _name("raw"), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            Tick.model_validate_json(message.body)
+            await message.ack()
+            counter.hit()
+
+        await queue.consume(on_message)
+        exchange = publisher.default_exchange
+        seconds = await _sequential(
+            count, lambda: exchange.publish(_raw_message(), queue.name), counter.done
+        )
+    await _delete_queues(queue.name)
+    return throughput("rabbitmq work pool", "raw aio-pika", count, seconds)
+
+
+async def raw_rpc(count: int) -> list[Result]:
+    """The client as in RabbitMQ's RPC tutorial (aio-pika version), typed like the rest."""
+    queue = _name("raw")
+    async with await aio_pika.connect_robust(URL) as connection, _server("raw", queue):
+        call = await _raw_client(connection, queue)
+        return await _rpc_results("raw aio-pika", count, call)
+
+
+async def serve_raw(queue: str) -> None:
+    """The server as in RabbitMQ's RPC tutorial, with a prefetch of 64."""
+    async with await aio_pika.connect_robust(URL) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=IN_FLIGHT)
+        requests = await channel.declare_queue(queue, auto_delete=True)
+
+        async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            tick = Tick.model_validate_json(message.body)
+            reply = aio_pika.Message(
+                tick.model_dump_json().encode(),
+                content_type="application/json",
+                correlation_id=message.correlation_id,
+            )
+            await channel.default_exchange.publish(reply, routing_key=message.reply_to or "")
+            await message.ack()
+
+        await requests.consume(serve)
+        await _serve_until_stdin_closes()
+
+
+async def _raw_client(
+    connection: aio_pika.abc.AbstractConnection, queue: str
+) -> Callable[[], Awaitable[Tick]]:
+    channel = await connection.channel()
+    callbacks = await channel.declare_queue(exclusive=True)
+    futures: dict[str, asyncio.Future[bytes]] = {}
+
+    async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        future = futures.pop(message.correlation_id or "", None)
+        if future is not None:
+            future.set_result(message.body)
+
+    await callbacks.consume(on_reply, no_ack=True)
+
+    async def call() -> Tick:
+        correlation_id = uuid.uuid4().hex
+        future = futures[correlation_id] = asyncio.get_running_loop().create_future()
+        message = _raw_message(correlation_id=correlation_id, reply_to=callbacks.name)
+        message.delivery_mode = aio_pika.DeliveryMode.NOT_PERSISTENT
+        await channel.default_exchange.publish(message, routing_key=queue)
+        return Tick.model_validate_json(await asyncio.wait_for(future, 5))
+
+    return call
+
+
+# -- FastStream ------------------------------------------------------------------------------------
+
+
+def _faststream() -> Any:
+    try:
+        import faststream.rabbit as fs
+    except ImportError:
+        return None
+    return fs
+
+
+async def faststream_pubsub(count: int) -> Result | None:
+    fs = _faststream()
+    if fs is None:
+        return None
+    broker, counter = fs.RabbitBroker(URL, logger=None), Counter(count)
+    exchange = fs.RabbitExchange(_name("fs"), type=fs.ExchangeType.TOPIC, auto_delete=True)
+    queue = fs.RabbitQueue(_name("fs"), auto_delete=True, routing_key="ticks")
+
+    @broker.subscriber(queue, exchange, channel=fs.Channel(prefetch_count=EVENT_PREFETCH))
+    async def on_tick(tick: Tick) -> None:
+        counter.hit()
+
+    async with broker:
+        await broker.start()
+        send = lambda: broker.publish(TICK, exchange=exchange, routing_key="ticks", persist=True)  # noqa: E731
+        seconds = await _sequential(count, send, counter.done)
+    return throughput("rabbitmq pub-sub", "faststream", count, seconds)
+
+
+async def faststream_workpool(count: int) -> Result | None:
+    fs = _faststream()
+    if fs is None:
+        return None
+    broker, counter = fs.RabbitBroker(URL, logger=None), Counter(count)
+    queue = fs.RabbitQueue(_name("fs"), durable=True, arguments={"x-queue-type": "quorum"})
+
+    @broker.subscriber(queue, channel=fs.Channel(prefetch_count=WORKERS))
+    async def work(tick: Tick) -> None:
+        counter.hit()
+
+    async with broker:
+        await broker.start()
+        send = lambda: broker.publish(TICK, queue=queue, persist=True)  # noqa: E731
+        seconds = await _sequential(count, send, counter.done)
+    await _delete_queues(queue.name)
+    return throughput("rabbitmq work pool", "faststream", count, seconds)
+
+
+async def faststream_rpc(count: int) -> list[Result]:
+    fs = _faststream()
+    if fs is None:
+        return []
+    broker, queue = fs.RabbitBroker(URL, logger=None), _name("fs")
+
+    async def call() -> Tick:
+        reply = await broker.request(TICK, queue=queue, timeout=5)
+        return Tick.model_validate_json(reply.body)
+
+    async with broker, _server("faststream", queue):
+        await broker.start()
+        return await _rpc_results("faststream", count, call)
+
+
+async def serve_faststream(queue: str) -> None:
+    fs = _faststream()
+    broker = fs.RabbitBroker(URL, logger=None)
+
+    @broker.subscriber(
+        fs.RabbitQueue(queue, auto_delete=True), channel=fs.Channel(prefetch_count=IN_FLIGHT)
+    )
+    async def quote(tick: Tick) -> Tick:
+        return tick
+
+    async with broker:
+        await broker.start()
+        await _serve_until_stdin_closes()
+
+
+# -- RPC servers, each in a process of its own ------------------------------------------------
+
+
+SERVERS: dict[str, Callable[[str], Awaitable[None]]] = {
+    "pigeon": serve_pigeon,
+    "raw": serve_raw,
+    "faststream": serve_faststream,
+}
+
+
+@asynccontextmanager
+async def _server(impl: str, queue: str) -> AsyncIterator[None]:
+    """Run the RPC server of ``impl`` on ``queue`` in another process while the block runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.rabbitmq_cases", impl, queue, stdin=PIPE, stdout=PIPE
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        ready = await asyncio.wait_for(process.stdout.readline(), 30)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the {impl} RPC server did not start")
+        yield
+    finally:
+        process.stdin.close()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def _serve_until_stdin_closes() -> None:
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+async def _rpc_results(impl: str, count: int, call: Callable[[], Awaitable[Any]]) -> list[Result]:
+    for _ in range(20):
+        await call()  # warm up: declarations, reply consumers, the server's first requests
+    samples = await _timed_calls(count // 50, call)
+    calls = count // 10 // IN_FLIGHT * IN_FLIGHT
+    seconds = await _in_flight(calls, call)
+    return [
+        *latencies("rabbitmq rpc sequential", impl, samples),
+        throughput("rabbitmq rpc 64 in flight", impl, calls, seconds),
+    ]
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+ROUNDS = 3
+
+CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
+    (pigeon_pubsub, 10),
+    (raw_pubsub, 10),
+    (faststream_pubsub, 10),
+    (pigeon_workpool, 10),
+    (raw_workpool, 10),
+    (faststream_workpool, 10),
+    (pigeon_rpc, 1),
+    (raw_rpc, 1),
+    (faststream_rpc, 1),
+]
+"""Each case with the divisor of ``count`` it runs on."""
+
+
+async def run(count: int) -> list[Result]:
+    """Every case, best of three rounds; the implementations take turns within each round, so
+    that a shared machine's changing load falls on all of them alike."""
+    rounds: list[list[Result]] = []
+    for _ in range(ROUNDS):
+        results: list[Result] = []
+        for case, divisor in CASES:
+            found = await case(count // divisor)
+            results.extend(found if isinstance(found, list) else [found] if found else [])
+        rounds.append(results)
+    return [_best([r[index] for r in rounds]) for index in range(len(rounds[0]))]
+
+
+def _best(candidates: list[Result]) -> Result:
+    if candidates[0].higher_is_better:
+        return max(candidates, key=lambda r: r.value)
+    return min(candidates, key=lambda r: r.value)
+
+
+if __name__ == "__main__":
+    asyncio.run(SERVERS[sys.argv[1]](sys.argv[2]))

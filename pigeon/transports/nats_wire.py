@@ -1,0 +1,120 @@
+"""How an ``Envelope`` travels as a NATS message, and back.
+
+Envelope fields ride in NATS headers, and only those the receiver cannot infer, because nats-py
+builds and parses every header line in Python, a few microseconds per message each:
+
+- ``Nats-Msg-Id``: the message id, on everything but replies (JetStream drops a retried publish
+  with the same id). A message without one (a plain client's) gets a fresh id on receipt.
+- ``content-type``: always. A message without one (a plain client's) has no content type, which
+  the codecs read as the handler's natural format (JSON, or Protobuf for a protobuf class).
+- ``correlation_id``: only when set and different from the message id; never on a reply, which
+  NATS correlates by its inbox subject.
+- the user's headers and pigeon's ``x-pigeon-*`` headers, as they are.
+
+The timestamp is not sent: a JetStream delivery takes the time the stream stored the message, a
+core NATS delivery (which is immediate) the time it was received. Header names follow FastStream's
+NATS conventions, so the two interoperate.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime
+from typing import Any
+
+from pigeon.errors import MessageTooLarge
+from pigeon.message import Envelope, new_id
+
+MSG_ID = "Nats-Msg-Id"
+CONTENT_TYPE = "content-type"
+CORRELATION_ID = "correlation_id"
+ORIGINAL_ID = "x-pigeon-message-id"
+"""The message id, on dead letters and replays, whose ``Nats-Msg-Id`` is a de-duplication key."""
+
+_HEADER_BLOCK_START = b"NATS/1.0"
+
+
+def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
+    """The NATS headers that carry ``envelope`` (its body travels as the payload).
+
+    A reply carries no message id: it goes to one caller's inbox, never to a stream.
+    """
+    headers = dict(envelope.headers) if envelope.headers else {}
+    if not reply:
+        headers[MSG_ID] = envelope.message_id
+    if envelope.content_type:
+        headers[CONTENT_TYPE] = envelope.content_type
+    correlation_id = envelope.correlation_id
+    if correlation_id and not reply and correlation_id != envelope.message_id:
+        headers[CORRELATION_ID] = correlation_id
+    return headers
+
+
+def incoming(
+    data: bytes, headers: dict[str, str] | None, reply_to: str | None, timestamp: float
+) -> Envelope:
+    """The envelope of a received message; ``headers`` is consumed (it becomes the envelope's)."""
+    if not headers:
+        return Envelope(data, {}, "", new_id(), None, reply_to or None, timestamp)
+    message_id = headers.pop(MSG_ID, None)
+    original = headers.pop(ORIGINAL_ID, None)
+    return Envelope(
+        data,
+        headers,
+        headers.pop(CONTENT_TYPE, ""),
+        original or message_id or new_id(),
+        headers.pop(CORRELATION_ID, None),
+        reply_to or None,
+        timestamp,
+    )
+
+
+def received(msg: Any) -> Envelope:
+    """The envelope of a core NATS message (a ``nats.aio.msg.Msg``)."""
+    return incoming(msg.data, msg.headers, msg.reply, time.time())
+
+
+def check_size(body: bytes, headers: dict[str, str], limit: int) -> None:
+    """Raise ``MessageTooLarge`` naming ``limit`` if body plus headers exceed it.
+
+    The server counts headers against ``max_payload`` and drops the connection of a client that
+    sends more, so this is checked before anything is sent.
+    """
+    if len(body) + 1024 < limit:  # headers are small: the exact count only near the limit
+        return
+    size = len(body) + header_block_size(headers)
+    if size > limit:
+        raise MessageTooLarge(
+            f"message of {size} bytes (body and headers) is over the NATS server's max_payload "
+            f"of {limit} bytes; send a smaller body (or a reference to the data), or raise "
+            "max_payload in the server's configuration"
+        )
+
+
+def header_block_size(headers: dict[str, str]) -> int:
+    """Bytes of the NATS header block that carries ``headers``."""
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def parse_header_block(raw: bytes) -> dict[str, str]:
+    """Parse a ``NATS/1.0`` header block, as found base64-encoded in a stored message."""
+    headers: dict[str, str] = {}
+    for line in raw.split(b"\r\n"):
+        if not line or line.startswith(_HEADER_BLOCK_START):
+            continue
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().decode("utf-8", "replace")] = value.strip().decode(
+                "utf-8", "replace"
+            )
+    return headers
+
+
+def stored(message: dict[str, Any]) -> tuple[Envelope, int]:
+    """The envelope and stream sequence of a message read from a stream by the JetStream API."""
+    raw_headers = base64.b64decode(message["hdrs"]) if message.get("hdrs") else b""
+    data = base64.b64decode(message["data"]) if message.get("data") else b""
+    stored_at = datetime.fromisoformat(message["time"]).timestamp() if "time" in message else 0.0
+    envelope = incoming(data, parse_header_block(raw_headers), None, stored_at)
+    return envelope, int(message["seq"])

@@ -1,0 +1,95 @@
+"""Confirmed publishing on one channel that rides out a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiormq
+import aiormq.exceptions as amqp
+from aio_pika.abc import AbstractRobustChannel
+from pamqp.commands import Basic
+
+from pigeon.errors import BrokerError
+
+RECONNECTING: tuple[type[BaseException], ...] = (
+    amqp.ChannelInvalidStateError,
+    amqp.AMQPConnectionError,
+    ConnectionError,
+)
+"""Errors that mean the connection went away under a call: wait for it to come back, try again."""
+
+
+async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
+    """The live aiormq channel under ``channel``, waiting (without limit: callers bound it) while
+    aio-pika reconnects and reopens it."""
+    while True:
+        await channel.ready()
+        underlay = await channel.get_underlay_channel()
+        assert isinstance(underlay, aiormq.Channel)
+        if not underlay.is_closed:
+            return underlay
+        await asyncio.sleep(0.02)  # closed, and aio-pika has not noticed yet
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection (not the operation) failed."""
+    if isinstance(exc, RECONNECTING):
+        return True
+    # a channel closed because its connection was closed (CONNECTION_FORCED, 320)
+    return type(exc) is amqp.ChannelClosed and exc.args[:1] == (320,)
+
+
+class Publisher:
+    """Publishes on one robust channel; returns once the broker confirmed (if it confirms).
+
+    When the connection drops under a publish, waits up to ``patience`` seconds for aio-pika to
+    reconnect and publishes again: at least once, a duplicate at worst. A message the broker
+    returns (``mandatory``, no queue) raises ``aiormq.exceptions.PublishError`` to the caller.
+    """
+
+    def __init__(self, channel: AbstractRobustChannel, url: str, patience: float) -> None:
+        self.channel = channel
+        self._underlay: aiormq.Channel | None = None
+        self._url = url
+        self._patience = patience
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        properties: Basic.Properties,
+        mandatory: bool = False,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._patience
+        while True:
+            try:
+                underlay = self._underlay
+                if underlay is None or underlay.is_closed:
+                    underlay = self._underlay = await self._wait_reopened(deadline - loop.time())
+                confirmation = await underlay.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
+                    wait=False,  # the confirm says more than the socket's drain
+                )
+            except Exception as exc:
+                if not is_connection_loss(exc) or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)  # let aio-pika notice the loss, then wait for it
+                continue
+            if isinstance(confirmation, Basic.Nack):
+                raise BrokerError(f"{self._url}: the broker refused to store the message (nack)")
+            return
+
+    async def _wait_reopened(self, patience: float) -> aiormq.Channel:
+        try:
+            return await asyncio.wait_for(underlay_of(self.channel), max(patience, 0.01))
+        except TimeoutError:
+            raise BrokerError(
+                f"{self._url}: connection lost and not back within {self._patience:g}s"
+            ) from None

@@ -27,6 +27,10 @@ FAILED_AT = "x-pigeon-failed-at"
 DELIVERY = "x-pigeon-delivery"
 """Delivery count carried across broker-side redeliveries where the broker does not count."""
 
+RETURNS = "x-pigeon-returns"
+"""Deliveries of earlier copies of a job that ended unsettled, counted by pigeon where the broker
+does not (RabbitMQ classic queues)."""
+
 PROTOBUF_TYPE = "x-pigeon-protobuf-type"
 """For ``application/x-protobuf`` bodies: the message's full name."""
 

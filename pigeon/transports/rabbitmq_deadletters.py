@@ -16,7 +16,6 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from pigeon import headers as h
-from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.transports import rabbitmq_wire as wire
 from pigeon.transports.rabbitmq_topology import Declarer, dead_letter_queue
@@ -62,15 +61,13 @@ async def replay(declarer: Declarer, queue: str, limit: int | None) -> int:
             if message is None or message.delivery_tag is None:
                 break
             envelope = wire.envelope_of(message).without_headers(h.FAILURE_HEADERS)
-            confirmation = await channel.basic_publish(
+            await channel.basic_publish(  # a nack or a return raises: the letter stays
                 envelope.body,
                 exchange="",
                 routing_key=queue,
                 properties=wire.properties(envelope),
                 mandatory=True,
             )
-            if not isinstance(confirmation, Basic.Ack):
-                raise BrokerError(f"the broker refused a replayed message of {queue!r}")
             await channel.basic_ack(message.delivery_tag)
             moved += 1
         return moved

@@ -68,6 +68,10 @@ def translate(exc: BaseException, url: str, action: str) -> PigeonError:
         return BrokerError(f"{url}: {action}: {text}; another connection holds it exclusively")
     if isinstance(exc, amqp.ChannelNotFoundEntity):
         return BrokerError(f"{url}: {action}: {text}")
+    if isinstance(exc, amqp.PublishError):
+        return BrokerError(f"{url}: {action}: the broker returned the message ({text})")
+    if isinstance(exc, amqp.DeliveryError):
+        return BrokerError(f"{url}: {action}: the broker refused to store the message (nack)")
     if isinstance(exc, asyncio.TimeoutError):
         return BrokerError(f"{url}: timed out while {action}; is the broker overloaded?")
     return BrokerError(f"{url}: connection lost while {action} ({text or type(exc).__name__})")

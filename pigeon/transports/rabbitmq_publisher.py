@@ -11,6 +11,9 @@ from pamqp.commands import Basic
 
 from pigeon.errors import BrokerError
 
+NACK_RETRIES = 4
+"""How many times a publish the broker nacked (a quorum queue electing a leader, say) is retried."""
+
 RECONNECTING: tuple[type[BaseException], ...] = (
     amqp.ChannelInvalidStateError,
     amqp.AMQPConnectionError,
@@ -43,8 +46,9 @@ class Publisher:
     """Publishes on one robust channel; returns once the broker confirmed (if it confirms).
 
     When the connection drops under a publish, waits up to ``patience`` seconds for aio-pika to
-    reconnect and publishes again: at least once, a duplicate at worst. A message the broker
-    returns (``mandatory``, no queue) raises ``aiormq.exceptions.PublishError`` to the caller.
+    reconnect and publishes again; a publish the broker nacks is tried again a few times, with
+    backoff: at least once, a duplicate at worst. A message the broker returns (``mandatory``, no
+    queue) raises ``aiormq.exceptions.PublishError`` to the caller.
     """
 
     def __init__(self, channel: AbstractRobustChannel, url: str, patience: float) -> None:
@@ -64,12 +68,13 @@ class Publisher:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._patience
+        nacks = 0
         while True:
             try:
                 underlay = self._underlay
                 if underlay is None or underlay.is_closed:
                     underlay = self._underlay = await self._wait_reopened(deadline - loop.time())
-                confirmation = await underlay.basic_publish(
+                await underlay.basic_publish(
                     body,
                     exchange=exchange,
                     routing_key=routing_key,
@@ -77,14 +82,21 @@ class Publisher:
                     mandatory=mandatory,
                     wait=False,  # the confirm says more than the socket's drain
                 )
+                return
+            except amqp.PublishError:
+                raise  # returned: no queue took it
+            except amqp.DeliveryError as exc:  # nacked: a queue could not store it just now
+                nacks += 1
+                if nacks > NACK_RETRIES or loop.time() >= deadline:
+                    raise BrokerError(
+                        f"{self._url}: the broker refused to store the message on "
+                        f"{routing_key!r} {nacks} times (nack); is the queue available?"
+                    ) from exc
+                await asyncio.sleep(0.05 * 2**nacks)
             except Exception as exc:
                 if not is_connection_loss(exc) or loop.time() >= deadline:
                     raise
                 await asyncio.sleep(0.05)  # let aio-pika notice the loss, then wait for it
-                continue
-            if isinstance(confirmation, Basic.Nack):
-                raise BrokerError(f"{self._url}: the broker refused to store the message (nack)")
-            return
 
     async def _wait_reopened(self, patience: float) -> aiormq.Channel:
         try:

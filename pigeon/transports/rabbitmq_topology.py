@@ -34,8 +34,8 @@ def checked_name(name: str, what: str) -> str:
     """``name`` if it can name a queue, else ``ConfigurationError`` saying what to change."""
     if not _QUEUE_NAME.fullmatch(name):
         raise ConfigurationError(
-            f"{what} {name!r} cannot name a RabbitMQ queue; use at most 200 of the characters "
-            "a-z A-Z 0-9 - _ . : @ # , / +"
+            f"{what} {name!r} cannot name a RabbitMQ queue or exchange; use at most 200 of the "
+            "characters a-z A-Z 0-9 - _ . : @ # , / +"
         )
     return name
 
@@ -86,6 +86,8 @@ class Topology:
             )
         if self.delivery_limit < 1:
             raise ConfigurationError(f"delivery_limit={self.delivery_limit}: give 1 or more")
+        for exchange in (self.events_exchange, self.rpc_exchange, self.dead_letter_exchange):
+            checked_name(exchange, "exchange")
 
     @property
     def quorum(self) -> bool:

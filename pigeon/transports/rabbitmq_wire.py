@@ -23,7 +23,7 @@ from pamqp.commands import Basic
 from pigeon import headers as h
 from pigeon.message import Envelope, new_id
 
-RETURNS = "x-pigeon-returns"
+RETURNS = h.RETURNS
 """Deliveries of earlier copies of a job that ended unsettled (their worker stopped or died)."""
 
 BROKER_COUNT = "x-delivery-count"

@@ -27,6 +27,10 @@ FAILED_AT = "x-pigeon-failed-at"
 DELIVERY = "x-pigeon-delivery"
 """Delivery count carried across broker-side redeliveries where the broker does not count."""
 
+MESSAGE_ID = "x-pigeon-message-id"
+"""The message id where the broker's own id header must be another key: NATS dead letters and
+replays, whose ``Nats-Msg-Id`` is a fresh de-duplication key."""
+
 RETURNS = "x-pigeon-returns"
 """Deliveries of earlier copies of a job that ended unsettled, counted by pigeon where the broker
 does not (RabbitMQ classic queues)."""

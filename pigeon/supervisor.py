@@ -47,7 +47,8 @@ class Supervisor:
             log.error("pigeon: %d workers did not stop in time; killing them", len(late))
             self._signal_all(signal.SIGKILL)
         codes = await asyncio.gather(*watchers)
-        return 0 if all(code == 0 for code in codes) else 1
+        # -SIGTERM: a worker still starting, stopped before it could take a message
+        return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for process in self._processes.values():

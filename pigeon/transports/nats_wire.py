@@ -23,13 +23,14 @@ import time
 from datetime import datetime
 from typing import Any
 
+from pigeon import headers as h
 from pigeon.errors import MessageTooLarge
 from pigeon.message import Envelope, new_id
 
 MSG_ID = "Nats-Msg-Id"
 CONTENT_TYPE = "content-type"
 CORRELATION_ID = "correlation_id"
-ORIGINAL_ID = "x-pigeon-message-id"
+ORIGINAL_ID = h.MESSAGE_ID
 """The message id, on dead letters and replays, whose ``Nats-Msg-Id`` is a de-duplication key."""
 
 _HEADER_BLOCK_START = b"NATS/1.0"

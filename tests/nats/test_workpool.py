@@ -36,13 +36,13 @@ async def test_a_worker_takes_no_more_jobs_than_it_has_free_slots(
 async def test_a_handler_longer_than_ack_wait_is_kept_alive_not_redelivered(
     nats_url: str, uid: str, raw: nats.NATS
 ) -> None:
-    app = App(nats_url, ack_wait=0.6)
+    app = App(nats_url, ack_wait=1.0)
     calls: list[int] = []
 
     @app.worker(f"{uid}.slow")
     async def work(job: Job, msg: Message) -> None:
         calls.append(msg.attempt)
-        await asyncio.sleep(2.0)  # the work: three times ack_wait
+        await asyncio.sleep(2.5)  # the work: longer than ack_wait
 
     async with app:
         await app.enqueue(f"{uid}.slow", Job(1))
@@ -50,7 +50,7 @@ async def test_a_handler_longer_than_ack_wait_is_kept_alive_not_redelivered(
         info = await raw.jetstream().consumer_info(f"PIGEON_Q_{uid}_slow", "workers")
         await wait_for(lambda: _acked(raw, f"PIGEON_Q_{uid}_slow"), timeout=10)
     assert calls == [1], "in-progress acks kept JetStream from delivering it again"
-    assert info.config.ack_wait == 0.6
+    assert info.config.ack_wait == 1.0
 
 
 async def _acked(raw: nats.NATS, stream: str) -> bool:

@@ -44,8 +44,19 @@ Case = Callable[[str, int], Awaitable[list[Result]]]
 # -- pub-sub ---------------------------------------------------------------------------------
 
 
-async def pigeon_pubsub(url: str, count: int) -> list[Result]:
+async def pigeon_pubsub(url: str, count: int, observe: str = "") -> list[Result]:
+    """pigeon's pub-sub; ``observe``: "metrics" or "tracing" to measure their overhead."""
     app = App(url)
+    if observe == "metrics":
+        from pigeon.metrics import PrometheusMetrics
+
+        app.observe(PrometheusMetrics())
+    elif observe == "tracing":
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from pigeon.tracing import OpenTelemetryTracing
+
+        app.observe(OpenTelemetryTracing(TracerProvider()))
     done, received = asyncio.Event(), 0
 
     @app.subscribe("bench.pigeon.ticks")
@@ -60,7 +71,8 @@ async def pigeon_pubsub(url: str, count: int) -> list[Result]:
             for _ in range(count):
                 await app.publish("bench.pigeon.ticks", TICK)
             await done.wait()
-    return [throughput("nats pub-sub", "pigeon", count, sw.seconds)]
+    impl = f"pigeon + {observe}" if observe else "pigeon"
+    return [throughput("nats pub-sub", impl, count, sw.seconds)]
 
 
 async def raw_pubsub(url: str, count: int, *, with_headers: bool = False) -> list[Result]:
@@ -353,6 +365,8 @@ async def run(count: int) -> list[Result]:
                 raw_pubsub,
                 lambda url, n: raw_pubsub(url, n, with_headers=True),
                 faststream_pubsub,
+                lambda url, n: pigeon_pubsub(url, n, "metrics"),
+                lambda url, n: pigeon_pubsub(url, n, "tracing"),
             ],
             url,
             count,

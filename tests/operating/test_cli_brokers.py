@@ -117,3 +117,31 @@ async def test_dlq_commands_round_trip_a_poison_message(
         await wait_dead_letters(worker, queue, 1)
     assert "purged 1" in await pigeon("dlq", "purge", queue, "--yes", url=url, cwd=tmp_path)
     assert f"{queue}: 0 dead letters" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)
+
+
+async def test_ad_hoc_publish_request_and_enqueue(
+    broker: Backend, uid: str, tmp_path: Path
+) -> None:
+    url = broker.url()
+    app = App(url)
+    events: list[dict[str, int]] = []
+    jobs: list[dict[str, int]] = []
+
+    @app.subscribe(f"{uid}.events")
+    async def on_event(event: dict[str, int]) -> None:
+        events.append(event)
+
+    @app.worker(f"{uid}.jobs")
+    async def on_job(job: dict[str, int]) -> None:
+        jobs.append(job)
+
+    @app.rpc(f"{uid}.add")
+    async def add(numbers: list[int]) -> int:
+        return sum(numbers)
+
+    async with app:
+        await pigeon("publish", f"{uid}.events", '{"n": 1}', url=url, cwd=tmp_path)
+        await pigeon("enqueue", f"{uid}.jobs", '{"n": 2}', url=url, cwd=tmp_path)
+        reply = await pigeon("request", f"{uid}.add", "[1, 2, 3]", url=url, cwd=tmp_path)
+        await wait_for(lambda: events == [{"n": 1}] and jobs == [{"n": 2}])
+    assert reply.strip() == "6"

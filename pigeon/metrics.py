@@ -3,9 +3,10 @@ RPC client latency, labelled by pattern and subject or queue."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from pigeon.errors import ConfigurationError
 from pigeon.observe import Outcome
@@ -42,6 +43,7 @@ class PrometheusMetrics:
             LABELS,
             registry=self.registry,
         )
+        self._by_handler: dict[tuple[str, str], _Series] = {}
         self.request_duration = Histogram(
             "pigeon_request_duration_seconds",
             "RPC client latency, from send to reply or error",
@@ -56,23 +58,54 @@ class PrometheusMetrics:
     def sending(self, pattern: str, subject: str, headers: dict[str, str]) -> None:
         """Nothing to count on the way out."""
 
-    @contextlib.contextmanager
-    def handling(self, pattern: str, subject: str, headers: Mapping[str, str]) -> Iterator[None]:
+    def handling(
+        self, pattern: str, subject: str, headers: Mapping[str, str]
+    ) -> AbstractContextManager[object]:
         """Count the delivery and time its handling."""
-        self.received.labels(pattern, subject).inc()
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.duration.labels(pattern, subject).observe(time.perf_counter() - started)
+        return _Timed(self._series(pattern, subject))
 
     def outcome(self, pattern: str, subject: str, outcome: Outcome) -> None:
         """Count the outcome."""
-        self._outcomes[outcome].labels(pattern, subject).inc()
+        self._series(pattern, subject).outcomes[outcome].inc()
 
     def requested(self, subject: str, seconds: float, error: str | None) -> None:
         """Record one request's latency."""
         self.request_duration.labels(subject, error or "ok").observe(seconds)
 
+    def _series(self, pattern: str, subject: str) -> _Series:
+        """The labelled children of one handler, looked up once (``labels()`` is slow)."""
+        series = self._by_handler.get((pattern, subject))
+        if series is None:
+            series = self._by_handler[(pattern, subject)] = _Series(
+                received=self.received.labels(pattern, subject),
+                duration=self.duration.labels(pattern, subject),
+                outcomes={o: c.labels(pattern, subject) for o, c in self._outcomes.items()},
+            )
+        return series
+
     def _counter(self, name: str, description: str) -> Counter:
         return Counter(f"pigeon_messages_{name}", description, LABELS, registry=self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    received: Counter
+    duration: Histogram
+    outcomes: dict[Outcome, Counter]
+
+
+class _Timed:
+    """Counts a delivery on entry and observes its duration on exit."""
+
+    __slots__ = ("_series", "_started")
+
+    def __init__(self, series: _Series) -> None:
+        self._series = series
+
+    def __enter__(self) -> object:
+        self._series.received.inc()
+        self._started = time.perf_counter()
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._series.duration.observe(time.perf_counter() - self._started)

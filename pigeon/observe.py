@@ -34,7 +34,7 @@ class Observer(Protocol):
 
     def handling(
         self, pattern: str, subject: str, headers: Mapping[str, str]
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[object]:
         """Wraps the handling of one delivery, from decoding to settling."""
         ...
 
@@ -55,9 +55,18 @@ class Observers(list[Observer]):
         for observer in self:
             observer.sending(pattern, subject, headers)
 
+    def handling(
+        self, pattern: str, subject: str, headers: Mapping[str, str]
+    ) -> AbstractContextManager[object]:
+        """Every observer's ``handling`` context around one delivery, as one."""
+        if len(self) == 1:
+            return self[0].handling(pattern, subject, headers)
+        return self._all_handling(pattern, subject, headers)
+
     @contextlib.contextmanager
-    def handling(self, pattern: str, subject: str, headers: Mapping[str, str]) -> Iterator[None]:
-        """Enter every observer's ``handling`` context around one delivery."""
+    def _all_handling(
+        self, pattern: str, subject: str, headers: Mapping[str, str]
+    ) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
             for observer in self:
                 stack.enter_context(observer.handling(pattern, subject, headers))

@@ -3,14 +3,14 @@ span per handled message, so one trace follows a request across services."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 from pigeon.errors import ConfigurationError
 from pigeon.observe import Outcome
 
 try:
-    from opentelemetry import context, propagate, trace
+    from opentelemetry import propagate, trace
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
     raise ConfigurationError("tracing needs the otel extra: pip install 'pigeon[otel]'") from exc
 
@@ -37,24 +37,20 @@ class OpenTelemetryTracing:
         """Inject the current trace context into the message's headers."""
         propagate.inject(headers)
 
-    @contextlib.contextmanager
-    def handling(self, pattern: str, subject: str, headers: Mapping[str, str]) -> Iterator[None]:
+    def handling(
+        self, pattern: str, subject: str, headers: Mapping[str, str]
+    ) -> AbstractContextManager[object]:
         """A span, child of the sender's context, current while the message is handled."""
-        parent = propagate.extract(headers)
-        token = context.attach(parent)
-        try:
-            with self.tracer.start_as_current_span(
-                f"{subject} process",
-                kind=SPAN_KINDS.get(pattern, trace.SpanKind.CONSUMER),
-                attributes={
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": subject,
-                    "pigeon.pattern": pattern,
-                },
-            ):
-                yield
-        finally:
-            context.detach(token)
+        return self.tracer.start_as_current_span(
+            f"{subject} process",
+            context=propagate.extract(headers),
+            kind=SPAN_KINDS.get(pattern, trace.SpanKind.CONSUMER),
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.destination.name": subject,
+                "pigeon.pattern": pattern,
+            },
+        )
 
     def outcome(self, pattern: str, subject: str, outcome: Outcome) -> None:
         """Record the outcome on the current span, if it is still open."""

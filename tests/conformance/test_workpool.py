@@ -233,8 +233,8 @@ async def test_shutdown_waits_for_handlers_in_flight(make_app: MakeApp, uid: str
     await app.enqueue(f"{uid}.drain", Job(1))
     await started.wait()
     closing = asyncio.create_task(app.close())
-    await asyncio.sleep(0)
-    assert not closing.done()
+    await wait_for(lambda: not app.ready, what="the App to stop taking jobs")
+    assert not closing.done(), "close() waits for the handler in flight"
     release.set()
     await closing
     assert finished == [1]

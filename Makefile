@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,8 +14,8 @@ demo: $(STAMP)
 	$(PY) -m examples.quickstart
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pigeon tests benchmarks examples
-	$(VENV)/bin/ruff format --check pigeon tests benchmarks examples
+	$(VENV)/bin/ruff check pigeon tests benchmarks examples reliability
+	$(VENV)/bin/ruff format --check pigeon tests benchmarks examples reliability
 	$(VENV)/bin/mypy --strict pigeon
 
 test: lint
@@ -24,6 +24,9 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.run
+
+soak: $(STAMP)
+	$(PY) -m reliability
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

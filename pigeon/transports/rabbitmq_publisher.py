@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import aiormq
 import aiormq.exceptions as amqp
@@ -32,6 +33,32 @@ async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
         if not underlay.is_closed:
             return underlay
         await asyncio.sleep(0.02)  # closed, and aio-pika has not noticed yet
+
+
+CLOSED_CHECK_INTERVAL = 0.25
+"""How often a publish still waiting checks whether its channel closed under it."""
+
+
+async def _unless_closed(sending: Awaitable[object], underlay: aiormq.Channel) -> None:
+    """Await ``sending``; raise ``ConnectionError`` if the channel closes first.
+
+    A publish caught by a dropped connection can wait forever in aiormq (on a full write queue
+    whose writer is gone), and closing the channel does not wake it: so look, now and then.
+    """
+    task = asyncio.ensure_future(sending)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CLOSED_CHECK_INTERVAL)
+            if done:
+                task.result()
+                return
+            if underlay.is_closed:
+                task.cancel()
+                await asyncio.wait({task})
+                raise ConnectionError("the channel closed under a publish")
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 def is_connection_loss(exc: BaseException) -> bool:
@@ -74,7 +101,7 @@ class Publisher:
                 underlay = self._underlay
                 if underlay is None or underlay.is_closed:
                     underlay = self._underlay = await self._wait_reopened(deadline - loop.time())
-                await underlay.basic_publish(
+                sending = underlay.basic_publish(
                     body,
                     exchange=exchange,
                     routing_key=routing_key,
@@ -82,6 +109,7 @@ class Publisher:
                     mandatory=mandatory,
                     wait=False,  # the confirm says more than the socket's drain
                 )
+                await _unless_closed(sending, underlay)
                 return
             except amqp.PublishError:
                 raise  # returned: no queue took it

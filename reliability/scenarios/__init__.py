@@ -1,0 +1,1 @@
+"""The scenarios: one module each, an async function returning a ``Result``."""

@@ -6,7 +6,6 @@ The pub-sub cases run on memory, and on NATS when ``PIGEON_BENCH_NATS_URL`` (def
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from typing import Any
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from benchmarks.common import Result, Stopwatch, throughput
+from benchmarks.common import Result, Stopwatch, pigeon_pubsub_seconds, throughput
 from pigeon import App
 from pigeon.codecs import decoder_for, encode
 from tests.proto import shop_pb2
@@ -45,25 +44,9 @@ def codec_cost(codec: str, count: int) -> Result:
 
 async def pubsub(url: str, codec: str, count: int) -> Result:
     app = App(url)
-    done = asyncio.Event()
-    received = 0
-
-    async def on_order(order: Any) -> None:
-        nonlocal received
-        received += 1
-        if received == count:
-            done.set()
-
-    on_order.__annotations__["order"] = TYPES[codec]
-    app.subscribe("bench.codec")(on_order)
-    sample = SAMPLES[codec]
-    async with app:
-        with Stopwatch() as sw:
-            for _ in range(count):
-                await app.publish("bench.codec", sample)
-            await asyncio.wait_for(done.wait(), 120)
+    seconds = await pigeon_pubsub_seconds(app, "bench.codec", TYPES[codec], SAMPLES[codec], count)
     transport = urlsplit(url).scheme
-    return throughput(f"{transport} pub-sub by codec", codec, count, sw.seconds)
+    return throughput(f"{transport} pub-sub by codec", codec, count, seconds)
 
 
 def _reachable(url: str) -> bool:

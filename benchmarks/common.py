@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pigeon import App
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,27 @@ def print_table(results: Sequence[Result]) -> None:
                 ratio = 1 / ratio if ratio else float("nan")
             print(f"{case:<36} {row.impl:<22} {row.value:>14,.2f}  {row.unit:<6} {ratio:>8.2f}x")
     print("vs pigeon: how many times better pigeon (or a case's first row) is than that row")
+
+
+async def pigeon_pubsub_seconds(
+    app: App, subject: str, body_type: Any, sample: Any, count: int
+) -> float:
+    """Seconds for ``app`` to publish ``count`` copies of ``sample`` on ``subject`` and for a
+    subscriber of its own, whose body is annotated ``body_type``, to receive every one."""
+    done = asyncio.Event()
+    received = 0
+
+    async def on_event(body: Any) -> None:
+        nonlocal received
+        received += 1
+        if received == count:
+            done.set()
+
+    on_event.__annotations__["body"] = body_type
+    app.subscribe(subject)(on_event)
+    async with app:
+        with Stopwatch() as sw:
+            for _ in range(count):
+                await app.publish(subject, sample)
+            await asyncio.wait_for(done.wait(), 300)
+    return sw.seconds

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import BaseModel
 
-from benchmarks.common import Result, Stopwatch, throughput
+from benchmarks.common import Result, Stopwatch, pigeon_pubsub_seconds, throughput
 from pigeon import App
 
 
@@ -29,23 +27,8 @@ def bare_validation_loop(count: int) -> Result:
 
 
 async def pigeon_pubsub(count: int) -> Result:
-    app = App("memory://bench-pubsub")
-    done = asyncio.Event()
-    received = 0
-
-    @app.subscribe("ticks")
-    async def on_tick(tick: Tick) -> None:
-        nonlocal received
-        received += 1
-        if received == count:
-            done.set()
-
-    async with app:
-        with Stopwatch() as sw:
-            for _ in range(count):
-                await app.publish("ticks", TICK)
-            await done.wait()
-    return throughput("memory pub-sub", "pigeon", count, sw.seconds)
+    seconds = await pigeon_pubsub_seconds(App("memory://bench-pubsub"), "ticks", Tick, TICK, count)
+    return throughput("memory pub-sub", "pigeon", count, seconds)
 
 
 async def run(count: int) -> list[Result]:

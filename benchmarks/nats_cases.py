@@ -24,7 +24,7 @@ from typing import Any
 import nats
 from pydantic import BaseModel
 
-from benchmarks.common import Result, Stopwatch, latencies, throughput
+from benchmarks.common import Result, Stopwatch, latencies, pigeon_pubsub_seconds, throughput
 from pigeon import App
 
 IN_FLIGHT = 64
@@ -57,22 +57,9 @@ async def pigeon_pubsub(url: str, count: int, observe: str = "") -> list[Result]
         from pigeon.tracing import OpenTelemetryTracing
 
         app.observe(OpenTelemetryTracing(TracerProvider()))
-    done, received = asyncio.Event(), 0
-
-    @app.subscribe("bench.pigeon.ticks")
-    async def on_tick(tick: Tick) -> None:
-        nonlocal received
-        received += 1
-        if received == count:
-            done.set()
-
-    async with app:
-        with Stopwatch() as sw:
-            for _ in range(count):
-                await app.publish("bench.pigeon.ticks", TICK)
-            await done.wait()
+    seconds = await pigeon_pubsub_seconds(app, "bench.pigeon.ticks", Tick, TICK, count)
     impl = f"pigeon + {observe}" if observe else "pigeon"
-    return [throughput("nats pub-sub", impl, count, sw.seconds)]
+    return [throughput("nats pub-sub", impl, count, seconds)]
 
 
 async def raw_pubsub(url: str, count: int, *, with_headers: bool = False) -> list[Result]:

@@ -35,30 +35,26 @@ async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
         await asyncio.sleep(0.02)  # closed, and aio-pika has not noticed yet
 
 
-CLOSED_CHECK_INTERVAL = 0.25
-"""How often a publish still waiting checks whether its channel closed under it."""
-
-
 async def _unless_closed(sending: Awaitable[object], underlay: aiormq.Channel) -> None:
     """Await ``sending``; raise ``ConnectionError`` if the channel closes first.
 
     A publish caught by a dropped connection can wait forever in aiormq (on a full write queue
-    whose writer is gone), and closing the channel does not wake it: so look, now and then.
+    whose writer is gone), and closing the channel does not wake it: so wait for either.
     """
     task = asyncio.ensure_future(sending)
+    closed = underlay.closing
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=CLOSED_CHECK_INTERVAL)
-            if done:
-                task.result()
-                return
-            if underlay.is_closed:
-                task.cancel()
-                await asyncio.wait({task})
-                raise ConnectionError("the channel closed under a publish")
+        await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         task.cancel()
         raise
+    finally:
+        closed.cancel()  # stops observing; the channel itself is untouched
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        raise ConnectionError("the channel closed under a publish")
+    task.result()
 
 
 def is_connection_loss(exc: BaseException) -> bool:

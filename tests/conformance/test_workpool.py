@@ -21,7 +21,7 @@ async def test_each_job_is_handled_once_by_the_pool(make_app: MakeApp, uid: str)
 
         @app.worker(f"{uid}.jobs", concurrency=4)
         async def work(job: Job) -> None:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the job's work, so both workers get a turn
             done.append(job.n)
 
     async with workers[0], workers[1]:

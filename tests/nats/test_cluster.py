@@ -76,7 +76,7 @@ async def test_a_node_killed_mid_run_loses_no_job(cluster: list[NatsServer]) -> 
 
     @app.worker("cluster.jobs", concurrency=8)
     async def work(job: Job) -> None:
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # the job's work
         done[job.n] += 1
 
     async def produce() -> None:

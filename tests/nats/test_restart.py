@@ -39,7 +39,7 @@ async def test_server_restart_mid_run_loses_no_job_and_subscriptions_resume(
 
     @app.worker("restart.jobs", concurrency=8)
     async def work(job: Job) -> None:
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # the job's work
         done[job.n] += 1
 
     @app.subscribe("restart.events")

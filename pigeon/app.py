@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import os
 import signal
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
-from pigeon.observe import Observer, Observers
+from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.handler import inspect_handler
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
-from pigeon.retry import Redeliver, Retry
+from pigeon.routing import Route, Router, duplicate_message
 from pigeon.transports import mask_url, transport_for
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 
 log = logging.getLogger("pigeon")
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+Lifespan = TypeVar("Lifespan", bound=Callable[..., Any])
 
 DEFAULT_URL = "memory://"
 Startable = pubsub.Subscriber | rpc.Responder | workpool.Worker
 
 
-class App:
+class App(Router):
     """A service: handlers registered with decorators, served on one transport connection.
 
     ``url`` picks the transport by scheme (``memory://``, ``nats://``, ``amqp://``); without one,
@@ -40,7 +45,9 @@ class App:
     of their request. Received messages are decoded by the codec their content type names.
     ``shutdown_timeout`` bounds how long closing waits for handlers in flight; the rest go back to
     the broker unacked. ``delivery_limit`` is how many times a job whose worker kept dying is
-    delivered before it is dead-lettered. Other keyword arguments go to the transport's client.
+    delivered before it is dead-lettered. ``middleware`` wraps every handler and every send of
+    this App (outermost); see ``pigeon.middleware``. Other keyword arguments go to the transport's
+    client. The decorators and ``include`` are ``Router``'s; handlers are served as added.
     """
 
     def __init__(
@@ -50,8 +57,17 @@ class App:
         codec: Codec | None = None,
         shutdown_timeout: float = 10.0,
         delivery_limit: int = 10,
+        middleware: Sequence[Middleware] = (),
         **transport_options: Any,
     ) -> None:
+        super().__init__()
+        self.middleware = check(middleware)
+        self._send = send_steps(self.middleware)
+        self._lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None
+        self._lifespan_exit: contextlib.AsyncExitStack | None = None
+        self.state: Any = types.SimpleNamespace()
+        """Resources for handlers and dependencies: set by the lifespan (attributes, or what it
+        yields)."""
         self.url = url or os.environ.get("PIGEON_URL") or DEFAULT_URL
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
@@ -60,12 +76,10 @@ class App:
             self.url, QueueSettings(delivery_limit=delivery_limit), transport_options
         )
         self._handlers: list[Startable] = []
-        self._rpc_subjects: set[str] = set()
-        self._worker_queues: set[str] = set()
+        self._exclusive: set[tuple[str, str]] = set()
         self._subscriptions: list[Subscription] = []
         self._running = False
         self._stop_requested: asyncio.Event | None = None
-        self.observers = Observers()
         self.ready = False
 
     def __repr__(self) -> str:
@@ -73,121 +87,100 @@ class App:
 
     # -- registration ------------------------------------------------------------------------
 
-    def subscribe(
-        self,
-        subject: str,
-        *,
-        group: str | None = None,
-        durable: str | None = None,
-        concurrency: int = 1,
-    ) -> Callable[[F], F]:
-        """Call the decorated function for every event on ``subject`` (``*``/``>`` wildcards).
-
-        Every subscriber gets every event; with ``group``, each event goes to one member of the
-        group. ``durable`` names a subscription whose events the broker keeps while it is stopped.
-        Events are handled in order with ``concurrency=1``, else up to that many at once. An event
-        that does not decode, or whose handler raises, is logged and dropped.
-        """
-        subjects.validate(subject, wildcards=True)
-        _check_concurrency(concurrency)
-
-        def register(fn: F) -> F:
-            spec = inspect_handler(fn, self._json)
-            self._add(pubsub.Subscriber(subject, spec, group, durable, concurrency, self.observers))
-            return fn
-
-        return register
-
-    def rpc(
-        self, subject: str, *, concurrency: int = 64, codec: Codec | None = None
-    ) -> Callable[[F], F]:
-        """Serve requests on ``subject`` with the decorated function; its return value is the reply.
-
-        Replicas share the requests; each serves up to ``concurrency`` at once. A handler that
-        raises, or a request that fails validation, reaches the caller as ``RemoteError``. Replies
-        are encoded with ``codec``, else the App's, else the codec the request came in with.
-        """
-        subjects.validate(subject, wildcards=True)
-        _check_concurrency(concurrency)
-        if subject in self._rpc_subjects:
-            raise ConfigurationError(
-                f"subject {subject!r} already has an rpc handler in this App; one subject, one "
-                "handler (run more replicas of the App to share the load)"
-            )
-
-        def register(fn: F) -> F:
-            spec = inspect_handler(fn, self._json)
-            self._rpc_subjects.add(subject)
-            self._add(
-                rpc.Responder(subject, spec, codec or self.codec, concurrency, self.observers)
-            )
-            return fn
-
-        return register
-
-    def worker(
-        self,
-        queue: str,
-        *,
-        concurrency: int = 8,
-        retry: Retry | None = None,
-        redeliver: Redeliver | None = None,
-        dead_letter: bool = True,
-    ) -> Callable[[F], F]:
-        """Process jobs of the work queue ``queue`` with the decorated function.
-
-        Each job is handled by one worker of all running Apps, acked only after the handler
-        returned; this App runs at most ``concurrency`` at once. A failing job is retried in
-        process (``retry``), then redelivered by the broker (``redeliver``), then dead-lettered
-        (``dead_letter=True``) or logged and dropped. A job that does not decode, or whose handler
-        raises ``Reject``, is dead-lettered at once.
-        """
-        subjects.validate(queue)
-        _check_concurrency(concurrency)
-        if queue in self._worker_queues:
-            raise ConfigurationError(f"queue {queue!r} already has a worker in this App")
-
-        def register(fn: F) -> F:
-            spec = inspect_handler(fn, self._json)
-            self._worker_queues.add(queue)
-            self._add(
-                workpool.Worker(
-                    queue, spec, concurrency, retry, redeliver, dead_letter, self.observers
-                )
-            )
-            return fn
-
-        return register
-
     @property
     def handlers(self) -> tuple[Startable, ...]:
         """The registered subscribers, rpc servers and workers, in registration order."""
         return tuple(self._handlers)
 
-    def observe(self, observer: Observer) -> None:
-        """Add an observer (metrics, tracing) that sees every message this App sends and handles."""
-        self.observers.append(observer)
+    def use(self, middleware: Middleware) -> None:
+        """Add ``middleware`` around every handler and send of this App, inside those added
+        before; see ``pigeon.middleware``. Raises ``ConfigurationError`` once the App started."""
+        if self._running:
+            raise ConfigurationError("add middleware before the App starts")
+        self.middleware = (*self.middleware, *check([middleware]))
+        self._send = send_steps(self.middleware)
 
-    def _add(self, handler: Startable) -> None:
+    def observe(self, observer: Middleware) -> None:
+        """Same as ``use``: metrics and tracing are middleware."""
+        self.use(observer)
+
+    def lifespan(self, fn: Lifespan) -> Lifespan:
+        """Decorate the App's lifespan: an async generator function taking the App (or a function
+        returning an async context manager). It is entered after connecting and before any
+        handler starts, and left after the last handler drained, before disconnecting. What it
+        yields, if not ``None``, becomes ``app.state``. A failure entering it fails ``start()``
+        with that error. Raises ``ConfigurationError`` for a second lifespan."""
+        if self._lifespan is not None:
+            raise ConfigurationError("this App already has a lifespan; use one that enters all")
+        if inspect.isasyncgenfunction(fn):
+            self._lifespan = contextlib.asynccontextmanager(fn)
+        elif callable(fn):
+            self._lifespan = fn
+        else:
+            raise ConfigurationError(f"lifespan {fn!r}: decorate an async generator function")
+        return fn
+
+    def _add(self, route: Route) -> None:
         if self._running:
             raise ConfigurationError("register handlers before the App starts")
-        self._handlers.append(handler)
+        subjects.validate(route.subject, wildcards=route.kind != "worker")
+        if route.kind != "subscribe" and (route.kind, route.subject) in self._exclusive:
+            raise ConfigurationError(duplicate_message(route))
+        self._exclusive.add((route.kind, route.subject))
+        self._routes.append(route)
+        self._handlers.append(self._serve(route))
+
+    def _serve(self, route: Route) -> Startable:
+        spec = route.handler
+        if self._json is not JSON:
+            spec = inspect_handler(spec.fn, self._json)
+        spec = replace(spec, app=self)
+        opts, subject, middleware = route.options, route.subject, route.middleware
+        if route.kind == "subscribe":
+            return pubsub.Subscriber(
+                subject, spec, opts["group"], opts["durable"], opts["concurrency"], middleware
+            )
+        if route.kind == "rpc":
+            codec = opts["codec"] or self.codec
+            return rpc.Responder(subject, spec, codec, opts["concurrency"], middleware)
+        return workpool.Worker(
+            subject,
+            spec,
+            opts["concurrency"],
+            opts["retry"],
+            opts["redeliver"],
+            opts["dead_letter"],
+            middleware,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and start every handler; returns once all of them receive messages."""
+        """Connect, enter the lifespan and start every handler; returns once all of them receive
+        messages. Raises what the lifespan raised on entering, after disconnecting."""
         if self._running:
             return
         await self.transport.connect()
         self._running = True
         try:
+            await self._enter_lifespan()
             for handler in self._handlers:
+                if self.middleware:
+                    handler = replace(handler, middleware=(*self.middleware, *handler.middleware))
                 self._subscriptions.append(await handler.start(self.transport))
         except BaseException:
             await self.close()
             raise
         self.ready = True
+
+    async def _enter_lifespan(self) -> None:
+        if self._lifespan is None:
+            return
+        async with contextlib.AsyncExitStack() as stack:
+            value = await stack.enter_async_context(self._lifespan(self))
+            self._lifespan_exit = stack.pop_all()
+        if value is not None:
+            self.state = value
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
@@ -197,7 +190,12 @@ class App:
         self._running = self.ready = False
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
-        await self.transport.close()
+        lifespan, self._lifespan_exit = self._lifespan_exit, None
+        try:
+            if lifespan is not None:
+                await lifespan.aclose()
+        finally:
+            await self.transport.close()
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -253,7 +251,31 @@ class App:
         """
         subjects.validate(subject)
         codec = codec or self.codec
-        await pubsub.publish(self.transport, subject, event, codec, headers, self.observers)
+        await pubsub.publish(self.transport, subject, event, codec, headers, self._send)
+
+    @overload
+    async def request(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        reply: type[T],
+        timeout: float = ...,
+        headers: dict[str, str] | None = ...,
+        codec: Codec | None = ...,
+    ) -> T: ...
+
+    @overload
+    async def request(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        reply: Any = ...,
+        timeout: float = ...,
+        headers: dict[str, str] | None = ...,
+        codec: Codec | None = ...,
+    ) -> Any: ...
 
     async def request(
         self,
@@ -281,7 +303,7 @@ class App:
             reply=reply,
             timeout=timeout,
             headers=headers,
-            observers=self.observers,
+            send=self._send,
         )
 
     async def enqueue(
@@ -299,7 +321,7 @@ class App:
         """
         subjects.validate(queue)
         codec = codec or self.codec
-        await workpool.enqueue(self.transport, queue, job, codec, headers, self.observers)
+        await workpool.enqueue(self.transport, queue, job, codec, headers, self._send)
 
     # -- dead letters ------------------------------------------------------------------------
 
@@ -315,8 +337,3 @@ class App:
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
         return await self.transport.purge_dead_letters(queue)
-
-
-def _check_concurrency(concurrency: int) -> None:
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency={concurrency!r}: give a positive integer")

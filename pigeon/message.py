@@ -95,7 +95,10 @@ class Message:
     """The context of a received message, for a handler that declares a ``Message`` parameter.
 
     ``attempt`` counts handler calls for this message, 1 on the first, carried across broker-side
-    redeliveries. ``failure`` is set on messages read from a dead-letter store.
+    redeliveries. ``failure`` is set on messages read from a dead-letter store. Middleware also
+    sees ``pattern`` (``subscribe``, ``rpc``, ``worker`` around handling; ``publish``, ``request``,
+    ``enqueue`` around sending) and ``route``, the subject or queue a handler was declared with
+    (wildcards kept, so it suits metric labels); both are empty elsewhere.
     """
 
     subject: str
@@ -108,10 +111,14 @@ class Message:
     timestamp: float
     attempt: int = 1
     failure: Failure | None = None
+    pattern: str = ""
+    route: str = ""
 
     @classmethod
-    def of(cls, envelope: Envelope, subject: str, attempt: int = 1) -> Message:
-        """Build the context of ``envelope``, received on ``subject``."""
+    def of(
+        cls, envelope: Envelope, subject: str, attempt: int = 1, pattern: str = "", route: str = ""
+    ) -> Message:
+        """Build the context of ``envelope``, received on (or sent to) ``subject``."""
         return cls(
             subject=subject,
             body=envelope.body,
@@ -123,6 +130,20 @@ class Message:
             timestamp=envelope.timestamp,
             attempt=attempt,
             failure=Failure.from_headers(envelope.headers),
+            pattern=pattern,
+            route=route,
+        )
+
+    def envelope(self) -> Envelope:
+        """The wire form of this message, with its (possibly changed) body and headers."""
+        return Envelope(
+            self.body,
+            self.headers,
+            self.content_type,
+            self.message_id,
+            self.correlation_id,
+            self.reply_to,
+            self.timestamp,
         )
 
     def decode(self, into: type[T]) -> T:

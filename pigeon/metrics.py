@@ -1,15 +1,15 @@
-"""Prometheus metrics (extra ``pigeon[prometheus]``): counters per outcome, handler durations,
-RPC client latency, labelled by pattern and subject or queue."""
+"""Prometheus metrics (extra ``pigeon[prometheus]``), as a middleware: counters per outcome,
+handler durations, RPC client latency, labelled by pattern and subject or queue."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from pigeon.errors import ConfigurationError
-from pigeon.observe import Outcome
+from pigeon.message import Message
+from pigeon.middleware import CallNext
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -22,24 +22,27 @@ LABELS = ("pattern", "subject")
 
 
 class PrometheusMetrics:
-    """An observer that counts every delivery by outcome and times every handled message.
+    """A middleware that counts and times every handler call and every request.
 
-    Metrics: ``pigeon_messages_received_total``, ``..._processed_total``, ``..._failed_total``,
-    ``..._retried_total``, ``..._redelivered_total``, ``..._dead_lettered_total`` (labels
-    ``pattern``, ``subject``), ``pigeon_handler_duration_seconds`` (histogram, same labels) and
-    ``pigeon_request_duration_seconds`` (RPC client latency, labels ``subject``, ``outcome``).
+    Metrics (labels ``pattern``, ``subject``: the subject or queue as the handler declared it):
+    ``pigeon_messages_received_total`` (handler calls), ``..._processed_total`` (calls that
+    returned), ``..._failed_total`` (calls that raised), ``..._retried_total`` (calls after the
+    first for their message: in-process retries and redeliveries),
+    ``pigeon_handler_duration_seconds`` (histogram, seconds per call) and
+    ``pigeon_request_duration_seconds`` (RPC client latency, labels ``subject``, ``outcome``:
+    ``ok`` or the exception's type name). Add it first (outermost) to count what other
+    middleware does too.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.received = self._counter("received", "Deliveries received")
-        self._outcomes = {
-            outcome: self._counter(outcome.value, f"Deliveries {outcome.value.replace('_', '-')}")
-            for outcome in Outcome
-        }
+        self.received = self._counter("received", "Handler calls")
+        self.processed = self._counter("processed", "Handler calls that returned")
+        self.failed = self._counter("failed", "Handler calls that raised")
+        self.retried = self._counter("retried", "Handler calls after the first for a message")
         self.duration = Histogram(
             "pigeon_handler_duration_seconds",
-            "Time to handle one delivery",
+            "Time of one handler call",
             LABELS,
             registry=self.registry,
         )
@@ -55,22 +58,36 @@ class PrometheusMetrics:
         """Serve the metrics over HTTP on ``port`` (``/metrics``), from a background thread."""
         start_http_server(port, address, registry=self.registry)
 
-    def sending(self, pattern: str, subject: str, headers: dict[str, str]) -> None:
-        """Nothing to count on the way out."""
+    async def handle(self, message: Message, call_next: CallNext) -> Any:
+        """Count the call, its outcome, and time it."""
+        series = self._series(message.pattern, message.route)
+        series.received.inc()
+        if message.attempt > 1:
+            series.retried.inc()
+        started = time.perf_counter()
+        try:
+            result = await call_next(message)
+        except BaseException:
+            series.failed.inc()
+            raise
+        finally:
+            series.duration.observe(time.perf_counter() - started)
+        series.processed.inc()
+        return result
 
-    def handling(
-        self, pattern: str, subject: str, headers: Mapping[str, str]
-    ) -> AbstractContextManager[object]:
-        """Count the delivery and time its handling."""
-        return _Timed(self._series(pattern, subject))
-
-    def outcome(self, pattern: str, subject: str, outcome: Outcome) -> None:
-        """Count the outcome."""
-        self._series(pattern, subject).outcomes[outcome].inc()
-
-    def requested(self, subject: str, seconds: float, error: str | None) -> None:
-        """Record one request's latency."""
-        self.request_duration.labels(subject, error or "ok").observe(seconds)
+    async def send(self, message: Message, call_next: CallNext) -> Any:
+        """Time requests, from send to reply or error; other sends pass through."""
+        if message.pattern != "request":
+            return await call_next(message)
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return await call_next(message)
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.request_duration.labels(message.route, outcome).observe(elapsed)
 
     def _series(self, pattern: str, subject: str) -> _Series:
         """The labelled children of one handler, looked up once (``labels()`` is slow)."""
@@ -78,8 +95,10 @@ class PrometheusMetrics:
         if series is None:
             series = self._by_handler[(pattern, subject)] = _Series(
                 received=self.received.labels(pattern, subject),
+                processed=self.processed.labels(pattern, subject),
+                failed=self.failed.labels(pattern, subject),
+                retried=self.retried.labels(pattern, subject),
                 duration=self.duration.labels(pattern, subject),
-                outcomes={o: c.labels(pattern, subject) for o, c in self._outcomes.items()},
             )
         return series
 
@@ -90,22 +109,7 @@ class PrometheusMetrics:
 @dataclass(frozen=True, slots=True)
 class _Series:
     received: Counter
+    processed: Counter
+    failed: Counter
+    retried: Counter
     duration: Histogram
-    outcomes: dict[Outcome, Counter]
-
-
-class _Timed:
-    """Counts a delivery on entry and observes its duration on exit."""
-
-    __slots__ = ("_series", "_started")
-
-    def __init__(self, series: _Series) -> None:
-        self._series = series
-
-    def __enter__(self) -> object:
-        self._series.received.inc()
-        self._started = time.perf_counter()
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self._series.duration.observe(time.perf_counter() - self._started)

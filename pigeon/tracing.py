@@ -1,13 +1,13 @@
-"""OpenTelemetry tracing (extra ``pigeon[otel]``): W3C trace context in message headers, and a
-span per handled message, so one trace follows a request across services."""
+"""OpenTelemetry tracing (extra ``pigeon[otel]``), as a middleware: W3C trace context in message
+headers, and a span per handler call, so one trace follows a request across services."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from typing import Any
 
 from pigeon.errors import ConfigurationError
-from pigeon.observe import Outcome
+from pigeon.message import Message
+from pigeon.middleware import CallNext
 
 try:
     from opentelemetry import propagate, trace
@@ -22,39 +22,33 @@ SPAN_KINDS = {
 
 
 class OpenTelemetryTracing:
-    """An observer that propagates trace context and opens a span around each handled message.
+    """A middleware that propagates trace context and opens a span around each handler call.
 
-    Outgoing messages (publish, request, reply, enqueue) carry the current context in
+    Outgoing messages (publish, request, enqueue) carry the current context in
     ``traceparent``/``tracestate`` headers (the globally configured propagator, W3C by default).
-    Each handled message gets a span, child of the sender's, named ``<subject> process``, which
+    Each handler call gets a span, child of the sender's, named ``<subject> process``, which
     is current while the handler runs, so what the handler sends continues the trace.
     """
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer("pigeon", tracer_provider=tracer_provider)
 
-    def sending(self, pattern: str, subject: str, headers: dict[str, str]) -> None:
+    async def send(self, message: Message, call_next: CallNext) -> Any:
         """Inject the current trace context into the message's headers."""
-        propagate.inject(headers)
+        propagate.inject(message.headers)
+        return await call_next(message)
 
-    def handling(
-        self, pattern: str, subject: str, headers: Mapping[str, str]
-    ) -> AbstractContextManager[object]:
-        """A span, child of the sender's context, current while the message is handled."""
-        return self.tracer.start_as_current_span(
-            f"{subject} process",
-            context=propagate.extract(headers),
-            kind=SPAN_KINDS.get(pattern, trace.SpanKind.CONSUMER),
+    async def handle(self, message: Message, call_next: CallNext) -> Any:
+        """Run the call in a span, child of the sender's context; an exception is recorded."""
+        with self.tracer.start_as_current_span(
+            f"{message.route} process",
+            context=propagate.extract(message.headers),
+            kind=SPAN_KINDS.get(message.pattern, trace.SpanKind.CONSUMER),
             attributes={
                 "messaging.operation.type": "process",
-                "messaging.destination.name": subject,
-                "pigeon.pattern": pattern,
+                "messaging.destination.name": message.subject,
+                "messaging.message.id": message.message_id,
+                "pigeon.pattern": message.pattern,
             },
-        )
-
-    def outcome(self, pattern: str, subject: str, outcome: Outcome) -> None:
-        """Record the outcome on the current span, if it is still open."""
-        trace.get_current_span().set_attribute("pigeon.outcome", outcome.value)
-
-    def requested(self, subject: str, seconds: float, error: str | None) -> None:
-        """Nothing: the caller's own spans cover the request."""
+        ):
+            return await call_next(message)

@@ -6,10 +6,13 @@ import asyncio
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from pigeon.codecs import JSON, Decoder, JSONCodec, decoder_for
+from pigeon.dependencies import Dependencies, Depends, depends_of
+from pigeon.dependencies import build as build_dependencies
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Message
 
@@ -24,29 +27,63 @@ class HandlerSpec:
     decode: Decoder
     message_param: str | None
     is_async: bool
+    dependencies: Dependencies | None = None
+    app: Any = None
+    """The App serving the handler, for dependencies that ask for it; set when it is added."""
 
     def decode_body(self, envelope: Envelope) -> Any:
         """The body decoded into the handler's type; raises ``DecodeError``."""
         return self.decode(envelope.body, envelope.content_type, envelope.headers)
 
     def call(self, body: Any, envelope: Envelope, subject: str, attempt: int = 1) -> Awaitable[Any]:
-        """Call the handler with ``body`` (and its ``Message`` if it asked for one); await the
-        result. A sync handler runs in a worker thread."""
-        if self.message_param is None:
+        """Call the handler with ``body`` (and its ``Message`` and dependencies if it asked for
+        them); await the result. A sync handler runs in a worker thread."""
+        if self.message_param is None and self.dependencies is None:
             if self.is_async:
                 return self.fn(body)  # type: ignore[no-any-return]
             return asyncio.to_thread(self.fn, body)
-        kwargs = {self.message_param: Message.of(envelope, subject, attempt)}
+        if self.message_param is None and not self.dependencies.needs_message:  # type: ignore[union-attr]
+            return self.call_with(body, None)
+        return self.call_with(body, Message.of(envelope, subject, attempt))
+
+    def call_message(self, message: Message) -> Awaitable[Any]:
+        """Decode ``message`` and call the handler with it: the innermost step of middleware."""
+        return self.call_with(
+            self.decode(message.body, message.content_type, message.headers), message
+        )
+
+    def call_with(self, body: Any, message: Message | None) -> Awaitable[Any]:
+        """Call the handler with ``body``, ``message`` for its ``Message`` parameter and its
+        dependencies resolved for ``message``."""
+        kwargs = {self.message_param: message} if self.message_param else {}
+        if self.dependencies is not None:
+            return self._call_resolved(body, message, kwargs)
+        return self._invoke(body, kwargs)
+
+    def _invoke(self, body: Any, kwargs: dict[str, Any]) -> Awaitable[Any]:
         if self.is_async:
             return self.fn(body, **kwargs)  # type: ignore[no-any-return]
         return asyncio.to_thread(self.fn, body, **kwargs)
+
+    async def _call_resolved(
+        self, body: Any, message: Message | None, kwargs: dict[str, Any]
+    ) -> Any:
+        dependencies = self.dependencies
+        assert dependencies is not None
+        if not dependencies.needs_cleanup:
+            kwargs.update(await dependencies.resolve(message, self.app, None))
+            return await self._invoke(body, kwargs)
+        async with AsyncExitStack() as stack:
+            kwargs.update(await dependencies.resolve(message, self.app, stack))
+            return await self._invoke(body, kwargs)
 
 
 def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:
     """Read ``fn``'s signature and build its decoder; ``ConfigurationError`` saying how to fix it.
 
     The first parameter receives the body and must be annotated with its type; one more parameter
-    annotated ``Message`` may follow; any other parameter needs a default.
+    annotated ``Message`` may follow, and parameters annotated ``Annotated[T, Depends(fn)]``; any
+    other parameter needs a default. The dependency graph is built here (``pigeon.dependencies``).
     """
     name = getattr(fn, "__qualname__", repr(fn))
     if not callable(fn):
@@ -67,13 +104,16 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
             f"handler {name}: annotate its first parameter {body.name!r} with the message type "
             "(a pydantic model, dataclass, bytes, str or dict): it decides how bodies are decoded"
         )
+    depends = _depends_params(fn, params[1:])
+    rest = [p for p in params[1:] if p.name not in depends]
     return HandlerSpec(
         fn=fn,
         name=name,
         body_type=hints[body.name],
         decode=decoder_for(hints[body.name], json),
-        message_param=_message_param(name, params[1:], hints),
+        message_param=_message_param(name, rest, hints),
         is_async=inspect.iscoroutinefunction(fn),
+        dependencies=build_dependencies(name, depends),
     )
 
 
@@ -83,6 +123,14 @@ def return_type(spec: HandlerSpec) -> Any:
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _depends_params(fn: Callable[..., Any], rest: list[inspect.Parameter]) -> dict[str, Depends]:
+    if not rest:
+        return {}
+    hints = typing.get_type_hints(fn, include_extras=True)
+    found = {p.name: depends_of(hints.get(p.name)) for p in rest}
+    return {name: depends for name, depends in found.items() if depends is not None}
 
 
 def _message_param(name: str, rest: list[inspect.Parameter], hints: dict[str, Any]) -> str | None:

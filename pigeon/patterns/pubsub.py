@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
-from pigeon.observe import Observers, Outcome
+from pigeon.message import Message
+from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.patterns.handler import HandlerSpec
 from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
@@ -27,7 +28,11 @@ class Subscriber:
     group: str | None
     durable: str | None
     concurrency: int
-    observers: Observers
+    middleware: tuple[Middleware, ...] = ()
+    chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
 
     async def start(self, transport: Transport) -> Subscription:
         """Subscribe on ``transport``; returns once the broker delivers to it."""
@@ -41,31 +46,25 @@ class Subscriber:
 
     async def handle(self, delivery: Delivery) -> None:
         """Decode and call; a bad payload or a failing handler is logged, and the event acked."""
-        if not self.observers:
-            await self._process(delivery)
-            return
-        with self.observers.handling(PATTERN, self.subject, delivery.envelope.headers):
-            outcome = await self._process(delivery)
-            self.observers.outcome(PATTERN, self.subject, outcome)
-
-    async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
-        outcome = Outcome.PROCESSED
         try:
-            body = self.handler.decode_body(envelope)
-            await self.handler.call(body, envelope, delivery.subject, delivery.attempt)
+            if self.chain is None:
+                body = self.handler.decode_body(envelope)
+                await self.handler.call(body, envelope, delivery.subject, delivery.attempt)
+            else:
+                message = Message.of(
+                    envelope, delivery.subject, delivery.attempt, PATTERN, self.subject
+                )
+                await self.chain(message)
         except DecodeError as exc:
-            outcome = Outcome.FAILED
             log_failure(
                 "dropped undecodable event", delivery.subject, envelope, 1, exc, logging.WARNING
             )
         except Exception as exc:
-            outcome = Outcome.FAILED
             log_failure(
                 f"subscriber {self.handler.name} failed", delivery.subject, envelope, 1, exc
             )
         await delivery.ack()
-        return outcome
 
 
 def publish(
@@ -74,11 +73,15 @@ def publish(
     obj: Any,
     codec: Codec | None,
     headers: dict[str, str] | None,
-    observers: Observers,
-) -> Awaitable[None]:
-    """Encode ``obj`` now and publish it on ``subject``; the awaitable completes once the broker
-    accepted it."""
+    send: tuple[Callable[..., Awaitable[Any]], ...] = (),
+) -> Awaitable[Any]:
+    """Encode ``obj`` now and publish it on ``subject`` through the ``send`` middleware steps;
+    the awaitable completes once the broker accepted it."""
     envelope = envelope_for(obj, codec, headers)
-    if observers:
-        observers.sending(PATTERN, subject, envelope.headers)
-    return transport.publish(subject, envelope)
+    if not send:
+        return transport.publish(subject, envelope)
+
+    def deliver(message: Message) -> Awaitable[None]:
+        return transport.publish(message.subject, message.envelope())
+
+    return run_send(send, Message.of(envelope, subject, pattern="publish", route=subject), deliver)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -13,8 +14,8 @@ from google.protobuf.message import Message as ProtobufMessage
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.errors import DecodeError, EncodeError, RemoteError
-from pigeon.message import Envelope
-from pigeon.observe import Observers, Outcome
+from pigeon.message import Envelope, Message
+from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.patterns.handler import HandlerSpec
 from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
@@ -35,7 +36,11 @@ class Responder:
     codec: Codec | None
     """Encodes replies; ``None``: the codec the request came in with, if it can encode the reply."""
     concurrency: int
-    observers: Observers
+    middleware: tuple[Middleware, ...] = ()
+    chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
 
     async def start(self, transport: Transport) -> Subscription:
         """Serve ``subject`` on ``transport``, sharing requests with its other servers."""
@@ -47,14 +52,6 @@ class Responder:
 
     async def handle(self, transport: Transport, delivery: Delivery) -> None:
         """Answer one request: its reply, or the error it raised. Expired requests are dropped."""
-        if not self.observers:
-            await self._process(transport, delivery)
-            return
-        with self.observers.handling(PATTERN, self.subject, delivery.envelope.headers):
-            outcome = await self._process(transport, delivery)
-            self.observers.outcome(PATTERN, self.subject, outcome)
-
-    async def _process(self, transport: Transport, delivery: Delivery) -> Outcome:
         request = delivery.envelope
         if _expired(request):
             log.warning(
@@ -63,23 +60,23 @@ class Responder:
                 request.message_id,
             )
             await delivery.ack()
-            return Outcome.FAILED
+            return
         answer = await self._answer(request, delivery.subject)
         if request.reply_to:
             answer.correlation_id = request.correlation_id or request.message_id
-            if self.observers:
-                self.observers.sending(PATTERN, request.reply_to, answer.headers)
             try:
                 await transport.reply(request.reply_to, answer)
             except Exception as exc:
                 log_failure("could not send the reply", delivery.subject, request, 1, exc)
         await delivery.ack()
-        return Outcome.FAILED if h.ERROR_TYPE in answer.headers else Outcome.PROCESSED
 
     async def _answer(self, request: Envelope, subject: str) -> Envelope:
         try:
-            body = self.handler.decode_body(request)
-            result = await self.handler.call(body, request, subject)
+            if self.chain is None:
+                body = self.handler.decode_body(request)
+                result = await self.handler.call(body, request, subject)
+            else:
+                result = await self.chain(Message.of(request, subject, 1, PATTERN, self.subject))
             return envelope_for(result, self.codec or _mirror(request, result))
         except Exception as exc:
             level = logging.WARNING if isinstance(exc, DecodeError | EncodeError) else logging.ERROR
@@ -104,9 +101,10 @@ async def request(
     reply: Any,
     timeout: float,
     headers: dict[str, str] | None,
-    observers: Observers,
+    send: tuple[Callable[..., Awaitable[Any]], ...] = (),
 ) -> Any:
-    """Send ``obj`` to the server of ``subject`` and return its reply decoded into ``reply``.
+    """Send ``obj`` to the server of ``subject`` (through the ``send`` middleware steps) and
+    return its reply decoded into ``reply``.
 
     Raises ``RemoteError`` when the handler raised, ``NoResponders`` at once when nobody serves
     the subject, ``RequestTimeout`` after ``timeout`` seconds, ``DecodeError`` for a reply that does
@@ -115,17 +113,16 @@ async def request(
     envelope = envelope_for(obj, codec, headers)
     envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
     envelope = replace(envelope, correlation_id=envelope.message_id)
-    if not observers:
+    if not send:
         return _decoded(await transport.request(subject, envelope, timeout), reply)
-    observers.sending(PATTERN, subject, envelope.headers)
-    started, error = time.perf_counter(), None
-    try:
-        return _decoded(await transport.request(subject, envelope, timeout), reply)
-    except Exception as exc:
-        error = type(exc).__name__
-        raise
-    finally:
-        observers.requested(subject, time.perf_counter() - started, error)
+
+    async def deliver(message: Message) -> Message:
+        answer = await transport.request(message.subject, message.envelope(), timeout)
+        return Message.of(answer, message.subject, pattern="reply", route=message.route)
+
+    message = Message.of(envelope, subject, pattern="request", route=subject)
+    answer: Message = await run_send(send, message, deliver)
+    return _decoded(answer.envelope(), reply)
 
 
 def _decoded(answer: Envelope, reply: Any) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon.codecs import Codec
-from pigeon.message import Failure
-from pigeon.observe import Observers, Outcome
+from pigeon.message import Failure, Message
+from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.patterns.handler import HandlerSpec
 from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
@@ -33,7 +34,11 @@ class Worker:
     retry: Retry | None
     redeliver: Redeliver | None
     dead_letter: bool
-    observers: Observers
+    middleware: tuple[Middleware, ...] = ()
+    chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
 
     async def start(self, transport: Transport) -> Subscription:
         """Consume ``queue`` on ``transport``."""
@@ -41,40 +46,32 @@ class Worker:
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one job; ack it only after the handler returned."""
-        if not self.observers:
-            await self._process(delivery)
-            return
-        with self.observers.handling(PATTERN, self.queue, delivery.envelope.headers):
-            outcome = await self._process(delivery)
-            if outcome in (Outcome.REDELIVERED, Outcome.DEAD_LETTERED):
-                self.observers.outcome(PATTERN, self.queue, Outcome.FAILED)
-            self.observers.outcome(PATTERN, self.queue, outcome)
-
-    async def _process(self, delivery: Delivery) -> Outcome:
         calls_per_delivery = self.retry.attempts if self.retry else 1
         calls_before = (delivery.attempt - 1) * calls_per_delivery
         calls = 0
+        envelope, chain = delivery.envelope, self.chain
 
         async def call(number: int) -> None:
             nonlocal calls
             calls = number
-            if number > 1 and self.observers:
-                self.observers.outcome(PATTERN, self.queue, Outcome.RETRIED)
             attempt = calls_before + number
-            await self.handler.call(body, delivery.envelope, delivery.subject, attempt)
+            if chain is None:
+                await self.handler.call(body, envelope, delivery.subject, attempt)
+            else:
+                await chain(Message.of(envelope, delivery.subject, attempt, PATTERN, self.queue))
 
         try:
-            body = self.handler.decode_body(delivery.envelope)
+            body = self.handler.decode_body(envelope) if chain is None else None
             if self.retry is None:
                 await call(1)
             else:
                 await self.retry.call(call)
         except Exception as exc:
-            return await self._failed(delivery, exc, max(1, calls_before + calls))
+            await self._failed(delivery, exc, max(1, calls_before + calls))
+            return
         await delivery.ack()
-        return Outcome.PROCESSED
 
-    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> Outcome:
+    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> None:
         envelope = delivery.envelope
         if self.redeliver is not None and not isinstance(error, NEVER_RETRY):
             delay = self.redeliver.delay_after(delivery.attempt)
@@ -82,15 +79,14 @@ class Worker:
                 what = f"job failed, redelivering in {delay:g}s"
                 log_failure(what, self.queue, envelope, attempts, error, logging.WARNING)
                 await delivery.redeliver(delay)
-                return Outcome.REDELIVERED
+                return
         if self.dead_letter:
             log_failure("job failed, dead-lettered", self.queue, envelope, attempts, error)
             await delivery.dead_letter(Failure.of(error, attempts=attempts, queue=self.queue))
-            return Outcome.DEAD_LETTERED
+            return
         what = "job failed, discarded (dead_letter=False)"
         log_failure(what, self.queue, envelope, attempts, error)
         await delivery.ack()
-        return Outcome.FAILED
 
 
 async def enqueue(
@@ -99,10 +95,16 @@ async def enqueue(
     obj: Any,
     codec: Codec | None,
     headers: dict[str, str] | None,
-    observers: Observers,
+    send: tuple[Callable[..., Awaitable[Any]], ...] = (),
 ) -> None:
-    """Encode ``obj`` and store it on ``queue``; returns once the broker stored it durably."""
+    """Encode ``obj`` and store it on ``queue`` (through the ``send`` middleware steps); returns
+    once the broker stored it durably."""
     envelope = envelope_for(obj, codec, headers)
-    if observers:
-        observers.sending(PATTERN, queue, envelope.headers)
-    await transport.enqueue(queue, envelope)
+    if not send:
+        await transport.enqueue(queue, envelope)
+        return
+
+    async def deliver(message: Message) -> None:
+        await transport.enqueue(message.subject, message.envelope())
+
+    await run_send(send, Message.of(envelope, queue, pattern="enqueue", route=queue), deliver)

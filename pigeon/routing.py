@@ -1,0 +1,177 @@
+"""``Router``: handlers declared apart from any App, added to one with ``App.include``.
+
+A router takes the same decorators as an App. Its handlers are checked when decorated (the
+signature, the dependency graph, the subject) and added to an App, with the router's prefix and
+middleware, when the App (or a router it is then included in) includes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+from pigeon import subjects
+from pigeon.codecs import Codec
+from pigeon.errors import ConfigurationError
+from pigeon.middleware import Middleware, check
+from pigeon.patterns.handler import HandlerSpec, inspect_handler
+from pigeon.retry import Redeliver, Retry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Kind = Literal["subscribe", "rpc", "worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One decorated handler: its kind, subject (or queue), options and middleware so far."""
+
+    kind: Kind
+    subject: str
+    handler: HandlerSpec
+    options: dict[str, Any] = field(default_factory=dict)
+    middleware: tuple[Middleware, ...] = ()
+
+    def nested(self, prefix: str, middleware: tuple[Middleware, ...]) -> Route:
+        """This route as seen from a router that includes its own: prefixed, and with that
+        router's middleware outside this route's."""
+        return replace(
+            self, subject=prefix + self.subject, middleware=(*middleware, *self.middleware)
+        )
+
+
+class Router:
+    """A group of handlers with a common subject ``prefix`` and ``middleware``.
+
+    ``prefix`` is prepended as is to every subject and queue (``Router(prefix="orders.")`` and
+    ``@router.worker("render")`` serve ``orders.render``). ``middleware`` wraps this router's
+    handlers, inside the App's and outside each handler's own. A router's handlers are copied
+    into an App (or a router) when it includes it: include a router once it is complete.
+    """
+
+    def __init__(self, prefix: str = "", *, middleware: Sequence[Middleware] = ()) -> None:
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"prefix={prefix!r}: give a string such as 'orders.'")
+        self.prefix = prefix
+        self.middleware = check(middleware)
+        self._routes: list[Route] = []
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The handlers declared here or included, in order, without this router's prefix."""
+        return tuple(self._routes)
+
+    def subscribe(
+        self,
+        subject: str,
+        *,
+        group: str | None = None,
+        durable: str | None = None,
+        concurrency: int = 1,
+        middleware: Sequence[Middleware] = (),
+    ) -> Callable[[F], F]:
+        """Call the decorated function for every event on ``subject`` (``*``/``>`` wildcards).
+
+        Every subscriber gets every event; with ``group``, each event goes to one member of the
+        group. ``durable`` names a subscription whose events the broker keeps while it is stopped.
+        Events are handled in order with ``concurrency=1``, else up to that many at once. An event
+        that does not decode, or whose handler raises, is logged and dropped. ``middleware``
+        wraps this handler only, inside the router's and the App's.
+        """
+        subjects.validate(subject, wildcards=True)
+        options = {"group": group, "durable": durable, "concurrency": concurrency}
+        return self._decorator("subscribe", subject, options, middleware)
+
+    def rpc(
+        self,
+        subject: str,
+        *,
+        concurrency: int = 64,
+        codec: Codec | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> Callable[[F], F]:
+        """Serve requests on ``subject`` with the decorated function; its return value is the reply.
+
+        Replicas share the requests; each serves up to ``concurrency`` at once. A handler that
+        raises, or a request that fails validation, reaches the caller as ``RemoteError``. Replies
+        are encoded with ``codec``, else the App's, else the codec the request came in with.
+        Raises ``ConfigurationError`` when ``subject`` already has an rpc handler.
+        """
+        subjects.validate(subject, wildcards=True)
+        options = {"concurrency": concurrency, "codec": codec}
+        return self._decorator("rpc", subject, options, middleware)
+
+    def worker(
+        self,
+        queue: str,
+        *,
+        concurrency: int = 8,
+        retry: Retry | None = None,
+        redeliver: Redeliver | None = None,
+        dead_letter: bool = True,
+        middleware: Sequence[Middleware] = (),
+    ) -> Callable[[F], F]:
+        """Process jobs of the work queue ``queue`` with the decorated function.
+
+        Each job is handled by one worker of all running Apps, acked only after the handler
+        returned; this App runs at most ``concurrency`` at once. A failing job is retried in
+        process (``retry``), then redelivered by the broker (``redeliver``), then dead-lettered
+        (``dead_letter=True``) or logged and dropped. A job that does not decode, or whose handler
+        raises ``Reject``, is dead-lettered at once. Raises ``ConfigurationError`` when ``queue``
+        already has a worker.
+        """
+        subjects.validate(queue)
+        options = {
+            "concurrency": concurrency,
+            "retry": retry,
+            "redeliver": redeliver,
+            "dead_letter": dead_letter,
+        }
+        return self._decorator("worker", queue, options, middleware)
+
+    def include(self, router: Router) -> None:
+        """Add ``router``'s handlers here, under its prefix and inside its middleware.
+
+        Raises ``ConfigurationError`` when that gives an rpc subject or a work queue two handlers.
+        """
+        if router is self:
+            raise ConfigurationError("a router cannot include itself")
+        for route in router.routes:
+            self._add(route.nested(router.prefix, router.middleware))
+
+    def _decorator(
+        self, kind: Kind, subject: str, options: dict[str, Any], middleware: Sequence[Middleware]
+    ) -> Callable[[F], F]:
+        _check_concurrency(options["concurrency"])
+        handler_middleware = check(middleware)
+
+        def register(fn: F) -> F:
+            route = Route(kind, subject, inspect_handler(fn), options, handler_middleware)
+            self._add(route)
+            return fn
+
+        return register
+
+    def _add(self, route: Route) -> None:
+        """Keep ``route``; an App overrides this to serve it."""
+        if route.kind != "subscribe":
+            clash = [r for r in self._routes if r.kind == route.kind and r.subject == route.subject]
+            if clash:
+                raise ConfigurationError(duplicate_message(route))
+        self._routes.append(route)
+
+
+def duplicate_message(route: Route) -> str:
+    """What to say when ``route``'s rpc subject or work queue already has a handler."""
+    if route.kind == "rpc":
+        return (
+            f"subject {route.subject!r} already has an rpc handler in this App; one subject, one "
+            "handler (run more replicas of the App to share the load)"
+        )
+    return f"queue {route.subject!r} already has a worker in this App"
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency={concurrency!r}: give a positive integer")

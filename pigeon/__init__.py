@@ -2,6 +2,8 @@
 
 from pigeon.app import App
 from pigeon.codecs import JSON, PROTOBUF, Codec, JSONCodec, ProtobufCodec
+from pigeon.deduplicate import Deduplicate
+from pigeon.dependencies import Depends
 from pigeon.errors import (
     BrokerError,
     ConfigurationError,
@@ -17,7 +19,9 @@ from pigeon.errors import (
     RequestTimeout,
 )
 from pigeon.message import Envelope, Failure, Message
+from pigeon.middleware import Timeout
 from pigeon.retry import Redeliver, Retry
+from pigeon.routing import Router
 
 __all__ = [
     "JSON",
@@ -28,6 +32,8 @@ __all__ = [
     "ConfigurationError",
     "DeclarationConflict",
     "DecodeError",
+    "Deduplicate",
+    "Depends",
     "EncodeError",
     "Envelope",
     "Failure",
@@ -43,4 +49,6 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "Retry",
+    "Router",
+    "Timeout",
 ]

@@ -271,7 +271,18 @@ class App(Router):
         subject: str,
         body: Any,
         *,
-        reply: Any = ...,
+        reply: types.UnionType,
+        timeout: float = ...,
+        headers: dict[str, str] | None = ...,
+        codec: Codec | None = ...,
+    ) -> Any: ...
+
+    @overload
+    async def request(
+        self,
+        subject: str,
+        body: Any,
+        *,
         timeout: float = ...,
         headers: dict[str, str] | None = ...,
         codec: Codec | None = ...,

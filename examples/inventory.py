@@ -2,13 +2,15 @@
 
 A request that asks for more than is in stock raises ``OutOfStock``; pigeon sends it back to the
 caller, who gets ``RemoteError(type="OutOfStock", message=...)``. Run several replicas and they
-share the requests.
+share the requests. The stock is loaded by the App's lifespan, before the first request is
+served, and reported once the last one drained.
 
     PIGEON_URL=nats://127.0.0.1:4222 python -m examples.inventory
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from examples.models import SUBJECTS, OutOfStock, Reserve, Reserved, Subjects
@@ -28,8 +30,14 @@ class Inventory:
 
 
 def register(app: App, subjects: Subjects = SUBJECTS, stock: dict[str, int] = STOCK) -> Inventory:
-    """Add inventory's handler to ``app``; returns its state."""
-    inventory = Inventory(stock=dict(stock))
+    """Add inventory's handler and lifespan to ``app``; returns its state, filled on start."""
+    inventory = Inventory(stock={})
+
+    @app.lifespan
+    async def load_stock(app: App) -> AsyncIterator[Inventory]:
+        inventory.stock.update(stock)  # a real service would read its database here
+        yield inventory
+        inventory.stock.clear()  # and release it here, after the last request drained
 
     @app.rpc(subjects.inventory_reserve)
     async def reserve(request: Reserve) -> Reserved:

@@ -92,7 +92,10 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
     try:
         hints = typing.get_type_hints(fn)
     except Exception as exc:  # a forward reference that does not resolve, say
-        raise ConfigurationError(f"handler {name}: cannot resolve its annotations: {exc}") from exc
+        raise ConfigurationError(
+            f"handler {name}: cannot resolve its annotations: {exc} (names in annotations must "
+            "be importable from the handler's module: define dependencies at module level)"
+        ) from exc
     if not params or params[0].kind not in _POSITIONAL:
         raise ConfigurationError(
             f"handler {name} takes no body parameter; add one annotated with the message type, "

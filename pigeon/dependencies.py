@@ -74,6 +74,19 @@ class Dependencies:
     """(handler parameter name, index of the step that fills it)."""
     needs_cleanup: bool
     needs_message: bool
+    all_sync: bool
+    """Every dependency is a plain function: ``resolve_now`` applies, without awaiting."""
+
+    def resolve_now(self, message: Message | None, app: Any) -> dict[str, Any]:
+        """``resolve`` for graphs of plain functions only (``all_sync``)."""
+        values: list[Any] = []
+        for step in self.steps:
+            kwargs = {
+                name: values[i] if i >= 0 else (message if i == MESSAGE else app)
+                for name, i in step.args
+            }
+            values.append(step.fn(**kwargs))
+        return {name: values[i] for name, i in self.params}
 
     async def resolve(
         self, message: Message | None, app: Any, stack: AsyncExitStack | None
@@ -117,6 +130,7 @@ def build(handler: str, params: dict[str, Depends]) -> Dependencies | None:
         params=named,
         needs_cleanup=any(s.kind in (_Kind.GENERATOR, _Kind.ASYNC_GENERATOR) for s in steps),
         needs_message=any(i == MESSAGE for s in steps for _, i in s.args),
+        all_sync=all(s.kind is _Kind.CALL for s in steps),
     )
 
 

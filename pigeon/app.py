@@ -13,14 +13,15 @@ from typing import Any, TypeVar
 from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
+from pigeon.handlers import inspect_handler
 from pigeon.message import Message
 from pigeon.observe import Observer, Observers
 from pigeon.patterns import pubsub, rpc, workpool
-from pigeon.patterns.handler import inspect_handler
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.retry import Redeliver, Retry
-from pigeon.transports import mask_url, transport_for
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.registry import transport_for
+from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 

@@ -12,11 +12,11 @@ from pydantic import TypeAdapter
 from pigeon.app import App
 from pigeon.codecs.decoding import split_union
 from pigeon.codecs.protobuf import full_name
-from pigeon.patterns.handler import HandlerSpec, return_type
+from pigeon.handlers import HandlerSpec, return_type
 from pigeon.patterns.pubsub import Subscriber
 from pigeon.patterns.rpc import Responder
 from pigeon.patterns.workpool import Worker
-from pigeon.transports import mask_url
+from pigeon.transports.urls import mask_url
 
 SCHEMA_REF = "#/components/schemas/{model}"
 RAW_PAYLOADS: dict[Any, tuple[str, dict[str, Any]]] = {

@@ -9,9 +9,9 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
+from pigeon.failures import log_failure
+from pigeon.handlers import HandlerSpec
 from pigeon.observe import Observers, Outcome
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Subscription, Transport
 

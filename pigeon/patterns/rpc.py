@@ -13,10 +13,10 @@ from google.protobuf.message import Message as ProtobufMessage
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.errors import DecodeError, EncodeError, RemoteError
+from pigeon.failures import log_failure
+from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope
 from pigeon.observe import Observers, Outcome
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Subscription, Transport
 

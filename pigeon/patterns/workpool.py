@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pigeon.codecs import Codec
+from pigeon.failures import log_failure
+from pigeon.handlers import HandlerSpec
 from pigeon.message import Failure
 from pigeon.observe import Observers, Outcome
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
 from pigeon.transports.base import Delivery, Subscription, Transport

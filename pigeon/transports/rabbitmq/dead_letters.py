@@ -17,8 +17,8 @@ from pamqp.commands import Basic
 
 from pigeon import headers as h
 from pigeon.message import Envelope
-from pigeon.transports import rabbitmq_wire as wire
-from pigeon.transports.rabbitmq_topology import Declarer, dead_letter_queue
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
 
 BROKER_REASONS = {
     "delivery_limit": "DeliveryLimitExceeded",

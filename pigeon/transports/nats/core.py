@@ -14,9 +14,9 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.message import Failure
-from pigeon.transports import nats_wire as wire
 from pigeon.transports.base import Handler
-from pigeon.transports.nats_errors import translated
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import translated
 from pigeon.transports.runner import HandlerRunner
 
 

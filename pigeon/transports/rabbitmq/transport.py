@@ -28,16 +28,15 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 
 from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope, new_id
-from pigeon.transports import mask_url
-from pigeon.transports import rabbitmq_deadletters as dead_letters
-from pigeon.transports import rabbitmq_wire as wire
 from pigeon.transports.base import Handler, QueueSettings
-from pigeon.transports.rabbitmq_consumer import RabbitSubscription, delivery_maker
-from pigeon.transports.rabbitmq_errors import CLIENT_ERRORS, connect_error, translate, translated
-from pigeon.transports.rabbitmq_jobs import Jobs
-from pigeon.transports.rabbitmq_publisher import Publisher, underlay_of
-from pigeon.transports.rabbitmq_rpc import Requester
-from pigeon.transports.rabbitmq_topology import Declarer, Topology, checked_name, queue_name_for
+from pigeon.transports.rabbitmq import dead_letters, wire
+from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
+from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translate, translated
+from pigeon.transports.rabbitmq.jobs import Jobs
+from pigeon.transports.rabbitmq.publisher import Publisher, underlay_of
+from pigeon.transports.rabbitmq.requests import Requester
+from pigeon.transports.rabbitmq.topology import Declarer, Topology, checked_name, queue_name_for
+from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 

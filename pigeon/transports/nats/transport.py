@@ -18,21 +18,21 @@ from nats.aio.client import Client
 
 from pigeon.errors import BrokerError, ConfigurationError, NoResponders, RequestTimeout
 from pigeon.message import Envelope, Failure
-from pigeon.transports import mask_url
-from pigeon.transports import nats_wire as wire
 from pigeon.transports.base import Handler, QueueSettings, Subscription
-from pigeon.transports.nats_consumer import JetStreamDelivery, PullConsumer
-from pigeon.transports.nats_core import CoreSubscription
-from pigeon.transports.nats_deadletters import DeadLetters
-from pigeon.transports.nats_declare import (
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
+from pigeon.transports.nats.core import CoreSubscription
+from pigeon.transports.nats.dead_letters import DeadLetters
+from pigeon.transports.nats.errors import translate
+from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.topology import (
     ACK_WAIT,
     QUEUE_SUBJECTS,
     WORKERS,
     Declarer,
     QueueNames,
 )
-from pigeon.transports.nats_errors import translate
-from pigeon.transports.nats_jetstream import JetStreamApi
+from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 

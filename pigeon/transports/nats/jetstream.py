@@ -14,8 +14,8 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.errors import BrokerError
-from pigeon.transports import nats_wire as wire
-from pigeon.transports.nats_errors import JetStreamError, translate
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import JetStreamError, translate
 
 log = logging.getLogger("pigeon")
 

@@ -22,10 +22,10 @@ from pamqp.commands import Basic
 
 from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
-from pigeon.transports import rabbitmq_wire as wire
-from pigeon.transports.rabbitmq_errors import CLIENT_ERRORS, translate, translated
-from pigeon.transports.rabbitmq_publisher import underlay_of
-from pigeon.transports.rabbitmq_topology import Declarer
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate, translated
+from pigeon.transports.rabbitmq.publisher import underlay_of
+from pigeon.transports.rabbitmq.topology import Declarer
 from pigeon.transports.replies import ReplyMap
 
 log = logging.getLogger("pigeon")

@@ -15,10 +15,10 @@ from aiormq.abc import DeliveredMessage
 
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope, Failure
-from pigeon.transports import rabbitmq_wire as wire
-from pigeon.transports.rabbitmq_errors import translated
-from pigeon.transports.rabbitmq_publisher import Publisher
-from pigeon.transports.rabbitmq_topology import Declarer, dead_letter_queue
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.errors import translated
+from pigeon.transports.rabbitmq.publisher import Publisher
+from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
 
 log = logging.getLogger("pigeon")
 

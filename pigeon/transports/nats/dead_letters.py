@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure
-from pigeon.transports import nats_wire as wire
-from pigeon.transports.nats_declare import QueueNames
-from pigeon.transports.nats_errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, JetStreamError
-from pigeon.transports.nats_jetstream import JetStreamApi
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, JetStreamError
+from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.topology import QueueNames
 
 Redeclare = Callable[[], Awaitable[None]]
 

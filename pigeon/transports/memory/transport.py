@@ -17,7 +17,7 @@ from pigeon import headers as h
 from pigeon.errors import BrokerError, ConfigurationError, NoResponders
 from pigeon.message import Envelope, Failure, new_id
 from pigeon.transports.base import Handler, QueueSettings
-from pigeon.transports.memory_broker import Item, MemoryBroker, MemoryQueue, broker_named
+from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, broker_named
 from pigeon.transports.replies import ReplyMap
 from pigeon.transports.runner import HandlerRunner
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pigeon.errors import ConfigurationError, DeclarationConflict
-from pigeon.transports.nats_errors import (
+from pigeon.transports.nats.errors import (
     CONSUMER_EXISTS,
     CONSUMER_NAME_EXISTS,
     STREAM_NAME_IN_USE,
     SUBJECTS_OVERLAP,
     JetStreamError,
 )
-from pigeon.transports.nats_jetstream import JetStreamApi
+from pigeon.transports.nats.jetstream import JetStreamApi
 
 ACK_WAIT = 30.0
 """Default seconds JetStream waits for an ack before delivering again (``App(ack_wait=...)``);

@@ -19,7 +19,7 @@ import aiormq.abc
 from aio_pika.abc import AbstractRobustConnection
 
 from pigeon.errors import ConfigurationError, DeclarationConflict
-from pigeon.transports.rabbitmq_errors import translated
+from pigeon.transports.rabbitmq.errors import translated
 
 QUEUE_TYPES = ("quorum", "classic")
 

@@ -19,10 +19,10 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from pigeon.message import Envelope, Failure, new_id
-from pigeon.transports import rabbitmq_wire as wire
 from pigeon.transports.base import Handler
-from pigeon.transports.rabbitmq_jobs import Jobs
-from pigeon.transports.rabbitmq_publisher import is_connection_loss
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.jobs import Jobs
+from pigeon.transports.rabbitmq.publisher import is_connection_loss
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")

@@ -57,9 +57,8 @@ class App:
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
-        self.transport: Transport = transport_for(
-            self.url, QueueSettings(delivery_limit=delivery_limit), transport_options
-        )
+        self.settings = QueueSettings(delivery_limit=delivery_limit)
+        self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._rpc_subjects: set[str] = set()
         self._worker_queues: set[str] = set()
@@ -94,7 +93,10 @@ class App:
 
         def register(fn: F) -> F:
             spec = inspect_handler(fn, self._json)
-            self._add(pubsub.Subscriber(subject, spec, group, durable, concurrency, self.observers))
+            limit = self.settings.delivery_limit
+            self._add(
+                pubsub.Subscriber(subject, spec, group, durable, concurrency, self.observers, limit)
+            )
             return fn
 
         return register
@@ -153,7 +155,14 @@ class App:
             self._worker_queues.add(queue)
             self._add(
                 workpool.Worker(
-                    queue, spec, concurrency, retry, redeliver, dead_letter, self.observers
+                    queue,
+                    spec,
+                    concurrency,
+                    retry,
+                    redeliver,
+                    dead_letter,
+                    self.observers,
+                    self.settings.delivery_limit,
                 )
             )
             return fn
@@ -254,7 +263,7 @@ class App:
         """
         subjects.validate(subject)
         codec = codec or self.codec
-        await pubsub.publish(self.transport, subject, event, codec, headers, self.observers)
+        await pubsub.publish(self.transport.events, subject, event, codec, headers, self.observers)
 
     async def request(
         self,
@@ -275,7 +284,7 @@ class App:
         """
         subjects.validate(subject)
         return await rpc.request(
-            self.transport,
+            self.transport.requests,
             subject,
             body,
             codec=codec or self.codec,
@@ -300,22 +309,22 @@ class App:
         """
         subjects.validate(queue)
         codec = codec or self.codec
-        await workpool.enqueue(self.transport, queue, job, codec, headers, self.observers)
+        await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self.observers)
 
     # -- dead letters ------------------------------------------------------------------------
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Message]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its ``failure``."""
-        envelopes = await self.transport.dead_letters(queue, limit)
+        envelopes = await self.transport.jobs.dead_letters(queue, limit)
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
-        return await self.transport.replay_dead_letters(queue, limit)
+        return await self.transport.jobs.replay_dead_letters(queue, limit)
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
-        return await self.transport.purge_dead_letters(queue)
+        return await self.transport.jobs.purge_dead_letters(queue)
 
 
 def _check_concurrency(concurrency: int) -> None:

@@ -1,10 +1,12 @@
-"""One log line per failure: what happened, subject, message id, attempt, error."""
+"""What a failure means, decided once for every transport: the delivery limit's ``Failure`` and the
+one log line per failure (what happened, subject, message id, attempt, error)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
-from pigeon.message import Envelope
+from pigeon.message import Envelope, Failure
 
 log = logging.getLogger("pigeon")
 
@@ -31,3 +33,21 @@ def log_failure(
         error,
         exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
     )
+
+
+def over_delivery_limit(returns: int, limit: int) -> bool:
+    """Whether a message whose deliveries ended unsettled ``returns`` times has reached the
+    delivery ``limit`` (``App(delivery_limit=...)``, after RabbitMQ quorum queues'
+    ``x-delivery-limit``) and must be dead-lettered instead of handled again."""
+    return returns >= limit
+
+
+def delivery_limit_failure(returns: int, attempts: int, queue: str) -> Failure:
+    """The dead letter's ``Failure`` for a message over the delivery limit: its worker kept
+    stopping or dying before settling it."""
+    error = RuntimeError(
+        f"delivered {returns} times without being settled (its worker kept stopping or dying); "
+        "dead-lettered instead of delivered again"
+    )
+    failure = Failure.of(error, attempts=max(1, attempts), queue=queue)
+    return replace(failure, error_type="DeliveryLimitExceeded")

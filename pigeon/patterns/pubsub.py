@@ -9,11 +9,11 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
-from pigeon.failures import log_failure
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit
 from pigeon.handlers import HandlerSpec
 from pigeon.observe import Observers, Outcome
 from pigeon.patterns.outgoing import envelope_for
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Events, Subscription, Transport
 
 PATTERN = "subscribe"
 
@@ -28,10 +28,11 @@ class Subscriber:
     durable: str | None
     concurrency: int
     observers: Observers
+    delivery_limit: int
 
     async def start(self, transport: Transport) -> Subscription:
-        """Subscribe on ``transport``; returns once the broker delivers to it."""
-        return await transport.subscribe(
+        """Subscribe on ``transport``'s events; returns once the broker delivers to it."""
+        return await transport.events.subscribe(
             self.subject,
             self.handle,
             group=self.group,
@@ -50,6 +51,8 @@ class Subscriber:
 
     async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
+        if over_delivery_limit(delivery.returns, self.delivery_limit):
+            return await self._drop_over_limit(delivery)
         outcome = Outcome.PROCESSED
         try:
             body = self.handler.decode_body(envelope)
@@ -67,9 +70,17 @@ class Subscriber:
         await delivery.ack()
         return outcome
 
+    async def _drop_over_limit(self, delivery: Delivery) -> Outcome:
+        """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
+        failure = delivery_limit_failure(delivery.returns, delivery.returns, self.subject)
+        error = RuntimeError(failure.error_message)
+        log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
+        await delivery.ack()
+        return Outcome.FAILED
+
 
 def publish(
-    transport: Transport,
+    events: Events,
     subject: str,
     obj: Any,
     codec: Codec | None,
@@ -81,4 +92,4 @@ def publish(
     envelope = envelope_for(obj, codec, headers)
     if observers:
         observers.sending(PATTERN, subject, envelope.headers)
-    return transport.publish(subject, envelope)
+    return events.publish(subject, envelope)

@@ -18,7 +18,7 @@ from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope
 from pigeon.observe import Observers, Outcome
 from pigeon.patterns.outgoing import envelope_for
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Requests, Subscription, Transport
 
 log = logging.getLogger("pigeon")
 
@@ -38,23 +38,24 @@ class Responder:
     observers: Observers
 
     async def start(self, transport: Transport) -> Subscription:
-        """Serve ``subject`` on ``transport``, sharing requests with its other servers."""
+        """Serve ``subject`` on ``transport``'s requests, sharing them with its other servers."""
+        requests = transport.requests
 
         async def handle(delivery: Delivery) -> None:
-            await self.handle(transport, delivery)
+            await self.handle(requests, delivery)
 
-        return await transport.serve(self.subject, handle, concurrency=self.concurrency)
+        return await requests.serve(self.subject, handle, concurrency=self.concurrency)
 
-    async def handle(self, transport: Transport, delivery: Delivery) -> None:
+    async def handle(self, requests: Requests, delivery: Delivery) -> None:
         """Answer one request: its reply, or the error it raised. Expired requests are dropped."""
         if not self.observers:
-            await self._process(transport, delivery)
+            await self._process(requests, delivery)
             return
         with self.observers.handling(PATTERN, self.subject, delivery.envelope.headers):
-            outcome = await self._process(transport, delivery)
+            outcome = await self._process(requests, delivery)
             self.observers.outcome(PATTERN, self.subject, outcome)
 
-    async def _process(self, transport: Transport, delivery: Delivery) -> Outcome:
+    async def _process(self, requests: Requests, delivery: Delivery) -> Outcome:
         request = delivery.envelope
         if _expired(request):
             log.warning(
@@ -66,11 +67,11 @@ class Responder:
             return Outcome.FAILED
         answer = await self._answer(request, delivery.subject)
         if request.reply_to:
-            answer.correlation_id = request.correlation_id or request.message_id
+            answer.correlation_id = request.correlation
             if self.observers:
                 self.observers.sending(PATTERN, request.reply_to, answer.headers)
             try:
-                await transport.reply(request.reply_to, answer)
+                await requests.reply(request.reply_to, answer)
             except Exception as exc:
                 log_failure("could not send the reply", delivery.subject, request, 1, exc)
         await delivery.ack()
@@ -96,7 +97,7 @@ def error_envelope(exc: BaseException) -> Envelope:
 
 
 async def request(
-    transport: Transport,
+    requests: Requests,
     subject: str,
     obj: Any,
     *,
@@ -116,11 +117,11 @@ async def request(
     envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
     envelope = replace(envelope, correlation_id=envelope.message_id)
     if not observers:
-        return _decoded(await transport.request(subject, envelope, timeout), reply)
+        return _decoded(await requests.request(subject, envelope, timeout), reply)
     observers.sending(PATTERN, subject, envelope.headers)
     started, error = time.perf_counter(), None
     try:
-        return _decoded(await transport.request(subject, envelope, timeout), reply)
+        return _decoded(await requests.request(subject, envelope, timeout), reply)
     except Exception as exc:
         error = type(exc).__name__
         raise

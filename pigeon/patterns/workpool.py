@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pigeon.codecs import Codec
-from pigeon.failures import log_failure
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Failure
 from pigeon.observe import Observers, Outcome
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Jobs, Subscription, Transport
 
 PATTERN = "worker"
 
@@ -24,7 +24,8 @@ class Worker:
 
     Failure handling, in order: ``retry`` in process (the job is held), ``redeliver`` through the
     broker (the slot is freed), then the dead letters (or, with ``dead_letter=False``, a log line
-    and the job is dropped). Decode errors and ``Reject`` skip the first two.
+    and the job is dropped). Decode errors and ``Reject`` skip the first two. A job whose
+    deliveries ended unsettled ``delivery_limit`` times is dead-lettered without being handled.
     """
 
     queue: str
@@ -34,10 +35,11 @@ class Worker:
     redeliver: Redeliver | None
     dead_letter: bool
     observers: Observers
+    delivery_limit: int
 
     async def start(self, transport: Transport) -> Subscription:
-        """Consume ``queue`` on ``transport``."""
-        return await transport.consume(self.queue, self.handle, concurrency=self.concurrency)
+        """Consume ``queue`` on ``transport``'s jobs."""
+        return await transport.jobs.consume(self.queue, self.handle, concurrency=self.concurrency)
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one job; ack it only after the handler returned."""
@@ -51,8 +53,10 @@ class Worker:
             self.observers.outcome(PATTERN, self.queue, outcome)
 
     async def _process(self, delivery: Delivery) -> Outcome:
-        calls_per_delivery = self.retry.attempts if self.retry else 1
-        calls_before = (delivery.attempt - 1) * calls_per_delivery
+        calls_before = calls_in_earlier_deliveries(delivery, self.retry)
+        if over_delivery_limit(delivery.returns, self.delivery_limit):
+            failure = delivery_limit_failure(delivery.returns, calls_before, self.queue)
+            return await self._dead_letter(delivery, failure, RuntimeError(failure.error_message))
         calls = 0
 
         async def call(number: int) -> None:
@@ -83,9 +87,17 @@ class Worker:
                 log_failure(what, self.queue, envelope, attempts, error, logging.WARNING)
                 await delivery.redeliver(delay)
                 return Outcome.REDELIVERED
+        return await self._dead_letter(
+            delivery, Failure.of(error, attempts=attempts, queue=self.queue), error
+        )
+
+    async def _dead_letter(
+        self, delivery: Delivery, failure: Failure, error: BaseException
+    ) -> Outcome:
+        envelope, attempts = delivery.envelope, failure.attempts
         if self.dead_letter:
             log_failure("job failed, dead-lettered", self.queue, envelope, attempts, error)
-            await delivery.dead_letter(Failure.of(error, attempts=attempts, queue=self.queue))
+            await delivery.dead_letter(failure)
             return Outcome.DEAD_LETTERED
         what = "job failed, discarded (dead_letter=False)"
         log_failure(what, self.queue, envelope, attempts, error)
@@ -93,8 +105,19 @@ class Worker:
         return Outcome.FAILED
 
 
+def calls_in_earlier_deliveries(delivery: Delivery, retry: Retry | None) -> int:
+    """Handler calls made for this message before this delivery, from the broker's counts.
+
+    A delivery handed back by ``Redeliver`` made every call ``retry`` allows; one that ended
+    unsettled (its worker stopped or died, perhaps mid-retry) is counted as one call, the fewest
+    it can have made. ``Message.attempt`` and ``Failure.attempts`` build on this.
+    """
+    redelivered = delivery.attempt - 1 - delivery.returns
+    return delivery.returns + redelivered * (retry.attempts if retry else 1)
+
+
 async def enqueue(
-    transport: Transport,
+    jobs: Jobs,
     queue: str,
     obj: Any,
     codec: Codec | None,
@@ -105,4 +128,4 @@ async def enqueue(
     envelope = envelope_for(obj, codec, headers)
     if observers:
         observers.sending(PATTERN, queue, envelope.headers)
-    await transport.enqueue(queue, envelope)
+    await jobs.enqueue(queue, envelope)

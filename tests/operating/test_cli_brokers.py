@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pigeon import App
+from pigeon.testing.waiting import wait_dead_letters, wait_for
 from tests.backends import Backend
 from tests.conftest import BACKEND_FACTORIES
-from tests.helpers import wait_dead_letters, wait_for
 
 SERVICE = """
 import asyncio, os

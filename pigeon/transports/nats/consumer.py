@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from nats import errors as nats_errors
@@ -35,10 +34,11 @@ class JetStreamDelivery:
     """A message of a pull consumer; see ``pigeon.transports.base.Delivery``.
 
     ``attempt`` is JetStream's own delivery count, read from the message's ack subject, so it
-    survives restarts and counts every delivery: redeliveries after a nak included.
+    survives restarts and counts every delivery: redeliveries after a nak included. JetStream
+    does not tell a nak from a worker that died, so ``returns`` is every earlier delivery.
     """
 
-    __slots__ = ("_consumer", "attempt", "envelope", "reply", "stream_seq", "subject")
+    __slots__ = ("_consumer", "attempt", "envelope", "reply", "returns", "stream_seq", "subject")
 
     def __init__(self, consumer: PullConsumer, msg: Any) -> None:
         self._consumer = consumer
@@ -46,6 +46,7 @@ class JetStreamDelivery:
         tokens = self.reply.split(".")
         base = 2 if len(tokens) == 9 else 4  # $JS.ACK.<stream>... or $JS.ACK.<domain>.<hash>...
         self.attempt = int(tokens[base + 2])
+        self.returns = self.attempt - 1
         self.stream_seq = int(tokens[base + 3])
         stored_at = int(tokens[base + 5]) / 1e9
         self.envelope = wire.incoming(msg.data, msg.headers, None, stored_at)
@@ -67,12 +68,12 @@ class PullConsumer:
 
     One pull request is open at a time, for no more messages than there are free slots, so no
     message waits in a local buffer while its ack timer runs. Messages in hand get in-progress
-    acks, every third of ``ack_wait``, until settled. A message past ``limit`` deliveries is not
-    handed over: it goes to ``sink`` (the dead letters) or, without one, is logged and dropped.
-    Closing naks every unsettled message, which JetStream then delivers again at once.
+    acks, every third of ``ack_wait``, until settled. A dead-lettered message goes to ``sink``
+    (the dead letters) or, without one, is logged and dropped. Closing naks every unsettled
+    message, which JetStream then delivers again at once.
 
     ``strip``: characters cut from the front of a message's subject to make ``Delivery.subject``
-    (a work queue's subject prefix); ``queue``: the work queue named in dead letters.
+    (a work queue's subject prefix).
     """
 
     def __init__(
@@ -84,10 +85,8 @@ class PullConsumer:
         handler: Handler,
         *,
         concurrency: int,
-        limit: int,
         ack_wait: float,
         strip: int = 0,
-        queue: str = "",
         sink: DeadLetterSink | None = None,
     ) -> None:
         self.stream = stream
@@ -95,8 +94,6 @@ class PullConsumer:
         self._client = client
         self._url = url
         self._handler = handler
-        self._limit = limit
-        self._queue = queue
         self._sink = sink
         self._progress_every = ack_wait / 3
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
@@ -186,7 +183,7 @@ class PullConsumer:
         delivery = JetStreamDelivery(self, msg)
         self._unsettled[delivery.reply] = delivery
         if self._runner.free > 0 and not self._backlog:
-            self._runner.start(self._call(delivery))
+            self._runner.start(self._handler(delivery))
         else:  # more than asked for (a pull request outlived a reconnect): hold it until free
             self._backlog.append(delivery)
             self._wake.set()
@@ -202,21 +199,6 @@ class PullConsumer:
                 self._pause_until = asyncio.get_running_loop().time() + 0.5
         self._remaining = 0
         self._wake.set()
-
-    def _call(self, delivery: JetStreamDelivery) -> Any:
-        if delivery.attempt > self._limit:
-            return self._over_limit(delivery)
-        return self._handler(delivery)
-
-    async def _over_limit(self, delivery: JetStreamDelivery) -> None:
-        error = RuntimeError(
-            f"delivered {delivery.attempt - 1} times without being acked (its worker kept "
-            f"stopping or dying); delivery_limit={self._limit}, so it is dead-lettered "
-            "instead of delivered again"
-        )
-        failure = Failure.of(error, attempts=delivery.attempt - 1, queue=self._queue)
-        log.error("pigeon: %s: message_id=%s %s", self.stream, delivery.envelope.message_id, error)
-        await self.dead_letter(delivery, replace(failure, error_type="DeliveryLimitExceeded"))
 
     # -- pulling ---------------------------------------------------------------------------
 
@@ -235,7 +217,7 @@ class PullConsumer:
             if self._backlog:
                 await runner.wait_free()
                 while self._backlog and runner.free > 0:
-                    runner.start(self._call(self._backlog.popleft()))
+                    runner.start(self._handler(self._backlog.popleft()))
                 continue
             now = loop.time()
             waiting = self._remaining > 0 and now < self._request_ends

@@ -21,11 +21,12 @@ from pigeon.transports.runner import HandlerRunner
 
 
 class CoreDelivery:
-    """A core NATS message; ``attempt`` is always 1 and settling it does nothing."""
+    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing."""
 
     __slots__ = ("envelope", "subject")
 
     attempt = 1
+    returns = 0
 
     def __init__(self, msg: Any) -> None:
         self.envelope = wire.received(msg)

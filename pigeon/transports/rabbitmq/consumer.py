@@ -21,7 +21,7 @@ from pamqp.commands import Basic
 from pigeon.message import Envelope, Failure, new_id
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
-from pigeon.transports.rabbitmq.jobs import Jobs
+from pigeon.transports.rabbitmq.jobs import JobStore
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
 from pigeon.transports.runner import HandlerRunner
 
@@ -46,6 +46,7 @@ class RabbitDelivery:
         "attempt",
         "counts",
         "envelope",
+        "returns",
         "subject",
     )
 
@@ -55,7 +56,7 @@ class RabbitDelivery:
         envelope: Envelope,
         subject: str,
         counts: wire.Counts,
-        jobs: Jobs | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         self._message = message
         self.counts = counts
@@ -64,6 +65,7 @@ class RabbitDelivery:
         self.envelope = envelope
         self.subject = subject
         self.attempt = counts.attempt
+        self.returns = counts.returns
 
     async def ack(self) -> None:
         await self._settle(requeue=None)
@@ -135,7 +137,7 @@ class RabbitSubscription:
         handler: Handler,
         concurrency: int,
         make: MakeDelivery,
-        jobs: Jobs | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         self.queue = queue
         self._channel = channel
@@ -215,8 +217,11 @@ class RabbitSubscription:
             await _reject(message)
             return
         jobs = self._jobs
-        if jobs and jobs.must_screen(message, delivery.counts) and not await self._screen(delivery):
-            return
+        if jobs and jobs.must_screen(message):
+            screened = await self._screen(delivery)
+            if screened is None:
+                return
+            delivery = screened
         if not self._backlog and self._runner.free > 0:
             self._runner.start(self._handler(delivery))
             return
@@ -224,22 +229,26 @@ class RabbitSubscription:
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._drain_backlog())
 
-    async def _screen(self, delivery: RabbitDelivery) -> bool:
-        """Run ``Jobs.screen`` on a returned job; ``close`` waits for it before closing the
-        channel, so that its ack is never sent on a closed channel."""
+    async def _screen(self, delivery: RabbitDelivery) -> RabbitDelivery | None:
+        """Run ``JobStore.screen`` on a returned job: the delivery a handler should get now, or
+        ``None``. ``close`` waits for it before closing the channel, so that its ack is never
+        sent on a closed channel."""
         assert self._jobs is not None
         task = asyncio.current_task()
         assert task is not None
         self._screening.add(task)
         try:
-            take = await self._jobs.screen(self.queue, delivery.envelope, delivery.counts)
-            if not take:
+            counts = await self._jobs.screen(self.queue, delivery.envelope, delivery.counts)
+            if counts is None:
                 await delivery.ack()
-            return take
+                return None
+            return RabbitDelivery(
+                delivery._message, delivery.envelope, delivery.subject, counts, self._jobs
+            )
         except Exception:
             log.exception("pigeon: could not requeue a returned job of %r", self.queue)
             await delivery._settle(requeue=True)
-            return False
+            return None
         finally:
             self._screening.discard(task)
 
@@ -260,7 +269,7 @@ async def _reject(message: DeliveredMessage) -> None:
             await message.channel.basic_reject(message.delivery_tag, requeue=False, wait=False)
 
 
-def delivery_maker(queue: str, jobs: Jobs | None = None) -> MakeDelivery:
+def delivery_maker(queue: str, jobs: JobStore | None = None) -> MakeDelivery:
     """How a consumer of ``queue`` turns messages into deliveries: for events and requests the
     subject is the routing key; for jobs (``jobs`` given) it is the work queue's name."""
 

@@ -8,22 +8,29 @@ its queue is gone redeclares the queue and is published again.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import aiormq.exceptions as amqp
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 from aiormq.abc import DeliveredMessage
 
 from pigeon.errors import BrokerError
-from pigeon.message import Envelope, Failure
-from pigeon.transports.rabbitmq import wire
+from pigeon.failures import over_delivery_limit
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler
+from pigeon.transports.rabbitmq import dead_letters, wire
 from pigeon.transports.rabbitmq.errors import translated
 from pigeon.transports.rabbitmq.publisher import Publisher
-from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
+from pigeon.transports.rabbitmq.topology import Declarer, checked_name, dead_letter_queue
+
+if TYPE_CHECKING:
+    from pigeon.transports.rabbitmq.consumer import RabbitSubscription
+    from pigeon.transports.rabbitmq.transport import RabbitMQTransport
 
 log = logging.getLogger("pigeon")
 
 
-class Jobs:
+class JobStore:
     """Stores jobs on work queues, their retry queues and their dead-letter queues."""
 
     def __init__(self, publisher: Publisher, declarer: Declarer, url: str) -> None:
@@ -55,35 +62,23 @@ class Jobs:
         dlq = dead_letter_queue(queue)
         await self._store(queue, dlq, envelope, None, f"dead-lettering on {queue!r}")
 
-    def must_screen(self, message: DeliveredMessage, counts: wire.Counts) -> bool:
-        """Whether a delivery needs ``screen`` before its handler: it was returned unsettled."""
-        if self.counts_returns:
-            return bool(message.redelivered)
-        return counts.returns >= self.delivery_limit
+    def must_screen(self, message: DeliveredMessage) -> bool:
+        """Whether a delivery needs ``screen`` before its handler: on a classic queue, it was
+        returned unsettled and the broker did not count it."""
+        return self.counts_returns and bool(message.redelivered)
 
-    async def screen(self, queue: str, envelope: Envelope, counts: wire.Counts) -> bool:
-        """Deal with a job whose earlier delivery ended unsettled; ``True`` if a handler should
-        get it now. Over the delivery limit it is dead-lettered; on a classic queue it is stored
-        again with its returns counted (the broker does not count them)."""
-        if self.counts_returns:
-            counts = wire.Counts(counts.attempt + 1, counts.returns + 1)
-        if counts.returns >= self.delivery_limit:
-            await self.bury(queue, self._over_limit(queue, envelope, counts))
-            return False
-        if self.counts_returns:
-            await self.store(queue, envelope, counts)
-            return False
-        return True
-
-    def _over_limit(self, queue: str, envelope: Envelope, counts: wire.Counts) -> Envelope:
-        error = RuntimeError(
-            f"delivered {counts.returns} times without being settled (its worker kept stopping "
-            "or dying); dead-lettered instead of delivered again"
-        )
-        failure = Failure.of(error, attempts=counts.attempt - 1, queue=queue)
-        failure = replace(failure, error_type="DeliveryLimitExceeded")
-        log.error("pigeon: %s dead-lettered %s: %s", queue, envelope.message_id, error)
-        return envelope.with_headers(failure.as_headers())
+    async def screen(
+        self, queue: str, envelope: Envelope, counts: wire.Counts
+    ) -> wire.Counts | None:
+        """Count the return of a job from a classic queue (the broker does not): below the
+        delivery limit it is stored again with its returns counted and ``None`` is returned (the
+        original is then acked); at the limit its counts are returned and a handler gets it, so
+        that the work pool dead-letters it."""
+        counts = wire.Counts(counts.attempt + 1, counts.returns + 1)
+        if over_delivery_limit(counts.returns, self.delivery_limit):
+            return counts
+        await self.store(queue, envelope, counts)
+        return None
 
     async def _store(
         self,
@@ -119,3 +114,43 @@ class Jobs:
             await self._declarer.retry_queue(queue, int(routing_key.rsplit(".", 1)[1]))
         else:  # the work queue or its dead-letter queue
             await self._declarer.work_queue(queue)
+
+
+class RabbitJobs:
+    """``Jobs`` of a ``RabbitMQTransport``: durable work queues (quorum by default) with
+    ``<queue>.dlq`` and ``<queue>.retry.<ms>`` beside them."""
+
+    def __init__(self, transport: RabbitMQTransport) -> None:
+        self._transport = transport
+
+    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+        self._transport.check(envelope)
+        await self._transport.job_store.store(checked_name(queue, "work queue"), envelope)
+
+    async def consume(
+        self, queue: str, handler: Handler, *, concurrency: int
+    ) -> RabbitSubscription:
+        transport = self._transport
+        transport.check()
+        await transport.declarer.work_queue(checked_name(queue, "work queue"))
+        arguments = transport.topology.work_queue_arguments(queue)
+
+        async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            return await channel.declare_queue(queue, durable=True, arguments=arguments)
+
+        action = f"consuming {queue!r}"
+        return await transport.consume(queue, declare, handler, concurrency, action, jobs=True)
+
+    async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
+        self._transport.check()
+        name = checked_name(queue, "work queue")
+        return await dead_letters.peek(self._transport.declarer, name, limit)
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        self._transport.check()
+        name = checked_name(queue, "work queue")
+        return await dead_letters.replay(self._transport.declarer, name, limit)
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        self._transport.check()
+        return await dead_letters.purge(self._transport.declarer, checked_name(queue, "work queue"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 import aiormq
@@ -21,6 +22,8 @@ RECONNECTING: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 """Errors that mean the connection went away under a call: wait for it to come back, try again."""
+
+log = logging.getLogger("pigeon")
 
 
 async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
@@ -129,3 +132,12 @@ class Publisher:
             raise BrokerError(
                 f"{self._url}: connection lost and not back within {self._patience:g}s"
             ) from None
+
+
+async def close_quietly(channel: AbstractRobustChannel) -> None:
+    """Close ``channel`` if it is open; a failure is logged at DEBUG, never raised."""
+    try:
+        if channel.is_initialized and not channel.is_closed:
+            await asyncio.wait_for(channel.close(), 5)
+    except Exception:
+        log.debug("pigeon: closing a channel failed", exc_info=True)

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiormq
 import aiormq.exceptions as amqp
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
+from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate, translated
-from pigeon.transports.rabbitmq.publisher import underlay_of
-from pigeon.transports.rabbitmq.topology import Declarer
+from pigeon.transports.rabbitmq.publisher import close_quietly, underlay_of
+from pigeon.transports.rabbitmq.topology import Declarer, queue_name_for
 from pigeon.transports.replies import ReplyMap
+
+if TYPE_CHECKING:
+    from pigeon.transports.rabbitmq.transport import RabbitMQTransport
 
 log = logging.getLogger("pigeon")
 
@@ -53,9 +57,7 @@ class Requester:
         self._lock = asyncio.Lock()
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
-        if envelope.correlation_id is None:
-            envelope = replace(envelope, correlation_id=envelope.message_id)
-        correlation_id = envelope.correlation_id or envelope.message_id
+        correlation_id = envelope.correlation
         properties = wire.properties(
             envelope,
             delivery_mode=wire.TRANSIENT,
@@ -133,9 +135,7 @@ class Requester:
         except CLIENT_ERRORS as exc:
             if not isinstance(exc, amqp.PublishError):
                 raise translate(exc, self._url, f"requesting {subject!r}") from exc
-            raise NoResponders(
-                f"nobody serves {subject!r} on {self._url}; start its rpc handler"
-            ) from None
+            raise NoResponders.for_subject(subject, self._url) from None
 
     async def _open(self) -> AbstractRobustChannel:
         async with self._lock:
@@ -187,3 +187,72 @@ async def _publish(
         mandatory=True,
         wait=False,  # the confirm (or the return) follows
     )
+
+
+class RabbitRequests:
+    """``Requests`` of a ``RabbitMQTransport``: servers consume the queue named after their
+    subject; replies go out on a channel of their own, without confirms."""
+
+    def __init__(self, transport: RabbitMQTransport) -> None:
+        self._transport = transport
+        self._reply_channel: AbstractRobustChannel | None = None
+        self._reply_underlay: aiormq.Channel | None = None
+
+    async def serve(
+        self, subject: str, handler: Handler, *, concurrency: int
+    ) -> RabbitSubscription:
+        transport = self._transport
+        transport.check()
+        name = queue_name_for(subject)
+        exchange = transport.topology.rpc_exchange
+        routed = name != subject  # wildcards, or a subject no queue can be named after
+        if routed:
+            await transport.declarer.exchange(exchange, "topic")
+
+        async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            queue = await channel.declare_queue(name, auto_delete=True)
+            if routed:
+                await queue.bind(exchange, wire.binding_key(subject))
+            return queue
+
+        return await transport.consume(name, declare, handler, concurrency, f"serving {subject!r}")
+
+    async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        self._transport.check(envelope, subject)
+        return await self._transport.requester.request(subject, envelope, timeout)
+
+    async def reply(self, reply_to: str, envelope: Envelope) -> None:
+        transport = self._transport
+        transport.check(envelope)
+        properties = wire.properties(envelope, delivery_mode=wire.TRANSIENT)
+        try:
+            underlay = self._reply_underlay
+            if underlay is None or underlay.is_closed:
+                underlay = self._reply_underlay = await self._open_reply_channel()
+            await underlay.basic_publish(
+                envelope.body,
+                exchange="",
+                routing_key=reply_to,
+                properties=properties,
+                wait=False,  # no confirm for replies: a caller gone away is no error
+            )
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, transport.url, "replying") from exc
+
+    def forget_reply_channel(self) -> None:
+        """The connection closed: open a new reply channel on next use."""
+        self._reply_channel = self._reply_underlay = None
+
+    async def _open_reply_channel(self) -> aiormq.Channel:
+        """The live aiormq channel replies go out on (opened on first use), awaited while aio-pika
+        reconnects for up to ``reconnect_patience`` seconds."""
+        connection = self._transport.connection
+        async with asyncio.timeout(self._transport.options["reconnect_patience"]):
+            if self._reply_channel is None:
+                channel = connection.channel(publisher_confirms=False)
+                await channel.initialize()
+                if self._reply_channel is None:
+                    self._reply_channel = channel
+                else:
+                    await close_quietly(channel)
+            return await underlay_of(self._reply_channel)

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests."""
+"""Awaitable, deadline-bounded waits for tests: wait for a condition, never sleep for a guess."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from pigeon import App, Message
+from pigeon.app import App
+from pigeon.message import Message
 
 
 async def wait_for(
     condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
 ) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    """Check ``condition`` (sync or async) every 10 ms until it holds; fail the test after
+    ``timeout`` seconds, naming ``what`` was awaited."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 
 from pigeon.message import Envelope, Failure
+from pigeon.transports.base import Delivery
 
 log = logging.getLogger("pigeon")
 
@@ -35,11 +36,18 @@ def log_failure(
     )
 
 
-def over_delivery_limit(returns: int, limit: int) -> bool:
-    """Whether a message whose deliveries ended unsettled ``returns`` times has reached the
-    delivery ``limit`` (``App(delivery_limit=...)``, after RabbitMQ quorum queues'
-    ``x-delivery-limit``) and must be dead-lettered instead of handled again."""
-    return returns >= limit
+def returns_of(delivery: Delivery) -> int:
+    """Earlier deliveries of ``delivery`` that count toward the delivery limit: those that ended
+    unsettled, or every earlier one where the broker cannot tell (JetStream's ``max_deliver``
+    counts them all alike)."""
+    returns = delivery.returns
+    return delivery.attempt - 1 if returns is None else returns
+
+
+def over_delivery_limit(delivery: Delivery, limit: int) -> bool:
+    """Whether ``delivery`` has reached the delivery ``limit`` (``App(delivery_limit=...)``, after
+    RabbitMQ quorum queues' ``x-delivery-limit``) and must be dead-lettered instead of handled."""
+    return returns_of(delivery) >= limit
 
 
 def delivery_limit_failure(returns: int, attempts: int, queue: str) -> Failure:

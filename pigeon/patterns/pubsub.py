@@ -9,7 +9,7 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
-from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
 from pigeon.handlers import HandlerSpec
 from pigeon.observe import Observers, Outcome
 from pigeon.patterns.outgoing import envelope_for
@@ -51,7 +51,7 @@ class Subscriber:
 
     async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
-        if over_delivery_limit(delivery.returns, self.delivery_limit):
+        if over_delivery_limit(delivery, self.delivery_limit):
             return await self._drop_over_limit(delivery)
         outcome = Outcome.PROCESSED
         try:
@@ -72,7 +72,8 @@ class Subscriber:
 
     async def _drop_over_limit(self, delivery: Delivery) -> Outcome:
         """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
-        failure = delivery_limit_failure(delivery.returns, delivery.returns, self.subject)
+        returns = returns_of(delivery)
+        failure = delivery_limit_failure(returns, returns, self.subject)
         error = RuntimeError(failure.error_message)
         log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
         await delivery.ack()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pigeon.codecs import Codec
-from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Failure
 from pigeon.observe import Observers, Outcome
@@ -54,8 +54,8 @@ class Worker:
 
     async def _process(self, delivery: Delivery) -> Outcome:
         calls_before = calls_in_earlier_deliveries(delivery, self.retry)
-        if over_delivery_limit(delivery.returns, self.delivery_limit):
-            failure = delivery_limit_failure(delivery.returns, calls_before, self.queue)
+        if over_delivery_limit(delivery, self.delivery_limit):
+            failure = delivery_limit_failure(returns_of(delivery), calls_before, self.queue)
             return await self._dead_letter(delivery, failure, RuntimeError(failure.error_message))
         calls = 0
 
@@ -110,10 +110,13 @@ def calls_in_earlier_deliveries(delivery: Delivery, retry: Retry | None) -> int:
 
     A delivery handed back by ``Redeliver`` made every call ``retry`` allows; one that ended
     unsettled (its worker stopped or died, perhaps mid-retry) is counted as one call, the fewest
-    it can have made. ``Message.attempt`` and ``Failure.attempts`` build on this.
+    it can have made. Where the broker cannot tell the two apart (``returns`` is ``None``: NATS),
+    every earlier delivery is taken as handed back. ``Message.attempt`` and ``Failure.attempts``
+    build on this.
     """
-    redelivered = delivery.attempt - 1 - delivery.returns
-    return delivery.returns + redelivered * (retry.attempts if retry else 1)
+    returns = delivery.returns or 0
+    redelivered = delivery.attempt - 1 - returns
+    return returns + redelivered * (retry.attempts if retry else 1)
 
 
 async def enqueue(

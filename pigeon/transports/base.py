@@ -26,8 +26,8 @@ class Delivery(Protocol):
 
     ``attempt`` is the delivery count, 1 on the first delivery, counted by the broker so that it
     survives restarts. ``returns`` is how many earlier deliveries ended unsettled (their worker
-    stopped or died), as far as the broker can tell; JetStream counts naks as deliveries too, so
-    on NATS it is ``attempt - 1``. A delivery is settled by one of ``ack``, ``redeliver`` or
+    stopped or died), or ``None`` where the broker cannot tell those from redeliveries asked for
+    (JetStream counts both alike). A delivery is settled by one of ``ack``, ``redeliver`` or
     ``dead_letter``; one left unsettled when its subscription closes goes back to the broker and is
     delivered again (``attempt`` + 1). Settling pub-sub deliveries is a no-op unless the
     subscription is durable. Settling a delivery twice is a no-op.
@@ -36,7 +36,11 @@ class Delivery(Protocol):
     envelope: Envelope
     subject: str
     attempt: int
-    returns: int
+
+    @property
+    def returns(self) -> int | None:
+        """Earlier deliveries that ended unsettled; ``None`` where the broker cannot tell."""
+        ...
 
     async def ack(self) -> None:
         """Tell the broker the message is done; it is never delivered again.

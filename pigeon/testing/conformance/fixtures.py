@@ -26,10 +26,13 @@ class Features:
     ``durable``: durable subscriptions (``subscribe(durable=...)``) that keep events while closed.
     ``delivery_limit``: a job whose worker keeps dying is dead-lettered after the App's
     ``delivery_limit`` (the transport counts deliveries that ended unsettled).
+    ``counts_returns``: the transport tells a delivery that ended unsettled from one handed back
+    by ``Redeliver`` (``Delivery.returns`` is not ``None``; JetStream cannot).
     """
 
     durable: bool = True
     delivery_limit: bool = True
+    counts_returns: bool = True
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,38 @@ async def test_handler_cut_off_by_shutdown_is_delivered_again(make_app: MakeApp,
     assert done[0][1] >= 2
 
 
+async def test_attempts_count_calls_when_an_earlier_delivery_died(
+    make_app: MakeApp, uid: str, backend: Backend
+) -> None:
+    requires(backend, "counts_returns")
+    retry = Retry(attempts=3, backoff=0.01, max_backoff=0.02)
+    seen: list[int] = []
+    dying = make_app(shutdown_timeout=0)
+    started = asyncio.Event()
+
+    @dying.worker(f"{uid}.died", retry=retry)
+    async def hang(job: Job, msg: Message) -> None:
+        seen.append(msg.attempt)
+        started.set()
+        await asyncio.Event().wait()
+
+    async with dying:  # its worker stops with the job's first call still running
+        await dying.enqueue(f"{uid}.died", Job(1))
+        await started.wait()
+    survivor = make_app()
+
+    @survivor.worker(f"{uid}.died", retry=retry)
+    async def fail(job: Job, msg: Message) -> None:
+        seen.append(msg.attempt)
+        raise RuntimeError("still failing")
+
+    async with survivor:
+        letters = await wait_dead_letters(survivor, f"{uid}.died", 1)
+    assert seen == [1, 2, 3, 4], "one call died, then three calls: attempts 1 to 4"
+    assert letters[0].failure is not None
+    assert letters[0].failure.attempts == 4
+
+
 async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
     make_app: MakeApp, uid: str, backend: Backend
 ) -> None:

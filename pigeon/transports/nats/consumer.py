@@ -35,7 +35,7 @@ class JetStreamDelivery:
 
     ``attempt`` is JetStream's own delivery count, read from the message's ack subject, so it
     survives restarts and counts every delivery: redeliveries after a nak included. JetStream
-    does not tell a nak from a worker that died, so ``returns`` is every earlier delivery.
+    does not tell a nak from a worker that died, so ``returns`` is ``None``.
     """
 
     __slots__ = ("_consumer", "attempt", "envelope", "reply", "returns", "stream_seq", "subject")
@@ -46,7 +46,7 @@ class JetStreamDelivery:
         tokens = self.reply.split(".")
         base = 2 if len(tokens) == 9 else 4  # $JS.ACK.<stream>... or $JS.ACK.<domain>.<hash>...
         self.attempt = int(tokens[base + 2])
-        self.returns = self.attempt - 1
+        self.returns = None
         self.stream_seq = int(tokens[base + 3])
         stored_at = int(tokens[base + 5]) / 1e9
         self.envelope = wire.incoming(msg.data, msg.headers, None, stored_at)

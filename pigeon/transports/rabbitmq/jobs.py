@@ -15,7 +15,6 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 from aiormq.abc import DeliveredMessage
 
 from pigeon.errors import BrokerError
-from pigeon.failures import over_delivery_limit
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import dead_letters, wire
@@ -75,7 +74,7 @@ class JobStore:
         original is then acked); at the limit its counts are returned and a handler gets it, so
         that the work pool dead-letters it."""
         counts = wire.Counts(counts.attempt + 1, counts.returns + 1)
-        if over_delivery_limit(counts.returns, self.delivery_limit):
+        if counts.returns >= self.delivery_limit:  # the work pool dead-letters it
             return counts
         await self.store(queue, envelope, counts)
         return None

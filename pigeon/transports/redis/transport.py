@@ -1,0 +1,251 @@
+"""``redis://`` and ``rediss://``: every pattern on Redis Streams and Pub/Sub, through redis-py's
+asyncio client. A thin composition of the role modules; ``docs/transports/redis.md`` maps each
+pattern onto Redis keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import parse_url
+
+from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.message import Envelope, Failure
+from pigeon.transports import mask_url
+from pigeon.transports.base import Handler, QueueSettings, Subscription
+from pigeon.transports.redis import wire
+from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.dead_letters import DeadLetters
+from pigeon.transports.redis.errors import CLIENT_ERRORS, translate, translated
+from pigeon.transports.redis.events import Events
+from pigeon.transports.redis.jobs import Parsed, Scripts, StreamConsumer, StreamDelivery
+from pigeon.transports.redis.requests import Requests
+from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
+
+log = logging.getLogger("pigeon")
+
+DEFAULTS: dict[str, Any] = {
+    "prefix": "pigeon:",
+    "claim_idle": 30.0,
+    "event_maxlen": 10_000,
+    "request_maxlen": 10_000,
+    "wait_replicas": 0,
+    "wait_timeout": 1.0,
+}
+"""pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
+
+CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {"self"}
+"""Options that go to ``redis.asyncio.Redis.from_url`` as they are."""
+
+
+class RedisTransport:
+    """Redis through redis-py; see ``pigeon.transports.base.Transport`` for the contract.
+
+    ``url``: ``redis://[user:password@]host[:port][/db]`` or ``rediss://`` for TLS. pigeon's
+    options: ``prefix`` of every key and channel (default ``"pigeon:"``; Apps that share a queue
+    or subject must share it), ``claim_idle`` (seconds after which a silent worker's job is
+    claimed by another, default 30; live workers renew their claims), ``event_maxlen`` and
+    ``request_maxlen`` (approximate length at which group and request streams are trimmed,
+    default 10,000), ``wait_replicas`` (``enqueue`` waits, with ``WAIT``, until that many
+    replicas have the job, up to ``wait_timeout`` seconds, else raises ``BrokerError``). Any
+    other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
+    """
+
+    def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        self.url = mask_url(url)
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"bad Redis URL {self.url!r} ({exc}); give redis://[user:password@]host[:port]"
+                "[/db] or rediss:// for TLS"
+            ) from None
+        unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown Redis options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
+                "redis-py's are the keyword arguments of redis.asyncio.Redis"
+            )
+        self._raw_url = url
+        self._options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        _check_options(self._options)
+        self._keys = Keys(self._options["prefix"])
+        self._settings = settings
+        self._redis: Redis | None = None
+        self._subscriptions: list[Subscription] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._redis is not None and self._channels.healthy
+
+    async def connect(self) -> None:
+        if self._redis is not None:
+            return
+        redis = Redis.from_url(self._raw_url, **self._client_options)
+        try:
+            await redis.ping()
+        except CLIENT_ERRORS as exc:
+            await redis.aclose()
+            raise translate(exc, self.url, "connecting") from None
+        self._channels = Channels(redis, self.url)
+        self._scripts = Scripts(redis)
+        self._declarer = Declarer(redis, self.url, self._keys, self._settings.delivery_limit)
+        self._dead_letters = DeadLetters(redis, self.url, self._keys)
+        options = self._options
+        self._events = Events(
+            redis,
+            self.url,
+            self._keys,
+            self._channels,
+            self._scripts,
+            maxlen=options["event_maxlen"],
+            limit=self._settings.delivery_limit,
+            claim_idle=options["claim_idle"],
+        )
+        self._requests = Requests(
+            redis, self.url, self._keys, self._channels, maxlen=options["request_maxlen"]
+        )
+        try:
+            await self._requests.start()
+        except BaseException:
+            await self._channels.close()
+            await redis.aclose()
+            raise
+        self._redis = redis
+
+    async def close(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is None:
+            return
+        for subscription in self._subscriptions:
+            await subscription.close(0)
+        self._subscriptions.clear()
+        self._requests.close()
+        await self._channels.close()
+        try:
+            await redis.aclose()
+        except CLIENT_ERRORS:
+            log.debug("pigeon: closing %s failed", self.url, exc_info=True)
+
+    # -- publish-subscribe and request-reply ---------------------------------------------------
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        self._check()
+        await self._events.publish(subject, envelope)
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        group: str | None,
+        durable: str | None,
+        concurrency: int,
+    ) -> Subscription:
+        self._check()
+        subscription = await self._events.subscribe(subject, handler, group, durable, concurrency)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> Subscription:
+        self._check()
+        server = await self._requests.serve(subject, handler, concurrency)
+        self._subscriptions.append(server)
+        return server
+
+    async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        self._check()
+        return await self._requests.request(subject, envelope, timeout)
+
+    async def reply(self, reply_to: str, envelope: Envelope) -> None:
+        self._check()
+        await self._requests.reply(reply_to, envelope)
+
+    # -- work pool -----------------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+        redis = self._check()
+        await self._declarer.queue(queue)
+        with translated(self.url, f"enqueueing on {queue!r}"):
+            await redis.xadd(self._keys.queue(queue), wire.job_fields(envelope))  # type: ignore[arg-type]
+            wanted = self._options["wait_replicas"]
+            if wanted:
+                timeout_ms = int(self._options["wait_timeout"] * 1000)
+                confirmed = await redis.wait(wanted, timeout_ms)
+                if confirmed < wanted:
+                    raise BrokerError(
+                        f"enqueueing on {queue!r}: {self.url} stored the job but only "
+                        f"{confirmed} of {wanted} replicas confirmed it within "
+                        f"{self._options['wait_timeout']:g}s; it may be lost if the primary fails"
+                    )
+
+    async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
+        redis = self._check()
+        await self._declarer.queue(queue)
+
+        def parse(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
+            envelope, deliveries, returns = wire.job_of(entry_id, fields)
+            return envelope, queue, deliveries, returns
+
+        async def sink(delivery: StreamDelivery, failure: Failure) -> None:
+            await self._dead_letters.add(queue, delivery, failure)
+
+        async def redeclare() -> None:
+            await self._declarer.queue(queue, again=True)
+
+        consumer = StreamConsumer(
+            redis,
+            self._scripts,
+            self.url,
+            stream=self._keys.queue(queue),
+            group=WORKERS,
+            consumer=consumer_name(),
+            handler=handler,
+            concurrency=concurrency,
+            limit=self._settings.delivery_limit,
+            claim_idle=self._options["claim_idle"],
+            parse=parse,
+            sink=sink,
+            queue=queue,
+            redeclare=redeclare,
+        )
+        consumer.start()
+        self._subscriptions.append(consumer)
+        return consumer
+
+    async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
+        self._check()
+        return [letter for _, letter in await self._dead_letters.read(queue, limit)]
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        self._check()
+        await self._declarer.queue(queue)
+        return await self._dead_letters.replay(queue, limit)
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        self._check()
+        return await self._dead_letters.purge(queue)
+
+    def _check(self) -> Redis:
+        if self._redis is None:
+            raise BrokerError(f"{self.url}: not connected; use 'async with app:' or 'app.run()'")
+        return self._redis
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    if not isinstance(options["prefix"], str):
+        raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
+    for name in ("claim_idle", "wait_timeout"):
+        value = options[name]
+        if not isinstance(value, int | float) or value <= 0:
+            raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
+        value = options[name]
+        if not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")

@@ -1,7 +1,7 @@
 """The Redis backend of the conformance suite, and the ``redis-server`` processes tests start.
 
 Tests use ``PIGEON_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). Every App of a test
-session gets the key prefix ``pigeon-test-<pid>-<hex>:``, so sessions running at once on one
+session gets the key prefix ``pigeon-test-<pid>-<hex>:`` (in the URL's ``prefix`` parameter), so sessions running at once on one
 server never see each other's keys or channels; at exit the session deletes its keys. Tests that
 restart a server start their own with ``RedisServer``, on a free loopback port.
 """
@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from tests.backends import Backend, unavailable
 from tests.brokers.nats import free_port, reachable
@@ -120,9 +120,16 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _redis_backend() -> Backend:
+def session_url() -> str:
+    """The URL of this session, its key prefix in the ``prefix`` query parameter (so that Apps
+    in other processes, such as the CLI's, share it)."""
     url, prefix = require()
-    return Backend("redis", lambda: url, {"prefix": prefix})
+    return f"{url}?prefix={quote(prefix)}"
+
+
+def _redis_backend() -> Backend:
+    url = session_url()
+    return Backend("redis", lambda: url)
 
 
 BACKENDS: dict[str, Callable[[], Backend]] = {"redis": _redis_backend}

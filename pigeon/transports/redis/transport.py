@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
@@ -44,9 +45,9 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {"sel
 class RedisTransport:
     """Redis through redis-py; see ``pigeon.transports.base.Transport`` for the contract.
 
-    ``url``: ``redis://[user:password@]host[:port][/db]`` or ``rediss://`` for TLS. pigeon's
-    options: ``prefix`` of every key and channel (default ``"pigeon:"``; Apps that share a queue
-    or subject must share it), ``claim_idle`` (seconds after which a silent worker's job is
+    ``url``: ``redis://[user:password@]host[:port][/db][?prefix=...]`` or ``rediss://`` for TLS.
+    pigeon's options: ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's
+    ``prefix`` query parameter; Apps that share a queue or subject must share it), ``claim_idle`` (seconds after which a silent worker's job is
     claimed by another, default 30; live workers renew their claims), ``event_maxlen`` and
     ``request_maxlen`` (approximate length at which group and request streams are trimmed,
     default 10,000), ``wait_replicas`` (``enqueue`` waits, with ``WAIT``, until that many
@@ -69,8 +70,11 @@ class RedisTransport:
                 f"unknown Redis options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
                 "redis-py's are the keyword arguments of redis.asyncio.Redis"
             )
-        self._raw_url = url
-        self._options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        self._raw_url, url_prefix = _without_prefix(url)
+        given = {k: v for k, v in options.items() if k in DEFAULTS}
+        if url_prefix is not None:
+            given.setdefault("prefix", url_prefix)
+        self._options = {**DEFAULTS, **given}
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
         _check_options(self._options)
         self._keys = Keys(self._options["prefix"])
@@ -236,6 +240,17 @@ class RedisTransport:
         if self._redis is None:
             raise BrokerError(f"{self.url}: not connected; use 'async with app:' or 'app.run()'")
         return self._redis
+
+
+def _without_prefix(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``prefix`` query parameter (redis-py knows no such thing), and it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    if not prefixes:
+        return url, None
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return parts._replace(query=rest).geturl(), prefixes[-1]
 
 
 def _check_options(options: dict[str, Any]) -> None:

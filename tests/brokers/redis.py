@@ -1,8 +1,9 @@
 """The Redis backend of the conformance suite, and the ``redis-server`` processes tests start.
 
 Tests use ``PIGEON_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). Every App of a test
-session gets the key prefix ``pigeon-test-<pid>-<hex>:`` (in the URL's ``prefix`` parameter), so sessions running at once on one
-server never see each other's keys or channels; at exit the session deletes its keys. Tests that
+session gets the key prefix ``pigeon-test-<pid>-<hex>:`` (in the URL's ``prefix`` parameter), so
+sessions running at once on one server never see each other's keys or channels; at exit the
+session deletes its keys. Tests that
 restart a server start their own with ``RedisServer``, on a free loopback port.
 """
 

@@ -45,20 +45,28 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {"sel
 class RedisTransport:
     """Redis through redis-py; see ``pigeon.transports.base.Transport`` for the contract.
 
-    ``url``: ``redis://[user:password@]host[:port][/db][?prefix=...]`` or ``rediss://`` for TLS.
-    pigeon's options: ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's
-    ``prefix`` query parameter; Apps that share a queue or subject must share it), ``claim_idle`` (seconds after which a silent worker's job is
-    claimed by another, default 30; live workers renew their claims), ``event_maxlen`` and
-    ``request_maxlen`` (approximate length at which group and request streams are trimmed,
-    default 10,000), ``wait_replicas`` (``enqueue`` waits, with ``WAIT``, until that many
-    replicas have the job, up to ``wait_timeout`` seconds, else raises ``BrokerError``). Any
-    other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
+    ``url``: ``redis://[user:password@]host[:port][/db][?prefix=...]``, or ``rediss://`` for TLS.
+    pigeon's options:
+
+    - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
+      parameter); Apps that share a queue or subject must share it;
+    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (default
+      30; live workers renew their claims);
+    - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
+      streams are trimmed (default 10,000);
+    - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
+      to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
+
+    Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
         try:
             parse_url(url)
+            database = urlsplit(url).path.strip("/")
+            if database and not database.isdigit():
+                raise ValueError(f"the database {database!r} is not a number")
         except ValueError as exc:
             raise ConfigurationError(
                 f"bad Redis URL {self.url!r} ({exc}); give redis://[user:password@]host[:port]"

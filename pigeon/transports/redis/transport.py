@@ -10,7 +10,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 
 from pigeon.errors import BrokerError, ConfigurationError
@@ -35,11 +35,21 @@ DEFAULTS: dict[str, Any] = {
     "request_maxlen": 10_000,
     "wait_replicas": 0,
     "wait_timeout": 1.0,
+    "max_connections": 128,
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
 
-CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {"self"}
-"""Options that go to ``redis.asyncio.Redis.from_url`` as they are."""
+CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
+    "self",
+    "max_connections",
+}
+"""Options that go to redis-py as they are."""
+
+_CLIENT_ONLY = frozenset(
+    {"connection_pool", "single_connection_client", "auto_close_connection_pool"}
+    | {"event_dispatcher", "legacy_responses", "maint_notifications_config"}
+)
+"""Options of ``redis.asyncio.Redis`` that are not its connections' (and so not the pool's)."""
 
 
 class RedisTransport:
@@ -54,6 +64,7 @@ class RedisTransport:
       30; live workers renew their claims);
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
+    - ``max_connections`` of the client's pool (default 128; a command waits for a free one);
     - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
       to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
 
@@ -99,7 +110,7 @@ class RedisTransport:
     async def connect(self) -> None:
         if self._redis is not None:
             return
-        redis = Redis.from_url(self._raw_url, **self._client_options)
+        redis = _client(self._raw_url, self._options["max_connections"], self._client_options)
         try:
             await redis.ping()
         except CLIENT_ERRORS as exc:
@@ -250,6 +261,18 @@ class RedisTransport:
         return self._redis
 
 
+def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:
+    """A client whose commands wait for a free connection when all ``max_connections`` are busy
+    (redis-py's default pool raises at once), unless the App passed a ``connection_pool``."""
+    if "connection_pool" in options:
+        return Redis(**options)
+    connection_options = {k: v for k, v in options.items() if k not in _CLIENT_ONLY}
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, **connection_options
+    )
+    return Redis.from_pool(pool)
+
+
 def _without_prefix(url: str) -> tuple[str, str | None]:
     """``url`` without its ``prefix`` query parameter (redis-py knows no such thing), and it."""
     parts = urlsplit(url)
@@ -268,6 +291,8 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options[name]
         if not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
+        raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
         value = options[name]
         if not isinstance(value, int) or value < 0:

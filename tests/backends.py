@@ -29,10 +29,11 @@ def _memory_url_factory() -> Callable[[], str]:
 
 def backend_factories() -> dict[str, Callable[[], Backend]]:
     """name -> factory, called once per test; a broker backend calls ``unavailable`` if it must."""
-    from tests.brokers import nats, rabbitmq
+    from tests.brokers import nats, rabbitmq, redis
 
     return {
         "memory": lambda: Backend("memory", _memory_url_factory()),
         **nats.BACKENDS,
         **rabbitmq.BACKENDS,
+        **redis.BACKENDS,
     }

@@ -16,6 +16,8 @@ SCHEMES: dict[str, str] = {
     "tls": "pigeon.transports.nats:NatsTransport",
     "amqp": "pigeon.transports.rabbitmq:RabbitMQTransport",
     "amqps": "pigeon.transports.rabbitmq:RabbitMQTransport",
+    "redis": "pigeon.transports.redis:RedisTransport",
+    "rediss": "pigeon.transports.redis:RedisTransport",
 }
 """URL scheme -> ``module:class`` of the transport that serves it."""
 

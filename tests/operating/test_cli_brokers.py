@@ -34,7 +34,7 @@ async def work(job: dict) -> None:
 """
 
 
-@pytest.fixture(params=["nats", "rabbitmq"])
+@pytest.fixture(params=["nats", "rabbitmq", "redis"])
 def broker(request: pytest.FixtureRequest) -> Backend:
     """The CLI runs Apps in other processes: they need a broker they share, not memory://."""
     return BACKEND_FACTORIES[request.param]()

@@ -8,7 +8,7 @@ import os
 import signal
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
@@ -21,6 +21,9 @@ from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.retry import Redeliver, Retry
 from pigeon.transports import mask_url, transport_for
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 log = logging.getLogger("pigeon")
 
@@ -167,6 +170,14 @@ class App:
     def observe(self, observer: Observer) -> None:
         """Add an observer (metrics, tracing) that sees every message this App sends and handles."""
         self.observers.append(observer)
+
+    def asgi(self, *, title: str = "pigeon app") -> Starlette:
+        """An ASGI application serving ``/healthz``, ``/readyz``, ``/metrics`` and this App's
+        AsyncAPI document (``/asyncapi``, ``.json``, ``.yaml``); see ``pigeon.asgi``. Mount it in
+        FastAPI or Starlette. Raises ``ConfigurationError`` without the ``http`` extra."""
+        from pigeon.asgi import asgi_app
+
+        return asgi_app(self, title=title)
 
     def _add(self, handler: Startable) -> None:
         if self._running:

@@ -86,17 +86,12 @@ def run(
     if url:
         os.environ["PIGEON_URL"] = url
     if reload:
-        if workers > 1:
-            raise typer.BadParameter(
-                "--reload restarts one process when a file changes and cannot run several: "
-                "drop --workers while developing, or --reload in production"
-            )
-        raise typer.Exit(_reload(sys.argv))
-    if worker_index == 0:
-        _warn_deprecated(health_port, metrics_port)
+        raise typer.Exit(_reload(sys.argv, workers))
     if workers > 1:
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
         raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
+    if worker_index == 0:  # once, not once per worker
+        _warn_deprecated(health_port, metrics_port)
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
@@ -105,6 +100,11 @@ def run(
         )
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
+    _observe(app, tracing, None if metrics_port is None else metrics_port + worker_index, bind)
+    _run(_serve(app, Ports(http_port, health_port, bind).of_worker(worker_index)))
+
+
+def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
         from pigeon.tracing import OpenTelemetryTracing
 
@@ -113,10 +113,8 @@ def run(
         from pigeon.metrics import PrometheusMetrics
 
         metrics = PrometheusMetrics()
-        metrics.serve(metrics_port + worker_index, bind)
+        metrics.serve(metrics_port, bind)
         app.observe(metrics)
-    ports = Ports(http_port, health_port, bind).of_worker(worker_index)
-    _run(_serve(app, ports))
 
 
 @dataclass(frozen=True)
@@ -158,9 +156,14 @@ def _warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
             )
 
 
-def _reload(argv: list[str]) -> int:
+def _reload(argv: list[str], workers: int) -> int:
     """Run this command without ``--reload`` in a child process; restart it whenever a ``.py``
     file under the current directory changes, until SIGINT or SIGTERM."""
+    if workers > 1:
+        raise typer.BadParameter(
+            "--reload restarts one process when a file changes and cannot run several: "
+            "drop --workers while developing, or --reload in production"
+        )
     from watchfiles import Change, PythonFilter, run_process
 
     def restarting(changes: set[tuple[Change, str]]) -> None:

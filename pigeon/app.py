@@ -8,7 +8,7 @@ import os
 import signal
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
@@ -22,6 +22,9 @@ from pigeon.retry import Redeliver, Retry
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 log = logging.getLogger("pigeon")
 
@@ -177,6 +180,14 @@ class App:
     def observe(self, observer: Observer) -> None:
         """Add an observer (metrics, tracing) that sees every message this App sends and handles."""
         self.observers.append(observer)
+
+    def asgi(self, *, title: str = "pigeon app") -> Starlette:
+        """An ASGI application serving ``/healthz``, ``/readyz``, ``/metrics`` and this App's
+        AsyncAPI document (``/asyncapi``, ``.json``, ``.yaml``); see ``pigeon.asgi``. Mount it in
+        FastAPI or Starlette. Raises ``ConfigurationError`` without the ``http`` extra."""
+        from pigeon.asgi import asgi_app
+
+        return asgi_app(self, title=title)
 
     def _add(self, handler: Startable) -> None:
         if self._running:

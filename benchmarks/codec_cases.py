@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from benchmarks.common import Result, Stopwatch, pigeon_pubsub_seconds, throughput
 from pigeon import App
 from pigeon.codecs import decoder_for, encode
-from tests.proto import shop_pb2
+from pigeon.testing.conformance import shop_pb2
 
 
 class Order(BaseModel):

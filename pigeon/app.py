@@ -13,19 +13,23 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pigeon import subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
+from pigeon.handlers import inspect_handler
 from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
-from pigeon.patterns.handler import inspect_handler
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Route, Router, duplicate_message
-from pigeon.transports import mask_url, transport_for
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.registry import transport_for
+from pigeon.transports.urls import mask_url
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 log = logging.getLogger("pigeon")
 
@@ -72,9 +76,8 @@ class App(Router):
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
-        self.transport: Transport = transport_for(
-            self.url, QueueSettings(delivery_limit=delivery_limit), transport_options
-        )
+        self.settings = QueueSettings(delivery_limit=delivery_limit)
+        self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._exclusive: set[tuple[str, str]] = set()
         self._subscriptions: list[Subscription] = []
@@ -103,6 +106,14 @@ class App(Router):
     def observe(self, observer: Middleware) -> None:
         """Same as ``use``: metrics and tracing are middleware."""
         self.use(observer)
+
+    def asgi(self, *, title: str = "pigeon app") -> Starlette:
+        """An ASGI application serving ``/healthz``, ``/readyz``, ``/metrics`` and this App's
+        AsyncAPI document (``/asyncapi``, ``.json``, ``.yaml``); see ``pigeon.asgi``. Mount it in
+        FastAPI or Starlette. Raises ``ConfigurationError`` without the ``http`` extra."""
+        from pigeon.asgi import asgi_app
+
+        return asgi_app(self, title=title)
 
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """Decorate the App's lifespan: an async generator function taking the App (or a function
@@ -136,9 +147,11 @@ class App(Router):
             spec = inspect_handler(spec.fn, self._json)
         spec = replace(spec, app=self)
         opts, subject, middleware = route.options, route.subject, route.middleware
+        limit = self.settings.delivery_limit
         if route.kind == "subscribe":
+            group, durable, concurrency = opts["group"], opts["durable"], opts["concurrency"]
             return pubsub.Subscriber(
-                subject, spec, opts["group"], opts["durable"], opts["concurrency"], middleware
+                subject, spec, group, durable, concurrency, limit, middleware=middleware
             )
         if route.kind == "rpc":
             codec = opts["codec"] or self.codec
@@ -150,7 +163,8 @@ class App(Router):
             opts["retry"],
             opts["redeliver"],
             opts["dead_letter"],
-            middleware,
+            limit,
+            middleware=middleware,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -251,7 +265,7 @@ class App(Router):
         """
         subjects.validate(subject)
         codec = codec or self.codec
-        await pubsub.publish(self.transport, subject, event, codec, headers, self._send)
+        await pubsub.publish(self.transport.events, subject, event, codec, headers, self._send)
 
     @overload
     async def request(
@@ -307,7 +321,7 @@ class App(Router):
         """
         subjects.validate(subject)
         return await rpc.request(
-            self.transport,
+            self.transport.requests,
             subject,
             body,
             codec=codec or self.codec,
@@ -332,19 +346,19 @@ class App(Router):
         """
         subjects.validate(queue)
         codec = codec or self.codec
-        await workpool.enqueue(self.transport, queue, job, codec, headers, self._send)
+        await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self._send)
 
     # -- dead letters ------------------------------------------------------------------------
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Message]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its ``failure``."""
-        envelopes = await self.transport.dead_letters(queue, limit)
+        envelopes = await self.transport.jobs.dead_letters(queue, limit)
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
-        return await self.transport.replay_dead_letters(queue, limit)
+        return await self.transport.jobs.replay_dead_letters(queue, limit)
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
-        return await self.transport.purge_dead_letters(queue)
+        return await self.transport.jobs.purge_dead_letters(queue)

@@ -12,11 +12,11 @@ from pydantic import TypeAdapter
 from pigeon.app import App
 from pigeon.codecs.decoding import split_union
 from pigeon.codecs.protobuf import full_name
-from pigeon.patterns.handler import HandlerSpec, return_type
+from pigeon.handlers import HandlerSpec, return_type
 from pigeon.patterns.pubsub import Subscriber
 from pigeon.patterns.rpc import Responder
 from pigeon.patterns.workpool import Worker
-from pigeon.transports import mask_url
+from pigeon.transports.urls import mask_url
 
 SCHEMA_REF = "#/components/schemas/{model}"
 RAW_PAYLOADS: dict[Any, tuple[str, dict[str, Any]]] = {
@@ -60,14 +60,12 @@ class _Builder:
         self.schemas: dict[str, Any] = {}
 
     def add(self, handler: Subscriber | Responder | Worker) -> None:
-        kind, address = _kind_and_address(handler)
+        kind, address = kind_and_address(handler)
         channel_id = _identifier(f"{address}")
         message_refs = self._messages(handler.handler.body_type)
-        self.channels[channel_id] = {
-            "address": address,
-            "description": f"{kind} handled by {handler.handler.name}",
-            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in message_refs},
-        }
+        self._channel(
+            channel_id, address, f"{kind} handled by {short_name(handler.handler)}", message_refs
+        )
         operation: dict[str, Any] = {
             "action": "receive",
             "summary": _summary(handler.handler),
@@ -76,7 +74,18 @@ class _Builder:
         }
         if isinstance(handler, Responder):
             operation["reply"] = self._reply(channel_id, handler.handler)
-        self.operations[_identifier(f"{kind}.{address}")] = operation
+        operation_id = _identifier(f"{kind}.{address}")
+        if operation_id in self.operations:  # several handlers of one subject: one operation each
+            operation_id = _identifier(f"{operation_id}.{short_name(handler.handler)}")
+        self.operations[operation_id] = operation
+
+    def _channel(self, channel_id: str, address: str, description: str, refs: list[str]) -> None:
+        """Add the channel, or add a second handler's description and messages to it."""
+        channel = self.channels.setdefault(
+            channel_id, {"address": address, "description": "", "messages": {}}
+        )
+        channel["description"] = "; ".join(filter(None, (channel["description"], description)))
+        channel["messages"].update({m: {"$ref": f"#/components/messages/{m}"} for m in refs})
 
     def _reply(self, channel_id: str, spec: HandlerSpec) -> dict[str, Any]:
         reply_id = f"{channel_id}.reply"
@@ -124,7 +133,8 @@ class _Builder:
         return name
 
 
-def _kind_and_address(handler: Subscriber | Responder | Worker) -> tuple[str, str]:
+def kind_and_address(handler: Subscriber | Responder | Worker) -> tuple[str, str]:
+    """``("subscribe" | "rpc" | "worker", its subject or queue)``."""
     if isinstance(handler, Subscriber):
         return "subscribe", handler.subject
     if isinstance(handler, Responder):
@@ -134,7 +144,12 @@ def _kind_and_address(handler: Subscriber | Responder | Worker) -> tuple[str, st
 
 def _summary(spec: HandlerSpec) -> str:
     doc = (spec.fn.__doc__ or "").strip().splitlines()
-    return doc[0] if doc else spec.name
+    return doc[0] if doc else short_name(spec)
+
+
+def short_name(spec: HandlerSpec) -> str:
+    """The handler function's own name, without the scopes it was defined in."""
+    return spec.name.rsplit(".", 1)[-1]
 
 
 def _server(url: str) -> dict[str, Any]:

@@ -7,11 +7,15 @@ import importlib
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from pigeon.app import App
 from pigeon.errors import PigeonError
@@ -20,6 +24,7 @@ from pigeon.message import Message
 from pigeon.supervisor import Supervisor
 
 T = TypeVar("T")
+log = logging.getLogger("pigeon")
 
 cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ and memory.")
 dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
@@ -61,17 +66,32 @@ def run(
     health_port: Annotated[
         int | None, typer.Option(help="Answer 200 when ready, else 503 (worker i: port + i)")
     ] = None,
-    bind: Annotated[str, typer.Option(help="Address of the metrics and health ports")] = "0.0.0.0",
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /healthz, /readyz, /metrics and /asyncapi here (worker i: port + i)"
+        ),
+    ] = None,
+    bind: Annotated[str, typer.Option(help="Address of the HTTP, metrics and health ports")] = (
+        "0.0.0.0"
+    ),
     tracing: Annotated[bool, typer.Option(help="OpenTelemetry spans and trace context")] = False,
+    reload: Annotated[
+        bool, typer.Option(help="Restart when a .py file under the current directory changes")
+    ] = False,
     worker_index: Annotated[int, typer.Option(hidden=True)] = 0,
 ) -> None:
     """Serve an App until SIGINT or SIGTERM, then drain its handlers and exit 0."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     if url:
         os.environ["PIGEON_URL"] = url
+    if reload:
+        raise typer.Exit(_reload(sys.argv, workers))
     if workers > 1:
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
         raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
+    if worker_index == 0:  # once, not once per worker
+        _warn_deprecated(health_port, metrics_port)
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
@@ -80,6 +100,11 @@ def run(
         )
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
+    _observe(app, tracing, None if metrics_port is None else metrics_port + worker_index, bind)
+    _run(_serve(app, Ports(http_port, health_port, bind).of_worker(worker_index)))
+
+
+def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
         from pigeon.tracing import OpenTelemetryTracing
 
@@ -88,65 +113,152 @@ def run(
         from pigeon.metrics import PrometheusMetrics
 
         metrics = PrometheusMetrics()
-        metrics.serve(metrics_port + worker_index, bind)
+        metrics.serve(metrics_port, bind)
         app.observe(metrics)
-    _run(_serve(app, None if health_port is None else health_port + worker_index, bind))
 
 
-async def _serve(app: App, health_port: int | None, bind: str) -> None:
-    server = None
-    if health_port is not None:
-        server = await serve_health(
-            lambda: app.ready and app.transport.connected, health_port, bind
-        )
-    try:
+@dataclass(frozen=True)
+class Ports:
+    """Where ``pigeon run`` listens: the ASGI app, and the deprecated raw health port."""
+
+    http: int | None
+    health: int | None
+    bind: str
+
+    def of_worker(self, index: int) -> Ports:
+        """Worker ``index`` of ``--workers`` listens on each port + ``index``."""
+        http = None if self.http is None else self.http + index
+        health = None if self.health is None else self.health + index
+        return Ports(http, health, self.bind)
+
+
+async def _serve(app: App, ports: Ports) -> None:
+    async with AsyncExitStack() as stack:
+        if ports.http is not None:
+            from pigeon.asgi import serving
+
+            await stack.enter_async_context(serving(app.asgi(), ports.bind, ports.http))
+        if ports.health is not None:
+            server = await serve_health(
+                lambda: app.ready and app.transport.connected, ports.health, ports.bind
+            )
+            stack.callback(server.close)
         await app.run()
-    finally:
-        if server is not None:
-            server.close()
+
+
+def _warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
+    for option, given in (("--health-port", health_port), ("--metrics-port", metrics_port)):
+        if given is not None:
+            log.warning(
+                "pigeon: %s is deprecated and will be removed: use --http-port, one port that "
+                "serves /readyz, /healthz, /metrics and /asyncapi",
+                option,
+            )
+
+
+def _reload(argv: list[str], workers: int) -> int:
+    """Run this command without ``--reload`` in a child process; restart it whenever a ``.py``
+    file under the current directory changes, until SIGINT or SIGTERM."""
+    if workers > 1:
+        raise typer.BadParameter(
+            "--reload restarts one process when a file changes and cannot run several: "
+            "drop --workers while developing, or --reload in production"
+        )
+    from watchfiles import Change, PythonFilter, run_process
+
+    def restarting(changes: set[tuple[Change, str]]) -> None:
+        names = sorted(os.path.relpath(path) for _, path in changes)
+        log.warning("pigeon: %s changed; restarting", ", ".join(names))
+
+    command = [sys.executable, "-m", "pigeon", *_child_args(argv)]
+    log.info("pigeon: --reload: watching the .py files under %s", os.getcwd())
+    run_process(
+        os.getcwd(),
+        target=shlex.join(command),
+        target_type="command",
+        watch_filter=PythonFilter(),
+        callback=restarting,
+    )
+    return 0
+
+
+def _child_args(argv: list[str]) -> list[str]:
+    """``argv``'s arguments without ``--workers N`` and ``--reload``: those are the parent's."""
+    args = [a for a in argv[1:] if a not in ("--reload", "--no-reload")]
+    while "--workers" in args:
+        position = args.index("--workers")
+        del args[position : position + 2]
+    return [a for a in args if not a.startswith("--workers=")]
 
 
 def _worker_command(argv: list[str]) -> Callable[[int], list[str]]:
     """The argv of worker ``index``: this command, as one worker."""
-    args = [a for a in argv[1:]]
-    while "--workers" in args:
-        position = args.index("--workers")
-        del args[position : position + 2]
-    args = [a for a in args if not a.startswith("--workers=")]
+    args = _child_args(argv)
 
     def command(index: int) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "pigeon",
-            *args,
-            "--workers",
-            "1",
-            "--worker-index",
-            str(index),
+            *(sys.executable, "-m", "pigeon", *args),
+            *("--workers", "1", "--worker-index", str(index)),
         ]
 
     return command
 
 
-@cli.command()
-def docs(
+class _DocsGroup(TyperGroup):
+    """``pigeon docs module:app`` (no subcommand) still runs ``pigeon docs export``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # typer vendors click's types
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["export", *args]
+        return super().resolve_command(ctx, args)
+
+
+docs = typer.Typer(cls=_DocsGroup, help="The AsyncAPI document of an App: export or serve it.")
+cli.add_typer(docs, name="docs")
+TitleOption = Annotated[str | None, typer.Option(help="Document title; default the target")]
+
+
+@docs.command("export")
+def docs_export(
     target: Annotated[str, typer.Argument(help="The App to document, as module:app")],
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="File to write; default stdout")
     ] = None,
-    title: Annotated[str | None, typer.Option(help="Document title; default the target")] = None,
+    title: TitleOption = None,
+    yaml: Annotated[bool, typer.Option("--yaml", help="YAML instead of JSON")] = False,
 ) -> None:
     """Write the AsyncAPI 3.0 document of an App (channels, operations, message schemas)."""
     from pigeon.asyncapi import asyncapi_document
 
     document = asyncapi_document(load_app(target), title=title or target)
-    text = json.dumps(document, indent=2) + "\n"
+    if yaml:
+        import yaml as pyyaml
+
+        text = pyyaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(document, indent=2) + "\n"
     if output:
         with open(output, "w", encoding="utf-8") as file:
             file.write(text)
     else:
         typer.echo(text, nl=False)
+
+
+@docs.command("serve")
+def docs_serve(
+    target: Annotated[str, typer.Argument(help="The App to document, as module:app")],
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    title: TitleOption = None,
+) -> None:
+    """Serve an App's AsyncAPI page (/asyncapi) and document, without connecting to its broker."""
+    import uvicorn
+
+    from pigeon.asgi import docs_app
+
+    application = docs_app(load_app(target), title=title or target)
+    typer.echo(f"pigeon: the AsyncAPI page of {target} is on http://{host}:{port}/asyncapi")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 @cli.command()

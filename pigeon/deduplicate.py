@@ -4,7 +4,7 @@ Brokers deliver at least once: a worker that dies after its handler returned but
 gets the job again. ``Deduplicate`` remembers, per handler, the ids of messages whose handler
 returned, and skips (and acks) a message whose id it has seen within ``ttl`` seconds. The id is
 the sender's message id, which a retried publish keeps. ``MemoryStore`` remembers for one process;
-``RedisStore`` (extra ``pigeon[redis]``) for every process that shares the Redis server.
+``RedisStore`` (redis-py, a dependency of pigeon) for every process that shares the Redis server.
 """
 
 from __future__ import annotations
@@ -64,9 +64,7 @@ class RedisStore:
         try:
             from redis.asyncio import Redis
         except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-            raise ConfigurationError(
-                "RedisStore needs the redis extra: pip install 'pigeon[redis]'"
-            ) from exc
+            raise ConfigurationError("RedisStore needs redis-py: pip install redis") from exc
         self.prefix = prefix
         self.client = Redis.from_url(url)
 

@@ -38,6 +38,11 @@ class DeclarationConflict(ConfigurationError):
 class BrokerError(PigeonError):
     """The broker cannot be reached, refused the credentials, or the connection was lost."""
 
+    @classmethod
+    def not_connected(cls, url: str) -> BrokerError:
+        """A call on a transport that is not connected (before start, after close)."""
+        return cls(f"{url}: not connected; use 'async with app:' or 'app.run()'")
+
 
 class EncodeError(PigeonError):
     """The codec cannot encode the object; the message names the object's type."""
@@ -62,9 +67,22 @@ class RequestError(PigeonError):
 class RequestTimeout(RequestError, TimeoutError):
     """The request's deadline passed before a reply arrived."""
 
+    @classmethod
+    def for_subject(cls, subject: str, timeout: float) -> RequestTimeout:
+        """No reply from the server of ``subject`` within ``timeout`` seconds."""
+        return cls(
+            f"no reply from {subject!r} within {timeout:g}s; is its server running and fast "
+            "enough? Raise the timeout or add replicas"
+        )
+
 
 class NoResponders(RequestError):
     """Nobody serves the requested subject; raised at once, without waiting for the deadline."""
+
+    @classmethod
+    def for_subject(cls, subject: str, url: str) -> NoResponders:
+        """Nobody serves ``subject`` on the broker at ``url`` (masked)."""
+        return cls(f"nobody serves {subject!r} on {url}; start its rpc handler")
 
 
 class RemoteError(RequestError):

@@ -38,6 +38,11 @@ class Envelope:
     reply_to: str | None = None
     timestamp: float = field(default_factory=time.time)
 
+    @property
+    def correlation(self) -> str:
+        """The id a reply to this message carries: its correlation id, else its message id."""
+        return self.correlation_id or self.message_id
+
     def with_headers(self, extra: dict[str, str]) -> Envelope:
         """Return a copy whose headers are this envelope's plus ``extra``."""
         return replace(self, headers={**self.headers, **extra})

@@ -9,7 +9,7 @@ from typing import Any
 
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
-from pigeon.middleware import CallNext
+from pigeon.middleware import CallNext, Outcome
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -27,7 +27,8 @@ class PrometheusMetrics:
     Metrics (labels ``pattern``, ``subject``: the subject or queue as the handler declared it):
     ``pigeon_messages_received_total`` (handler calls), ``..._processed_total`` (calls that
     returned), ``..._failed_total`` (calls that raised), ``..._retried_total`` (calls after the
-    first for their message: in-process retries and redeliveries),
+    first for their message: in-process retries and redeliveries), ``..._redelivered_total`` and
+    ``..._dead_lettered_total`` (deliveries of a worker's jobs settled that way),
     ``pigeon_handler_duration_seconds`` (histogram, seconds per call) and
     ``pigeon_request_duration_seconds`` (RPC client latency, labels ``subject``, ``outcome``:
     ``ok`` or the exception's type name). Add it first (outermost) to count what other
@@ -40,6 +41,8 @@ class PrometheusMetrics:
         self.processed = self._counter("processed", "Handler calls that returned")
         self.failed = self._counter("failed", "Handler calls that raised")
         self.retried = self._counter("retried", "Handler calls after the first for a message")
+        self.redelivered = self._counter("redelivered", "Jobs handed back for a later delivery")
+        self.dead_lettered = self._counter("dead_lettered", "Jobs moved to the dead letters")
         self.duration = Histogram(
             "pigeon_handler_duration_seconds",
             "Time of one handler call",
@@ -75,6 +78,13 @@ class PrometheusMetrics:
         series.processed.inc()
         return result
 
+    async def settled(self, message: Message, outcome: Outcome) -> None:
+        """Count the jobs redelivered and dead-lettered."""
+        if outcome is Outcome.REDELIVERED:
+            self._series(message.pattern, message.route).redelivered.inc()
+        elif outcome is Outcome.DEAD_LETTERED:
+            self._series(message.pattern, message.route).dead_lettered.inc()
+
     async def send(self, message: Message, call_next: CallNext) -> Any:
         """Time requests, from send to reply or error; other sends pass through."""
         if message.pattern != "request":
@@ -98,6 +108,8 @@ class PrometheusMetrics:
                 processed=self.processed.labels(pattern, subject),
                 failed=self.failed.labels(pattern, subject),
                 retried=self.retried.labels(pattern, subject),
+                redelivered=self.redelivered.labels(pattern, subject),
+                dead_lettered=self.dead_lettered.labels(pattern, subject),
                 duration=self.duration.labels(pattern, subject),
             )
         return series
@@ -112,4 +124,6 @@ class _Series:
     processed: Counter
     failed: Counter
     retried: Counter
+    redelivered: Counter
+    dead_lettered: Counter
     duration: Histogram

@@ -1,26 +1,33 @@
 """Middleware: the one extension point around handling and around sending.
 
-A middleware is an object with ``async def handle(self, message, call_next)`` (around each call
-of a handler, from decoding to the handler's return), ``async def send(self, message, call_next)``
-(around each publish, request and enqueue of the App), or both. Each receives a ``Message`` and
-``call_next``, the rest of the chain; it returns what ``await call_next(message)`` returned (the
-handler's result; for a request, the reply as a ``Message``), or something else, or raises.
+A middleware is an object with any of three methods: ``async def handle(self, message,
+call_next)`` (around each call of a handler, from decoding to the handler's return), ``async def
+send(self, message, call_next)`` (around each publish, request and enqueue of the App), and
+``async def settled(self, message, outcome)`` (told how a worker settled a delivery of a job:
+``Outcome``). ``handle`` and ``send`` receive a ``Message`` and ``call_next``, the rest of the
+chain; they return what ``await call_next(message)`` returned (the handler's result; for a
+request, the reply as a ``Message``), or something else, or raise.
 
 Order: the App's middleware is outermost, then each including router's (outer router first), then
 the handler's own. With ``Retry``, ``handle`` runs once per call, inside the retry loop, so an
 exception it raises is retried, redelivered and dead-lettered like the handler's own.
 
-With no middleware nothing is composed and the message path is the same as without this module.
+With no middleware nothing is composed and the message path is the same as without this module;
+a ``Message`` is built only for a handler or middleware that asks for one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
+
+log = logging.getLogger("pigeon")
 
 CallNext: TypeAlias = Callable[[Message], Awaitable[Any]]
 """The rest of a middleware chain: call it with the (possibly changed) message, await the result."""
@@ -45,7 +52,33 @@ class SendMiddleware(Protocol):
         ...
 
 
-Middleware: TypeAlias = HandleMiddleware | SendMiddleware
+class Outcome(enum.StrEnum):
+    """How a worker settled one delivery of a job."""
+
+    ACKED = "acked"
+    """The handler returned (or a middleware such as ``Deduplicate`` skipped it): done."""
+    REDELIVERED = "redelivered"
+    """Handed back to the broker by ``Redeliver``, to come again after a delay."""
+    DEAD_LETTERED = "dead_lettered"
+    """Moved to the queue's dead letters (failed for good, did not decode, ``Reject``, or over
+    the delivery limit)."""
+    DISCARDED = "discarded"
+    """Failed for good with ``dead_letter=False``: logged and dropped."""
+
+
+@runtime_checkable
+class SettleMiddleware(Protocol):
+    """Told how each delivery of a worker's job was settled."""
+
+    async def settled(self, message: Message, outcome: Outcome) -> None:
+        """Called once per delivery, after the broker was told; ``message.attempt`` is the number
+        of handler calls made for the job so far. An exception is logged; the job stays settled
+        as it was."""
+        ...
+
+
+Middleware: TypeAlias = HandleMiddleware | SendMiddleware | SettleMiddleware
+SettleHook: TypeAlias = Callable[[Message, Outcome], Awaitable[None]]
 
 
 def check(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
@@ -53,10 +86,11 @@ def check(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
     if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence):
         raise ConfigurationError(f"middleware={middleware!r}: give a list of middleware objects")
     for item in middleware:
-        if not isinstance(item, HandleMiddleware | SendMiddleware):
+        if not isinstance(item, HandleMiddleware | SendMiddleware | SettleMiddleware):
             raise ConfigurationError(
                 f"{item!r} is not a middleware: give an object with an async 'handle(message, "
-                "call_next)' and/or 'send(message, call_next)' method (an instance, not a class)"
+                "call_next)', 'send(message, call_next)' and/or 'settled(message, outcome)' "
+                "method (an instance, not a class)"
             )
         if isinstance(item, type):
             raise ConfigurationError(f"middleware {item.__name__}: pass an instance, not the class")
@@ -78,6 +112,20 @@ def handle_chain(middleware: Sequence[Middleware], innermost: CallNext) -> CallN
 def send_steps(middleware: Sequence[Middleware]) -> tuple[Callable[..., Awaitable[Any]], ...]:
     """The ``send`` methods of ``middleware``, outermost first."""
     return tuple(m.send for m in middleware if isinstance(m, SendMiddleware))
+
+
+def settle_hooks(middleware: Sequence[Middleware]) -> tuple[SettleHook, ...]:
+    """The ``settled`` methods of ``middleware``, outermost first."""
+    return tuple(m.settled for m in middleware if isinstance(m, SettleMiddleware))
+
+
+async def report_settled(hooks: Sequence[SettleHook], message: Message, outcome: Outcome) -> None:
+    """Call every hook; one that raises is logged, and the others still run."""
+    for hook in hooks:
+        try:
+            await hook(message, outcome)
+        except Exception:
+            log.exception("pigeon: middleware %r failed in settled(%s)", hook, outcome)
 
 
 def run_send(

@@ -9,7 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from pigeon.errors import ConfigurationError, DecodeError, Reject
 
@@ -71,7 +71,7 @@ class Retry:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait,
-            retry=retry_if_not_exception_type(NEVER_RETRY),
+            retry=retry_if_exception(_retryable),
             reraise=True,
         )
         async for attempt in retrying:
@@ -102,3 +102,9 @@ class Redeliver:
         if delivery <= len(self.delays):
             return float(self.delays[delivery - 1])
         return None
+
+
+def _retryable(error: BaseException) -> bool:
+    """An ordinary failure, not a ``NEVER_RETRY`` one, and not a cancellation (a shutdown cutting
+    the handler off must end the retries, not start the next call)."""
+    return isinstance(error, Exception) and not isinstance(error, NEVER_RETRY)

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar
 from pigeon import subjects
 from pigeon.codecs import Codec
 from pigeon.errors import ConfigurationError
+from pigeon.handlers import HandlerSpec, inspect_handler
 from pigeon.middleware import Middleware, check
-from pigeon.patterns.handler import HandlerSpec, inspect_handler
 from pigeon.retry import Redeliver, Retry
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -26,10 +26,18 @@ from reliability.scenarios.fuzz import bad_input
 from reliability.scenarios.poison import poison
 from reliability.scenarios.rpc_load import rpc_under_load
 from reliability.scenarios.slow import slow_consumer
-from reliability.targets import Target, Unavailable, nats_cluster, nats_server, rabbitmq_broker
+from reliability.targets import (
+    Target,
+    Unavailable,
+    nats_cluster,
+    nats_server,
+    rabbitmq_broker,
+    redis_server,
+)
 
 Run = Callable[[str, Path, float], Awaitable[Result]]
-"""Runs a scenario on a broker (``nats``, ``rabbitmq``) in a work directory, sizes scaled."""
+"""Runs a scenario on a broker (``nats``, ``rabbitmq``, ``redis``) in a work directory, sizes
+scaled."""
 
 
 def sized(full: int, scale: float, least: int = 100) -> int:
@@ -42,7 +50,7 @@ class Scenario:
     key: str
     title: str
     run: Run
-    brokers: tuple[str, ...] = ("nats", "rabbitmq")
+    brokers: tuple[str, ...] = ("nats", "rabbitmq", "redis")
 
 
 def on_target(run: Callable[[Target, Path, float], Awaitable[Result]]) -> Run:
@@ -95,6 +103,7 @@ SCENARIOS = [
         "fuzz",
         "Bad input: fuzzed bodies and headers, each as an event, a job and a request",
         on_target(lambda t, w, s: bad_input(t, w, cases=sized(1_000, s))),
+        brokers=("nats", "rabbitmq"),  # no fuzzing raw Redis client yet
     ),
     Scenario(
         "rpc",
@@ -108,6 +117,9 @@ SCENARIOS = [
 async def _broker(name: str) -> AsyncIterator[Target]:
     if name == "nats":
         async with nats_server() as target:
+            yield target
+    elif name == "redis":
+        async with redis_server() as target:
             yield target
     else:
         async with rabbitmq_broker() as target:
@@ -168,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys = [s.key for s in SCENARIOS]
     parser.add_argument("--only", default=",".join(keys), help=f"of {','.join(keys)}")
-    parser.add_argument("--brokers", default="nats,rabbitmq", help="of nats,rabbitmq")
+    parser.add_argument("--brokers", default="nats,rabbitmq,redis", help="of nats,rabbitmq,redis")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every size")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)

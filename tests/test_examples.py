@@ -14,8 +14,8 @@ import pytest
 from examples import billing, inventory, invoices, notifications, orders, quickstart
 from examples.models import RenderInvoice, Subjects
 from pigeon import App, Message, Redeliver, Retry
+from pigeon.testing.waiting import wait_for
 from tests.conftest import MakeApp
-from tests.helpers import wait_for
 
 RETRY = Retry(attempts=2, backoff=0.01, max_backoff=0.01)
 REDELIVER = Redeliver(delays=(0.05, 0.05))

@@ -1,8 +1,8 @@
 """Codecs: JSON (through pydantic, the default) and Protobuf, chosen on receipt by content type.
 
-``codec_for`` maps a content type to its codec and raises ``DecodeError`` for one pigeon does not
-know. ``encode`` and ``decoder_for`` are what the patterns use; decoders are built once per
-handler, at decoration time.
+``registry.codec_for`` maps a content type to its codec and raises ``DecodeError`` for one pigeon
+does not know. ``encode`` and ``decoder_for`` are what the patterns use; decoders are built once
+per handler, at decoration time, from the codecs' own decoding.
 """
 
 from __future__ import annotations
@@ -12,42 +12,16 @@ from typing import Any
 from google.protobuf.message import Message as ProtobufMessage
 
 from pigeon import headers as h
-from pigeon.codecs.base import Codec, base_content_type
-from pigeon.codecs.decoding import Decoder
-from pigeon.codecs.decoding import decoder_for as _decoder_for
+from pigeon.codecs.base import Codec
+from pigeon.codecs.decoding import Decoder, decoder_for
 from pigeon.codecs.json import JSONCodec
 from pigeon.codecs.protobuf import ProtobufCodec, full_name
-from pigeon.errors import DecodeError
-
-JSON = JSONCodec()
-"""The default codec: ``application/json`` through pydantic."""
-PROTOBUF = ProtobufCodec()
-"""``application/x-protobuf``: protobuf messages, their full name in a header."""
+from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, codec_of, register_codec
 
 BYTES_CONTENT_TYPE = "application/octet-stream"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 _RAW_TYPES = (bytes, bytearray, memoryview, str)
-_CODECS: dict[str, Codec] = {JSON.content_type: JSON, PROTOBUF.content_type: PROTOBUF}
-
-
-def register_codec(codec: Codec) -> None:
-    """Make ``codec`` the decoder of messages whose content type is ``codec.content_type``."""
-    _CODECS[base_content_type(codec.content_type)] = codec
-
-
-def codec_for(content_type: str) -> Codec:
-    """Return the codec for ``content_type`` (parameters ignored); an empty one means JSON.
-
-    Raises ``DecodeError`` naming the supported content types for any other.
-    """
-    if not content_type:
-        return JSON
-    codec = _CODECS.get(base_content_type(content_type))
-    if codec is None:
-        known = ", ".join(sorted(_CODECS))
-        raise DecodeError(f"unknown content type {content_type!r}; pigeon decodes {known}")
-    return codec
 
 
 def encode(obj: Any, codec: Codec | None = None) -> tuple[bytes, str, dict[str, str]]:
@@ -68,26 +42,6 @@ def encode(obj: Any, codec: Codec | None = None) -> tuple[bytes, str, dict[str, 
     if isinstance(codec, ProtobufCodec):
         return body, codec.content_type, {h.PROTOBUF_TYPE: full_name(type(obj))}
     return body, codec.content_type, {}
-
-
-def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
-    """Build, once, the decoder of a handler whose body parameter is annotated ``into``.
-
-    ``bytes`` receives the raw body, ``str`` the body as UTF-8 text. A protobuf class takes only
-    Protobuf, a type pydantic validates only JSON; ``dict``, ``Any`` and unions of both kinds take
-    either, picked by the message's content type. Raises ``ConfigurationError`` now if no codec
-    can ever produce ``into``.
-    """
-
-    def other(body: bytes, content_type: str) -> Any:
-        return codec_for(content_type).decode(body, into)
-
-    return _decoder_for(into, json, other)
-
-
-def codec_of(content_type: str) -> Codec | None:
-    """The codec of a known content type, ``None`` for raw or unknown ones."""
-    return _CODECS.get(base_content_type(content_type)) if content_type else JSON
 
 
 __all__ = [

@@ -11,26 +11,35 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-from pydantic import ValidationError
-
 from pigeon import headers as h
 from pigeon.codecs.base import base_content_type
 from pigeon.codecs.json import CONTENT_TYPE as JSON_TYPE
-from pigeon.codecs.json import JSONCodec, adapter_for, describe_validation_error
+from pigeon.codecs.json import JSONCodec
 from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
 from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
+from pigeon.codecs.registry import JSON, PROTOBUF, codec_for
 from pigeon.errors import DecodeError
 
 Decoder = Callable[[bytes, str, Mapping[str, str]], Any]
 """``decode(body, content_type, headers) -> value``; raises ``DecodeError`` only."""
 
 BodyDecoder = Callable[[bytes, Mapping[str, str]], Any]
+JsonDecoder = Callable[[bytes], Any]
 OtherDecoder = Callable[[bytes, str], Any]
 
 
-def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
-    """Build the decoder of a body annotated ``into``; ``ConfigurationError`` now if no codec can
-    ever produce it. ``other(body, content_type)`` decodes content types beyond JSON/Protobuf."""
+def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
+    """Build, once, the decoder of a handler whose body parameter is annotated ``into``.
+
+    ``bytes`` receives the raw body, ``str`` the body as UTF-8 text. A protobuf class takes only
+    Protobuf, a type pydantic validates only JSON; ``dict``, ``Any`` and unions of both kinds take
+    either, picked by the message's content type; any other content type goes to its registered
+    codec. Raises ``ConfigurationError`` now if no codec can ever produce ``into``.
+    """
+
+    def other(body: bytes, content_type: str) -> Any:
+        return codec_for(content_type).decode(body, into)
+
     if into is bytes:
         return _raw_body
     if into is str:
@@ -51,7 +60,7 @@ def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
         if kind == JSON_TYPE:
             if from_json is None:
                 raise DecodeError(f"expected {PROTOBUF_TYPE} for {name}, got {JSON_TYPE}")
-            return from_json(body, headers)
+            return from_json(body)
         if kind == PROTOBUF_TYPE:
             if from_protobuf is None:
                 sent = headers.get(h.PROTOBUF_TYPE, "a protobuf message")
@@ -70,16 +79,16 @@ def decoder_for(into: Any, json: JSONCodec, other: OtherDecoder) -> Decoder:
     return decode
 
 
-def _json_only(from_json: BodyDecoder, into: Any, other: OtherDecoder) -> Decoder:
+def _json_only(from_json: JsonDecoder, into: Any, other: OtherDecoder) -> Decoder:
     """The common case, kept short: a type that only JSON can produce."""
     name = _name(into)
 
     def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
         if content_type == JSON_TYPE or not content_type:
-            return from_json(body, headers)
+            return from_json(body)
         kind = base_content_type(content_type)
         if kind == JSON_TYPE:
-            return from_json(body, headers)
+            return from_json(body)
         if kind == PROTOBUF_TYPE:
             sent = headers.get(h.PROTOBUF_TYPE, "a protobuf message")
             raise DecodeError(f"expected {JSON_TYPE} for {name}, got {PROTOBUF_TYPE} ({sent})")
@@ -100,24 +109,9 @@ def _is_union(into: Any) -> bool:
     return typing.get_origin(into) in (Union, types.UnionType)
 
 
-def _json_decoder(json_types: list[Any], json: JSONCodec) -> BodyDecoder:
+def _json_decoder(json_types: list[Any], json: JSONCodec) -> JsonDecoder:
     target: Any = json_types[0] if len(json_types) == 1 else Union[tuple(json_types)]  # noqa: UP007
-    validate_json = adapter_for(target).validator.validate_json
-    name = _name(target)
-    max_size = json.max_size
-
-    def decode(body: bytes, headers: Mapping[str, str]) -> Any:
-        if len(body) > max_size:
-            raise DecodeError(
-                f"JSON body of {len(body)} bytes for {name} is over the limit of {max_size} "
-                "bytes; raise JSONCodec(max_size=...) if that is intended"
-            )
-        try:
-            return validate_json(body)
-        except ValidationError as exc:
-            raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
-
-    return decode
+    return json.prepare(target)
 
 
 def _protobuf_decoder(classes: list[type[Any]], into: Any) -> BodyDecoder | None:
@@ -134,7 +128,7 @@ def _protobuf_decoder(classes: list[type[Any]], into: Any) -> BodyDecoder | None
             message_class = class_named(sent)
         else:
             raise DecodeError(f"a protobuf body needs its type in the {h.PROTOBUF_TYPE} header")
-        message = _parse(message_class, body)
+        message = PROTOBUF.decode(body, message_class)
         return message if into is Any or by_name else to_dict(message)
 
     return decode
@@ -148,15 +142,6 @@ def _pick(by_name: dict[str, type[Any]], sent: str | None) -> type[Any]:
     if sent not in by_name:
         raise DecodeError(f"expected protobuf {' or '.join(by_name)}, got {sent}")
     return by_name[sent]
-
-
-def _parse(message_class: type[Any], body: bytes) -> Any:
-    try:
-        return message_class.FromString(body)
-    except Exception as exc:  # protobuf raises DecodeError, and RuntimeWarning for some bytes
-        raise DecodeError(
-            f"invalid protobuf {full_name(message_class)} ({len(body)} bytes): {exc}"
-        ) from exc
 
 
 def _raw_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -56,15 +57,34 @@ class JSONCodec:
             ) from exc
 
     def decode(self, data: bytes, into: Any) -> Any:
-        """Validate ``data`` into ``into``; ``DecodeError`` with pydantic's reasons if it fails."""
-        if len(data) > self.max_size:
-            raise DecodeError(f"JSON body of {len(data)} bytes is over {self.max_size} bytes")
+        """Validate ``data`` into ``into``; ``DecodeError`` with pydantic's reasons if it fails,
+        or if the body is over ``max_size`` bytes."""
         try:
-            return adapter_for(into).validate_json(data)
-        except ValidationError as exc:
-            raise DecodeError(f"invalid {_name(into)}: {describe_validation_error(exc)}") from exc
+            prepared = self.prepare(into)
         except ConfigurationError as exc:
             raise DecodeError(str(exc)) from exc
+        return prepared(data)
+
+    def prepare(self, into: Any) -> Callable[[bytes], Any]:
+        """``decode`` for one type, built once: what a handler's decoder calls per message.
+
+        Raises ``ConfigurationError`` now if pydantic cannot validate ``into``.
+        """
+        validate_json = adapter_for(into).validator.validate_json
+        name, max_size = _name(into), self.max_size
+
+        def decode(data: bytes) -> Any:
+            if len(data) > max_size:
+                raise DecodeError(
+                    f"JSON body of {len(data)} bytes for {name} is over the limit of {max_size} "
+                    "bytes; raise JSONCodec(max_size=...) if that is intended"
+                )
+            try:
+                return validate_json(data)
+            except ValidationError as exc:
+                raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
+
+        return decode
 
 
 def _name(into: Any) -> str:

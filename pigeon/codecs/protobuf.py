@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor_pool, json_format, message_factory
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import EncodeError as ProtobufEncodeError
 from google.protobuf.message import Message as ProtobufMessage
 
@@ -61,8 +60,10 @@ class ProtobufCodec:
             )
         try:
             return into.FromString(data)
-        except (ProtobufDecodeError, RuntimeWarning, ValueError) as exc:
-            raise DecodeError(f"invalid {full_name(into)} ({len(data)} bytes): {exc}") from exc
+        except Exception as exc:  # DecodeError, and RuntimeWarning or ValueError for some bytes
+            raise DecodeError(
+                f"invalid protobuf {full_name(into)} ({len(data)} bytes): {exc}"
+            ) from exc
 
 
 def to_json_bytes(message: ProtobufMessage) -> bytes:

@@ -9,12 +9,12 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
+from pigeon.handlers import HandlerSpec
 from pigeon.message import Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Events, Subscription, Transport
 
 PATTERN = "subscribe"
 
@@ -28,6 +28,7 @@ class Subscriber:
     group: str | None
     durable: str | None
     concurrency: int
+    delivery_limit: int
     middleware: tuple[Middleware, ...] = ()
     chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
 
@@ -35,8 +36,8 @@ class Subscriber:
         object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
 
     async def start(self, transport: Transport) -> Subscription:
-        """Subscribe on ``transport``; returns once the broker delivers to it."""
-        return await transport.subscribe(
+        """Subscribe on ``transport``'s events; returns once the broker delivers to it."""
+        return await transport.events.subscribe(
             self.subject,
             self.handle,
             group=self.group,
@@ -47,6 +48,9 @@ class Subscriber:
     async def handle(self, delivery: Delivery) -> None:
         """Decode and call; a bad payload or a failing handler is logged, and the event acked."""
         envelope = delivery.envelope
+        if over_delivery_limit(delivery, self.delivery_limit):
+            await self._drop_over_limit(delivery)
+            return
         try:
             if self.chain is None:
                 body = self.handler.decode_body(envelope)
@@ -66,9 +70,17 @@ class Subscriber:
             )
         await delivery.ack()
 
+    async def _drop_over_limit(self, delivery: Delivery) -> None:
+        """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
+        returns = returns_of(delivery)
+        failure = delivery_limit_failure(returns, returns, self.subject)
+        error = RuntimeError(failure.error_message)
+        log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
+        await delivery.ack()
+
 
 def publish(
-    transport: Transport,
+    events: Events,
     subject: str,
     obj: Any,
     codec: Codec | None,
@@ -79,9 +91,9 @@ def publish(
     the awaitable completes once the broker accepted it."""
     envelope = envelope_for(obj, codec, headers)
     if not send:
-        return transport.publish(subject, envelope)
+        return events.publish(subject, envelope)
 
     def deliver(message: Message) -> Awaitable[None]:
-        return transport.publish(message.subject, message.envelope())
+        return events.publish(message.subject, message.envelope())
 
     return run_send(send, Message.of(envelope, subject, pattern="publish", route=subject), deliver)

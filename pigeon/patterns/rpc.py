@@ -14,12 +14,12 @@ from google.protobuf.message import Message as ProtobufMessage
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.errors import DecodeError, EncodeError, RemoteError
+from pigeon.failures import log_failure
+from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
 from pigeon.patterns.outgoing import envelope_for
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Requests, Subscription, Transport
 
 log = logging.getLogger("pigeon")
 
@@ -43,14 +43,15 @@ class Responder:
         object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
 
     async def start(self, transport: Transport) -> Subscription:
-        """Serve ``subject`` on ``transport``, sharing requests with its other servers."""
+        """Serve ``subject`` on ``transport``'s requests, sharing them with its other servers."""
+        requests = transport.requests
 
         async def handle(delivery: Delivery) -> None:
-            await self.handle(transport, delivery)
+            await self.handle(requests, delivery)
 
-        return await transport.serve(self.subject, handle, concurrency=self.concurrency)
+        return await requests.serve(self.subject, handle, concurrency=self.concurrency)
 
-    async def handle(self, transport: Transport, delivery: Delivery) -> None:
+    async def handle(self, requests: Requests, delivery: Delivery) -> None:
         """Answer one request: its reply, or the error it raised. Expired requests are dropped."""
         request = delivery.envelope
         if _expired(request):
@@ -63,9 +64,9 @@ class Responder:
             return
         answer = await self._answer(request, delivery.subject)
         if request.reply_to:
-            answer.correlation_id = request.correlation_id or request.message_id
+            answer.correlation_id = request.correlation
             try:
-                await transport.reply(request.reply_to, answer)
+                await requests.reply(request.reply_to, answer)
             except Exception as exc:
                 log_failure("could not send the reply", delivery.subject, request, 1, exc)
         await delivery.ack()
@@ -93,7 +94,7 @@ def error_envelope(exc: BaseException) -> Envelope:
 
 
 async def request(
-    transport: Transport,
+    requests: Requests,
     subject: str,
     obj: Any,
     *,
@@ -114,10 +115,10 @@ async def request(
     envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
     envelope = replace(envelope, correlation_id=envelope.message_id)
     if not send:
-        return _decoded(await transport.request(subject, envelope, timeout), reply)
+        return _decoded(await requests.request(subject, envelope, timeout), reply)
 
     async def deliver(message: Message) -> Message:
-        answer = await transport.request(message.subject, message.envelope(), timeout)
+        answer = await requests.request(message.subject, message.envelope(), timeout)
         return Message.of(answer, message.subject, pattern="reply", route=message.route)
 
     message = Message.of(envelope, subject, pattern="request", route=subject)

@@ -8,13 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon.codecs import Codec
+from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
+from pigeon.handlers import HandlerSpec
 from pigeon.message import Failure, Message
-from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
-from pigeon.patterns.handler import HandlerSpec
-from pigeon.patterns.logging import log_failure
+from pigeon.middleware import (
+    CallNext,
+    Middleware,
+    Outcome,
+    SettleHook,
+    handle_chain,
+    report_settled,
+    run_send,
+    settle_hooks,
+)
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
-from pigeon.transports.base import Delivery, Subscription, Transport
+from pigeon.transports.base import Delivery, Jobs, Subscription, Transport
 
 PATTERN = "worker"
 
@@ -25,7 +34,9 @@ class Worker:
 
     Failure handling, in order: ``retry`` in process (the job is held), ``redeliver`` through the
     broker (the slot is freed), then the dead letters (or, with ``dead_letter=False``, a log line
-    and the job is dropped). Decode errors and ``Reject`` skip the first two.
+    and the job is dropped). Decode errors and ``Reject`` skip the first two. A job whose
+    deliveries ended unsettled ``delivery_limit`` times is dead-lettered without being handled.
+    Middleware with ``settled`` is told each delivery's ``Outcome``.
     """
 
     queue: str
@@ -34,20 +45,35 @@ class Worker:
     retry: Retry | None
     redeliver: Redeliver | None
     dead_letter: bool
+    delivery_limit: int
     middleware: tuple[Middleware, ...] = ()
     chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
+    settle_hooks: tuple[SettleHook, ...] = field(init=False, default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
+        object.__setattr__(self, "settle_hooks", settle_hooks(self.middleware))
 
     async def start(self, transport: Transport) -> Subscription:
-        """Consume ``queue`` on ``transport``."""
-        return await transport.consume(self.queue, self.handle, concurrency=self.concurrency)
+        """Consume ``queue`` on ``transport``'s jobs."""
+        return await transport.jobs.consume(self.queue, self.handle, concurrency=self.concurrency)
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one job; ack it only after the handler returned."""
-        calls_per_delivery = self.retry.attempts if self.retry else 1
-        calls_before = (delivery.attempt - 1) * calls_per_delivery
+        if not self.settle_hooks:
+            await self._process(delivery)
+            return
+        outcome, calls = await self._process(delivery)
+        message = Message.of(delivery.envelope, delivery.subject, calls, PATTERN, self.queue)
+        await report_settled(self.settle_hooks, message, outcome)
+
+    async def _process(self, delivery: Delivery) -> tuple[Outcome, int]:
+        """Handle and settle ``delivery``; returns how, and the handler calls made so far."""
+        calls_before = calls_in_earlier_deliveries(delivery, self.retry)
+        if over_delivery_limit(delivery, self.delivery_limit):
+            failure = delivery_limit_failure(returns_of(delivery), calls_before, self.queue)
+            error = RuntimeError(failure.error_message)
+            return await self._dead_letter(delivery, failure, error), calls_before
         calls = 0
         envelope, chain = delivery.envelope, self.chain
 
@@ -67,11 +93,12 @@ class Worker:
             else:
                 await self.retry.call(call)
         except Exception as exc:
-            await self._failed(delivery, exc, max(1, calls_before + calls))
-            return
+            attempts = max(1, calls_before + calls)
+            return await self._failed(delivery, exc, attempts), attempts
         await delivery.ack()
+        return Outcome.ACKED, calls_before + calls
 
-    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> None:
+    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> Outcome:
         envelope = delivery.envelope
         if self.redeliver is not None and not isinstance(error, NEVER_RETRY):
             delay = self.redeliver.delay_after(delivery.attempt)
@@ -79,18 +106,41 @@ class Worker:
                 what = f"job failed, redelivering in {delay:g}s"
                 log_failure(what, self.queue, envelope, attempts, error, logging.WARNING)
                 await delivery.redeliver(delay)
-                return
+                return Outcome.REDELIVERED
+        return await self._dead_letter(
+            delivery, Failure.of(error, attempts=attempts, queue=self.queue), error
+        )
+
+    async def _dead_letter(
+        self, delivery: Delivery, failure: Failure, error: BaseException
+    ) -> Outcome:
+        envelope, attempts = delivery.envelope, failure.attempts
         if self.dead_letter:
             log_failure("job failed, dead-lettered", self.queue, envelope, attempts, error)
-            await delivery.dead_letter(Failure.of(error, attempts=attempts, queue=self.queue))
-            return
+            await delivery.dead_letter(failure)
+            return Outcome.DEAD_LETTERED
         what = "job failed, discarded (dead_letter=False)"
         log_failure(what, self.queue, envelope, attempts, error)
         await delivery.ack()
+        return Outcome.DISCARDED
+
+
+def calls_in_earlier_deliveries(delivery: Delivery, retry: Retry | None) -> int:
+    """Handler calls made for this message before this delivery, from the broker's counts.
+
+    A delivery handed back by ``Redeliver`` made every call ``retry`` allows; one that ended
+    unsettled (its worker stopped or died, perhaps mid-retry) is counted as one call, the fewest
+    it can have made. Where the broker cannot tell the two apart (``returns`` is ``None``: NATS),
+    every earlier delivery is taken as handed back. ``Message.attempt`` and ``Failure.attempts``
+    build on this.
+    """
+    returns = delivery.returns or 0
+    redelivered = delivery.attempt - 1 - returns
+    return returns + redelivered * (retry.attempts if retry else 1)
 
 
 async def enqueue(
-    transport: Transport,
+    jobs: Jobs,
     queue: str,
     obj: Any,
     codec: Codec | None,
@@ -101,10 +151,10 @@ async def enqueue(
     once the broker stored it durably."""
     envelope = envelope_for(obj, codec, headers)
     if not send:
-        await transport.enqueue(queue, envelope)
+        await jobs.enqueue(queue, envelope)
         return
 
     async def deliver(message: Message) -> None:
-        await transport.enqueue(message.subject, message.envelope())
+        await jobs.enqueue(message.subject, message.envelope())
 
     await run_send(send, Message.of(envelope, queue, pattern="enqueue", route=queue), deliver)

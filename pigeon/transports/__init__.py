@@ -1,47 +1,8 @@
-"""Transports by URL scheme. A transport module is imported only when its scheme is used."""
+"""The transports: the seam (``base``), one package per broker, and what they share.
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-from urllib.parse import urlsplit
-
-from pigeon.errors import ConfigurationError
-from pigeon.transports.base import QueueSettings, Transport
-
-SCHEMES: dict[str, str] = {
-    "memory": "pigeon.transports.memory:MemoryTransport",
-    "nats": "pigeon.transports.nats:NatsTransport",
-    "tls": "pigeon.transports.nats:NatsTransport",
-    "amqp": "pigeon.transports.rabbitmq:RabbitMQTransport",
-    "amqps": "pigeon.transports.rabbitmq:RabbitMQTransport",
-}
-"""URL scheme -> ``module:class`` of the transport that serves it."""
-
-
-def transport_for(url: str, settings: QueueSettings, options: dict[str, Any]) -> Transport:
-    """Build the transport for ``url``; ``ConfigurationError`` listing the supported schemes for
-    an unknown one, or if the transport for a known one is not available."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    target = SCHEMES.get(scheme)
-    if target is None:
-        supported = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ConfigurationError(f"unsupported URL {mask_url(url)!r}; pigeon supports {supported}")
-    module_name, class_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise ConfigurationError(
-            f"the {scheme}:// transport is not available in this install ({exc})"
-        ) from exc
-    transport: Transport = getattr(module, class_name)(url, settings, options)
-    return transport
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: safe for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+``base`` holds the protocols the patterns use; ``registry`` picks a transport by URL scheme;
+``urls``, ``replies`` and ``runner`` are helpers every broker package uses. Each broker package
+(``memory``, ``nats``, ``rabbitmq``) names its modules for their role: ``events``, ``requests``,
+``jobs``, ``dead_letters``, ``topology``, ``wire``, ``errors``, with the transport class in
+``transport`` as a thin composition of them.
+"""

@@ -1,8 +1,15 @@
 """The transport seam: the only place pigeon touches a broker.
 
-Patterns are written once against ``Transport`` and ``Delivery``; a transport never imports a
+Three small protocols, one per pattern: ``Events`` (publish-subscribe), ``Requests``
+(request-reply) and ``Jobs`` (work pool and its dead letters). A ``Transport`` is one connection
+offering all three (``transport.events``, ``.requests``, ``.jobs``) plus its lifecycle. Patterns
+type against the protocol they use and never import a transport; a transport never imports a
 pattern. Everything crossing the seam is pigeon's own type (``Envelope``, ``Failure``) and every
 error is one of ``pigeon.errors``: a transport translates its client's exceptions here.
+
+Subjects are dot-separated tokens with NATS wildcards (``*`` one token, ``>`` the rest); a
+transport translates them to its broker's syntax. Every method but ``connect`` raises
+``BrokerError`` while the transport is not connected (``BrokerError.not_connected``).
 """
 
 from __future__ import annotations
@@ -18,24 +25,37 @@ class Delivery(Protocol):
     """One received message, handed to exactly one handler call.
 
     ``attempt`` is the delivery count, 1 on the first delivery, counted by the broker so that it
-    survives restarts. A delivery is settled by one of ``ack``, ``redeliver`` or ``dead_letter``;
-    one left unsettled when its subscription closes goes back to the broker and is delivered again
-    (``attempt`` + 1). Settling pub-sub deliveries is a no-op unless the subscription is durable.
+    survives restarts. ``returns`` is how many earlier deliveries ended unsettled (their worker
+    stopped or died), or ``None`` where the broker cannot tell those from redeliveries asked for
+    (JetStream counts both alike). A delivery is settled by one of ``ack``, ``redeliver`` or
+    ``dead_letter``; one left unsettled when its subscription closes goes back to the broker and is
+    delivered again (``attempt`` + 1). Settling pub-sub deliveries is a no-op unless the
+    subscription is durable. Settling a delivery twice is a no-op.
     """
 
     envelope: Envelope
     subject: str
     attempt: int
 
+    @property
+    def returns(self) -> int | None:
+        """Earlier deliveries that ended unsettled; ``None`` where the broker cannot tell."""
+        ...
+
     async def ack(self) -> None:
-        """Tell the broker the message is done; it is never delivered again."""
+        """Tell the broker the message is done; it is never delivered again.
+
+        Raises ``BrokerError`` only when the broker cannot be told and the message will come
+        again; an ack for a delivery the broker already took back is skipped silently.
+        """
         ...
 
     async def redeliver(self, delay: float) -> None:
         """Hand the message back to be delivered again after ``delay`` seconds, ``attempt`` + 1.
 
         Frees the worker's slot at once; the wait happens on the broker (or the memory broker's
-        timer), so it survives the worker's restart.
+        timer), so it survives the worker's restart. Raises ``BrokerError`` if the broker cannot
+        take it back; the message is then delivered again, sooner.
         """
         ...
 
@@ -43,7 +63,9 @@ class Delivery(Protocol):
         """Move the message, with ``failure`` in its headers, to its queue's dead-letter store.
 
         Returns once the store has confirmed it; only then is the original removed, so a crash in
-        between leaves a duplicate at worst, never a loss.
+        between leaves a duplicate at worst, never a loss. Raises ``BrokerError`` when the store
+        fails; the original then goes back to its queue. A delivery of a subscription (no queue)
+        is logged and dropped instead.
         """
         ...
 
@@ -59,7 +81,7 @@ class Subscription(Protocol):
         """Stop taking deliveries at once, wait up to ``timeout`` seconds for handlers in flight,
         then cancel those still running and return their deliveries to the broker unsettled.
 
-        Idempotent.
+        Idempotent; never raises.
         """
         ...
 
@@ -69,42 +91,22 @@ class QueueSettings:
     """Broker-side settings of every work queue of an App.
 
     They come from the App, never from one handler, so producer and worker declare a queue alike.
-    ``delivery_limit``: deliveries after which a message that never got settled (its worker kept
-    dying) is dead-lettered instead of delivered again.
+    ``delivery_limit``: returns (deliveries that ended unsettled because the worker kept dying)
+    after which a message is dead-lettered instead of delivered again.
     """
 
     delivery_limit: int = 10
 
 
-class Transport(Protocol):
-    """A connection to one broker, offering the primitives the patterns need.
-
-    Subjects are dot-separated tokens with NATS wildcards (``*`` one token, ``>`` the rest); a
-    transport translates them to its broker's syntax. Methods other than ``connect`` raise
-    ``BrokerError`` when the connection is down for good.
-    """
-
-    url: str
-    """The URL it was made from, password masked: safe to log."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection to the broker is up now (false before ``connect``, while
-        reconnecting, and after ``close``)."""
-        ...
-
-    async def connect(self) -> None:
-        """Connect; raises ``BrokerError`` naming the (masked) URL if the broker is unreachable."""
-        ...
-
-    async def close(self) -> None:
-        """Close the connection. Unsettled deliveries go back to the broker. Idempotent."""
-        ...
+class Events(Protocol):
+    """Publish-subscribe: every subscription gets every event; a group shares them."""
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
-        """Publish an event; returns once the broker has accepted it.
+        """Publish an event; returns once the broker has accepted it (core NATS: once it is in
+        the client's buffer, as core NATS has no acknowledgement).
 
-        Raises ``MessageTooLarge`` over the broker's size limit.
+        Raises ``MessageTooLarge`` over the broker's size limit, ``BrokerError`` when the broker
+        refuses it or the connection is gone for longer than the transport's patience.
         """
         ...
 
@@ -122,54 +124,73 @@ class Transport(Protocol):
 
         Without ``group`` every subscription gets every event; with one, each event goes to one
         subscription of the group. ``durable`` names a subscription whose events the broker keeps
-        while it is closed. Returns once the broker will deliver to it.
+        while it is closed. Returns once the broker will deliver to it. Raises
+        ``DeclarationConflict`` when a durable subscription exists with other settings,
+        ``BrokerError`` when the broker refuses.
         """
         ...
+
+
+class Requests(Protocol):
+    """Request-reply: one server of a subject answers each request."""
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> Subscription:
         """Receive requests sent to ``subject``, shared among every server of that subject.
 
         The handler answers through ``reply``. A server's requests are never kept for it while it
-        is closed: with no server running, requests fail with ``NoResponders``.
+        is closed: with no server running, requests fail with ``NoResponders``. Raises
+        ``BrokerError`` when the broker refuses.
         """
         ...
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         """Send a request and return the reply with the same correlation id.
 
-        Concurrent requests share one reply subscription and never wait for each other. Raises
-        ``NoResponders`` at once when nobody serves ``subject``, ``RequestTimeout`` after
-        ``timeout`` seconds.
+        ``envelope.correlation_id`` is set by the caller. Concurrent requests share one reply
+        subscription and never wait for each other. Raises ``NoResponders`` at once when nobody
+        serves ``subject``, ``RequestTimeout`` after ``timeout`` seconds, ``MessageTooLarge`` over
+        the size limit, ``BrokerError`` when the connection closes while it waits.
         """
         ...
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Send ``envelope`` to the reply address a request carried. A caller that has gone away
-        is not an error: the reply is dropped."""
+        is not an error: the reply is dropped. Raises ``MessageTooLarge`` over the size limit,
+        ``BrokerError`` when the connection is gone."""
         ...
+
+
+class Jobs(Protocol):
+    """Work pool: durable jobs on named queues, shared by competing consumers, and the queues'
+    dead-letter stores."""
 
     async def enqueue(self, queue: str, envelope: Envelope) -> None:
         """Store a job on the work queue ``queue``, declaring it on first use.
 
-        Returns once the broker has stored it durably (confirm / PubAck).
+        Returns once the broker has stored it durably (confirm / PubAck). Raises
+        ``MessageTooLarge`` over the size limit, ``DeclarationConflict`` when the queue exists
+        with other settings, ``BrokerError`` when it may not have been stored (at-least-once:
+        sending again may store it twice).
         """
         ...
 
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         """Call ``handler`` for jobs of ``queue``, at most ``concurrency`` at once, shared with
         every other consumer of the queue. Takes no more jobs from the broker than it has free
-        slots."""
+        slots. Raises ``DeclarationConflict`` / ``BrokerError`` as ``enqueue``."""
         ...
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
-        """Return (without removing) up to ``limit`` dead letters of ``queue``, oldest first."""
+        """Return (without removing) up to ``limit`` dead letters of ``queue``, oldest first.
+
+        An unknown queue has none."""
         ...
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed.
 
         Each is removed from the dead-letter store only once stored on the work queue. Returns how
-        many moved.
+        many moved. Raises ``BrokerError`` when a move fails; those moved before it stay moved.
         """
         ...
 
@@ -178,5 +199,43 @@ class Transport(Protocol):
         ...
 
 
-TransportFactory = Callable[[str, QueueSettings, dict[str, Any]], Transport]
-"""Builds a transport from a URL, the App's queue settings and the client's own options."""
+class Transport(Protocol):
+    """A connection to one broker offering the three protocols.
+
+    ``events``, ``requests`` and ``jobs`` share the connection; each pattern uses one of them.
+    """
+
+    url: str
+    """The URL it was made from, every password masked: safe to log."""
+
+    @property
+    def events(self) -> Events:
+        """Publish-subscribe on this connection."""
+        ...
+
+    @property
+    def requests(self) -> Requests:
+        """Request-reply on this connection."""
+        ...
+
+    @property
+    def jobs(self) -> Jobs:
+        """Work queues and dead letters on this connection."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up now (false before ``connect``, while
+        reconnecting, and after ``close``)."""
+        ...
+
+    async def connect(self) -> None:
+        """Connect; raises ``BrokerError`` naming the (masked) URL if the broker is unreachable
+        or refuses the credentials. Connecting a connected transport does nothing."""
+        ...
+
+    async def close(self) -> None:
+        """Close every subscription (deliveries in flight go back to the broker unsettled), fail
+        every request still waiting with ``BrokerError``, and disconnect. Idempotent; never
+        raises."""
+        ...

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pigeon.testing.conformance import Features
 from tests.backends import Backend, unavailable
 
 NATS_SERVER = Path(sys.executable).parent / "nats-server"
@@ -168,7 +169,7 @@ def _nats_backend() -> Backend:
     url = shared_url()
     if url is None:
         unavailable(unavailable_reason())
-    return Backend("nats", lambda: str(url))
+    return Backend("nats", lambda: str(url), features=Features(counts_returns=False))
 
 
 BACKENDS: dict[str, Callable[[], Backend]] = {"nats": _nats_backend}

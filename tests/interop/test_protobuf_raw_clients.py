@@ -10,9 +10,9 @@ import nats
 import pytest
 
 from pigeon import App
+from pigeon.testing.conformance import shop_pb2
+from pigeon.testing.waiting import wait_for
 from tests.conftest import BACKEND_FACTORIES
-from tests.helpers import wait_for
-from tests.proto import shop_pb2
 
 
 @pytest.fixture

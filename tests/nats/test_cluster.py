@@ -12,9 +12,9 @@ import nats
 import pytest
 
 from pigeon import App
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
 from tests.brokers.nats import NatsServer, free_port
-from tests.conformance.models import Job
-from tests.helpers import wait_for
 
 JOBS = 300
 STREAM = "PIGEON_Q_cluster_jobs"

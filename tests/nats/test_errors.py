@@ -15,9 +15,9 @@ from pigeon import (
     DeclarationConflict,
     MessageTooLarge,
 )
+from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.waiting import wait_for
 from tests.brokers.nats import NatsServer, free_port
-from tests.conformance.models import Job, Order
-from tests.helpers import wait_for
 
 
 @pytest.fixture

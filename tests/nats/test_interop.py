@@ -7,8 +7,8 @@ import json
 import nats
 
 from pigeon import App, Message
-from tests.conformance.models import Job, Order, Reserve, Reserved
-from tests.helpers import wait_for
+from pigeon.testing.conformance.models import Job, Order, Reserve, Reserved
+from pigeon.testing.waiting import wait_for
 
 
 async def test_raw_request_gets_the_reply_of_a_pigeon_rpc_handler(

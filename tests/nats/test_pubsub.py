@@ -8,8 +8,8 @@ import nats
 import pytest
 
 from pigeon import App, Message
-from tests.conformance.models import Order
-from tests.helpers import wait_for
+from pigeon.testing.conformance.models import Order
+from pigeon.testing.waiting import wait_for
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

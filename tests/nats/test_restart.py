@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from pigeon import App
+from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.waiting import wait_for
 from tests.brokers.nats import NatsServer
-from tests.conformance.models import Job, Order
-from tests.helpers import wait_for
 
 JOBS = 300
 

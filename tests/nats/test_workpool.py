@@ -7,8 +7,8 @@ import asyncio
 import nats
 
 from pigeon import App, Message, Redeliver
-from tests.conformance.models import Job
-from tests.helpers import wait_for
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
 
 
 async def test_a_worker_takes_no_more_jobs_than_it_has_free_slots(

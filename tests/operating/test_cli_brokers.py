@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pigeon import App
+from pigeon.testing.waiting import wait_dead_letters, wait_for
 from tests.backends import Backend
 from tests.conftest import BACKEND_FACTORIES
-from tests.helpers import wait_dead_letters, wait_for
 
 SERVICE = """
 import asyncio, os
@@ -34,7 +34,7 @@ async def work(job: dict) -> None:
 """
 
 
-@pytest.fixture(params=["nats", "rabbitmq"])
+@pytest.fixture(params=["nats", "rabbitmq", "redis"])
 def broker(request: pytest.FixtureRequest) -> Backend:
     """The CLI runs Apps in other processes: they need a broker they share, not memory://."""
     return BACKEND_FACTORIES[request.param]()

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pigeon import App, NoResponders, Retry
 from pigeon.health import serve_health
 from pigeon.metrics import PrometheusMetrics
+from pigeon.testing.waiting import wait_dead_letters, wait_for
 from pigeon.tracing import OpenTelemetryTracing
-from tests.helpers import wait_dead_letters, wait_for
 
 
 def free_port() -> int:

@@ -12,11 +12,11 @@ import pytest
 from aio_pika.abc import AbstractConnection
 
 from pigeon import BrokerError, Message, RequestError
+from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.waiting import wait_for
 from tests.backends import Backend
 from tests.brokers import rabbitmq
-from tests.conformance.models import Job, Order
 from tests.conftest import MakeApp
-from tests.helpers import wait_for
 
 Drop = Callable[[], Awaitable[None]]
 JOBS = 120

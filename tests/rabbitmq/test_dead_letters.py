@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pigeon import Reject
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
 from tests.backends import Backend
 from tests.brokers import rabbitmq
-from tests.conformance.models import Job
 from tests.conftest import MakeApp
-from tests.helpers import wait_for
 
 
 @pytest.fixture(params=["rabbitmq", "rabbitmq-classic"])

@@ -9,7 +9,7 @@ import pytest
 from aio_pika.abc import AbstractConnection
 
 from pigeon import App, BrokerError, ConfigurationError, DeclarationConflict, NoResponders
-from tests.conformance.models import Job
+from pigeon.testing.conformance.models import Job
 from tests.conftest import MakeApp
 
 

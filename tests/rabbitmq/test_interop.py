@@ -11,9 +11,9 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from pigeon import App, Message, Reject
 from pigeon import headers as h
-from tests.conformance.models import Job, Order
+from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.waiting import wait_for
 from tests.conftest import MakeApp
-from tests.helpers import wait_for
 
 
 async def test_tutorial_rpc_client_gets_the_reply_of_a_pigeon_handler(

@@ -14,8 +14,8 @@ import pytest
 
 from pigeon import App
 from pigeon.asyncapi import asyncapi_document
-from tests.conformance.models import Order, Reserve, Reserved
-from tests.proto import shop_pb2
+from pigeon.testing.conformance import shop_pb2
+from pigeon.testing.conformance.models import Order, Reserve, Reserved
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data/asyncapi-3.0.0.schema.json").read_text())
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pigeon import DecodeError
 from pigeon import headers as h
 from pigeon.codecs import decoder_for
-from tests.conformance.models import Order
-from tests.proto import shop_pb2
+from pigeon.testing.conformance import shop_pb2
+from pigeon.testing.conformance.models import Order
 
 CONTENT_TYPES = st.sampled_from(
     [

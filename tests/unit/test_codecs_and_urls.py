@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 from pigeon import App, BrokerError, ConfigurationError, DecodeError, EncodeError
 from pigeon.codecs import JSON, codec_for, decoder_for
-from pigeon.transports import mask_url
+from pigeon.transports.urls import mask_url
 
 
 class Order(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated
 import pytest
 
 from pigeon import App, ConfigurationError, Depends, Message, RemoteError, Router
-from tests.helpers import wait_for
+from pigeon.testing.waiting import wait_for
 
 log: list[str] = []
 

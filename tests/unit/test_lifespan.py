@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pigeon import App, ConfigurationError
-from tests.helpers import wait_for
+from pigeon.testing.waiting import wait_for
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pigeon import App, ConfigurationError, Router
-from tests.helpers import wait_for
+from pigeon.testing.waiting import wait_for
 
 # defined when the module is imported, long before any App exists
 orders = Router(prefix="orders.")

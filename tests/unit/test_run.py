@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from pigeon import App
-from tests.helpers import wait_for
+from pigeon.testing.waiting import wait_for
 
 
 async def test_sigterm_drains_handlers_in_flight() -> None:

@@ -1,0 +1,61 @@
+"""What a failure means, decided once for every transport: the delivery limit's ``Failure`` and the
+one log line per failure (what happened, subject, message id, attempt, error)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from pigeon.message import Envelope, Failure
+from pigeon.transports.base import Delivery
+
+log = logging.getLogger("pigeon")
+
+
+def log_failure(
+    what: str,
+    subject: str,
+    envelope: Envelope,
+    attempt: int,
+    error: BaseException,
+    level: int = logging.ERROR,
+) -> None:
+    """Log one line; the traceback too when the ``pigeon`` logger is at DEBUG."""
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
+        "pigeon: %s subject=%s message_id=%s attempt=%d error=%s: %s",
+        what,
+        subject,
+        envelope.message_id,
+        attempt,
+        type(error).__name__,
+        error,
+        exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
+    )
+
+
+def returns_of(delivery: Delivery) -> int:
+    """Earlier deliveries of ``delivery`` that count toward the delivery limit: those that ended
+    unsettled, or every earlier one where the broker cannot tell (JetStream's ``max_deliver``
+    counts them all alike)."""
+    returns = delivery.returns
+    return delivery.attempt - 1 if returns is None else returns
+
+
+def over_delivery_limit(delivery: Delivery, limit: int) -> bool:
+    """Whether ``delivery`` has reached the delivery ``limit`` (``App(delivery_limit=...)``, after
+    RabbitMQ quorum queues' ``x-delivery-limit``) and must be dead-lettered instead of handled."""
+    return returns_of(delivery) >= limit
+
+
+def delivery_limit_failure(returns: int, attempts: int, queue: str) -> Failure:
+    """The dead letter's ``Failure`` for a message over the delivery limit: its worker kept
+    stopping or dying before settling it."""
+    error = RuntimeError(
+        f"delivered {returns} times without being settled (its worker kept stopping or dying); "
+        "dead-lettered instead of delivered again"
+    )
+    failure = Failure.of(error, attempts=max(1, attempts), queue=queue)
+    return replace(failure, error_type="DeliveryLimitExceeded")

@@ -1,0 +1,75 @@
+"""The fixtures the conformance suite's tests take: ``make_app`` and ``uid``.
+
+They need a ``backend`` fixture from the project that runs the suite, returning a ``Backend``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pigeon.app import App
+
+MakeApp = Callable[..., App]
+"""``make_app(**app_options) -> App`` on the backend under test."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a transport offers beyond the core semantics; a test of a feature a transport lacks
+    is skipped, as in Watermill's universal Pub/Sub tests.
+
+    ``durable``: durable subscriptions (``subscribe(durable=...)``) that keep events while closed.
+    ``delivery_limit``: a job whose worker keeps dying is dead-lettered after the App's
+    ``delivery_limit`` (the transport counts deliveries that ended unsettled).
+    ``counts_returns``: the transport tells a delivery that ended unsettled from one handed back
+    by ``Redeliver`` (``Delivery.returns`` is not ``None``; JetStream cannot).
+    """
+
+    durable: bool = True
+    delivery_limit: bool = True
+    counts_returns: bool = True
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One transport under test: ``url()`` gives a URL an App of the test can use, ``options``
+    the App keyword arguments it needs, ``features`` what it offers."""
+
+    name: str
+    url: Callable[[], str]
+    options: dict[str, object] = field(default_factory=dict)
+    features: Features = Features()
+
+
+def requires(backend: Backend, feature: str) -> None:
+    """Skip the calling test unless ``backend`` offers ``feature`` (a ``Features`` field)."""
+    if not getattr(backend.features, feature):
+        pytest.skip(f"{backend.name} does not offer {feature}")
+
+
+@pytest.fixture
+def uid() -> str:
+    """A token unique to this test, for subjects, queues and durable names."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def make_app(backend: Backend) -> AsyncIterator[MakeApp]:
+    """Build Apps on the backend under test; every App is closed at the end of the test."""
+    apps: list[App] = []
+
+    def make(**kwargs: Any) -> App:
+        options = {**backend.options, **kwargs}
+        app = App(backend.url(), **options)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.shutdown_timeout = 0
+        await app.close()

@@ -1,0 +1,103 @@
+"""Memory subscriptions: a pump from one queue into a handler, and the deliveries it hands over."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pigeon.message import Failure
+from pigeon.transports.base import Handler
+from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue
+from pigeon.transports.runner import HandlerRunner
+
+
+class MemoryDelivery:
+    """A delivery from a memory queue; see ``pigeon.transports.base.Delivery``."""
+
+    __slots__ = ("_item", "_subscription", "attempt", "envelope", "returns", "subject")
+
+    def __init__(self, item: Item, subscription: MemorySubscription) -> None:
+        self._item = item
+        self._subscription = subscription
+        self.envelope = item.envelope
+        self.subject = item.subject
+        self.attempt = item.deliveries
+        self.returns = item.returns
+
+    async def ack(self) -> None:
+        self._subscription.settle(self)
+
+    async def redeliver(self, delay: float) -> None:
+        if self._subscription.settle(self):
+            queue = self._subscription.queue
+            asyncio.get_running_loop().call_later(delay, queue.put, self._item)
+
+    async def dead_letter(self, failure: Failure) -> None:
+        if self._subscription.settle(self):
+            self._subscription.queue.dead.append(self.envelope.with_headers(failure.as_headers()))
+
+
+class MemorySubscription:
+    """Pumps items from one queue into a handler, at most ``concurrency`` at once.
+
+    With ``concurrency=1`` the handler runs inline in the pump, in order and without a task per
+    message; otherwise each call is a task of a ``HandlerRunner``.
+    """
+
+    def __init__(
+        self, broker: MemoryBroker, queue: MemoryQueue, handler: Handler, concurrency: int
+    ) -> None:
+        self.queue = queue
+        self._broker = broker
+        self._handler = handler
+        self._runner = HandlerRunner(concurrency)
+        self._unsettled: dict[int, MemoryDelivery] = {}
+        self._closing = False
+        self._closed = False
+        queue.consumers += 1
+        self._inline = concurrency == 1
+        pump = self._pump_inline() if self._inline else self._pump_tasks()
+        self._pump_task = asyncio.create_task(pump)
+
+    def settle(self, delivery: MemoryDelivery) -> bool:
+        """Mark ``delivery`` settled; ``False`` if it already was."""
+        return self._unsettled.pop(id(delivery), None) is not None
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        if self._inline and self._unsettled and not self._pump_task.done():  # handler running
+            await asyncio.wait({self._pump_task}, timeout=timeout)
+        self._pump_task.cancel()
+        await asyncio.gather(self._pump_task, return_exceptions=True)
+        await self._runner.drain(timeout)
+        for delivery in self._unsettled.values():
+            delivery._item.returns += 1
+            self.queue.put(delivery._item, front=True)
+        self._unsettled.clear()
+        self._broker.release(self.queue)
+
+    async def _pump_inline(self) -> None:
+        handled = 0
+        queue = self.queue
+        while not self._closing:
+            item = queue.ready.popleft() if queue.ready else await queue.get()
+            await self._handler(self._deliver(item))
+            handled += 1
+            if handled % 128 == 0:
+                await asyncio.sleep(0)  # a busy queue must not starve its publishers
+
+    async def _pump_tasks(self) -> None:
+        runner = self._runner
+        queue = self.queue
+        while True:
+            if runner.free <= 0:
+                await runner.wait_free()
+            item = queue.ready.popleft() if queue.ready else await queue.get()
+            runner.start(self._handler(self._deliver(item)))
+
+    def _deliver(self, item: Item) -> MemoryDelivery:
+        item.deliveries += 1
+        delivery = MemoryDelivery(item, self)
+        self._unsettled[id(delivery)] = delivery
+        return delivery

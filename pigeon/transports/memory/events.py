@@ -1,0 +1,45 @@
+"""Publish-subscribe on the memory broker: a queue per subscription, bound to its subject."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pigeon.message import Envelope, new_id
+from pigeon.transports.base import Handler
+from pigeon.transports.memory.consumer import MemorySubscription
+from pigeon.transports.memory.topology import Item
+
+if TYPE_CHECKING:
+    from pigeon.transports.memory.transport import MemoryTransport
+
+
+class MemoryEvents:
+    """``Events`` of a ``MemoryTransport``: a plain subscription gets a queue of its own, a group
+    shares one, a durable subscription's queue outlives it."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self._transport = transport
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        self._transport.check()
+        for queue in self._transport.broker.route(subject):
+            queue.put(Item(envelope, subject))
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        group: str | None,
+        durable: str | None,
+        concurrency: int,
+    ) -> MemorySubscription:
+        transport = self._transport
+        transport.check()
+        if durable is not None:
+            queue = transport.broker.event_queue(f"durable:{durable}", subject, keep=True)
+        elif group is not None:
+            queue = transport.broker.event_queue(f"group:{subject}:{group}", subject, keep=False)
+        else:
+            queue = transport.broker.event_queue(f"sub:{new_id()}", subject, keep=False)
+        return transport.start(queue, handler, concurrency)

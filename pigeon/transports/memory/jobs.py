@@ -1,0 +1,60 @@
+"""Work queues and their dead letters on the memory broker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pigeon import headers as h
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler
+from pigeon.transports.memory.consumer import MemorySubscription
+from pigeon.transports.memory.topology import Item, MemoryQueue
+
+if TYPE_CHECKING:
+    from pigeon.transports.memory.transport import MemoryTransport
+
+
+class MemoryJobs:
+    """``Jobs`` of a ``MemoryTransport``: queues declared on first use with the App's settings."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self._transport = transport
+
+    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+        self._transport.check()
+        self._work_queue(queue).put(Item(envelope, queue))
+
+    async def consume(
+        self, queue: str, handler: Handler, *, concurrency: int
+    ) -> MemorySubscription:
+        self._transport.check()
+        return self._transport.start(self._work_queue(queue), handler, concurrency)
+
+    async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
+        known = self._existing(queue)
+        return list(known.dead[:limit]) if known else []
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        known = self._existing(queue)
+        if known is None:
+            return 0
+        moved = known.dead[:limit]
+        del known.dead[: len(moved)]
+        for envelope in moved:
+            known.put(Item(envelope.without_headers(h.FAILURE_HEADERS), queue))
+        return len(moved)
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        known = self._existing(queue)
+        if known is None:
+            return 0
+        count = len(known.dead)
+        known.dead.clear()
+        return count
+
+    def _work_queue(self, name: str) -> MemoryQueue:
+        return self._transport.broker.work_queue(name, self._transport.settings.delivery_limit)
+
+    def _existing(self, name: str) -> MemoryQueue | None:
+        self._transport.check()
+        return self._transport.broker.existing_work_queue(name)

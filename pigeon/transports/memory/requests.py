@@ -1,0 +1,48 @@
+"""Request-reply on the memory broker: a queue per served subject, one inbox per transport."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pigeon.errors import NoResponders
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler
+from pigeon.transports.memory.consumer import MemorySubscription
+from pigeon.transports.memory.topology import Item
+
+if TYPE_CHECKING:
+    from pigeon.transports.memory.transport import MemoryTransport
+
+INBOX_PREFIX = "_INBOX."
+
+
+class MemoryRequests:
+    """``Requests`` of a ``MemoryTransport``; replies reach the requester's ``ReplyMap``."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self._transport = transport
+
+    async def serve(
+        self, subject: str, handler: Handler, *, concurrency: int
+    ) -> MemorySubscription:
+        transport = self._transport
+        transport.check()
+        return transport.start(transport.broker.rpc_queue(subject), handler, concurrency)
+
+    async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        transport = self._transport
+        transport.check()
+        servers = transport.broker.servers(subject)
+        if not servers:
+            raise NoResponders.for_subject(subject, transport.url)
+        envelope = replace(envelope, reply_to=transport.inbox)
+        transport.replies.expect(envelope.correlation)
+        servers[0].put(Item(envelope, subject))
+        return await transport.replies.wait(envelope.correlation, subject, timeout)
+
+    async def reply(self, reply_to: str, envelope: Envelope) -> None:
+        self._transport.check()
+        replies = self._transport.broker.inboxes.get(reply_to)
+        if replies is not None:
+            replies.resolve(envelope)

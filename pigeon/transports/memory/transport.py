@@ -1,0 +1,75 @@
+"""``memory://``: the embedded transport, with real acks, redelivery, delays and dead letters.
+
+It gives the same semantics as the broker transports (the conformance suite runs on it), so it is
+both the default for a single process and a faithful test harness. ``memory://name`` selects a
+broker by name; every App of a process with the same URL shares it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.message import new_id
+from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.memory.consumer import MemorySubscription
+from pigeon.transports.memory.events import MemoryEvents
+from pigeon.transports.memory.jobs import MemoryJobs
+from pigeon.transports.memory.requests import INBOX_PREFIX, MemoryRequests
+from pigeon.transports.memory.topology import MemoryQueue, broker_named
+from pigeon.transports.replies import ReplyMap
+
+
+class MemoryTransport:
+    """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract."""
+
+    def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        if options:
+            raise ConfigurationError(f"memory:// takes no transport options, got {sorted(options)}")
+        parts = urlsplit(url)
+        self.url = url
+        self.settings = settings
+        self.broker = broker_named(parts.netloc + parts.path or "default")
+        self.inbox = f"{INBOX_PREFIX}{new_id()}"
+        self.replies = ReplyMap()
+        self._subscriptions: list[MemorySubscription] = []
+        self._connected = False
+        self.events = MemoryEvents(self)
+        self.requests = MemoryRequests(self)
+        self.jobs = MemoryJobs(self)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def connect(self) -> None:
+        self.broker.inboxes[self.inbox] = self.replies
+        self._connected = True
+
+    async def close(self) -> None:
+        if not self._connected:
+            return
+        self._connected = False
+        for subscription in self._subscriptions:
+            await subscription.close(0)
+        self._subscriptions.clear()
+        self.broker.inboxes.pop(self.inbox, None)
+        self.replies.fail_all(BrokerError(f"{self.url}: connection closed"))
+
+    def start(self, queue: MemoryQueue, handler: Handler, concurrency: int) -> MemorySubscription:
+        """Consume ``queue`` with ``handler``; the subscription is closed with the transport."""
+        subscription = MemorySubscription(self.broker, queue, handler, concurrency)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def check(self) -> None:
+        """Raise ``BrokerError`` unless connected."""
+        if not self._connected:
+            raise BrokerError.not_connected(self.url)
+
+
+if TYPE_CHECKING:  # mypy proves the transport offers the seam
+
+    def _conforms(transport: MemoryTransport) -> Transport:
+        return transport

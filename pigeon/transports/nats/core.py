@@ -1,0 +1,117 @@
+"""Core NATS subscriptions: events (optionally in a queue group) and RPC requests.
+
+Core NATS delivers at most once and keeps nothing: settling a delivery is a no-op, and a message
+whose handler is cut off by ``close`` is gone (use ``durable=`` or a work queue to keep it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from nats import errors as nats_errors
+from nats.aio.client import Client
+
+from pigeon.message import Failure
+from pigeon.transports.base import Handler
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import translated
+from pigeon.transports.runner import HandlerRunner
+
+
+class CoreDelivery:
+    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing."""
+
+    __slots__ = ("envelope", "subject")
+
+    attempt = 1
+    returns = 0
+
+    def __init__(self, msg: Any) -> None:
+        self.envelope = wire.received(msg)
+        self.subject: str = msg.subject
+
+    async def ack(self) -> None:
+        return None
+
+    async def redeliver(self, delay: float) -> None:
+        return None
+
+    async def dead_letter(self, failure: Failure) -> None:
+        return None
+
+
+class CoreSubscription:
+    """A core NATS subscription calling ``handler`` for each message, ``concurrency`` at most.
+
+    With ``concurrency=1`` messages are handled one after the other, in the order they came, in
+    nats-py's own delivery task (no task per message: this is pub-sub's hot path). Otherwise each
+    handler call is a task, and nats-py waits for a free slot before handing over the next message.
+    """
+
+    def __init__(self, client: Client, url: str, handler: Handler, concurrency: int) -> None:
+        self._client = client
+        self._url = url
+        self._handler = handler
+        self._runner = HandlerRunner(concurrency)
+        self._inline = concurrency == 1
+        self._current: asyncio.Task[Any] | None = None  # running a handler inline
+        self._finished: asyncio.Future[None] | None = None  # what close() waits on
+        self._subscription: Any = None
+        self._closed = False
+
+    async def start(self, subject: str, queue: str) -> None:
+        """Subscribe; returns once the server has registered the subscription."""
+        callback = self._received_inline if self._inline else self._received
+        with translated(self._url, f"subscribing to {subject!r}"):
+            self._subscription = await self._client.subscribe(subject, queue=queue, cb=callback)
+            await self._client.flush()
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._current is not None:
+            await self._finish_inline(timeout)
+        with contextlib.suppress(nats_errors.Error):
+            await self._subscription.unsubscribe()
+        await self._runner.drain(timeout)
+
+    async def _finish_inline(self, timeout: float) -> None:
+        """Let the handler in flight finish (up to ``timeout``), then cancel it.
+
+        ``unsubscribe()`` would cancel it at once: nats-py runs it in its delivery task. Asking the
+        server to stop after one more message takes the subscription off the server now (that one
+        message, if any, is dropped) and leaves the handler running.
+        """
+        finished = self._finished = asyncio.get_running_loop().create_future()
+        subscription = self._subscription
+        with contextlib.suppress(nats_errors.Error):
+            await subscription.unsubscribe(limit=subscription.delivered + 1)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(finished)
+        except TimeoutError:
+            if self._current is not None:
+                self._current.cancel()
+            await finished
+
+    async def _received_inline(self, msg: Any) -> None:
+        if self._closed:
+            return
+        self._current = asyncio.current_task()
+        try:
+            await self._handler(CoreDelivery(msg))
+        finally:
+            self._current = None
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_result(None)
+
+    async def _received(self, msg: Any) -> None:
+        if self._closed:
+            return
+        runner = self._runner
+        if runner.free <= 0:
+            await runner.wait_free()
+        runner.start(self._handler(CoreDelivery(msg)))

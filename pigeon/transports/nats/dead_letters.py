@@ -1,0 +1,93 @@
+"""The dead-letter stream of each work queue: storing, reading, replaying and purging.
+
+A dead letter keeps the original body and headers plus the failure's ``x-pigeon-*`` headers. Its
+``Nats-Msg-Id`` is a key made of the work stream and the message's sequence in it, so that a
+message dead-lettered twice (its worker died between storing the letter and terminating the
+original) is stored once; the message id itself travels in ``x-pigeon-message-id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pigeon import headers as h
+from pigeon.message import Envelope, Failure
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, JetStreamError
+from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.topology import QueueNames
+
+Redeclare = Callable[[], Awaitable[None]]
+
+
+class DeadLetters:
+    """Reads and writes the dead-letter streams of work queues through ``api``."""
+
+    def __init__(self, api: JetStreamApi) -> None:
+        self._api = api
+
+    async def add(
+        self,
+        names: QueueNames,
+        envelope: Envelope,
+        stream_seq: int,
+        failure: Failure,
+        redeclare: Redeclare,
+    ) -> None:
+        """Store ``envelope`` with ``failure``; returns once the stream confirmed it."""
+        letter = envelope.with_headers(failure.as_headers())
+        headers = _keyed(letter, f"{names.stream}.{stream_seq}")
+        await self._api.store(names.dead_subject, letter.body, headers, redeclare=redeclare)
+
+    async def read(self, names: QueueNames, limit: int | None) -> list[tuple[Envelope, int]]:
+        """Up to ``limit`` dead letters, oldest first, each with its sequence in the stream."""
+        letters: list[tuple[Envelope, int]] = []
+        seq = 1
+        while limit is None or len(letters) < limit:
+            request = {"seq": seq, "next_by_subj": names.dead_subject}
+            try:
+                answer = await self._api.call(f"STREAM.MSG.GET.{names.dead_stream}", request)
+            except JetStreamError as exc:
+                if exc.err_code in (STREAM_NOT_FOUND, NO_MESSAGE_FOUND):
+                    break
+                raise
+            envelope, found = wire.stored(answer["message"])
+            letters.append((envelope, found))
+            seq = found + 1
+        return letters
+
+    async def replay(self, names: QueueNames, limit: int | None, redeclare: Redeclare) -> int:
+        """Move up to ``limit`` dead letters back onto the work queue, failure headers removed.
+
+        Each is deleted from the dead letters only once the work queue stored it.
+        """
+        moved = 0
+        for letter, seq in await self.read(names, limit):
+            job = letter.without_headers(h.FAILURE_HEADERS)
+            headers = _keyed(job, f"{job.message_id}.replay.{names.dead_stream}.{seq}")
+            await self._api.store(names.subject, job.body, headers, redeclare=redeclare)
+            try:
+                await self._api.call(f"STREAM.MSG.DELETE.{names.dead_stream}", {"seq": seq})
+            except JetStreamError as exc:
+                if exc.err_code != NO_MESSAGE_FOUND:  # deleted by a retry, or by another replay
+                    raise
+            moved += 1
+        return moved
+
+    async def purge(self, names: QueueNames) -> int:
+        """Delete every dead letter; returns how many there were."""
+        try:
+            answer = await self._api.call(f"STREAM.PURGE.{names.dead_stream}", {})
+        except JetStreamError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                return 0
+            raise
+        return int(answer.get("purged", 0))
+
+
+def _keyed(envelope: Envelope, key: str) -> dict[str, str]:
+    """``envelope``'s headers with ``key`` as its de-duplication id and its own id kept aside."""
+    headers = wire.outgoing(envelope)
+    headers[wire.ORIGINAL_ID] = envelope.message_id
+    headers[wire.MSG_ID] = key
+    return headers

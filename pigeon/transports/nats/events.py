@@ -1,0 +1,61 @@
+"""Publish-subscribe on NATS: core subjects (queue groups for ``group=``), JetStream for
+``durable=``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nats import errors as nats_errors
+
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.consumer import PullConsumer
+from pigeon.transports.nats.errors import translate
+
+if TYPE_CHECKING:
+    from pigeon.transports.nats.transport import NatsTransport
+
+
+class NatsEvents:
+    """``Events`` of a ``NatsTransport``."""
+
+    def __init__(self, transport: NatsTransport) -> None:
+        self._transport = transport
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        transport = self._transport
+        transport.check()
+        client = transport.client
+        headers = wire.outgoing(envelope)
+        wire.check_size(envelope.body, headers, client.max_payload)
+        try:  # no context manager on the hot path: it costs a generator per message
+            await client.publish(subject, envelope.body, headers=headers)
+        except (nats_errors.Error, OSError) as exc:
+            raise translate(exc, transport.url, f"publishing on {subject!r}") from exc
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        group: str | None,
+        durable: str | None,
+        concurrency: int,
+    ) -> Subscription:
+        transport = self._transport
+        transport.check()
+        if durable is None:
+            return await transport.start_core(subject, group or "", handler, concurrency)
+        stream, consumer = await transport.declarer.events(subject, durable)
+        return await transport.start_pull(
+            PullConsumer(
+                transport.client,
+                transport.url,
+                stream,
+                consumer,
+                handler,
+                concurrency=concurrency,
+                ack_wait=transport.ack_wait,
+            )
+        )

@@ -1,0 +1,64 @@
+"""Request-reply on core NATS: servers share a subject in a queue group; requests go through
+nats-py's multiplexed inbox, so NATS itself answers "no responders" at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nats import errors as nats_errors
+
+from pigeon.errors import NoResponders, RequestTimeout
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.nats import wire
+from pigeon.transports.nats.errors import translate
+
+if TYPE_CHECKING:
+    from pigeon.transports.nats.transport import NatsTransport
+
+RPC_GROUP = "pigeon-rpc"
+"""The queue group every server of a subject joins, so that replicas share its requests."""
+
+
+class NatsRequests:
+    """``Requests`` of a ``NatsTransport``."""
+
+    def __init__(self, transport: NatsTransport) -> None:
+        self._transport = transport
+
+    async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> Subscription:
+        self._transport.check()
+        return await self._transport.start_core(subject, RPC_GROUP, handler, concurrency)
+
+    async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        transport = self._transport
+        transport.check()
+        client = transport.client
+        headers = wire.outgoing(envelope)
+        wire.check_size(envelope.body, headers, client.max_payload)
+        try:
+            msg = await client.request(subject, envelope.body, timeout, headers=headers)
+        except (nats_errors.Error, OSError, TimeoutError) as exc:
+            raise _request_error(exc, subject, transport.url, timeout) from exc
+        reply = wire.received(msg)
+        reply.correlation_id = reply.correlation_id or envelope.correlation_id
+        return reply
+
+    async def reply(self, reply_to: str, envelope: Envelope) -> None:
+        transport = self._transport
+        transport.check()
+        client = transport.client
+        headers = wire.outgoing(envelope, reply=True)
+        wire.check_size(envelope.body, headers, client.max_payload)
+        try:
+            await client.publish(reply_to, envelope.body, headers=headers or None)
+        except (nats_errors.Error, OSError) as exc:
+            raise translate(exc, transport.url, "replying") from exc
+
+
+def _request_error(exc: Exception, subject: str, url: str, timeout: float) -> Exception:
+    if isinstance(exc, nats_errors.NoRespondersError):
+        return NoResponders.for_subject(subject, url)
+    if isinstance(exc, TimeoutError):
+        return RequestTimeout.for_subject(subject, timeout)
+    return translate(exc, url, f"requesting {subject!r}")

@@ -1,0 +1,232 @@
+"""The streams and consumers pigeon declares on JetStream: their names, settings and conflicts.
+
+Every declaration is idempotent: declaring what exists with the same settings is a no-op, and with
+other settings raises ``DeclarationConflict`` naming the setting that differs and how to resolve it.
+Settings come from the App (``delivery_limit``, ``replicas``), never from one handler, so producers
+and workers declare a queue alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pigeon.errors import ConfigurationError, DeclarationConflict
+from pigeon.transports.nats.errors import (
+    CONSUMER_EXISTS,
+    CONSUMER_NAME_EXISTS,
+    STREAM_NAME_IN_USE,
+    SUBJECTS_OVERLAP,
+    JetStreamError,
+)
+from pigeon.transports.nats.jetstream import JetStreamApi
+
+ACK_WAIT = 30.0
+"""Default seconds JetStream waits for an ack before delivering again (``App(ack_wait=...)``);
+handlers in progress keep extending it."""
+
+WORKERS = "workers"
+"""The durable pull consumer of a work queue, shared by every worker of every App."""
+
+QUEUE_SUBJECTS = "pigeon.queue."
+DEAD_LETTER_SUBJECTS = "pigeon.dlq."
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNames:
+    """Where the work queue ``queue`` lives: its stream, its subject, and its dead letters'."""
+
+    queue: str
+    stream: str
+    subject: str
+    dead_stream: str
+    dead_subject: str
+
+    @classmethod
+    def of(cls, queue: str) -> QueueNames:
+        token = name_token(queue)
+        return cls(
+            queue,
+            f"PIGEON_Q_{token}",
+            QUEUE_SUBJECTS + queue,
+            f"PIGEON_DLQ_{token}",
+            DEAD_LETTER_SUBJECTS + queue,
+        )
+
+
+def name_token(subject: str) -> str:
+    """``subject`` made fit for a stream or consumer name (no dots, wildcards or separators)."""
+    spelled = subject.replace("*", "STAR").replace(">", "REST")
+    return re.sub(r"[^A-Za-z0-9_-]", "_", spelled)
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """Whether ``pattern`` matches every subject that ``subject`` (wildcards allowed) matches."""
+    pattern_tokens, subject_tokens = pattern.split("."), subject.split(".")
+    for index, token in enumerate(pattern_tokens):
+        if token == ">":
+            return len(subject_tokens) > index
+        if index >= len(subject_tokens) or subject_tokens[index] == ">":
+            return False
+        if token not in ("*", subject_tokens[index]):
+            return False
+    return len(pattern_tokens) == len(subject_tokens)
+
+
+class Declarer:
+    """Declares the JetStream objects of one App, with its ``delivery_limit`` and ``replicas``."""
+
+    def __init__(
+        self, api: JetStreamApi, *, delivery_limit: int, replicas: int, ack_wait: float
+    ) -> None:
+        self._api = api
+        self._max_deliver = delivery_limit + 1
+        self._replicas = replicas
+        self._ack_wait = int(ack_wait * _NS)
+
+    async def queue(self, names: QueueNames) -> None:
+        """The work-queue stream, its shared consumer, and its dead-letter stream."""
+        await self.stream(self._stream_config(names.stream, names.subject, "workqueue"))
+        await self.consumer(
+            names.stream,
+            {
+                "durable_name": WORKERS,
+                "ack_policy": "explicit",
+                "ack_wait": self._ack_wait,
+                "max_deliver": self._max_deliver,
+                "filter_subject": names.subject,
+                "deliver_policy": "all",
+            },
+        )
+        await self.stream(self._stream_config(names.dead_stream, names.dead_subject, "limits"))
+
+    async def events(self, subject: str, durable: str) -> tuple[str, str]:
+        """A stream that keeps events on ``subject`` and the durable consumer ``durable`` of it.
+
+        A stream that already stores every such subject (one of pigeon's, or the user's own) is
+        used; else pigeon makes one that keeps events until every durable subscriber has them.
+        Returns ``(stream, consumer)``.
+        """
+        stream = await self._stream_covering(subject)
+        if stream is None:
+            stream = f"PIGEON_EV_{name_token(subject)}"
+            await self.stream(self._stream_config(stream, subject, "interest"))
+        consumer = name_token(durable)
+        await self.consumer(
+            stream,
+            {
+                "durable_name": consumer,
+                "ack_policy": "explicit",
+                "ack_wait": self._ack_wait,
+                "max_deliver": self._max_deliver,
+                "filter_subject": subject,
+                "deliver_policy": "new",
+            },
+        )
+        return stream, consumer
+
+    async def stream(self, config: dict[str, Any]) -> None:
+        """Create the stream ``config['name']``, or check that it exists with ``config``."""
+        name = config["name"]
+        try:
+            await self._api.call(f"STREAM.CREATE.{name}", config)
+        except JetStreamError as exc:
+            if exc.err_code == STREAM_NAME_IN_USE:
+                info = await self._api.call(f"STREAM.INFO.{name}")
+                what, remove = f"stream {name!r}", f"nats stream rm {name}"
+                raise _conflict(what, remove, info["config"], config) from None
+            if exc.err_code == SUBJECTS_OVERLAP:
+                raise DeclarationConflict(
+                    f"cannot create stream {name!r} for {config['subjects']}: the subjects overlap "
+                    "those of another stream. Durable subscriptions and work queues whose "
+                    "subjects overlap cannot have streams of their own: use one subject "
+                    "pattern for them, or make one stream that stores them all"
+                ) from None
+            raise _cannot(f"stream {name!r}", exc) from None
+
+    async def consumer(self, stream: str, config: dict[str, Any]) -> None:
+        """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it."""
+        name = config["durable_name"]
+        request = {"stream_name": stream, "config": config, "action": "create"}
+        try:
+            await self._api.call(f"CONSUMER.CREATE.{stream}.{name}", request)
+        except JetStreamError as exc:
+            if exc.err_code in (CONSUMER_EXISTS, CONSUMER_NAME_EXISTS):
+                info = await self._api.call(f"CONSUMER.INFO.{stream}.{name}")
+                what = f"consumer {name!r} of stream {stream!r}"
+                remove = f"nats consumer rm {stream} {name}"
+                raise _conflict(what, remove, info["config"], config) from None
+            raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+
+    def _stream_config(self, name: str, subject: str, retention: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "subjects": [subject],
+            "retention": retention,
+            "storage": "file",
+            "num_replicas": self._replicas,
+        }
+
+    async def _stream_covering(self, subject: str) -> str | None:
+        answer = await self._api.call("STREAM.NAMES", {"subject": subject})
+        for name in answer.get("streams") or ():
+            info = await self._api.call(f"STREAM.INFO.{name}")
+            if any(covers(pattern, subject) for pattern in info["config"].get("subjects") or ()):
+                return str(name)
+        return None
+
+
+_HOW_TO_SET = {
+    "num_replicas": "App(..., replicas=N)",
+    "ack_wait": "App(..., ack_wait=seconds)",
+    "max_deliver": "App(..., delivery_limit=N)",
+}
+
+
+def _conflict(
+    what: str, remove: str, have: dict[str, Any], want: dict[str, Any]
+) -> DeclarationConflict:
+    differing = [key for key, value in want.items() if have.get(key) != value]
+    details = "; ".join(
+        f"{_label(key, have.get(key))} on the server, {_label(key, want[key])} in this App"
+        for key in differing
+    )
+    if "filter_subject" in differing:
+        advice = (
+            "the durable name is taken by a subscription to another subject: give each durable "
+            "subscription a name of its own"
+        )
+    elif "subjects" in differing:
+        advice = (
+            "two queues, subjects or durable names map to one name on the server (dots, "
+            "wildcards and other characters become '_'): rename one of them"
+        )
+    else:
+        how = ", ".join(_HOW_TO_SET[key] for key in differing if key in _HOW_TO_SET)
+        advice = (
+            f"give every App that uses it the same settings{f' ({how})' if how else ''}, or "
+            f"delete it ({remove}) so that it is declared again; deleting a stream deletes "
+            "its messages"
+        )
+    return DeclarationConflict(
+        f"{what} exists with other settings: {details}. To resolve: {advice}"
+    )
+
+
+def _label(key: str, value: Any) -> str:
+    if key == "max_deliver" and isinstance(value, int) and value > 0:
+        return f"delivery_limit={value - 1} (max_deliver={value})"
+    if key == "ack_wait" and isinstance(value, int):
+        return f"ack_wait={value / _NS:g}s"
+    if key == "num_replicas":
+        return f"replicas={value!r}"
+    return f"{key}={value!r}"
+
+
+def _cannot(what: str, exc: JetStreamError) -> ConfigurationError:
+    hint = ""
+    if "replicas" in exc.description:
+        hint = "; a single server keeps one replica: give replicas=1 (the default)"
+    return ConfigurationError(f"cannot create {what}: {exc.description}{hint}")

@@ -1,0 +1,221 @@
+"""``nats://`` and ``tls://``: pub-sub and RPC on core NATS, work queues and durable subscriptions
+on JetStream, through nats-py.
+
+``docs/transports/nats.md`` maps each pattern onto NATS: subjects, streams, consumers, limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from nats import errors as nats_errors
+from nats.aio.client import Client
+
+from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.nats.consumer import PullConsumer
+from pigeon.transports.nats.core import CoreSubscription
+from pigeon.transports.nats.dead_letters import DeadLetters
+from pigeon.transports.nats.events import NatsEvents
+from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.jobs import NatsJobs
+from pigeon.transports.nats.requests import NatsRequests
+from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
+from pigeon.transports.urls import mask_url
+
+log = logging.getLogger("pigeon")
+
+DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "max_reconnect_attempts": -1,
+    "reconnect_time_wait": 1,
+}
+"""nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
+
+_CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb")
+
+
+class NatsTransport:
+    """A nats-py connection offering pigeon's primitives; see ``Transport`` for the contract.
+
+    ``url`` is one server or several, comma-separated (``nats://a:4222,b:4222``), with optional
+    ``user:password@``; ``tls://`` asks for TLS. ``options`` go to ``nats.connect`` as they are
+    (``user_credentials``, ``tls``, ``connect_timeout``, ...), except two settings of the streams
+    and consumers pigeon declares, which every App of a queue must give alike: ``replicas``, of
+    every stream (default 1; 3 on a cluster of three or more), and ``ack_wait``, the seconds after
+    which JetStream delivers again a message whose worker went silent (default 30; handlers that
+    run longer are kept alive with in-progress acks).
+    """
+
+    def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        self._servers = _servers(url)
+        self.url = ",".join(mask_url(server) for server in self._servers)
+        options = dict(options)
+        self._replicas = options.pop("replicas", 1)
+        self.ack_wait = options.pop("ack_wait", ACK_WAIT)
+        _check_jetstream_options(self._replicas, self.ack_wait)
+        self._options = {**DEFAULTS, **options}
+        self._settings = settings
+        self._subscriptions: list[CoreSubscription | PullConsumer] = []
+        self._connected = False
+        self._new_client()
+        self.events = NatsEvents(self)
+        self.requests = NatsRequests(self)
+        self.jobs = NatsJobs(self)
+
+    def _new_client(self) -> None:
+        """A fresh nats-py client, and the JetStream helpers that use it."""
+        self.client = Client()
+        self.api = JetStreamApi(self.client, self.url)
+        self.declarer = Declarer(
+            self.api,
+            delivery_limit=self._settings.delivery_limit,
+            replicas=self._replicas,
+            ack_wait=self.ack_wait,
+        )
+        self.dead_letter_store = DeadLetters(self.api)
+        self.declared: dict[str, QueueNames] = {}
+        """Work queues declared on this connection, by name."""
+
+    # -- connection --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and self.client.is_connected
+
+    async def connect(self) -> None:
+        """Connect, trying each server for ``connect_timeout`` seconds before giving up."""
+        if self._connected:
+            return
+        self._new_client()
+        budget = float(self._options["connect_timeout"]) * len(self._servers)
+        options = {**self._options, **self._callbacks()}
+        try:
+            async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
+                await self.client.connect(self._servers, **options)
+        except (nats_errors.Error, OSError, TimeoutError) as exc:
+            reason = self.client.last_error or exc
+            await self._abandon()
+            raise BrokerError(
+                f"cannot connect to NATS at {self.url} within {budget:g}s: {reason or 'timeout'}; "
+                "is the server running and reachable, and are the credentials right?"
+            ) from None
+        self._connected = True
+
+    async def close(self) -> None:
+        if not self._connected:
+            return
+        self._connected = False
+        for subscription in self._subscriptions:
+            await subscription.close(0)
+        self._subscriptions.clear()
+        if self.client.is_connected:
+            with contextlib.suppress(nats_errors.Error, TimeoutError):
+                await self.client.flush(timeout=2)
+        await self._abandon()
+
+    async def _abandon(self) -> None:
+        with contextlib.suppress(nats_errors.Error, OSError, TimeoutError):
+            await self.client.close()
+
+    def _callbacks(self) -> dict[str, Callable[..., Awaitable[None]]]:
+        given = {name: self._options.get(name) for name in _CALLBACKS}
+
+        async def error_cb(exc: Exception) -> None:
+            log.log(logging.WARNING if self._connected else logging.DEBUG, "pigeon: NATS: %s", exc)
+            await _call(given["error_cb"], exc)
+
+        async def disconnected_cb() -> None:
+            self.api.connection_lost()
+            if self._connected:
+                log.warning("pigeon: disconnected from NATS %s, reconnecting", self._server())
+            await _call(given["disconnected_cb"])
+
+        async def reconnected_cb() -> None:
+            log.warning("pigeon: reconnected to NATS %s", self._server())
+            for subscription in self._subscriptions:
+                if isinstance(subscription, PullConsumer):
+                    subscription.reset()
+            await _call(given["reconnected_cb"])
+
+        return {
+            "error_cb": error_cb,
+            "disconnected_cb": disconnected_cb,
+            "reconnected_cb": reconnected_cb,
+        }
+
+    def _server(self) -> str:
+        """The server connected to (or last connected to), for logs: ``host:port``."""
+        current = self.client.connected_url
+        return f"{current.hostname}:{current.port}" if current else self.url
+
+    # -- what the roles share -----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ``BrokerError`` unless connected."""
+        if not self._connected:
+            raise BrokerError.not_connected(self.url)
+        if self.client.is_closed:
+            raise BrokerError(f"the connection to {self.url} is closed")
+
+    async def start_core(
+        self, subject: str, queue: str, handler: Handler, concurrency: int
+    ) -> CoreSubscription:
+        """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
+        subscription = CoreSubscription(self.client, self.url, handler, concurrency)
+        await subscription.start(subject, queue)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def start_pull(self, consumer: PullConsumer) -> PullConsumer:
+        """Start a JetStream pull consumer, closed with us."""
+        await consumer.start()
+        self._subscriptions.append(consumer)
+        return consumer
+
+
+def _servers(url: str) -> list[str]:
+    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user.
+
+    Raises ``ConfigurationError`` for a server without a host or with a bad port.
+    """
+    parts = [part.strip() for part in url.split(",") if part.strip()] or [url]
+    first = urlsplit(parts[0])
+    userinfo = first.netloc.rpartition("@")[0]
+    prefix = f"{first.scheme}://{userinfo + '@' if userinfo else ''}"
+    servers = [parts[0], *(part if "://" in part else prefix + part for part in parts[1:])]
+    for server in servers:
+        try:
+            parsed = urlsplit(server)
+            valid = bool(parsed.hostname) and (parsed.port is None or parsed.port > 0)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigurationError(
+                f"bad NATS URL {mask_url(server)!r}: give nats://host:port (or tls://), "
+                "several separated by commas"
+            )
+    return servers
+
+
+def _check_jetstream_options(replicas: Any, ack_wait: Any) -> None:
+    if not isinstance(replicas, int) or not 1 <= replicas <= 5:
+        raise ConfigurationError(f"replicas={replicas!r}: give a number of replicas, 1 to 5")
+    if not isinstance(ack_wait, int | float) or ack_wait <= 0:
+        raise ConfigurationError(f"ack_wait={ack_wait!r}: give a positive number of seconds")
+
+
+async def _call(callback: Any, *args: Any) -> None:
+    if callback is not None:
+        await callback(*args)
+
+
+if TYPE_CHECKING:  # mypy proves the transport offers the seam
+
+    def _conforms(transport: NatsTransport) -> Transport:
+        return transport

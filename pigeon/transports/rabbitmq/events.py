@@ -1,0 +1,82 @@
+"""Publish-subscribe on RabbitMQ: the topic exchange ``pigeon.events`` (``App(exchange=...)``).
+
+A plain subscriber consumes an exclusive auto-delete queue, a group a shared auto-delete queue
+``<subject>:<group>``, a durable subscription the durable queue it names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
+
+from pigeon.message import Envelope, new_id
+from pigeon.transports.base import Handler
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.consumer import RabbitSubscription
+from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate
+from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
+
+if TYPE_CHECKING:
+    from pigeon.transports.rabbitmq.transport import RabbitMQTransport
+
+
+class RabbitEvents:
+    """``Events`` of a ``RabbitMQTransport``; publishes wait for the publisher confirm."""
+
+    def __init__(self, transport: RabbitMQTransport) -> None:
+        self._transport = transport
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        transport = self._transport
+        transport.check(envelope, subject)
+        exchange = transport.topology.events_exchange
+        await transport.declarer.exchange(exchange, "topic")
+        properties = wire.properties(envelope)
+        try:
+            await transport.publisher.publish(
+                envelope.body, exchange=exchange, routing_key=subject, properties=properties
+            )
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, transport.url, f"publishing on {subject!r}") from exc
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        group: str | None,
+        durable: str | None,
+        concurrency: int,
+    ) -> RabbitSubscription:
+        transport = self._transport
+        transport.check()
+        exchange = transport.topology.events_exchange
+        await transport.declarer.exchange(exchange, "topic")
+        name, kind = self._queue_for(subject, group, durable)
+
+        async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            queue = await channel.declare_queue(name, **kind)
+            await queue.bind(exchange, wire.binding_key(subject))
+            return queue
+
+        prefetch = max(concurrency, transport.options["event_prefetch"])
+        action = f"subscribing {subject!r}"
+        return await transport.consume(
+            name, declare, handler, concurrency, action, prefetch=prefetch
+        )
+
+    def _queue_for(
+        self, subject: str, group: str | None, durable: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The name of a subscription's queue and how to declare it."""
+        if durable is not None:
+            arguments = self._transport.topology.durable_arguments()
+            return checked_name(durable, "durable subscription name"), {
+                "durable": True,
+                "arguments": arguments,
+            }
+        if group is not None:
+            return queue_name_for(f"{subject}:{group}"), {"auto_delete": True}
+        name = queue_name_for(f"{subject}:sub.{new_id()}")
+        return name, {"exclusive": True, "auto_delete": True}

@@ -1,0 +1,143 @@
+"""Confirmed publishing on one channel that rides out a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+import aiormq
+import aiormq.exceptions as amqp
+from aio_pika.abc import AbstractRobustChannel
+from pamqp.commands import Basic
+
+from pigeon.errors import BrokerError
+
+NACK_RETRIES = 4
+"""How many times a publish the broker nacked (a quorum queue electing a leader, say) is retried."""
+
+RECONNECTING: tuple[type[BaseException], ...] = (
+    amqp.ChannelInvalidStateError,
+    amqp.AMQPConnectionError,
+    ConnectionError,
+)
+"""Errors that mean the connection went away under a call: wait for it to come back, try again."""
+
+log = logging.getLogger("pigeon")
+
+
+async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
+    """The live aiormq channel under ``channel``, waiting (without limit: callers bound it) while
+    aio-pika reconnects and reopens it."""
+    while True:
+        await channel.ready()
+        underlay = await channel.get_underlay_channel()
+        assert isinstance(underlay, aiormq.Channel)
+        if not underlay.is_closed:
+            return underlay
+        await asyncio.sleep(0.02)  # closed, and aio-pika has not noticed yet
+
+
+async def _unless_closed(sending: Awaitable[object], underlay: aiormq.Channel) -> None:
+    """Await ``sending``; raise ``ConnectionError`` if the channel closes first.
+
+    A publish caught by a dropped connection can wait forever in aiormq (on a full write queue
+    whose writer is gone), and closing the channel does not wake it: so wait for either.
+    """
+    task = asyncio.ensure_future(sending)
+    closed = underlay.closing
+    try:
+        await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        closed.cancel()  # stops observing; the channel itself is untouched
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        raise ConnectionError("the channel closed under a publish")
+    task.result()
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection (not the operation) failed."""
+    if isinstance(exc, RECONNECTING):
+        return True
+    # a channel closed because its connection was closed (CONNECTION_FORCED, 320)
+    return type(exc) is amqp.ChannelClosed and exc.args[:1] == (320,)
+
+
+class Publisher:
+    """Publishes on one robust channel; returns once the broker confirmed (if it confirms).
+
+    When the connection drops under a publish, waits up to ``patience`` seconds for aio-pika to
+    reconnect and publishes again; a publish the broker nacks is tried again a few times, with
+    backoff: at least once, a duplicate at worst. A message the broker returns (``mandatory``, no
+    queue) raises ``aiormq.exceptions.PublishError`` to the caller.
+    """
+
+    def __init__(self, channel: AbstractRobustChannel, url: str, patience: float) -> None:
+        self.channel = channel
+        self._underlay: aiormq.Channel | None = None
+        self._url = url
+        self._patience = patience
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        properties: Basic.Properties,
+        mandatory: bool = False,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._patience
+        nacks = 0
+        while True:
+            try:
+                underlay = self._underlay
+                if underlay is None or underlay.is_closed:
+                    underlay = self._underlay = await self._wait_reopened(deadline - loop.time())
+                sending = underlay.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
+                    wait=False,  # the confirm says more than the socket's drain
+                )
+                await _unless_closed(sending, underlay)
+                return
+            except amqp.PublishError:
+                raise  # returned: no queue took it
+            except amqp.DeliveryError as exc:  # nacked: a queue could not store it just now
+                nacks += 1
+                if nacks > NACK_RETRIES or loop.time() >= deadline:
+                    raise BrokerError(
+                        f"{self._url}: the broker refused to store the message on "
+                        f"{routing_key!r} {nacks} times (nack); is the queue available?"
+                    ) from exc
+                await asyncio.sleep(0.05 * 2**nacks)
+            except Exception as exc:
+                if not is_connection_loss(exc) or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)  # let aio-pika notice the loss, then wait for it
+
+    async def _wait_reopened(self, patience: float) -> aiormq.Channel:
+        try:
+            return await asyncio.wait_for(underlay_of(self.channel), max(patience, 0.01))
+        except TimeoutError:
+            raise BrokerError(
+                f"{self._url}: connection lost and not back within {self._patience:g}s"
+            ) from None
+
+
+async def close_quietly(channel: AbstractRobustChannel) -> None:
+    """Close ``channel`` if it is open; a failure is logged at DEBUG, never raised."""
+    try:
+        if channel.is_initialized and not channel.is_closed:
+            await asyncio.wait_for(channel.close(), 5)
+    except Exception:
+        log.debug("pigeon: closing a channel failed", exc_info=True)

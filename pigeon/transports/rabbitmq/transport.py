@@ -1,0 +1,203 @@
+"""``amqp://`` and ``amqps://``: the RabbitMQ transport, on aio-pika's robust connection.
+
+How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
+
+- events go to the topic exchange ``pigeon.events``; a plain subscriber consumes an exclusive
+  auto-delete queue, a group a shared auto-delete queue ``<subject>:<group>``, a durable
+  subscription the durable queue it names;
+- requests go to the queue named after their subject, replies come back over direct reply-to;
+- jobs live in durable work queues (quorum by default), with ``<queue>.dlq`` and
+  ``<queue>.retry.<ms>`` beside them.
+
+App options (``DEFAULTS``): ``queue_type`` (``"quorum"`` or ``"classic"``), ``exchange``,
+``rpc_exchange``, ``dead_letter_exchange``, ``connect_timeout``, ``reconnect_patience``,
+``max_message_size``, ``event_prefetch``. Any other option goes to ``aio_pika.connect_robust``
+(``client_properties``, ``ssl_context``, ``reconnect_interval``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
+
+from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
+from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
+from pigeon.transports.rabbitmq.events import RabbitEvents
+from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
+from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
+from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
+from pigeon.transports.rabbitmq.topology import Declarer, Topology
+from pigeon.transports.urls import mask_url
+
+log = logging.getLogger("pigeon")
+
+DEFAULTS: dict[str, Any] = {
+    "queue_type": "quorum",
+    "exchange": "pigeon.events",
+    "rpc_exchange": "pigeon.rpc",
+    "dead_letter_exchange": "pigeon.dlx",
+    "connect_timeout": 10.0,
+    "reconnect_patience": 30.0,
+    "max_message_size": 128 * 1024 * 1024,
+    "event_prefetch": 32,
+}
+"""pigeon's own options of this transport, with their defaults."""
+
+CLIENT_OPTIONS = frozenset(
+    {p.name for p in aio_pika.RobustConnection.PARAMETERS}
+    | {"client_properties", "ssl_context", "ssl_options"}
+)
+
+Declare = Callable[[AbstractRobustChannel], Awaitable[AbstractRobustQueue]]
+
+
+class RabbitMQTransport:
+    """RabbitMQ through aio-pika; see ``pigeon.transports.base.Transport`` for the contract.
+
+    Publishes wait for publisher confirms; a connection that drops is reopened by aio-pika and
+    every consumer (and the reply consumer) resumes; a publish under way waits up to
+    ``reconnect_patience`` seconds for it. Every client error is raised as a ``pigeon.errors``
+    exception naming the password-masked URL.
+    """
+
+    def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown RabbitMQ options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
+                f"aio-pika's {sorted(CLIENT_OPTIONS)}"
+            )
+        self.url = mask_url(url)
+        self._raw_url = url
+        self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        self._client_options.setdefault("reconnect_interval", 1)
+        self.topology = Topology(
+            queue_type=self.options["queue_type"],
+            delivery_limit=settings.delivery_limit,
+            events_exchange=self.options["exchange"],
+            rpc_exchange=self.options["rpc_exchange"],
+            dead_letter_exchange=self.options["dead_letter_exchange"],
+        )
+        self._max_size: int = self.options["max_message_size"]
+        self._connection: AbstractRobustConnection | None = None
+        self._subscriptions: list[RabbitSubscription] = []
+        self.events = RabbitEvents(self)
+        self.requests = RabbitRequests(self)
+        self.jobs = RabbitJobs(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        """The open connection; ``BrokerError`` when not connected."""
+        if self._connection is None:
+            raise BrokerError.not_connected(self.url)
+        return self._connection
+
+    @property
+    def connected(self) -> bool:
+        connection = self._connection
+        return connection is not None and connection.connected.is_set()
+
+    async def connect(self) -> None:
+        if self._connection is not None:
+            return
+        try:
+            connection = await aio_pika.connect_robust(
+                self._raw_url, timeout=self.options["connect_timeout"], **self._client_options
+            )
+        except CLIENT_ERRORS as exc:
+            raise connect_error(exc, self.url) from exc
+        try:
+            with translated(self.url, "opening a channel"):
+                channel = connection.channel(publisher_confirms=True, on_return_raises=True)
+                await channel.initialize()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self.declarer = Declarer(connection, self.url, self.topology)
+        patience = self.options["reconnect_patience"]
+        self.publisher = Publisher(channel, self.url, patience)
+        self.job_store = JobStore(self.publisher, self.declarer, self.url)
+        self.requester = Requester(connection, self.declarer, self.url)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        for subscription in list(self._subscriptions):
+            await subscription.close(0)
+        self._subscriptions.clear()
+        self.requests.forget_reply_channel()
+        await self.requester.close()
+        try:
+            await asyncio.wait_for(connection.close(), 10)
+        except Exception:
+            log.debug("pigeon: closing %s failed", self.url, exc_info=True)
+
+    # -- what the roles share -----------------------------------------------------------------
+
+    async def consume(
+        self,
+        name: str,
+        declare: Declare,
+        handler: Handler,
+        concurrency: int,
+        action: str,
+        *,
+        jobs: bool = False,
+        prefetch: int = 0,
+    ) -> RabbitSubscription:
+        """Open a channel with prefetch = ``concurrency`` (or ``prefetch``), declare (robustly:
+        again after a reconnect) the queue, and consume it."""
+        assert self._connection is not None
+        channel = self._connection.channel(publisher_confirms=False)
+        try:
+            with translated(self.url, action):
+                await channel.initialize()
+                await channel.set_qos(prefetch_count=prefetch or concurrency)
+                queue = await declare(channel)
+                make = delivery_maker(queue.name, self.job_store if jobs else None)
+                subscription = RabbitSubscription(
+                    channel,
+                    queue.name,
+                    handler,
+                    concurrency,
+                    make,
+                    self.job_store if jobs else None,
+                )
+                await subscription.start()
+        except BaseException:
+            await close_quietly(channel)
+            raise
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def check(self, envelope: Envelope | None = None, subject: str = "") -> None:
+        """Raise ``BrokerError`` unless connected, ``ConfigurationError`` for a subject over
+        AMQP's 255 bytes, ``MessageTooLarge`` for a body over ``max_message_size``."""
+        if self._connection is None:
+            raise BrokerError.not_connected(self.url)
+        if len(subject) > 63 and len(subject.encode()) > 255:
+            raise ConfigurationError(f"subject {subject[:40]!r}... is over 255 bytes, AMQP's limit")
+        if envelope is not None and len(envelope.body) > self._max_size:
+            raise MessageTooLarge(
+                f"message of {len(envelope.body)} bytes is over the {self._max_size} bytes "
+                f"max_message_size of {self.url}"
+            )
+
+
+if TYPE_CHECKING:  # mypy proves the transport offers the seam
+
+    def _conforms(transport: RabbitMQTransport) -> Transport:
+        return transport

@@ -1,0 +1,120 @@
+"""The one Pub/Sub connection of a transport: plain event subscriptions, the App's reply inbox
+and the presence channels of its RPC servers all share it.
+
+A Redis connection in Pub/Sub mode can run nothing else, so every transport has this one beside
+its command connections. ``Channels`` reads it in one task and hands each message to the callbacks
+of its channel or glob pattern; callbacks must not block (they queue or resolve a future). After a
+lost connection, redis-py reconnects and subscribes again to everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
+from pigeon.transports.redis.tasks import cancel_all
+
+log = logging.getLogger("pigeon")
+
+Callback = Callable[[bytes, bytes], None]
+"""Called with a message's channel and payload."""
+
+_RETRY_AFTER = 0.5
+
+
+class Channels:
+    """Subscriptions to channels and patterns on one Pub/Sub connection."""
+
+    def __init__(self, redis: Redis, url: str) -> None:
+        self._url = url
+        self._pubsub: PubSub = redis.pubsub()
+        self._callbacks: dict[tuple[bool, bytes], list[Callback]] = {}
+        self._confirmations: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.healthy = False
+
+    async def subscribe(self, name: str, callback: Callback, *, pattern: bool = False) -> None:
+        """Call ``callback`` for each message on channel ``name`` (or glob ``name`` with
+        ``pattern``); returns once the server has the subscription."""
+        key = (pattern, name.encode())
+        known = self._callbacks.setdefault(key, [])
+        known.append(callback)
+        if len(known) > 1:
+            return
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirmations[key] = confirmed
+        try:
+            with translated(self._url, f"subscribing to {name!r}"):
+                if pattern:
+                    await self._pubsub.psubscribe(name)
+                else:
+                    await self._pubsub.subscribe(name)
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read())
+            async with asyncio.timeout(10):
+                await confirmed
+        except BaseException:
+            self._confirmations.pop(key, None)
+            known.remove(callback)
+            raise
+
+    async def unsubscribe(self, name: str, callback: Callback, *, pattern: bool = False) -> None:
+        """Stop calling ``callback`` for ``name``; unsubscribe when it was the last one."""
+        key = (pattern, name.encode())
+        known = self._callbacks.get(key, [])
+        if callback in known:
+            known.remove(callback)
+        if known:
+            return
+        self._callbacks.pop(key, None)
+        with contextlib.suppress(*CLIENT_ERRORS):
+            if pattern:
+                await self._pubsub.punsubscribe(name)
+            else:
+                await self._pubsub.unsubscribe(name)
+
+    async def close(self) -> None:
+        """Stop reading and close the connection. Idempotent."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await cancel_all([reader])
+        self._callbacks.clear()
+        self.healthy = False
+        with contextlib.suppress(*CLIENT_ERRORS):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except CLIENT_ERRORS as exc:
+                if self.healthy:
+                    log.warning("pigeon: Pub/Sub connection to %s lost (%s)", self._url, exc)
+                self.healthy = False
+                await asyncio.sleep(_RETRY_AFTER)
+                continue
+            if not self.healthy:
+                self.healthy = True
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "message":
+            for callback in self._callbacks.get((False, message["channel"]), ()):
+                callback(message["channel"], message["data"])
+        elif kind == "pmessage":
+            for callback in self._callbacks.get((True, message["pattern"]), ()):
+                callback(message["channel"], message["data"])
+        elif kind in ("subscribe", "psubscribe"):
+            key = (kind == "psubscribe", message["channel"])
+            confirmed = self._confirmations.pop(key, None)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)

@@ -1,0 +1,350 @@
+"""Consumers of acknowledged streams (work queues and durable subscriptions): delivery counting,
+redelivery of a dead worker's jobs and delayed redelivery (the work pool applies the limit).
+
+One consumer of a stream's consumer group per subscription. It fetches no more entries than it
+has free handler slots (the ``FETCH`` script, one round trip: promote due delayed jobs, reclaim
+entries idle for ``claim_idle`` seconds with ``XAUTOCLAIM``, read new ones), and blocks in
+``XREADGROUP`` when there are none. ``attempt`` is the entry's delivery count from ``XPENDING``
+plus the deliveries of its earlier copies (a delayed redelivery is a new entry). Entries in hand
+are claimed again every third of ``claim_idle`` (``JUSTID``: the count does not move), so a live
+worker's slow job is never taken from it; a worker that closes hands its unsettled entries to
+``RETURNED`` as long idle, so the next fetch of any worker takes them at once, count + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT
+
+from pigeon.message import Envelope, Failure
+from pigeon.transports.base import Handler
+from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.topology import MATCHES_LUA, RETURNED
+from pigeon.transports.runner import HandlerRunner
+
+log = logging.getLogger("pigeon")
+
+BLOCK = 1.0
+"""Longest wait, in seconds, of a blocking read; reclaims and delayed jobs are looked at between."""
+
+GIVEN_BACK_IDLE_MS = 365 * 86_400_000
+"""The idle time given to entries a closing consumer hands back: longer than any ``claim_idle``."""
+
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms(), 'LIMIT', 0, 100)
+for _, member in ipairs(due) do
+  local job = cmsgpack.unpack(member)
+  redis.call('XADD', KEYS[1], '*', unpack(job[2]))
+  redis.call('ZREM', KEYS[2], member)
+end
+local after = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local wait = -1
+if after[2] then wait = math.max(0, tonumber(after[2]) - now_ms()) end
+"""
+
+_FETCH = (
+    MATCHES_LUA
+    + _PROMOTE
+    + """
+local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out, cursor = {}, ARGV[5]
+if ARGV[6] == '1' then
+  local claimed = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[4], cursor,
+                             'COUNT', count)
+  cursor = claimed[1]
+  for _, entry in ipairs(claimed[2]) do
+    if entry[2] then  -- Redis 6.2 lists entries deleted meanwhile with no fields
+      local info = redis.call('XPENDING', KEYS[1], group, entry[1], entry[1], 1)
+      out[#out + 1] = {entry[1], entry[2], info[1][4]}
+    end
+  end
+end
+if #out < count then
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out,
+                          'STREAMS', KEYS[1], '>')
+  if read then
+    for _, entry in ipairs(read[1][2]) do out[#out + 1] = {entry[1], entry[2], 1} end
+  end
+end
+return {out, wait, cursor}
+"""
+)
+
+_PROMOTE_ONLY = MATCHES_LUA + _PROMOTE + "return wait"
+
+_DEFER = (
+    MATCHES_LUA
+    + """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if entry[1] then
+  local fields = {}
+  local old = entry[1][2]
+  for i = 1, #old, 2 do
+    if old[i] ~= 'x-pigeon-delivery' and old[i] ~= 'x-pigeon-returns' then
+      fields[#fields + 1] = old[i]
+      fields[#fields + 1] = old[i + 1]
+    end
+  end
+  fields[#fields + 1] = 'x-pigeon-delivery'
+  fields[#fields + 1] = ARGV[4]
+  fields[#fields + 1] = 'x-pigeon-returns'
+  fields[#fields + 1] = ARGV[5]
+  local due = now_ms() + tonumber(ARGV[3])
+  redis.call('ZADD', KEYS[2], due, cmsgpack.pack({ARGV[2], fields}))
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+)
+
+_KEEP = """
+for i = 3, #ARGV do
+  local info = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if info[1] and info[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  end
+end
+"""
+
+_GIVE_BACK = """
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, ARGV[2])
+for _, info in ipairs(held) do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, info[1], 'IDLE', ARGV[4], 'JUSTID')
+end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return #held
+"""
+
+Parsed = tuple[Envelope, str, int, int]
+"""An entry's envelope, subject, and the deliveries and returns of its earlier copies."""
+
+Parse = Callable[[bytes, dict[bytes, bytes]], Parsed]
+DeadLetterSink = Callable[["StreamDelivery", Failure], Awaitable[None]]
+"""Stores a delivery with its failure as a dead letter and acks it, atomically."""
+
+
+class Scripts:
+    """The Lua scripts of stream consumers, registered once per client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.fetch = redis.register_script(_FETCH)
+        self.promote = redis.register_script(_PROMOTE_ONLY)
+        self.defer = redis.register_script(_DEFER)
+        self.keep = redis.register_script(_KEEP)
+        self.give_back = redis.register_script(_GIVE_BACK)
+
+
+class StreamDelivery:
+    """An entry of an acknowledged stream; see ``pigeon.transports.base.Delivery``."""
+
+    __slots__ = ("_consumer", "attempt", "entry_id", "envelope", "returns", "subject")
+
+    def __init__(
+        self, consumer: StreamConsumer, entry_id: bytes, parsed: Parsed, count: int
+    ) -> None:
+        self._consumer = consumer
+        self.entry_id = entry_id
+        self.envelope, self.subject, deliveries, returns = parsed
+        self.attempt = deliveries + count
+        self.returns = returns + count - 1
+
+    async def ack(self) -> None:
+        await self._consumer.ack(self)
+
+    async def redeliver(self, delay: float) -> None:
+        await self._consumer.redeliver(self, delay)
+
+    async def dead_letter(self, failure: Failure) -> None:
+        await self._consumer.dead_letter(self, failure)
+
+
+class StreamConsumer:
+    """Hands the entries of ``stream`` (group ``group``) to ``handler``, ``concurrency`` at most.
+
+    A dead-lettered entry goes to ``sink``; without a sink it is logged and dropped.
+    ``redeclare`` makes the stream and group again if someone deleted them.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        url: str,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: Handler,
+        concurrency: int,
+        claim_idle: float,
+        parse: Parse,
+        sink: DeadLetterSink | None,
+        redeclare: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._redis, self._scripts, self._url = redis, scripts, url
+        self._keys = [stream, f"{stream}:delayed"]
+        self._group, self._name = group, consumer
+        self._handler, self._parse, self._sink = handler, parse, sink
+        self._redeclare = redeclare
+        self._claim_idle_ms = max(1, int(claim_idle * 1000))
+        self._claim_every = min(BLOCK, claim_idle / 3)
+        self._runner = HandlerRunner(concurrency)
+        self._unsettled: dict[bytes, StreamDelivery] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._promotions: set[asyncio.Task[None]] = set()
+        self._cursor = b"0-0"
+        self._next_claim = 0.0
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def stream(self) -> str:
+        return self._keys[0]
+
+    def start(self) -> None:
+        """Start fetching (the stream and group exist)."""
+        self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await cancel_all(self._tasks)
+        for timer in self._timers:
+            timer.cancel()
+        await asyncio.gather(*self._promotions, return_exceptions=True)
+        await self._runner.drain(timeout)
+        self._unsettled.clear()
+        try:
+            args: list[EncodableT] = [self._group, self._name, RETURNED, GIVEN_BACK_IDLE_MS]
+            await self._scripts.give_back(keys=self._keys[:1], args=args)
+        except CLIENT_ERRORS as exc:  # they come back after claim_idle instead
+            log.warning("pigeon: %s: could not hand back unsettled entries: %s", self.stream, exc)
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def _take(self, delivery: StreamDelivery) -> bool:
+        """Whether ``delivery`` was unsettled (and now is not)."""
+        return self._unsettled.pop(delivery.entry_id, None) is not None
+
+    async def ack(self, delivery: StreamDelivery) -> None:
+        """``XACK`` and ``XDEL`` the entry: acknowledged entries take no room."""
+        if self._take(delivery):
+            await self._acknowledge(delivery.entry_id)
+
+    async def _acknowledge(self, entry_id: bytes) -> None:
+        with translated(self._url, f"acknowledging a message of {self.stream!r}"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, self._group, entry_id)
+                pipe.xdel(self.stream, entry_id)
+                await pipe.execute()
+
+    async def redeliver(self, delivery: StreamDelivery, delay: float) -> None:
+        """Move the entry to the delayed set, due in ``delay`` seconds, with its counts."""
+        if not self._take(delivery):
+            return
+        args: list[EncodableT] = [self._group, delivery.entry_id, int(delay * 1000)]
+        args += [delivery.attempt, delivery.returns]
+        with translated(self._url, f"redelivering a message of {self.stream!r}"):
+            await self._scripts.defer(keys=self._keys, args=args)
+        self._promote_after(delay)
+
+    async def dead_letter(self, delivery: StreamDelivery, failure: Failure) -> None:
+        """Store the entry with ``failure`` through the sink (which acks it), or drop it."""
+        if not self._take(delivery):
+            return
+        if self._sink is not None:
+            await self._sink(delivery, failure)
+            return
+        log.error(
+            "pigeon: dropped event of %s message_id=%s: %s: %s",
+            self.stream,
+            delivery.envelope.message_id,
+            failure.error_type,
+            failure.error_message,
+        )
+        await self._acknowledge(delivery.entry_id)
+
+    def _promote_after(self, delay: float) -> None:
+        """Promote due delayed entries in ``delay`` seconds (others' are found by fetches)."""
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            if not self._closed:
+                task = asyncio.create_task(self._promote())
+                self._promotions.add(task)
+                task.add_done_callback(self._promotions.discard)
+
+        timer = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(timer)
+
+    async def _promote(self) -> None:
+        """Move due delayed entries back onto the stream, which wakes a blocked reader."""
+        with contextlib.suppress(*CLIENT_ERRORS):
+            await self._scripts.promote(keys=self._keys)
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        while not self._closed:
+            try:
+                await self._pump_once()
+            except CLIENT_ERRORS as exc:
+                if is_missing_group(exc):
+                    with contextlib.suppress(Exception):
+                        await self._redeclare()
+                    continue
+                log.warning("pigeon: reading %s failed, retrying in 1s: %s", self.stream, exc)
+                await asyncio.sleep(1.0)
+            except Exception:  # a bug must not stop the consumer for good
+                log.exception("pigeon: reading %s failed; retrying in 1s", self.stream)
+                await asyncio.sleep(1.0)
+
+    async def _pump_once(self) -> None:
+        free = await self._runner.wait_free()
+        loop = asyncio.get_running_loop()
+        claim = loop.time() >= self._next_claim
+        if claim:
+            self._next_claim = loop.time() + self._claim_every
+        args: list[EncodableT] = [self._group, self._name, free, self._claim_idle_ms]
+        args += [self._cursor, int(claim)]
+        fetched: Any = await self._scripts.fetch(keys=self._keys, args=args)
+        entries, wait_ms, self._cursor = fetched
+        for entry_id, flat, count in entries:
+            self._deliver(entry_id, _pairs(flat), count)
+        if entries:
+            return
+        block = BLOCK if wait_ms < 0 else min(BLOCK, wait_ms / 1000)
+        block = min(block, max(self._next_claim - loop.time(), 0.001))
+        read: Any = await self._redis.xreadgroup(
+            self._group, self._name, {self.stream: ">"}, count=free, block=max(1, int(block * 1000))
+        )
+        for _, stream_entries in read or ():
+            for entry_id, fields in stream_entries:
+                self._deliver(entry_id, fields, 1)
+
+    def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes], count: int) -> None:
+        delivery = StreamDelivery(self, entry_id, self._parse(entry_id, fields), count)
+        self._unsettled[entry_id] = delivery
+        self._runner.start(self._handler(delivery))
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._claim_idle_ms / 3000)
+            held = list(self._unsettled)
+            if held:
+                args: list[EncodableT] = [self._group, self._name, *held]
+                with contextlib.suppress(*CLIENT_ERRORS):
+                    await self._scripts.keep(keys=self._keys[:1], args=args)
+
+
+def _pairs(flat: list[Any]) -> dict[bytes, bytes]:
+    """A Lua reply's flat field list as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -1,0 +1,83 @@
+"""redis-py exceptions, translated into ``pigeon.errors`` at the transport's boundary.
+
+Every call into redis-py runs inside ``translated(url, doing)``, as httpx's
+``map_httpcore_exceptions`` does, so that no redis-py exception reaches a user: they arrive as the
+``__cause__`` of a pigeon error that says what was being done, on which server (password masked)
+and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import exceptions as redis_errors
+
+from pigeon.errors import BrokerError, MessageTooLarge, PigeonError
+
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, TimeoutError)
+"""What redis-py may raise; ``translated`` turns each into a ``PigeonError``."""
+
+
+@contextmanager
+def translated(url: str, doing: str) -> Iterator[None]:
+    """Re-raise any redis-py (or socket) exception as a pigeon error; ``doing`` names the action."""
+    try:
+        yield
+    except PigeonError:
+        raise
+    except CLIENT_ERRORS as exc:
+        raise translate(exc, url, doing) from exc
+
+
+def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
+    """The pigeon error that stands for ``exc``, raised while ``doing`` on ``url``."""
+    if isinstance(exc, PigeonError):
+        return exc
+    text = str(exc)
+    if _is_auth_error(exc):
+        return BrokerError(
+            f"{doing}: {url} refused the login ({text}); check the user name and password in "
+            "the URL (redis://user:password@host:6379/0)"
+        )
+    if isinstance(exc, redis_errors.NoPermissionError):
+        return BrokerError(
+            f"{doing}: the Redis user of {url} may not run this command ({text}); grant it the "
+            "stream, pubsub, scripting and key commands on pigeon's key prefix (ACL SETUSER)"
+        )
+    if isinstance(exc, redis_errors.ReadOnlyError):
+        return BrokerError(
+            f"{doing}: {url} is a read-only replica; point the URL at the primary (or at a "
+            "Sentinel-managed address that follows it)"
+        )
+    if isinstance(exc, redis_errors.OutOfMemoryError):
+        return BrokerError(
+            f"{doing}: {url} is out of memory (maxmemory reached) and refuses writes; consume or "
+            "purge the backlog, or raise maxmemory (keep maxmemory-policy noeviction for queues)"
+        )
+    if isinstance(exc, redis_errors.BusyLoadingError):
+        return BrokerError(f"{doing}: {url} is loading its data set after a restart; retry soon")
+    if "max bulk" in text or "Protocol error: too big" in text:
+        return MessageTooLarge(f"{doing}: the message is over {url}'s proto-max-bulk-len")
+    if isinstance(exc, redis_errors.ConnectionError | OSError):
+        return BrokerError(
+            f"{doing}: {url} is unreachable or the connection was lost ({text}); is Redis "
+            "running there, and are the host and port right?"
+        )
+    if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+        return BrokerError(f"{doing}: {url} did not answer in time; is the server overloaded?")
+    return BrokerError(f"{doing} on {url}: {text}")
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
+        return True
+    text = str(exc)
+    return isinstance(exc, redis_errors.ResponseError) and (
+        text.startswith(("NOAUTH", "WRONGPASS")) or "invalid password" in text
+    )
+
+
+def is_missing_group(exc: BaseException) -> bool:
+    """Whether ``exc`` says a stream or its consumer group does not exist (it was deleted)."""
+    return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("NOGROUP")

@@ -1,0 +1,383 @@
+"""Publish-subscribe on Redis: Pub/Sub for plain subscribers, streams for groups and durable
+subscriptions, both fed by one script per publish.
+
+- A plain subscriber subscribes to the channel ``<prefix>ev:<subject>`` (a glob pattern for a
+  wildcard subject, each message checked against the subject, since a glob ``*`` spans dots).
+- A group reads the stream ``<prefix>group:<group>:<subject>`` through one consumer group with
+  ``NOACK``: each event goes to one member. Its live members are a sorted set of expiry times,
+  refreshed by each member; when the last leaves (or is found expired), stream and binding go, so
+  a group's events are not kept while it has no member (as on NATS and RabbitMQ).
+- A durable subscription reads ``<prefix>durable:<name>`` with acks (``jobs.StreamConsumer``);
+  its stream stays bound while it is stopped.
+
+Streams are bound to subjects in the key ``<prefix>routes:<subject>`` (a set) or, for wildcard
+subjects, ``<prefix>wildcard-routes`` (a hash, stream -> subject). The ``PUBLISH`` script publishes
+to the channel and appends to every bound stream in one round trip, atomically: a subscription
+that has returned from ``subscribe`` gets every event published after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT
+
+from pigeon import subjects
+from pigeon.message import Envelope
+from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.redis import wire
+from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.consumer import BLOCK, Parsed, Scripts, StreamConsumer
+from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.topology import (
+    MATCHES_LUA,
+    SUBSCRIBERS,
+    Keys,
+    consumer_name,
+    is_wildcard,
+)
+from pigeon.transports.runner import HandlerRunner
+
+log = logging.getLogger("pigeon")
+
+MEMBER_TTL = 15.0
+"""Seconds a group member counts as live after its last heartbeat (sent every third of it)."""
+
+PENDING_LIMIT = 65_536
+"""Events a plain subscriber holds before dropping new ones (a slow consumer, logged)."""
+
+_BIND = """
+local function bind(prefix, stream, subject, wildcard)
+  if wildcard == '1' then redis.call('HSET', prefix .. 'wildcard-routes', stream, subject)
+  else redis.call('SADD', prefix .. 'routes:' .. subject, stream) end
+end
+local function unbind(prefix, stream, subject)
+  redis.call('HDEL', prefix .. 'wildcard-routes', stream)
+  redis.call('SREM', prefix .. 'routes:' .. subject, stream)
+  redis.call('DEL', stream, stream .. ':members')
+end
+local function prune(members)
+  redis.call('ZREMRANGEBYSCORE', members, '-inf', now_ms())
+  return redis.call('ZCARD', members)
+end
+"""
+
+_PUBLISH = (
+    MATCHES_LUA
+    + _BIND
+    + """
+local prefix, subject, payload = ARGV[1], ARGV[2], ARGV[3]
+redis.call('PUBLISH', prefix .. 'ev:' .. subject, payload)
+local streams = redis.call('SMEMBERS', prefix .. 'routes:' .. subject)
+local wild = redis.call('HGETALL', prefix .. 'wildcard-routes')
+for i = 1, #wild, 2 do
+  if matches(wild[i + 1], subject) then streams[#streams + 1] = wild[i] end
+end
+local groups = prefix .. 'group:'
+for _, stream in ipairs(streams) do
+  if string.sub(stream, 1, #groups) ~= groups then
+    redis.call('XADD', stream, '*', 'subject', subject, 'message', payload)
+  elseif prune(stream .. ':members') == 0 then
+    unbind(prefix, stream, subject)
+  else
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'subject', subject, 'message', payload)
+  end
+end
+"""
+)
+
+_JOIN = (
+    MATCHES_LUA
+    + _BIND
+    + """
+local prefix, stream, subject, member, wildcard = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local start = '0'
+if member ~= '' then
+  if prune(stream .. ':members') == 0 then redis.call('DEL', stream) end
+  redis.call('ZADD', stream .. ':members', now_ms() + tonumber(ARGV[6]), member)
+  start = '$'
+end
+redis.pcall('XGROUP', 'CREATE', stream, 'subscribers', start, 'MKSTREAM')
+bind(prefix, stream, subject, wildcard)
+"""
+)
+
+_LEAVE = (
+    MATCHES_LUA
+    + _BIND
+    + """
+local prefix, stream, subject, member = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('ZREM', stream .. ':members', member)
+if prune(stream .. ':members') == 0 then unbind(prefix, stream, subject)
+else redis.pcall('XGROUP', 'DELCONSUMER', stream, 'subscribers', member) end
+"""
+)
+
+
+class EventDelivery:
+    """An event, request or group delivery: nothing to settle (see ``Delivery``)."""
+
+    __slots__ = ("attempt", "envelope", "returns", "subject")
+
+    def __init__(self, envelope: Envelope, subject: str) -> None:
+        self.envelope = envelope
+        self.subject = subject
+        self.attempt = 1
+        self.returns = 0
+
+    async def ack(self) -> None:
+        return None
+
+    async def redeliver(self, delay: float) -> None:
+        return None
+
+    async def dead_letter(self, failure: object) -> None:
+        return None
+
+
+def parse_event(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
+    """The envelope and subject of an event-stream entry (``subject``, ``message`` fields)."""
+    subject = fields.get(b"subject", b"").decode("utf-8", "replace")
+    return wire.unpack(fields.get(b"message", b"")), subject, 0, 0
+
+
+class ChannelSubscription:
+    """A plain subscriber: the Pub/Sub messages of one channel or pattern, through a runner."""
+
+    def __init__(
+        self, channels: Channels, keys: Keys, subject: str, handler: Handler, concurrency: int
+    ) -> None:
+        self._channels = channels
+        self._subject = subject
+        self._wildcard = is_wildcard(subject)
+        self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
+        self._strip = len(keys.event_channel("").encode())
+        self._handler = handler
+        self._runner = HandlerRunner(concurrency)
+        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._channels.subscribe(self._name, self._received, pattern=self._wildcard)
+        self._pump = asyncio.create_task(self._run())
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._channels.unsubscribe(self._name, self._received, pattern=self._wildcard)
+        if self._pump is not None:
+            await cancel_all([self._pump])
+        await self._runner.drain(timeout)
+
+    def _received(self, channel: bytes, payload: bytes) -> None:
+        if self._queue.qsize() >= PENDING_LIMIT:
+            log.warning("pigeon: subscriber of %r is too slow, event dropped", self._subject)
+            return
+        self._queue.put_nowait((channel, payload))
+
+    async def _run(self) -> None:
+        runner = self._runner
+        while True:
+            channel, payload = await self._queue.get()
+            subject = channel[self._strip :].decode("utf-8", "replace")
+            if self._wildcard and not subjects.matches(self._subject, subject):
+                continue
+            delivery = EventDelivery(wire.unpack(payload), subject)
+            await runner.run(self._handler(delivery))
+
+
+class SharedReader:
+    """Members of a consumer group reading a stream without acks (``NOACK``): each entry goes to
+    one member, and none is kept for a member that stops. Groups and RPC servers use it."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        url: str,
+        stream: str,
+        group: str,
+        handler: Handler,
+        concurrency: int,
+        *,
+        join: Callable[[str], Awaitable[None]],
+        leave: Callable[[str], Awaitable[None]],
+        heartbeat: float | None = None,
+    ) -> None:
+        self._redis, self._url, self._stream, self._group = redis, url, stream, group
+        self._handler = handler
+        self._runner = HandlerRunner(concurrency)
+        self._join, self._leave, self._heartbeat = join, leave, heartbeat
+        self.consumer = consumer_name()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        """Join, then read; returns once an entry added now would reach this member."""
+        await self._join(self.consumer)
+        self._tasks.append(asyncio.create_task(self._pump()))
+        if self._heartbeat is not None:
+            self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await cancel_all(self._tasks)
+        with contextlib.suppress(*CLIENT_ERRORS):
+            await self._leave(self.consumer)
+        await self._runner.drain(timeout)
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                await self._read()
+            except CLIENT_ERRORS as exc:
+                if is_missing_group(exc):  # deleted (the group found empty): make it again
+                    with contextlib.suppress(*CLIENT_ERRORS):
+                        await self._join(self.consumer)
+                    continue
+                log.warning("pigeon: reading %s failed, retrying in 1s: %s", self._stream, exc)
+                await asyncio.sleep(1.0)
+            except Exception:  # a bug must not stop the reader for good
+                log.exception("pigeon: reading %s failed; retrying in 1s", self._stream)
+                await asyncio.sleep(1.0)
+
+    async def _read(self) -> None:
+        runner = self._runner
+        free = await runner.wait_free()
+        read: Any = await self._redis.xreadgroup(
+            self._group,
+            self.consumer,
+            {self._stream: ">"},
+            count=free,
+            block=int(BLOCK * 1000),
+            noack=True,
+        )
+        for _, entries in read or ():
+            for entry_id, fields in entries:
+                envelope, subject, _, _ = parse_event(entry_id, fields)
+                runner.start(self._handler(EventDelivery(envelope, subject)))
+
+    async def _beat(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(*CLIENT_ERRORS):
+                await self._join(self.consumer)
+
+
+class RedisEvents:
+    """``Events`` of a connected ``RedisTransport``: publishes events and subscribes handlers, on
+    one client and one ``Channels``; ``track`` is told of every subscription started."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        url: str,
+        keys: Keys,
+        channels: Channels,
+        scripts: Scripts,
+        *,
+        maxlen: int,
+        claim_idle: float,
+        track: Callable[[Subscription], None],
+    ) -> None:
+        self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
+        self._scripts, self._track = scripts, track
+        self._maxlen, self._claim_idle = maxlen, claim_idle
+        self._publish = redis.register_script(_PUBLISH)
+        self._join = redis.register_script(_JOIN)
+        self._leave = redis.register_script(_LEAVE)
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        """Publish to subscribers and bound streams; returns once Redis has run the script."""
+        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        with translated(self._url, f"publishing on {subject!r}"):
+            await self._publish(args=args)
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        group: str | None,
+        durable: str | None,
+        concurrency: int,
+    ) -> Subscription:
+        subscription: Subscription
+        if durable is not None:
+            subscription = await self._durable(subject, durable, handler, concurrency)
+        elif group is not None:
+            subscription = await self._group(subject, group, handler, concurrency)
+        else:
+            channels, keys = self._channels, self._keys
+            channel = ChannelSubscription(channels, keys, subject, handler, concurrency)
+            await channel.start()
+            subscription = channel
+        self._track(subscription)
+        return subscription
+
+    async def _group(
+        self, subject: str, group: str, handler: Handler, concurrency: int
+    ) -> SharedReader:
+        stream = self._keys.group_stream(subject, group)
+        wildcard = "1" if is_wildcard(subject) else "0"
+        ttl = int(MEMBER_TTL * 1000)
+
+        async def join(member: str) -> None:
+            args: list[EncodableT] = [self._keys.prefix, stream, subject, member, wildcard, ttl]
+            with translated(self._url, f"joining group {group!r} of {subject!r}"):
+                await self._join(args=args)
+
+        async def leave(member: str) -> None:
+            await self._leave(args=[self._keys.prefix, stream, subject, member])
+
+        reader = SharedReader(
+            self._redis,
+            self._url,
+            stream,
+            SUBSCRIBERS,
+            handler,
+            concurrency,
+            join=join,
+            leave=leave,
+            heartbeat=MEMBER_TTL / 3,
+        )
+        await reader.start()
+        return reader
+
+    async def _durable(
+        self, subject: str, name: str, handler: Handler, concurrency: int
+    ) -> StreamConsumer:
+        stream = self._keys.durable_stream(name)
+        wildcard = "1" if is_wildcard(subject) else "0"
+        args: list[EncodableT] = [self._keys.prefix, stream, subject, "", wildcard]
+
+        async def bind() -> None:
+            with translated(self._url, f"declaring durable subscription {name!r}"):
+                await self._join(args=args)
+
+        await bind()
+        consumer = StreamConsumer(
+            self._redis,
+            self._scripts,
+            self._url,
+            stream=stream,
+            group=SUBSCRIBERS,
+            consumer=consumer_name(),
+            handler=handler,
+            concurrency=concurrency,
+            claim_idle=self._claim_idle,
+            parse=parse_event,
+            sink=None,
+            redeclare=bind,
+        )
+        consumer.start()
+        return consumer

@@ -1,0 +1,105 @@
+"""Work queues on Redis Streams: one stream and consumer group ``workers`` per queue, a
+``<queue>.dlq`` stream beside it (see ``topology`` for the keys, ``consumer`` for fetching)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pigeon.errors import BrokerError
+from pigeon.message import Envelope, Failure
+from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.redis import wire
+from pigeon.transports.redis.consumer import Parsed, Scripts, StreamConsumer, StreamDelivery
+from pigeon.transports.redis.dead_letters import DeadLetters
+from pigeon.transports.redis.errors import translated
+from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+class RedisJobs:
+    """``Jobs`` of a connected ``RedisTransport``; ``track`` is told of every consumer started.
+
+    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        url: str,
+        keys: Keys,
+        declarer: Declarer,
+        scripts: Scripts,
+        options: dict[str, Any],
+        track: Callable[[Subscription], None],
+    ) -> None:
+        self._redis, self._url, self._keys = redis, url, keys
+        self._declarer, self._scripts, self._options, self._track = (
+            declarer,
+            scripts,
+            options,
+            track,
+        )
+        self._dead_letters = DeadLetters(redis, url, keys)
+
+    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+        await self._declarer.queue(queue)
+        with translated(self._url, f"enqueueing on {queue!r}"):
+            await self._redis.xadd(self._keys.queue(queue), wire.job_fields(envelope))  # type: ignore[arg-type]
+            await self._wait_for_replicas(queue)
+
+    async def _wait_for_replicas(self, queue: str) -> None:
+        wanted = self._options["wait_replicas"]
+        if not wanted:
+            return
+        timeout = self._options["wait_timeout"]
+        confirmed = await self._redis.wait(wanted, int(timeout * 1000))
+        if confirmed < wanted:
+            raise BrokerError(
+                f"enqueueing on {queue!r}: {self._url} stored the job but only {confirmed} of "
+                f"{wanted} replicas confirmed it within {timeout:g}s; it may be lost if the "
+                "primary fails"
+            )
+
+    async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
+        await self._declarer.queue(queue)
+
+        def parse(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
+            envelope, deliveries, returns = wire.job_of(entry_id, fields)
+            return envelope, queue, deliveries, returns
+
+        async def sink(delivery: StreamDelivery, failure: Failure) -> None:
+            await self._dead_letters.add(queue, delivery, failure)
+
+        async def redeclare() -> None:
+            await self._declarer.queue(queue, again=True)
+
+        consumer = StreamConsumer(
+            self._redis,
+            self._scripts,
+            self._url,
+            stream=self._keys.queue(queue),
+            group=WORKERS,
+            consumer=consumer_name(),
+            handler=handler,
+            concurrency=concurrency,
+            claim_idle=self._options["claim_idle"],
+            parse=parse,
+            sink=sink,
+            redeclare=redeclare,
+        )
+        consumer.start()
+        self._track(consumer)
+        return consumer
+
+    async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
+        return [letter for _, letter in await self._dead_letters.read(queue, limit)]
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        await self._declarer.queue(queue)
+        return await self._dead_letters.replay(queue, limit)
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        return await self._dead_letters.purge(queue)

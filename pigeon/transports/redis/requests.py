@@ -1,0 +1,157 @@
+"""Request-reply on Redis: requests through a stream per served subject, replies through Pub/Sub.
+
+- Servers of a subject read ``<prefix>rpc:<subject>`` as members of one consumer group with
+  ``NOACK`` (each request to one server), and each subscribes to the channel of the same name:
+  its subscriber count is the number of live servers, and a server that dies leaves it with its
+  connection. Wildcard subjects are also listed in ``<prefix>rpc-wildcards``.
+- A caller runs one script: find a live server's stream (``PUBSUB NUMSUB``) for the subject,
+  exactly or through a wildcard, and append the request to it; none means ``NoResponders``, at
+  once. Every request of an App names the App's one reply channel ``<prefix>inbox:<id>``, where
+  replies are matched to their requests by correlation id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT
+
+from pigeon.errors import BrokerError, NoResponders
+from pigeon.message import Envelope, new_id
+from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.redis import wire
+from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.errors import translated
+from pigeon.transports.redis.events import SharedReader
+from pigeon.transports.redis.topology import (
+    MATCHES_LUA,
+    SERVERS,
+    Keys,
+    create_group,
+    is_wildcard,
+)
+from pigeon.transports.replies import ReplyMap
+
+_REQUEST = (
+    MATCHES_LUA
+    + """
+local prefix, subject = ARGV[1], ARGV[2]
+local function live(key) return redis.call('PUBSUB', 'NUMSUB', key)[2] > 0 end
+local target = prefix .. 'rpc:' .. subject
+if not live(target) then
+  target = nil
+  for _, pattern in ipairs(redis.call('HKEYS', prefix .. 'rpc-wildcards')) do
+    if matches(pattern, subject) then
+      local key = prefix .. 'rpc:' .. pattern
+      if live(key) then target = key break end
+      redis.call('HDEL', prefix .. 'rpc-wildcards', pattern)
+    end
+  end
+end
+if not target then return 0 end
+redis.call('XADD', target, 'MAXLEN', '~', ARGV[4], '*', 'subject', subject, 'message', ARGV[3])
+return 1
+"""
+)
+
+
+def _ignore(channel: bytes, payload: bytes) -> None:
+    """Presence channels carry no messages."""
+
+
+class RequestServer:
+    """One server of a subject: its reader, and its presence on the subject's channel."""
+
+    def __init__(self, reader: SharedReader, channels: Channels, presence: str) -> None:
+        self._reader = reader
+        self._channels = channels
+        self._presence = presence
+        self._closed = False
+
+    async def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._channels.unsubscribe(self._presence, _ignore)
+        await self._reader.close(timeout)
+
+
+class RedisRequests:
+    """``Requests`` of a connected ``RedisTransport``: serves subjects, sends requests and
+    replies, on one client and one ``Channels``; ``track`` is told of every server started."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        url: str,
+        keys: Keys,
+        channels: Channels,
+        *,
+        maxlen: int,
+        track: Callable[[Subscription], None],
+    ) -> None:
+        self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
+        self._maxlen, self._track = maxlen, track
+        self._script = redis.register_script(_REQUEST)
+        self._replies = ReplyMap()
+        self._inbox = keys.inbox(new_id())
+
+    async def start(self) -> None:
+        """Subscribe to this App's reply channel."""
+        await self._channels.subscribe(self._inbox, self._received)
+
+    def close(self) -> None:
+        """Fail the requests still waiting for a reply."""
+        self._replies.fail_all(BrokerError(f"{self._url}: connection closed"))
+
+    async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> RequestServer:
+        stream = self._keys.request_stream(subject)
+
+        async def join(member: str) -> None:
+            with translated(self._url, f"serving {subject!r}"):
+                await create_group(self._redis, stream, SERVERS, "$")
+
+        async def leave(member: str) -> None:
+            await self._redis.xgroup_delconsumer(stream, SERVERS, member)
+
+        reader = SharedReader(
+            self._redis, self._url, stream, SERVERS, handler, concurrency, join=join, leave=leave
+        )
+        await reader.start()
+        try:
+            await self._channels.subscribe(stream, _ignore)
+            if is_wildcard(subject):
+                with translated(self._url, f"serving {subject!r}"):
+                    await self._redis.hset(self._keys.wildcard_servers, subject, "1")
+        except BaseException:
+            await reader.close(0)
+            raise
+        server = RequestServer(reader, self._channels, stream)
+        self._track(server)
+        return server
+
+    async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        correlation_id = envelope.correlation
+        envelope = replace(envelope, correlation_id=correlation_id, reply_to=self._inbox)
+        self._replies.expect(correlation_id)
+        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        try:
+            with translated(self._url, f"requesting {subject!r}"):
+                sent = await self._script(args=args)
+        except BaseException:
+            self._replies.forget(correlation_id)
+            raise
+        if not sent:
+            self._replies.forget(correlation_id)
+            raise NoResponders.for_subject(subject, self._url)
+        return await self._replies.wait(correlation_id, subject, timeout)
+
+    async def reply(self, reply_to: str, envelope: Envelope) -> None:
+        """Publish the reply on the caller's channel; nobody listening is no error."""
+        with translated(self._url, "replying"):
+            await self._redis.publish(reply_to, wire.pack(envelope))
+
+    def _received(self, channel: bytes, payload: bytes) -> None:
+        self._replies.resolve(wire.unpack(payload))

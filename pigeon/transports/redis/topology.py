@@ -1,0 +1,188 @@
+"""Where everything lives in Redis: key and channel names, and the declarations of work queues.
+
+Every key and channel starts with the App's ``prefix`` (default ``pigeon:``); see
+``docs/transports/redis.md`` for the whole layout. Names are pure functions of the prefix and the
+subject or queue, so producers and consumers in different processes find each other.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from pigeon.errors import DeclarationConflict
+from pigeon.transports.redis.errors import translated
+
+WORKERS = "workers"
+"""The consumer group of every work queue."""
+
+SUBSCRIBERS = "subscribers"
+"""The consumer group of every event stream (a group's or a durable subscription's)."""
+
+SERVERS = "servers"
+"""The consumer group of every request stream."""
+
+RETURNED = "pigeon-returned"
+"""The consumer that holds the entries a closing consumer gave back, until one is claimed."""
+
+MATCHES_LUA = """
+local function tokens(s)
+  local t = {}
+  for token in string.gmatch(s, '[^.]+') do t[#t + 1] = token end
+  return t
+end
+local function matches(pattern, subject)
+  if pattern == subject then return true end
+  local p, s = tokens(pattern), tokens(subject)
+  for i, token in ipairs(p) do
+    if token == '>' then return #s >= i end
+    if i > #s then return false end
+    if token ~= '*' and token ~= s[i] then return false end
+  end
+  return #p == #s
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+"""Lua helpers the scripts share: NATS subject matching (as ``pigeon.subjects.matches``), and the
+server's clock in milliseconds."""
+
+_DECLARE_QUEUE = """
+local current = redis.call('HGET', KEYS[2], 'delivery_limit')
+if current and current ~= ARGV[2] then return current end
+redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2])
+local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
+  return redis.error_reply(created.err)
+end
+return false
+"""
+
+
+def is_wildcard(subject: str) -> bool:
+    """Whether ``subject`` has a ``*`` or ``>`` token."""
+    return any(token in ("*", ">") for token in subject.split("."))
+
+
+def escape_glob(text: str) -> str:
+    """``text`` with the characters a Redis glob gives a meaning to escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def glob_of(subject: str) -> str:
+    """A Redis glob that matches at least every subject ``subject`` (with wildcards) matches.
+
+    ``*`` in a glob spans dots, so receivers still check each subject with ``subjects.matches``.
+    """
+    tokens = ["*" if t in ("*", ">") else escape_glob(t) for t in subject.split(".")]
+    return ".".join(tokens)
+
+
+async def create_group(redis: Redis, stream: str, group: str, start: str) -> None:
+    """Make consumer group ``group`` of ``stream`` (and the stream), reading from ``start``
+    (``$``: what is added from now on, ``0``: everything); an existing group is left as it is."""
+    try:
+        await redis.xgroup_create(stream, group, id=start, mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def consumer_name() -> str:
+    """A consumer name unique to one subscription: host, process and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key and channel names under one ``prefix``."""
+
+    prefix: str
+
+    def event_channel(self, subject: str) -> str:
+        """The Pub/Sub channel of events on ``subject``."""
+        return f"{self.prefix}ev:{subject}"
+
+    def event_glob(self, subject: str) -> str:
+        """The Pub/Sub pattern of events on a wildcard ``subject`` (a superset: check each)."""
+        return escape_glob(f"{self.prefix}ev:") + glob_of(subject)
+
+    def exact_routes(self, subject: str) -> str:
+        """The set of event streams bound to exactly ``subject``."""
+        return f"{self.prefix}routes:{subject}"
+
+    @property
+    def wildcard_routes(self) -> str:
+        """The hash of event streams bound to a wildcard subject: stream -> pattern."""
+        return f"{self.prefix}wildcard-routes"
+
+    def group_stream(self, subject: str, group: str) -> str:
+        """The stream of a subscription group; its live members are in ``<stream>:members``."""
+        return f"{self.prefix}group:{group}:{subject}"
+
+    def durable_stream(self, name: str) -> str:
+        """The stream of the durable subscription ``name``."""
+        return f"{self.prefix}durable:{name}"
+
+    def request_stream(self, subject: str) -> str:
+        """The stream of requests to ``subject``, and the channel its servers subscribe to (their
+        number is how a caller knows whether anyone serves it)."""
+        return f"{self.prefix}rpc:{subject}"
+
+    @property
+    def wildcard_servers(self) -> str:
+        """The hash of wildcard subjects that have (or had) a server."""
+        return f"{self.prefix}rpc-wildcards"
+
+    def inbox(self, name: str) -> str:
+        """The reply channel of one App."""
+        return f"{self.prefix}inbox:{name}"
+
+    def queue(self, queue: str) -> str:
+        """The stream of the work queue ``queue``."""
+        return f"{self.prefix}q:{queue}"
+
+    def delayed(self, queue: str) -> str:
+        """The sorted set of jobs of ``queue`` waiting for a delayed redelivery (score: due ms)."""
+        return f"{self.prefix}q:{queue}:delayed"
+
+    def settings(self, queue: str) -> str:
+        """The hash of the broker-side settings ``queue`` was declared with."""
+        return f"{self.prefix}q:{queue}:settings"
+
+    def dead_letters(self, queue: str) -> str:
+        """The dead-letter stream of ``queue``."""
+        return f"{self.prefix}q:{queue}.dlq"
+
+
+class Declarer:
+    """Declares work queues once per transport: the stream, its consumer group and settings."""
+
+    def __init__(self, redis: Redis, url: str, keys: Keys, delivery_limit: int) -> None:
+        self._keys = keys
+        self._url = url
+        self._limit = delivery_limit
+        self._script = redis.register_script(_DECLARE_QUEUE)
+        self._declared: set[str] = set()
+
+    async def queue(self, queue: str, *, again: bool = False) -> None:
+        """Make ``queue``'s stream and consumer group (reading from its first entry) and record
+        its settings; raises ``DeclarationConflict`` if it exists with another delivery limit."""
+        if queue in self._declared and not again:
+            return
+        keys = [self._keys.queue(queue), self._keys.settings(queue)]
+        with translated(self._url, f"declaring work queue {queue!r}"):
+            current = await self._script(keys=keys, args=[WORKERS, self._limit])
+        if current is not None:
+            raise DeclarationConflict(
+                f"work queue {queue!r} exists on {self._url} with delivery_limit="
+                f"{current.decode()}, this App declares {self._limit}; give every App of the "
+                f"queue the same delivery_limit (or delete the key {keys[1]!r} to change it)"
+            )
+        self._declared.add(queue)

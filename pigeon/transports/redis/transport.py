@@ -1,0 +1,226 @@
+"""``redis://`` and ``rediss://``: every pattern on Redis Streams and Pub/Sub, through redis-py's
+asyncio client. The connection and a thin composition of the role modules (made on connect, with
+the client); ``docs/transports/redis.md`` maps each pattern onto Redis keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import parse_url
+
+from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.consumer import Scripts
+from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
+from pigeon.transports.redis.events import RedisEvents
+from pigeon.transports.redis.jobs import RedisJobs
+from pigeon.transports.redis.requests import RedisRequests
+from pigeon.transports.redis.topology import Declarer, Keys
+from pigeon.transports.urls import mask_url
+
+log = logging.getLogger("pigeon")
+
+DEFAULTS: dict[str, Any] = {
+    "prefix": "pigeon:",
+    "claim_idle": 30.0,
+    "event_maxlen": 10_000,
+    "request_maxlen": 10_000,
+    "wait_replicas": 0,
+    "wait_timeout": 1.0,
+    "max_connections": 128,
+}
+"""pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
+
+CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
+    "self",
+    "max_connections",
+}
+"""Options that go to redis-py as they are."""
+
+_CLIENT_ONLY = frozenset(
+    {"connection_pool", "single_connection_client", "auto_close_connection_pool"}
+    | {"event_dispatcher", "legacy_responses", "maint_notifications_config"}
+)
+"""Options of ``redis.asyncio.Redis`` that are not its connections' (and so not the pool's)."""
+
+
+class RedisTransport:
+    """Redis through redis-py; see ``pigeon.transports.base.Transport`` for the contract.
+
+    ``url``: ``redis://[user:password@]host[:port][/db][?prefix=...]``, or ``rediss://`` for TLS.
+    pigeon's options:
+
+    - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
+      parameter); Apps that share a queue or subject must share it;
+    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (default
+      30; live workers renew their claims);
+    - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
+      streams are trimmed (default 10,000);
+    - ``max_connections`` of the client's pool (default 128; a command waits for a free one);
+    - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
+      to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
+
+    Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
+    """
+
+    def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        self.url = mask_url(url)
+        try:
+            parse_url(url)
+            database = urlsplit(url).path.strip("/")
+            if database and not database.isdigit():
+                raise ValueError(f"the database {database!r} is not a number")
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"bad Redis URL {self.url!r} ({exc}); give redis://[user:password@]host[:port]"
+                "[/db] or rediss:// for TLS"
+            ) from None
+        unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown Redis options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
+                "redis-py's are the keyword arguments of redis.asyncio.Redis"
+            )
+        self._raw_url, url_prefix = _without_prefix(url)
+        given = {k: v for k, v in options.items() if k in DEFAULTS}
+        if url_prefix is not None:
+            given.setdefault("prefix", url_prefix)
+        self._options = {**DEFAULTS, **given}
+        self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        _check_options(self._options)
+        self._keys = Keys(self._options["prefix"])
+        self._settings = settings
+        self._redis: Redis | None = None
+        self._subscriptions: list[Subscription] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._redis is not None and self._channels.healthy
+
+    async def connect(self) -> None:
+        if self._redis is not None:
+            return
+        redis = _client(self._raw_url, self._options["max_connections"], self._client_options)
+        try:
+            await redis.ping()
+        except CLIENT_ERRORS as exc:
+            await redis.aclose()
+            raise translate(exc, self.url, "connecting") from None
+        self._channels = Channels(redis, self.url)
+        scripts = Scripts(redis)
+        declarer = Declarer(redis, self.url, self._keys, self._settings.delivery_limit)
+        options, track = self._options, self._subscriptions.append
+        self._events = RedisEvents(
+            redis,
+            self.url,
+            self._keys,
+            self._channels,
+            scripts,
+            maxlen=options["event_maxlen"],
+            claim_idle=options["claim_idle"],
+            track=track,
+        )
+        self._requests = RedisRequests(
+            redis,
+            self.url,
+            self._keys,
+            self._channels,
+            maxlen=options["request_maxlen"],
+            track=track,
+        )
+        self._jobs = RedisJobs(redis, self.url, self._keys, declarer, scripts, options, track)
+        try:
+            await self._requests.start()
+        except BaseException:
+            await self._channels.close()
+            await redis.aclose()
+            raise
+        self._redis = redis
+
+    async def close(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is None:
+            return
+        for subscription in self._subscriptions:
+            await subscription.close(0)
+        self._subscriptions.clear()
+        self._requests.close()
+        await self._channels.close()
+        try:
+            await redis.aclose()
+        except CLIENT_ERRORS:
+            log.debug("pigeon: closing %s failed", self.url, exc_info=True)
+
+    # -- the roles, while connected ----------------------------------------------------------
+
+    @property
+    def events(self) -> RedisEvents:
+        self._check()
+        return self._events
+
+    @property
+    def requests(self) -> RedisRequests:
+        self._check()
+        return self._requests
+
+    @property
+    def jobs(self) -> RedisJobs:
+        self._check()
+        return self._jobs
+
+    def _check(self) -> Redis:
+        if self._redis is None:
+            raise BrokerError.not_connected(self.url)
+        return self._redis
+
+
+def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:
+    """A client whose commands wait for a free connection when all ``max_connections`` are busy
+    (redis-py's default pool raises at once), unless the App passed a ``connection_pool``."""
+    if "connection_pool" in options:
+        return Redis(**options)
+    connection_options = {k: v for k, v in options.items() if k not in _CLIENT_ONLY}
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, **connection_options
+    )
+    return Redis.from_pool(pool)
+
+
+def _without_prefix(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``prefix`` query parameter (redis-py knows no such thing), and it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    if not prefixes:
+        return url, None
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return parts._replace(query=rest).geturl(), prefixes[-1]
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    if not isinstance(options["prefix"], str):
+        raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
+    for name in ("claim_idle", "wait_timeout"):
+        value = options[name]
+        if not isinstance(value, int | float) or value <= 0:
+            raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
+        raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
+    for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
+        value = options[name]
+        if not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")
+
+
+if TYPE_CHECKING:  # mypy proves the transport offers the seam
+
+    def _conforms(transport: RedisTransport) -> Transport:
+        return transport

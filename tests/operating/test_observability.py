@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from pigeon import App, NoResponders, Retry
+from pigeon import App, NoResponders, Redeliver, Retry
 from pigeon.health import serve_health
 from pigeon.metrics import PrometheusMetrics
 from pigeon.testing.waiting import wait_dead_letters, wait_for
@@ -53,7 +53,7 @@ async def test_metrics_count_a_known_run(uid: str) -> None:
     async def on_event(n: int) -> None:
         seen.append(n)
 
-    @app.worker("jobs", retry=Retry(attempts=3, backoff=0.001))
+    @app.worker("jobs", retry=Retry(attempts=3, backoff=0.001), redeliver=Redeliver(delays=(0.01,)))
     async def work(n: int) -> None:
         if n == 13:
             raise RuntimeError("unlucky")
@@ -72,17 +72,23 @@ async def test_metrics_count_a_known_run(uid: str) -> None:
             await app.request("nobody", 1)
         await wait_for(lambda: len(seen) == 5)
         await wait_dead_letters(app, "jobs", 1)
+        labels = {"pattern": "worker", "subject": "jobs"}
+        dead = "pigeon_messages_dead_lettered_total"
+        await wait_for(lambda: metrics.registry.get_sample_value(dead, labels) == 1)
         samples = await asyncio.to_thread(scrape, port)
 
     assert samples[("pigeon_messages_received_total", "subscribe", "events")] == 5
     assert samples[("pigeon_messages_processed_total", "subscribe", "events")] == 5
-    # metrics are a middleware: they count handler calls, the retried job's three included
-    assert samples[("pigeon_messages_received_total", "worker", "jobs")] == 4
+    # metrics are a middleware: they count handler calls, job 13's three per delivery included
+    assert samples[("pigeon_messages_received_total", "worker", "jobs")] == 7
     assert samples[("pigeon_messages_processed_total", "worker", "jobs")] == 1
-    assert samples[("pigeon_messages_retried_total", "worker", "jobs")] == 2
-    assert samples[("pigeon_messages_failed_total", "worker", "jobs")] == 3
+    assert samples[("pigeon_messages_retried_total", "worker", "jobs")] == 5
+    assert samples[("pigeon_messages_failed_total", "worker", "jobs")] == 6
+    # and, told how each delivery was settled, what the work pool did with job 13
+    assert samples[("pigeon_messages_redelivered_total", "worker", "jobs")] == 1
+    assert samples[("pigeon_messages_dead_lettered_total", "worker", "jobs")] == 1
     assert samples[("pigeon_messages_processed_total", "rpc", "double")] == 1
-    assert samples[("pigeon_handler_duration_seconds_count", "worker", "jobs")] == 4
+    assert samples[("pigeon_handler_duration_seconds_count", "worker", "jobs")] == 7
     assert samples[("pigeon_request_duration_seconds_count", "", "double")] == 1
     assert samples[("pigeon_request_duration_seconds_count", "", "nobody")] == 1
 

@@ -34,9 +34,10 @@ def register(app: App, subjects: Subjects = SUBJECTS, stock: dict[str, int] = ST
     inventory = Inventory(stock={})
 
     @app.lifespan
-    async def load_stock(app: App) -> AsyncIterator[Inventory]:
+    async def load_stock(app: App) -> AsyncIterator[None]:
         inventory.stock.update(stock)  # a real service would read its database here
-        yield inventory
+        app.state.inventory = inventory  # beside what other services keep there (examples.shop)
+        yield
         inventory.stock.clear()  # and release it here, after the last request drained
 
     @app.rpc(subjects.inventory_reserve)

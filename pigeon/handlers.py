@@ -50,9 +50,12 @@ class HandlerSpec:
 
     def call_message(self, message: Message) -> Awaitable[Any]:
         """Decode ``message`` and call the handler with it: the innermost step of middleware."""
-        return self.call_with(
-            self.decode(message.body, message.content_type, message.headers), message
-        )
+        body = self.decode(message.body, message.content_type, message.headers)
+        if self.message_param is None and self.dependencies is None:
+            if self.is_async:
+                return self.fn(body)  # type: ignore[no-any-return]
+            return asyncio.to_thread(self.fn, body)
+        return self.call_with(body, message)
 
     def call_with(self, body: Any, message: Message | None) -> Awaitable[Any]:
         """Call the handler with ``body``, ``message`` for its ``Message`` parameter and its

@@ -96,4 +96,4 @@ def publish(
     def deliver(message: Message) -> Awaitable[None]:
         return events.publish(message.subject, message.envelope())
 
-    return run_send(send, Message.of(envelope, subject, pattern="publish", route=subject), deliver)
+    return run_send(send, Message.outgoing(envelope, subject, "publish"), deliver)

@@ -121,7 +121,7 @@ async def request(
         answer = await requests.request(message.subject, message.envelope(), timeout)
         return Message.of(answer, message.subject, pattern="reply", route=message.route)
 
-    message = Message.of(envelope, subject, pattern="request", route=subject)
+    message = Message.outgoing(envelope, subject, "request")
     answer: Message = await run_send(send, message, deliver)
     return _decoded(answer.envelope(), reply)
 

@@ -157,4 +157,4 @@ async def enqueue(
     async def deliver(message: Message) -> None:
         await jobs.enqueue(message.subject, message.envelope())
 
-    await run_send(send, Message.of(envelope, queue, pattern="enqueue", route=queue), deliver)
+    await run_send(send, Message.outgoing(envelope, queue, "enqueue"), deliver)

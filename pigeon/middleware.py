@@ -131,11 +131,11 @@ async def report_settled(hooks: Sequence[SettleHook], message: Message, outcome:
 def run_send(
     steps: Sequence[Callable[..., Awaitable[Any]]], message: Message, deliver: CallNext
 ) -> Awaitable[Any]:
-    """Pass ``message`` through every send step, then to ``deliver``."""
+    """Pass ``message`` through every send step (at least one), then to ``deliver``."""
     call = deliver
-    for send in reversed(steps):
+    for send in reversed(steps[1:]):
         call = _bind(send, call)
-    return call(message)
+    return steps[0](message, call)
 
 
 def _bind(step: Callable[[Message, CallNext], Awaitable[Any]], call_next: CallNext) -> CallNext:

@@ -105,6 +105,18 @@ async def test_metrics_count_what_the_app_handled(uid: str, client: Client) -> N
     assert len([o for o in app.middleware if isinstance(o, PrometheusMetrics)]) == 1
 
 
+async def test_metrics_of_an_app_already_running_say_how_to_get_them(
+    uid: str, client: Client
+) -> None:
+    app = shop(uid)
+    async with app, client(app.asgi()) as http:
+        response = await http.get("/metrics")
+        assert (await http.get("/healthz")).status_code == 200, "the rest is served"
+    assert response.status_code == 404
+    assert "call it before starting the App" in response.text
+    assert "app.use()" in response.text
+
+
 async def test_asyncapi_json_and_yaml_are_the_same_document(uid: str, client: Client) -> None:
     app = shop(uid)
     async with client(app.asgi(title="the shop")) as http:

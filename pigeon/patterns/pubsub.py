@@ -51,8 +51,8 @@ class Subscriber:
 
     async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
-        if over_delivery_limit(delivery, self.delivery_limit):
-            return await self._drop_over_limit(delivery)
+        if delivery.returns != 0 and over_delivery_limit(delivery, self.delivery_limit):
+            return await self._drop_over_limit(delivery)  # only durable subscriptions get here
         outcome = Outcome.PROCESSED
         try:
             body = self.handler.decode_body(envelope)

@@ -26,7 +26,7 @@ from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
 T = TypeVar("T")
 log = logging.getLogger("pigeon")
 
-cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ and memory.")
+cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ, Redis and memory.")
 dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
 cli.add_typer(dlq, name="dlq")
 
@@ -341,7 +341,7 @@ def describe(letter: Message) -> str:
     if failure is None:
         return f"{letter.message_id}  (no failure recorded)  {preview}"
     return (
-        f"{letter.message_id}  {failure.error_type}: {failure.error_message}  "
+        f"{letter.message_id}  {failure.type}: {failure.message}  "
         f"attempts={failure.attempts}  at={failure.failed_at.isoformat()}  body={preview}"
     )
 

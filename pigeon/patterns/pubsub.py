@@ -74,7 +74,7 @@ class Subscriber:
         """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
         returns = returns_of(delivery)
         failure = delivery_limit_failure(returns, returns, self.subject)
-        error = RuntimeError(failure.error_message)
+        error = RuntimeError(failure.message)
         log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
         await delivery.ack()
         return Outcome.FAILED

@@ -72,7 +72,7 @@ class Worker:
         calls_before = calls_in_earlier_deliveries(delivery, self.retry)
         if over_delivery_limit(delivery, self.delivery_limit):
             failure = delivery_limit_failure(returns_of(delivery), calls_before, self.queue)
-            error = RuntimeError(failure.error_message)
+            error = RuntimeError(failure.message)
             return await self._dead_letter(delivery, failure, error), calls_before
         calls = 0
         envelope, chain = delivery.envelope, self.chain

@@ -157,8 +157,8 @@ async def test_middleware_changes_the_exception(make_app: MakeApp, uid: str) -> 
         letters = await wait_dead_letters(app, f"{uid}.slow", 1)
     assert calls == 1
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "Reject"
-    assert letters[0].failure.error_message == "took too long"
+    assert letters[0].failure.type == "Reject"
+    assert letters[0].failure.message == "took too long"
 
 
 class FailEveryCall:
@@ -189,8 +189,8 @@ async def test_middleware_error_is_retried_redelivered_dead_lettered(
         letters = await wait_dead_letters(app, f"{uid}.refused", 1)
     assert failing.calls == 4
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "RuntimeError"
-    assert letters[0].failure.error_message == "refused call 4"
+    assert letters[0].failure.type == "RuntimeError"
+    assert letters[0].failure.message == "refused call 4"
     assert letters[0].failure.attempts == 4
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -109,15 +110,30 @@ def run(
 
 def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
+        _require("opentelemetry.sdk", "--tracing", "otel")
         from pigeon.tracing import OpenTelemetryTracing
 
         app.observe(OpenTelemetryTracing())
     if metrics_port is not None:
+        _require("prometheus_client", "--metrics-port", "prometheus")
         from pigeon.metrics import PrometheusMetrics
 
         metrics = PrometheusMetrics()
         metrics.serve(metrics_port, bind)
         app.observe(metrics)
+
+
+def _require(module: str, what: str, extra: str) -> None:
+    """Exit 2 with what to install when ``what`` needs ``module`` and it is missing."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        found = False
+    if not found:
+        typer.echo(
+            f"error: {what} needs the {extra} extra: pip install 'pigeon[{extra}]'", err=True
+        )
+        raise typer.Exit(2)
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,7 @@ def _reload(argv: list[str], workers: int) -> int:
             "--reload restarts one process when a file changes and cannot run several: "
             "drop --workers while developing, or --reload in production"
         )
+    _require("watchfiles", "--reload", "http")
     from watchfiles import Change, PythonFilter, run_process
 
     def restarting(changes: set[tuple[Change, str]]) -> None:
@@ -255,6 +272,7 @@ def docs_serve(
     title: TitleOption = None,
 ) -> None:
     """Serve an App's AsyncAPI page (/asyncapi) and document, without connecting to its broker."""
+    _require("uvicorn", "pigeon docs serve", "http")
     import uvicorn
 
     from pigeon.asgi import docs_app

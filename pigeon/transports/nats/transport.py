@@ -77,6 +77,7 @@ class NatsTransport:
             delivery_limit=self._settings.delivery_limit,
             replicas=self._replicas,
             ack_wait=self.ack_wait,
+            passive=self._settings.passive,
         )
         self.dead_letter_store = DeadLetters(self.api)
         self.declared: dict[str, QueueNames] = {}

@@ -18,10 +18,10 @@ import typer
 from typer.core import TyperGroup
 
 from pigeon.app import App
-from pigeon.errors import PigeonError
+from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.health import serve_health
 from pigeon.message import Message
-from pigeon.supervisor import Supervisor
+from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
 
 T = TypeVar("T")
 log = logging.getLogger("pigeon")
@@ -43,8 +43,10 @@ def load_app(target: str) -> App:
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # not found, or the module itself fails: say which, briefly
+        raise typer.BadParameter(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise typer.BadParameter(f"{target!r} is {type(app).__name__}, not a pigeon App")
@@ -88,6 +90,7 @@ def run(
     if reload:
         raise typer.Exit(_reload(sys.argv, workers))
     if workers > 1:
+        load_app(target)  # a module that does not import fails here, once, not in every worker
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
         raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
     if worker_index == 0:  # once, not once per worker
@@ -357,6 +360,9 @@ def _run(work: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(main())
+    except ConfigurationError as exc:  # restarting cannot mend it: the supervisor gives up
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     except PigeonError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -44,7 +44,11 @@ class App:
     of their request. Received messages are decoded by the codec their content type names.
     ``shutdown_timeout`` bounds how long closing waits for handlers in flight; the rest go back to
     the broker unacked. ``delivery_limit`` is how many times a job whose worker kept dying is
-    delivered before it is dead-lettered. Other keyword arguments go to the transport's client.
+    delivered before it is dead-lettered. ``passive=True`` declares nothing on the broker: the
+    App adopts queues, exchanges and streams that exist as they are, and raises
+    ``ConfigurationError`` naming one that is missing (``docs/wire.md``). Other keyword arguments
+    go to the transport (on NATS, ``service=`` and ``version=`` make the rpc handlers a NATS
+    service) or its client.
     """
 
     def __init__(
@@ -54,13 +58,14 @@ class App:
         codec: Codec | None = None,
         shutdown_timeout: float = 10.0,
         delivery_limit: int = 10,
+        passive: bool = False,
         **transport_options: Any,
     ) -> None:
         self.url = url or os.environ.get("PIGEON_URL") or DEFAULT_URL
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
-        self.settings = QueueSettings(delivery_limit=delivery_limit)
+        self.settings = QueueSettings(delivery_limit=delivery_limit, passive=passive)
         self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._rpc_subjects: set[str] = set()

@@ -50,8 +50,12 @@ class App(Router):
     ``shutdown_timeout`` bounds how long closing waits for handlers in flight; the rest go back to
     the broker unacked. ``delivery_limit`` is how many times a job whose worker kept dying is
     delivered before it is dead-lettered. ``middleware`` wraps every handler and every send of
-    this App (outermost); see ``pigeon.middleware``. Other keyword arguments go to the transport's
-    client. The decorators and ``include`` are ``Router``'s; handlers are served as added.
+    this App (outermost); see ``pigeon.middleware``. ``passive=True`` declares nothing on the
+    broker: the App adopts queues, exchanges and streams that exist as they are, and raises
+    ``ConfigurationError`` naming one that is missing (``docs/wire.md``). Other keyword arguments
+    go to the transport (on NATS, ``service=`` and ``version=`` make the rpc handlers a NATS
+    service) or its client. The decorators and ``include`` are ``Router``'s; handlers are served
+    as added.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class App(Router):
         shutdown_timeout: float = 10.0,
         delivery_limit: int = 10,
         middleware: Sequence[Middleware] = (),
+        passive: bool = False,
         **transport_options: Any,
     ) -> None:
         super().__init__()
@@ -76,7 +81,7 @@ class App(Router):
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
-        self.settings = QueueSettings(delivery_limit=delivery_limit)
+        self.settings = QueueSettings(delivery_limit=delivery_limit, passive=passive)
         self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._exclusive: set[tuple[str, str]] = set()

@@ -92,10 +92,13 @@ class QueueSettings:
 
     They come from the App, never from one handler, so producer and worker declare a queue alike.
     ``delivery_limit``: returns (deliveries that ended unsettled because the worker kept dying)
-    after which a message is dead-lettered instead of delivered again.
+    after which a message is dead-lettered instead of delivered again. ``passive``: declare
+    nothing shared on the broker, use what exists as it is, and raise ``ConfigurationError``
+    naming what is missing (see ``docs/wire.md`` for what each broker needs).
     """
 
     delivery_limit: int = 10
+    passive: bool = False
 
 
 class Events(Protocol):

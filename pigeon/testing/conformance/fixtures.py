@@ -28,11 +28,14 @@ class Features:
     ``delivery_limit`` (the transport counts deliveries that ended unsettled).
     ``counts_returns``: the transport tells a delivery that ended unsettled from one handed back
     by ``Redeliver`` (``Delivery.returns`` is not ``None``; JetStream cannot).
+    ``passive``: ``App(passive=True)`` declares nothing and names a missing queue (the memory
+    broker has nothing to adopt: it ignores it).
     """
 
     durable: bool = True
     delivery_limit: bool = True
     counts_returns: bool = True
+    passive: bool = True
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
-from pigeon.transports.nats.errors import translate
+from pigeon.transports.nats.errors import translate, translated
+from pigeon.transports.nats.services import count_reply
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
@@ -37,8 +38,13 @@ class NatsRequests:
             task.cancel()
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> Subscription:
-        self._transport.check()
-        return await self._transport.start_core(subject, RPC_GROUP, handler, concurrency)
+        transport = self._transport
+        transport.check()
+        if transport.services is not None:
+            with translated(transport.url, "starting the NATS service"):
+                services = transport.services
+                handler = await services.add(transport.client, subject, RPC_GROUP, handler)
+        return await transport.start_core(subject, RPC_GROUP, handler, concurrency)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
@@ -71,6 +77,8 @@ class NatsRequests:
         client = transport.client
         headers = wire.outgoing(envelope, reply=True)
         wire.check_size(envelope.body, headers, client.max_payload)
+        if transport.services is not None:
+            count_reply(envelope)
         try:
             await client.publish(reply_to, envelope.body, headers=headers or None)
         except (nats_errors.Error, OSError) as exc:

@@ -3,7 +3,8 @@
 Every declaration is idempotent: declaring what exists with the same settings is a no-op, and with
 other settings raises ``DeclarationConflict`` naming the setting that differs and how to resolve it.
 Settings come from the App (``delivery_limit``, ``replicas``), never from one handler, so producers
-and workers declare a queue alike.
+and workers declare a queue alike. With ``App(passive=True)`` nothing is created: each stream and
+consumer is looked up and used as it is, and one that is missing is a ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pigeon.errors import ConfigurationError, DeclarationConflict
 from pigeon.transports.nats.errors import (
     CONSUMER_EXISTS,
     CONSUMER_NAME_EXISTS,
+    CONSUMER_NOT_FOUND,
     STREAM_NAME_IN_USE,
+    STREAM_NOT_FOUND,
     SUBJECTS_OVERLAP,
     JetStreamError,
 )
@@ -79,9 +82,16 @@ class Declarer:
     """Declares the JetStream objects of one App, with its ``delivery_limit`` and ``replicas``."""
 
     def __init__(
-        self, api: JetStreamApi, *, delivery_limit: int, replicas: int, ack_wait: float
+        self,
+        api: JetStreamApi,
+        *,
+        delivery_limit: int,
+        replicas: int,
+        ack_wait: float,
+        passive: bool = False,
     ) -> None:
         self._api = api
+        self._passive = passive
         self._max_deliver = delivery_limit + 1
         self._replicas = replicas
         self._ack_wait = int(ack_wait * _NS)
@@ -130,6 +140,9 @@ class Declarer:
     async def stream(self, config: dict[str, Any]) -> None:
         """Create the stream ``config['name']``, or check that it exists with ``config``."""
         name = config["name"]
+        if self._passive:
+            await self._expect(f"STREAM.INFO.{name}", f"stream {name!r}", STREAM_NOT_FOUND)
+            return
         try:
             await self._api.call(f"STREAM.CREATE.{name}", config)
         except JetStreamError as exc:
@@ -149,6 +162,10 @@ class Declarer:
     async def consumer(self, stream: str, config: dict[str, Any]) -> None:
         """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it."""
         name = config["durable_name"]
+        if self._passive:
+            what = f"consumer {name!r} of stream {stream!r}"
+            await self._expect(f"CONSUMER.INFO.{stream}.{name}", what, CONSUMER_NOT_FOUND)
+            return
         request = {"stream_name": stream, "config": config, "action": "create"}
         try:
             await self._api.call(f"CONSUMER.CREATE.{stream}.{name}", request)
@@ -159,6 +176,19 @@ class Declarer:
                 remove = f"nats consumer rm {stream} {name}"
                 raise _conflict(what, remove, info["config"], config) from None
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+
+    async def _expect(self, info: str, what: str, not_found: int) -> None:
+        """App(passive=True): check with the JetStream API call ``info`` that ``what`` exists,
+        else ``ConfigurationError`` naming it."""
+        try:
+            await self._api.call(info)
+        except JetStreamError as exc:
+            if exc.err_code not in (not_found, STREAM_NOT_FOUND):
+                raise
+            raise ConfigurationError(
+                f"{what} does not exist, and App(passive=True) creates nothing on JetStream: "
+                "create it as docs/wire.md describes, or drop passive=True"
+            ) from None
 
     def _stream_config(self, name: str, subject: str, retention: str) -> dict[str, Any]:
         return {

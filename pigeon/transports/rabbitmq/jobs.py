@@ -36,9 +36,11 @@ class JobStore:
         self._publisher = publisher
         self._declarer = declarer
         self._url = url
-        self.delivery_limit = declarer.topology.delivery_limit
-        self.counts_returns = not declarer.topology.quorum
-        """Classic queues do not count returns: pigeon does, from the ``redelivered`` flag."""
+        topology = declarer.topology
+        self.delivery_limit = topology.delivery_limit
+        self.counts_returns = not topology.quorum or topology.passive
+        """Classic queues do not count returns: pigeon does, from the ``redelivered`` flag. An
+        adopted queue (passive) may be either kind: pigeon counts where the broker did not."""
 
     async def store(
         self, queue: str, envelope: Envelope, counts: wire.Counts | None = None
@@ -57,14 +59,18 @@ class JobStore:
 
     async def bury(self, queue: str, envelope: Envelope) -> None:
         """Store ``envelope`` (failure headers included) in the dead letters of ``queue``."""
-        await self._declarer.work_queue(queue)
+        await self._declarer.dead_letters(queue)
         dlq = dead_letter_queue(queue)
         await self._store(queue, dlq, envelope, None, f"dead-lettering on {queue!r}")
 
     def must_screen(self, message: DeliveredMessage) -> bool:
         """Whether a delivery needs ``screen`` before its handler: on a classic queue, it was
-        returned unsettled and the broker did not count it."""
-        return self.counts_returns and bool(message.redelivered)
+        returned unsettled and the broker did not count it (a quorum queue's
+        ``x-delivery-count``)."""
+        if not (self.counts_returns and message.redelivered):
+            return False
+        headers = message.header.properties.headers
+        return not headers or wire.BROKER_COUNT not in headers
 
     async def screen(
         self, queue: str, envelope: Envelope, counts: wire.Counts
@@ -132,9 +138,13 @@ class RabbitJobs:
         transport = self._transport
         transport.check()
         await transport.declarer.work_queue(checked_name(queue, "work queue"))
+        await transport.declarer.dead_letters(queue)
+        passive = transport.topology.passive
         arguments = transport.topology.work_queue_arguments(queue)
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            if passive:
+                return await channel.declare_queue(queue, passive=True)
             return await channel.declare_queue(queue, durable=True, arguments=arguments)
 
         action = f"consuming {queue!r}"

@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from pigeon.errors import BrokerError, NoResponders, RequestTimeout
+from pigeon.errors import BrokerError, ConfigurationError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
@@ -126,7 +126,12 @@ class Requester:
         properties: Basic.Properties,
     ) -> None:
         exchange = self._declarer.topology.rpc_exchange
-        await self._declarer.exchange(exchange, "topic")
+        try:
+            await self._declarer.exchange(exchange, "topic")
+        except ConfigurationError:
+            if not self._declarer.topology.passive:
+                raise
+            raise NoResponders.for_subject(subject, self._url) from None  # no exchange, no server
         try:
             await _publish(underlay, exchange, subject, body, properties)
         except CLIENT_ERRORS as exc:
@@ -203,10 +208,16 @@ class RabbitRequests:
         name = queue_name_for(subject)
         exchange = transport.topology.rpc_exchange
         routed = name != subject  # wildcards, or a subject no queue can be named after
-        if routed:
+        passive = transport.topology.passive
+        if passive:  # the queue's owner declared it (and bound it, for wildcards)
+            advice = "declare it (as the RPC tutorial's server does) before serving it"
+            await transport.declarer.expect("queue", name, advice)
+        elif routed:
             await transport.declarer.exchange(exchange, "topic")
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            if passive:
+                return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, auto_delete=True)
             if routed:
                 await queue.bind(exchange, wire.binding_key(subject))

@@ -4,6 +4,8 @@ Names are pure functions of the queue name, so producer, worker and operator agr
 ``<queue>`` (work queue), ``<queue>.dlq`` (its dead letters) and ``<queue>.retry.<ms>`` (its
 delayed redeliveries). A work queue's arguments come only from the App (``Topology``), never from
 one handler, so every App declares it identically and a difference is a ``DeclarationConflict``.
+With ``App(passive=True)`` nothing shared is declared: each name is checked with a passive
+declaration and used as it is.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Topology:
     events_exchange: str
     rpc_exchange: str
     dead_letter_exchange: str
+    passive: bool = False
+    """Declare nothing shared: check that exchanges and queues exist, and use them as they are."""
 
     def __post_init__(self) -> None:
         if self.queue_type not in QUEUE_TYPES:
@@ -143,8 +147,12 @@ class Declarer:
         self._done.discard(f"queue:{queue}")
 
     async def exchange(self, name: str, kind: str) -> None:
-        """Declare the durable exchange ``name`` of type ``kind``."""
+        """Declare the durable exchange ``name`` of type ``kind`` (passive: check it exists)."""
         if f"exchange:{name}" in self._done:
+            return
+        if self.topology.passive:
+            advice = "declare it first, or name one that exists with App(exchange=...)"
+            await self.expect("exchange", name, advice)
             return
 
         async def declare(channel: aiormq.abc.AbstractChannel) -> None:
@@ -153,8 +161,12 @@ class Declarer:
         await self._once(f"exchange:{name}", f"declaring exchange {name!r}", declare)
 
     async def work_queue(self, queue: str) -> None:
-        """Declare ``queue``, its dead-letter queue and their routing, as every App does."""
+        """Declare ``queue``, its dead-letter queue and their routing, as every App does
+        (passive: check that ``queue`` exists)."""
         if f"queue:{queue}" in self._done:
+            return
+        if self.topology.passive:
+            await self.expect("queue", queue, "declare it (durable) before pigeon uses it")
             return
         topology = self.topology
         await self.exchange(topology.dead_letter_exchange, "direct")
@@ -171,10 +183,51 @@ class Declarer:
 
         await self._once(f"queue:{queue}", f"declaring work queue {queue!r}", declare)
 
+    async def dead_letters(self, queue: str) -> None:
+        """Make sure ``<queue>.dlq`` is there to store dead letters in: declared with the work
+        queue, or (passive) checked, so that a worker says at its start that it cannot
+        dead-letter rather than at its first failure."""
+        if not self.topology.passive:
+            await self.work_queue(queue)
+            return
+        dlq = dead_letter_queue(queue)
+        if f"queue:{dlq}" not in self._done:
+            advice = (
+                f"pigeon stores the dead letters of {queue!r} there itself; declare it (durable), "
+                "or run this worker without passive=True"
+            )
+            await self.expect("queue", dlq, advice)
+
+    async def expect(self, kind: str, name: str, advice: str) -> None:
+        """Check that the ``kind`` (``queue`` or ``exchange``) ``name`` exists, declaring nothing;
+        ``ConfigurationError`` naming it and saying what to do (``advice``) if it does not."""
+
+        async def check(channel: aiormq.abc.AbstractChannel) -> None:
+            try:
+                if kind == "queue":
+                    await channel.queue_declare(name, passive=True)
+                else:
+                    await channel.exchange_declare(name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise ConfigurationError(
+                    f"{kind} {name!r} does not exist on {self._url}, and App(passive=True) "
+                    f"declares nothing: {advice}"
+                ) from None
+
+        await self._once(f"{kind}:{name}", f"checking {kind} {name!r}", check)
+
     async def retry_queue(self, queue: str, delay_ms: int) -> str:
-        """Declare the retry queue of ``queue`` for ``delay_ms``; return its name."""
+        """Declare the retry queue of ``queue`` for ``delay_ms`` (passive: check it exists);
+        return its name."""
         name = retry_queue(queue, delay_ms)
         if f"queue:{name}" in self._done:
+            return name
+        if self.topology.passive:
+            advice = (
+                f"Redeliver waits there; declare it with x-message-ttl={delay_ms}, "
+                f"x-dead-letter-exchange='' and x-dead-letter-routing-key={queue!r}"
+            )
+            await self.expect("queue", name, advice)
             return name
         arguments = self.topology.retry_queue_arguments(queue, delay_ms)
 

@@ -4,6 +4,7 @@ every worker, and a dead-letter stream beside it (see ``topology`` for the names
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -76,6 +77,8 @@ class NatsJobs:
                 await delivery.ack()
             except Exception as exc:  # the job stays in the delay stream and comes again
                 log.warning("pigeon: moving a due job onto %r failed: %s", names.queue, exc)
+                with contextlib.suppress(Exception):
+                    await delivery.redeliver(1.0)
 
         transport = self._transport
         return PullConsumer(

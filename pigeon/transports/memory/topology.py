@@ -59,7 +59,8 @@ class MemoryQueue:
     ``keep``: the queue outlives its consumers (durable subscriptions, work queues).
     ``delivery_limit``: returns after which an item is dead-lettered (work queues only).
     ``pattern``: the subject it is bound to (subscription and RPC queues). ``in_flight`` counts
-    items handed to handlers and not settled yet, ``delayed`` the items waiting for their delay.
+    items handed to handlers and not settled yet, ``delayed`` the items waiting for their delay,
+    ``handing`` those on their way to a consumer.
     """
 
     def __init__(
@@ -78,6 +79,8 @@ class MemoryQueue:
         self.dead: list[Envelope] = []
         self.consumers = 0
         self.in_flight = 0
+        self.handing = 0
+        """Items handed to a waiting consumer that has not taken them yet."""
         self._timers: set[asyncio.TimerHandle] = set()
         self._waiters: deque[asyncio.Future[Item]] = deque()
 
@@ -111,6 +114,7 @@ class MemoryQueue:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
+                self.handing += 1
                 return
         if front:
             self.ready.appendleft(item)
@@ -124,11 +128,14 @@ class MemoryQueue:
         waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            return await waiter
+            item = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
+                self.handing -= 1
                 self.put(waiter.result(), front=True)
             raise
+        self.handing -= 1
+        return item
 
 
 class MemoryBroker:

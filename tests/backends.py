@@ -32,7 +32,7 @@ def backend_factories() -> dict[str, Callable[[], Backend]]:
     from tests.brokers import nats, rabbitmq, redis
 
     return {
-        "memory": lambda: Backend("memory", _memory_url_factory()),
+        "memory": lambda: Backend("memory", _memory_url_factory(), virtual_clock=True),
         **nats.BACKENDS,
         **rabbitmq.BACKENDS,
         **redis.BACKENDS,

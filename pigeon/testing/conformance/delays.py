@@ -9,18 +9,20 @@ how late a job may come depends on the broker (see each transport's page) and is
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pigeon import App, ConfigurationError, Message, Redeliver
-from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.conformance.fixtures import MakeApp, now
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 
 EARLY = 0.05
 """Seconds a job may seem early by: the resolution of the clocks compared (the broker's, ours)."""
+
+VIRTUAL_CLOCK = True
+"""Safe on the virtual clock: nothing here compares the loop's clock with wall-clock time."""
 
 
 def _recording(app: App, queue: str, handled: list[tuple[int, float]]) -> None:
@@ -28,7 +30,7 @@ def _recording(app: App, queue: str, handled: list[tuple[int, float]]) -> None:
 
     @app.worker(queue)
     async def work(job: Job) -> None:
-        handled.append((job.n, time.monotonic()))
+        handled.append((job.n, now()))
 
 
 async def test_a_delayed_job_waits_until_due(make_app: MakeApp, uid: str) -> None:
@@ -36,7 +38,7 @@ async def test_a_delayed_job_waits_until_due(make_app: MakeApp, uid: str) -> Non
     handled: list[tuple[int, float]] = []
     _recording(app, f"{uid}.later", handled)
     async with app:
-        started = time.monotonic()
+        started = now()
         await app.enqueue(f"{uid}.later", Job(1), delay=0.8)
         await app.enqueue(f"{uid}.later", Job(2))
         await wait_for(lambda: len(handled) == 2, what="both jobs")
@@ -51,7 +53,7 @@ async def test_at_schedules_by_wall_clock_and_a_past_time_runs_now(
     handled: list[tuple[int, float]] = []
     _recording(app, f"{uid}.at", handled)
     async with app:
-        started = time.monotonic()
+        started = now()
         await app.enqueue(f"{uid}.at", Job(1), at=datetime.now(UTC) + timedelta(seconds=0.7))
         await app.enqueue(f"{uid}.at", Job(2), at=datetime.now(UTC) - timedelta(hours=1))
         await app.enqueue(f"{uid}.at", Job(3), delay=0)
@@ -84,7 +86,7 @@ async def test_jobs_fall_due_in_the_order_of_their_due_times(make_app: MakeApp, 
     _recording(app, f"{uid}.order", handled)
     delays = {1: 1.6, 2: 0.4, 3: 1.2, 4: 0.8, 5: 0.0}  # 0.4 s apart: the tolerance of the order
     async with app:
-        started = time.monotonic()
+        started = now()
         for n, delay in delays.items():
             await app.enqueue(f"{uid}.order", Job(n), delay=delay)
         await wait_for(lambda: len(handled) == len(delays), what="every job")
@@ -99,7 +101,7 @@ async def test_many_distinct_delays_are_all_kept(make_app: MakeApp, uid: str) ->
     _recording(app, f"{uid}.many", handled)
     count = 200
     async with app:
-        started = time.monotonic()
+        started = now()
         await asyncio.gather(
             *(app.enqueue(f"{uid}.many", Job(n), delay=0.2 + n / 200) for n in range(count))
         )
@@ -113,7 +115,7 @@ async def test_many_distinct_delays_are_all_kept(make_app: MakeApp, uid: str) ->
 async def test_a_delayed_job_outlives_its_sender_and_a_worker(make_app: MakeApp, uid: str) -> None:
     sender = make_app()
     async with sender:
-        started = time.monotonic()
+        started = now()
         await sender.enqueue(f"{uid}.kept", Job(7), delay=1.2)
     first: list[tuple[int, float]] = []
     quitter = make_app()
@@ -136,7 +138,7 @@ async def test_redelivery_waits_its_delay_and_counts_attempts(make_app: MakeApp,
 
     @app.worker(f"{uid}.again", redeliver=Redeliver(delays=(0.5, 0.3)))
     async def work(job: Job, msg: Message) -> None:
-        seen.append((msg.attempt, time.monotonic()))
+        seen.append((msg.attempt, now()))
         if msg.attempt < 3:
             raise RuntimeError("not yet")
 

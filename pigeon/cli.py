@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -19,15 +20,15 @@ import typer
 from typer.core import TyperGroup
 
 from pigeon.app import App
-from pigeon.errors import PigeonError
+from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.health import serve_health
 from pigeon.message import Message
-from pigeon.supervisor import Supervisor
+from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
 
 T = TypeVar("T")
 log = logging.getLogger("pigeon")
 
-cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ and memory.")
+cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ, Redis and memory.")
 dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
 cli.add_typer(dlq, name="dlq")
 
@@ -44,8 +45,10 @@ def load_app(target: str) -> App:
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # not found, or the module itself fails: say which, briefly
+        raise typer.BadParameter(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise typer.BadParameter(f"{target!r} is {type(app).__name__}, not a pigeon App")
@@ -89,6 +92,7 @@ def run(
     if reload:
         raise typer.Exit(_reload(sys.argv, workers))
     if workers > 1:
+        load_app(target)  # a module that does not import fails here, once, not in every worker
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
         raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
     if worker_index == 0:  # once, not once per worker
@@ -107,15 +111,30 @@ def run(
 
 def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
+        _require("opentelemetry.sdk", "--tracing", "otel")
         from pigeon.tracing import OpenTelemetryTracing
 
         app.observe(OpenTelemetryTracing())
     if metrics_port is not None:
+        _require("prometheus_client", "--metrics-port", "prometheus")
         from pigeon.metrics import PrometheusMetrics
 
         metrics = PrometheusMetrics()
         metrics.serve(metrics_port, bind)
         app.observe(metrics)
+
+
+def _require(module: str, what: str, extra: str) -> None:
+    """Exit 2 with what to install when ``what`` needs ``module`` and it is missing."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        found = False
+    if not found:
+        typer.echo(
+            f"error: {what} needs the {extra} extra: pip install 'pigeon[{extra}]'", err=True
+        )
+        raise typer.Exit(2)
 
 
 @dataclass(frozen=True)
@@ -165,6 +184,7 @@ def _reload(argv: list[str], workers: int) -> int:
             "--reload restarts one process when a file changes and cannot run several: "
             "drop --workers while developing, or --reload in production"
         )
+    _require("watchfiles", "--reload", "http")
     from watchfiles import Change, PythonFilter, run_process
 
     def restarting(changes: set[tuple[Change, str]]) -> None:
@@ -253,6 +273,7 @@ def docs_serve(
     title: TitleOption = None,
 ) -> None:
     """Serve an App's AsyncAPI page (/asyncapi) and document, without connecting to its broker."""
+    _require("uvicorn", "pigeon docs serve", "http")
     import uvicorn
 
     from pigeon.asgi import docs_app
@@ -349,7 +370,7 @@ def describe(letter: Message) -> str:
     if failure is None:
         return f"{letter.message_id}  (no failure recorded)  {preview}"
     return (
-        f"{letter.message_id}  {failure.error_type}: {failure.error_message}  "
+        f"{letter.message_id}  {failure.type}: {failure.message}  "
         f"attempts={failure.attempts}  at={failure.failed_at.isoformat()}  body={preview}"
     )
 
@@ -368,6 +389,9 @@ def _run(work: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(main())
+    except ConfigurationError as exc:  # restarting cannot mend it: the supervisor gives up
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     except PigeonError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

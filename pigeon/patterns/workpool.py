@@ -56,7 +56,7 @@ class Worker:
         calls_before = calls_in_earlier_deliveries(delivery, self.retry)
         if over_delivery_limit(delivery, self.delivery_limit):
             failure = delivery_limit_failure(returns_of(delivery), calls_before, self.queue)
-            return await self._dead_letter(delivery, failure, RuntimeError(failure.error_message))
+            return await self._dead_letter(delivery, failure, RuntimeError(failure.message))
         calls = 0
 
         async def call(number: int) -> None:

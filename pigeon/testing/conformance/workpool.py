@@ -131,8 +131,8 @@ async def test_redeliver_then_dead_letter_with_the_failure(make_app: MakeApp, ui
     assert letter.decode(Order) == Order(id=9)
     assert letter.headers["tenant"] == "acme"
     assert letter.failure is not None
-    assert letter.failure.error_type == "KeyError"
-    assert "no such customer" in letter.failure.error_message
+    assert letter.failure.type == "KeyError"
+    assert "no such customer" in letter.failure.message
     assert letter.failure.attempts == 3
     assert letter.failure.queue == f"{uid}.redeliver"
     assert abs(letter.failure.failed_at.timestamp() - time.time()) < 60
@@ -156,7 +156,7 @@ async def test_poison_payload_skips_retries(make_app: MakeApp, uid: str) -> None
         letters = await wait_dead_letters(app, f"{uid}.poison", 1)
     assert calls == 0
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "DecodeError"
+    assert letters[0].failure.type == "DecodeError"
     assert letters[0].failure.attempts == 1
     assert letters[0].body == b'{"id":"not a number"}'
 
@@ -176,8 +176,8 @@ async def test_reject_dead_letters_at_once(make_app: MakeApp, uid: str) -> None:
         letters = await wait_dead_letters(app, f"{uid}.reject", 1)
     assert calls == 1
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "Reject"
-    assert letters[0].failure.error_message == "customer deleted"
+    assert letters[0].failure.type == "Reject"
+    assert letters[0].failure.message == "customer deleted"
 
 
 async def test_replay_puts_dead_letters_back(make_app: MakeApp, uid: str) -> None:
@@ -343,7 +343,7 @@ async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
         letters = await wait_dead_letters(checker, queue, 1)
     assert calls == 0
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "DeliveryLimitExceeded"
+    assert letters[0].failure.type == "DeliveryLimitExceeded"
 
 
 async def test_apps_must_agree_on_queue_settings(

@@ -111,6 +111,7 @@ class NatsTransport:
         if not self._connected:
             return
         self._connected = False
+        self.requests.fail_all()
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()

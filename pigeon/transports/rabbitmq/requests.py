@@ -75,7 +75,7 @@ class Requester:
         except BaseException:
             self._replies.forget(correlation_id)
             raise
-        return await self._replies.wait(correlation_id, subject, deadline - loop.time())
+        return await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
 
     def fail_all(self, error: BaseException) -> None:
         self._replies.fail_all(error)
@@ -93,8 +93,8 @@ class Requester:
         """The live aiormq channel that consumes replies: opened on first use, awaited while
         aio-pika reconnects (``RequestTimeout`` if not back within ``timeout``)."""
         try:
-            with translated(self._url, f"requesting {subject!r}"):
-                async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # outside: ``translated`` must not see it
+                with translated(self._url, f"requesting {subject!r}"):
                     if self._channel is None:
                         await self._open()
                     while self._underlay is None or self._underlay.is_closed:
@@ -102,10 +102,7 @@ class Requester:
                         await self._consuming.wait()
                     return self._underlay
         except TimeoutError:
-            raise RequestTimeout(
-                f"could not send the request to {subject!r} within {timeout:g}s: {self._url} is "
-                "unreachable"
-            ) from None
+            raise RequestTimeout.for_subject(subject, timeout) from None
 
     async def _send(
         self,

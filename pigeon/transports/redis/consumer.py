@@ -279,8 +279,8 @@ class StreamConsumer:
             "pigeon: dropped event of %s message_id=%s: %s: %s",
             self.stream,
             delivery.envelope.message_id,
-            failure.error_type,
-            failure.error_message,
+            failure.type,
+            failure.message,
         )
         await self._acknowledge(delivery.entry_id)
 

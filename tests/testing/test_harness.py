@@ -63,7 +63,7 @@ async def test_the_shop_invoices_retry_redeliver_dead_letter_and_replay(
     assert [attempt for _, attempt in state.failed] == [1, 2, 3, 4, 5, 6]
     [letter] = await h.dead_letters("invoices.render")
     assert letter.failure is not None
-    assert (letter.failure.error_type, letter.failure.attempts) == ("TemplateMissing", 6)
+    assert (letter.failure.type, letter.failure.attempts) == ("TemplateMissing", 6)
 
     invoices.NO_TEMPLATE.discard("gift-card")  # the template is fixed: replay the dead letter
     try:

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
+from pigeon import delays
 from pigeon.app import App
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.health import serve_health
@@ -308,17 +308,12 @@ def enqueue(
     queue: str,
     body: Annotated[str, typer.Argument(help="JSON")],
     url: UrlOption = None,
-    delay: Annotated[
-        float | None, typer.Option(help="Seconds the broker holds the job before a worker gets it")
-    ] = None,
-    at: Annotated[
-        str | None,
-        typer.Option(help="When a worker gets it: ISO 8601 with an offset, e.g. 2030-01-01T09:00Z"),
-    ] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds to hold it back")] = None,
+    at: Annotated[str | None, typer.Option(help="When: ISO 8601, e.g. 2030-01-01T09:00Z")] = None,
 ) -> None:
-    """Store one JSON job on a work queue, now or delayed (--delay or --at)."""
-    when = _aware(at) if at is not None else None
-    _with_app(url, lambda app: app.enqueue(queue, _json(body), delay=delay, at=when))
+    """Store one JSON job on a work queue, now or later (--delay or --at)."""
+    job = _json(body)
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
 
 
 @dlq.command("ls")
@@ -402,18 +397,6 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}") from exc
-
-
-def _aware(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 time: {exc}") from exc
-    if when.tzinfo is None:
-        raise typer.BadParameter(
-            f"{text!r} has no UTC offset; add one, e.g. {text}Z (UTC) or {text}+01:00"
-        )
-    return when
 
 
 def main() -> None:

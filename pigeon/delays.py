@@ -53,3 +53,20 @@ def seconds_left(due: str | None, *, now: float | None = None) -> float:
     except ValueError:
         return 0.0
     return left if left > 0 else 0.0
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An aware datetime from ISO 8601 ``text`` (``2030-01-01T09:00Z``, ``...+01:00``); ``None``
+    for ``None``. Raises ``ConfigurationError`` for text that is not ISO 8601 or has no offset.
+    """
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{text!r} is not an ISO 8601 time: {exc}") from None
+    if when.tzinfo is None:
+        raise ConfigurationError(
+            f"{text!r} has no UTC offset; add one, e.g. {text}Z (UTC) or {text}+01:00"
+        )
+    return when

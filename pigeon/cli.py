@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from pigeon import delays
 from pigeon.app import App
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.health import serve_health
@@ -304,10 +305,15 @@ def request(
 
 @cli.command()
 def enqueue(
-    queue: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
+    queue: str,
+    body: Annotated[str, typer.Argument(help="JSON")],
+    url: UrlOption = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds to hold it back")] = None,
+    at: Annotated[str | None, typer.Option(help="When: ISO 8601, e.g. 2030-01-01T09:00Z")] = None,
 ) -> None:
-    """Store one JSON job on a work queue."""
-    _with_app(url, lambda app: app.enqueue(queue, _json(body)))
+    """Store one JSON job on a work queue, now or later (--delay or --at)."""
+    job = _json(body)
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
 
 
 @dlq.command("ls")

@@ -126,9 +126,11 @@ async def enqueue(
     codec: Codec | None,
     headers: dict[str, str] | None,
     observers: Observers,
+    delay: float = 0.0,
 ) -> None:
-    """Encode ``obj`` and store it on ``queue``; returns once the broker stored it durably."""
+    """Encode ``obj`` and store it on ``queue``, due in ``delay`` seconds; returns once the
+    broker stored it durably."""
     envelope = envelope_for(obj, codec, headers)
     if observers:
         observers.sending(PATTERN, queue, envelope.headers)
-    await jobs.enqueue(queue, envelope)
+    await jobs.enqueue(queue, envelope, delay=delay)

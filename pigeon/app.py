@@ -12,10 +12,11 @@ import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pigeon import subjects
+from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
@@ -343,15 +344,20 @@ class App(Router):
         *,
         headers: dict[str, str] | None = None,
         codec: Codec | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
     ) -> None:
         """Store ``job`` on the work queue ``queue``; returns once the broker stored it durably.
 
         The queue is declared if no worker has used it yet, so nothing is lost. ``codec``
-        overrides the App's for this job.
+        overrides the App's for this job. ``delay`` (seconds) or ``at`` (an aware datetime)
+        holds the job on the broker until then; a past ``at`` or ``delay=0`` runs it now.
+        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given.
         """
         subjects.validate(queue)
+        seconds = delays.seconds_until(delay, at)
         codec = codec or self.codec
-        await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self._send)
+        await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self._send, seconds)
 
     # -- dead letters ------------------------------------------------------------------------
 

@@ -8,19 +8,16 @@ import importlib.util
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
+from pigeon import delays, running
 from pigeon.app import App
 from pigeon.errors import ConfigurationError, PigeonError
-from pigeon.health import serve_health
 from pigeon.message import Message
 from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
 
@@ -89,13 +86,14 @@ def run(
     if url:
         os.environ["PIGEON_URL"] = url
     if reload:
-        raise typer.Exit(_reload(sys.argv, workers))
+        raise typer.Exit(running.reload(sys.argv, workers))
     if workers > 1:
         load_app(target)  # a module that does not import fails here, once, not in every worker
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
-        raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
+        supervisor = Supervisor(running.worker_command(sys.argv), workers, timeout)
+        raise typer.Exit(asyncio.run(supervisor.run()))
     if worker_index == 0:  # once, not once per worker
-        _warn_deprecated(health_port, metrics_port)
+        running.warn_deprecated(health_port, metrics_port)
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
@@ -104,124 +102,9 @@ def run(
         )
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
-    _observe(app, tracing, None if metrics_port is None else metrics_port + worker_index, bind)
-    _run(_serve(app, Ports(http_port, health_port, bind).of_worker(worker_index)))
-
-
-def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
-    if tracing:
-        _require("opentelemetry.sdk", "--tracing", "otel")
-        from pigeon.tracing import OpenTelemetryTracing
-
-        app.observe(OpenTelemetryTracing())
-    if metrics_port is not None:
-        _require("prometheus_client", "--metrics-port", "prometheus")
-        from pigeon.metrics import PrometheusMetrics
-
-        metrics = PrometheusMetrics()
-        metrics.serve(metrics_port, bind)
-        app.observe(metrics)
-
-
-def _require(module: str, what: str, extra: str) -> None:
-    """Exit 2 with what to install when ``what`` needs ``module`` and it is missing."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # its parent package is missing
-        found = False
-    if not found:
-        typer.echo(
-            f"error: {what} needs the {extra} extra: pip install 'pigeon[{extra}]'", err=True
-        )
-        raise typer.Exit(2)
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Where ``pigeon run`` listens: the ASGI app, and the deprecated raw health port."""
-
-    http: int | None
-    health: int | None
-    bind: str
-
-    def of_worker(self, index: int) -> Ports:
-        """Worker ``index`` of ``--workers`` listens on each port + ``index``."""
-        http = None if self.http is None else self.http + index
-        health = None if self.health is None else self.health + index
-        return Ports(http, health, self.bind)
-
-
-async def _serve(app: App, ports: Ports) -> None:
-    async with AsyncExitStack() as stack:
-        if ports.http is not None:
-            from pigeon.asgi import serving
-
-            await stack.enter_async_context(serving(app.asgi(), ports.bind, ports.http))
-        if ports.health is not None:
-            server = await serve_health(
-                lambda: app.ready and app.transport.connected, ports.health, ports.bind
-            )
-            stack.callback(server.close)
-        await app.run()
-
-
-def _warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
-    for option, given in (("--health-port", health_port), ("--metrics-port", metrics_port)):
-        if given is not None:
-            log.warning(
-                "pigeon: %s is deprecated and will be removed: use --http-port, one port that "
-                "serves /readyz, /healthz, /metrics and /asyncapi",
-                option,
-            )
-
-
-def _reload(argv: list[str], workers: int) -> int:
-    """Run this command without ``--reload`` in a child process; restart it whenever a ``.py``
-    file under the current directory changes, until SIGINT or SIGTERM."""
-    if workers > 1:
-        raise typer.BadParameter(
-            "--reload restarts one process when a file changes and cannot run several: "
-            "drop --workers while developing, or --reload in production"
-        )
-    _require("watchfiles", "--reload", "http")
-    from watchfiles import Change, PythonFilter, run_process
-
-    def restarting(changes: set[tuple[Change, str]]) -> None:
-        names = sorted(os.path.relpath(path) for _, path in changes)
-        log.warning("pigeon: %s changed; restarting", ", ".join(names))
-
-    command = [sys.executable, "-m", "pigeon", *_child_args(argv)]
-    log.info("pigeon: --reload: watching the .py files under %s", os.getcwd())
-    run_process(
-        os.getcwd(),
-        target=shlex.join(command),
-        target_type="command",
-        watch_filter=PythonFilter(),
-        callback=restarting,
-    )
-    return 0
-
-
-def _child_args(argv: list[str]) -> list[str]:
-    """``argv``'s arguments without ``--workers N`` and ``--reload``: those are the parent's."""
-    args = [a for a in argv[1:] if a not in ("--reload", "--no-reload")]
-    while "--workers" in args:
-        position = args.index("--workers")
-        del args[position : position + 2]
-    return [a for a in args if not a.startswith("--workers=")]
-
-
-def _worker_command(argv: list[str]) -> Callable[[int], list[str]]:
-    """The argv of worker ``index``: this command, as one worker."""
-    args = _child_args(argv)
-
-    def command(index: int) -> list[str]:
-        return [
-            *(sys.executable, "-m", "pigeon", *args),
-            *("--workers", "1", "--worker-index", str(index)),
-        ]
-
-    return command
+    metrics_port = None if metrics_port is None else metrics_port + worker_index
+    running.observe(app, tracing, metrics_port, bind)
+    _run(running.serve(app, running.Ports(http_port, health_port, bind).of_worker(worker_index)))
 
 
 class _DocsGroup(TyperGroup):
@@ -272,7 +155,7 @@ def docs_serve(
     title: TitleOption = None,
 ) -> None:
     """Serve an App's AsyncAPI page (/asyncapi) and document, without connecting to its broker."""
-    _require("uvicorn", "pigeon docs serve", "http")
+    running.require("uvicorn", "pigeon docs serve", "http")
     import uvicorn
 
     from pigeon.asgi import docs_app
@@ -304,10 +187,15 @@ def request(
 
 @cli.command()
 def enqueue(
-    queue: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
+    queue: str,
+    body: Annotated[str, typer.Argument(help="JSON")],
+    url: UrlOption = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds to hold it back")] = None,
+    at: Annotated[str | None, typer.Option(help="When: ISO 8601, e.g. 2030-01-01T09:00Z")] = None,
 ) -> None:
-    """Store one JSON job on a work queue."""
-    _with_app(url, lambda app: app.enqueue(queue, _json(body)))
+    """Store one JSON job on a work queue, now or later (--delay or --at)."""
+    job = _json(body)
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
 
 
 @dlq.command("ls")

@@ -31,6 +31,11 @@ FAILED_AT = "x-pigeon-failed-at"
 DELIVERY = "x-pigeon-delivery"
 """Delivery count carried across broker-side redeliveries where the broker does not count."""
 
+DUE = "x-pigeon-due"
+"""On a delayed job while it waits: when it falls due, seconds since the epoch; a transport that
+hands a job over early (NATS without message schedules, RabbitMQ past its delay ladder) reads it
+to hold the job back again."""
+
 MESSAGE_ID = "x-pigeon-message-id"
 """The message id where the broker's own id header must be another key: NATS dead letters and
 replays, whose ``Nats-Msg-Id`` is a fresh de-duplication key."""

@@ -33,7 +33,10 @@ def backend_factories() -> dict[str, Callable[[], Backend]]:
 
     return {
         "memory": lambda: Backend(
-            "memory", _memory_url_factory(), features=Features(passive=False)
+            "memory",
+            _memory_url_factory(),
+            features=Features(passive=False),
+            virtual_clock=True,
         ),
         **nats.BACKENDS,
         **rabbitmq.BACKENDS,

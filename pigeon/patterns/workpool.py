@@ -146,15 +146,16 @@ async def enqueue(
     codec: Codec | None,
     headers: dict[str, str] | None,
     send: tuple[Callable[..., Awaitable[Any]], ...] = (),
+    delay: float = 0.0,
 ) -> None:
-    """Encode ``obj`` and store it on ``queue`` (through the ``send`` middleware steps); returns
-    once the broker stored it durably."""
+    """Encode ``obj`` and store it on ``queue`` (through the ``send`` middleware steps), due in
+    ``delay`` seconds; returns once the broker stored it durably."""
     envelope = envelope_for(obj, codec, headers)
     if not send:
-        await jobs.enqueue(queue, envelope)
+        await jobs.enqueue(queue, envelope, delay=delay)
         return
 
     async def deliver(message: Message) -> None:
-        await jobs.enqueue(message.subject, message.envelope())
+        await jobs.enqueue(message.subject, message.envelope(), delay=delay)
 
     await run_send(send, Message.outgoing(envelope, queue, "enqueue"), deliver)

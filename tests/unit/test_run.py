@@ -86,14 +86,14 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(
 
     import typer
 
-    from pigeon import cli
+    from pigeon import running
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
     )
     with pytest.raises(typer.Exit) as exit_:
-        cli._require("uvicorn", "pigeon docs serve", "http")
+        running.require("uvicorn", "pigeon docs serve", "http")
     assert exit_.value.exit_code == 2
     assert capsys.readouterr().err == (
         "error: pigeon docs serve needs the http extra: pip install 'pigeon[http]'\n"

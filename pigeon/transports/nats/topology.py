@@ -32,20 +32,28 @@ handlers in progress keep extending it."""
 WORKERS = "workers"
 """The durable pull consumer of a work queue, shared by every worker of every App."""
 
+MOVERS = "movers"
+"""The durable pull consumer of a queue's delayed jobs: every worker of the queue moves jobs that
+fell due onto the work queue, and naks the others with the time they have left."""
+
 QUEUE_SUBJECTS = "pigeon.queue."
 DEAD_LETTER_SUBJECTS = "pigeon.dlq."
+DELAYED_SUBJECTS = "pigeon.delayed."
 _NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class QueueNames:
-    """Where the work queue ``queue`` lives: its stream, its subject, and its dead letters'."""
+    """Where the work queue ``queue`` lives: its stream and subject, its dead letters', and its
+    delayed jobs' (``PIGEON_Q_<queue>_DELAYED``, waiting there until due)."""
 
     queue: str
     stream: str
     subject: str
     dead_stream: str
     dead_subject: str
+    delay_stream: str
+    delay_subject: str
 
     @classmethod
     def of(cls, queue: str) -> QueueNames:
@@ -56,6 +64,8 @@ class QueueNames:
             QUEUE_SUBJECTS + queue,
             f"PIGEON_DLQ_{token}",
             DEAD_LETTER_SUBJECTS + queue,
+            f"PIGEON_Q_{token}_DELAYED",
+            DELAYED_SUBJECTS + queue,
         )
 
 
@@ -111,6 +121,24 @@ class Declarer:
             },
         )
         await self.stream(self._stream_config(names.dead_stream, names.dead_subject, "limits"))
+
+    async def delays(self, names: QueueNames) -> None:
+        """The stream of ``names``'s delayed jobs and its consumer ``MOVERS``, which redelivers
+        without limit (each nak is a delivery) and holds any number of jobs waiting."""
+        stream = self._stream_config(names.delay_stream, names.delay_subject, "workqueue")
+        await self.stream(stream)
+        await self.consumer(
+            names.delay_stream,
+            {
+                "durable_name": MOVERS,
+                "ack_policy": "explicit",
+                "ack_wait": self._ack_wait,
+                "max_deliver": -1,
+                "max_ack_pending": -1,
+                "filter_subject": names.delay_subject,
+                "deliver_policy": "all",
+            },
+        )
 
     async def events(self, subject: str, durable: str) -> tuple[str, str]:
         """A stream that keeps events on ``subject`` and the durable consumer ``durable`` of it.

@@ -21,7 +21,7 @@ class MemoryEvents:
         self._transport = transport
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         for queue in self._transport.broker.route(subject):
             queue.put(Item(envelope, subject))
 

@@ -21,7 +21,7 @@ class MemoryJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         self._work_queue(queue).put(Item(envelope, queue))
 
     async def consume(

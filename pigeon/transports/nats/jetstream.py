@@ -120,6 +120,7 @@ class JetStreamApi:
     async def _request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None
     ) -> dict[str, Any]:
+        wire.check_control_line(subject, wire.INBOX_BYTES)
         request = asyncio.ensure_future(
             self._client.request(subject, payload, timeout=API_TIMEOUT, headers=headers)
         )

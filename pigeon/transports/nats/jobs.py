@@ -23,7 +23,7 @@ class NatsJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         names = await self._queue(queue)
         headers = wire.outgoing(envelope)
         await self._transport.api.store(

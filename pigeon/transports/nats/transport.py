@@ -17,7 +17,10 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.limits import check_headers
+from pigeon.transports.nats import wire
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
@@ -58,6 +61,7 @@ class NatsTransport:
         options = dict(options)
         self._replicas = options.pop("replicas", 1)
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
+        self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
         _check_jetstream_options(self._replicas, self.ack_wait)
         self._options = {**DEFAULTS, **options}
         self._settings = settings
@@ -156,17 +160,25 @@ class NatsTransport:
 
     # -- what the roles share -----------------------------------------------------------------
 
-    def check(self) -> None:
-        """Raise ``BrokerError`` unless connected."""
+    def check(self, envelope: Envelope | None = None, subject: str = "", reserve: int = 0) -> None:
+        """Raise ``BrokerError`` unless connected; check what one call sends against the
+        server's limits before it is sent (the server would close the connection): headers
+        (``MessageTooLarge``), and a control line with ``subject`` and ``reserve`` bytes more
+        (``ConfigurationError``)."""
         if not self._connected:
             raise BrokerError.not_connected(self.url)
         if self.client.is_closed:
             raise BrokerError(f"the connection to {self.url} is closed")
+        if subject:
+            wire.check_control_line(subject, reserve, self.max_control_line)
+        if envelope is not None and envelope.headers:
+            check_headers(envelope.headers, self.url)
 
     async def start_core(
         self, subject: str, queue: str, handler: Handler, concurrency: int
     ) -> CoreSubscription:
         """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
+        self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(self.client, self.url, handler, concurrency)
         await subscription.start(subject, queue)
         self._subscriptions.append(subscription)

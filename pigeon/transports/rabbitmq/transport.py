@@ -27,7 +27,9 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 
 from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope
+from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
@@ -50,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "event_prefetch": 32,
 }
 """pigeon's own options of this transport, with their defaults."""
+
+DEFAULT_FRAME_MAX = 131072
+"""RabbitMQ's default ``frame_max``: the largest frame, and so the largest header table."""
+
+PROPERTIES_RESERVE = 1200
+"""Bytes of a content header frame taken by everything but the header table: frame overhead,
+content type, message id, correlation id, reply-to (short strings), delivery mode, timestamp."""
 
 CLIENT_OPTIONS = frozenset(
     {p.name for p in aio_pika.RobustConnection.PARAMETERS}
@@ -184,17 +193,31 @@ class RabbitMQTransport:
         return subscription
 
     def check(self, envelope: Envelope | None = None, subject: str = "") -> None:
-        """Raise ``BrokerError`` unless connected, ``ConfigurationError`` for a subject over
-        AMQP's 255 bytes, ``MessageTooLarge`` for a body over ``max_message_size``."""
+        """Raise ``BrokerError`` unless connected; check what one call sends before it is sent
+        (the broker would close the connection, and a reconnect would send it again):
+        ``ConfigurationError`` for a subject over AMQP's 255 bytes, ``MessageTooLarge`` for a
+        body over ``max_message_size`` or headers that do not fit in one frame (``frame_max``)."""
         if self._connection is None:
             raise BrokerError.not_connected(self.url)
-        if len(subject) > 63 and len(subject.encode()) > 255:
-            raise ConfigurationError(f"subject {subject[:40]!r}... is over 255 bytes, AMQP's limit")
-        if envelope is not None and len(envelope.body) > self._max_size:
+        check_length(subject, 255, "AMQP")
+        if envelope is None:
+            return
+        if len(envelope.body) > self._max_size:
             raise MessageTooLarge(
                 f"message of {len(envelope.body)} bytes is over the {self._max_size} bytes "
                 f"max_message_size of {self.url}"
             )
+        if envelope.headers:
+            limit = min(MAX_HEADER_BYTES, self._frame_max - PROPERTIES_RESERVE)
+            check_headers(envelope.headers, self.url, limit, f"frame_max is {self._frame_max}")
+
+    @property
+    def _frame_max(self) -> int:
+        """The ``frame_max`` negotiated with the broker (which must hold every header table)."""
+        transport = self._connection.transport if self._connection is not None else None
+        if transport is None:
+            return DEFAULT_FRAME_MAX
+        return int(transport.connection.connection_tune.frame_max or DEFAULT_FRAME_MAX)
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

@@ -33,6 +33,7 @@ from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
+from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
 from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
@@ -40,6 +41,8 @@ from pigeon.transports.rabbitmq.topology import Declarer, Topology
 from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
+
+guard_frame_decoding()  # one foreign message's odd timestamp must not kill the connection
 
 DEFAULTS: dict[str, Any] = {
     "queue_type": "quorum",

@@ -1,5 +1,9 @@
 """``amqp://`` and ``amqps://``: the RabbitMQ transport, on aio-pika's robust connection.
 
+A URL may name the nodes of a cluster (``amqp://u:p@h1:5672,h2:5672,h3:5672/vhost``): the App
+connects to any live one (from a random one, unless ``dont_randomize=True``) and fails over to
+the next when its node goes away (``failover.py``).
+
 How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
 
 - events go to the topic exchange ``pigeon.events``; a plain subscriber consumes an exclusive
@@ -11,14 +15,15 @@ How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
 
 App options (``DEFAULTS``): ``queue_type`` (``"quorum"`` or ``"classic"``), ``exchange``,
 ``rpc_exchange``, ``dead_letter_exchange``, ``connect_timeout``, ``reconnect_patience``,
-``max_message_size``, ``event_prefetch``. Any other option goes to ``aio_pika.connect_robust``
-(``client_properties``, ``ssl_context``, ``reconnect_interval``, ...).
+``max_message_size``, ``event_prefetch``, ``dont_randomize``. Any other option goes to
+``aio_pika.connect_robust`` (``client_properties``, ``ssl_context``, ``reconnect_interval``, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +38,13 @@ from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
+from pigeon.transports.rabbitmq.failover import FailoverConnection, failover_class, hosts_of
 from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
 from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
 from pigeon.transports.rabbitmq.topology import Declarer, Topology
-from pigeon.transports.urls import mask_url
+from pigeon.transports.urls import mask_url, servers
 
 log = logging.getLogger("pigeon")
 
@@ -53,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "reconnect_patience": 30.0,
     "max_message_size": 128 * 1024 * 1024,
     "event_prefetch": 32,
+    "dont_randomize": False,
 }
 """pigeon's own options of this transport, with their defaults."""
 
@@ -88,7 +95,7 @@ class RabbitMQTransport:
                 f"aio-pika's {sorted(CLIENT_OPTIONS)}"
             )
         self.url = mask_url(url)
-        self._raw_url = url
+        self._servers = servers(url)
         self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
         self._client_options.setdefault("reconnect_interval", 1)
@@ -123,12 +130,7 @@ class RabbitMQTransport:
     async def connect(self) -> None:
         if self._connection is not None:
             return
-        try:
-            connection = await aio_pika.connect_robust(
-                self._raw_url, timeout=self.options["connect_timeout"], **self._client_options
-            )
-        except CLIENT_ERRORS as exc:
-            raise connect_error(exc, self.url) from exc
+        connection = await self._open()
         try:
             with translated(self.url, "opening a channel"):
                 channel = connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -142,6 +144,34 @@ class RabbitMQTransport:
         self.publisher = Publisher(channel, self.url, patience)
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
+
+    async def _open(self) -> AbstractRobustConnection:
+        """A robust connection to the first server that answers, in turn from a random one
+        (from the first with ``dont_randomize=True``); it fails over to the next on a loss."""
+        hosts = hosts_of(self._servers)
+        start = 0 if self.options["dont_randomize"] else random.randrange(len(hosts))
+        failure: tuple[BaseException, str] | None = None
+        for offset in range(len(hosts)):
+            index = (start + offset) % len(hosts)
+            try:
+                connection: AbstractRobustConnection = await aio_pika.connect_robust(
+                    self._servers[index],
+                    timeout=self.options["connect_timeout"],
+                    connection_class=failover_class(hosts, index),
+                    **self._client_options,
+                )
+                return connection
+            except CLIENT_ERRORS as exc:
+                failure = exc, self._servers[index]
+                log.debug("pigeon: cannot connect to %s: %r", mask_url(failure[1]), exc)
+        assert failure is not None
+        raise connect_error(failure[0], self.url, mask_url(failure[1])) from failure[0]
+
+    @property
+    def server(self) -> str:
+        """``host:port`` of the node the connection is on (or tries next), for logs."""
+        connection = self._connection
+        return connection.server if isinstance(connection, FailoverConnection) else self.url
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

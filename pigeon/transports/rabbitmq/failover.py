@@ -42,7 +42,7 @@ class FailoverConnection(RobustConnection):
         index = self.__dict__.get("_next", self.start)
         host, port = self.hosts[index % len(self.hosts)]
         self.__dict__["_next"] = index + 1
-        if index != self.start:
+        if index != self.start and not self._close_called:
             log.info("pigeon: RabbitMQ: connecting to %s:%d", host, port)
         self.url = self.url.with_host(host).with_port(port)
 

@@ -133,15 +133,16 @@ class RabbitMQTransport:
         connection = await self._open()
         try:
             with translated(self.url, "opening a channel"):
-                channel = connection.channel(publisher_confirms=True, on_return_raises=True)
-                await channel.initialize()
+                channel = await _publishing_channel(connection)
         except BaseException:
             await connection.close()
             raise
         self._connection = connection
         self.declarer = Declarer(connection, self.url, self.topology)
         patience = self.options["reconnect_patience"]
-        self.publisher = Publisher(channel, self.url, patience)
+        self.publisher = Publisher(
+            channel, self.url, patience, renew=lambda: _publishing_channel(connection)
+        )
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
 
@@ -251,6 +252,13 @@ class RabbitMQTransport:
         if transport is None:
             return DEFAULT_FRAME_MAX
         return int(transport.connection.connection_tune.frame_max or DEFAULT_FRAME_MAX)
+
+
+async def _publishing_channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:
+    """A robust channel with publisher confirms, whose returns raise."""
+    channel = connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.initialize()
+    return channel
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

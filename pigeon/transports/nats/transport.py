@@ -25,9 +25,10 @@ from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
-from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
+from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
 from pigeon.transports.urls import mask_url
 
@@ -41,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
 """nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
 
 _CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb")
+
+PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
+"""Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
+before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
 
 class NatsTransport:
@@ -61,11 +66,16 @@ class NatsTransport:
         options = dict(options)
         self._replicas = options.pop("replicas", 1)
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
+        self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
         self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
+        self._pending_limits = {
+            name: options.pop(name) for name in PENDING_LIMITS if name in options
+        }
         _check_jetstream_options(self._replicas, self.ack_wait)
         self._options = {**DEFAULTS, **options}
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
+        self.slow_consumers = SlowConsumers(self.url)
         self._connected = False
         self._new_client()
         self.events = NatsEvents(self)
@@ -75,7 +85,7 @@ class NatsTransport:
     def _new_client(self) -> None:
         """A fresh nats-py client, and the JetStream helpers that use it."""
         self.client = Client()
-        self.api = JetStreamApi(self.client, self.url)
+        self.api = JetStreamApi(self.client, self.url, self._patience)
         self.declarer = Declarer(
             self.api,
             delivery_limit=self._settings.delivery_limit,
@@ -118,6 +128,7 @@ class NatsTransport:
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
+        self.slow_consumers.flush()
         if self.client.is_connected:
             with contextlib.suppress(nats_errors.Error, TimeoutError):
                 await self.client.flush(timeout=2)
@@ -131,7 +142,11 @@ class NatsTransport:
         given = {name: self._options.get(name) for name in _CALLBACKS}
 
         async def error_cb(exc: Exception) -> None:
-            log.log(logging.WARNING if self._connected else logging.DEBUG, "pigeon: NATS: %s", exc)
+            if isinstance(exc, nats_errors.SlowConsumerError):
+                self.slow_consumers.dropped_one(exc.subject)  # logged once per interval
+            else:
+                level = logging.WARNING if self._connected else logging.DEBUG
+                log.log(level, "pigeon: NATS: %s", exc)
             await _call(given["error_cb"], exc)
 
         async def disconnected_cb() -> None:
@@ -180,7 +195,7 @@ class NatsTransport:
         """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(self.client, self.url, handler, concurrency)
-        await subscription.start(subject, queue)
+        await subscription.start(subject, queue, self._pending_limits)
         self._subscriptions.append(subscription)
         return subscription
 

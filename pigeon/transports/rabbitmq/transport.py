@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "rpc_exchange": "pigeon.rpc",
     "dead_letter_exchange": "pigeon.dlx",
     "connect_timeout": 10.0,
-    "reconnect_patience": 30.0,
+    "reconnect_patience": 10.0,
     "max_message_size": 128 * 1024 * 1024,
     "event_prefetch": 32,
     "dont_randomize": False,
@@ -138,8 +138,8 @@ class RabbitMQTransport:
             await connection.close()
             raise
         self._connection = connection
-        self.declarer = Declarer(connection, self.url, self.topology)
         patience = self.options["reconnect_patience"]
+        self.declarer = Declarer(connection, self.url, self.topology, patience)
         self.publisher = Publisher(
             channel, self.url, patience, renew=lambda: _publishing_channel(connection)
         )

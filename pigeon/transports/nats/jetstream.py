@@ -49,8 +49,8 @@ class JetStreamApi:
 
     ``call`` returns the JSON answer of an API request, ``store`` publishes to a stream and waits
     for its PubAck. Both retry for up to ``patience`` seconds (default ``RETRY_BUDGET``) while
-    JetStream is unavailable (a restart, a reconnect, a leader election), then raise ``BrokerError``; an error answer
-    raises ``JetStreamError``.
+    JetStream is unavailable (a restart, a reconnect, a leader election), then raise
+    ``BrokerError``; an error answer raises ``JetStreamError``.
     """
 
     def __init__(self, client: Client, url: str, patience: float = RETRY_BUDGET) -> None:

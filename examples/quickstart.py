@@ -6,7 +6,7 @@ publish-subscribe (billing and notifications both get ``orders.created``) and a 
 (invoices renders invoices; gift cards fail on purpose, are retried, and end in the dead letters).
 
 The services are the modules next to this one, wired as in ``docker compose up``; only the retry
-delays are shorter here. Set ``PIGEON_URL`` to run the same on NATS or RabbitMQ.
+delays are shorter here. Set ``PIGEON_URL`` to run the same on NATS, RabbitMQ or Redis.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def main() -> None:
         f"\n{placed} orders confirmed, {len(orders.SCRIPT) - placed} refused; "
         f"{len(billed.charged)} charged, {len(notified.sent)} customers told; "
         f"{len(invoiced.rendered)} invoices rendered, {len(letters)} dead-lettered.\n"
-        "Next: the same services, one container each, on NATS or RabbitMQ: see README.md."
+        "Next: the same services, one container each, on NATS, RabbitMQ or Redis: see README.md."
     )
 
 
@@ -72,7 +72,7 @@ def describe(letter: Message) -> str:
     failure = letter.failure
     assert failure is not None, "pigeon records the failure with every dead letter"
     return (
-        f"order {job.order_id}: {failure.error_type}: {failure.error_message} "
+        f"order {job.order_id}: {failure.type}: {failure.message} "
         f"(after {failure.attempts} attempts)"
     )
 

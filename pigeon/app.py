@@ -7,10 +7,11 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pigeon import subjects
+from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
@@ -44,7 +45,11 @@ class App:
     of their request. Received messages are decoded by the codec their content type names.
     ``shutdown_timeout`` bounds how long closing waits for handlers in flight; the rest go back to
     the broker unacked. ``delivery_limit`` is how many times a job whose worker kept dying is
-    delivered before it is dead-lettered. Other keyword arguments go to the transport's client.
+    delivered before it is dead-lettered. ``passive=True`` declares nothing on the broker: the
+    App adopts queues, exchanges and streams that exist as they are, and raises
+    ``ConfigurationError`` naming one that is missing (``docs/wire.md``). Other keyword arguments
+    go to the transport (on NATS, ``service=`` and ``version=`` make the rpc handlers a NATS
+    service) or its client.
     """
 
     def __init__(
@@ -54,13 +59,14 @@ class App:
         codec: Codec | None = None,
         shutdown_timeout: float = 10.0,
         delivery_limit: int = 10,
+        passive: bool = False,
         **transport_options: Any,
     ) -> None:
         self.url = url or os.environ.get("PIGEON_URL") or DEFAULT_URL
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
         self.shutdown_timeout = shutdown_timeout
-        self.settings = QueueSettings(delivery_limit=delivery_limit)
+        self.settings = QueueSettings(delivery_limit=delivery_limit, passive=passive)
         self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._rpc_subjects: set[str] = set()
@@ -312,15 +318,22 @@ class App:
         *,
         headers: dict[str, str] | None = None,
         codec: Codec | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
     ) -> None:
         """Store ``job`` on the work queue ``queue``; returns once the broker stored it durably.
 
         The queue is declared if no worker has used it yet, so nothing is lost. ``codec``
-        overrides the App's for this job.
+        overrides the App's for this job. ``delay`` (seconds) or ``at`` (an aware datetime)
+        holds the job on the broker until then; a past ``at`` or ``delay=0`` runs it now.
+        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given.
         """
         subjects.validate(queue)
+        seconds = delays.seconds_until(delay, at)
         codec = codec or self.codec
-        await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self.observers)
+        await workpool.enqueue(
+            self.transport.jobs, queue, job, codec, headers, self.observers, seconds
+        )
 
     # -- dead letters ------------------------------------------------------------------------
 

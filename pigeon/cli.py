@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
+from pigeon import delays, running
 from pigeon.app import App
-from pigeon.errors import PigeonError
-from pigeon.health import serve_health
+from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
-from pigeon.supervisor import Supervisor
+from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
 
 T = TypeVar("T")
 log = logging.getLogger("pigeon")
 
-cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ and memory.")
+cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ, Redis and memory.")
 dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
 cli.add_typer(dlq, name="dlq")
 
@@ -43,8 +41,10 @@ def load_app(target: str) -> App:
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # not found, or the module itself fails: say which, briefly
+        raise typer.BadParameter(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise typer.BadParameter(f"{target!r} is {type(app).__name__}, not a pigeon App")
@@ -86,12 +86,14 @@ def run(
     if url:
         os.environ["PIGEON_URL"] = url
     if reload:
-        raise typer.Exit(_reload(sys.argv, workers))
+        raise typer.Exit(running.reload(sys.argv, workers))
     if workers > 1:
+        load_app(target)  # a module that does not import fails here, once, not in every worker
         timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
-        raise typer.Exit(asyncio.run(Supervisor(_worker_command(sys.argv), workers, timeout).run()))
+        supervisor = Supervisor(running.worker_command(sys.argv), workers, timeout)
+        raise typer.Exit(asyncio.run(supervisor.run()))
     if worker_index == 0:  # once, not once per worker
-        _warn_deprecated(health_port, metrics_port)
+        running.warn_deprecated(health_port, metrics_port)
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
@@ -100,108 +102,9 @@ def run(
         )
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
-    _observe(app, tracing, None if metrics_port is None else metrics_port + worker_index, bind)
-    _run(_serve(app, Ports(http_port, health_port, bind).of_worker(worker_index)))
-
-
-def _observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
-    if tracing:
-        from pigeon.tracing import OpenTelemetryTracing
-
-        app.observe(OpenTelemetryTracing())
-    if metrics_port is not None:
-        from pigeon.metrics import PrometheusMetrics
-
-        metrics = PrometheusMetrics()
-        metrics.serve(metrics_port, bind)
-        app.observe(metrics)
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Where ``pigeon run`` listens: the ASGI app, and the deprecated raw health port."""
-
-    http: int | None
-    health: int | None
-    bind: str
-
-    def of_worker(self, index: int) -> Ports:
-        """Worker ``index`` of ``--workers`` listens on each port + ``index``."""
-        http = None if self.http is None else self.http + index
-        health = None if self.health is None else self.health + index
-        return Ports(http, health, self.bind)
-
-
-async def _serve(app: App, ports: Ports) -> None:
-    async with AsyncExitStack() as stack:
-        if ports.http is not None:
-            from pigeon.asgi import serving
-
-            await stack.enter_async_context(serving(app.asgi(), ports.bind, ports.http))
-        if ports.health is not None:
-            server = await serve_health(
-                lambda: app.ready and app.transport.connected, ports.health, ports.bind
-            )
-            stack.callback(server.close)
-        await app.run()
-
-
-def _warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
-    for option, given in (("--health-port", health_port), ("--metrics-port", metrics_port)):
-        if given is not None:
-            log.warning(
-                "pigeon: %s is deprecated and will be removed: use --http-port, one port that "
-                "serves /readyz, /healthz, /metrics and /asyncapi",
-                option,
-            )
-
-
-def _reload(argv: list[str], workers: int) -> int:
-    """Run this command without ``--reload`` in a child process; restart it whenever a ``.py``
-    file under the current directory changes, until SIGINT or SIGTERM."""
-    if workers > 1:
-        raise typer.BadParameter(
-            "--reload restarts one process when a file changes and cannot run several: "
-            "drop --workers while developing, or --reload in production"
-        )
-    from watchfiles import Change, PythonFilter, run_process
-
-    def restarting(changes: set[tuple[Change, str]]) -> None:
-        names = sorted(os.path.relpath(path) for _, path in changes)
-        log.warning("pigeon: %s changed; restarting", ", ".join(names))
-
-    command = [sys.executable, "-m", "pigeon", *_child_args(argv)]
-    log.info("pigeon: --reload: watching the .py files under %s", os.getcwd())
-    run_process(
-        os.getcwd(),
-        target=shlex.join(command),
-        target_type="command",
-        watch_filter=PythonFilter(),
-        callback=restarting,
-    )
-    return 0
-
-
-def _child_args(argv: list[str]) -> list[str]:
-    """``argv``'s arguments without ``--workers N`` and ``--reload``: those are the parent's."""
-    args = [a for a in argv[1:] if a not in ("--reload", "--no-reload")]
-    while "--workers" in args:
-        position = args.index("--workers")
-        del args[position : position + 2]
-    return [a for a in args if not a.startswith("--workers=")]
-
-
-def _worker_command(argv: list[str]) -> Callable[[int], list[str]]:
-    """The argv of worker ``index``: this command, as one worker."""
-    args = _child_args(argv)
-
-    def command(index: int) -> list[str]:
-        return [
-            *(sys.executable, "-m", "pigeon", *args),
-            *("--workers", "1", "--worker-index", str(index)),
-        ]
-
-    return command
+    metrics_port = None if metrics_port is None else metrics_port + worker_index
+    running.observe(app, tracing, metrics_port, bind)
+    _run(running.serve(app, running.Ports(http_port, health_port, bind).of_worker(worker_index)))
 
 
 class _DocsGroup(TyperGroup):
@@ -252,6 +155,7 @@ def docs_serve(
     title: TitleOption = None,
 ) -> None:
     """Serve an App's AsyncAPI page (/asyncapi) and document, without connecting to its broker."""
+    running.require("uvicorn", "pigeon docs serve", "http")
     import uvicorn
 
     from pigeon.asgi import docs_app
@@ -283,10 +187,15 @@ def request(
 
 @cli.command()
 def enqueue(
-    queue: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
+    queue: str,
+    body: Annotated[str, typer.Argument(help="JSON")],
+    url: UrlOption = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds to hold it back")] = None,
+    at: Annotated[str | None, typer.Option(help="When: ISO 8601, e.g. 2030-01-01T09:00Z")] = None,
 ) -> None:
-    """Store one JSON job on a work queue."""
-    _with_app(url, lambda app: app.enqueue(queue, _json(body)))
+    """Store one JSON job on a work queue, now or later (--delay or --at)."""
+    job = _json(body)
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
 
 
 @dlq.command("ls")
@@ -338,7 +247,7 @@ def describe(letter: Message) -> str:
     if failure is None:
         return f"{letter.message_id}  (no failure recorded)  {preview}"
     return (
-        f"{letter.message_id}  {failure.error_type}: {failure.error_message}  "
+        f"{letter.message_id}  {failure.type}: {failure.message}  "
         f"attempts={failure.attempts}  at={failure.failed_at.isoformat()}  body={preview}"
     )
 
@@ -357,6 +266,9 @@ def _run(work: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(main())
+    except ConfigurationError as exc:  # restarting cannot mend it: the supervisor gives up
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     except PigeonError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

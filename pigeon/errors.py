@@ -88,13 +88,22 @@ class NoResponders(RequestError):
 class RemoteError(RequestError):
     """The remote handler raised, or the request failed validation there.
 
-    ``type`` is the remote exception's class name, ``message`` its text.
+    ``type`` is the remote exception's class name (``"ServiceError"`` for an error reply of a
+    NATS service that is not pigeon), ``message`` its text, ``code`` the reply's error code when
+    it carried one: 400 for a request that failed decoding or validation, 500 for a handler that
+    raised, or whatever a NATS service sent.
     """
 
-    def __init__(self, type: str, message: str) -> None:  # noqa: A002 - the public attribute name
+    def __init__(
+        self,
+        type: str,  # noqa: A002 - the public attribute name
+        message: str,
+        code: int | None = None,
+    ) -> None:
         super().__init__(f"{type}: {message}")
         self.type = type
         self.message = message
+        self.code = code
 
 
 class Reject(PigeonError):

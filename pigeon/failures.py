@@ -58,4 +58,4 @@ def delivery_limit_failure(returns: int, attempts: int, queue: str) -> Failure:
         "dead-lettered instead of delivered again"
     )
     failure = Failure.of(error, attempts=max(1, attempts), queue=queue)
-    return replace(failure, error_type="DeliveryLimitExceeded")
+    return replace(failure, type="DeliveryLimitExceeded")

@@ -15,6 +15,10 @@ ERROR_TYPE = "x-pigeon-error-type"
 ERROR_MESSAGE = "x-pigeon-error-message"
 """On an RPC reply or a dead letter: the exception's text."""
 
+ERROR_CODE = "x-pigeon-error-code"
+"""On an RPC error reply: ``400`` when the request failed decoding or validation, ``500`` when
+the handler raised (the codes of the NATS services protocol, on every transport)."""
+
 ATTEMPTS = "x-pigeon-attempts"
 """On a dead letter: how many times the handler was called for the message, in all."""
 
@@ -27,6 +31,11 @@ FAILED_AT = "x-pigeon-failed-at"
 DELIVERY = "x-pigeon-delivery"
 """Delivery count carried across broker-side redeliveries where the broker does not count."""
 
+DUE = "x-pigeon-due"
+"""On a delayed job while it waits: when it falls due, seconds since the epoch; a transport that
+hands a job over early (NATS without message schedules, RabbitMQ past its delay ladder) reads it
+to hold the job back again."""
+
 MESSAGE_ID = "x-pigeon-message-id"
 """The message id where the broker's own id header must be another key: NATS dead letters and
 replays, whose ``Nats-Msg-Id`` is a fresh de-duplication key."""
@@ -37,5 +46,12 @@ does not (RabbitMQ classic queues)."""
 
 PROTOBUF_TYPE = "x-pigeon-protobuf-type"
 """For ``application/x-protobuf`` bodies: the message's full name."""
+
+SERVICE_ERROR = "Nats-Service-Error"
+"""NATS services protocol, on an error reply: the error's text. pigeon writes it on NATS and
+reads it from any NATS service's reply (nats.js ``respondError``, nats-py ``nats.micro``)."""
+
+SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+"""NATS services protocol, on an error reply: the error's code (400, 500, ...)."""
 
 FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)

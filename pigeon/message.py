@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -55,13 +56,29 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why a message was dead-lettered: kept in its headers, read back as ``Message.failure``."""
+    """Why a message was dead-lettered: kept in its headers, read back as ``Message.failure``.
 
-    error_type: str
-    error_message: str
+    ``type`` and ``message`` name the error as ``RemoteError.type``/``.message`` do; ``attempts``
+    counts handler calls, ``queue`` is the work queue, ``failed_at`` an aware UTC datetime.
+    """
+
+    type: str
+    message: str
     attempts: int
     queue: str
     failed_at: datetime
+
+    @property
+    def error_type(self) -> str:
+        """Deprecated: ``type``."""
+        warnings.warn("Failure.error_type is deprecated: use .type", DeprecationWarning, 2)
+        return self.type
+
+    @property
+    def error_message(self) -> str:
+        """Deprecated: ``message``."""
+        warnings.warn("Failure.error_message is deprecated: use .message", DeprecationWarning, 2)
+        return self.message
 
     @classmethod
     def of(cls, error: BaseException, *, attempts: int, queue: str) -> Failure:
@@ -72,8 +89,8 @@ class Failure:
     def as_headers(self) -> dict[str, str]:
         """Encode as ``x-pigeon-*`` headers."""
         return {
-            h.ERROR_TYPE: self.error_type,
-            h.ERROR_MESSAGE: self.error_message[:1000],
+            h.ERROR_TYPE: self.type,
+            h.ERROR_MESSAGE: self.message[:1000],
             h.ATTEMPTS: str(self.attempts),
             h.QUEUE: self.queue,
             h.FAILED_AT: self.failed_at.isoformat(),
@@ -85,8 +102,8 @@ class Failure:
         if h.ERROR_TYPE not in headers:
             return None
         return cls(
-            error_type=headers[h.ERROR_TYPE],
-            error_message=headers.get(h.ERROR_MESSAGE, ""),
+            type=headers[h.ERROR_TYPE],
+            message=headers.get(h.ERROR_MESSAGE, ""),
             attempts=int(headers.get(h.ATTEMPTS, "0") or 0),
             queue=headers.get(h.QUEUE, ""),
             failed_at=datetime.fromisoformat(headers[h.FAILED_AT])

@@ -1,7 +1,9 @@
 """``pigeon run --workers N``: N worker processes, each its own App and connection.
 
 The supervisor restarts a worker that dies (with backoff, and says so in the log), and on SIGTERM
-or SIGINT passes SIGTERM to every worker, waits for them to drain, and exits 0 if they all did.
+or SIGINT passes SIGTERM to every worker, waits for them to drain, and exits 0 if they all did. A
+worker that exits with ``EXIT_CONFIGURATION`` (a mistake in code or settings, which no restart
+mends) stops them all, and the supervisor exits with that code instead of restarting it in a loop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ log = logging.getLogger("pigeon")
 
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+EXIT_CONFIGURATION = 2
+"""A worker's exit code for a configuration error (the same as a command-line usage error)."""
 STABLE_AFTER = 30.0
 """A worker that ran this long before dying is restarted after ``INITIAL_BACKOFF`` again."""
 
@@ -47,6 +51,8 @@ class Supervisor:
             log.error("pigeon: %d workers did not stop in time; killing them", len(late))
             self._signal_all(signal.SIGKILL)
         codes = await asyncio.gather(*watchers)
+        if EXIT_CONFIGURATION in codes:
+            return EXIT_CONFIGURATION
         # -SIGTERM: a worker still starting, stopped before it could take a message
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
@@ -65,6 +71,15 @@ class Supervisor:
                 process.send_signal(signal.SIGTERM)
             code = await process.wait()
             if self._stopping.is_set():
+                return code
+            if code == EXIT_CONFIGURATION:
+                log.error(
+                    "pigeon: worker %d (pid %d) stopped on a configuration error (above); "
+                    "not restarting it, stopping the others",
+                    index,
+                    process.pid,
+                )
+                self._stopping.set()
                 return code
             if time.monotonic() - started > STABLE_AFTER:
                 backoff = INITIAL_BACKOFF

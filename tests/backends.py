@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pigeon.testing.conformance import Backend
+from pigeon.testing.conformance import Backend, Features
 
 
 def unavailable(reason: str) -> None:
@@ -32,7 +32,12 @@ def backend_factories() -> dict[str, Callable[[], Backend]]:
     from tests.brokers import nats, rabbitmq, redis
 
     return {
-        "memory": lambda: Backend("memory", _memory_url_factory()),
+        "memory": lambda: Backend(
+            "memory",
+            _memory_url_factory(),
+            features=Features(passive=False),
+            virtual_clock=True,
+        ),
         **nats.BACKENDS,
         **rabbitmq.BACKENDS,
         **redis.BACKENDS,

@@ -50,7 +50,7 @@ async def test_the_shop_story(make_app: MakeApp, uid: str) -> None:
     assert [letter.decode(RenderInvoice).order_id for letter in letters] == ["1003"]
     failure = letters[0].failure
     assert failure is not None
-    assert (failure.error_type, failure.error_message, failure.attempts) == (
+    assert (failure.type, failure.message, failure.attempts) == (
         "TemplateMissing",
         "no invoice template for gift-card",
         invoices.total_attempts(RETRY, REDELIVER),

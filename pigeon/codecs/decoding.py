@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Union
 
 from pigeon import headers as h
-from pigeon.codecs.base import base_content_type
 from pigeon.codecs.json import CONTENT_TYPE as JSON_TYPE
 from pigeon.codecs.json import JSONCodec
 from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
 from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
-from pigeon.codecs.registry import JSON, PROTOBUF, codec_for
+from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, kind_of
 from pigeon.errors import DecodeError
 
 Decoder = Callable[[bytes, str, Mapping[str, str]], Any]
@@ -56,7 +55,7 @@ def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
         if content_type == JSON_TYPE:
             kind = JSON_TYPE
         else:
-            kind = base_content_type(content_type) if content_type else default_type
+            kind = kind_of(content_type) if content_type else default_type
         if kind == JSON_TYPE:
             if from_json is None:
                 raise DecodeError(f"expected {PROTOBUF_TYPE} for {name}, got {JSON_TYPE}")
@@ -86,7 +85,7 @@ def _json_only(from_json: JsonDecoder, into: Any, other: OtherDecoder) -> Decode
     def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
         if content_type == JSON_TYPE or not content_type:
             return from_json(body)
-        kind = base_content_type(content_type)
+        kind = kind_of(content_type)
         if kind == JSON_TYPE:
             return from_json(body)
         if kind == PROTOBUF_TYPE:

@@ -1,4 +1,8 @@
-"""Protobuf: ``application/x-protobuf``, the message's full name in ``x-pigeon-protobuf-type``."""
+"""Protobuf: ``application/x-protobuf``, the message's full name in ``x-pigeon-protobuf-type``.
+
+pigeon sends ``application/x-protobuf`` and reads ``application/protobuf`` and
+``application/vnd.google.protobuf`` as the same.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from google.protobuf.message import Message as ProtobufMessage
 from pigeon.errors import DecodeError, EncodeError
 
 CONTENT_TYPE = "application/x-protobuf"
+ALIASES = ("application/protobuf", "application/vnd.google.protobuf")
+"""Other names clients give Protobuf bodies (IANA's registered one, Google's); read alike."""
 
 
 def is_protobuf_class(into: Any) -> bool:

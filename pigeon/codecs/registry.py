@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pigeon.codecs.base import Codec, base_content_type
 from pigeon.codecs.json import JSONCodec
+from pigeon.codecs.protobuf import ALIASES as PROTOBUF_ALIASES
 from pigeon.codecs.protobuf import ProtobufCodec
 from pigeon.errors import DecodeError
 
@@ -13,6 +14,15 @@ PROTOBUF = ProtobufCodec()
 """``application/x-protobuf``: protobuf messages, their full name in a header."""
 
 _CODECS: dict[str, Codec] = {JSON.content_type: JSON, PROTOBUF.content_type: PROTOBUF}
+_ALIASES = dict.fromkeys(PROTOBUF_ALIASES, PROTOBUF.content_type)
+"""Other names of a known content type -> the name pigeon uses."""
+
+
+def kind_of(content_type: str) -> str:
+    """The content type without parameters, lower case, other names of a known one mapped to
+    pigeon's: ``'application/protobuf'`` -> ``'application/x-protobuf'``."""
+    base = base_content_type(content_type)
+    return _ALIASES.get(base, base)
 
 
 def register_codec(codec: Codec) -> None:
@@ -27,7 +37,7 @@ def codec_for(content_type: str) -> Codec:
     """
     if not content_type:
         return JSON
-    codec = _CODECS.get(base_content_type(content_type))
+    codec = _CODECS.get(kind_of(content_type))
     if codec is None:
         known = ", ".join(sorted(_CODECS))
         raise DecodeError(f"unknown content type {content_type!r}; pigeon decodes {known}")
@@ -36,4 +46,4 @@ def codec_for(content_type: str) -> Codec:
 
 def codec_of(content_type: str) -> Codec | None:
     """The codec of a known content type, ``None`` for raw or unknown ones."""
-    return _CODECS.get(base_content_type(content_type)) if content_type else JSON
+    return _CODECS.get(kind_of(content_type)) if content_type else JSON

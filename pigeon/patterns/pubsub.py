@@ -51,8 +51,8 @@ class Subscriber:
 
     async def _process(self, delivery: Delivery) -> Outcome:
         envelope = delivery.envelope
-        if over_delivery_limit(delivery, self.delivery_limit):
-            return await self._drop_over_limit(delivery)
+        if delivery.returns != 0 and over_delivery_limit(delivery, self.delivery_limit):
+            return await self._drop_over_limit(delivery)  # only durable subscriptions get here
         outcome = Outcome.PROCESSED
         try:
             body = self.handler.decode_body(envelope)
@@ -74,7 +74,7 @@ class Subscriber:
         """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
         returns = returns_of(delivery)
         failure = delivery_limit_failure(returns, returns, self.subject)
-        error = RuntimeError(failure.error_message)
+        error = RuntimeError(failure.message)
         log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
         await delivery.ack()
         return Outcome.FAILED

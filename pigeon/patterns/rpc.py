@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,10 @@ log = logging.getLogger("pigeon")
 
 PATTERN = "rpc"
 DEFAULT_TIMEOUT = 5.0
+BAD_REQUEST, HANDLER_ERROR = "400", "500"
+"""Error codes of a reply: the request failed decoding or validation; the handler raised."""
+SERVICE_ERROR_TYPE = "ServiceError"
+"""``RemoteError.type`` of an error reply from a NATS service that is not pigeon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +94,17 @@ class Responder:
 
 
 def error_envelope(exc: BaseException) -> Envelope:
-    """The reply that carries ``exc`` to the caller, who raises it as ``RemoteError``."""
-    message = str(exc)[:1000]
-    return Envelope(
-        b"", {h.ERROR_TYPE: type(exc).__name__, h.ERROR_MESSAGE: message}, "application/json"
-    )
+    """The reply that carries ``exc`` to the caller, who raises it as ``RemoteError``.
+
+    Its body is JSON any client can read, ``{"error": {"type": ..., "message": ...}}``; pigeon's
+    headers say the same (``x-pigeon-error-*``, with code 400 for a request that failed decoding or
+    validation, 500 for a handler error), and they alone make it an error reply.
+    """
+    error_type, message = type(exc).__name__, str(exc)[:1000]
+    code = BAD_REQUEST if isinstance(exc, DecodeError) else HANDLER_ERROR
+    body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
+    headers = {h.ERROR_TYPE: error_type, h.ERROR_MESSAGE: message, h.ERROR_CODE: code}
+    return Envelope(body, headers, "application/json")
 
 
 async def request(
@@ -130,9 +141,23 @@ async def request(
 
 
 def _decoded(answer: Envelope, reply: Any) -> Any:
-    if h.ERROR_TYPE in answer.headers:
-        raise RemoteError(answer.headers[h.ERROR_TYPE], answer.headers.get(h.ERROR_MESSAGE, ""))
+    """The reply's value, or ``RemoteError`` if its headers say it is an error reply: pigeon's,
+    or the NATS services protocol's. The body's shape never makes a reply an error."""
+    headers = answer.headers
+    if h.ERROR_TYPE in headers:
+        code = _code(headers.get(h.ERROR_CODE) or headers.get(h.SERVICE_ERROR_CODE))
+        raise RemoteError(headers[h.ERROR_TYPE], headers.get(h.ERROR_MESSAGE, ""), code)
+    if h.SERVICE_ERROR_CODE in headers or h.SERVICE_ERROR in headers:
+        text, code = headers.get(h.SERVICE_ERROR, ""), _code(headers.get(h.SERVICE_ERROR_CODE))
+        raise RemoteError(SERVICE_ERROR_TYPE, text, code)
     return _reply_decoder(reply)(answer.body, answer.content_type, answer.headers)
+
+
+def _code(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=256)
@@ -142,6 +167,8 @@ def _reply_decoder(reply: Any) -> Decoder:
 
 def _mirror(request: Envelope, result: Any) -> Codec | None:
     """The request's codec for the reply when it can encode the result; else ``None`` (by type)."""
+    if not request.content_type:  # a plain client's request: the reply in the result's own codec
+        return None
     codec = codec_of(request.content_type)
     if codec is PROTOBUF and not isinstance(result, ProtobufMessage):
         return None

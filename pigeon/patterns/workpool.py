@@ -56,7 +56,7 @@ class Worker:
         calls_before = calls_in_earlier_deliveries(delivery, self.retry)
         if over_delivery_limit(delivery, self.delivery_limit):
             failure = delivery_limit_failure(returns_of(delivery), calls_before, self.queue)
-            return await self._dead_letter(delivery, failure, RuntimeError(failure.error_message))
+            return await self._dead_letter(delivery, failure, RuntimeError(failure.message))
         calls = 0
 
         async def call(number: int) -> None:
@@ -126,9 +126,11 @@ async def enqueue(
     codec: Codec | None,
     headers: dict[str, str] | None,
     observers: Observers,
+    delay: float = 0.0,
 ) -> None:
-    """Encode ``obj`` and store it on ``queue``; returns once the broker stored it durably."""
+    """Encode ``obj`` and store it on ``queue``, due in ``delay`` seconds; returns once the
+    broker stored it durably."""
     envelope = envelope_for(obj, codec, headers)
     if observers:
         observers.sending(PATTERN, queue, envelope.headers)
-    await jobs.enqueue(queue, envelope)
+    await jobs.enqueue(queue, envelope, delay=delay)

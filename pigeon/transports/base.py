@@ -92,10 +92,13 @@ class QueueSettings:
 
     They come from the App, never from one handler, so producer and worker declare a queue alike.
     ``delivery_limit``: returns (deliveries that ended unsettled because the worker kept dying)
-    after which a message is dead-lettered instead of delivered again.
+    after which a message is dead-lettered instead of delivered again. ``passive``: declare
+    nothing shared on the broker, use what exists as it is, and raise ``ConfigurationError``
+    naming what is missing (see ``docs/wire.md`` for what each broker needs).
     """
 
     delivery_limit: int = 10
+    passive: bool = False
 
 
 class Events(Protocol):
@@ -164,13 +167,16 @@ class Jobs(Protocol):
     """Work pool: durable jobs on named queues, shared by competing consumers, and the queues'
     dead-letter stores."""
 
-    async def enqueue(self, queue: str, envelope: Envelope) -> None:
-        """Store a job on the work queue ``queue``, declaring it on first use.
+    async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
+        """Store a job on the work queue ``queue``, declaring it on first use, to be handed to a
+        worker no earlier than ``delay`` seconds from now (0 or less: at once).
 
-        Returns once the broker has stored it durably (confirm / PubAck). Raises
-        ``MessageTooLarge`` over the size limit, ``DeclarationConflict`` when the queue exists
-        with other settings, ``BrokerError`` when it may not have been stored (at-least-once:
-        sending again may store it twice).
+        Returns once the broker has stored it durably (confirm / PubAck), a delayed job too: it
+        waits on the broker (the memory broker's timer), never in the sender or a worker, so it
+        survives their restarts. Jobs fall due in the order of their due times, within the
+        broker's precision (see each transport's page). Raises ``MessageTooLarge`` over the size
+        limit, ``DeclarationConflict`` when the queue exists with other settings, ``BrokerError``
+        when it may not have been stored (at-least-once: sending again may store it twice).
         """
         ...
 

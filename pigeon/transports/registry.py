@@ -22,6 +22,21 @@ SCHEMES: dict[str, str] = {
 """URL scheme -> ``module:class`` of the transport that serves it."""
 
 
+def register_transport(scheme: str, target: str) -> None:
+    """Serve ``scheme://`` URLs with the transport class ``target`` (``"module:Class"``),
+    imported on first use. The class takes ``(url, settings: QueueSettings, options: dict)`` and
+    satisfies ``pigeon.transports.base.Transport``; this is how a transport written outside
+    pigeon plugs in (and runs ``pigeon.testing.conformance``). Raises ``ConfigurationError`` for a
+    scheme that is not a plain lower-case word, or a target not of the form ``module:Class``."""
+    module, _, name = target.partition(":")
+    if not scheme.isalnum() or scheme != scheme.lower() or not module or not name:
+        raise ConfigurationError(
+            f"register_transport({scheme!r}, {target!r}): give a lower-case scheme such as "
+            "'mybroker' and a target such as 'mypackage.transport:MyTransport'"
+        )
+    SCHEMES[scheme] = target
+
+
 def transport_for(url: str, settings: QueueSettings, options: dict[str, Any]) -> Transport:
     """Build the transport for ``url``; ``ConfigurationError`` listing the supported schemes for
     an unknown one, or if the transport for a known one is not available."""

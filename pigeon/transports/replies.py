@@ -14,19 +14,20 @@ class ReplyMap:
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
 
-    async def wait(self, correlation_id: str, subject: str, timeout: float) -> Envelope:
+    async def wait(
+        self, correlation_id: str, subject: str, timeout: float, deadline: float | None = None
+    ) -> Envelope:
         """Wait up to ``timeout`` seconds for the reply registered with ``expect``.
 
-        Raises ``RequestTimeout`` naming the subject.
+        Raises ``RequestTimeout`` naming the subject and the request's whole ``deadline`` in
+        seconds (default ``timeout``: what the caller asked for, not what was left).
         """
         future = self._pending[correlation_id]
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise RequestTimeout(
-                f"no reply from {subject!r} within {timeout:g}s; is its server running and "
-                "fast enough? Raise the timeout or add replicas"
-            ) from None
+            shown = timeout if deadline is None else deadline
+            raise RequestTimeout.for_subject(subject, shown) from None
         finally:
             self._pending.pop(correlation_id, None)
 

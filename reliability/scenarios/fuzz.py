@@ -198,7 +198,7 @@ def _crash_signs(service: Service) -> list[str]:
 
 def _notes(label: str, outcomes: Outcomes, service: Service) -> str:
     letters = outcomes.letters
-    errors = Counter(letter.failure.error_type for letter in letters if letter.failure)
+    errors = Counter(letter.failure.type for letter in letters if letter.failure)
     kinds = ", ".join(f"{count} {name}" for name, count in errors.most_common())
     answers = ", ".join(f"{count} {name}" for name, count in outcomes.requests.most_common())
     rejected = sum(bool(REJECTED.match(line)) for line in service.lines)

@@ -76,8 +76,8 @@ def _check_letters(letters: list[Message], doomed: set[int], queue: str) -> list
         failure = letter.failure
         expected = ("PoisonError", f"job {job.n} always fails", CALLS, queue)
         got = failure and (
-            failure.error_type,
-            failure.error_message,
+            failure.type,
+            failure.message,
             failure.attempts,
             failure.queue,
         )

@@ -108,7 +108,7 @@ async def test_http_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             stderr=PIPE,
         )
         _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 1
+    assert process.returncode == 2  # a configuration error: exit 2, never restarted
     assert f"cannot serve HTTP on 127.0.0.1:{port}" in err.decode()
     assert "choose another --http-port" in err.decode()
 

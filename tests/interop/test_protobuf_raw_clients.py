@@ -7,22 +7,10 @@ import asyncio
 
 import aio_pika
 import nats
-import pytest
 
 from pigeon import App
 from pigeon.testing.conformance import shop_pb2
 from pigeon.testing.waiting import wait_for
-from tests.conftest import BACKEND_FACTORIES
-
-
-@pytest.fixture
-def nats_url() -> str:
-    return BACKEND_FACTORIES["nats"]().url()
-
-
-@pytest.fixture
-def amqp_url() -> str:
-    return BACKEND_FACTORIES["rabbitmq"]().url()
 
 
 async def test_raw_nats_protobuf_reaches_a_pigeon_handler(nats_url: str, uid: str) -> None:

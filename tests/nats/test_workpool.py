@@ -75,7 +75,7 @@ async def test_redeliveries_count_towards_the_delivery_limit(
         letters = await app.dead_letters(f"{uid}.flaky")
     assert attempts == [1, 2, 3], "JetStream counts every delivery, naks included"
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "DeliveryLimitExceeded"
+    assert letters[0].failure.type == "DeliveryLimitExceeded"
 
 
 async def _dead_letters(app: App, queue: str, count: int) -> bool:

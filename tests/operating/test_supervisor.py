@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -72,3 +73,47 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> N
         assert sup.wait(timeout=30) == 0
         output = log.close()
     assert output.count("stopping, draining handlers") == 2
+
+
+def test_a_module_that_does_not_import_stops_at_once(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pigeon", "run", "missing_module:app", "--workers", "2"]
+    env = {**os.environ, "PIGEON_URL": "memory://"}
+    done = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=30
+    )
+    assert done.returncode == 2
+    assert "cannot import 'missing_module'" in done.stderr
+    assert "restarting" not in done.stderr
+
+
+CONFLICTING = """
+from pigeon import App
+
+app = App(delivery_limit=4)
+
+@app.worker("{queue}")
+async def work(body: dict) -> None: ...
+"""
+
+
+async def test_workers_that_stop_on_a_configuration_error_are_not_restarted(
+    tmp_path: Path, uid: str
+) -> None:
+    from pigeon import App
+    from tests.conftest import BACKEND_FACTORIES
+
+    url = BACKEND_FACTORIES["nats"]().url()
+    async with App(url, delivery_limit=3) as first:  # declares the queue with another limit
+        await first.enqueue(f"{uid}.jobs", {"n": 1})
+    (tmp_path / "svc.py").write_text(textwrap.dedent(CONFLICTING.format(queue=f"{uid}.jobs")))
+    command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
+    env = {**os.environ, "PIGEON_URL": url}
+    done = await asyncio.to_thread(_run, command, tmp_path, env)
+    assert done.returncode == 2, done.stderr
+    assert "delivery_limit" in done.stderr
+    assert "not restarting it" in done.stderr
+    assert "restarting in" not in done.stderr
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=60)

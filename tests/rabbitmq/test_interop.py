@@ -151,7 +151,7 @@ async def test_a_job_a_raw_consumer_rejects_is_dead_lettered_with_why(
         letters = await _wait_letters(app, f"{uid}.shared")
     assert letters[0].decode(Job) == Job(1)
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "RejectedByConsumer"
+    assert letters[0].failure.type == "RejectedByConsumer"
     assert letters[0].failure.queue == f"{uid}.shared"
 
 
@@ -168,7 +168,7 @@ async def test_quorum_delivery_limit_backstops_returns_pigeon_never_saw(
             await job.nack(requeue=True)
         letters = await _wait_letters(app, f"{uid}.returned")
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "DeliveryLimitExceeded"
+    assert letters[0].failure.type == "DeliveryLimitExceeded"
 
 
 async def _wait_letters(app: App, queue: str) -> list[Message]:

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pigeon import App
 from pigeon.testing.waiting import wait_for
 
@@ -75,3 +77,24 @@ def test_pigeon_run_explains_a_bad_target(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "module:app" in result.stderr
+
+
+def test_a_missing_extra_is_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    import typer
+
+    from pigeon import running
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
+    )
+    with pytest.raises(typer.Exit) as exit_:
+        running.require("uvicorn", "pigeon docs serve", "http")
+    assert exit_.value.exit_code == 2
+    assert capsys.readouterr().err == (
+        "error: pigeon docs serve needs the http extra: pip install 'pigeon[http]'\n"
+    )

@@ -1,10 +1,14 @@
 """The conformance suite: the semantics every pigeon transport must give, as pytest tests.
 
-pigeon runs it on every transport it ships; a transport written elsewhere runs it on itself::
+pigeon runs it on every transport it ships; a transport written elsewhere runs it on itself
+(``pip install 'pigeon[testing]'`` brings pytest and pytest-asyncio)::
 
     # conftest.py
     import pytest
     from pigeon.testing.conformance import Backend, Features, make_app, uid  # noqa: F401
+    from pigeon.transports.registry import register_transport
+
+    register_transport("mybroker", "mypackage.transport:MyTransport")
 
     @pytest.fixture
     def backend() -> Backend:
@@ -16,8 +20,11 @@ pigeon runs it on every transport it ships; a transport written elsewhere runs i
     from pigeon.testing.conformance.workpool import *  # noqa: F403
     from pigeon.testing.conformance.protobuf import *  # noqa: F403
 
-The tests need pytest-asyncio in auto mode (``asyncio_mode = "auto"``). ``Features`` says what a
-transport offers beyond the core; tests of a missing feature are skipped.
+The tests need pytest-asyncio in auto mode: ``asyncio_mode = "auto"`` and
+``asyncio_default_fixture_loop_scope = "function"`` in the pytest configuration. ``Features`` says
+what a transport offers beyond the core; tests of a missing feature are skipped. Subjects and
+queues are named after each test's ``uid``; cleaning them from a shared broker afterwards is the
+backend's job (pigeon's own backends do it at the end of the session).
 """
 
 from pigeon.testing.conformance.fixtures import (

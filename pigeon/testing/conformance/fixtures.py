@@ -5,6 +5,8 @@ They need a ``backend`` fixture from the project that runs the suite, returning 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from pigeon.app import App
+from pigeon.testing.clock import virtual_clock
 
 MakeApp = Callable[..., App]
 """``make_app(**app_options) -> App`` on the backend under test."""
@@ -28,22 +31,28 @@ class Features:
     ``delivery_limit`` (the transport counts deliveries that ended unsettled).
     ``counts_returns``: the transport tells a delivery that ended unsettled from one handed back
     by ``Redeliver`` (``Delivery.returns`` is not ``None``; JetStream cannot).
+    ``passive``: ``App(passive=True)`` declares nothing and names a missing queue (the memory
+    broker has nothing to adopt: it ignores it).
     """
 
     durable: bool = True
     delivery_limit: bool = True
     counts_returns: bool = True
+    passive: bool = True
 
 
 @dataclass(frozen=True)
 class Backend:
     """One transport under test: ``url()`` gives a URL an App of the test can use, ``options``
-    the App keyword arguments it needs, ``features`` what it offers."""
+    the App keyword arguments it needs, ``features`` what it offers. ``virtual_clock``: run each
+    test on the virtual clock of ``pigeon.testing.clock`` (in-process transports only: a broker's
+    timers keep real time), so that its delays take no real time."""
 
     name: str
     url: Callable[[], str]
     options: dict[str, object] = field(default_factory=dict)
     features: Features = Features()
+    virtual_clock: bool = False
 
 
 def requires(backend: Backend, feature: str) -> None:
@@ -59,9 +68,16 @@ def uid() -> str:
 
 
 @pytest.fixture
-async def make_app(backend: Backend) -> AsyncIterator[MakeApp]:
-    """Build Apps on the backend under test; every App is closed at the end of the test."""
+async def make_app(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[MakeApp]:
+    """Build Apps on the backend under test; every App is closed at the end of the test.
+
+    The test runs on the virtual clock if its backend asks for it and its module allows it
+    (``VIRTUAL_CLOCK = True``: request deadlines are wall-clock times, so request-reply and
+    pub-sub tests keep the real clock)."""
     apps: list[App] = []
+    clock = contextlib.ExitStack()
+    if backend.virtual_clock and getattr(request.module, "VIRTUAL_CLOCK", False):
+        clock.enter_context(virtual_clock())
 
     def make(**kwargs: Any) -> App:
         options = {**backend.options, **kwargs}
@@ -73,3 +89,14 @@ async def make_app(backend: Backend) -> AsyncIterator[MakeApp]:
     for app in apps:
         app.shutdown_timeout = 0
         await app.close()
+    clock.close()
+
+
+RESOLUTION = 0.001
+"""Seconds two readings of ``now`` may be off by (the virtual clock rounds its jumps)."""
+
+
+def now() -> float:
+    """The running loop's clock, in seconds: what the suite measures delays with, so that they
+    read the same on the virtual clock as on the real one."""
+    return asyncio.get_running_loop().time()

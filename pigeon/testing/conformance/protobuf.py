@@ -83,8 +83,8 @@ async def test_mismatched_payloads_are_dead_lettered_at_once(
         letters = await wait_dead_letters(app, f"{uid}.pbjobs", 1)
     assert calls == 0
     assert letters[0].failure is not None
-    assert letters[0].failure.error_type == "DecodeError"
-    assert expected_error in letters[0].failure.error_message
+    assert letters[0].failure.type == "DecodeError"
+    assert expected_error in letters[0].failure.message
 
 
 async def test_protobuf_body_for_a_pydantic_worker_is_dead_lettered(
@@ -99,7 +99,7 @@ async def test_protobuf_body_for_a_pydantic_worker_is_dead_lettered(
         await app.enqueue(f"{uid}.jsonjobs", shop_pb2.Order(id=1))
         letters = await wait_dead_letters(app, f"{uid}.jsonjobs", 1)
     assert letters[0].failure is not None
-    message = letters[0].failure.error_message
+    message = letters[0].failure.message
     assert "expected application/json for Order, got application/x-protobuf" in message
     assert "pigeon.test.Order" in message
 
@@ -117,7 +117,7 @@ async def test_truncated_protobuf_is_dead_lettered(make_app: MakeApp, uid: str) 
         )
         letters = await wait_dead_letters(app, f"{uid}.truncated", 1)
     assert letters[0].failure is not None
-    assert "invalid protobuf pigeon.test.Order" in letters[0].failure.error_message
+    assert "invalid protobuf pigeon.test.Order" in letters[0].failure.message
 
 
 async def test_protobuf_rpc_replies_in_the_request_codec(make_app: MakeApp, uid: str) -> None:

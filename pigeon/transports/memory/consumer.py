@@ -6,7 +6,7 @@ import asyncio
 
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
-from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue
+from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped
 from pigeon.transports.runner import HandlerRunner
 
 
@@ -24,15 +24,14 @@ class MemoryDelivery:
         self.returns = item.returns
 
     async def ack(self) -> None:
-        self._subscription.settle(self)
+        self._subscription.settle(self, "acked")
 
     async def redeliver(self, delay: float) -> None:
-        if self._subscription.settle(self):
-            queue = self._subscription.queue
-            asyncio.get_running_loop().call_later(delay, queue.put, self._item)
+        if self._subscription.settle(self, "redelivered", delay):
+            self._subscription.queue.put_later(self._item, delay)
 
     async def dead_letter(self, failure: Failure) -> None:
-        if self._subscription.settle(self):
+        if self._subscription.settle(self, "dead_lettered"):
             self._subscription.queue.dead.append(self.envelope.with_headers(failure.as_headers()))
 
 
@@ -58,9 +57,20 @@ class MemorySubscription:
         pump = self._pump_inline() if self._inline else self._pump_tasks()
         self._pump_task = asyncio.create_task(pump)
 
-    def settle(self, delivery: MemoryDelivery) -> bool:
-        """Mark ``delivery`` settled; ``False`` if it already was."""
-        return self._unsettled.pop(id(delivery), None) is not None
+    def settle(self, delivery: MemoryDelivery, how: str, delay: float = 0.0) -> bool:
+        """Mark ``delivery`` settled (``how``: the tap's kind); ``False`` if it already was."""
+        if self._unsettled.pop(id(delivery), None) is None:
+            return False
+        self.queue.in_flight -= 1
+        if self._broker.taps:
+            self._tell(how, delivery._item, delay)
+        return True
+
+    def _tell(self, kind: str, item: Item, delay: float = 0.0) -> None:
+        tapped = Tapped(
+            kind, item.subject, item.envelope, self.queue, item.deliveries, delay, self._handler
+        )
+        self._broker.tell(tapped)
 
     async def close(self, timeout: float) -> None:
         if self._closed:
@@ -73,6 +83,9 @@ class MemorySubscription:
         await self._runner.drain(timeout)
         for delivery in self._unsettled.values():
             delivery._item.returns += 1
+            self.queue.in_flight -= 1
+            if self._broker.taps:
+                self._tell("returned", delivery._item)
             self.queue.put(delivery._item, front=True)
         self._unsettled.clear()
         self._broker.release(self.queue)
@@ -100,4 +113,7 @@ class MemorySubscription:
         item.deliveries += 1
         delivery = MemoryDelivery(item, self)
         self._unsettled[id(delivery)] = delivery
+        self.queue.in_flight += 1
+        if self._broker.taps:
+            self._tell("delivered", item)
         return delivery

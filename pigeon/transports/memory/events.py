@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.consumer import MemorySubscription
-from pigeon.transports.memory.topology import Item
+from pigeon.transports.memory.topology import Item, Tapped
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -22,7 +22,10 @@ class MemoryEvents:
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         self._transport.check(envelope)
-        for queue in self._transport.broker.route(subject):
+        broker = self._transport.broker
+        if broker.taps:
+            broker.tell(Tapped("published", subject, envelope))
+        for queue in broker.route(subject):
             queue.put(Item(envelope, subject))
 
     async def subscribe(

@@ -8,7 +8,7 @@ from pigeon import headers as h
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.consumer import MemorySubscription
-from pigeon.transports.memory.topology import Item, MemoryQueue
+from pigeon.transports.memory.topology import Item, MemoryQueue, Tapped
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -20,9 +20,13 @@ class MemoryJobs:
     def __init__(self, transport: MemoryTransport) -> None:
         self._transport = transport
 
-    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+    async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
-        self._work_queue(queue).put(Item(envelope, queue))
+        work_queue = self._work_queue(queue)
+        broker = self._transport.broker
+        if broker.taps:
+            broker.tell(Tapped("enqueued", queue, envelope, work_queue, delay=max(delay, 0.0)))
+        work_queue.put_later(Item(envelope, queue), delay)
 
     async def consume(
         self, queue: str, handler: Handler, *, concurrency: int
@@ -40,8 +44,12 @@ class MemoryJobs:
             return 0
         moved = known.dead[:limit]
         del known.dead[: len(moved)]
+        broker = self._transport.broker
         for envelope in moved:
-            known.put(Item(envelope.without_headers(h.FAILURE_HEADERS), queue))
+            replayed = envelope.without_headers(h.FAILURE_HEADERS)
+            if broker.taps:
+                broker.tell(Tapped("replayed", queue, replayed, known))
+            known.put(Item(replayed, queue))
         return len(moved)
 
     async def purge_dead_letters(self, queue: str) -> int:

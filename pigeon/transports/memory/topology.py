@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pigeon import subjects
@@ -28,21 +29,84 @@ class Item:
     """Times a delivery ended unsettled (its worker stopped or died before settling it)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tapped:
+    """What a tap of the memory broker hears (see ``MemoryBroker.taps``).
+
+    ``kind``: ``published`` (an event), ``enqueued`` (a job, due in ``delay`` seconds),
+    ``delivered``, then one of ``acked``, ``redelivered``, ``dead_lettered`` or ``returned`` (its
+    subscription closed first), and ``replayed`` (a dead letter back on its queue).
+    ``address``: the subject or queue name; ``queue``: the memory queue, where there is one;
+    ``handler``: what the subscription calls (a pattern's bound ``handle``), for deliveries.
+    """
+
+    kind: str
+    address: str
+    envelope: Envelope
+    queue: MemoryQueue | None = None
+    attempt: int = 0
+    delay: float = 0.0
+    handler: object | None = None
+
+
+Tap = Callable[[Tapped], None]
+"""Told of everything the memory broker does; must be quick and must not raise."""
+
+
 class MemoryQueue:
     """A FIFO of items consumed by competing consumers, with its dead letters.
 
     ``keep``: the queue outlives its consumers (durable subscriptions, work queues).
     ``delivery_limit``: returns after which an item is dead-lettered (work queues only).
+    ``pattern``: the subject it is bound to (subscription and RPC queues). ``in_flight`` counts
+    items handed to handlers and not settled yet, ``delayed`` the items waiting for their delay,
+    ``handing`` those on their way to a consumer.
     """
 
-    def __init__(self, name: str, *, keep: bool, delivery_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        keep: bool,
+        delivery_limit: int | None = None,
+        pattern: str | None = None,
+    ) -> None:
         self.name = name
         self.keep = keep
         self.delivery_limit = delivery_limit
+        self.pattern = pattern
         self.ready: deque[Item] = deque()
         self.dead: list[Envelope] = []
         self.consumers = 0
+        self.in_flight = 0
+        self.handing = 0
+        """Items handed to a waiting consumer that has not taken them yet."""
+        self._timers: set[asyncio.TimerHandle] = set()
         self._waiters: deque[asyncio.Future[Item]] = deque()
+
+    @property
+    def delayed(self) -> int:
+        """Items waiting for their delay to pass."""
+        return len(self._timers)
+
+    def put_later(self, item: Item, delay: float) -> None:
+        """Add ``item`` after ``delay`` seconds (on the running loop's clock); now if <= 0."""
+        if delay <= 0:
+            self.put(item)
+            return
+
+        def due() -> None:
+            self._timers.discard(handle)
+            self.put(item)
+
+        handle = asyncio.get_running_loop().call_later(delay, due)
+        self._timers.add(handle)
+
+    def cancel_timers(self) -> None:
+        """Drop every item still waiting for its delay (the broker is being discarded)."""
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
 
     def put(self, item: Item, *, front: bool = False) -> None:
         """Add ``item``, handing it straight to a waiting consumer if there is one."""
@@ -50,6 +114,7 @@ class MemoryQueue:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
+                self.handing += 1
                 return
         if front:
             self.ready.appendleft(item)
@@ -63,11 +128,14 @@ class MemoryQueue:
         waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            return await waiter
+            item = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
+                self.handing -= 1
                 self.put(waiter.result(), front=True)
             raise
+        self.handing -= 1
+        return item
 
 
 class MemoryBroker:
@@ -79,6 +147,12 @@ class MemoryBroker:
         self._event_bindings: list[tuple[str, MemoryQueue]] = []
         self._rpc_bindings: list[tuple[str, MemoryQueue]] = []
         self._routes: dict[str, list[MemoryQueue]] = {}
+        self.taps: list[Tap] = []
+
+    def tell(self, tapped: Tapped) -> None:
+        """Tell every tap (none but a test harness's, usually) what happened."""
+        for tap in self.taps:
+            tap(tapped)
 
     def route(self, subject: str) -> list[MemoryQueue]:
         """The subscription queues an event on ``subject`` goes to."""
@@ -139,7 +213,7 @@ class MemoryBroker:
     ) -> MemoryQueue:
         queue = self.queues.get(name)
         if queue is None:
-            queue = MemoryQueue(name, keep=keep)
+            queue = MemoryQueue(name, keep=keep, pattern=pattern)
             self.queues[name] = queue
             bindings.append((pattern, queue))
             self._routes.clear()
@@ -155,3 +229,11 @@ def broker_named(name: str) -> MemoryBroker:
     if broker is None:
         broker = _BROKERS[name] = MemoryBroker()
     return broker
+
+
+def discard_broker(name: str) -> None:
+    """Forget the broker of ``memory://<name>`` and drop its delayed items (a test's end)."""
+    broker = _BROKERS.pop(name, None)
+    if broker is not None:
+        for queue in broker.queues.values():
+            queue.cancel_timers()

@@ -157,8 +157,8 @@ class PullConsumer:
                 "pigeon: dropped event of %s message_id=%s: %s: %s",
                 self.stream,
                 delivery.envelope.message_id,
-                failure.error_type,
-                failure.error_message,
+                failure.type,
+                failure.message,
             )
         else:
             try:

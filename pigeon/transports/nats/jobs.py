@@ -3,17 +3,27 @@ every worker, and a dead-letter stream beside it (see ``topology`` for the names
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from pigeon import delays
+from pigeon import headers as h
 from pigeon.message import Envelope, Failure
-from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.base import Delivery, Handler, Subscription
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
-from pigeon.transports.nats.topology import QUEUE_SUBJECTS, WORKERS, QueueNames
+from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
+
+log = logging.getLogger("pigeon")
+
+MOVER_CONCURRENCY = 64
+"""Delayed jobs a worker's mover handles at once (each a nak, or a store and an ack)."""
 
 
 class NatsJobs:
@@ -22,18 +32,67 @@ class NatsJobs:
     def __init__(self, transport: NatsTransport) -> None:
         self._transport = transport
 
-    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+    async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
         names = await self._queue(queue)
         headers = wire.outgoing(envelope)
+        subject = names.subject
+        if delay > 0:
+            subject = names.delay_subject
+            headers[h.DUE] = delays.due_header(delay)
         await self._transport.api.store(
-            names.subject, envelope.body, headers, redeclare=self._redeclarer(names)
+            subject, envelope.body, headers, redeclare=self._redeclarer(names)
         )
 
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         transport = self._transport
         transport.check()
         names = await self._queue(queue)
+        workers = await self._workers(names, handler, concurrency)
+        try:
+            movers = await transport.start_pull(self._movers(names))
+        except BaseException:
+            await workers.close(0)
+            raise
+        return Both(workers, movers)
+
+    def _movers(self, names: QueueNames) -> PullConsumer:
+        """A consumer of the delayed jobs: each due job is stored on the work queue (keyed by its
+        place in the delay stream, so a retried move is dropped as a duplicate), then acked; a job
+        not due yet is nak'd with the time it has left."""
+        api, redeclare = self._transport.api, self._redeclarer(names)
+
+        async def move(delivery: Delivery) -> None:
+            assert isinstance(delivery, JetStreamDelivery)
+            left = delays.seconds_left(delivery.envelope.headers.get(h.DUE))
+            try:
+                if left > 0:
+                    await delivery.redeliver(left)
+                    return
+                job = delivery.envelope.without_headers((h.DUE,))
+                headers = wire.outgoing(job)
+                headers[wire.ORIGINAL_ID] = job.message_id
+                headers[wire.MSG_ID] = f"{names.delay_stream}.{delivery.stream_seq}"
+                await api.store(names.subject, job.body, headers, redeclare=redeclare)
+                await delivery.ack()
+            except Exception as exc:  # the job stays in the delay stream and comes again
+                log.warning("pigeon: moving a due job onto %r failed: %s", names.queue, exc)
+                with contextlib.suppress(Exception):
+                    await delivery.redeliver(1.0)
+
+        transport = self._transport
+        return PullConsumer(
+            transport.client,
+            transport.url,
+            names.delay_stream,
+            MOVERS,
+            move,
+            concurrency=MOVER_CONCURRENCY,
+            ack_wait=transport.ack_wait,
+        )
+
+    async def _workers(self, names: QueueNames, handler: Handler, concurrency: int) -> PullConsumer:
+        transport = self._transport
 
         async def sink(delivery: JetStreamDelivery, failure: Failure) -> None:
             await transport.dead_letter_store.add(
@@ -74,12 +133,26 @@ class NatsJobs:
         names = declared.get(queue)
         if names is None:
             names = QueueNames.of(queue)
-            await self._transport.declarer.queue(names)
+            await self._declare(names)
             declared[queue] = names
         return names
 
+    async def _declare(self, names: QueueNames) -> None:
+        await self._transport.declarer.queue(names)
+        await self._transport.declarer.delays(names)
+
     def _redeclarer(self, names: QueueNames) -> Callable[[], Awaitable[None]]:
         async def redeclare() -> None:
-            await self._transport.declarer.queue(names)
+            await self._declare(names)
 
         return redeclare
+
+
+class Both:
+    """The subscription of a work queue's consumer and its delayed jobs' mover, closed together."""
+
+    def __init__(self, workers: PullConsumer, movers: PullConsumer) -> None:
+        self._consumers = (workers, movers)
+
+    async def close(self, timeout: float) -> None:
+        await asyncio.gather(*(consumer.close(timeout) for consumer in self._consumers))

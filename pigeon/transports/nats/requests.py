@@ -3,15 +3,17 @@ nats-py's multiplexed inbox, so NATS itself answers "no responders" at once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from nats import errors as nats_errors
 
-from pigeon.errors import NoResponders, RequestTimeout
+from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
-from pigeon.transports.nats.errors import translate
+from pigeon.transports.nats.errors import translate, translated
+from pigeon.transports.nats.services import count_reply
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
@@ -25,10 +27,24 @@ class NatsRequests:
 
     def __init__(self, transport: NatsTransport) -> None:
         self._transport = transport
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._aborted: set[asyncio.Task[Any]] = set()
+
+    def fail_all(self) -> None:
+        """The connection is closing: every request still waiting fails now with
+        ``BrokerError`` (nats-py would leave it waiting for its whole timeout)."""
+        for task in self._waiting:
+            self._aborted.add(task)
+            task.cancel()
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> Subscription:
-        self._transport.check()
-        return await self._transport.start_core(subject, RPC_GROUP, handler, concurrency)
+        transport = self._transport
+        transport.check()
+        if transport.services is not None:
+            with translated(transport.url, "starting the NATS service"):
+                services = transport.services
+                handler = await services.add(transport.client, subject, RPC_GROUP, handler)
+        return await transport.start_core(subject, RPC_GROUP, handler, concurrency)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
@@ -36,10 +52,21 @@ class NatsRequests:
         client = transport.client
         headers = wire.outgoing(envelope)
         wire.check_size(envelope.body, headers, client.max_payload)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
         try:
             msg = await client.request(subject, envelope.body, timeout, headers=headers)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             raise _request_error(exc, subject, transport.url, timeout) from exc
+        except asyncio.CancelledError:
+            if task not in self._aborted:
+                raise
+            task.uncancel()
+            raise BrokerError(f"{transport.url}: connection closed") from None
+        finally:
+            self._waiting.discard(task)
+            self._aborted.discard(task)
         reply = wire.received(msg)
         reply.correlation_id = reply.correlation_id or envelope.correlation_id
         return reply
@@ -50,6 +77,8 @@ class NatsRequests:
         client = transport.client
         headers = wire.outgoing(envelope, reply=True)
         wire.check_size(envelope.body, headers, client.max_payload)
+        if transport.services is not None:
+            count_reply(envelope)
         try:
             await client.publish(reply_to, envelope.body, headers=headers or None)
         except (nats_errors.Error, OSError) as exc:

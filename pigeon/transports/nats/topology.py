@@ -3,7 +3,8 @@
 Every declaration is idempotent: declaring what exists with the same settings is a no-op, and with
 other settings raises ``DeclarationConflict`` naming the setting that differs and how to resolve it.
 Settings come from the App (``delivery_limit``, ``replicas``), never from one handler, so producers
-and workers declare a queue alike.
+and workers declare a queue alike. With ``App(passive=True)`` nothing is created: each stream and
+consumer is looked up and used as it is, and one that is missing is a ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pigeon.errors import ConfigurationError, DeclarationConflict
 from pigeon.transports.nats.errors import (
     CONSUMER_EXISTS,
     CONSUMER_NAME_EXISTS,
+    CONSUMER_NOT_FOUND,
     STREAM_NAME_IN_USE,
+    STREAM_NOT_FOUND,
     SUBJECTS_OVERLAP,
     JetStreamError,
 )
@@ -29,20 +32,28 @@ handlers in progress keep extending it."""
 WORKERS = "workers"
 """The durable pull consumer of a work queue, shared by every worker of every App."""
 
+MOVERS = "movers"
+"""The durable pull consumer of a queue's delayed jobs: every worker of the queue moves jobs that
+fell due onto the work queue, and naks the others with the time they have left."""
+
 QUEUE_SUBJECTS = "pigeon.queue."
 DEAD_LETTER_SUBJECTS = "pigeon.dlq."
+DELAYED_SUBJECTS = "pigeon.delayed."
 _NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class QueueNames:
-    """Where the work queue ``queue`` lives: its stream, its subject, and its dead letters'."""
+    """Where the work queue ``queue`` lives: its stream and subject, its dead letters', and its
+    delayed jobs' (``PIGEON_Q_<queue>_DELAYED``, waiting there until due)."""
 
     queue: str
     stream: str
     subject: str
     dead_stream: str
     dead_subject: str
+    delay_stream: str
+    delay_subject: str
 
     @classmethod
     def of(cls, queue: str) -> QueueNames:
@@ -53,6 +64,8 @@ class QueueNames:
             QUEUE_SUBJECTS + queue,
             f"PIGEON_DLQ_{token}",
             DEAD_LETTER_SUBJECTS + queue,
+            f"PIGEON_Q_{token}_DELAYED",
+            DELAYED_SUBJECTS + queue,
         )
 
 
@@ -79,9 +92,16 @@ class Declarer:
     """Declares the JetStream objects of one App, with its ``delivery_limit`` and ``replicas``."""
 
     def __init__(
-        self, api: JetStreamApi, *, delivery_limit: int, replicas: int, ack_wait: float
+        self,
+        api: JetStreamApi,
+        *,
+        delivery_limit: int,
+        replicas: int,
+        ack_wait: float,
+        passive: bool = False,
     ) -> None:
         self._api = api
+        self._passive = passive
         self._max_deliver = delivery_limit + 1
         self._replicas = replicas
         self._ack_wait = int(ack_wait * _NS)
@@ -101,6 +121,24 @@ class Declarer:
             },
         )
         await self.stream(self._stream_config(names.dead_stream, names.dead_subject, "limits"))
+
+    async def delays(self, names: QueueNames) -> None:
+        """The stream of ``names``'s delayed jobs and its consumer ``MOVERS``, which redelivers
+        without limit (each nak is a delivery) and holds any number of jobs waiting."""
+        stream = self._stream_config(names.delay_stream, names.delay_subject, "workqueue")
+        await self.stream(stream)
+        await self.consumer(
+            names.delay_stream,
+            {
+                "durable_name": MOVERS,
+                "ack_policy": "explicit",
+                "ack_wait": self._ack_wait,
+                "max_deliver": -1,
+                "max_ack_pending": -1,
+                "filter_subject": names.delay_subject,
+                "deliver_policy": "all",
+            },
+        )
 
     async def events(self, subject: str, durable: str) -> tuple[str, str]:
         """A stream that keeps events on ``subject`` and the durable consumer ``durable`` of it.
@@ -130,6 +168,9 @@ class Declarer:
     async def stream(self, config: dict[str, Any]) -> None:
         """Create the stream ``config['name']``, or check that it exists with ``config``."""
         name = config["name"]
+        if self._passive:
+            await self._expect(f"STREAM.INFO.{name}", f"stream {name!r}", STREAM_NOT_FOUND)
+            return
         try:
             await self._api.call(f"STREAM.CREATE.{name}", config)
         except JetStreamError as exc:
@@ -149,6 +190,10 @@ class Declarer:
     async def consumer(self, stream: str, config: dict[str, Any]) -> None:
         """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it."""
         name = config["durable_name"]
+        if self._passive:
+            what = f"consumer {name!r} of stream {stream!r}"
+            await self._expect(f"CONSUMER.INFO.{stream}.{name}", what, CONSUMER_NOT_FOUND)
+            return
         request = {"stream_name": stream, "config": config, "action": "create"}
         try:
             await self._api.call(f"CONSUMER.CREATE.{stream}.{name}", request)
@@ -159,6 +204,19 @@ class Declarer:
                 remove = f"nats consumer rm {stream} {name}"
                 raise _conflict(what, remove, info["config"], config) from None
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+
+    async def _expect(self, info: str, what: str, not_found: int) -> None:
+        """App(passive=True): check with the JetStream API call ``info`` that ``what`` exists,
+        else ``ConfigurationError`` naming it."""
+        try:
+            await self._api.call(info)
+        except JetStreamError as exc:
+            if exc.err_code not in (not_found, STREAM_NOT_FOUND):
+                raise
+            raise ConfigurationError(
+                f"{what} does not exist, and App(passive=True) creates nothing on JetStream: "
+                "create it as docs/wire.md describes, or drop passive=True"
+            ) from None
 
     def _stream_config(self, name: str, subject: str, retention: str) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from pigeon.transports.nats.events import NatsEvents
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
+from pigeon.transports.nats.services import Services, service_config
 from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
 from pigeon.transports.urls import mask_url
@@ -57,7 +58,9 @@ class NatsTransport:
     and consumers pigeon declares, which every App of a queue must give alike: ``replicas``, of
     every stream (default 1; 3 on a cluster of three or more), and ``ack_wait``, the seconds after
     which JetStream delivers again a message whose worker went silent (default 30; handlers that
-    run longer are kept alive with in-progress acks).
+    run longer are kept alive with in-progress acks). ``service`` (and ``version``, semantic,
+    default ``0.0.0``) make the App's rpc handlers endpoints of a NATS service, listed by
+    ``nats micro ls|info|stats`` (see ``services``).
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
@@ -72,6 +75,7 @@ class NatsTransport:
             name: options.pop(name) for name in PENDING_LIMITS if name in options
         }
         _check_jetstream_options(self._replicas, self.ack_wait)
+        self.services = _services(options.pop("service", None), options.pop("version", None))
         self._options = {**DEFAULTS, **options}
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
@@ -91,6 +95,7 @@ class NatsTransport:
             delivery_limit=self._settings.delivery_limit,
             replicas=self._replicas,
             ack_wait=self.ack_wait,
+            passive=self._settings.passive,
         )
         self.dead_letter_store = DeadLetters(self.api)
         self.declared: dict[str, QueueNames] = {}
@@ -125,10 +130,13 @@ class NatsTransport:
         if not self._connected:
             return
         self._connected = False
+        self.requests.fail_all()
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
         self.slow_consumers.flush()
+        if self.services is not None:
+            await self.services.stop()
         if self.client.is_connected:
             with contextlib.suppress(nats_errors.Error, TimeoutError):
                 await self.client.flush(timeout=2)
@@ -228,6 +236,15 @@ def _servers(url: str) -> list[str]:
                 "several separated by commas"
             )
     return servers
+
+
+def _services(name: str | None, version: str | None) -> Services | None:
+    """The NATS service the rpc handlers join, if the App names one."""
+    if name is None:
+        if version is not None:
+            raise ConfigurationError(f"version={version!r} without service=: name the service")
+        return None
+    return Services(service_config(name, version))
 
 
 def _check_jetstream_options(replicas: Any, ack_wait: Any) -> None:

@@ -10,6 +10,9 @@ builds and parses every header line in Python, a few microseconds per message ea
 - ``correlation_id``: only when set and different from the message id; never on a reply, which
   NATS correlates by its inbox subject.
 - the user's headers and pigeon's ``x-pigeon-*`` headers, as they are.
+- on an error reply, also the NATS services protocol's ``Nats-Service-Error`` (the text) and
+  ``Nats-Service-Error-Code`` (400 or 500), so that nats.js, nats-py ``nats.micro`` clients and
+  the ``nats`` CLI see a service error.
 
 The timestamp is not sent: a JetStream delivery takes the time the stream stored the message, a
 core NATS delivery (which is immediate) the time it was received. Header names follow FastStream's
@@ -75,6 +78,9 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
     correlation_id = envelope.correlation_id
     if correlation_id and not reply and correlation_id != envelope.message_id:
         headers[CORRELATION_ID] = correlation_id
+    if reply and h.ERROR_CODE in headers:
+        headers[h.SERVICE_ERROR] = headers.get(h.ERROR_MESSAGE, "") or headers[h.ERROR_CODE]
+        headers[h.SERVICE_ERROR_CODE] = headers[h.ERROR_CODE]
     return headers
 
 

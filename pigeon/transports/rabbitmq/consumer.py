@@ -18,10 +18,11 @@ from aio_pika.abc import AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from pigeon import headers as h
 from pigeon.message import Envelope, Failure, new_id
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
-from pigeon.transports.rabbitmq.jobs import JobStore
+from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
 from pigeon.transports.runner import HandlerRunner
 
@@ -217,7 +218,7 @@ class RabbitSubscription:
             await _reject(message)
             return
         jobs = self._jobs
-        if jobs and jobs.must_screen(message):
+        if jobs and (jobs.must_screen(message) or h.DUE in delivery.envelope.headers):
             screened = await self._screen(delivery)
             if screened is None:
                 return
@@ -230,21 +231,26 @@ class RabbitSubscription:
             self._pump = asyncio.create_task(self._drain_backlog())
 
     async def _screen(self, delivery: RabbitDelivery) -> RabbitDelivery | None:
-        """Run ``JobStore.screen`` on a returned job: the delivery a handler should get now, or
-        ``None``. ``close`` waits for it before closing the channel, so that its ack is never
-        sent on a closed channel."""
+        """Hold back a job that came early (``JobStore.hold_back``) and run ``JobStore.screen``
+        on a returned one: the delivery a handler should get now, or ``None``. ``close`` waits
+        for it before closing the channel, so that its ack is never sent on a closed channel."""
         assert self._jobs is not None
         task = asyncio.current_task()
         assert task is not None
         self._screening.add(task)
+        jobs, envelope = self._jobs, delivery.envelope
         try:
-            counts = await self._jobs.screen(self.queue, delivery.envelope, delivery.counts)
+            if await jobs.hold_back(self.queue, envelope, delivery.counts):
+                await delivery.ack()
+                return None
+            counts: wire.Counts | None = delivery.counts
+            if jobs.must_screen(delivery._message):
+                counts = await jobs.screen(self.queue, envelope, delivery.counts)
             if counts is None:
                 await delivery.ack()
                 return None
-            return RabbitDelivery(
-                delivery._message, delivery.envelope, delivery.subject, counts, self._jobs
-            )
+            envelope = envelope.without_headers(LADDER_HEADERS)
+            return RabbitDelivery(delivery._message, envelope, delivery.subject, counts, jobs)
         except Exception:
             log.exception("pigeon: could not requeue a returned job of %r", self.queue)
             await delivery._settle(requeue=True)

@@ -36,7 +36,7 @@ SETTINGS = {
     "durable": "durability (durable)",
     "auto_delete": "auto-delete flag (auto_delete)",
     "exclusive": "exclusive flag (exclusive)",
-    "type": "exchange type",
+    "type": "exchange type (type)",
 }
 """AMQP arguments by the setting a user recognises."""
 
@@ -110,6 +110,13 @@ def _precondition_failed(text: str, url: str, action: str) -> PigeonError:
         return BrokerError(f"{url}: {action} failed: {text}")
     argument, kind, name, detail = found.groups()
     setting = SETTINGS.get(argument, argument)
+    if kind == "exchange":
+        return DeclarationConflict(
+            f"exchange {name!r} already exists on {url} with another {setting}"
+            f"{detail.rstrip('.')}; pigeon declares its exchanges durable, of type topic "
+            f"(events, rpc) or direct (dead letters). Use it as it is with App(passive=True), "
+            f"name another with App(exchange=...), or delete the exchange"
+        )
     return DeclarationConflict(
         f"{kind} {name!r} already exists on {url} with another {setting}{detail.rstrip('.')}; "
         f"every App using it must be configured alike (App(delivery_limit=..., "

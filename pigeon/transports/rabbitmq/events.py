@@ -1,7 +1,9 @@
 """Publish-subscribe on RabbitMQ: the topic exchange ``pigeon.events`` (``App(exchange=...)``).
 
 A plain subscriber consumes an exclusive auto-delete queue, a group a shared auto-delete queue
-``<subject>:<group>``, a durable subscription the durable queue it names.
+``<subject>:<group>``, a durable subscription the durable queue it names. With
+``App(passive=True)`` only a plain subscriber's own exclusive queue (and its binding) is declared:
+the exchange, group and durable queues must exist, and are used as they are.
 """
 
 from __future__ import annotations
@@ -54,8 +56,14 @@ class RabbitEvents:
         exchange = transport.topology.events_exchange
         await transport.declarer.exchange(exchange, "topic")
         name, kind = self._queue_for(subject, group, durable)
+        adopt = transport.topology.passive and not kind.get("exclusive")
+        if adopt:  # a shared queue: its owner declared and bound it
+            advice = f"declare it and bind it to {exchange!r} with {wire.binding_key(subject)!r}"
+            await transport.declarer.expect("queue", name, advice)
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            if adopt:
+                return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, **kind)
             await queue.bind(exchange, wire.binding_key(subject))
             return queue

@@ -1,8 +1,9 @@
-"""Work-queue operations: storing jobs, delayed redelivery, dead letters and the delivery limit.
+"""Work-queue operations: storing jobs, delays, dead letters and the delivery limit.
 
-Every job is published persistent, ``mandatory`` and confirmed to the default exchange with the
-queue's name as routing key, so it is stored durably before a call returns; a job returned because
-its queue is gone redeclares the queue and is published again.
+Every job is published persistent, ``mandatory`` and confirmed, to the default exchange with the
+queue's name as routing key or, delayed, into the delay ladder (see ``topology``), so it is stored
+durably before a call returns; a job returned because its queue is gone redeclares the queue (and
+the ladder) and is published again.
 """
 
 from __future__ import annotations
@@ -14,19 +15,35 @@ import aiormq.exceptions as amqp
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 from aiormq.abc import DeliveredMessage
 
+from pigeon import delays
+from pigeon import headers as h
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import dead_letters, wire
 from pigeon.transports.rabbitmq.errors import translated
 from pigeon.transports.rabbitmq.publisher import Publisher
-from pigeon.transports.rabbitmq.topology import Declarer, checked_name, dead_letter_queue
+from pigeon.transports.rabbitmq.topology import (
+    DELAY_TARGET,
+    Declarer,
+    checked_name,
+    dead_letter_queue,
+    delay_level,
+    delay_route,
+)
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.consumer import RabbitSubscription
     from pigeon.transports.rabbitmq.transport import RabbitMQTransport
 
 log = logging.getLogger("pigeon")
+
+EARLY_TOLERANCE = 1.0
+"""Seconds a job may come before its due time and still be handed to a worker: more than the
+clocks of two hosts kept by NTP differ, so that only delays beyond the ladder go down it again."""
+
+LADDER_HEADERS = (DELAY_TARGET, h.DUE)
+"""Headers of the delay ladder, removed before a handler sees a job."""
 
 
 class JobStore:
@@ -36,35 +53,74 @@ class JobStore:
         self._publisher = publisher
         self._declarer = declarer
         self._url = url
-        self.delivery_limit = declarer.topology.delivery_limit
-        self.counts_returns = not declarer.topology.quorum
-        """Classic queues do not count returns: pigeon does, from the ``redelivered`` flag."""
+        topology = declarer.topology
+        self.delivery_limit = topology.delivery_limit
+        self.counts_returns = not topology.quorum or topology.passive
+        """Classic queues do not count returns: pigeon does, from the ``redelivered`` flag. An
+        adopted queue (passive) may be either kind: pigeon counts where the broker did not."""
 
     async def store(
-        self, queue: str, envelope: Envelope, counts: wire.Counts | None = None
+        self,
+        queue: str,
+        envelope: Envelope,
+        counts: wire.Counts | None = None,
+        delay: float = 0.0,
     ) -> None:
-        """Store ``envelope`` on work queue ``queue`` (declared on first use)."""
+        """Store ``envelope`` on work queue ``queue`` (declared on first use), through the delay
+        ladder if ``delay`` (seconds) is 1 ms or more."""
         await self._declarer.work_queue(queue)
         extra = counts.headers() if counts is not None and counts != wire.Counts() else None
-        await self._store(queue, queue, envelope, extra, f"enqueueing on {queue!r}")
+        if round(delay * 1000) >= 1:
+            await self._delay(queue, envelope, extra or {}, delay, f"enqueueing on {queue!r}")
+            return
+        await self._store(queue, "", queue, envelope, extra, f"enqueueing on {queue!r}")
 
     async def retry(
         self, queue: str, envelope: Envelope, counts: wire.Counts, delay: float
     ) -> None:
-        """Put ``envelope`` on a retry queue of ``queue`` for ``delay`` seconds, with ``counts``."""
-        name = await self._declarer.retry_queue(queue, max(0, round(delay * 1000)))
-        await self._store(queue, name, envelope, counts.headers(), f"redelivering on {queue!r}")
+        """Send ``envelope`` down the delay ladder back to ``queue`` in ``delay`` seconds, with
+        ``counts``."""
+        await self._declarer.work_queue(queue)
+        action = f"redelivering on {queue!r}"
+        if round(delay * 1000) < 1:
+            await self._store(queue, "", queue, envelope, counts.headers(), action)
+            return
+        await self._delay(queue, envelope, counts.headers(), delay, action)
+
+    async def _delay(
+        self, queue: str, envelope: Envelope, extra: dict[str, str], delay: float, action: str
+    ) -> None:
+        await self._declarer.delay_ladder()
+        level, routing_key = delay_route(round(delay * 1000))
+        extra = {**extra, DELAY_TARGET: queue, h.DUE: delays.due_header(delay)}
+        exchange = delay_level(self._declarer.topology.queue_type, level)
+        await self._store(queue, exchange, routing_key, envelope, extra, action)
 
     async def bury(self, queue: str, envelope: Envelope) -> None:
         """Store ``envelope`` (failure headers included) in the dead letters of ``queue``."""
-        await self._declarer.work_queue(queue)
+        await self._declarer.dead_letters(queue)
         dlq = dead_letter_queue(queue)
-        await self._store(queue, dlq, envelope, None, f"dead-lettering on {queue!r}")
+        await self._store(queue, "", dlq, envelope, None, f"dead-lettering on {queue!r}")
+
+    async def hold_back(self, queue: str, envelope: Envelope, counts: wire.Counts) -> bool:
+        """Send a job that came before its ``x-pigeon-due`` (a delay longer than the ladder, or
+        clocks apart by more than ``EARLY_TOLERANCE``) down the ladder again for the rest, its
+        counts unchanged; ``False`` (nothing done) when it is due. The caller acks the original
+        once this returned ``True``."""
+        left = delays.seconds_left(envelope.headers.get(h.DUE))
+        if left <= EARLY_TOLERANCE:
+            return False
+        await self.store(queue, envelope, counts, delay=left)
+        return True
 
     def must_screen(self, message: DeliveredMessage) -> bool:
         """Whether a delivery needs ``screen`` before its handler: on a classic queue, it was
-        returned unsettled and the broker did not count it."""
-        return self.counts_returns and bool(message.redelivered)
+        returned unsettled and the broker did not count it (a quorum queue's
+        ``x-delivery-count``)."""
+        if not (self.counts_returns and message.redelivered):
+            return False
+        headers = message.header.properties.headers
+        return not headers or wire.BROKER_COUNT not in headers
 
     async def screen(
         self, queue: str, envelope: Envelope, counts: wire.Counts
@@ -82,6 +138,7 @@ class JobStore:
     async def _store(
         self,
         queue: str,
+        exchange: str,
         routing_key: str,
         envelope: Envelope,
         extra: dict[str, str] | None,
@@ -93,38 +150,38 @@ class JobStore:
                 try:
                     await self._publisher.publish(
                         envelope.body,
-                        exchange="",
+                        exchange=exchange,
                         routing_key=routing_key,
                         properties=properties,
                         mandatory=True,
                     )
                     return
                 except amqp.PublishError:  # the queue is gone: declare it again
-                    await self._redeclare(queue, routing_key)
+                    await self._redeclare(queue, exchange)
             raise BrokerError(
                 f"{self._url}: {action}: the broker returned the message twice; is something "
                 f"deleting the queue {routing_key!r}?"
             )
 
-    async def _redeclare(self, queue: str, routing_key: str) -> None:
+    async def _redeclare(self, queue: str, exchange: str) -> None:
         self._declarer.forget(queue)
-        self._declarer.forget(routing_key)
-        if routing_key.startswith(f"{queue}.retry."):
-            await self._declarer.retry_queue(queue, int(routing_key.rsplit(".", 1)[1]))
-        else:  # the work queue or its dead-letter queue
-            await self._declarer.work_queue(queue)
+        await self._declarer.work_queue(queue)
+        if exchange:  # a level of the delay ladder
+            self._declarer.forget_ladder()
+            await self._declarer.delay_ladder()
 
 
 class RabbitJobs:
     """``Jobs`` of a ``RabbitMQTransport``: durable work queues (quorum by default) with
-    ``<queue>.dlq`` and ``<queue>.retry.<ms>`` beside them."""
+    ``<queue>.dlq`` beside them; delays go down the shared delay ladder (see ``topology``)."""
 
     def __init__(self, transport: RabbitMQTransport) -> None:
         self._transport = transport
 
-    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+    async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
-        await self._transport.job_store.store(checked_name(queue, "work queue"), envelope)
+        name = checked_name(queue, "work queue")
+        await self._transport.job_store.store(name, envelope, delay=delay)
 
     async def consume(
         self, queue: str, handler: Handler, *, concurrency: int
@@ -132,9 +189,13 @@ class RabbitJobs:
         transport = self._transport
         transport.check()
         await transport.declarer.work_queue(checked_name(queue, "work queue"))
+        await transport.declarer.dead_letters(queue)
+        passive = transport.topology.passive
         arguments = transport.topology.work_queue_arguments(queue)
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            if passive:
+                return await channel.declare_queue(queue, passive=True)
             return await channel.declare_queue(queue, durable=True, arguments=arguments)
 
         action = f"consuming {queue!r}"

@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from pigeon.errors import BrokerError, NoResponders, RequestTimeout
+from pigeon.errors import BrokerError, ConfigurationError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
@@ -75,7 +75,7 @@ class Requester:
         except BaseException:
             self._replies.forget(correlation_id)
             raise
-        return await self._replies.wait(correlation_id, subject, deadline - loop.time())
+        return await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
 
     def fail_all(self, error: BaseException) -> None:
         self._replies.fail_all(error)
@@ -93,8 +93,8 @@ class Requester:
         """The live aiormq channel that consumes replies: opened on first use, awaited while
         aio-pika reconnects (``RequestTimeout`` if not back within ``timeout``)."""
         try:
-            with translated(self._url, f"requesting {subject!r}"):
-                async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # outside: ``translated`` must not see it
+                with translated(self._url, f"requesting {subject!r}"):
                     if self._channel is None:
                         await self._open()
                     while self._underlay is None or self._underlay.is_closed:
@@ -102,10 +102,7 @@ class Requester:
                         await self._consuming.wait()
                     return self._underlay
         except TimeoutError:
-            raise RequestTimeout(
-                f"could not send the request to {subject!r} within {timeout:g}s: {self._url} is "
-                "unreachable"
-            ) from None
+            raise RequestTimeout.for_subject(subject, timeout) from None
 
     async def _send(
         self,
@@ -129,7 +126,12 @@ class Requester:
         properties: Basic.Properties,
     ) -> None:
         exchange = self._declarer.topology.rpc_exchange
-        await self._declarer.exchange(exchange, "topic")
+        try:
+            await self._declarer.exchange(exchange, "topic")
+        except ConfigurationError:
+            if not self._declarer.topology.passive:
+                raise
+            raise NoResponders.for_subject(subject, self._url) from None  # no exchange, no server
         try:
             await _publish(underlay, exchange, subject, body, properties)
         except CLIENT_ERRORS as exc:
@@ -206,10 +208,16 @@ class RabbitRequests:
         name = queue_name_for(subject)
         exchange = transport.topology.rpc_exchange
         routed = name != subject  # wildcards, or a subject no queue can be named after
-        if routed:
+        passive = transport.topology.passive
+        if passive:  # the queue's owner declared it (and bound it, for wildcards)
+            advice = "declare it (as the RPC tutorial's server does) before serving it"
+            await transport.declarer.expect("queue", name, advice)
+        elif routed:
             await transport.declarer.exchange(exchange, "topic")
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
+            if passive:
+                return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, auto_delete=True)
             if routed:
                 await queue.bind(exchange, wire.binding_key(subject))

@@ -1,9 +1,20 @@
 """The exchanges and queues pigeon uses on RabbitMQ: their names, their arguments, declaring them.
 
 Names are pure functions of the queue name, so producer, worker and operator agree on them:
-``<queue>`` (work queue), ``<queue>.dlq`` (its dead letters) and ``<queue>.retry.<ms>`` (its
-delayed redeliveries). A work queue's arguments come only from the App (``Topology``), never from
-one handler, so every App declares it identically and a difference is a ``DeclarationConflict``.
+``<queue>`` (work queue) and ``<queue>.dlq`` (its dead letters). A work queue's arguments come
+only from the App (``Topology``), never from one handler, so every App declares it identically and
+a difference is a ``DeclarationConflict``. With ``App(passive=True)`` nothing shared is declared:
+each name is checked with a passive declaration and used as it is.
+
+Delayed jobs and redeliveries go down one **delay ladder** per broker (vhost), shared by every
+queue, as NServiceBus's RabbitMQ transport does: ``DELAY_LEVELS`` levels, level ``L`` an exchange
+and a queue whose messages expire after 2^L ms and are dead-lettered to level ``L - 1``. A
+message's routing key spells its delay in binary, highest level first (``0.1.1`` ... one token
+per level); each level's exchange routes it into its queue when its bit is 1, else straight on to
+the level below. Level 0 dead-letters into ``DELAY_DELIVERY``, a headers exchange that hands the
+message to the work queue named in its ``pigeon-delay-queue`` header. The ladder is a fixed
+``2 * DELAY_LEVELS + 1`` objects whatever the delays; longer delays than the ladder holds go down
+it again for the rest (the job's ``x-pigeon-due`` header tells the consumer how long is left).
 """
 
 from __future__ import annotations
@@ -58,9 +69,34 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def retry_queue(queue: str, delay_ms: int) -> str:
-    """The queue where a job of ``queue`` waits ``delay_ms`` before going back to ``queue``."""
-    return f"{queue}.retry.{delay_ms}"
+DELAY_LEVELS = 32
+"""Levels of the delay ladder: delays up to 2^32 - 1 ms (49.7 days) in one pass."""
+
+DELAY_DELIVERY = "pigeon.delay.deliver"
+"""The headers exchange at the foot of the ladder, bound to every work queue."""
+
+DELAY_TARGET = "pigeon-delay-queue"
+"""The header naming a delayed message's work queue (no ``x-`` prefix: a headers exchange
+ignores ``x-`` arguments when matching)."""
+
+
+def delay_level(queue_type: str, level: int) -> str:
+    """The exchange and the queue (same name) of ``level`` of the ``queue_type`` ladder."""
+    return f"pigeon.delay.{queue_type}.{level:02d}"
+
+
+def delay_route(delay_ms: int) -> tuple[int, str]:
+    """Where a message delayed ``delay_ms`` enters the ladder: the level of its highest bit (the
+    levels above it would pass it on) and its routing key, one 0/1 token per level, highest
+    first. Delays beyond the ladder are cut to its longest."""
+    delay_ms = min(max(delay_ms, 1), 2**DELAY_LEVELS - 1)
+    bits = format(delay_ms, f"0{DELAY_LEVELS}b")
+    return delay_ms.bit_length() - 1, ".".join(bits)
+
+
+def _level_key(level: int, bit: str) -> str:
+    """The binding key of ``level`` matching ``bit`` at its position in a routing key."""
+    return ".".join(["*"] * (DELAY_LEVELS - 1 - level) + [bit, "#"])
 
 
 def limit_marker(queue: str) -> str:
@@ -77,6 +113,8 @@ class Topology:
     events_exchange: str
     rpc_exchange: str
     dead_letter_exchange: str
+    passive: bool = False
+    """Declare nothing shared: check that exchanges and queues exist, and use them as they are."""
 
     def __post_init__(self) -> None:
         if self.queue_type not in QUEUE_TYPES:
@@ -106,14 +144,15 @@ class Topology:
             arguments["x-delivery-limit"] = self.delivery_limit
         return arguments
 
-    def retry_queue_arguments(self, queue: str, delay_ms: int) -> dict[str, Any]:
-        """Messages expire after ``delay_ms`` and go back to ``queue`` via the default exchange;
-        quorum retry queues dead-letter at least once (nothing lost if the broker fails)."""
+    def delay_level_arguments(self, level: int) -> dict[str, Any]:
+        """Messages expire after 2^``level`` ms and go down to the level below (or, from level 0,
+        to ``DELAY_DELIVERY``); quorum levels dead-letter at least once (nothing lost if the
+        broker fails)."""
+        below = delay_level(self.queue_type, level - 1) if level else DELAY_DELIVERY
         arguments: dict[str, Any] = {
             "x-queue-type": self.queue_type,
-            "x-message-ttl": delay_ms,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": queue,
+            "x-message-ttl": 2**level,
+            "x-dead-letter-exchange": below,
         }
         if self.quorum:
             arguments["x-dead-letter-strategy"] = "at-least-once"
@@ -150,8 +189,12 @@ class Declarer:
         self._done.discard(f"queue:{queue}")
 
     async def exchange(self, name: str, kind: str) -> None:
-        """Declare the durable exchange ``name`` of type ``kind``."""
+        """Declare the durable exchange ``name`` of type ``kind`` (passive: check it exists)."""
         if f"exchange:{name}" in self._done:
+            return
+        if self.topology.passive:
+            advice = "declare it first, or name one that exists with App(exchange=...)"
+            await self.expect("exchange", name, advice)
             return
 
         async def declare(channel: aiormq.abc.AbstractChannel) -> None:
@@ -160,8 +203,12 @@ class Declarer:
         await self._once(f"exchange:{name}", f"declaring exchange {name!r}", declare)
 
     async def work_queue(self, queue: str) -> None:
-        """Declare ``queue``, its dead-letter queue and their routing, as every App does."""
+        """Declare ``queue``, its dead-letter queue and their routing, as every App does
+        (passive: check that ``queue`` exists)."""
         if f"queue:{queue}" in self._done:
+            return
+        if self.topology.passive:
+            await self.expect("queue", queue, "declare it (durable) before pigeon uses it")
             return
         topology = self.topology
         await self.exchange(topology.dead_letter_exchange, "direct")
@@ -175,21 +222,73 @@ class Declarer:
             )
             await channel.queue_declare(dlq, durable=True, arguments=topology.durable_arguments())
             await channel.queue_bind(dlq, topology.dead_letter_exchange, routing_key=dlq)
+            await channel.queue_bind(queue, DELAY_DELIVERY, arguments={DELAY_TARGET: queue})
 
+        await self.exchange(DELAY_DELIVERY, "headers")
         await self._once(f"queue:{queue}", f"declaring work queue {queue!r}", declare)
 
-    async def retry_queue(self, queue: str, delay_ms: int) -> str:
-        """Declare the retry queue of ``queue`` for ``delay_ms``; return its name."""
-        name = retry_queue(queue, delay_ms)
-        if f"queue:{name}" in self._done:
-            return name
-        arguments = self.topology.retry_queue_arguments(queue, delay_ms)
+    async def dead_letters(self, queue: str) -> None:
+        """Make sure ``<queue>.dlq`` is there to store dead letters in: declared with the work
+        queue, or (passive) checked, so that a worker says at its start that it cannot
+        dead-letter rather than at its first failure."""
+        if not self.topology.passive:
+            await self.work_queue(queue)
+            return
+        dlq = dead_letter_queue(queue)
+        if f"queue:{dlq}" not in self._done:
+            advice = (
+                f"pigeon stores the dead letters of {queue!r} there itself; declare it (durable), "
+                "or run this worker without passive=True"
+            )
+            await self.expect("queue", dlq, advice)
 
-        async def declare(channel: aiormq.abc.AbstractChannel) -> None:
+    async def expect(self, kind: str, name: str, advice: str) -> None:
+        """Check that the ``kind`` (``queue`` or ``exchange``) ``name`` exists, declaring nothing;
+        ``ConfigurationError`` naming it and saying what to do (``advice``) if it does not."""
+
+        async def check(channel: aiormq.abc.AbstractChannel) -> None:
+            try:
+                if kind == "queue":
+                    await channel.queue_declare(name, passive=True)
+                else:
+                    await channel.exchange_declare(name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise ConfigurationError(
+                    f"{kind} {name!r} does not exist on {self._url}, and App(passive=True) "
+                    f"declares nothing: {advice}"
+                ) from None
+
+        await self._once(f"{kind}:{name}", f"checking {kind} {name!r}", check)
+
+    async def delay_ladder(self) -> None:
+        """Declare the delay ladder of this App's queue type (see the module docstring)."""
+        key = f"ladder:{self.topology.queue_type}"
+        if key in self._done:
+            return
+        if self.topology.passive:
+            advice = (
+                "delayed jobs and Redeliver go down pigeon's delay ladder; start one App of this "
+                "queue without passive=True once, which declares the ladder and binds the queue"
+            )
+            await self.expect("exchange", delay_level(self.topology.queue_type, 0), advice)
+            return
+        await self.exchange(DELAY_DELIVERY, "headers")
+        await self._once(key, "declaring the delay ladder", self._declare_ladder)
+
+    async def _declare_ladder(self, channel: aiormq.abc.AbstractChannel) -> None:
+        queue_type = self.topology.queue_type
+        for level in range(DELAY_LEVELS):
+            name = delay_level(queue_type, level)
+            below = delay_level(queue_type, level - 1) if level else DELAY_DELIVERY
+            arguments = self.topology.delay_level_arguments(level)
+            await channel.exchange_declare(name, exchange_type="topic", durable=True)
             await channel.queue_declare(name, durable=True, arguments=arguments)
+            await channel.queue_bind(name, name, routing_key=_level_key(level, "1"))
+            await channel.exchange_bind(below, name, routing_key=_level_key(level, "0"))
 
-        await self._once(f"queue:{name}", f"declaring retry queue {name!r}", declare)
-        return name
+    def forget_ladder(self) -> None:
+        """Declare the ladder again on next use (someone deleted part of it)."""
+        self._done.discard(f"ladder:{self.topology.queue_type}")
 
     async def run(self, action: str, steps: Declaration, *, confirms: bool = False) -> Any:
         """Run ``steps`` on a channel of their own (with publisher confirms if ``confirms``),

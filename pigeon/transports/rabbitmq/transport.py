@@ -105,6 +105,7 @@ class RabbitMQTransport:
             events_exchange=self.options["exchange"],
             rpc_exchange=self.options["rpc_exchange"],
             dead_letter_exchange=self.options["dead_letter_exchange"],
+            passive=settings.passive,
         )
         self._max_size: int = self.options["max_message_size"]
         self._connection: AbstractRobustConnection | None = None

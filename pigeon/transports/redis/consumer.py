@@ -104,6 +104,17 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 """
 )
 
+_SCHEDULE = (
+    MATCHES_LUA
+    + """
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[1]), cmsgpack.pack({ARGV[2], fields}))
+"""
+)
+"""Stores a job in a queue's delayed set, due ``ARGV[1]`` ms from the server's now: jobs
+enqueued with a delay wait beside delayed redeliveries, promoted by any worker's fetch."""
+
 _KEEP = """
 for i = 3, #ARGV do
   local info = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
@@ -137,6 +148,7 @@ class Scripts:
         self.fetch = redis.register_script(_FETCH)
         self.promote = redis.register_script(_PROMOTE_ONLY)
         self.defer = redis.register_script(_DEFER)
+        self.schedule = redis.register_script(_SCHEDULE)
         self.keep = redis.register_script(_KEEP)
         self.give_back = redis.register_script(_GIVE_BACK)
 
@@ -267,8 +279,8 @@ class StreamConsumer:
             "pigeon: dropped event of %s message_id=%s: %s: %s",
             self.stream,
             delivery.envelope.message_id,
-            failure.error_type,
-            failure.error_message,
+            failure.type,
+            failure.message,
         )
         await self._acknowledge(delivery.entry_id)
 

@@ -18,6 +18,7 @@ from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_n
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.typing import EncodableT
 
 
 class RedisJobs:
@@ -45,12 +46,25 @@ class RedisJobs:
         )
         self._dead_letters = DeadLetters(redis, url, keys)
 
-    async def enqueue(self, queue: str, envelope: Envelope) -> None:
+    async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         check_headers(envelope.headers, self._url)
         await self._declarer.queue(queue)
+        fields = wire.job_fields(envelope)
         with translated(self._url, f"enqueueing on {queue!r}"):
-            await self._redis.xadd(self._keys.queue(queue), wire.job_fields(envelope))  # type: ignore[arg-type]
+            if delay > 0:
+                await self._schedule(queue, envelope.message_id, fields, delay)
+            else:
+                await self._redis.xadd(self._keys.queue(queue), fields)  # type: ignore[arg-type]
             await self._wait_for_replicas(queue)
+
+    async def _schedule(
+        self, queue: str, message_id: str, fields: wire.Fields, delay: float
+    ) -> None:
+        """Put the job in the queue's delayed set (a worker's fetch promotes it when due)."""
+        args: list[EncodableT] = [max(1, round(delay * 1000)), message_id]
+        for name, value in fields.items():
+            args += [name, value]
+        await self._scripts.schedule(keys=[self._keys.delayed(queue)], args=args)
 
     async def _wait_for_replicas(self, queue: str) -> None:
         wanted = self._options["wait_replicas"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from pigeon.errors import DeclarationConflict
+from pigeon.errors import ConfigurationError, DeclarationConflict
 from pigeon.transports.redis.errors import translated
 
 WORKERS = "workers"
@@ -164,7 +164,11 @@ class Keys:
 class Declarer:
     """Declares work queues once per transport: the stream, its consumer group and settings."""
 
-    def __init__(self, redis: Redis, url: str, keys: Keys, delivery_limit: int) -> None:
+    def __init__(
+        self, redis: Redis, url: str, keys: Keys, delivery_limit: int, *, passive: bool = False
+    ) -> None:
+        self._redis = redis
+        self._passive = passive
         self._keys = keys
         self._url = url
         self._limit = delivery_limit
@@ -176,6 +180,10 @@ class Declarer:
         its settings; raises ``DeclarationConflict`` if it exists with another delivery limit."""
         if queue in self._declared and not again:
             return
+        if self._passive:
+            await self._expect(queue)
+            self._declared.add(queue)
+            return
         keys = [self._keys.queue(queue), self._keys.settings(queue)]
         with translated(self._url, f"declaring work queue {queue!r}"):
             current = await self._script(keys=keys, args=[WORKERS, self._limit])
@@ -186,3 +194,31 @@ class Declarer:
                 f"queue the same delivery_limit (or delete the key {keys[1]!r} to change it)"
             )
         self._declared.add(queue)
+
+    async def _expect(self, queue: str) -> None:
+        """App(passive=True): check that ``queue``'s stream and its ``workers`` group exist,
+        creating nothing; ``ConfigurationError`` naming what is missing and the command that
+        makes it."""
+        key = self._keys.queue(queue)
+        make = f"XGROUP CREATE {key} {WORKERS} 0 MKSTREAM"
+        with translated(self._url, f"checking work queue {queue!r}"):
+            try:
+                groups = await self._redis.xinfo_groups(key)
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                groups = None
+        if groups is None:
+            missing = f"the stream {key!r} of work queue {queue!r}"
+        elif not any(_text(group.get("name")) == WORKERS for group in groups):
+            missing = f"the consumer group {WORKERS!r} of stream {key!r}"
+        else:
+            return
+        raise ConfigurationError(
+            f"{missing} does not exist on {self._url}, and App(passive=True) creates nothing: "
+            f"make it ({make}) or drop passive=True"
+        )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -116,7 +116,10 @@ class RedisTransport:
             raise translate(exc, self.url, "connecting") from None
         self._channels = Channels(redis, self.url)
         scripts = Scripts(redis)
-        declarer = Declarer(redis, self.url, self._keys, self._settings.delivery_limit)
+        settings = self._settings
+        declarer = Declarer(
+            redis, self.url, self._keys, settings.delivery_limit, passive=settings.passive
+        )
         options, track = self._options, self._subscriptions.append
         self._events = RedisEvents(
             redis,

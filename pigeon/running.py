@@ -1,0 +1,136 @@
+"""How ``pigeon run`` serves an App: observers, HTTP and health ports, ``--reload`` and the
+worker processes of ``--workers``. The commands themselves are in ``pigeon.cli``."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import typer
+
+from pigeon.app import App
+from pigeon.health import serve_health
+
+log = logging.getLogger("pigeon")
+
+
+def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
+    if tracing:
+        require("opentelemetry.sdk", "--tracing", "otel")
+        from pigeon.tracing import OpenTelemetryTracing
+
+        app.observe(OpenTelemetryTracing())
+    if metrics_port is not None:
+        require("prometheus_client", "--metrics-port", "prometheus")
+        from pigeon.metrics import PrometheusMetrics
+
+        metrics = PrometheusMetrics()
+        metrics.serve(metrics_port, bind)
+        app.observe(metrics)
+
+
+def require(module: str, what: str, extra: str) -> None:
+    """Exit 2 with what to install when ``what`` needs ``module`` and it is missing."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        found = False
+    if not found:
+        typer.echo(
+            f"error: {what} needs the {extra} extra: pip install 'pigeon[{extra}]'", err=True
+        )
+        raise typer.Exit(2)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where ``pigeon run`` listens: the ASGI app, and the deprecated raw health port."""
+
+    http: int | None
+    health: int | None
+    bind: str
+
+    def of_worker(self, index: int) -> Ports:
+        """Worker ``index`` of ``--workers`` listens on each port + ``index``."""
+        http = None if self.http is None else self.http + index
+        health = None if self.health is None else self.health + index
+        return Ports(http, health, self.bind)
+
+
+async def serve(app: App, ports: Ports) -> None:
+    async with AsyncExitStack() as stack:
+        if ports.http is not None:
+            from pigeon.asgi import serving
+
+            await stack.enter_async_context(serving(app.asgi(), ports.bind, ports.http))
+        if ports.health is not None:
+            server = await serve_health(
+                lambda: app.ready and app.transport.connected, ports.health, ports.bind
+            )
+            stack.callback(server.close)
+        await app.run()
+
+
+def warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
+    for option, given in (("--health-port", health_port), ("--metrics-port", metrics_port)):
+        if given is not None:
+            log.warning(
+                "pigeon: %s is deprecated and will be removed: use --http-port, one port that "
+                "serves /readyz, /healthz, /metrics and /asyncapi",
+                option,
+            )
+
+
+def reload(argv: list[str], workers: int) -> int:
+    """Run this command without ``--reload`` in a child process; restart it whenever a ``.py``
+    file under the current directory changes, until SIGINT or SIGTERM."""
+    if workers > 1:
+        raise typer.BadParameter(
+            "--reload restarts one process when a file changes and cannot run several: "
+            "drop --workers while developing, or --reload in production"
+        )
+    require("watchfiles", "--reload", "http")
+    from watchfiles import Change, PythonFilter, run_process
+
+    def restarting(changes: set[tuple[Change, str]]) -> None:
+        names = sorted(os.path.relpath(path) for _, path in changes)
+        log.warning("pigeon: %s changed; restarting", ", ".join(names))
+
+    command = [sys.executable, "-m", "pigeon", *_child_args(argv)]
+    log.info("pigeon: --reload: watching the .py files under %s", os.getcwd())
+    run_process(
+        os.getcwd(),
+        target=shlex.join(command),
+        target_type="command",
+        watch_filter=PythonFilter(),
+        callback=restarting,
+    )
+    return 0
+
+
+def _child_args(argv: list[str]) -> list[str]:
+    """``argv``'s arguments without ``--workers N`` and ``--reload``: those are the parent's."""
+    args = [a for a in argv[1:] if a not in ("--reload", "--no-reload")]
+    while "--workers" in args:
+        position = args.index("--workers")
+        del args[position : position + 2]
+    return [a for a in args if not a.startswith("--workers=")]
+
+
+def worker_command(argv: list[str]) -> Callable[[int], list[str]]:
+    """The argv of worker ``index``: this command, as one worker."""
+    args = _child_args(argv)
+
+    def command(index: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "pigeon", *args),
+            *("--workers", "1", "--worker-index", str(index)),
+        ]
+
+    return command

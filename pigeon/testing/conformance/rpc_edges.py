@@ -1,0 +1,71 @@
+"""Request-reply at its edges: closing under waiting callers, and timeouts in every phase."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pigeon import BrokerError, RequestTimeout
+from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.waiting import wait_for
+
+
+async def test_closing_fails_every_waiting_request_at_once(make_app: MakeApp, uid: str) -> None:
+    server, client = make_app(), make_app()
+    release = asyncio.Event()
+    received: list[int] = []
+
+    @server.rpc(f"{uid}.stuck")
+    async def stuck(n: int) -> int:
+        received.append(n)
+        await release.wait()
+        return n
+
+    async with server:
+        await client.start()
+        waiting = [
+            asyncio.create_task(client.request(f"{uid}.stuck", n, timeout=60)) for n in range(3)
+        ]
+        await wait_for(lambda: len(received) == 3, what="the three requests at the server")
+        await client.close()
+        async with asyncio.timeout(5):  # at once, not after the 60 s deadline
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+        release.set()
+    assert all(isinstance(r, BrokerError) for r in results), results
+
+
+@pytest.mark.parametrize("timeout", [0.001, 0.01])
+async def test_a_first_request_out_of_time_is_a_request_timeout(
+    make_app: MakeApp, uid: str, timeout: float
+) -> None:
+    server, client = make_app(), make_app()
+
+    @server.rpc(f"{uid}.slow")
+    async def slow(n: int) -> int:
+        await asyncio.sleep(0.05)  # longer than the caller's deadline, on purpose
+        return n
+
+    async with server, client:
+        with pytest.raises(RequestTimeout):
+            await client.request(f"{uid}.slow", 1, timeout=timeout)
+
+
+async def test_many_short_requests_end_in_replies_or_request_timeouts(
+    make_app: MakeApp, uid: str
+) -> None:
+    server, client = make_app(), make_app()
+
+    @server.rpc(f"{uid}.echo", concurrency=8)
+    async def echo(n: int) -> int:
+        return n
+
+    async with server, client:
+        results = await asyncio.gather(
+            *(client.request(f"{uid}.echo", n, timeout=0.2) for n in range(500)),
+            return_exceptions=True,
+        )
+    wrong = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, RequestTimeout)
+    ]
+    assert wrong == [], wrong[:3]

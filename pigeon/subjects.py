@@ -6,16 +6,24 @@ from functools import lru_cache
 
 from pigeon.errors import ConfigurationError
 
+MAX_BYTES = 1024
+"""The longest subject (UTF-8 bytes) pigeon sends. Brokers compose names from subjects (NATS
+JetStream API subjects, stream and consumer names; RabbitMQ queue names), and a NATS server closes
+the connection of a client whose control line (command, subject, reply subject, sizes) is over
+its ``max_control_line`` (4096 bytes by default): a limit well below it keeps every composed name
+under it. RabbitMQ's transport allows at most 255 (AMQP's limit on routing keys)."""
+
 
 @lru_cache(maxsize=4096)
 def validate(subject: str, *, wildcards: bool = False) -> str:
     """Return ``subject`` if well formed, else raise ``ConfigurationError`` saying what is wrong.
 
     Tokens must be non-empty and free of whitespace; ``*`` and ``>`` are allowed only where
-    ``wildcards`` is true (subscriptions), ``>`` only as the last token.
+    ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``.
     """
     if not isinstance(subject, str) or not subject:
         raise ConfigurationError(f"subject {subject!r} is empty; use tokens like 'orders.created'")
+    check_length(subject)
     tokens = subject.split(".")
     for index, token in enumerate(tokens):
         if not token:
@@ -52,3 +60,16 @@ def matches(pattern: str, subject: str) -> bool:
         if token != "*" and token != subject_tokens[index]:
             return False
     return len(pattern_tokens) == len(subject_tokens)
+
+
+def check_length(subject: str, limit: int = MAX_BYTES, where: str = "pigeon") -> None:
+    """Raise ``ConfigurationError`` if ``subject`` is over ``limit`` UTF-8 bytes (``where``
+    names whose limit it is)."""
+    if len(subject) * 4 <= limit:  # no encoding needed: it cannot be over
+        return
+    size = len(subject.encode())
+    if size > limit:
+        raise ConfigurationError(
+            f"subject {subject[:40]!r}... is {size} bytes, over the {limit} bytes {where} allows; "
+            "use a shorter subject (carry data in the body or headers)"
+        )

@@ -32,6 +32,7 @@ from reliability.targets import (
     nats_cluster,
     nats_server,
     rabbitmq_broker,
+    rabbitmq_cluster,
     redis_server,
 )
 
@@ -63,7 +64,10 @@ def on_target(run: Callable[[Target, Path, float], Awaitable[Result]]) -> Run:
     return on
 
 
-async def _cluster(_: str, workdir: Path, scale: float) -> Result:
+async def _cluster(broker: str, workdir: Path, scale: float) -> Result:
+    if broker == "rabbitmq":
+        async with rabbitmq_cluster() as nodes:
+            return await cluster_node_loss(nodes, workdir, jobs=sized(3_000, scale))
     async with nats_cluster() as cluster:
         return await cluster_node_loss(cluster, workdir, jobs=sized(10_000, scale))
 
@@ -81,9 +85,9 @@ SCENARIOS = [
     ),
     Scenario(
         "cluster",
-        "Cluster: 3 NATS nodes (replicas 3), the work stream's leader killed mid-run",
+        "Cluster: 3 nodes (NATS replicas 3, RabbitMQ quorum queues), the leader's node killed",
         _cluster,
-        brokers=("nats",),
+        brokers=("nats", "rabbitmq"),
     ),
     Scenario(
         "poison",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from nats.aio.client import Client
 from pigeon import App
 from tests.brokers import rabbitmq
 from tests.brokers.nats import NatsServer, free_port
+from tests.brokers.rabbitmq_cluster import RabbitCluster
 from tests.brokers.redis import REDIS_SERVER, RedisServer
 
 NATS_OPTIONS: dict[str, Any] = {"ack_wait": 1.0, "reconnect_time_wait": 0.2}
@@ -98,6 +100,10 @@ class Cluster:
     servers: list[NatsServer]
     target: Target
 
+    async def kill_leader_of(self, queue: str) -> str:
+        """Kill the node that leads the work stream of ``queue``; return its name."""
+        return await self.kill_leader("PIGEON_Q_" + re.sub(r"[^A-Za-z0-9_-]", "_", queue))
+
     async def kill_leader(self, stream: str) -> str:
         """Kill the node that leads ``stream``; return its name."""
         async with _client(self) as client:
@@ -158,6 +164,35 @@ async def _wait_jetstream(cluster: Cluster, timeout: float = 30.0) -> None:
                     return
             await asyncio.sleep(0.1)
     raise Unavailable(f"the NATS cluster's JetStream was not ready within {timeout:g}s")
+
+
+@dataclass
+class RabbitMQCluster:
+    """Three RabbitMQ nodes of this run (``tests/brokers/rabbitmq_cluster.py``); ``target``
+    names all three, and each App starts on a node picked at random."""
+
+    nodes: RabbitCluster
+    target: Target
+
+    async def kill_leader_of(self, queue: str) -> str:
+        """SIGKILL the node that leads the quorum queue ``queue``; return its name."""
+        leader = await asyncio.to_thread(self.nodes.leader_of, queue)
+        await asyncio.to_thread(self.nodes.kill, leader)
+        return leader.name.split("@")[0]
+
+
+@contextlib.asynccontextmanager
+async def rabbitmq_cluster() -> AsyncIterator[RabbitMQCluster]:
+    """A private three-node RabbitMQ cluster, removed at the end (never the machine's node)."""
+    nodes = RabbitCluster()
+    try:
+        try:
+            await asyncio.to_thread(nodes.start)
+        except (OSError, RuntimeError) as exc:
+            raise Unavailable(f"cannot start a RabbitMQ cluster: {exc}") from exc
+        yield RabbitMQCluster(nodes, Target("rabbitmq-cluster", nodes.url, dict(RABBITMQ_OPTIONS)))
+    finally:
+        await asyncio.to_thread(nodes.remove)
 
 
 @contextlib.asynccontextmanager

@@ -1,14 +1,88 @@
-"""URLs as pigeon shows them: every credential masked, safe for logs, errors and documents."""
+"""URLs as pigeon shows them, and the servers a URL names.
+
+``mask_url`` hides every credential of every server (passwords, NATS tokens, secret query
+parameters): use it wherever a URL is shown (``repr``, logs, errors, documents). ``servers``
+splits a URL that names several servers, in the forms users write:
+``amqp://u:p@h1:5672,h2:5672,h3:5672/vhost`` and ``nats://h1:4222,nats://h2:4222``.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+
+from pigeon.errors import ConfigurationError
+
+MASK = "***"
+
+TOKEN_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
+"""Schemes whose user part alone (``nats://TOKEN@host``) is a secret: NATS's token auth."""
+
+_SECRET_PARAMETER = re.compile(
+    r"(?i)([?&;](?:password|passwd|pwd|pass|token|auth_token|access_token|secret|api_key)=)"
+    r"[^&;#]*"
+)
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: safe for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with every credential of every server replaced by ``***``: passwords, tokens
+    (``nats://TOKEN@host``) and secret query parameters. Safe for logs, errors and documents."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    masked = [_mask_server(part, scheme.lower()) for part in rest.split(",")]
+    return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", f"{scheme}://{','.join(masked)}")
+
+
+def _mask_server(part: str, scheme: str) -> str:
+    """One comma-separated part of a URL (with or without its own ``scheme://``), masked."""
+    own_scheme, sep, rest = part.partition("://")
+    if sep:
+        scheme = own_scheme.lower()
+        prefix = f"{own_scheme}://"
+    else:
+        prefix, rest = "", part
+    # the authority ends after the last '@' (a password may hold an unencoded '/' or '@')
+    authority_end = _first_of(rest, "/?#", rest.rfind("@") + 1)
+    userinfo, at_sign, host = rest[:authority_end].rpartition("@")
+    if not at_sign:
+        return part
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        userinfo = f"{user}:{MASK}"
+    elif scheme in TOKEN_SCHEMES:
+        userinfo = MASK
+    return f"{prefix}{userinfo}@{host}{rest[authority_end:]}"
+
+
+def servers(url: str) -> list[str]:
+    """Each server ``url`` names, as a URL of its own with the scheme, credentials, path and
+    query of the first: ``amqp://u:p@a:1,b:2/v`` gives ``amqp://u:p@a:1/v`` and
+    ``amqp://u:p@b:2/v``; ``nats://a:1,nats://b:2`` gives both as they are.
+
+    Raises ``ConfigurationError`` (URL masked) for an empty server.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "," not in rest:
+        return [url]
+    parts = [part.strip() for part in rest.split(",")]
+    if not all(parts):
+        raise ConfigurationError(
+            f"bad URL {mask_url(url)!r}: an empty server between commas; give "
+            f"{scheme}://host:port,host:port"
+        )
+    last = parts[-1]
+    if "://" in last:  # nats://a:1,nats://b:2: each part is a URL already
+        rest_of = [p if "://" in p else f"{scheme}://{p}" for p in parts[1:]]
+        return [f"{scheme}://{parts[0]}", *rest_of]
+    cut = _first_of(last, "/?#")
+    hosts, tail = [*parts[:-1], last[:cut]], last[cut:]
+    userinfo, at_sign, first = hosts[0].rpartition("@")
+    credentials = f"{userinfo}@" if at_sign else ""
+    hosts[0] = first
+    return [f"{scheme}://{credentials}{host}{tail}" for host in hosts]
+
+
+def _first_of(text: str, characters: str, start: int = 0) -> int:
+    """The index of the first of ``characters`` in ``text`` from ``start``, else its length."""
+    found = [i for i in (text.find(c, start) for c in characters) if i != -1]
+    return min(found, default=len(text))

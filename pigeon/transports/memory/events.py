@@ -21,7 +21,7 @@ class MemoryEvents:
         self._transport = transport
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         broker = self._transport.broker
         if broker.taps:
             broker.tell(Tapped("published", subject, envelope))

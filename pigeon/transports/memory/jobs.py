@@ -21,7 +21,7 @@ class MemoryJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         work_queue = self._work_queue(queue)
         broker = self._transport.broker
         if broker.taps:

@@ -32,7 +32,7 @@ class MemoryRequests:
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
-        transport.check()
+        transport.check(envelope)
         servers = transport.broker.servers(subject)
         if not servers:
             raise NoResponders.for_subject(subject, transport.url)
@@ -42,7 +42,7 @@ class MemoryRequests:
         return await transport.replies.wait(envelope.correlation, subject, timeout)
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         replies = self._transport.broker.inboxes.get(reply_to)
         if replies is not None:
             replies.resolve(envelope)

@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pigeon.errors import BrokerError, ConfigurationError
-from pigeon.message import new_id
+from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.limits import check_headers
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
 from pigeon.transports.memory.jobs import MemoryJobs
 from pigeon.transports.memory.requests import INBOX_PREFIX, MemoryRequests
 from pigeon.transports.memory.topology import MemoryQueue, broker_named
 from pigeon.transports.replies import ReplyMap
+from pigeon.transports.urls import mask_url
 
 
 class MemoryTransport:
@@ -28,7 +30,7 @@ class MemoryTransport:
         if options:
             raise ConfigurationError(f"memory:// takes no transport options, got {sorted(options)}")
         parts = urlsplit(url)
-        self.url = url
+        self.url = mask_url(url)
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
@@ -63,10 +65,13 @@ class MemoryTransport:
         self._subscriptions.append(subscription)
         return subscription
 
-    def check(self) -> None:
-        """Raise ``BrokerError`` unless connected."""
+    def check(self, envelope: Envelope | None = None) -> None:
+        """Raise ``BrokerError`` unless connected, ``MessageTooLarge`` for headers over
+        ``MAX_HEADER_BYTES`` (as on every broker, so tests on memory catch them)."""
         if not self._connected:
             raise BrokerError.not_connected(self.url)
+        if envelope is not None and envelope.headers:
+            check_headers(envelope.headers, self.url)
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

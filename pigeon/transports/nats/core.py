@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from nats import errors as nats_errors
 from nats.aio.client import Client
+from nats.aio.subscription import DEFAULT_SUB_PENDING_BYTES_LIMIT as PENDING_BYTES
+from nats.aio.subscription import DEFAULT_SUB_PENDING_MSGS_LIMIT as PENDING_MSGS
 
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import translated
 from pigeon.transports.runner import HandlerRunner
+
+log = logging.getLogger("pigeon")
 
 
 class CoreDelivery:
@@ -59,13 +64,23 @@ class CoreSubscription:
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
+        self._subject = ""
         self._closed = False
 
-    async def start(self, subject: str, queue: str) -> None:
-        """Subscribe; returns once the server has registered the subscription."""
+    async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
+        """Subscribe (``limits``: nats-py's ``pending_msgs_limit`` / ``pending_bytes_limit``);
+        returns once the server has registered the subscription."""
         callback = self._received_inline if self._inline else self._received
+        self._subject = subject
         with translated(self._url, f"subscribing to {subject!r}"):
-            self._subscription = await self._client.subscribe(subject, queue=queue, cb=callback)
+            limits = limits or {}
+            self._subscription = await self._client.subscribe(
+                subject,
+                queue=queue,
+                cb=callback,
+                pending_msgs_limit=limits.get("pending_msgs_limit", PENDING_MSGS),
+                pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
+            )
             await self._client.flush()
 
     async def close(self, timeout: float) -> None:
@@ -74,8 +89,17 @@ class CoreSubscription:
         self._closed = True
         if self._current is not None:
             await self._finish_inline(timeout)
+        left = self._subscription.pending_msgs if self._subscription is not None else 0
         with contextlib.suppress(nats_errors.Error):
             await self._subscription.unsubscribe()
+        if left:
+            log.warning(
+                "pigeon: NATS %s: closing the subscription to %r dropped %d buffered messages "
+                "(core NATS keeps nothing; use durable= to keep them)",
+                self._url,
+                self._subject,
+                left,
+            )
         await self._runner.drain(timeout)
 
     async def _finish_inline(self, timeout: float) -> None:

@@ -25,7 +25,7 @@ class NatsEvents:
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         transport = self._transport
-        transport.check()
+        transport.check(envelope, subject)
         client = transport.client
         headers = wire.outgoing(envelope)
         wire.check_size(envelope.body, headers, client.max_payload)

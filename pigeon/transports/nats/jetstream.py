@@ -48,14 +48,15 @@ class JetStreamApi:
     """Requests to the JetStream API over one connection.
 
     ``call`` returns the JSON answer of an API request, ``store`` publishes to a stream and waits
-    for its PubAck. Both retry for up to ``RETRY_BUDGET`` seconds while JetStream is unavailable
-    (a restart, a reconnect, a leader election), then raise ``BrokerError``; an error answer
-    raises ``JetStreamError``.
+    for its PubAck. Both retry for up to ``patience`` seconds (default ``RETRY_BUDGET``) while
+    JetStream is unavailable (a restart, a reconnect, a leader election), then raise
+    ``BrokerError``; an error answer raises ``JetStreamError``.
     """
 
-    def __init__(self, client: Client, url: str) -> None:
+    def __init__(self, client: Client, url: str, patience: float = RETRY_BUDGET) -> None:
         self._client = client
         self._url = url
+        self._patience = patience
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._lost: set[asyncio.Future[Any]] = set()
 
@@ -104,10 +105,10 @@ class JetStreamApi:
                 return await attempt()
             except Unavailable as exc:
                 now = loop.time()
-                if now > started + RETRY_BUDGET:
+                if now > started + self._patience:
                     raise BrokerError(
                         f"{doing}: JetStream at {self._url} is unavailable ({exc}) for more "
-                        f"than {RETRY_BUDGET:g}s"
+                        f"than {self._patience:g}s (reconnect_patience)"
                     ) from None
                 log.debug("pigeon: %s: %s; retrying", doing, exc)
                 missing_since = (missing_since or now) if exc.missing else None
@@ -120,6 +121,7 @@ class JetStreamApi:
     async def _request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None
     ) -> dict[str, Any]:
+        wire.check_control_line(subject, wire.INBOX_BYTES)
         request = asyncio.ensure_future(
             self._client.request(subject, payload, timeout=API_TIMEOUT, headers=headers)
         )

@@ -33,7 +33,7 @@ class NatsJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
-        self._transport.check()
+        self._transport.check(envelope)
         names = await self._queue(queue)
         headers = wire.outgoing(envelope)
         subject = names.subject

@@ -48,7 +48,7 @@ class NatsRequests:
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
-        transport.check()
+        transport.check(envelope, subject, wire.INBOX_BYTES)
         client = transport.client
         headers = wire.outgoing(envelope)
         wire.check_size(envelope.body, headers, client.max_payload)
@@ -73,7 +73,7 @@ class NatsRequests:
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         transport = self._transport
-        transport.check()
+        transport.check(envelope, reply_to)
         client = transport.client
         headers = wire.outgoing(envelope, reply=True)
         wire.check_size(envelope.body, headers, client.max_payload)

@@ -17,15 +17,19 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.limits import check_headers
+from pigeon.transports.nats import wire
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
-from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
 from pigeon.transports.nats.services import Services, service_config
+from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
 from pigeon.transports.urls import mask_url
 
@@ -39,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
 """nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
 
 _CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb")
+
+PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
+"""Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
+before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
 
 class NatsTransport:
@@ -61,11 +69,17 @@ class NatsTransport:
         options = dict(options)
         self._replicas = options.pop("replicas", 1)
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
+        self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
+        self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
+        self._pending_limits = {
+            name: options.pop(name) for name in PENDING_LIMITS if name in options
+        }
         _check_jetstream_options(self._replicas, self.ack_wait)
         self.services = _services(options.pop("service", None), options.pop("version", None))
         self._options = {**DEFAULTS, **options}
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
+        self.slow_consumers = SlowConsumers(self.url)
         self._connected = False
         self._new_client()
         self.events = NatsEvents(self)
@@ -75,7 +89,7 @@ class NatsTransport:
     def _new_client(self) -> None:
         """A fresh nats-py client, and the JetStream helpers that use it."""
         self.client = Client()
-        self.api = JetStreamApi(self.client, self.url)
+        self.api = JetStreamApi(self.client, self.url, self._patience)
         self.declarer = Declarer(
             self.api,
             delivery_limit=self._settings.delivery_limit,
@@ -120,6 +134,7 @@ class NatsTransport:
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
+        self.slow_consumers.flush()
         if self.services is not None:
             await self.services.stop()
         if self.client.is_connected:
@@ -135,7 +150,11 @@ class NatsTransport:
         given = {name: self._options.get(name) for name in _CALLBACKS}
 
         async def error_cb(exc: Exception) -> None:
-            log.log(logging.WARNING if self._connected else logging.DEBUG, "pigeon: NATS: %s", exc)
+            if isinstance(exc, nats_errors.SlowConsumerError):
+                self.slow_consumers.dropped_one(exc.subject)  # logged once per interval
+            else:
+                level = logging.WARNING if self._connected else logging.DEBUG
+                log.log(level, "pigeon: NATS: %s", exc)
             await _call(given["error_cb"], exc)
 
         async def disconnected_cb() -> None:
@@ -164,19 +183,27 @@ class NatsTransport:
 
     # -- what the roles share -----------------------------------------------------------------
 
-    def check(self) -> None:
-        """Raise ``BrokerError`` unless connected."""
+    def check(self, envelope: Envelope | None = None, subject: str = "", reserve: int = 0) -> None:
+        """Raise ``BrokerError`` unless connected; check what one call sends against the
+        server's limits before it is sent (the server would close the connection): headers
+        (``MessageTooLarge``), and a control line with ``subject`` and ``reserve`` bytes more
+        (``ConfigurationError``)."""
         if not self._connected:
             raise BrokerError.not_connected(self.url)
         if self.client.is_closed:
             raise BrokerError(f"the connection to {self.url} is closed")
+        if subject:
+            wire.check_control_line(subject, reserve, self.max_control_line)
+        if envelope is not None and envelope.headers:
+            check_headers(envelope.headers, self.url)
 
     async def start_core(
         self, subject: str, queue: str, handler: Handler, concurrency: int
     ) -> CoreSubscription:
         """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
+        self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(self.client, self.url, handler, concurrency)
-        await subscription.start(subject, queue)
+        await subscription.start(subject, queue, self._pending_limits)
         self._subscriptions.append(subscription)
         return subscription
 

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from pigeon import headers as h
-from pigeon.errors import MessageTooLarge
+from pigeon.errors import ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope, new_id
 
 MSG_ID = "Nats-Msg-Id"
@@ -37,6 +37,32 @@ ORIGINAL_ID = h.MESSAGE_ID
 """The message id, on dead letters and replays, whose ``Nats-Msg-Id`` is a de-duplication key."""
 
 _HEADER_BLOCK_START = b"NATS/1.0"
+
+MAX_CONTROL_LINE = 4096
+"""The NATS server's default ``max_control_line``: a client that sends a longer command line
+(``HPUB <subject> <reply> <sizes>``, ``SUB <subject> <group> <sid>``) gets ``-ERR`` and is
+disconnected, so pigeon checks every line before sending it."""
+
+INBOX_BYTES = 64
+"""Room for the reply subject nats-py adds to a request (``_INBOX.<id>.<token>``)."""
+
+_LINE_OVERHEAD = 40
+"""The command, spaces, sizes and CRLF of a control line."""
+
+
+def check_control_line(subject: str, reserve: int = 0, limit: int = MAX_CONTROL_LINE) -> None:
+    """Raise ``ConfigurationError`` unless a command line with ``subject`` and ``reserve`` bytes
+    more (a reply subject, a queue group) fits in the server's ``limit``."""
+    if len(subject) * 4 + reserve + _LINE_OVERHEAD <= limit:
+        return
+    size = len(subject.encode()) + reserve + _LINE_OVERHEAD
+    if size > limit:
+        raise ConfigurationError(
+            f"subject {subject[:40]!r}... ({len(subject.encode())} bytes) does not fit in the "
+            f"NATS server's {limit}-byte control line with its reply subject or queue group; "
+            "use a shorter subject (or raise max_control_line on the server and pass "
+            "max_control_line= to the App)"
+        )
 
 
 def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:

@@ -77,9 +77,10 @@ def translate(exc: BaseException, url: str, action: str) -> PigeonError:
     return BrokerError(f"{url}: connection lost while {action} ({text or type(exc).__name__})")
 
 
-def connect_error(exc: BaseException, url: str) -> BrokerError:
-    """The error for a failed first connection: bad login, unknown vhost or unreachable host."""
-    parts = urlsplit(url)
+def connect_error(exc: BaseException, url: str, server: str = "") -> BrokerError:
+    """The error for a failed first connection to ``url`` (masked), whose last server tried was
+    ``server`` (masked; ``url`` if not given): bad login, unknown vhost or unreachable host."""
+    parts = urlsplit(server or url)
     user = unquote(parts.username or "guest")
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     where = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import aiormq
 import aiormq.exceptions as amqp
@@ -13,8 +13,13 @@ from pamqp.commands import Basic
 
 from pigeon.errors import BrokerError
 
-NACK_RETRIES = 4
-"""How many times a publish the broker nacked (a quorum queue electing a leader, say) is retried."""
+RENEW_AFTER_NACKS = 3
+"""Nacks in a row after which the publishing channel is replaced. A publish the broker nacked (a
+quorum queue electing a leader) is retried until ``patience`` runs out; but a channel opened on a
+node while the queue's leader was dying can stay nacked for good (seen on RabbitMQ 3.10), while
+a new channel on the same node publishes at once."""
+
+Renew = Callable[[], Awaitable[AbstractRobustChannel]]
 
 RECONNECTING: tuple[type[BaseException], ...] = (
     amqp.ChannelInvalidStateError,
@@ -77,11 +82,14 @@ class Publisher:
     queue) raises ``aiormq.exceptions.PublishError`` to the caller.
     """
 
-    def __init__(self, channel: AbstractRobustChannel, url: str, patience: float) -> None:
+    def __init__(
+        self, channel: AbstractRobustChannel, url: str, patience: float, renew: Renew | None = None
+    ) -> None:
         self.channel = channel
         self._underlay: aiormq.Channel | None = None
         self._url = url
         self._patience = patience
+        self._renew = renew
 
     async def publish(
         self,
@@ -114,16 +122,32 @@ class Publisher:
                 raise  # returned: no queue took it
             except amqp.DeliveryError as exc:  # nacked: a queue could not store it just now
                 nacks += 1
-                if nacks > NACK_RETRIES or loop.time() >= deadline:
+                if loop.time() >= deadline:
                     raise BrokerError(
                         f"{self._url}: the broker refused to store the message on "
-                        f"{routing_key!r} {nacks} times (nack); is the queue available?"
+                        f"{routing_key!r} {nacks} times (nack) in {self._patience:g}s; is the "
+                        "queue available? It may or may not be stored: send it again"
                     ) from exc
-                await asyncio.sleep(0.05 * 2**nacks)
+                if nacks % RENEW_AFTER_NACKS == 0:
+                    await self._renew_channel()
+                await asyncio.sleep(min(0.5, 0.05 * 2**nacks))
             except Exception as exc:
                 if not is_connection_loss(exc) or loop.time() >= deadline:
                     raise
                 await asyncio.sleep(0.05)  # let aio-pika notice the loss, then wait for it
+
+    async def _renew_channel(self) -> None:
+        """Publish on a new channel from now on (see ``RENEW_AFTER_NACKS``)."""
+        if self._renew is None:
+            return
+        try:
+            channel = await asyncio.wait_for(self._renew(), 5)
+        except Exception as exc:
+            log.debug("pigeon: could not open a new publishing channel: %r", exc)
+            return
+        old, self.channel, self._underlay = self.channel, channel, None
+        log.info("pigeon: %s: publishing on a new channel after repeated nacks", self._url)
+        await close_quietly(old)
 
     async def _wait_reopened(self, patience: float) -> aiormq.Channel:
         try:

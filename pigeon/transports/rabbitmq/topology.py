@@ -29,7 +29,7 @@ from typing import Any
 import aiormq.abc
 from aio_pika.abc import AbstractRobustConnection
 
-from pigeon.errors import ConfigurationError, DeclarationConflict
+from pigeon.errors import BrokerError, ConfigurationError, DeclarationConflict
 from pigeon.transports.rabbitmq.errors import translated
 
 QUEUE_TYPES = ("quorum", "classic")
@@ -171,9 +171,16 @@ class Declarer:
     lost a queue).
     """
 
-    def __init__(self, connection: AbstractRobustConnection, url: str, topology: Topology):
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        url: str,
+        topology: Topology,
+        patience: float = 30.0,
+    ):
         self._connection = connection
         self._url = url
+        self._patience = patience
         self.topology = topology
         self._done: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -287,7 +294,14 @@ class Declarer:
         """Run ``steps`` on a channel of their own (with publisher confirms if ``confirms``),
         errors translated."""
         with translated(self._url, action):
-            await self._connection.ready()
+            try:  # while disconnected, wait for the reconnect no longer than the patience
+                async with asyncio.timeout(self._patience):
+                    await self._connection.ready()
+            except TimeoutError:
+                raise BrokerError(
+                    f"{self._url}: {action}: not connected, and not back within "
+                    f"{self._patience:g}s (reconnect_patience)"
+                ) from None
             transport = self._connection.transport
             if transport is None:
                 raise ConnectionError("not connected")

@@ -1,5 +1,9 @@
 """``amqp://`` and ``amqps://``: the RabbitMQ transport, on aio-pika's robust connection.
 
+A URL may name the nodes of a cluster (``amqp://u:p@h1:5672,h2:5672,h3:5672/vhost``): the App
+connects to any live one (from a random one, unless ``dont_randomize=True``) and fails over to
+the next when its node goes away (``failover.py``).
+
 How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
 
 - events go to the topic exchange ``pigeon.events``; a plain subscriber consumes an exclusive
@@ -11,14 +15,15 @@ How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
 
 App options (``DEFAULTS``): ``queue_type`` (``"quorum"`` or ``"classic"``), ``exchange``,
 ``rpc_exchange``, ``dead_letter_exchange``, ``connect_timeout``, ``reconnect_patience``,
-``max_message_size``, ``event_prefetch``. Any other option goes to ``aio_pika.connect_robust``
-(``client_properties``, ``ssl_context``, ``reconnect_interval``, ...).
+``max_message_size``, ``event_prefetch``, ``dont_randomize``. Any other option goes to
+``aio_pika.connect_robust`` (``client_properties``, ``ssl_context``, ``reconnect_interval``, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +32,23 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 
 from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope
+from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
+from pigeon.transports.rabbitmq.failover import FailoverConnection, failover_class, hosts_of
+from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
 from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
 from pigeon.transports.rabbitmq.topology import Declarer, Topology
-from pigeon.transports.urls import mask_url
+from pigeon.transports.urls import mask_url, servers
 
 log = logging.getLogger("pigeon")
+
+guard_frame_decoding()  # one foreign message's odd timestamp must not kill the connection
 
 DEFAULTS: dict[str, Any] = {
     "queue_type": "quorum",
@@ -45,11 +56,19 @@ DEFAULTS: dict[str, Any] = {
     "rpc_exchange": "pigeon.rpc",
     "dead_letter_exchange": "pigeon.dlx",
     "connect_timeout": 10.0,
-    "reconnect_patience": 30.0,
+    "reconnect_patience": 10.0,
     "max_message_size": 128 * 1024 * 1024,
     "event_prefetch": 32,
+    "dont_randomize": False,
 }
 """pigeon's own options of this transport, with their defaults."""
+
+DEFAULT_FRAME_MAX = 131072
+"""RabbitMQ's default ``frame_max``: the largest frame, and so the largest header table."""
+
+PROPERTIES_RESERVE = 1200
+"""Bytes of a content header frame taken by everything but the header table: frame overhead,
+content type, message id, correlation id, reply-to (short strings), delivery mode, timestamp."""
 
 CLIENT_OPTIONS = frozenset(
     {p.name for p in aio_pika.RobustConnection.PARAMETERS}
@@ -76,7 +95,7 @@ class RabbitMQTransport:
                 f"aio-pika's {sorted(CLIENT_OPTIONS)}"
             )
         self.url = mask_url(url)
-        self._raw_url = url
+        self._servers = servers(url)
         self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
         self._client_options.setdefault("reconnect_interval", 1)
@@ -112,25 +131,49 @@ class RabbitMQTransport:
     async def connect(self) -> None:
         if self._connection is not None:
             return
-        try:
-            connection = await aio_pika.connect_robust(
-                self._raw_url, timeout=self.options["connect_timeout"], **self._client_options
-            )
-        except CLIENT_ERRORS as exc:
-            raise connect_error(exc, self.url) from exc
+        connection = await self._open()
         try:
             with translated(self.url, "opening a channel"):
-                channel = connection.channel(publisher_confirms=True, on_return_raises=True)
-                await channel.initialize()
+                channel = await _publishing_channel(connection)
         except BaseException:
             await connection.close()
             raise
         self._connection = connection
-        self.declarer = Declarer(connection, self.url, self.topology)
         patience = self.options["reconnect_patience"]
-        self.publisher = Publisher(channel, self.url, patience)
+        self.declarer = Declarer(connection, self.url, self.topology, patience)
+        self.publisher = Publisher(
+            channel, self.url, patience, renew=lambda: _publishing_channel(connection)
+        )
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
+
+    async def _open(self) -> AbstractRobustConnection:
+        """A robust connection to the first server that answers, in turn from a random one
+        (from the first with ``dont_randomize=True``); it fails over to the next on a loss."""
+        hosts = hosts_of(self._servers)
+        start = 0 if self.options["dont_randomize"] else random.randrange(len(hosts))
+        failure: tuple[BaseException, str] | None = None
+        for offset in range(len(hosts)):
+            index = (start + offset) % len(hosts)
+            try:
+                connection: AbstractRobustConnection = await aio_pika.connect_robust(
+                    self._servers[index],
+                    timeout=self.options["connect_timeout"],
+                    connection_class=failover_class(hosts, index),
+                    **self._client_options,
+                )
+                return connection
+            except CLIENT_ERRORS as exc:
+                failure = exc, self._servers[index]
+                log.debug("pigeon: cannot connect to %s: %r", mask_url(failure[1]), exc)
+        assert failure is not None
+        raise connect_error(failure[0], self.url, mask_url(failure[1])) from failure[0]
+
+    @property
+    def server(self) -> str:
+        """``host:port`` of the node the connection is on (or tries next), for logs."""
+        connection = self._connection
+        return connection.server if isinstance(connection, FailoverConnection) else self.url
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -185,17 +228,38 @@ class RabbitMQTransport:
         return subscription
 
     def check(self, envelope: Envelope | None = None, subject: str = "") -> None:
-        """Raise ``BrokerError`` unless connected, ``ConfigurationError`` for a subject over
-        AMQP's 255 bytes, ``MessageTooLarge`` for a body over ``max_message_size``."""
+        """Raise ``BrokerError`` unless connected; check what one call sends before it is sent
+        (the broker would close the connection, and a reconnect would send it again):
+        ``ConfigurationError`` for a subject over AMQP's 255 bytes, ``MessageTooLarge`` for a
+        body over ``max_message_size`` or headers that do not fit in one frame (``frame_max``)."""
         if self._connection is None:
             raise BrokerError.not_connected(self.url)
-        if len(subject) > 63 and len(subject.encode()) > 255:
-            raise ConfigurationError(f"subject {subject[:40]!r}... is over 255 bytes, AMQP's limit")
-        if envelope is not None and len(envelope.body) > self._max_size:
+        check_length(subject, 255, "AMQP")
+        if envelope is None:
+            return
+        if len(envelope.body) > self._max_size:
             raise MessageTooLarge(
                 f"message of {len(envelope.body)} bytes is over the {self._max_size} bytes "
                 f"max_message_size of {self.url}"
             )
+        if envelope.headers:
+            limit = min(MAX_HEADER_BYTES, self._frame_max - PROPERTIES_RESERVE)
+            check_headers(envelope.headers, self.url, limit, f"frame_max is {self._frame_max}")
+
+    @property
+    def _frame_max(self) -> int:
+        """The ``frame_max`` negotiated with the broker (which must hold every header table)."""
+        transport = self._connection.transport if self._connection is not None else None
+        if transport is None:
+            return DEFAULT_FRAME_MAX
+        return int(transport.connection.connection_tune.frame_max or DEFAULT_FRAME_MAX)
+
+
+async def _publishing_channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:
+    """A robust channel with publisher confirms, whose returns raise."""
+    channel = connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.initialize()
+    return channel
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

@@ -30,6 +30,7 @@ from redis.typing import EncodableT
 from pigeon import subjects
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.consumer import BLOCK, Parsed, Scripts, StreamConsumer
@@ -298,6 +299,7 @@ class RedisEvents:
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         """Publish to subscribers and bound streams; returns once Redis has run the script."""
+        check_headers(envelope.headers, self._url)
         args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
         with translated(self._url, f"publishing on {subject!r}"):
             await self._publish(args=args)

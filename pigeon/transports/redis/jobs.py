@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.consumer import Parsed, Scripts, StreamConsumer, StreamDelivery
 from pigeon.transports.redis.dead_letters import DeadLetters
@@ -46,6 +47,7 @@ class RedisJobs:
         self._dead_letters = DeadLetters(redis, url, keys)
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
+        check_headers(envelope.headers, self._url)
         await self._declarer.queue(queue)
         fields = wire.job_fields(envelope)
         with translated(self._url, f"enqueueing on {queue!r}"):

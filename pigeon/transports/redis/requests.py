@@ -21,6 +21,7 @@ from redis.typing import EncodableT
 from pigeon.errors import BrokerError, NoResponders
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import translated
@@ -133,6 +134,7 @@ class RedisRequests:
         return server
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
+        check_headers(envelope.headers, self._url)
         correlation_id = envelope.correlation
         envelope = replace(envelope, correlation_id=correlation_id, reply_to=self._inbox)
         self._replies.expect(correlation_id)
@@ -150,6 +152,7 @@ class RedisRequests:
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Publish the reply on the caller's channel; nobody listening is no error."""
+        check_headers(envelope.headers, self._url)
         with translated(self._url, "replying"):
             await self._redis.publish(reply_to, wire.pack(envelope))
 

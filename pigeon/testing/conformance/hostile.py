@@ -1,0 +1,177 @@
+"""Hostile input every transport must survive: one bad call fails alone, at once, with a clear
+error, and never takes the connection (and every other handler of the App) down with it.
+
+Each test checks a kind of fault, not one input: what one call sends is checked against the
+broker's limits before it is sent; every credential of every server is masked wherever a URL is
+shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pigeon import App, BrokerError, ConfigurationError, MessageTooLarge, PigeonError
+from pigeon.asyncapi import asyncapi_document
+from pigeon.testing.conformance.fixtures import Backend, MakeApp
+from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.waiting import wait_for
+
+AT_ONCE = 10.0
+"""Seconds within which a bad call must fail: far less than any reconnect patience (30 s)."""
+
+LONG_SUBJECT_BYTES = 5000
+"""Over NATS's 4096-byte control line (and AMQP's 255-byte routing keys)."""
+
+BIG_HEADER_BYTES = 256 * 1024
+"""Over RabbitMQ's default ``frame_max`` (128 KiB), which must hold the whole header table."""
+
+
+async def _fails_at_once(
+    call: Callable[[], Awaitable[Any]], error: type[PigeonError]
+) -> PigeonError:
+    """Make ``call``; it must raise ``error`` within ``AT_ONCE`` seconds (not hang, not wait for
+    a reconnect)."""
+    try:
+        async with asyncio.timeout(AT_ONCE):
+            await call()
+    except error as exc:
+        return exc
+    except TimeoutError:
+        pytest.fail(f"the bad call did not fail within {AT_ONCE}s")
+    pytest.fail(f"the bad call did not raise {error.__name__}")
+
+
+def _serving_app(make_app: MakeApp, uid: str) -> tuple[App, list[int], list[int]]:
+    """An App with a subscriber and a worker: the handlers a bad call must not disturb."""
+    app = make_app()
+    events: list[int] = []
+    jobs: list[int] = []
+
+    @app.subscribe(f"{uid}.events")
+    async def on_event(order: Order) -> None:
+        events.append(order.id)
+
+    @app.worker(f"{uid}.jobs")
+    async def on_job(job: Job) -> None:
+        jobs.append(job.n)
+
+    @app.rpc(f"{uid}.echo")
+    async def echo(order: Order) -> Order:
+        return order
+
+    return app, events, jobs
+
+
+async def _still_serves(app: App, uid: str, events: list[int], jobs: list[int], n: int) -> None:
+    """The App's other handlers keep working on the same App after the bad calls."""
+    await app.publish(f"{uid}.events", Order(id=n))
+    await app.enqueue(f"{uid}.jobs", Job(n))
+    assert await app.request(f"{uid}.echo", Order(id=n), reply=Order, timeout=5) == Order(id=n)
+    await wait_for(lambda: n in events and n in jobs, what="the App still serving")
+    assert app.transport.connected
+
+
+async def test_an_oversized_subject_fails_that_call_at_once(make_app: MakeApp, uid: str) -> None:
+    app, events, jobs = _serving_app(make_app, uid)
+    subject = f"{uid}." + "x" * LONG_SUBJECT_BYTES
+    async with app:
+        for round_ in range(2):  # a second round: nothing was left broken by the first
+            for call in (
+                lambda: app.publish(subject, Order(id=1)),
+                lambda: app.request(subject, Order(id=1), timeout=5),
+                lambda: app.enqueue(subject, Job(1)),
+            ):
+                error = await _fails_at_once(call, ConfigurationError)
+                assert "bytes" in str(error)
+            await _still_serves(app, uid, events, jobs, round_)
+
+
+async def test_oversized_headers_fail_that_call_at_once(make_app: MakeApp, uid: str) -> None:
+    app, events, jobs = _serving_app(make_app, uid)
+    big = {"x-big": "x" * BIG_HEADER_BYTES}
+    async with app:
+        for round_ in range(2):
+            for call in (
+                lambda: app.publish(f"{uid}.events", Order(id=-1), headers=big),
+                lambda: app.request(f"{uid}.echo", Order(id=-1), headers=big, timeout=5),
+                lambda: app.enqueue(f"{uid}.jobs", Job(-1), headers=big),
+            ):
+                error = await _fails_at_once(call, MessageTooLarge)
+                assert "header" in str(error)
+            await _still_serves(app, uid, events, jobs, round_)
+        assert -1 not in events
+        assert -1 not in jobs
+
+
+async def test_a_header_name_over_255_bytes_fails_that_call_at_once(
+    make_app: MakeApp, uid: str
+) -> None:
+    app, events, jobs = _serving_app(make_app, uid)
+    long_name = {"x-" + "n" * 300: "value"}
+    async with app:
+        for call in (
+            lambda: app.publish(f"{uid}.events", Order(id=-1), headers=long_name),
+            lambda: app.enqueue(f"{uid}.jobs", Job(-1), headers=long_name),
+        ):
+            await _fails_at_once(call, MessageTooLarge)
+        await _still_serves(app, uid, events, jobs, 1)
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+def _credentialed_urls(scheme: str, secret: str) -> list[str]:
+    """URLs of the scheme with credentials (every form a user writes) pointing at closed ports."""
+    forms = {
+        "nats": [
+            f"nats://{secret}@127.0.0.1:1",  # a token
+            f"nats://user:{secret}@127.0.0.1:1,nats://other:{secret}x@127.0.0.1:2",
+            f"nats://user:p@127.0.0.1:1,127.0.0.1:2,nats://{secret}@127.0.0.1:3",
+        ],
+        "amqp": [
+            f"amqp://user:{secret}@127.0.0.1:1/",
+            f"amqp://user:{secret}@127.0.0.1:1,127.0.0.1:2,127.0.0.1:3/vhost",
+        ],
+        "redis": [f"redis://user:{secret}@127.0.0.1:1/0", f"redis://:{secret}@127.0.0.1:1"],
+        "memory": [f"memory://user:{secret}@shown-name"],
+    }
+    return forms.get(scheme, [])
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+async def test_credentials_are_never_shown(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = f"s3cr3t{uuid.uuid4().hex[:8]}"
+    scheme = backend.url().split("://")[0].split("+")[0]
+    urls = _credentialed_urls(scheme, secret)
+    if not urls:
+        pytest.skip(f"no credentialed URL form known for {scheme}://")
+    caplog.set_level(logging.DEBUG)
+    for url in urls:
+        options: dict[str, Any] = dict(backend.options)
+        app = App(url, **options)
+        shown: list[str] = [repr(app), str(app.transport.url)]
+        shown.append(json.dumps(asyncapi_document(app)))
+        try:
+            async with asyncio.timeout(30):
+                await app.start()
+        except (BrokerError, TimeoutError) as exc:
+            shown += [f"{e!s} {e!r}" for e in _chain(exc)]
+        finally:
+            await app.close()
+        shown.append(caplog.text)
+        leaked = [text for text in shown if secret in text]
+        assert leaked == [], f"{url.replace(secret, '<secret>')} shown unmasked: {leaked[:1]}"

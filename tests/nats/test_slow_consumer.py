@@ -1,0 +1,46 @@
+"""A slow core-NATS subscriber is visible: drops counted, one warning line per interval with the
+count (not one per message), and what is still buffered at shutdown is logged, not lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+import pytest
+
+from pigeon import App
+from pigeon.testing.conformance.models import Order
+from pigeon.testing.waiting import wait_for
+
+EVENTS = 2000
+
+
+async def test_a_slow_subscriber_drops_with_one_warning_and_a_count(
+    nats_url: str, uid: str, raw: nats.NATS, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App(nats_url, pending_msgs_limit=20)
+    release = asyncio.Event()
+    handled = 0
+
+    @app.subscribe(f"{uid}.events")
+    async def slow(order: Order) -> None:
+        nonlocal handled
+        await release.wait()
+        handled += 1
+
+    caplog.set_level(logging.WARNING, logger="pigeon")
+    async with app:
+        for n in range(EVENTS):
+            await raw.publish(f"{uid}.events", Order(id=n).model_dump_json().encode())
+        await raw.flush()
+        slow_consumers = app.transport.slow_consumers  # type: ignore[attr-defined]
+        await wait_for(lambda: slow_consumers.dropped[f"{uid}.events"] > EVENTS // 2)
+        release.set()
+        await wait_for(lambda: handled > 0)
+    warnings = [r.getMessage() for r in caplog.records if "slow consumer" in r.getMessage()]
+    assert 1 <= len(warnings) <= 3, warnings  # not one line per dropped message
+    assert str(slow_consumers.dropped[f"{uid}.events"]) in warnings[-1]
+    at_close = [r.getMessage() for r in caplog.records if "buffered messages" in r.getMessage()]
+    assert len(at_close) <= 1

@@ -32,8 +32,9 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.consumer import BLOCK, Parsed, Scripts, StreamConsumer
+from pigeon.transports.redis.consumer import BLOCK, Parsed, StreamConsumer
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.tasks import cancel_all
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
@@ -378,6 +379,7 @@ class RedisEvents:
             parse=parse_event,
             sink=None,
             redeclare=bind,
+            delayed=f"{stream}:delayed",
         )
         consumer.start()
         return consumer

@@ -10,9 +10,10 @@ from pigeon.errors import BrokerError
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.redis import wire
-from pigeon.transports.redis.consumer import Parsed, Scripts, StreamConsumer, StreamDelivery
+from pigeon.transports.redis.consumer import Parsed, StreamConsumer, StreamDelivery
 from pigeon.transports.redis.dead_letters import DeadLetters
 from pigeon.transports.redis.errors import translated
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RedisJobs:
         self._dead_letters = DeadLetters(redis, url, keys)
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
+        wire.check_job(envelope)
         await self._declarer.queue(queue)
         fields = wire.job_fields(envelope)
         with translated(self._url, f"enqueueing on {queue!r}"):
@@ -103,6 +105,9 @@ class RedisJobs:
             parse=parse,
             sink=sink,
             redeclare=redeclare,
+            delayed=self._keys.delayed(queue),
+            dead_letters=self._keys.dead_letters(queue),
+            queue=queue,
         )
         consumer.start()
         self._track(consumer)

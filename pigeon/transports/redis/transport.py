@@ -16,11 +16,11 @@ from redis.asyncio.connection import parse_url
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.consumer import Scripts
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import Declarer, Keys
 from pigeon.transports.urls import mask_url
 

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from pigeon import headers as h
+from pigeon.errors import MessageTooLarge
 from pigeon.message import Envelope, new_id
 
 MAGIC = b"\x00pigeon1\n"
@@ -41,8 +42,22 @@ _RESERVED = frozenset(f.encode() for f in (*_ENVELOPE_FIELDS, DELIVERY, RETURNS)
 
 Fields = dict[str, str | bytes]
 
+MAX_HEADERS = 1000
+"""Most headers a job may have: its fields pass through Lua scripts (a delayed job's promotion,
+a replay), and Lua cannot pass more than about 8,000 values to one command."""
+
 
 # -- jobs: stream entries, a field per envelope field ------------------------------------------
+
+
+def check_job(envelope: Envelope) -> None:
+    """Raise ``MessageTooLarge`` if ``envelope`` has more than ``MAX_HEADERS`` headers."""
+    if len(envelope.headers) > MAX_HEADERS:
+        raise MessageTooLarge(
+            f"the job has {len(envelope.headers)} headers; a Redis job carries at most "
+            f"{MAX_HEADERS} headers (its fields pass through Lua scripts): move the data into "
+            "the body"
+        )
 
 
 def job_fields(envelope: Envelope, *, deliveries: int = 0, returns: int = 0) -> Fields:

@@ -62,7 +62,7 @@ async def test_a_dead_letter_reads_with_xrange(
     async with app:
         await app.enqueue(f"{uid}.fail", {"n": 3}, headers={"tenant": "acme"})
         await wait_dead_letters(app, f"{uid}.fail", 1)
-    [(_, fields)] = await raw.xrange(f"{prefix}q:{uid}.fail.dlq")
+    [(_, fields)] = await raw.xrange(f"{prefix}q:{uid}.fail:dlq")
     assert json.loads(fields[b"body"]) == {"n": 3}
     assert fields[b"content-type"] == b"application/json"
     assert fields[b"tenant"] == b"acme"

@@ -56,11 +56,11 @@ PENDING_LIMIT = 65_536
 _BIND = """
 local function bind(prefix, stream, subject, wildcard)
   if wildcard == '1' then redis.call('HSET', prefix .. 'wildcard-routes', stream, subject)
-  else redis.call('SADD', prefix .. 'routes:' .. subject, stream) end
+  else redis.call('SADD', prefix .. 'routes:' .. esc(subject), stream) end
 end
 local function unbind(prefix, stream, subject)
   redis.call('HDEL', prefix .. 'wildcard-routes', stream)
-  redis.call('SREM', prefix .. 'routes:' .. subject, stream)
+  redis.call('SREM', prefix .. 'routes:' .. esc(subject), stream)
   redis.call('DEL', stream, stream .. ':members')
 end
 local function prune(members)
@@ -74,8 +74,8 @@ _PUBLISH = (
     + _BIND
     + """
 local prefix, subject, payload = ARGV[1], ARGV[2], ARGV[3]
-redis.call('PUBLISH', prefix .. 'ev:' .. subject, payload)
-local streams = redis.call('SMEMBERS', prefix .. 'routes:' .. subject)
+redis.call('PUBLISH', prefix .. 'ev:' .. esc(subject), payload)
+local streams = redis.call('SMEMBERS', prefix .. 'routes:' .. esc(subject))
 local wild = redis.call('HGETALL', prefix .. 'wildcard-routes')
 for i = 1, #wild, 2 do
   if matches(wild[i + 1], subject) then streams[#streams + 1] = wild[i] end
@@ -158,7 +158,7 @@ class ChannelSubscription:
         self._subject = subject
         self._wildcard = is_wildcard(subject)
         self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
-        self._strip = len(keys.event_channel("").encode())
+        self._keys = keys
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
@@ -188,7 +188,7 @@ class ChannelSubscription:
         runner = self._runner
         while True:
             channel, payload = await self._queue.get()
-            subject = channel[self._strip :].decode("utf-8", "replace")
+            subject = self._keys.subject_of(channel)
             if self._wildcard and not subjects.matches(self._subject, subject):
                 continue
             delivery = EventDelivery(wire.unpack(payload), subject)
@@ -357,7 +357,7 @@ class RedisEvents:
     async def _durable(
         self, subject: str, name: str, handler: Handler, concurrency: int
     ) -> StreamConsumer:
-        stream = self._keys.durable_stream(name)
+        stream = self._keys.durable_stream(name, subject)
         wildcard = "1" if is_wildcard(subject) else "0"
         args: list[EncodableT] = [self._keys.prefix, stream, subject, "", wildcard]
 

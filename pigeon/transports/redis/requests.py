@@ -43,7 +43,7 @@ _REQUEST = (
     + """
 local prefix, subject = ARGV[1], ARGV[2]
 local function live(key) return redis.call('PUBSUB', 'NUMSUB', key)[2] > 0 end
-local target = prefix .. 'rpc:' .. subject
+local target = prefix .. 'rpc:' .. esc(subject)
 if not live(target) then
   target = nil
   local wild = redis.call('HGETALL', prefix .. 'rpc-wildcards')

@@ -61,6 +61,14 @@ def requires(backend: Backend, feature: str) -> None:
         pytest.skip(f"{backend.name} does not offer {feature}")
 
 
+def known_gap(request: pytest.FixtureRequest, backend: Backend, gaps: dict[str, str]) -> None:
+    """Expect the calling test to fail on the transports named in ``gaps`` (name -> why); the
+    test still runs there, and passing would be reported (``strict``)."""
+    if backend.name in gaps:
+        reason = f"{backend.name}: {gaps[backend.name]}"
+        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+
+
 @pytest.fixture
 def uid() -> str:
     """A token unique to this test, for subjects, queues and durable names."""

@@ -9,19 +9,11 @@ import asyncio
 import pytest
 
 from pigeon import Message, Reject
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
 from pigeon.testing.waiting import wait_dead_letters, wait_for
 
 SETTLE = 0.3
 """Seconds to let a message that should not arrive show up, after the ones that should have."""
-
-
-def known_gap(request: pytest.FixtureRequest, backend: Backend, gaps: dict[str, str]) -> None:
-    """Expect the calling test to fail on the transports named in ``gaps`` (name -> why); the
-    test still runs there, and passing would be reported (``strict``)."""
-    if backend.name in gaps:
-        reason = f"{backend.name}: {gaps[backend.name]}"
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 async def test_a_queue_named_like_another_queues_dead_letters_stays_apart(

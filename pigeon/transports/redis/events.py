@@ -288,18 +288,21 @@ class RedisEvents:
         *,
         maxlen: int,
         claim_idle: float,
+        max_size: int,
         track: Callable[[Subscription], None],
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
         self._scripts, self._track = scripts, track
-        self._maxlen, self._claim_idle = maxlen, claim_idle
+        self._maxlen, self._claim_idle, self._max_size = maxlen, claim_idle, max_size
         self._publish = redis.register_script(_PUBLISH)
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         """Publish to subscribers and bound streams; returns once Redis has run the script."""
-        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
+        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
         with translated(self._url, f"publishing on {subject!r}"):
             await self._publish(args=args)
 

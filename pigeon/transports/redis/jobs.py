@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 class RedisJobs:
     """``Jobs`` of a connected ``RedisTransport``; ``track`` is told of every consumer started.
 
-    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``).
+    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``,
+    ``max_message_size``).
     """
 
     def __init__(
@@ -48,8 +49,9 @@ class RedisJobs:
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         wire.check_job(envelope)
-        await self._declarer.queue(queue)
         fields = wire.job_fields(envelope)
+        wire.check_size(wire.fields_size(fields), self._options["max_message_size"])
+        await self._declarer.queue(queue)
         with translated(self._url, f"enqueueing on {queue!r}"):
             if delay > 0:
                 await self._schedule(queue, envelope.message_id, fields, delay)

@@ -113,10 +113,11 @@ class RedisRequests:
         channels: Channels,
         *,
         maxlen: int,
+        max_size: int,
         track: Callable[[Subscription], None],
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
-        self._maxlen, self._track = maxlen, track
+        self._maxlen, self._max_size, self._track = maxlen, max_size, track
         self._script = redis.register_script(_REQUEST)
         self._leave = redis.register_script(_LEAVE)
         self._registering: set[asyncio.Task[None]] = set()
@@ -184,8 +185,10 @@ class RedisRequests:
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         correlation_id = envelope.correlation
         envelope = replace(envelope, correlation_id=correlation_id, reply_to=self._inbox)
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
         self._replies.expect(correlation_id)
-        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
         args.append(STREAM_TTL_MS)
         try:
             with translated(self._url, f"requesting {subject!r}"):
@@ -200,8 +203,10 @@ class RedisRequests:
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Publish the reply on the caller's channel; nobody listening is no error."""
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
         with translated(self._url, "replying"):
-            await self._redis.publish(reply_to, wire.pack(envelope))
+            await self._redis.publish(reply_to, payload)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
         self._replies.resolve(wire.unpack(payload))

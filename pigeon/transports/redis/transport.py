@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "wait_replicas": 0,
     "wait_timeout": 1.0,
     "max_connections": 128,
+    "max_message_size": 8 * 1024 * 1024,
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
 
@@ -63,6 +64,10 @@ class RedisTransport:
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool (default 128; a command waits for a free one);
+    - ``max_message_size`` in bytes (default 8 MiB): a bigger message is refused at send with
+      ``MessageTooLarge``. Redis drops a Pub/Sub subscriber whose output buffer passes 32 MB, or
+      stays over 8 MB for a minute (``client-output-buffer-limit pubsub``), losing what was in
+      it; at 8 MiB one message alone never gets there;
     - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
       to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
 
@@ -129,6 +134,7 @@ class RedisTransport:
             scripts,
             maxlen=options["event_maxlen"],
             claim_idle=options["claim_idle"],
+            max_size=options["max_message_size"],
             track=track,
         )
         self._requests = RedisRequests(
@@ -137,6 +143,7 @@ class RedisTransport:
             self._keys,
             self._channels,
             maxlen=options["request_maxlen"],
+            max_size=options["max_message_size"],
             track=track,
         )
         self._jobs = RedisJobs(redis, self.url, self._keys, declarer, scripts, options, track)
@@ -215,6 +222,11 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options[name]
         if not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    size = options["max_message_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigurationError(
+            f"max_message_size={size!r}: give a whole number of bytes, 1 or more"
+        )
     if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
         raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):

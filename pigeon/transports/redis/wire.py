@@ -51,6 +51,21 @@ MAX_HEADERS = 1000
 a replay), and Lua cannot pass more than about 8,000 values to one command."""
 
 
+def check_size(size: int, limit: int) -> None:
+    """Raise ``MessageTooLarge`` if a message of ``size`` bytes is over ``limit``."""
+    if size > limit:
+        raise MessageTooLarge(
+            f"the message is {size} bytes, over this App's max_message_size={limit}; send large "
+            "data by reference (a URL or key), or raise max_message_size together with the "
+            "server's client-output-buffer-limit for pubsub clients"
+        )
+
+
+def fields_size(fields: Fields) -> int:
+    """Bytes of a job's field names and values."""
+    return sum(len(name) + len(value) for name, value in fields.items())
+
+
 # -- jobs: stream entries, a field per envelope field ------------------------------------------
 
 

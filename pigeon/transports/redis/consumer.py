@@ -39,6 +39,17 @@ BLOCK = 1.0
 GIVEN_BACK_IDLE_MS = 365 * 86_400_000
 """The idle time given to entries a closing consumer hands back: longer than any ``claim_idle``."""
 
+
+def reserve_connections(redis: Redis, count: int) -> None:
+    """Grow the client's pool by ``count`` connections (shrink it, when negative).
+
+    A blocking read holds a pooled connection for up to ``BLOCK`` seconds; each reader adds one
+    to the pool while it runs, so ``max_connections`` stays for commands however many readers
+    an App has (an App with more readers than connections would wait for a free one forever).
+    """
+    redis.connection_pool.max_connections += count
+
+
 Parsed = tuple[Envelope, str, int, int]
 """An entry's envelope, subject, and the deliveries and returns of its earlier copies."""
 
@@ -122,6 +133,7 @@ class StreamConsumer:
 
     def start(self) -> None:
         """Start fetching (the stream and group exist)."""
+        reserve_connections(self._redis, 1)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
 
     async def close(self, timeout: float) -> None:
@@ -129,6 +141,8 @@ class StreamConsumer:
             return
         self._closed = True
         await cancel_all(self._tasks)
+        if self._tasks:
+            reserve_connections(self._redis, -1)
         for timer in self._timers:
             timer.cancel()
         await asyncio.gather(*self._promotions, return_exceptions=True)

@@ -59,6 +59,11 @@ def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
         return BrokerError(f"{doing}: {url} is loading its data set after a restart; retry soon")
     if "max bulk" in text or "Protocol error: too big" in text:
         return MessageTooLarge(f"{doing}: the message is over {url}'s proto-max-bulk-len")
+    if "No connection available" in text:
+        return BrokerError(
+            f"{doing}: every connection of the pool to {url} stayed busy for 30s; raise the "
+            "App's max_connections, or send fewer commands at once"
+        )
     if isinstance(exc, redis_errors.ConnectionError | OSError):
         return BrokerError(
             f"{doing}: {url} is unreachable or the connection was lost ({text}); is Redis "

@@ -32,7 +32,12 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.consumer import BLOCK, Parsed, StreamConsumer
+from pigeon.transports.redis.consumer import (
+    BLOCK,
+    Parsed,
+    StreamConsumer,
+    reserve_connections,
+)
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
 from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.tasks import cancel_all
@@ -223,6 +228,7 @@ class SharedReader:
     async def start(self) -> None:
         """Join, then read; returns once an entry added now would reach this member."""
         await self._join(self.consumer)
+        reserve_connections(self._redis, 1)
         self._tasks.append(asyncio.create_task(self._pump()))
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
@@ -232,6 +238,8 @@ class SharedReader:
             return
         self._closed = True
         await cancel_all(self._tasks)
+        if self._tasks:
+            reserve_connections(self._redis, -1)
         with contextlib.suppress(*CLIENT_ERRORS):
             await self._leave(self.consumer)
         await self._runner.drain(timeout)

@@ -63,7 +63,9 @@ class RedisTransport:
       30; live workers renew their claims);
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
-    - ``max_connections`` of the client's pool (default 128; a command waits for a free one);
+    - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
+      free one); each blocking reader (RPC subject, group, durable subscription, worker) adds
+      one to the pool while it runs;
     - ``max_message_size`` in bytes (default 8 MiB): a bigger message is refused at send with
       ``MessageTooLarge``. Redis drops a Pub/Sub subscriber whose output buffer passes 32 MB, or
       stays over 8 MB for a minute (``client-output-buffer-limit pubsub``), losing what was in

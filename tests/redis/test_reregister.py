@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from pigeon import App, PigeonError
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
+from pigeon.transports.redis.requests import STREAM_TTL_MS
 from pigeon.transports.redis.topology import Keys
 from tests.brokers.redis import RedisServer
 
@@ -64,6 +65,7 @@ async def test_the_last_server_to_leave_takes_its_request_stream_and_registratio
                 await caller.request(f"{uid}.x", Order(id=n), timeout=2)
         stream = keys.request_stream(f"{uid}.*")
         assert await raw.exists(stream)  # one server is left
+        assert 0 < await raw.pttl(stream) <= STREAM_TTL_MS  # what a crash leaves expires
         assert await raw.hexists(keys.wildcard_servers, f"{uid}.*")
         assert await caller.request(f"{uid}.x", Order(id=1), reply=Order) == Order(id=1)
     assert not await raw.exists(stream)

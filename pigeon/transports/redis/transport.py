@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
@@ -43,6 +49,13 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
     "max_connections",
 }
 """Options that go to redis-py as they are."""
+
+URL_PARAMETERS = frozenset(
+    name
+    for kind in (AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection)
+    for name in inspect.signature(kind.__init__).parameters
+) | {"connection_class", "prefix"}
+"""Query parameters a Redis URL may have: redis-py's connection options, and pigeon's prefix."""
 
 _CLIENT_ONLY = frozenset(
     {"connection_pool", "single_connection_client", "auto_close_connection_pool"}
@@ -79,14 +92,17 @@ class RedisTransport:
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
         try:
-            parse_url(url)
+            unknown = set(parse_url(url)) - URL_PARAMETERS
+            if unknown:
+                raise ValueError(f"unknown parameters {sorted(unknown)}")
             database = urlsplit(url).path.strip("/")
             if database and not database.isdigit():
                 raise ValueError(f"the database {database!r} is not a number")
         except ValueError as exc:
             raise ConfigurationError(
                 f"bad Redis URL {self.url!r} ({exc}); give redis://[user:password@]host[:port]"
-                "[/db] or rediss:// for TLS"
+                "[/db][?prefix=...] or rediss:// for TLS, with parameters of redis-py's "
+                "connections (socket_timeout, ssl_cert_reqs, ...)"
             ) from None
         unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
         if unknown:

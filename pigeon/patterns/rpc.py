@@ -14,7 +14,7 @@ from google.protobuf.message import Message as ProtobufMessage
 
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
-from pigeon.errors import DecodeError, EncodeError, RemoteError
+from pigeon.errors import DecodeError, EncodeError, MessageTooLarge, RemoteError
 from pigeon.failures import log_failure
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
@@ -69,12 +69,29 @@ class Responder:
             return
         answer = await self._answer(request, delivery.subject)
         if request.reply_to:
-            answer.correlation_id = request.correlation
-            try:
-                await requests.reply(request.reply_to, answer)
-            except Exception as exc:
-                log_failure("could not send the reply", delivery.subject, request, 1, exc)
+            await self._reply(requests, delivery, answer)
         await delivery.ack()
+
+    async def _reply(self, requests: Requests, delivery: Delivery, answer: Envelope) -> None:
+        """Send ``answer``; one the transport refuses as too large goes as that error instead,
+        so the caller learns why rather than timing out."""
+        request = delivery.envelope
+        assert request.reply_to is not None
+        answer.correlation_id = request.correlation
+        try:
+            await requests.reply(request.reply_to, answer)
+            return
+        except MessageTooLarge as exc:
+            log_failure("could not send the reply", delivery.subject, request, 1, exc)
+            answer = error_envelope(exc)
+            answer.correlation_id = request.correlation
+        except Exception as exc:
+            log_failure("could not send the reply", delivery.subject, request, 1, exc)
+            return
+        try:
+            await requests.reply(request.reply_to, answer)
+        except Exception as exc:
+            log_failure("could not send the error reply", delivery.subject, request, 1, exc)
 
     async def _answer(self, request: Envelope, subject: str) -> Envelope:
         try:

@@ -66,3 +66,14 @@ def test_bad_urls_and_options_are_configuration_errors() -> None:
         App("redis://127.0.0.1:6379/0", queue_type="quorum")
     with pytest.raises(ConfigurationError, match="claim_idle"):
         App("redis://127.0.0.1:6379/0", claim_idle=0)
+
+
+def test_an_unknown_url_parameter_is_a_configuration_error_at_app() -> None:
+    with pytest.raises(ConfigurationError, match="unknown_thing"):
+        App("redis://127.0.0.1:6379/0?unknown_thing=1")
+
+
+async def test_tls_to_a_plain_server_says_the_handshake_failed(own_server: RedisServer) -> None:
+    url = own_server.url.replace("redis://", "rediss://") + "?socket_connect_timeout=1"
+    with pytest.raises(BrokerError, match="TLS handshake"):
+        await App(url).start()

@@ -39,10 +39,16 @@ class MemoryEvents:
     ) -> MemorySubscription:
         transport = self._transport
         transport.check()
+        # a durable subscription is its name and subject (as a JetStream consumer is); repr()
+        # keeps the parts of a name apart whatever they contain
         if durable is not None:
-            queue = transport.broker.event_queue(f"durable:{durable}", subject, keep=True)
+            queue = transport.broker.event_queue(
+                f"durable:{durable!r}:{subject!r}", subject, keep=True
+            )
         elif group is not None:
-            queue = transport.broker.event_queue(f"group:{subject}:{group}", subject, keep=False)
+            queue = transport.broker.event_queue(
+                f"group:{group!r}:{subject!r}", subject, keep=False
+            )
         else:
             queue = transport.broker.event_queue(f"sub:{new_id()}", subject, keep=False)
         return transport.start(queue, handler, concurrency)

@@ -4,7 +4,9 @@ and the presence channels of its RPC servers all share it.
 A Redis connection in Pub/Sub mode can run nothing else, so every transport has this one beside
 its command connections. ``Channels`` reads it in one task and hands each message to the callbacks
 of its channel or glob pattern; callbacks must not block (they queue or resolve a future). After a
-lost connection, redis-py reconnects and subscribes again to everything.
+lost connection, redis-py reconnects and subscribes again to everything; each channel's
+``resubscribed`` hooks then run, so that what its subscribers registered beside the subscription
+(a wildcard server's entry, which a caller may have found dead meanwhile) is registered again.
 """
 
 from __future__ import annotations
@@ -37,13 +39,24 @@ class Channels:
         self._pubsub: PubSub = redis.pubsub()
         self._callbacks: dict[tuple[bool, bytes], list[Callback]] = {}
         self._confirmations: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
+        self._resubscribed: dict[tuple[bool, bytes], list[Callable[[], None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.healthy = False
 
-    async def subscribe(self, name: str, callback: Callback, *, pattern: bool = False) -> None:
+    async def subscribe(
+        self,
+        name: str,
+        callback: Callback,
+        *,
+        pattern: bool = False,
+        resubscribed: Callable[[], None] | None = None,
+    ) -> None:
         """Call ``callback`` for each message on channel ``name`` (or glob ``name`` with
-        ``pattern``); returns once the server has the subscription."""
+        ``pattern``); returns once the server has the subscription. ``resubscribed`` is called
+        each time the subscription is made again after a lost connection."""
         key = (pattern, name.encode())
+        if resubscribed is not None:
+            self._resubscribed.setdefault(key, []).append(resubscribed)
         known = self._callbacks.setdefault(key, [])
         known.append(callback)
         if len(known) > 1:
@@ -63,11 +76,21 @@ class Channels:
         except BaseException:
             self._confirmations.pop(key, None)
             known.remove(callback)
+            self._forget_hook(key, resubscribed)
             raise
 
-    async def unsubscribe(self, name: str, callback: Callback, *, pattern: bool = False) -> None:
-        """Stop calling ``callback`` for ``name``; unsubscribe when it was the last one."""
+    async def unsubscribe(
+        self,
+        name: str,
+        callback: Callback,
+        *,
+        pattern: bool = False,
+        resubscribed: Callable[[], None] | None = None,
+    ) -> None:
+        """Stop calling ``callback`` (and ``resubscribed``) for ``name``; unsubscribe when it was
+        the last one."""
         key = (pattern, name.encode())
+        self._forget_hook(key, resubscribed)
         known = self._callbacks.get(key, [])
         if callback in known:
             known.remove(callback)
@@ -80,12 +103,18 @@ class Channels:
             else:
                 await self._pubsub.unsubscribe(name)
 
+    def _forget_hook(self, key: tuple[bool, bytes], hook: Callable[[], None] | None) -> None:
+        hooks = self._resubscribed.get(key, [])
+        if hook in hooks:
+            hooks.remove(hook)
+
     async def close(self) -> None:
         """Stop reading and close the connection. Idempotent."""
         reader, self._reader = self._reader, None
         if reader is not None:
             await cancel_all([reader])
         self._callbacks.clear()
+        self._resubscribed.clear()
         self.healthy = False
         with contextlib.suppress(*CLIENT_ERRORS):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -116,5 +145,8 @@ class Channels:
         elif kind in ("subscribe", "psubscribe"):
             key = (kind == "psubscribe", message["channel"])
             confirmed = self._confirmations.pop(key, None)
-            if confirmed is not None and not confirmed.done():
+            if confirmed is None:  # not asked for: redis-py subscribed again after reconnecting
+                for hook in list(self._resubscribed.get(key, ())):
+                    hook()
+            elif not confirmed.done():
                 confirmed.set_result(None)

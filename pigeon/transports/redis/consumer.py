@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,8 +26,9 @@ from redis.typing import EncodableT
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.tasks import cancel_all
-from pigeon.transports.redis.topology import MATCHES_LUA, RETURNED
+from pigeon.transports.redis.topology import RETURNED
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
@@ -37,101 +39,16 @@ BLOCK = 1.0
 GIVEN_BACK_IDLE_MS = 365 * 86_400_000
 """The idle time given to entries a closing consumer hands back: longer than any ``claim_idle``."""
 
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms(), 'LIMIT', 0, 100)
-for _, member in ipairs(due) do
-  local job = cmsgpack.unpack(member)
-  redis.call('XADD', KEYS[1], '*', unpack(job[2]))
-  redis.call('ZREM', KEYS[2], member)
-end
-local after = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-local wait = -1
-if after[2] then wait = math.max(0, tonumber(after[2]) - now_ms()) end
-"""
 
-_FETCH = (
-    MATCHES_LUA
-    + _PROMOTE
-    + """
-local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local out, cursor = {}, ARGV[5]
-if ARGV[6] == '1' then
-  local claimed = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[4], cursor,
-                             'COUNT', count)
-  cursor = claimed[1]
-  for _, entry in ipairs(claimed[2]) do
-    if entry[2] then  -- Redis 6.2 lists entries deleted meanwhile with no fields
-      local info = redis.call('XPENDING', KEYS[1], group, entry[1], entry[1], 1)
-      out[#out + 1] = {entry[1], entry[2], info[1][4]}
-    end
-  end
-end
-if #out < count then
-  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out,
-                          'STREAMS', KEYS[1], '>')
-  if read then
-    for _, entry in ipairs(read[1][2]) do out[#out + 1] = {entry[1], entry[2], 1} end
-  end
-end
-return {out, wait, cursor}
-"""
-)
+def reserve_connections(redis: Redis, count: int) -> None:
+    """Grow the client's pool by ``count`` connections (shrink it, when negative).
 
-_PROMOTE_ONLY = MATCHES_LUA + _PROMOTE + "return wait"
+    A blocking read holds a pooled connection for up to ``BLOCK`` seconds; each reader adds one
+    to the pool while it runs, so ``max_connections`` stays for commands however many readers
+    an App has (an App with more readers than connections would wait for a free one forever).
+    """
+    redis.connection_pool.max_connections += count
 
-_DEFER = (
-    MATCHES_LUA
-    + """
-local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-if entry[1] then
-  local fields = {}
-  local old = entry[1][2]
-  for i = 1, #old, 2 do
-    if old[i] ~= 'x-pigeon-delivery' and old[i] ~= 'x-pigeon-returns' then
-      fields[#fields + 1] = old[i]
-      fields[#fields + 1] = old[i + 1]
-    end
-  end
-  fields[#fields + 1] = 'x-pigeon-delivery'
-  fields[#fields + 1] = ARGV[4]
-  fields[#fields + 1] = 'x-pigeon-returns'
-  fields[#fields + 1] = ARGV[5]
-  local due = now_ms() + tonumber(ARGV[3])
-  redis.call('ZADD', KEYS[2], due, cmsgpack.pack({ARGV[2], fields}))
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-"""
-)
-
-_SCHEDULE = (
-    MATCHES_LUA
-    + """
-local fields = {}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[1]), cmsgpack.pack({ARGV[2], fields}))
-"""
-)
-"""Stores a job in a queue's delayed set, due ``ARGV[1]`` ms from the server's now: jobs
-enqueued with a delay wait beside delayed redeliveries, promoted by any worker's fetch."""
-
-_KEEP = """
-for i = 3, #ARGV do
-  local info = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if info[1] and info[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-  end
-end
-"""
-
-_GIVE_BACK = """
-local held = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, ARGV[2])
-for _, info in ipairs(held) do
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, info[1], 'IDLE', ARGV[4], 'JUSTID')
-end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-return #held
-"""
 
 Parsed = tuple[Envelope, str, int, int]
 """An entry's envelope, subject, and the deliveries and returns of its earlier copies."""
@@ -139,18 +56,6 @@ Parsed = tuple[Envelope, str, int, int]
 Parse = Callable[[bytes, dict[bytes, bytes]], Parsed]
 DeadLetterSink = Callable[["StreamDelivery", Failure], Awaitable[None]]
 """Stores a delivery with its failure as a dead letter and acks it, atomically."""
-
-
-class Scripts:
-    """The Lua scripts of stream consumers, registered once per client."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.fetch = redis.register_script(_FETCH)
-        self.promote = redis.register_script(_PROMOTE_ONLY)
-        self.defer = redis.register_script(_DEFER)
-        self.schedule = redis.register_script(_SCHEDULE)
-        self.keep = redis.register_script(_KEEP)
-        self.give_back = redis.register_script(_GIVE_BACK)
 
 
 class StreamDelivery:
@@ -181,7 +86,9 @@ class StreamConsumer:
     """Hands the entries of ``stream`` (group ``group``) to ``handler``, ``concurrency`` at most.
 
     A dead-lettered entry goes to ``sink``; without a sink it is logged and dropped.
-    ``redeclare`` makes the stream and group again if someone deleted them.
+    ``redeclare`` makes the stream and group again if someone deleted them. ``dead_letters``
+    (a work queue's dead-letter stream, and ``queue`` its name) is where a delayed job that
+    cannot go back onto the stream goes; without it, such a job is dropped.
     """
 
     def __init__(
@@ -199,9 +106,13 @@ class StreamConsumer:
         parse: Parse,
         sink: DeadLetterSink | None,
         redeclare: Callable[[], Awaitable[None]],
+        delayed: str,
+        dead_letters: str | None = None,
+        queue: str = "",
     ) -> None:
         self._redis, self._scripts, self._url = redis, scripts, url
-        self._keys = [stream, f"{stream}:delayed"]
+        self._keys = [stream, delayed] + ([dead_letters] if dead_letters else [])
+        self._queue = queue or stream
         self._group, self._name = group, consumer
         self._handler, self._parse, self._sink = handler, parse, sink
         self._redeclare = redeclare
@@ -222,6 +133,7 @@ class StreamConsumer:
 
     def start(self) -> None:
         """Start fetching (the stream and group exist)."""
+        reserve_connections(self._redis, 1)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
 
     async def close(self, timeout: float) -> None:
@@ -229,6 +141,8 @@ class StreamConsumer:
             return
         self._closed = True
         await cancel_all(self._tasks)
+        if self._tasks:
+            reserve_connections(self._redis, -1)
         for timer in self._timers:
             timer.cancel()
         await asyncio.gather(*self._promotions, return_exceptions=True)
@@ -300,7 +214,11 @@ class StreamConsumer:
     async def _promote(self) -> None:
         """Move due delayed entries back onto the stream, which wakes a blocked reader."""
         with contextlib.suppress(*CLIENT_ERRORS):
-            await self._scripts.promote(keys=self._keys)
+            await self._scripts.promote(keys=self._keys, args=self._unmovable_args())
+
+    def _unmovable_args(self) -> list[EncodableT]:
+        """The queue name and failed-at time a delayed job that cannot be moved is buried with."""
+        return [self._queue, datetime.now(UTC).isoformat()]
 
     # -- fetching ------------------------------------------------------------------------------
 
@@ -326,7 +244,7 @@ class StreamConsumer:
         if claim:
             self._next_claim = loop.time() + self._claim_every
         args: list[EncodableT] = [self._group, self._name, free, self._claim_idle_ms]
-        args += [self._cursor, int(claim)]
+        args += [self._cursor, int(claim), *self._unmovable_args()]
         fetched: Any = await self._scripts.fetch(keys=self._keys, args=args)
         entries, wait_ms, self._cursor = fetched
         for entry_id, flat, count in entries:

@@ -9,6 +9,7 @@ moment at which the job is in neither place.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,14 +21,15 @@ from pigeon.transports.redis.consumer import StreamDelivery
 from pigeon.transports.redis.errors import translated
 from pigeon.transports.redis.topology import WORKERS, Keys
 
+log = logging.getLogger("pigeon")
+
 _REPLAY = """
-if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
-  return 1
-end
-return 0
+if not redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1] then return 0 end
+if not pcall(function() redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2)) end) then return -1 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
 """
-"""Move one letter, unless another replay took it first."""
+"""Move one letter, unless another replay took it first (0) or it cannot be moved (-1)."""
 
 
 class DeadLetters:
@@ -61,14 +63,27 @@ class DeadLetters:
         leaves the dead letters in the same script that stores it on the queue, and a letter two
         replays read at once moves once."""
         moved = 0
-        dead = self._keys.dead_letters(queue)
         for entry_id, letter in await self.read(queue, limit):
-            job = letter.without_headers(h.FAILURE_HEADERS)
-            fields = [part for pair in wire.job_fields(job).items() for part in pair]
-            with translated(self._url, f"replaying the dead letters of {queue!r}"):
-                keys = [dead, self._keys.queue(queue)]
-                moved += await self._replay(keys=keys, args=[entry_id, *fields])
+            if await self._move(queue, entry_id, letter.without_headers(h.FAILURE_HEADERS)):
+                moved += 1
         return moved
+
+    async def _move(self, queue: str, entry_id: bytes, job: Envelope) -> bool:
+        """Move one letter back as ``job``; one that cannot be moved stays, logged."""
+        fields = [part for pair in wire.job_fields(job).items() for part in pair]
+        keys = [self._keys.dead_letters(queue), self._keys.queue(queue)]
+        with translated(self._url, f"replaying the dead letters of {queue!r}"):
+            result = await self._replay(keys=keys, args=[entry_id, *fields])
+        if result == -1 or len(job.headers) > wire.MAX_HEADERS:
+            log.warning(
+                "pigeon: dead letter %s of %r (%d headers, at most %d) cannot go back onto the "
+                "queue; it stays in the dead letters",
+                entry_id.decode(),
+                queue,
+                len(job.headers),
+                wire.MAX_HEADERS,
+            )
+        return bool(result == 1)
 
     async def purge(self, queue: str) -> int:
         """Delete every dead letter of ``queue``; returns how many there were."""

@@ -8,6 +8,7 @@ and what to do about it.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,6 +60,17 @@ def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
         return BrokerError(f"{doing}: {url} is loading its data set after a restart; retry soon")
     if "max bulk" in text or "Protocol error: too big" in text:
         return MessageTooLarge(f"{doing}: the message is over {url}'s proto-max-bulk-len")
+    if "No connection available" in text:
+        return BrokerError(
+            f"{doing}: every connection of the pool to {url} stayed busy for 30s; raise the "
+            "App's max_connections, or send fewer commands at once"
+        )
+    if url.startswith("rediss://") and _is_handshake_error(exc, doing):
+        reason = text or "timed out"
+        return BrokerError(
+            f"{doing}: the TLS handshake with {url} failed or did not finish ({reason}); is TLS "
+            "enabled on that port? For a server without TLS, use redis://"
+        )
     if isinstance(exc, redis_errors.ConnectionError | OSError):
         return BrokerError(
             f"{doing}: {url} is unreachable or the connection was lost ({text}); is Redis "
@@ -67,6 +79,14 @@ def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
     if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
         return BrokerError(f"{doing}: {url} did not answer in time; is the server overloaded?")
     return BrokerError(f"{doing} on {url}: {text}")
+
+
+def _is_handshake_error(exc: BaseException, doing: str) -> bool:
+    """Whether ``exc`` says TLS did not get going: an SSL error, or silence while connecting (a
+    server without TLS waits for a command that a ClientHello never completes)."""
+    if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
+        return True
+    return doing == "connecting" and isinstance(exc, redis_errors.TimeoutError | TimeoutError)
 
 
 def _is_auth_error(exc: BaseException) -> bool:

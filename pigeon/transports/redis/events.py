@@ -33,8 +33,14 @@ from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.consumer import BLOCK, Parsed, Scripts, StreamConsumer
+from pigeon.transports.redis.consumer import (
+    BLOCK,
+    Parsed,
+    StreamConsumer,
+    reserve_connections,
+)
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.tasks import cancel_all
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
@@ -56,11 +62,11 @@ PENDING_LIMIT = 65_536
 _BIND = """
 local function bind(prefix, stream, subject, wildcard)
   if wildcard == '1' then redis.call('HSET', prefix .. 'wildcard-routes', stream, subject)
-  else redis.call('SADD', prefix .. 'routes:' .. subject, stream) end
+  else redis.call('SADD', prefix .. 'routes:' .. esc(subject), stream) end
 end
 local function unbind(prefix, stream, subject)
   redis.call('HDEL', prefix .. 'wildcard-routes', stream)
-  redis.call('SREM', prefix .. 'routes:' .. subject, stream)
+  redis.call('SREM', prefix .. 'routes:' .. esc(subject), stream)
   redis.call('DEL', stream, stream .. ':members')
 end
 local function prune(members)
@@ -74,8 +80,8 @@ _PUBLISH = (
     + _BIND
     + """
 local prefix, subject, payload = ARGV[1], ARGV[2], ARGV[3]
-redis.call('PUBLISH', prefix .. 'ev:' .. subject, payload)
-local streams = redis.call('SMEMBERS', prefix .. 'routes:' .. subject)
+redis.call('PUBLISH', prefix .. 'ev:' .. esc(subject), payload)
+local streams = redis.call('SMEMBERS', prefix .. 'routes:' .. esc(subject))
 local wild = redis.call('HGETALL', prefix .. 'wildcard-routes')
 for i = 1, #wild, 2 do
   if matches(wild[i + 1], subject) then streams[#streams + 1] = wild[i] end
@@ -158,7 +164,7 @@ class ChannelSubscription:
         self._subject = subject
         self._wildcard = is_wildcard(subject)
         self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
-        self._strip = len(keys.event_channel("").encode())
+        self._keys = keys
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
@@ -188,7 +194,7 @@ class ChannelSubscription:
         runner = self._runner
         while True:
             channel, payload = await self._queue.get()
-            subject = channel[self._strip :].decode("utf-8", "replace")
+            subject = self._keys.subject_of(channel)
             if self._wildcard and not subjects.matches(self._subject, subject):
                 continue
             delivery = EventDelivery(wire.unpack(payload), subject)
@@ -223,6 +229,7 @@ class SharedReader:
     async def start(self) -> None:
         """Join, then read; returns once an entry added now would reach this member."""
         await self._join(self.consumer)
+        reserve_connections(self._redis, 1)
         self._tasks.append(asyncio.create_task(self._pump()))
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
@@ -232,6 +239,8 @@ class SharedReader:
             return
         self._closed = True
         await cancel_all(self._tasks)
+        if self._tasks:
+            reserve_connections(self._redis, -1)
         with contextlib.suppress(*CLIENT_ERRORS):
             await self._leave(self.consumer)
         await self._runner.drain(timeout)
@@ -288,11 +297,12 @@ class RedisEvents:
         *,
         maxlen: int,
         claim_idle: float,
+        max_size: int,
         track: Callable[[Subscription], None],
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
         self._scripts, self._track = scripts, track
-        self._maxlen, self._claim_idle = maxlen, claim_idle
+        self._maxlen, self._claim_idle, self._max_size = maxlen, claim_idle, max_size
         self._publish = redis.register_script(_PUBLISH)
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
@@ -300,7 +310,9 @@ class RedisEvents:
     async def publish(self, subject: str, envelope: Envelope) -> None:
         """Publish to subscribers and bound streams; returns once Redis has run the script."""
         check_headers(envelope.headers, self._url)
-        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
+        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
         with translated(self._url, f"publishing on {subject!r}"):
             await self._publish(args=args)
 
@@ -358,7 +370,7 @@ class RedisEvents:
     async def _durable(
         self, subject: str, name: str, handler: Handler, concurrency: int
     ) -> StreamConsumer:
-        stream = self._keys.durable_stream(name)
+        stream = self._keys.durable_stream(name, subject)
         wildcard = "1" if is_wildcard(subject) else "0"
         args: list[EncodableT] = [self._keys.prefix, stream, subject, "", wildcard]
 
@@ -380,6 +392,7 @@ class RedisEvents:
             parse=parse_event,
             sink=None,
             redeclare=bind,
+            delayed=f"{stream}:delayed",
         )
         consumer.start()
         return consumer

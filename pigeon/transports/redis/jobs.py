@@ -11,9 +11,10 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
-from pigeon.transports.redis.consumer import Parsed, Scripts, StreamConsumer, StreamDelivery
+from pigeon.transports.redis.consumer import Parsed, StreamConsumer, StreamDelivery
 from pigeon.transports.redis.dead_letters import DeadLetters
 from pigeon.transports.redis.errors import translated
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 class RedisJobs:
     """``Jobs`` of a connected ``RedisTransport``; ``track`` is told of every consumer started.
 
-    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``).
+    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``,
+    ``max_message_size``).
     """
 
     def __init__(
@@ -48,8 +50,10 @@ class RedisJobs:
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         check_headers(envelope.headers, self._url)
-        await self._declarer.queue(queue)
+        wire.check_job(envelope)
         fields = wire.job_fields(envelope)
+        wire.check_size(wire.fields_size(fields), self._options["max_message_size"])
+        await self._declarer.queue(queue)
         with translated(self._url, f"enqueueing on {queue!r}"):
             if delay > 0:
                 await self._schedule(queue, envelope.message_id, fields, delay)
@@ -105,6 +109,9 @@ class RedisJobs:
             parse=parse,
             sink=sink,
             redeclare=redeclare,
+            delayed=self._keys.delayed(queue),
+            dead_letters=self._keys.dead_letters(queue),
+            queue=queue,
         )
         consumer.start()
         self._track(consumer)

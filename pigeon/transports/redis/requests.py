@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -24,7 +26,7 @@ from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.errors import translated
+from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
 from pigeon.transports.redis.events import SharedReader
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
@@ -35,27 +37,45 @@ from pigeon.transports.redis.topology import (
 )
 from pigeon.transports.replies import ReplyMap
 
+log = logging.getLogger("pigeon")
+
 _REQUEST = (
     MATCHES_LUA
     + """
 local prefix, subject = ARGV[1], ARGV[2]
 local function live(key) return redis.call('PUBSUB', 'NUMSUB', key)[2] > 0 end
-local target = prefix .. 'rpc:' .. subject
+local target = prefix .. 'rpc:' .. esc(subject)
 if not live(target) then
   target = nil
-  for _, pattern in ipairs(redis.call('HKEYS', prefix .. 'rpc-wildcards')) do
-    if matches(pattern, subject) then
-      local key = prefix .. 'rpc:' .. pattern
-      if live(key) then target = key break end
-      redis.call('HDEL', prefix .. 'rpc-wildcards', pattern)
-    end
+  local wild = redis.call('HGETALL', prefix .. 'rpc-wildcards')
+  for i = 1, #wild, 2 do
+    if matches(wild[i], subject) and live(wild[i + 1]) then target = wild[i + 1] break end
   end
 end
 if not target then return 0 end
 redis.call('XADD', target, 'MAXLEN', '~', ARGV[4], '*', 'subject', subject, 'message', ARGV[3])
+redis.call('PEXPIRE', target, ARGV[5])
 return 1
 """
 )
+"""Finds a live server's stream and appends the request; it never removes a registration (a
+server that looks dead may be reconnecting: it registers again when its subscription is back)."""
+
+_LEAVE = """
+if redis.call('PUBSUB', 'NUMSUB', KEYS[1])[2] > 0 then
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then redis.call('HDEL', KEYS[2], ARGV[3]) end
+return 1
+"""
+"""A server leaves: the last one of a subject deletes its request stream (with any requests
+still in it) and its wildcard registration; a server joining meanwhile makes them again."""
+
+STREAM_TTL_MS = 3_600_000
+"""A request stream no request was added to for this long expires (its servers, if any are left,
+make it again): what a server that died last leaves behind does not stay for good."""
 
 
 def _ignore(channel: bytes, payload: bytes) -> None:
@@ -65,17 +85,20 @@ def _ignore(channel: bytes, payload: bytes) -> None:
 class RequestServer:
     """One server of a subject: its reader, and its presence on the subject's channel."""
 
-    def __init__(self, reader: SharedReader, channels: Channels, presence: str) -> None:
+    def __init__(
+        self, reader: SharedReader, channels: Channels, presence: str, register: Callable[[], None]
+    ) -> None:
         self._reader = reader
         self._channels = channels
         self._presence = presence
+        self._register = register
         self._closed = False
 
     async def close(self, timeout: float) -> None:
         if self._closed:
             return
         self._closed = True
-        await self._channels.unsubscribe(self._presence, _ignore)
+        await self._channels.unsubscribe(self._presence, _ignore, resubscribed=self._register)
         await self._reader.close(timeout)
 
 
@@ -91,11 +114,14 @@ class RedisRequests:
         channels: Channels,
         *,
         maxlen: int,
+        max_size: int,
         track: Callable[[Subscription], None],
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
-        self._maxlen, self._track = maxlen, track
+        self._maxlen, self._max_size, self._track = maxlen, max_size, track
         self._script = redis.register_script(_REQUEST)
+        self._leave = redis.register_script(_LEAVE)
+        self._registering: set[asyncio.Task[None]] = set()
         self._replies = ReplyMap()
         self._inbox = keys.inbox(new_id())
 
@@ -106,39 +132,66 @@ class RedisRequests:
     def close(self) -> None:
         """Fail the requests still waiting for a reply."""
         self._replies.fail_all(BrokerError(f"{self._url}: connection closed"))
+        for task in self._registering:
+            task.cancel()
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> RequestServer:
         stream = self._keys.request_stream(subject)
+        pattern = subject if is_wildcard(subject) else ""
 
         async def join(member: str) -> None:
+            # from the first entry: a stream made again by a request (it had expired, or the
+            # last server had left) holds only requests nobody has read yet
             with translated(self._url, f"serving {subject!r}"):
-                await create_group(self._redis, stream, SERVERS, "$")
+                await create_group(self._redis, stream, SERVERS, "0")
 
         async def leave(member: str) -> None:
-            await self._redis.xgroup_delconsumer(stream, SERVERS, member)
+            keys = [stream, self._keys.wildcard_servers]
+            await self._leave(keys=keys, args=[SERVERS, member, pattern])
 
         reader = SharedReader(
             self._redis, self._url, stream, SERVERS, handler, concurrency, join=join, leave=leave
         )
         await reader.start()
+
+        def register_again() -> None:
+            task = asyncio.create_task(self._register(pattern, stream, again=True))
+            self._registering.add(task)
+            task.add_done_callback(self._registering.discard)
+
         try:
-            await self._channels.subscribe(stream, _ignore)
-            if is_wildcard(subject):
-                with translated(self._url, f"serving {subject!r}"):
-                    await self._redis.hset(self._keys.wildcard_servers, subject, "1")
+            await self._channels.subscribe(stream, _ignore, resubscribed=register_again)
+            await self._register(pattern, stream)
         except BaseException:
+            await self._channels.unsubscribe(stream, _ignore, resubscribed=register_again)
             await reader.close(0)
             raise
-        server = RequestServer(reader, self._channels, stream)
+        server = RequestServer(reader, self._channels, stream, register_again)
         self._track(server)
         return server
+
+    async def _register(self, pattern: str, stream: str, *, again: bool = False) -> None:
+        """List a wildcard server's subject (``pattern``) where callers look for one."""
+        if not pattern:
+            return
+        if not again:
+            with translated(self._url, f"serving {pattern!r}"):
+                await self._redis.hset(self._keys.wildcard_servers, pattern, stream)
+            return
+        try:
+            await self._redis.hset(self._keys.wildcard_servers, pattern, stream)
+        except CLIENT_ERRORS as exc:
+            log.warning("pigeon: could not register %r again on %s: %s", pattern, self._url, exc)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         check_headers(envelope.headers, self._url)
         correlation_id = envelope.correlation
         envelope = replace(envelope, correlation_id=correlation_id, reply_to=self._inbox)
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
         self._replies.expect(correlation_id)
-        args: list[EncodableT] = [self._keys.prefix, subject, wire.pack(envelope), self._maxlen]
+        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
+        args.append(STREAM_TTL_MS)
         try:
             with translated(self._url, f"requesting {subject!r}"):
                 sent = await self._script(args=args)
@@ -153,8 +206,10 @@ class RedisRequests:
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Publish the reply on the caller's channel; nobody listening is no error."""
         check_headers(envelope.headers, self._url)
+        payload = wire.pack(envelope)
+        wire.check_size(len(payload), self._max_size)
         with translated(self._url, "replying"):
-            await self._redis.publish(reply_to, wire.pack(envelope))
+            await self._redis.publish(reply_to, payload)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
         self._replies.resolve(wire.unpack(payload))

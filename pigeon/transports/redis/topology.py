@@ -2,7 +2,9 @@
 
 Every key and channel starts with the App's ``prefix`` (default ``pigeon:``); see
 ``docs/transports/redis.md`` for the whole layout. Names are pure functions of the prefix and the
-subject or queue, so producers and consumers in different processes find each other.
+subject or queue, so producers and consumers in different processes find each other, and
+injective ones: each user-given part is ``escape``d (``%`` and ``:``), so ``:`` only ever
+separates parts and no queue, group, subject or durable name can reach another's keys.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ local function matches(pattern, subject)
   end
   return #p == #s
 end
+local function esc(s)
+  return (string.gsub(string.gsub(s, '%%', '%%25'), ':', '%%3A'))
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
-"""Lua helpers the scripts share: NATS subject matching (as ``pigeon.subjects.matches``), and the
-server's clock in milliseconds."""
+"""Lua helpers the scripts share: NATS subject matching (as ``pigeon.subjects.matches``), a name
+part escaped (as ``escape``), and the server's clock in milliseconds."""
 
 _DECLARE_QUEUE = """
 local current = redis.call('HGET', KEYS[2], 'delivery_limit')
@@ -63,6 +68,17 @@ if type(created) == 'table' and created.err and not string.find(created.err, 'BU
 end
 return false
 """
+
+
+def escape(part: str) -> str:
+    """A user-given name ``part`` (queue, subject, group, durable name) as it goes into a key:
+    ``%`` and ``:`` percent-encoded, anything else as it is (``orders.created`` stays)."""
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def unescape(part: str) -> str:
+    """The name whose ``escape`` is ``part``."""
+    return part.replace("%3A", ":").replace("%25", "%")
 
 
 def is_wildcard(subject: str) -> bool:
@@ -101,21 +117,25 @@ def consumer_name() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """Key and channel names under one ``prefix``."""
+    """Key and channel names under one ``prefix``: ``<prefix><kind>:<escaped name>[:<suffix>]``."""
 
     prefix: str
 
     def event_channel(self, subject: str) -> str:
         """The Pub/Sub channel of events on ``subject``."""
-        return f"{self.prefix}ev:{subject}"
+        return f"{self.prefix}ev:{escape(subject)}"
 
     def event_glob(self, subject: str) -> str:
         """The Pub/Sub pattern of events on a wildcard ``subject`` (a superset: check each)."""
-        return escape_glob(f"{self.prefix}ev:") + glob_of(subject)
+        return escape_glob(f"{self.prefix}ev:") + glob_of(escape(subject))
+
+    def subject_of(self, channel: bytes) -> str:
+        """The subject of an event channel (``event_channel``'s inverse)."""
+        return unescape(channel.decode("utf-8", "replace")[len(self.event_channel("")) :])
 
     def exact_routes(self, subject: str) -> str:
         """The set of event streams bound to exactly ``subject``."""
-        return f"{self.prefix}routes:{subject}"
+        return f"{self.prefix}routes:{escape(subject)}"
 
     @property
     def wildcard_routes(self) -> str:
@@ -124,41 +144,42 @@ class Keys:
 
     def group_stream(self, subject: str, group: str) -> str:
         """The stream of a subscription group; its live members are in ``<stream>:members``."""
-        return f"{self.prefix}group:{group}:{subject}"
+        return f"{self.prefix}group:{escape(group)}:{escape(subject)}"
 
-    def durable_stream(self, name: str) -> str:
-        """The stream of the durable subscription ``name``."""
-        return f"{self.prefix}durable:{name}"
+    def durable_stream(self, name: str, subject: str) -> str:
+        """The stream of the durable subscription ``name`` on ``subject`` (a durable
+        subscription is its name and subject, as a JetStream consumer is)."""
+        return f"{self.prefix}durable:{escape(name)}:{escape(subject)}"
 
     def request_stream(self, subject: str) -> str:
         """The stream of requests to ``subject``, and the channel its servers subscribe to (their
         number is how a caller knows whether anyone serves it)."""
-        return f"{self.prefix}rpc:{subject}"
+        return f"{self.prefix}rpc:{escape(subject)}"
 
     @property
     def wildcard_servers(self) -> str:
-        """The hash of wildcard subjects that have (or had) a server."""
+        """The hash of wildcard subjects that have (or had) a server: subject -> request stream."""
         return f"{self.prefix}rpc-wildcards"
 
     def inbox(self, name: str) -> str:
         """The reply channel of one App."""
-        return f"{self.prefix}inbox:{name}"
+        return f"{self.prefix}inbox:{escape(name)}"
 
     def queue(self, queue: str) -> str:
         """The stream of the work queue ``queue``."""
-        return f"{self.prefix}q:{queue}"
+        return f"{self.prefix}q:{escape(queue)}"
 
     def delayed(self, queue: str) -> str:
         """The sorted set of jobs of ``queue`` waiting for a delayed redelivery (score: due ms)."""
-        return f"{self.prefix}q:{queue}:delayed"
+        return f"{self.queue(queue)}:delayed"
 
     def settings(self, queue: str) -> str:
         """The hash of the broker-side settings ``queue`` was declared with."""
-        return f"{self.prefix}q:{queue}:settings"
+        return f"{self.queue(queue)}:settings"
 
     def dead_letters(self, queue: str) -> str:
         """The dead-letter stream of ``queue``."""
-        return f"{self.prefix}q:{queue}.dlq"
+        return f"{self.queue(queue)}:dlq"
 
 
 class Declarer:

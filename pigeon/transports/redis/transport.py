@@ -11,16 +11,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.consumer import Scripts
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
+from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import Declarer, Keys
 from pigeon.transports.urls import mask_url
 
@@ -34,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "wait_replicas": 0,
     "wait_timeout": 1.0,
     "max_connections": 128,
+    "max_message_size": 8 * 1024 * 1024,
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
 
@@ -42,6 +49,13 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
     "max_connections",
 }
 """Options that go to redis-py as they are."""
+
+URL_PARAMETERS = frozenset(
+    name
+    for kind in (AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection)
+    for name in inspect.signature(kind.__init__).parameters
+) | {"connection_class", "prefix"}
+"""Query parameters a Redis URL may have: redis-py's connection options, and pigeon's prefix."""
 
 _CLIENT_ONLY = frozenset(
     {"connection_pool", "single_connection_client", "auto_close_connection_pool"}
@@ -62,7 +76,13 @@ class RedisTransport:
       30; live workers renew their claims);
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
-    - ``max_connections`` of the client's pool (default 128; a command waits for a free one);
+    - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
+      free one); each blocking reader (RPC subject, group, durable subscription, worker) adds
+      one to the pool while it runs;
+    - ``max_message_size`` in bytes (default 8 MiB): a bigger message is refused at send with
+      ``MessageTooLarge``. Redis drops a Pub/Sub subscriber whose output buffer passes 32 MB, or
+      stays over 8 MB for a minute (``client-output-buffer-limit pubsub``), losing what was in
+      it; at 8 MiB one message alone never gets there;
     - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
       to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
 
@@ -72,14 +92,17 @@ class RedisTransport:
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
         try:
-            parse_url(url)
+            unknown = set(parse_url(url)) - URL_PARAMETERS
+            if unknown:
+                raise ValueError(f"unknown parameters {sorted(unknown)}")
             database = urlsplit(url).path.strip("/")
             if database and not database.isdigit():
                 raise ValueError(f"the database {database!r} is not a number")
         except ValueError as exc:
             raise ConfigurationError(
                 f"bad Redis URL {self.url!r} ({exc}); give redis://[user:password@]host[:port]"
-                "[/db] or rediss:// for TLS"
+                "[/db][?prefix=...] or rediss:// for TLS, with parameters of redis-py's "
+                "connections (socket_timeout, ssl_cert_reqs, ...)"
             ) from None
         unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
         if unknown:
@@ -129,6 +152,7 @@ class RedisTransport:
             scripts,
             maxlen=options["event_maxlen"],
             claim_idle=options["claim_idle"],
+            max_size=options["max_message_size"],
             track=track,
         )
         self._requests = RedisRequests(
@@ -137,6 +161,7 @@ class RedisTransport:
             self._keys,
             self._channels,
             maxlen=options["request_maxlen"],
+            max_size=options["max_message_size"],
             track=track,
         )
         self._jobs = RedisJobs(redis, self.url, self._keys, declarer, scripts, options, track)
@@ -215,6 +240,11 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options[name]
         if not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    size = options["max_message_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigurationError(
+            f"max_message_size={size!r}: give a whole number of bytes, 1 or more"
+        )
     if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
         raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):

@@ -5,7 +5,9 @@ Two forms, one per kind of Redis data:
 - **Jobs** (work-queue and dead-letter streams) are stream entries with one field per envelope
   field, readable with ``XRANGE`` and writable by any client: ``body``, ``content-type``,
   ``message-id``, ``correlation-id``, ``reply-to``, ``timestamp`` (seconds since the epoch), and
-  every other field is a header. A plain client's ``XADD <queue> * body '{"n": 1}'`` is a job
+  every other field is a header. A header whose name is one of those fields (or pigeon's counts
+  below, or starts with ``header:``) is written as ``header:<name>``, so every header arrives as
+  it was sent. A plain client's ``XADD <queue> * body '{"n": 1}'`` is a job
   without a content type (read as JSON), a fresh message id, and the entry's time.
 - **Events, requests and replies** (Pub/Sub messages and event streams) are one payload: ``MAGIC``,
   one line of JSON with the envelope's fields, then the body as it is. A payload without ``MAGIC``
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 from pigeon import headers as h
+from pigeon.errors import MessageTooLarge
 from pigeon.message import Envelope, new_id
 
 MAGIC = b"\x00pigeon1\n"
@@ -38,11 +41,42 @@ RETURNS = h.RETURNS
 
 _ENVELOPE_FIELDS = (BODY, CONTENT_TYPE, MESSAGE_ID, CORRELATION_ID, REPLY_TO, TIMESTAMP)
 _RESERVED = frozenset(f.encode() for f in (*_ENVELOPE_FIELDS, DELIVERY, RETURNS))
+HEADER = "header:"
+"""Marks a field that carries a header whose bare name would be taken for something else."""
 
 Fields = dict[str, str | bytes]
 
+MAX_HEADERS = 1000
+"""Most headers a job may have: its fields pass through Lua scripts (a delayed job's promotion,
+a replay), and Lua cannot pass more than about 8,000 values to one command."""
+
+
+def check_size(size: int, limit: int) -> None:
+    """Raise ``MessageTooLarge`` if a message of ``size`` bytes is over ``limit``."""
+    if size > limit:
+        raise MessageTooLarge(
+            f"the message is {size} bytes, over this App's max_message_size={limit}; send large "
+            "data by reference (a URL or key), or raise max_message_size together with the "
+            "server's client-output-buffer-limit for pubsub clients"
+        )
+
+
+def fields_size(fields: Fields) -> int:
+    """Bytes of a job's field names and values."""
+    return sum(len(name) + len(value) for name, value in fields.items())
+
 
 # -- jobs: stream entries, a field per envelope field ------------------------------------------
+
+
+def check_job(envelope: Envelope) -> None:
+    """Raise ``MessageTooLarge`` if ``envelope`` has more than ``MAX_HEADERS`` headers."""
+    if len(envelope.headers) > MAX_HEADERS:
+        raise MessageTooLarge(
+            f"the job has {len(envelope.headers)} headers; a Redis job carries at most "
+            f"{MAX_HEADERS} headers (its fields pass through Lua scripts): move the data into "
+            "the body"
+        )
 
 
 def job_fields(envelope: Envelope, *, deliveries: int = 0, returns: int = 0) -> Fields:
@@ -60,9 +94,14 @@ def job_fields(envelope: Envelope, *, deliveries: int = 0, returns: int = 0) -> 
     if returns:
         fields[RETURNS] = str(returns)
     for name, value in envelope.headers.items():
-        if name.encode() not in _RESERVED:
-            fields[name] = value
+        fields[_field_of(name)] = value
     return fields
+
+
+def _field_of(header: str) -> str:
+    if header.encode() in _RESERVED or header.startswith(HEADER):
+        return HEADER + header
+    return header
 
 
 def job_of(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[Envelope, int, int]:
@@ -70,7 +109,8 @@ def job_of(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[Envelope, int, 
     headers: dict[str, str] = {}
     for name, value in fields.items():
         if name not in _RESERVED:
-            headers[name.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+            header = name.decode("utf-8", "replace").removeprefix(HEADER)
+            headers[header] = value.decode("utf-8", "replace")
     stamp = fields.get(TIMESTAMP.encode())
     envelope = Envelope(
         fields.get(BODY.encode(), b""),

@@ -75,7 +75,7 @@ async def test_passive_worker_dead_letters_into_the_queue_it_adopted(
         [letter] = await wait_dead_letters(app, queue, 1)
     assert letter.body == b"Hello World!"
     assert letter.failure is not None
-    assert letter.failure.error_message == "cannot do 'Hello World!'"
+    assert letter.failure.message == "cannot do 'Hello World!'"
 
 
 async def test_passive_worker_says_at_start_why_it_cannot_dead_letter(

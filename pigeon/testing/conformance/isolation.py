@@ -39,8 +39,11 @@ async def test_a_queue_named_like_another_queues_dead_letters_stays_apart(
 
 @pytest.mark.parametrize("suffix", [":settings", ":delayed", ":dlq", "%3A", "%"])
 async def test_queues_whose_names_differ_by_a_suffix_are_independent(
-    make_app: MakeApp, uid: str, suffix: str
+    make_app: MakeApp, backend: Backend, uid: str, suffix: str, request: pytest.FixtureRequest
 ) -> None:
+    if "%" in suffix:
+        refused = "queue names may not hold '%' (ConfigurationError at the call)"
+        known_gap(request, backend, {"rabbitmq": refused})
     app = make_app()
     got: dict[str, list[int]] = {"plain": [], "suffixed": []}
     queue = f"{uid}.jobs"
@@ -79,8 +82,6 @@ async def test_groups_whose_names_and_subjects_share_a_separator_are_independent
     first: tuple[str, str],
     second: tuple[str, str],
 ) -> None:
-    if first[1] == "c":
-        known_gap(request, backend, {"rabbitmq": "a group's queue is '<subject>:<group>'"})
     app = make_app()
     got: dict[str, list[str]] = {"A": [], "B": []}
     subject_a, subject_b = first[0].format(uid=uid), second[0].format(uid=uid)
@@ -105,7 +106,6 @@ async def test_one_durable_name_on_two_subjects_gives_each_its_own_events(
     make_app: MakeApp, backend: Backend, uid: str, request: pytest.FixtureRequest
 ) -> None:
     requires(backend, "durable")
-    known_gap(request, backend, {"rabbitmq": "a durable subscription is one queue per name"})
     app = make_app()
     got: dict[str, list[str]] = {"a": [], "b": []}
 

@@ -42,6 +42,16 @@ def latencies(case: str, impl: str, samples: Sequence[float]) -> list[Result]:
     ]
 
 
+ROUNDS = 3
+"""Interleaved rounds of each case (``python -m benchmarks.run --rounds N``); the median counts."""
+
+
+def median_of(candidates: Sequence[Result]) -> Result:
+    """The round whose value is the median of ``candidates`` (the lower middle one when even)."""
+    ordered = sorted(candidates, key=lambda r: r.value)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 class Stopwatch:
     """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
 

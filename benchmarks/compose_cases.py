@@ -15,9 +15,9 @@ from benchmarks.nats_cases import (
     IN_FLIGHT,
     TICK,
     Tick,
-    _best,
     _delete_streams,
     _produce,
+    _rounds,
     nats_server,
 )
 from pigeon import App, Depends, Message
@@ -106,15 +106,15 @@ def _variants(case: Any) -> list[Any]:
 
 
 async def run(count: int) -> list[Result]:
-    """Every case, each variant interleaved with the others, best of three."""
-    results = await _best(
+    """Every case, each variant interleaved with the others, median of the rounds."""
+    results = await _rounds(
         _variants(lambda url, n, v: pubsub(f"memory://bench-{v}", n, v, "memory pub-sub")),
         "",
         count,
     )
     async with nats_server() as url:
-        results += await _best(
+        results += await _rounds(
             _variants(lambda url, n, v: pubsub(url, n, v, "nats pub-sub")), url, count
         )
-        results += await _best(_variants(workpool), url, max(1000, count // 10))
+        results += await _rounds(_variants(workpool), url, max(1000, count // 10))
     return results

@@ -1,7 +1,8 @@
 """NATS: pigeon beside the same work written by hand with raw nats-py, and with FastStream 0.7.
 
-Cases: pub-sub of a small pydantic model, sequential RPC (p50, p99), RPC with 64 requests in
-flight, and a work pool (64 producers enqueueing with PubAck, one worker of concurrency 64).
+Cases: pub-sub of a small pydantic model, sequential RPC (p50, p99), RPC with 64 and 512 requests
+in flight (throughput, and p50/p99 at 512), and a work pool (64 producers enqueueing with PubAck,
+one worker of concurrency 64).
 Each implementation uses one connection and validates every message into the model, like pigeon.
 The server is ``PIGEON_BENCH_NATS_URL`` if set, else a ``nats-server -js`` started for the run.
 """
@@ -24,10 +25,19 @@ from typing import Any
 import nats
 from pydantic import BaseModel
 
-from benchmarks.common import Result, Stopwatch, latencies, pigeon_pubsub_seconds, throughput
+from benchmarks import common
+from benchmarks.common import (
+    Result,
+    Stopwatch,
+    latencies,
+    median_of,
+    pigeon_pubsub_seconds,
+    throughput,
+)
 from pigeon import App
 
 IN_FLIGHT = 64
+MANY_IN_FLIGHT = 512
 JSON = "application/json"
 
 
@@ -121,14 +131,21 @@ async def _sequential(request: Callable[[], Awaitable[Any]], count: int) -> list
     return samples
 
 
-async def _in_flight(request: Callable[[], Awaitable[Any]], count: int) -> float:
+async def _in_flight(
+    request: Callable[[], Awaitable[Any]], count: int, callers: int = IN_FLIGHT
+) -> tuple[float, list[float]]:
+    """Seconds for ``count`` requests made by ``callers`` concurrent callers, and each one's."""
+    samples: list[float] = []
+
     async def one_caller() -> None:
-        for _ in range(count // IN_FLIGHT):
+        for _ in range(count // callers):
+            start = time.perf_counter()
             await request()
+            samples.append(time.perf_counter() - start)
 
     with Stopwatch() as sw:
-        await asyncio.gather(*(one_caller() for _ in range(IN_FLIGHT)))
-    return sw.seconds
+        await asyncio.gather(*(one_caller() for _ in range(callers)))
+    return sw.seconds, samples
 
 
 async def _rpc_results(
@@ -137,11 +154,15 @@ async def _rpc_results(
     for _ in range(100):  # warm up
         await request()
     samples = await _sequential(request, count)
-    seconds = await _in_flight(request, count * 2)
-    per_caller = (count * 2) // IN_FLIGHT * IN_FLIGHT
+    seconds, _ = await _in_flight(request, count * 2)
+    done = (count * 2) // IN_FLIGHT * IN_FLIGHT
+    many = max(count * 4, MANY_IN_FLIGHT * 8)
+    many_seconds, many_samples = await _in_flight(request, many, MANY_IN_FLIGHT)
     return [
         *latencies("nats rpc sequential", impl, samples),
-        throughput(f"nats rpc {IN_FLIGHT} in flight", impl, per_caller, seconds),
+        throughput(f"nats rpc {IN_FLIGHT} in flight", impl, done, seconds),
+        throughput(f"nats rpc {MANY_IN_FLIGHT} in flight", impl, len(many_samples), many_seconds),
+        *latencies(f"nats rpc {MANY_IN_FLIGHT} in flight", impl, many_samples),
     ]
 
 
@@ -325,28 +346,21 @@ async def nats_server() -> AsyncIterator[str]:
         shutil.rmtree(store, ignore_errors=True)
 
 
-async def _best(cases: list[Case], url: str, count: int, runs: int = 3) -> list[Result]:
-    """Each case ``runs`` times, interleaved so drift hits every implementation alike; the best."""
-    best: dict[tuple[str, str], Result] = {}
-    for _ in range(runs):
+async def _rounds(cases: list[Case], url: str, count: int) -> list[Result]:
+    """Each case ``common.ROUNDS`` times, interleaved so drift hits every implementation alike;
+    the median round of each."""
+    rounds: dict[tuple[str, str], list[Result]] = {}
+    for _ in range(common.ROUNDS):
         for case in cases:
             for result in await case(url, count):
-                key = (result.case, result.impl)
-                kept = best.get(key)
-                better = kept is None or (
-                    result.value > kept.value
-                    if result.higher_is_better
-                    else result.value < kept.value
-                )
-                if better:
-                    best[key] = result
-    return list(best.values())
+                rounds.setdefault((result.case, result.impl), []).append(result)
+    return [median_of(found) for found in rounds.values()]
 
 
 async def run(count: int) -> list[Result]:
     """Every NATS case: pigeon first, then raw nats-py, then FastStream."""
     async with nats_server() as url:
-        results = await _best(
+        results = await _rounds(
             [
                 pigeon_pubsub,
                 raw_pubsub,
@@ -358,8 +372,8 @@ async def run(count: int) -> list[Result]:
             url,
             count,
         )
-        results += await _best([pigeon_rpc, raw_rpc, faststream_rpc], url, max(1000, count // 20))
-        results += await _best(
+        results += await _rounds([pigeon_rpc, raw_rpc, faststream_rpc], url, max(1000, count // 20))
+        results += await _rounds(
             [pigeon_workpool, raw_workpool, faststream_workpool], url, max(1000, count // 10)
         )
     return results

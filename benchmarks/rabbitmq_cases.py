@@ -13,7 +13,7 @@ after the handler. The broker is ``PIGEON_BENCH_AMQP_URL`` (default ``amqp://gue
 
 RPC servers run in a process of their own (``python -m benchmarks.rabbitmq_cases <impl> <queue>``),
 as they would in production, so that a client's figures are not its server's CPU time. Cases take
-turns within each of three rounds and the best round counts.
+turns within each round (``--rounds``, default three) and the median round counts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any
 import aio_pika
 from pydantic import BaseModel
 
-from benchmarks.common import Result, Stopwatch, latencies, throughput
+from benchmarks import common
+from benchmarks.common import Result, Stopwatch, latencies, median_of, throughput
 from pigeon import App
 
 URL = os.environ.get("PIGEON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -396,8 +397,6 @@ async def _rpc_results(impl: str, count: int, call: Callable[[], Awaitable[Any]]
 # -- the suite ----------------------------------------------------------------------------------
 
 
-ROUNDS = 3
-
 CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
     (pigeon_pubsub, 10),
     (raw_pubsub, 10),
@@ -413,22 +412,16 @@ CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
 
 
 async def run(count: int) -> list[Result]:
-    """Every case, best of three rounds; the implementations take turns within each round, so
-    that a shared machine's changing load falls on all of them alike."""
+    """Every case, the median of ``common.ROUNDS`` rounds; the implementations take turns within
+    each round, so that a shared machine's changing load falls on all of them alike."""
     rounds: list[list[Result]] = []
-    for _ in range(ROUNDS):
+    for _ in range(common.ROUNDS):
         results: list[Result] = []
         for case, divisor in CASES:
             found = await case(count // divisor)
             results.extend(found if isinstance(found, list) else [found] if found else [])
         rounds.append(results)
-    return [_best([r[index] for r in rounds]) for index in range(len(rounds[0]))]
-
-
-def _best(candidates: list[Result]) -> Result:
-    if candidates[0].higher_is_better:
-        return max(candidates, key=lambda r: r.value)
-    return min(candidates, key=lambda r: r.value)
+    return [median_of([r[index] for r in rounds]) for index in range(len(rounds[0]))]
 
 
 if __name__ == "__main__":

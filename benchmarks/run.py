@@ -1,6 +1,7 @@
 """Run every benchmark and print one table: pigeon beside the raw clients and FastStream.
 
-``python -m benchmarks.run [--count N] [--only memory,nats,rabbitmq,redis,compose]``. Absolute
+``python -m benchmarks.run [--count N] [--rounds N] [--only memory,nats,rabbitmq,redis,compose]``
+(NATS and RabbitMQ cases: ``--rounds`` interleaved rounds, default 3, the median counts). Absolute
 figures drift on a shared machine; compare the ratios, which come from the same run.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import importlib
 import importlib.util
 
+from benchmarks import common
 from benchmarks.common import Result, print_table
 
 SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose")
@@ -28,8 +30,10 @@ async def main(count: int, only: list[str]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100_000, help="messages per throughput case")
+    parser.add_argument("--rounds", type=int, default=common.ROUNDS, help="interleaved rounds")
     parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
     args = parser.parse_args()
+    common.ROUNDS = args.rounds
     suites = [s for s in args.only.split(",") if s]
     available = [s for s in suites if importlib.util.find_spec(f"benchmarks.{s}_cases")]
     asyncio.run(main(args.count, available))

@@ -1,0 +1,209 @@
+"""Function calls per message (``cProfile``), pigeon beside the raw clients: a measure that the
+machine's load does not move, to read beside the timings of ``benchmarks.run``.
+
+``python -m benchmarks.calls [--count N] [--only nats,rabbitmq]``. Each case runs its sender and
+its receiver in this process (RPC: client and server), warms up, then counts every Python and
+built-in call made while ``N`` messages go through, divided by ``N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+import nats
+
+from benchmarks.nats_cases import TICK, Tick, nats_server
+from benchmarks.rabbitmq_cases import URL as AMQP_URL
+from benchmarks.rabbitmq_cases import _name
+from pigeon import App
+
+Send = Callable[[], Awaitable[Any]]
+
+
+class Received:
+    """Counts received messages; ``wait(n)`` returns once ``n`` more have come."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._target = 0
+        self._done = asyncio.Event()
+
+    def hit(self) -> None:
+        self.count += 1
+        if self.count >= self._target:
+            self._done.set()
+
+    async def wait(self, more: int, send: Send) -> None:
+        self._target = self.count + more
+        self._done.clear()
+        for _ in range(more):
+            await send()
+        await asyncio.wait_for(self._done.wait(), 60)
+
+
+async def per_message(send: Send, count: int, received: Received | None = None) -> float:
+    """Calls per message while ``count`` messages are sent (and, with ``received``, handled)."""
+
+    async def burst(n: int) -> None:
+        if received is None:
+            for _ in range(n):
+                await send()
+        else:
+            await received.wait(n, send)
+
+    await burst(200)  # warm up
+    profile = cProfile.Profile()
+    profile.enable()
+    await burst(count)
+    profile.disable()
+    return pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined,no-any-return]
+
+
+# -- NATS -------------------------------------------------------------------------------------
+
+
+async def nats_pigeon(url: str, count: int) -> dict[str, float]:
+    app, received = App(url), Received()
+
+    @app.subscribe("calls.pigeon.ticks")
+    async def on_tick(tick: Tick) -> None:
+        received.hit()
+
+    @app.rpc("calls.pigeon.rpc")
+    async def echo(tick: Tick) -> Tick:
+        return tick
+
+    async with app:
+        pubsub = await per_message(lambda: app.publish("calls.pigeon.ticks", TICK), count, received)
+        rpc = await per_message(lambda: app.request("calls.pigeon.rpc", TICK, reply=Tick), count)
+    return {"nats pub-sub": pubsub, "nats rpc": rpc}
+
+
+async def nats_raw(url: str, count: int, headers: bool = False) -> dict[str, float]:
+    nc, received = await nats.connect(url), Received()
+    sent = 0
+
+    async def on_tick(msg: Any) -> None:
+        Tick.model_validate_json(msg.data)
+        received.hit()
+
+    async def publish() -> None:
+        nonlocal sent
+        sent += 1
+        extra = {"Nats-Msg-Id": f"{sent:x}", "content-type": "application/json"}
+        await nc.publish("calls.raw.ticks", TICK.model_dump_json().encode(), headers=extra)
+
+    async def echo(msg: Any) -> None:
+        await msg.respond(Tick.model_validate_json(msg.data).model_dump_json().encode())
+
+    async def request() -> Tick:
+        reply = await nc.request("calls.raw.rpc", TICK.model_dump_json().encode(), timeout=5)
+        return Tick.model_validate_json(reply.data)
+
+    await nc.subscribe("calls.raw.ticks", cb=on_tick)
+    await nc.subscribe("calls.raw.rpc", queue="rpc", cb=echo)
+    await nc.flush()
+    if headers:
+        found = {"nats pub-sub": await per_message(publish, count, received)}
+    else:
+        plain = lambda: nc.publish("calls.raw.ticks", TICK.model_dump_json().encode())  # noqa: E731
+        found = {
+            "nats pub-sub": await per_message(plain, count, received),
+            "nats rpc": await per_message(request, count),
+        }
+    await nc.close()
+    return found
+
+
+# -- RabbitMQ ---------------------------------------------------------------------------------
+
+
+async def rabbitmq_pigeon(count: int) -> dict[str, float]:
+    app, received, subject, queue = App(AMQP_URL), Received(), _name("calls"), _name("calls")
+
+    @app.subscribe(subject)
+    async def on_tick(tick: Tick) -> None:
+        received.hit()
+
+    @app.worker(queue, concurrency=16)
+    async def work(tick: Tick) -> None:
+        received.hit()
+
+    async with app:
+        pubsub = await per_message(lambda: app.publish(subject, TICK), count, received)
+        jobs = await per_message(lambda: app.enqueue(queue, TICK), count, received)
+    async with _amqp_channel() as channel:
+        await channel.queue_delete(queue)
+        await channel.queue_delete(f"{queue}.dlq")
+    return {"rabbitmq pub-sub": pubsub, "rabbitmq work pool": jobs}
+
+
+async def rabbitmq_raw(count: int) -> dict[str, float]:
+    received = Received()
+    async with await aio_pika.connect_robust(AMQP_URL) as connection:
+        publisher, subscriber = await connection.channel(), await connection.channel()
+        await subscriber.set_qos(prefetch_count=32)
+        exchange = await publisher.declare_exchange(
+            _name("calls"), aio_pika.ExchangeType.TOPIC, auto_delete=True
+        )
+        queue = await subscriber.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange.name, "ticks")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            Tick.model_validate_json(message.body)
+            await message.ack()
+            received.hit()
+
+        await queue.consume(on_message)
+
+        def publish() -> Awaitable[Any]:
+            message = aio_pika.Message(
+                TICK.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            return exchange.publish(message, "ticks")
+
+        return {"rabbitmq pub-sub": await per_message(publish, count, received)}
+
+
+@asynccontextmanager
+async def _amqp_channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        yield await connection.channel()
+
+
+async def main(count: int, only: list[str]) -> None:
+    rows: list[tuple[str, str, float]] = []
+    if "nats" in only:
+        async with nats_server() as url:
+            for impl, found in [
+                ("pigeon", await nats_pigeon(url, count)),
+                ("raw nats-py", await nats_raw(url, count)),
+                ("raw nats-py + 2 headers", await nats_raw(url, count, headers=True)),
+            ]:
+                rows += [(case, impl, calls) for case, calls in found.items()]
+    if "rabbitmq" in only:
+        for impl, found in [
+            ("pigeon", await rabbitmq_pigeon(count // 10)),
+            ("raw aio-pika", await rabbitmq_raw(count // 10)),
+        ]:
+            rows += [(case, impl, calls) for case, calls in found.items()]
+    print(f"{'case':<24} {'implementation':<26} {'calls per message':>18}")
+    for case, impl, calls in sorted(rows):
+        print(f"{case:<24} {impl:<26} {calls:>18.1f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=5000, help="messages per case")
+    parser.add_argument("--only", default="nats,rabbitmq", help="comma-separated: nats,rabbitmq")
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.only.split(",")))

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -141,7 +141,7 @@ async def request(
     """
     envelope = envelope_for(obj, codec, headers)
     envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
-    envelope = replace(envelope, correlation_id=envelope.message_id)
+    envelope.correlation_id = envelope.message_id  # a fresh envelope: set, not copied
     if not send:
         return _decoded(await requests.request(subject, envelope, timeout), reply)
 

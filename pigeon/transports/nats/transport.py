@@ -21,6 +21,7 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
+from pigeon.transports.nats.client import new_client
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
@@ -88,7 +89,7 @@ class NatsTransport:
 
     def _new_client(self) -> None:
         """A fresh nats-py client, and the JetStream helpers that use it."""
-        self.client = Client()
+        self.client: Client = new_client()
         self.api = JetStreamApi(self.client, self.url, self._patience)
         self.declarer = Declarer(
             self.api,

@@ -33,7 +33,8 @@ class RabbitEvents:
         transport = self._transport
         transport.check(envelope, subject)
         exchange = transport.topology.events_exchange
-        await transport.declarer.exchange(exchange, "topic")
+        if not transport.declarer.has_exchange(exchange):  # no coroutine once declared
+            await transport.declarer.exchange(exchange, "topic")
         properties = wire.properties(envelope)
         try:
             await transport.publisher.publish(

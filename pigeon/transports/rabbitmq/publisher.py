@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiormq
 import aiormq.exceptions as amqp
@@ -43,28 +44,6 @@ async def underlay_of(channel: AbstractRobustChannel) -> aiormq.Channel:
         await asyncio.sleep(0.02)  # closed, and aio-pika has not noticed yet
 
 
-async def _unless_closed(sending: Awaitable[object], underlay: aiormq.Channel) -> None:
-    """Await ``sending``; raise ``ConnectionError`` if the channel closes first.
-
-    A publish caught by a dropped connection can wait forever in aiormq (on a full write queue
-    whose writer is gone), and closing the channel does not wake it: so wait for either.
-    """
-    task = asyncio.ensure_future(sending)
-    closed = underlay.closing
-    try:
-        await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        closed.cancel()  # stops observing; the channel itself is untouched
-    if not task.done():
-        task.cancel()
-        await asyncio.wait({task})
-        raise ConnectionError("the channel closed under a publish")
-    task.result()
-
-
 def is_connection_loss(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection (not the operation) failed."""
     if isinstance(exc, RECONNECTING):
@@ -77,7 +56,10 @@ class Publisher:
     """Publishes on one robust channel; returns once the broker confirmed (if it confirms).
 
     When the connection drops under a publish, waits up to ``patience`` seconds for aio-pika to
-    reconnect and publishes again; a publish the broker nacks is tried again a few times, with
+    reconnect and publishes again. A publish caught by a dropped connection can wait forever in
+    aiormq (on a full write queue whose writer is gone), and closing the channel does not wake it:
+    one observer per channel cancels the publishes in flight on it when it closes, and they are
+    tried again; a publish the broker nacks is tried again a few times, with
     backoff: at least once, a duplicate at worst. A message the broker returns (``mandatory``, no
     queue) raises ``aiormq.exceptions.PublishError`` to the caller.
     """
@@ -90,6 +72,10 @@ class Publisher:
         self._url = url
         self._patience = patience
         self._renew = renew
+        self._sending: dict[asyncio.Task[Any], aiormq.Channel] = {}
+        """Tasks inside a publish, and the channel each publishes on."""
+        self._cut: set[asyncio.Task[Any]] = set()
+        """Those cancelled because their channel closed."""
 
     async def publish(
         self,
@@ -107,16 +93,8 @@ class Publisher:
             try:
                 underlay = self._underlay
                 if underlay is None or underlay.is_closed:
-                    underlay = self._underlay = await self._wait_reopened(deadline - loop.time())
-                sending = underlay.basic_publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=mandatory,
-                    wait=False,  # the confirm says more than the socket's drain
-                )
-                await _unless_closed(sending, underlay)
+                    underlay = await self._wait_reopened(deadline - loop.time())
+                await self._send(underlay, body, exchange, routing_key, properties, mandatory)
                 return
             except amqp.PublishError:
                 raise  # returned: no queue took it
@@ -136,6 +114,48 @@ class Publisher:
                     raise
                 await asyncio.sleep(0.05)  # let aio-pika notice the loss, then wait for it
 
+    async def _send(
+        self,
+        underlay: aiormq.Channel,
+        body: bytes,
+        exchange: str,
+        routing_key: str,
+        properties: Basic.Properties,
+        mandatory: bool,
+    ) -> None:
+        """Publish on ``underlay`` and wait for the confirm; ``ConnectionError`` if the channel
+        closes first."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._sending[task] = underlay
+        try:
+            await underlay.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=mandatory,
+                wait=False,  # the confirm says more than the socket's drain
+            )
+        except asyncio.CancelledError:
+            if task not in self._cut or task.uncancel() > 0:
+                raise  # cancelled by its caller (too)
+            raise ConnectionError("the channel closed under a publish") from None
+        finally:
+            del self._sending[task]
+            self._cut.discard(task)
+
+    def _watch(self, underlay: aiormq.Channel) -> None:
+        """Observe ``underlay``: when it closes, cancel the publishes in flight on it."""
+
+        def closed(_: object) -> None:
+            for task, channel in self._sending.items():
+                if channel is underlay and task not in self._cut:
+                    self._cut.add(task)
+                    task.cancel()
+
+        underlay.closing.add_done_callback(closed)
+
     async def _renew_channel(self) -> None:
         """Publish on a new channel from now on (see ``RENEW_AFTER_NACKS``)."""
         if self._renew is None:
@@ -150,12 +170,17 @@ class Publisher:
         await close_quietly(old)
 
     async def _wait_reopened(self, patience: float) -> aiormq.Channel:
+        """The live channel under ``self.channel``, observed (see ``_watch``) from now on."""
         try:
-            return await asyncio.wait_for(underlay_of(self.channel), max(patience, 0.01))
+            underlay = await asyncio.wait_for(underlay_of(self.channel), max(patience, 0.01))
         except TimeoutError:
             raise BrokerError(
                 f"{self._url}: connection lost and not back within {self._patience:g}s"
             ) from None
+        if underlay is not self._underlay:
+            self._watch(underlay)
+            self._underlay = underlay
+        return underlay
 
 
 async def close_quietly(channel: AbstractRobustChannel) -> None:

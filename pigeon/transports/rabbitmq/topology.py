@@ -185,6 +185,10 @@ class Declarer:
     def forget(self, queue: str) -> None:
         self._done.discard(f"queue:{queue}")
 
+    def has_exchange(self, name: str) -> bool:
+        """Whether the exchange ``name`` was declared (or found) on this connection."""
+        return f"exchange:{name}" in self._done
+
     async def exchange(self, name: str, kind: str) -> None:
         """Declare the durable exchange ``name`` of type ``kind`` (passive: check it exists)."""
         if f"exchange:{name}" in self._done:

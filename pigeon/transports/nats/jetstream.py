@@ -57,14 +57,16 @@ class JetStreamApi:
         self._client = client
         self._url = url
         self._patience = patience
-        self._in_flight: set[asyncio.Future[Any]] = set()
-        self._lost: set[asyncio.Future[Any]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        """Tasks waiting for an answer (no task of its own per request: enqueue runs here)."""
+        self._lost: set[asyncio.Task[Any]] = set()
+        """Those cancelled because the connection dropped."""
 
     def connection_lost(self) -> None:
         """The connection dropped: no answer will come to requests in flight, retry them now."""
-        self._lost |= self._in_flight
-        for request in self._in_flight:
-            request.cancel()
+        for task in self._in_flight - self._lost:
+            self._lost.add(task)
+            task.cancel()
 
     async def call(self, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a request to ``$JS.API.<endpoint>`` and return its JSON answer."""
@@ -122,15 +124,14 @@ class JetStreamApi:
         self, subject: str, payload: bytes, headers: dict[str, str] | None
     ) -> dict[str, Any]:
         wire.check_control_line(subject, wire.INBOX_BYTES)
-        request = asyncio.ensure_future(
-            self._client.request(subject, payload, timeout=API_TIMEOUT, headers=headers)
-        )
-        self._in_flight.add(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
         try:
-            msg = await request
+            msg = await self._client.request(subject, payload, timeout=API_TIMEOUT, headers=headers)
         except asyncio.CancelledError:
-            if request not in self._lost:
-                raise
+            if task not in self._lost or task.uncancel() > 0:
+                raise  # cancelled by its caller (too)
             raise Unavailable("the connection dropped") from None
         except nats_errors.NoRespondersError:
             if subject.startswith("$JS.API."):
@@ -144,8 +145,8 @@ class JetStreamApi:
         except (nats_errors.Error, OSError) as exc:
             raise translate(exc, self._url, f"JetStream request {subject!r}") from exc
         finally:
-            self._in_flight.discard(request)
-            self._lost.discard(request)
+            self._in_flight.discard(task)
+            self._lost.discard(task)
         answer: dict[str, Any] = json.loads(msg.data)
         error = answer.get("error")
         if error and error.get("code") == _UNAVAILABLE:

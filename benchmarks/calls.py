@@ -1,9 +1,11 @@
-"""Function calls per message (``cProfile``), pigeon beside the raw clients: a measure that the
-machine's load does not move, to read beside the timings of ``benchmarks.run``.
+"""Function calls and CPU time per message, pigeon beside the raw clients: measures that the
+machine's load barely moves, to read beside the wall-clock figures of ``benchmarks.run``.
 
 ``python -m benchmarks.calls [--count N] [--only nats,rabbitmq]``. Each case runs its sender and
-its receiver in this process (RPC: client and server), warms up, then counts every Python and
-built-in call made while ``N`` messages go through, divided by ``N``.
+its receiver in this process (RPC: client and server), warms up, then sends ``N`` messages
+twice: once timed with ``time.process_time`` (this process's CPU time, the broker's excluded),
+once under ``cProfile``, which counts every Python and built-in call (a coroutine's resumption
+counts as a call).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +26,11 @@ from benchmarks.nats_cases import TICK, Tick, nats_server
 from benchmarks.rabbitmq_cases import URL as AMQP_URL
 from benchmarks.rabbitmq_cases import _name
 from pigeon import App
+
+try:
+    from pigeon.transports.nats.client import PigeonClient
+except ImportError:  # a pigeon from before it, measured for comparison
+    PigeonClient = None
 
 Send = Callable[[], Awaitable[Any]]
 
@@ -48,8 +56,11 @@ class Received:
         await asyncio.wait_for(self._done.wait(), 60)
 
 
-async def per_message(send: Send, count: int, received: Received | None = None) -> float:
-    """Calls per message while ``count`` messages are sent (and, with ``received``, handled)."""
+async def per_message(
+    send: Send, count: int, received: Received | None = None
+) -> tuple[float, float]:
+    """Calls and CPU microseconds per message while ``count`` messages are sent (and, with
+    ``received``, handled)."""
 
     async def burst(n: int) -> None:
         if received is None:
@@ -59,17 +70,21 @@ async def per_message(send: Send, count: int, received: Received | None = None) 
             await received.wait(n, send)
 
     await burst(200)  # warm up
+    started = time.process_time()
+    await burst(count)
+    cpu = (time.process_time() - started) / count * 1e6
     profile = cProfile.Profile()
     profile.enable()
     await burst(count)
     profile.disable()
-    return pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined,no-any-return]
+    calls: float = pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined]
+    return calls, cpu
 
 
 # -- NATS -------------------------------------------------------------------------------------
 
 
-async def nats_pigeon(url: str, count: int) -> dict[str, float]:
+async def nats_pigeon(url: str, count: int) -> dict[str, tuple[float, float]]:
     app, received = App(url), Received()
 
     @app.subscribe("calls.pigeon.ticks")
@@ -86,8 +101,16 @@ async def nats_pigeon(url: str, count: int) -> dict[str, float]:
     return {"nats pub-sub": pubsub, "nats rpc": rpc}
 
 
-async def nats_raw(url: str, count: int, headers: bool = False) -> dict[str, float]:
-    nc, received = await nats.connect(url), Received()
+async def nats_raw(
+    url: str, count: int, headers: bool = False, client: Any = None
+) -> dict[str, tuple[float, float]]:
+    """By hand with nats-py (``client``: a ``nats.NATS`` of another class, not yet connected)."""
+    received = Received()
+    if client is None:
+        nc = await nats.connect(url)
+    else:
+        nc = client
+        await nc.connect(url)
     sent = 0
 
     async def on_tick(msg: Any) -> None:
@@ -125,7 +148,7 @@ async def nats_raw(url: str, count: int, headers: bool = False) -> dict[str, flo
 # -- RabbitMQ ---------------------------------------------------------------------------------
 
 
-async def rabbitmq_pigeon(count: int) -> dict[str, float]:
+async def rabbitmq_pigeon(count: int) -> dict[str, tuple[float, float]]:
     app, received, subject, queue = App(AMQP_URL), Received(), _name("calls"), _name("calls")
 
     @app.subscribe(subject)
@@ -145,7 +168,7 @@ async def rabbitmq_pigeon(count: int) -> dict[str, float]:
     return {"rabbitmq pub-sub": pubsub, "rabbitmq work pool": jobs}
 
 
-async def rabbitmq_raw(count: int) -> dict[str, float]:
+async def rabbitmq_raw(count: int) -> dict[str, tuple[float, float]]:
     received = Received()
     async with await aio_pika.connect_robust(AMQP_URL) as connection:
         publisher, subscriber = await connection.channel(), await connection.channel()
@@ -181,7 +204,7 @@ async def _amqp_channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 
 
 async def main(count: int, only: list[str]) -> None:
-    rows: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, tuple[float, float]]] = []
     if "nats" in only:
         async with nats_server() as url:
             for impl, found in [
@@ -190,15 +213,21 @@ async def main(count: int, only: list[str]) -> None:
                 ("raw nats-py + 2 headers", await nats_raw(url, count, headers=True)),
             ]:
                 rows += [(case, impl, calls) for case, calls in found.items()]
+            if PigeonClient is not None:  # the header codec alone, without the rest of pigeon
+                found = await nats_raw(url, count, headers=True, client=PigeonClient())
+                impl = "raw PigeonClient + 2 headers"
+                rows += [(case, impl, calls) for case, calls in found.items()]
     if "rabbitmq" in only:
         for impl, found in [
             ("pigeon", await rabbitmq_pigeon(count // 10)),
             ("raw aio-pika", await rabbitmq_raw(count // 10)),
         ]:
             rows += [(case, impl, calls) for case, calls in found.items()]
-    print(f"{'case':<24} {'implementation':<26} {'calls per message':>18}")
-    for case, impl, calls in sorted(rows):
-        print(f"{case:<24} {impl:<26} {calls:>18.1f}")
+    print(
+        f"{'case':<24} {'implementation':<26} {'calls per message':>18} {'CPU us per message':>19}"
+    )
+    for case, impl, (calls, cpu) in sorted(rows):
+        print(f"{case:<24} {impl:<26} {calls:>18.1f} {cpu:>8.1f}")
 
 
 if __name__ == "__main__":

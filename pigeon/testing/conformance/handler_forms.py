@@ -74,7 +74,7 @@ async def test_every_awaitable_a_handler_returns_is_awaited_on_the_loop(
     app = make_app()
     ran: Ran = []
     forms = _forms(ran, threading.get_ident())
-    decorate = {"worker": app.worker, "rpc": app.rpc, "subscribe": app.subscribe}[pattern]
+    decorate: Callable[[str], Callable[[Any], Any]] = getattr(app, pattern)
     for n, fn in enumerate(forms.values()):
         decorate(f"{uid}.{n}")(fn)
     async with app:
@@ -111,7 +111,7 @@ async def test_a_handler_that_cannot_be_called_is_refused_at_decoration(
     make_app: MakeApp, uid: str, pattern: str, form: str, fn: Any
 ) -> None:
     app = make_app()
-    decorate = {"worker": app.worker, "rpc": app.rpc, "subscribe": app.subscribe}[pattern]
+    decorate: Callable[[str], Callable[[Any], Any]] = getattr(app, pattern)
     with pytest.raises(ConfigurationError) as caught:
         decorate(f"{uid}.refused")(fn)
     text = str(caught.value)

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from pigeon import delays, running
 from pigeon.app import App
+from pigeon.codecs import shown
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
 from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
@@ -182,7 +183,7 @@ def request(
 ) -> None:
     """Send one JSON request and print the reply."""
     reply = _with_app(url, lambda app: app.request(subject, _json(body), timeout=timeout))
-    typer.echo(json.dumps(reply))
+    typer.echo(shown(reply))
 
 
 @cli.command()

@@ -114,7 +114,8 @@ def error_envelope(exc: BaseException) -> Envelope:
     error_type, message = type(exc).__name__, str(exc)[:1000]
     code = BAD_REQUEST if isinstance(exc, DecodeError) else HANDLER_ERROR
     body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
-    headers = {h.ERROR_TYPE: error_type, h.ERROR_MESSAGE: message, h.ERROR_CODE: code}
+    text = h.encode_text(message)  # line breaks and all, whatever a transport does to headers
+    headers = {h.ERROR_TYPE: error_type, h.ERROR_MESSAGE: text, h.ERROR_CODE: code}
     return Envelope(body, headers, "application/json")
 
 
@@ -157,7 +158,8 @@ def _decoded(answer: Envelope, reply: Any) -> Any:
     headers = answer.headers
     if h.ERROR_TYPE in headers:
         code = _code(headers.get(h.ERROR_CODE) or headers.get(h.SERVICE_ERROR_CODE))
-        raise RemoteError(headers[h.ERROR_TYPE], headers.get(h.ERROR_MESSAGE, ""), code)
+        text = h.decode_text(headers.get(h.ERROR_MESSAGE, ""))
+        raise RemoteError(headers[h.ERROR_TYPE], text, code)
     if h.SERVICE_ERROR_CODE in headers or h.SERVICE_ERROR in headers:
         text, code = headers.get(h.SERVICE_ERROR, ""), _code(headers.get(h.SERVICE_ERROR_CODE))
         raise RemoteError(SERVICE_ERROR_TYPE, text, code)

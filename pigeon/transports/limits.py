@@ -1,12 +1,15 @@
 """What one call may send, checked before it is sent: a broker that receives more than it allows
-closes the whole connection (every handler of the App with it), so the one call fails instead.
+closes the whole connection (every handler of the App with it), so the one call fails instead;
+and a header some broker would change on the way is refused on every transport, so that a header
+either arrives byte-identical everywhere or is refused everywhere.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
-from pigeon.errors import MessageTooLarge
+from pigeon.errors import ConfigurationError, MessageTooLarge
 
 MAX_HEADER_BYTES = 64 * 1024
 """The most header bytes (names and values, UTF-8) one message may carry, on every transport:
@@ -25,13 +28,24 @@ def header_bytes(headers: Mapping[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) + ENTRY_OVERHEAD for k, v in headers.items())
 
 
+NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name every transport carries: an RFC 7230 token (NATS refuses any other)."""
+
+_ALTERED_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^\s|\s$")
+"""What NATS changes in a value: it trims whitespace at either end and turns line breaks into
+spaces (and a control character is no text to send in a header)."""
+
+
 def check_headers(
     headers: Mapping[str, str], url: str, limit: int = MAX_HEADER_BYTES, why: str = ""
 ) -> None:
     """Raise ``MessageTooLarge`` if ``headers`` are over ``limit`` bytes (``why`` says whose
-    limit, for the message), or a name is over ``MAX_HEADER_NAME_BYTES``."""
+    limit, for the message), or a name is over ``MAX_HEADER_NAME_BYTES``;
+    ``ConfigurationError`` naming the header for one some transport would change (see
+    ``check_fidelity``)."""
     if not headers:
         return
+    check_fidelity(headers, url)
     rough = sum(len(k) + len(v) for k, v in headers.items())
     if rough * 4 + len(headers) * ENTRY_OVERHEAD <= limit and all(
         len(k) * 4 <= MAX_HEADER_NAME_BYTES for k in headers
@@ -49,3 +63,29 @@ def check_headers(
             f"{url}: the message's headers are {size} bytes, over the {limit} bytes allowed"
             f"{' (' + why + ')' if why else ''}; carry large values in the body"
         )
+
+
+def check_fidelity(headers: Mapping[str, str], url: str) -> None:
+    """Raise ``ConfigurationError`` naming the first header of ``headers`` that some transport
+    would not carry byte-identical: a name that is not a token (``NAME``), a value with
+    whitespace at either end, a line break or another control character."""
+    for name, value in headers.items():
+        if NAME.fullmatch(name) is None:
+            raise ConfigurationError(
+                f"{url}: header name {name!r} cannot travel on every transport (NATS takes only "
+                "letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
+                f"{_token(name)!r}"
+            )
+        if value and _ALTERED_VALUE.search(value):
+            what = "a line break or control character"
+            if value[0].isspace() or value[-1].isspace():
+                what = "whitespace at its start or end"
+            raise ConfigurationError(
+                f"{url}: header {name!r} has {what} in its value {value[:40]!r}, which NATS "
+                "would change on the way; strip it, or carry the text in the body "
+                "(pigeon.headers.encode_text makes any text a safe header value)"
+            )
+
+
+def _token(name: str) -> str:
+    return re.sub(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]+", "-", name).strip("-") or "x-header"

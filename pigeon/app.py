@@ -245,7 +245,15 @@ class App(Router):
                     os.getpid(),
                 )
                 await self._stop_requested.wait()
-                log.info("pigeon: stopping, draining handlers for up to %gs", self.shutdown_timeout)
+                from pigeon.running import exit_at_once  # here: running imports App
+
+                for sig in signals:  # a second signal: a cold shutdown
+                    loop.add_signal_handler(sig, exit_at_once, sig)
+                log.info(
+                    "pigeon: stopping, draining handlers for up to %gs (a second signal exits at "
+                    "once)",
+                    self.shutdown_timeout,
+                )
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)

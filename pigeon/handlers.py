@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -18,6 +19,11 @@ from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Message
 
 Runs = Literal["coroutine", "loop", "thread"]
+
+THREAD_LOG_EVERY = 5.0
+"""Seconds between log lines while a cancelled sync handler's thread keeps running."""
+
+log = logging.getLogger("pigeon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +107,41 @@ async def _in_loop(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) ->
 
 
 async def _in_thread(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) -> Any:
-    result = await asyncio.to_thread(fn, body, **kwargs)
+    thread = asyncio.ensure_future(asyncio.to_thread(fn, body, **kwargs))
+    try:
+        result = await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        result = await _outlive(thread, getattr(fn, "__qualname__", repr(fn)))
     return await result if inspect.isawaitable(result) else result
+
+
+async def _outlive(thread: asyncio.Future[Any], name: str) -> Any:
+    """The result of a sync handler's ``thread`` whose call was cancelled (``shutdown_timeout``
+    ended, a ``Timeout``): a thread cannot be interrupted, so wait for it, logging every
+    ``THREAD_LOG_EVERY`` seconds, lest its message be handed back while it runs. If the handler
+    returned, the cancellation is withdrawn and its result stands (the job is acked, done once);
+    if it raised, the cancellation goes on (``CancelledError``)."""
+    task, cancels, waited = asyncio.current_task(), 1, 0.0
+    log.warning(
+        "pigeon: sync handler %s cannot be interrupted; waiting for its thread to end (a second "
+        "SIGINT or SIGTERM exits at once)",
+        name,
+    )
+    while not thread.done():
+        try:
+            await asyncio.wait({thread}, timeout=THREAD_LOG_EVERY)
+        except asyncio.CancelledError:
+            cancels += 1
+            continue
+        if not thread.done():
+            waited += THREAD_LOG_EVERY
+            log.warning("pigeon: sync handler %s still running, %gs past its cancel", name, waited)
+    if thread.cancelled() or thread.exception() is not None:
+        raise asyncio.CancelledError
+    if task is not None:
+        for _ in range(cancels):
+            task.uncancel()
+    return thread.result()
 
 
 def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:

@@ -39,24 +39,27 @@ spaces (and a control character is no text to send in a header)."""
 def check_headers(
     headers: Mapping[str, str], url: str, limit: int = MAX_HEADER_BYTES, why: str = ""
 ) -> None:
-    """Raise ``MessageTooLarge`` if ``headers`` are over ``limit`` bytes (``why`` says whose
-    limit, for the message), or a name is over ``MAX_HEADER_NAME_BYTES``;
-    ``ConfigurationError`` naming the header for one some transport would change (see
-    ``check_fidelity``)."""
+    """Raise ``ConfigurationError`` naming the first header some transport would not carry
+    byte-identical: a name that is not a token (``NAME``), a value with whitespace at either end,
+    a line break or another control character (tab inside is fine). Raise ``MessageTooLarge`` if
+    ``headers`` are over ``limit`` bytes (``why`` says whose limit, for the message), or a name
+    is over ``MAX_HEADER_NAME_BYTES``."""
     if not headers:
         return
-    check_fidelity(headers, url)
-    rough = sum(len(k) + len(v) for k, v in headers.items())
-    if rough * 4 + len(headers) * ENTRY_OVERHEAD <= limit and all(
-        len(k) * 4 <= MAX_HEADER_NAME_BYTES for k in headers
-    ):
-        return  # the common case, decided without encoding
-    for name in headers:
-        if len(name.encode()) > MAX_HEADER_NAME_BYTES:
+    rough = 0
+    for name, value in headers.items():
+        if NAME.fullmatch(name) is None:
+            raise _bad_name(name, url)
+        if len(name) > MAX_HEADER_NAME_BYTES:  # a token is ASCII: one byte a character
             raise MessageTooLarge(
                 f"{url}: header name {name[:40]!r}... is over {MAX_HEADER_NAME_BYTES} bytes; "
                 "use a shorter name"
             )
+        if not (value.isprintable() and value[:1] != " " and value[-1:] != " "):
+            _check_value(name, value, url)  # the uncommon case, with a regular expression
+        rough += len(name) + len(value)
+    if rough * 4 + len(headers) * ENTRY_OVERHEAD <= limit:
+        return  # the common case, decided without encoding
     size = header_bytes(headers)
     if size > limit:
         raise MessageTooLarge(
@@ -65,26 +68,24 @@ def check_headers(
         )
 
 
-def check_fidelity(headers: Mapping[str, str], url: str) -> None:
-    """Raise ``ConfigurationError`` naming the first header of ``headers`` that some transport
-    would not carry byte-identical: a name that is not a token (``NAME``), a value with
-    whitespace at either end, a line break or another control character."""
-    for name, value in headers.items():
-        if NAME.fullmatch(name) is None:
-            raise ConfigurationError(
-                f"{url}: header name {name!r} cannot travel on every transport (NATS takes only "
-                "letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
-                f"{_token(name)!r}"
-            )
-        if value and _ALTERED_VALUE.search(value):
-            what = "a line break or control character"
-            if value[0].isspace() or value[-1].isspace():
-                what = "whitespace at its start or end"
-            raise ConfigurationError(
-                f"{url}: header {name!r} has {what} in its value {value[:40]!r}, which NATS "
-                "would change on the way; strip it, or carry the text in the body "
-                "(pigeon.headers.encode_text makes any text a safe header value)"
-            )
+def _bad_name(name: str, url: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{url}: header name {name!r} cannot travel on every transport (NATS takes only "
+        "letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
+        f"{_token(name)!r}"
+    )
+
+
+def _check_value(name: str, value: str, url: str) -> None:
+    if _ALTERED_VALUE.search(value):
+        what = "a line break or control character"
+        if value[0].isspace() or value[-1].isspace():
+            what = "whitespace at its start or end"
+        raise ConfigurationError(
+            f"{url}: header {name!r} has {what} in its value {value[:40]!r}, which NATS "
+            "would change on the way; strip it, or carry the text in the body "
+            "(pigeon.headers.encode_text makes any text a safe header value)"
+        )
 
 
 def _token(name: str) -> str:

@@ -7,14 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pigeon import headers as h
-from pigeon.transports.limits import check_fidelity
+from pigeon.transports.limits import check_headers
 
 
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(max_size=60))
 def test_any_text_round_trips_through_a_safe_header_value(text: str) -> None:
     value = h.encode_text(text)
-    check_fidelity({"x-text": value}, "memory://unit")
+    check_headers({"x-text": value}, "memory://unit")
     assert h.decode_text(value) == text
 
 

@@ -183,9 +183,8 @@ class App(Router):
         self.ready = True
 
     async def _enter_lifespan(self) -> None:
-        if self._lifespan is not None or self._included_lifespans:
-            own, included = self._lifespan, self._included_lifespans
-            self._lifespan_exit = await enter_lifespans(self, own, included)
+        own, included = self._lifespan, self._included_lifespans
+        self._lifespan_exit = await enter_lifespans(self, own, included)
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
@@ -195,10 +194,10 @@ class App(Router):
         self._running = self.ready = False
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
-        lifespans, self._lifespan_exit = self._lifespan_exit, None
+        lifespan, self._lifespan_exit = self._lifespan_exit, None
         try:
-            if lifespans is not None:
-                await lifespans.aclose()
+            if lifespan is not None:
+                await lifespan.aclose()
         finally:
             await self.transport.close()
 

@@ -157,6 +157,30 @@ async def test_a_router_lifespan_yielding_what_cannot_go_on_app_state_fails_star
     assert events == ["exit two", "exit one"]
 
 
+@dataclass(frozen=True)
+class Settings:
+    dsn: str = "postgres://db/shop"
+
+
+async def test_router_names_cannot_go_on_a_frozen_state_the_apps_lifespan_yielded(
+    uid: str,
+) -> None:
+    app, router = App(f"memory://{uid}"), Router()
+
+    @app.lifespan
+    async def settings(app: App) -> AsyncIterator[Settings]:
+        yield Settings()
+
+    @router.lifespan
+    async def pool(app: App) -> AsyncIterator[dict[str, str]]:
+        yield {"pool": "open"}
+
+    app.include(router)
+    with pytest.raises(ConfigurationError, match=r"cannot set app\.state\.pool on the Settings"):
+        await app.start()
+    assert not app.transport.connected
+
+
 async def test_a_context_manager_factory_works_for_a_router(uid: str) -> None:
     router = Router()
 

@@ -257,8 +257,8 @@ def status(
     consumers, oldest age and ready/s; '?' where the broker cannot tell."""
     from pigeon import status as view
 
-    if url:
-        os.environ["PIGEON_URL"] = url
+    if url and target:
+        os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
     app = load_app(target) if target else App(url)
     queues = [*(view.work_queues(app) if target else ()), *(queue or ())]
     if not queues:

@@ -21,6 +21,8 @@ from pigeon.cli import cli
 from pigeon.metrics import PrometheusMetrics
 from pigeon.running import Ports, serve
 from pigeon.status import REPLAY_BATCH, replay, watch_live
+from pigeon.testing.conformance import Backend
+from pigeon.testing.conformance.backlog import unknown
 from pigeon.testing.waiting import wait_for
 from tests.operating.test_observability import free_port
 
@@ -120,6 +122,29 @@ def test_status_prints_the_backlog_of_an_apps_queues(
     assert re.fullmatch(r"\d+(\.\d)?s", cells[4])  # oldest age
     assert f"{uid}.missing" in result.output
     assert "does not exist" in result.output
+
+
+def test_status_shows_what_the_broker_cannot_tell_as_unknown(backend: Backend, uid: str) -> None:
+    url, queue = backend.url(), f"{uid}.jobs"
+
+    async def fill() -> None:
+        async with App(url, **backend.options) as producer:
+            for n in range(2):
+                await producer.enqueue(queue, n)
+
+    asyncio.run(fill())
+    args = ["status", "--url", url, "--queue", queue, "--window", "0"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if queue in line)
+    cells = dict(zip(FIELDS, re.findall(r"[\w.?]+", row)[1:], strict=True))
+    assert cells["ready"] == "2"
+    assert cells["dead_letters"] == "0"
+    for field in FIELDS:
+        assert (cells[field] == "?") == (field in unknown(backend)), (field, row)
+
+
+FIELDS = ("ready", "unacked", "dead_letters", "consumers", "oldest_age")
 
 
 async def test_status_watch_redraws_the_table_live(uid: str) -> None:

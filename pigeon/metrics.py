@@ -46,11 +46,12 @@ class PrometheusMetrics:
     ``..._dead_lettered_total`` (deliveries of a worker's jobs settled that way),
     ``pigeon_handler_duration_seconds`` (histogram, seconds per call) and
     ``pigeon_message_age_seconds`` (histogram: now minus the message's timestamp when its
-    handler is called, every delivery; the timestamp is the broker's store time on NATS and Redis,
-    the sender's whole seconds on RabbitMQ), ``pigeon_request_duration_seconds`` (RPC client
-    latency, labels ``subject``, ``outcome``: ``ok`` or the exception's type name). Add it first
-    (outermost) to count what other middleware does too. ``record_backlog`` sets the gauges of
-    ``BACKLOG_GAUGES`` (label ``queue``); a number the broker cannot tell has no sample.
+    handler is called, every delivery; the timestamp is the broker's store time on NATS, the
+    sender's clock elsewhere, in whole seconds on RabbitMQ), ``pigeon_request_duration_seconds``
+    (RPC client latency, labels ``subject``, ``outcome``: ``ok`` or the exception's type name).
+    Add it first (outermost) to count what other middleware does too. ``record_backlog`` sets
+    the gauges of ``BACKLOG_GAUGES`` (label ``queue``); a number the broker cannot tell has no
+    sample.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:

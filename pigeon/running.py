@@ -30,6 +30,9 @@ BACKLOG_EVERY = 15.0
 """Default seconds between two readings of the backlog gauges (``PIGEON_BACKLOG_INTERVAL``; 0:
 never). Each reading costs every work queue a few broker calls (``docs/backlog.md``)."""
 
+READY_POLL = 0.1
+"""Seconds between looks at whether the App is ready, before the first backlog reading."""
+
 
 def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
@@ -105,18 +108,20 @@ def backlog_interval() -> float:
 
 
 async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> None:
-    """Every ``every`` seconds while ``app`` is ready, set the backlog gauges of each of its work
-    queues. A queue that cannot be read loses its samples (no stale numbers) and is logged once
-    per new error. Runs until cancelled."""
+    """Every ``every`` seconds while ``app`` is ready (the first time as soon as it is), set the
+    backlog gauges of each of its work queues. A queue that cannot be read loses its samples (no
+    stale numbers) and is logged once per new error. Runs until cancelled."""
     queues = work_queues(app)
     failing: dict[str, str] = {}
     while True:
-        if app.ready:
-            try:
-                for reading in await read(app, queues):
-                    record(metrics, reading, failing)
-            except Exception:  # a bug must not stop the sampling for good
-                log.exception("pigeon: reading the backlog failed")
+        if not app.ready:
+            await asyncio.sleep(min(every, READY_POLL))
+            continue
+        try:
+            for reading in await read(app, queues):
+                record(metrics, reading, failing)
+        except Exception:  # a bug must not stop the sampling for good
+            log.exception("pigeon: reading the backlog failed")
         await asyncio.sleep(every)
 
 

@@ -260,6 +260,8 @@ def status(
     if url and target:
         os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
     app = load_app(target) if target else App(url)
+    if url and app.url != url:
+        raise typer.BadParameter(f"{target} was built with a URL in its code; drop --url")
     queues = [*(view.work_queues(app) if target else ()), *(queue or ())]
     if not queues:
         raise typer.BadParameter("name a work queue with --queue, or an App that has workers")

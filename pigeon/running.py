@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from pigeon.app import App
+from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
 from pigeon.status import Reading, read, work_queues
 
@@ -78,6 +79,7 @@ class Ports:
 
 
 async def serve(app: App, ports: Ports) -> None:
+    every = backlog_interval()
     async with AsyncExitStack() as stack:
         if ports.http is not None:
             from pigeon.asgi import serving
@@ -89,7 +91,6 @@ async def serve(app: App, ports: Ports) -> None:
             )
             stack.callback(server.close)
         metrics = _prometheus(app)
-        every = backlog_interval()
         if metrics is not None and every > 0 and work_queues(app):
             sampler = asyncio.create_task(sample_backlog(app, metrics, every))
             stack.push_async_callback(_cancel, sampler)
@@ -97,12 +98,13 @@ async def serve(app: App, ports: Ports) -> None:
 
 
 def backlog_interval() -> float:
-    """Seconds between backlog readings: ``PIGEON_BACKLOG_INTERVAL``, else ``BACKLOG_EVERY``."""
+    """Seconds between backlog readings: ``PIGEON_BACKLOG_INTERVAL``, else ``BACKLOG_EVERY``;
+    ``ConfigurationError`` if it is not a number."""
     text = os.environ.get("PIGEON_BACKLOG_INTERVAL", "")
     try:
         return float(text) if text else BACKLOG_EVERY
     except ValueError:
-        raise typer.BadParameter(
+        raise ConfigurationError(
             f"PIGEON_BACKLOG_INTERVAL={text!r}: give seconds between backlog readings, 0 for none"
         ) from None
 

@@ -21,6 +21,10 @@ UNKNOWN: dict[str, frozenset[str]] = {
 }
 """Transport -> the ``Backlog`` fields its broker cannot report (see ``docs/backlog.md``)."""
 
+RETURNS_STAY_UNACKED = frozenset({"nats"})
+"""Transports whose broker counts a job handed back unsettled as unacked until a worker takes it
+again (JetStream keeps a nak'd message in the consumer's ack-pending set), not as ready."""
+
 
 def unknown(backend: Backend) -> frozenset[str]:
     """The fields ``backend`` reports as ``None``."""
@@ -81,6 +85,35 @@ async def test_a_slow_worker_holds_at_most_its_concurrency(
             assert backlog.consumers in (1, None)
             release.set()
             await wait_for(lambda: len(started) == 6, what="every job started")
+
+
+async def test_jobs_a_closing_worker_hands_back_are_ready_again(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    producer, worker = make_app(), make_app(shutdown_timeout=0)
+    queue = f"{uid}.returned"
+    started: list[int] = []
+
+    @worker.worker(queue, concurrency=2)
+    async def work(job: Job) -> None:
+        started.append(job.n)
+        await asyncio.Event().wait()  # never finishes: the close hands the job back
+
+    async with producer:
+        for n in range(5):
+            await producer.enqueue(queue, Job(n))
+        async with worker:
+            await wait_for(lambda: len(started) == 2, what="two jobs started")
+
+        returns_unacked = backend.name.split("-")[0] in RETURNS_STAY_UNACKED
+
+        async def all_back() -> bool:
+            backlog = await producer.backlog(queue)
+            if returns_unacked:
+                return (backlog.ready, backlog.unacked) == (3, 2)
+            return backlog.ready == 5 and backlog.unacked in (0, None)
+
+        await wait_for(all_back, what="every job back on the queue")
 
 
 async def test_the_oldest_age_grows_while_a_job_waits(

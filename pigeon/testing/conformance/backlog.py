@@ -178,6 +178,19 @@ async def test_dead_letters_are_counted(backend: Backend, make_app: MakeApp, uid
         await wait_for(both_dead, what="2 dead letters counted")
 
 
+async def test_a_delayed_job_is_not_ready_before_it_is_due(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    queue = f"{uid}.later"
+    async with app:
+        await app.enqueue(queue, Job(1), delay=60)
+        await app.enqueue(queue, Job(2))
+        backlog = await app.backlog(queue)
+    assert backlog.ready == 1
+    assert backlog.unacked in (0, None)
+
+
 async def test_an_unknown_queue_is_an_error_not_zeros(make_app: MakeApp, uid: str) -> None:
     app = make_app()
     async with app:

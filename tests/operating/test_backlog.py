@@ -24,7 +24,7 @@ from pigeon.status import REPLAY_BATCH, replay, watch_live
 from pigeon.testing.conformance import Backend
 from pigeon.testing.conformance.backlog import unknown
 from pigeon.testing.waiting import wait_for
-from tests.operating.test_observability import free_port
+from tests.brokers.nats import free_port
 
 
 def scrape(port: int) -> dict[tuple[str, str], float]:

@@ -24,7 +24,7 @@ from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Route, Router, duplicate_message
-from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
 
@@ -357,3 +357,11 @@ class App(Router):
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
         return await self.transport.jobs.purge_dead_letters(queue)
+
+    async def backlog(self, queue: str) -> Backlog:
+        """What waits on the work queue ``queue`` now: ``ready``, ``unacked``, ``dead_letters``,
+        ``consumers`` (counts) and ``oldest_age`` (seconds), each ``None`` where the broker cannot
+        tell (``docs/backlog.md``). Declares nothing; raises ``ConfigurationError`` for a queue the
+        broker does not have, ``BrokerError`` when it cannot answer."""
+        subjects.validate(queue)
+        return await self.transport.jobs.backlog(queue)

@@ -52,3 +52,36 @@ async def test_a_running_sync_job_is_never_handed_back_at_shutdown(
     await wait_for(lambda: finished == ["first"], what="the first thread to finish")
     await second.close()
     assert started == ["first"], "the job finished by the late handler ran again"
+
+
+async def test_a_sync_job_that_fails_after_shutdown_goes_back_once_its_thread_ended(
+    make_app: MakeApp, uid: str
+) -> None:
+    release = threading.Event()
+    events: list[str] = []
+
+    def failing(job: Job) -> None:  # the first worker's: fails once released
+        events.append("first started")
+        release.wait(30)
+        events.append("first ended")
+        raise RuntimeError("failed after the shutdown timeout")
+
+    def succeeding(job: Job) -> None:
+        events.append("second started")
+
+    first, second = make_app(shutdown_timeout=0.1), make_app(shutdown_timeout=0.1)
+    first.worker(f"{uid}.jobs")(failing)
+    second.worker(f"{uid}.jobs")(succeeding)
+    async with first:
+        await first.enqueue(f"{uid}.jobs", Job(1))
+        await wait_for(lambda: events == ["first started"], what="the first worker's thread")
+        await second.start()
+        closing = asyncio.create_task(first.close())
+        try:
+            await asyncio.wait({closing}, timeout=PAST_TIMEOUT)
+            assert events == ["first started"], "handed back while its thread still ran"
+        finally:
+            release.set()
+        await closing
+    await wait_for(lambda: "second started" in events, what="the job at the second worker")
+    assert events == ["first started", "first ended", "second started"]

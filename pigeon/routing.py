@@ -204,3 +204,21 @@ def duplicate_message(route: Route) -> str:
 def _check_concurrency(concurrency: int) -> None:
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency={concurrency!r}: give a positive integer")
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether some subject matches both patterns ``a`` and ``b`` (``*``: one token, ``>``: one
+    or more tokens, last)."""
+    return _overlap(a.split("."), b.split("."))
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    if a and a[0] == ">":
+        return bool(b)
+    if b and b[0] == ">":
+        return bool(a)
+    if not a or not b:
+        return not a and not b
+    if a[0] == "*" or b[0] == "*" or a[0] == b[0]:
+        return _overlap(a[1:], b[1:])
+    return False

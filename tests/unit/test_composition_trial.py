@@ -109,7 +109,8 @@ async def test_a_dependency_swallowing_the_handlers_error_does_not_make_it_succe
                 await app.request(subject, 1)
         await app.enqueue("swallow.jobs", 1)
         (letter,) = await wait_dead_letters(app, "swallow.jobs", 1)
-        assert letter.failure is not None and letter.failure.type == "ValueError"
+        assert letter.failure is not None
+        assert letter.failure.type == "ValueError"
     assert swallowed == ["ValueError", "ValueError", "ValueError"]
     assert "swallowed" in caplog.text
 
@@ -127,7 +128,8 @@ async def test_a_dependency_swallowing_cancellation_keeps_it_a_cancellation(uid:
     async with app:
         await app.enqueue("swallow.cancel", 1)
         (letter,) = await wait_dead_letters(app, "swallow.cancel", 1)
-    assert letter.failure is not None and letter.failure.type == "TimeoutError"
+    assert letter.failure is not None
+    assert letter.failure.type == "TimeoutError"
     assert swallowed == ["CancelledError"]
 
 
@@ -178,7 +180,8 @@ async def test_a_timeout_failure_says_what_timed_out(uid: str) -> None:
         (letter,) = await wait_dead_letters(app, "slow.jobs", 1)
         with pytest.raises(RemoteError) as caught:
             await app.request("slow.rpc", 1)
-    assert letter.failure is not None and letter.failure.type == "TimeoutError"
+    assert letter.failure is not None
+    assert letter.failure.type == "TimeoutError"
     assert letter.failure.message == "worker 'slow.jobs' exceeded Timeout(0.05s)"
     assert caught.value.type == "TimeoutError"
     assert caught.value.message == "rpc 'slow.rpc' exceeded Timeout(0.05s)"
@@ -261,10 +264,10 @@ class SkipSend:
 
 
 def test_send_only_middleware_on_a_router_or_handler_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="send.*belongs to the App"):
+    with pytest.raises(ConfigurationError, match=r"send.*belongs to the App"):
         Router(middleware=[SendOnly()])
     app = App("memory://")
-    with pytest.raises(ConfigurationError, match="send.*belongs to the App"):
+    with pytest.raises(ConfigurationError, match=r"send.*belongs to the App"):
 
         @app.rpc("send.only", middleware=[SendOnly()])
         async def handle(n: int) -> int:
@@ -297,7 +300,7 @@ def test_the_same_subscriber_included_twice_is_refused() -> None:
     parent.include(router)
     app = App("memory://")
     app.include(router)
-    with pytest.raises(ConfigurationError, match="already subscribed to 'twice.ev'"):
+    with pytest.raises(ConfigurationError, match=r"already subscribed to 'twice\.ev'"):
         app.include(parent)
 
 

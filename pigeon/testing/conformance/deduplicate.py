@@ -4,17 +4,24 @@ deduplicates on its own, whichever middleware object and store they share."""
 from __future__ import annotations
 
 from pigeon import Deduplicate
-from pigeon.deduplicate import MemoryStore
+from pigeon.deduplicate import DeduplicationStore, MemoryStore
 from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.conformance.middleware import store
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 
+__all__ = [
+    "store",
+    "test_one_plain_subscriber_in_two_apps_runs_in_each",
+    "test_subscribers_of_one_event_sharing_a_store_each_handle_it",
+]
+
 
 async def test_subscribers_of_one_event_sharing_a_store_each_handle_it(
-    make_app: MakeApp, uid: str
+    make_app: MakeApp, uid: str, store: DeduplicationStore
 ) -> None:
     subject, ran = f"{uid}.created", []
-    shared = Deduplicate(MemoryStore(), ttl=60)
+    shared = Deduplicate(store, ttl=60)
     billing, notifications = make_app(), make_app(middleware=[shared])
 
     @billing.subscribe(subject, group="billing", middleware=[shared])

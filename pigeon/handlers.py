@@ -177,7 +177,8 @@ async def _outlive(thread: asyncio.Future[Any], name: str, app: Any = None) -> A
 def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:
     """Read ``fn``'s signature and build its decoder; ``ConfigurationError`` saying how to fix it.
 
-    The first parameter receives the body and must be annotated with its type; one more parameter
+    The first parameter receives the body and must be annotated with its type (a dependency,
+    ``Message`` or ``App`` there is refused: there are no body-less handlers); one more parameter
     annotated ``Message`` may follow, and parameters annotated ``Annotated[T, Depends(fn)]``; any
     other parameter needs a default. The dependency graph is built here (``pigeon.dependencies``).
     """

@@ -77,11 +77,12 @@ class Router:
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """Decorate the lifespan: an async generator function taking the App (or a function
         returning an async context manager), entered after the App connected and before any
-        handler starts, left after the last handler drained. An App's lifespan may yield an
-        object, which becomes ``app.state``; a router's yields ``None`` or a mapping of names
-        to set on ``app.state`` (``ConfigurationError`` otherwise, or for a name another router's
-        lifespan set). A failure entering it fails ``App.start()`` with that error. Raises
-        ``ConfigurationError`` for a second lifespan: write one that enters both."""
+        handler starts, left after the last handler drained. A lifespan may yield a mapping of
+        names to set on ``app.state`` (``ConfigurationError`` for a name set already); an App's
+        may yield another object instead, which becomes ``app.state``; a router's yields ``None``
+        or a mapping. A failure entering it fails ``App.start()`` with that error. Raises
+        ``ConfigurationError`` for a second lifespan (write one that enters both), a sync
+        generator function or an ``async def`` without ``yield``."""
         if self._lifespan is not None:
             raise ConfigurationError(
                 f"this {type(self).__name__} already has a lifespan; use one that enters all"
@@ -123,7 +124,8 @@ class Router:
         Replicas share the requests; each serves up to ``concurrency`` at once. A handler that
         raises, or a request that fails validation, reaches the caller as ``RemoteError``. Replies
         are encoded with ``codec``, else the App's, else the codec the request came in with.
-        Raises ``ConfigurationError`` when ``subject`` already has an rpc handler.
+        Raises ``ConfigurationError`` when ``subject`` already has an rpc handler, or overlaps
+        another rpc subject of the App (``x.*`` and ``x.y``).
         """
         subjects.validate(subject, wildcards=True)
         options = {"concurrency": concurrency, "codec": codec}
@@ -161,7 +163,9 @@ class Router:
         """Add ``router``'s handlers here, under its prefix and inside its middleware, and its
         lifespans after those included before.
 
-        Raises ``ConfigurationError`` when that gives an rpc subject or a work queue two handlers.
+        Raises ``ConfigurationError`` when that gives a work queue two workers, two rpc subjects
+        that one request could match (``x.*`` and ``x.y``), the same function subscribed twice
+        to a subject with the same group and durable name, or a router's lifespan twice.
         """
         if router is self:
             raise ConfigurationError("a router cannot include itself")

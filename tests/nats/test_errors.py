@@ -108,11 +108,19 @@ async def test_messages_over_max_payload_name_the_limit(
 async def test_apps_with_other_queue_settings_get_a_conflict_saying_how_to_resolve_it(
     nats_url: str, uid: str, raw: nats.NATS
 ) -> None:
-    async with App(nats_url, delivery_limit=3, ack_wait=10) as first:
-        await first.enqueue(f"{uid}.jobs", Job(1))
-        async with App(nats_url, delivery_limit=4, ack_wait=20) as second:
-            with pytest.raises(DeclarationConflict) as caught:
-                await second.enqueue(f"{uid}.jobs", Job(2))
+    first = App(nats_url, delivery_limit=3, ack_wait=10)
+    second = App(nats_url, delivery_limit=4, ack_wait=20)
+
+    @first.worker(f"{uid}.jobs")
+    async def one(job: Job) -> None: ...
+
+    @second.worker(f"{uid}.jobs")
+    async def two(job: Job) -> None: ...
+
+    async with first:
+        with pytest.raises(DeclarationConflict) as caught:
+            await second.start()
+        await second.close()
     message = str(caught.value)
     assert "delivery_limit=3" in message
     assert "delivery_limit=4" in message

@@ -20,8 +20,9 @@ async def test_a_queue_declared_otherwise_is_a_conflict_naming_queue_and_argumen
     await channel.declare_queue(f"{uid}.legacy", durable=True)  # a classic queue, no arguments
     app = make_app()
     async with app:
+        await app.enqueue(f"{uid}.legacy", Job(1))  # a producer uses the queue as it is
         with pytest.raises(DeclarationConflict) as caught:
-            await app.enqueue(f"{uid}.legacy", Job(1))
+            await app.transport.jobs.consume(f"{uid}.legacy", _never, concurrency=1)
         message = str(caught.value)
         assert f"'{uid}.legacy'" in message
         assert "x-queue-type" in message or "x-dead-letter-exchange" in message, message
@@ -102,3 +103,7 @@ async def test_a_closed_app_raises_broker_error(make_app: MakeApp, uid: str) -> 
     assert not app.transport.connected
     with pytest.raises(BrokerError, match="not connected"):
         await app.enqueue(f"{uid}.late", Job(1))
+
+
+async def _never(delivery: object) -> None:
+    raise AssertionError("no job should reach this handler")

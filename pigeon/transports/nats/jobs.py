@@ -34,7 +34,7 @@ class NatsJobs:
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=False)
         headers = wire.outgoing(envelope)
         subject = names.subject
         if delay > 0:
@@ -47,7 +47,7 @@ class NatsJobs:
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         transport = self._transport
         transport.check()
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=True)
         workers = await self._workers(names, handler, concurrency)
         try:
             movers = await transport.start_pull(self._movers(names))
@@ -119,7 +119,7 @@ class NatsJobs:
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         self._transport.check()
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=False)
         store = self._transport.dead_letter_store
         return await store.replay(names, limit, self._redeclarer(names))
 
@@ -127,19 +127,21 @@ class NatsJobs:
         self._transport.check()
         return await self._transport.dead_letter_store.purge(QueueNames.of(queue))
 
-    async def _queue(self, queue: str) -> QueueNames:
-        """The names of ``queue``, declared on first use on this connection."""
+    async def _queue(self, queue: str, *, strict: bool) -> QueueNames:
+        """The names of ``queue``, declared on first use on this connection. Only a worker
+        (``strict``) declares the queue's settings; a producer or a reader of dead letters uses
+        the queue as it exists, and declares it with this App's settings only if it is missing."""
         declared = self._transport.declared
-        names = declared.get(queue)
+        names = declared.get((queue, strict)) or declared.get((queue, True))
         if names is None:
             names = QueueNames.of(queue)
-            await self._declare(names)
-            declared[queue] = names
+            await self._declare(names, strict=strict)
+            declared[(queue, strict)] = names
         return names
 
-    async def _declare(self, names: QueueNames) -> None:
-        await self._transport.declarer.queue(names)
-        await self._transport.declarer.delays(names)
+    async def _declare(self, names: QueueNames, *, strict: bool = False) -> None:
+        await self._transport.declarer.queue(names, strict=strict)
+        await self._transport.declarer.delays(names, strict=strict)
 
     def _redeclarer(self, names: QueueNames) -> Callable[[], Awaitable[None]]:
         async def redeclare() -> None:

@@ -98,8 +98,9 @@ class NatsTransport:
             passive=self._settings.passive,
         )
         self.dead_letter_store = DeadLetters(self.api)
-        self.declared: dict[str, QueueNames] = {}
-        """Work queues declared on this connection, by name."""
+        self.declared: dict[tuple[str, bool], QueueNames] = {}
+        """Work queues declared on this connection, by name and whether a worker declared them
+        (``strict``: its settings checked)."""
 
     # -- connection --------------------------------------------------------------------------
 

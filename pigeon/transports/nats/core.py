@@ -16,26 +16,29 @@ from nats.aio.client import Client
 from nats.aio.subscription import DEFAULT_SUB_PENDING_BYTES_LIMIT as PENDING_BYTES
 from nats.aio.subscription import DEFAULT_SUB_PENDING_MSGS_LIMIT as PENDING_MSGS
 
+from pigeon import headers as h
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import translated
+from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
 
 
 class CoreDelivery:
-    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing."""
+    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing.
+    ``strip``: characters cut from the front of its subject (pigeon's request prefix)."""
 
     __slots__ = ("envelope", "subject")
 
     attempt = 1
     returns = 0
 
-    def __init__(self, msg: Any) -> None:
+    def __init__(self, msg: Any, strip: int = 0) -> None:
         self.envelope = wire.received(msg)
-        self.subject: str = msg.subject
+        self.subject: str = msg.subject[strip:] if strip else msg.subject
 
     async def ack(self) -> None:
         return None
@@ -53,9 +56,25 @@ class CoreSubscription:
     With ``concurrency=1`` messages are handled one after the other, in the order they came, in
     nats-py's own delivery task (no task per message: this is pub-sub's hot path). Otherwise each
     handler call is a task, and nats-py waits for a free slot before handing over the next message.
+
+    ``requests``: an rpc server's subscription, which takes only messages with a reply subject (a
+    publish on its subject is no request); else an event subscription, which refuses a pigeon
+    request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
+    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``.
     """
 
-    def __init__(self, client: Client, url: str, handler: Handler, concurrency: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        url: str,
+        handler: Handler,
+        concurrency: int,
+        *,
+        requests: bool = False,
+        strip: int = 0,
+    ) -> None:
+        self._requests = requests
+        self._strip = strip
         self._client = client
         self._url = url
         self._handler = handler
@@ -121,12 +140,29 @@ class CoreSubscription:
                 self._current.cancel()
             await finished
 
+    async def _crossing(self, msg: Any) -> bool:
+        """Whether ``msg`` belongs to another pattern (called only when a reply subject is there
+        and not expected, or missing and expected): a publish reaching an rpc server is dropped,
+        a pigeon request reaching a subscriber is answered ``not_served``."""
+        if self._requests:
+            log.debug("pigeon: NATS %s: dropped a publish on rpc subject %r", self._url, msg.subject)
+            return True
+        if not (msg.headers and h.DEADLINE in msg.headers):
+            return False  # a publish with a reply subject of someone else's: an event
+        request = wire.received(msg)
+        reply = not_served(request, msg.subject)
+        with contextlib.suppress(nats_errors.Error):
+            await self._client.publish(msg.reply, reply.body, headers=wire.outgoing(reply))
+        return True
+
     async def _received_inline(self, msg: Any) -> None:
         if self._closed:
             return
+        if bool(msg.reply) is not self._requests and await self._crossing(msg):
+            return
         self._current = asyncio.current_task()
         try:
-            await self._handler(CoreDelivery(msg))
+            await self._handler(CoreDelivery(msg, self._strip))
         finally:
             self._current = None
             if self._finished is not None and not self._finished.done():
@@ -135,7 +171,19 @@ class CoreSubscription:
     async def _received(self, msg: Any) -> None:
         if self._closed:
             return
+        if bool(msg.reply) is not self._requests and await self._crossing(msg):
+            return
         runner = self._runner
         if runner.free <= 0:
             await runner.wait_free()
-        runner.start(self._handler(CoreDelivery(msg)))
+        runner.start(self._handler(CoreDelivery(msg, self._strip)))
+
+
+class CoreSubscriptions:
+    """Several core subscriptions closed as one (an rpc server's two subjects)."""
+
+    def __init__(self, *subscriptions: CoreSubscription) -> None:
+        self._subscriptions = subscriptions
+
+    async def close(self, timeout: float) -> None:
+        await asyncio.gather(*(each.close(timeout) for each in self._subscriptions))

@@ -199,11 +199,21 @@ class NatsTransport:
             check_headers(envelope.headers, self.url)
 
     async def start_core(
-        self, subject: str, queue: str, handler: Handler, concurrency: int
+        self,
+        subject: str,
+        queue: str,
+        handler: Handler,
+        concurrency: int,
+        *,
+        requests: bool = False,
+        strip: int = 0,
     ) -> CoreSubscription:
-        """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
+        """A core NATS subscription (in queue group ``queue`` unless empty), closed with us;
+        ``requests`` and ``strip`` as ``CoreSubscription`` takes them."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
-        subscription = CoreSubscription(self.client, self.url, handler, concurrency)
+        subscription = CoreSubscription(
+            self.client, self.url, handler, concurrency, requests=requests, strip=strip
+        )
         await subscription.start(subject, queue, self._pending_limits)
         self._subscriptions.append(subscription)
         return subscription

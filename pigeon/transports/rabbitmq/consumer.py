@@ -24,6 +24,7 @@ from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
+from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
@@ -218,6 +219,9 @@ class RabbitSubscription:
             await _reject(message)
             return
         jobs = self._jobs
+        if jobs and _is_request(message):
+            await _refuse_request(message, delivery.envelope, self.queue)
+            return
         if jobs and (jobs.must_screen(message) or h.DUE in delivery.envelope.headers):
             screened = await self._screen(delivery)
             if screened is None:
@@ -266,6 +270,29 @@ class RabbitSubscription:
             delivery = self._backlog.popleft()
             if not delivery.stale:  # else it comes again on the reopened channel
                 self._runner.start(self._handler(delivery))
+
+
+def _is_request(message: DeliveredMessage) -> bool:
+    """Whether a message in a work queue is a request: its reply goes to direct reply-to, which
+    only a caller waiting on its channel can use (no job is sent that way)."""
+    reply_to = message.header.properties.reply_to
+    return bool(reply_to) and reply_to.startswith("amq.rabbitmq.reply-to")
+
+
+async def _refuse_request(message: DeliveredMessage, request: Envelope, queue: str) -> None:
+    """A request published to the default exchange reached the work queue of the same name:
+    tell its caller nobody serves it (``NoResponders``), and drop it, never a job."""
+    reply = not_served(request, queue)
+    with suppress(Exception):
+        await message.channel.basic_publish(
+            reply.body,
+            exchange="",
+            routing_key=request.reply_to or "",
+            properties=wire.properties(reply, delivery_mode=wire.TRANSIENT),
+        )
+    with suppress(Exception):
+        if message.delivery_tag is not None and not message.channel.is_closed:
+            await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 async def _reject(message: DeliveredMessage) -> None:

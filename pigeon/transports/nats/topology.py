@@ -25,7 +25,7 @@ from pigeon.transports.nats.errors import (
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
 
-ACK_WAIT = 30.0
+ACK_WAIT = 5.0
 """Default seconds JetStream waits for an ack before delivering again (``App(ack_wait=...)``);
 handlers in progress keep extending it."""
 

@@ -57,8 +57,9 @@ class NatsTransport:
     (``user_credentials``, ``tls``, ``connect_timeout``, ...), except two settings of the streams
     and consumers pigeon declares, which every App of a queue must give alike: ``replicas``, of
     every stream (default 1; 3 on a cluster of three or more), and ``ack_wait``, the seconds after
-    which JetStream delivers again a message whose worker went silent (default 30; handlers that
-    run longer are kept alive with in-progress acks). ``service`` (and ``version``, semantic,
+    which JetStream delivers again a message whose worker went silent (default 5, so that a
+    killed worker's jobs come back within seconds; handlers that run longer are kept alive with
+    in-progress acks every third of it). ``service`` (and ``version``, semantic,
     default ``0.0.0``) make the App's rpc handlers endpoints of a NATS service, listed by
     ``nats micro ls|info|stats`` (see ``services``).
     """

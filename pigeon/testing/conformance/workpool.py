@@ -342,4 +342,3 @@ async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
     assert calls == 0
     assert letters[0].failure is not None
     assert letters[0].failure.type == "DeliveryLimitExceeded"
-

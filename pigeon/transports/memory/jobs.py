@@ -34,6 +34,10 @@ class MemoryJobs:
         self._transport.check()
         return self._transport.start(self._work_queue(queue, strict=True), handler, concurrency)
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (a worker or a producer used it)."""
+        return self._existing(queue) is not None
+
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         known = self._existing(queue)
         return list(known.dead[:limit]) if known else []

@@ -145,7 +145,7 @@ class CoreSubscription:
         and not expected, or missing and expected): a publish reaching an rpc server is dropped,
         a pigeon request reaching a subscriber is answered ``not_served``."""
         if self._requests:
-            log.debug("pigeon: NATS %s: dropped a publish on rpc subject %r", self._url, msg.subject)
+            log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
             return True
         if not (msg.headers and h.DEADLINE in msg.headers):
             return False  # a publish with a reply subject of someone else's: an event

@@ -15,6 +15,7 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Delivery, Handler, Subscription
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
+from pigeon.transports.nats.errors import STREAM_NOT_FOUND, JetStreamError
 from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
 if TYPE_CHECKING:
@@ -111,6 +112,17 @@ class NatsJobs:
             sink=sink,
         )
         return await transport.start_pull(consumer)
+
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (its stream is there)."""
+        self._transport.check()
+        try:
+            await self._transport.api.call(f"STREAM.INFO.{QueueNames.of(queue).stream}")
+        except JetStreamError as exc:
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+            return False
+        return True
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         self._transport.check()

@@ -86,8 +86,8 @@ class NatsRequests:
                     RPC_PREFIX + subject, envelope.body, timeout, headers=headers
                 )
             except nats_errors.NoRespondersError:  # no pigeon server: maybe someone else's
-                left = deadline - asyncio.get_running_loop().time()
-                msg = await client.request(subject, envelope.body, max(left, 0.001), headers=headers)
+                left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+                msg = await client.request(subject, envelope.body, left, headers=headers)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             raise _request_error(exc, subject, transport.url, timeout) from exc
         except asyncio.CancelledError:

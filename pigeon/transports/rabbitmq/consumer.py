@@ -276,7 +276,7 @@ def _is_request(message: DeliveredMessage) -> bool:
     """Whether a message in a work queue is a request: its reply goes to direct reply-to, which
     only a caller waiting on its channel can use (no job is sent that way)."""
     reply_to = message.header.properties.reply_to
-    return bool(reply_to) and reply_to.startswith("amq.rabbitmq.reply-to")
+    return reply_to is not None and reply_to.startswith("amq.rabbitmq.reply-to")
 
 
 async def _refuse_request(message: DeliveredMessage, request: Envelope, queue: str) -> None:

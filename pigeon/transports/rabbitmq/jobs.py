@@ -201,6 +201,11 @@ class RabbitJobs:
         action = f"consuming {queue!r}"
         return await transport.consume(queue, declare, handler, concurrency, action, jobs=True)
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists on the broker."""
+        self._transport.check()
+        return await self._transport.declarer.exists(checked_name(queue, "work queue"))
+
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         self._transport.check()
         name = checked_name(queue, "work queue")

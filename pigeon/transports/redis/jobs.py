@@ -117,6 +117,11 @@ class RedisJobs:
         self._track(consumer)
         return consumer
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (its stream is there)."""
+        with translated(self._url, f"checking work queue {queue!r}"):
+            return bool(await self._redis.exists(self._keys.queue(queue)))
+
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         return [letter for _, letter in await self._dead_letters.read(queue, limit)]
 

@@ -56,6 +56,21 @@ async def test_wrong_password_is_a_login_error_with_the_password_masked(amqp_url
     assert ":***@" in str(caught.value)
 
 
+async def test_a_comma_in_a_password_of_a_multi_host_url_stays_in_the_password(
+    amqp_url: str,
+) -> None:
+    parts = urlsplit(amqp_url)
+    host = f"{parts.hostname}:{parts.port or 5672}"
+    url = f"amqp://guest:s3c,r3t,pw@{host},{host}{parts.path}"
+    with pytest.raises(BrokerError) as caught:
+        await App(url).start()
+    message = str(caught.value)
+    assert "refused the login of user 'guest'" in message
+    assert "s3c" not in message
+    assert "r3t" not in message
+    assert ":***@" in message
+
+
 async def test_unknown_vhost_is_named(amqp_url: str, uid: str) -> None:
     parts = urlsplit(amqp_url)
     with pytest.raises(BrokerError, match=f"virtual host '{uid}-nowhere'") as caught:

@@ -32,6 +32,7 @@ from pigeon.transports.nats.services import Services, service_config
 from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
 from pigeon.transports.urls import mask_url
+from pigeon.transports.urls import servers as split_servers
 
 log = logging.getLogger("pigeon")
 
@@ -227,15 +228,12 @@ class NatsTransport:
 
 
 def _servers(url: str) -> list[str]:
-    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user.
+    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user
+    (a comma in a password is the password's: see ``pigeon.transports.urls.servers``).
 
     Raises ``ConfigurationError`` for a server without a host or with a bad port.
     """
-    parts = [part.strip() for part in url.split(",") if part.strip()] or [url]
-    first = urlsplit(parts[0])
-    userinfo = first.netloc.rpartition("@")[0]
-    prefix = f"{first.scheme}://{userinfo + '@' if userinfo else ''}"
-    servers = [parts[0], *(part if "://" in part else prefix + part for part in parts[1:])]
+    servers = split_servers(url.rstrip(","))
     for server in servers:
         try:
             parsed = urlsplit(server)

@@ -176,9 +176,7 @@ async def test_broker_commands_without_a_url_say_what_to_set(command: tuple[str,
     assert "PIGEON_URL" in err
 
 
-async def test_dlq_ls_of_an_unknown_queue_says_it_does_not_exist(
-    broker: Backend, uid: str
-) -> None:
+async def test_dlq_ls_of_an_unknown_queue_says_it_does_not_exist(broker: Backend, uid: str) -> None:
     code, err = await failing("dlq", "ls", f"{uid}.nothing", "--url", broker.url())
     assert code == 1
     assert f"work queue '{uid}.nothing' does not exist" in err

@@ -118,6 +118,16 @@ class PullConsumer:
             self._subscription = await self._client.subscribe(self._inbox, cb=self._received)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
 
+    async def move_to(self, client: Client) -> None:
+        """The client closed for good and ``client`` took its place: pull through it."""
+        if self._closed:
+            return
+        self._client = client
+        self._inbox = client.new_inbox()
+        with translated(self._url, f"consuming {self.stream}"):
+            self._subscription = await client.subscribe(self._inbox, cb=self._received)
+        self.reset()
+
     def reset(self) -> None:
         """Forget the open pull request (after a reconnect it is gone) and pull again."""
         self._remaining = 0

@@ -83,14 +83,15 @@ class CoreSubscription:
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
-        self._subject = ""
+        self._subject, self._queue = "", ""
+        self._limits: dict[str, int] | None = None
         self._closed = False
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
         """Subscribe (``limits``: nats-py's ``pending_msgs_limit`` / ``pending_bytes_limit``);
         returns once the server has registered the subscription."""
         callback = self._received_inline if self._inline else self._received
-        self._subject = subject
+        self._subject, self._queue, self._limits = subject, queue, limits
         with translated(self._url, f"subscribing to {subject!r}"):
             limits = limits or {}
             self._subscription = await self._client.subscribe(
@@ -101,6 +102,13 @@ class CoreSubscription:
                 pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
             )
             await self._client.flush()
+
+    async def move_to(self, client: Client) -> None:
+        """The client closed for good and ``client`` took its place: subscribe again on it."""
+        if self._closed:
+            return
+        self._client = client
+        await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
         if self._closed:

@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
 }
 """nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
 
-_CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb")
+_CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")
 
 PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
 """Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
@@ -83,6 +83,7 @@ class NatsTransport:
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
         self.slow_consumers = SlowConsumers(self.url)
         self._connected = False
+        self._reviving: asyncio.Task[None] | None = None
         self._new_client()
         self.events = NatsEvents(self)
         self.requests = NatsRequests(self)
@@ -115,6 +116,11 @@ class NatsTransport:
         if self._connected:
             return
         self._new_client()
+        await self._connect_client()
+        self._connected = True
+
+    async def _connect_client(self) -> None:
+        """Connect ``self.client``; ``BrokerError`` naming the (masked) servers if it cannot."""
         budget = float(self._options["connect_timeout"]) * len(self._servers)
         options = {**self._options, **self._callbacks()}
         try:
@@ -127,12 +133,37 @@ class NatsTransport:
                 f"cannot connect to NATS at {self.url} within {budget:g}s: {reason or 'timeout'}; "
                 "is the server running and reachable, and are the credentials right?"
             ) from None
-        self._connected = True
+
+    async def _revive(self) -> None:
+        """nats-py closed its client for good (after a server ``-ERR``, or when it gave up
+        reconnecting): connect a new client, every second until it works or we close, and move
+        every subscription and consumer onto it."""
+        log.warning("pigeon: the NATS client closed for good; connecting anew to %s", self.url)
+        self.api.connection_lost()
+        self.requests.fail_all()
+        while self._connected:
+            self._new_client()
+            try:
+                await self._connect_client()
+            except BrokerError as exc:
+                log.warning("pigeon: %s; trying again in 1s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for subscription in list(self._subscriptions):
+                try:
+                    await subscription.move_to(self.client)
+                except BrokerError as exc:
+                    log.error("pigeon: could not subscribe again after reconnecting: %s", exc)
+            log.warning("pigeon: connected anew to NATS %s", self._server())
+            return
 
     async def close(self) -> None:
         if not self._connected:
             return
         self._connected = False
+        if self._reviving is not None:
+            self._reviving.cancel()
+            await asyncio.gather(self._reviving, return_exceptions=True)
         self.requests.fail_all()
         for subscription in self._subscriptions:
             await subscription.close(0)
@@ -166,6 +197,15 @@ class NatsTransport:
                 log.warning("pigeon: disconnected from NATS %s, reconnecting", self._server())
             await _call(given["disconnected_cb"])
 
+        client = self.client
+
+        async def closed_cb() -> None:
+            if self._connected and client is self.client:  # not our close(): nats-py gave up
+                reviving = self._reviving
+                if reviving is None or reviving.done():
+                    self._reviving = asyncio.create_task(self._revive())
+            await _call(given["closed_cb"])
+
         async def reconnected_cb() -> None:
             log.warning("pigeon: reconnected to NATS %s", self._server())
             for subscription in self._subscriptions:
@@ -177,6 +217,7 @@ class NatsTransport:
             "error_cb": error_cb,
             "disconnected_cb": disconnected_cb,
             "reconnected_cb": reconnected_cb,
+            "closed_cb": closed_cb,
         }
 
     def _server(self) -> str:

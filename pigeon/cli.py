@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from pigeon import delays, running
 from pigeon.app import App
+from pigeon.codecs import shown
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
 from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
@@ -184,7 +185,7 @@ def request(
 ) -> None:
     """Send one JSON request and print the reply."""
     reply = _with_app(url, lambda app: app.request(subject, _json(body), timeout=timeout))
-    typer.echo(json.dumps(reply))
+    typer.echo(shown(reply))
 
 
 @cli.command()
@@ -230,7 +231,9 @@ def dlq_replay(
     limit: Annotated[int | None, typer.Option(help="How many to replay; default all")] = None,
 ) -> None:
     """Move dead letters back onto their work queue."""
-    moved = _with_app(url, lambda app: app.replay_dead_letters(queue, limit))
+    from pigeon import status as view
+
+    moved = _with_app(url, lambda app: view.replay(app, queue, limit))
     typer.echo(f"{queue}: replayed {_plural(moved, 'dead letter')}")
 
 
@@ -245,6 +248,35 @@ def dlq_purge(
         raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
     purged = _with_app(url, lambda app: app.purge_dead_letters(queue))
     typer.echo(f"{queue}: purged {_plural(purged, 'dead letter')}")
+
+
+@cli.command()
+def status(
+    target: Annotated[str | None, typer.Argument(help="The App, as module:app")] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="A work queue (repeatable)")
+    ] = None,
+    url: UrlOption = None,
+    watch: Annotated[bool, typer.Option(help="Redraw the table live until Ctrl-C")] = False,
+    every: Annotated[float, typer.Option(min=0.1, help="Seconds between redraws")] = 2.0,
+    window: Annotated[float, typer.Option(min=0, help="Seconds to measure rates over")] = 1.0,
+) -> None:
+    """Show the backlog of an App's work queues (or --queue): ready, unacked, dead letters,
+    consumers, oldest age and ready/s; '?' where the broker cannot tell."""
+    from pigeon import status as view
+
+    if url and target:
+        os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
+    app = load_app(target) if target else App(_broker_url(url))
+    if url and app.url != url:
+        raise typer.BadParameter(f"{target} was built with a URL in its code; drop --url")
+    queues = [*(view.work_queues(app) if target else ()), *(queue or ())]
+    if not queues:
+        raise typer.BadParameter("name a work queue with --queue, or an App that has workers")
+    try:
+        raise typer.Exit(_run(view.run(app, queues, watch=watch, every=every, window=window)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def describe(letter: Message) -> str:
@@ -264,6 +296,17 @@ def _with_app(url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
     talks to a broker never falls back to memory:// (it would answer from an empty broker of its
     own): without a URL it exits 2 saying what to set. The App only sends and reads, so it uses
     queues as they exist whatever their settings."""
+    given = _broker_url(url)
+
+    async def go() -> T:
+        async with App(given) as app:
+            return await action(app)
+
+    return _run(go())
+
+
+def _broker_url(url: str | None) -> str:
+    """``url``, else ``$PIGEON_URL``; without either, exit 2 saying what to set."""
     url = url or os.environ.get("PIGEON_URL")
     if not url:
         typer.echo(
@@ -273,12 +316,7 @@ def _with_app(url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
             err=True,
         )
         raise typer.Exit(EXIT_CONFIGURATION)
-
-    async def go() -> T:
-        async with App(url) as app:
-            return await action(app)
-
-    return _run(go())
+    return url
 
 
 async def _exists(app: App, queue: str) -> bool:

@@ -166,6 +166,7 @@ async def test_ad_hoc_publish_request_and_enqueue(
         ("dlq", "ls", "a.b"),
         ("dlq", "replay", "a.b"),
         ("dlq", "purge", "a.b", "--yes"),
+        ("status", "--queue", "a.b"),
     ],
 )
 async def test_broker_commands_without_a_url_say_what_to_set(command: tuple[str, ...]) -> None:

@@ -116,3 +116,24 @@ async def test_a_job_never_reaches_a_subscriber_or_an_rpc_server(
         await wait_for(lambda: "job" in seen, what="the job at its worker")
         await asyncio.sleep(SETTLE)
     assert seen == ["job"]
+
+
+async def test_a_request_never_reaches_a_durable_or_group_subscription(
+    make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    events: list[object] = []
+
+    @app.subscribe(f"{uid}.orders.created", durable=f"{uid}.audit")
+    async def audit(event: dict[str, int]) -> None:
+        events.append(event)
+
+    @app.subscribe(f"{uid}.orders.paid", group="billing")
+    async def bill(event: dict[str, int]) -> None:
+        events.append(event)
+
+    async with app:
+        await _no_responders(app, f"{uid}.audit")  # named like the durable subscription
+        await _no_responders(app, f"{uid}.orders.paid:billing")  # like a group's queue
+        await asyncio.sleep(SETTLE)
+    assert events == [], "a request was handled as an event"

@@ -127,6 +127,10 @@ MakeDelivery = Callable[[DeliveredMessage], RabbitDelivery]
 class RabbitSubscription:
     """Consumes ``queue`` on its own channel, at most ``concurrency`` handlers at once.
 
+    Only an rpc server's subscription (``requests``) takes requests: a request that reached a work
+    queue or a subscription's queue through the default exchange (it is named like it) is acked
+    unrun and answered "not served", so that its caller raises ``NoResponders``.
+
     Deliveries are started in the order they arrive. ``close`` stops consuming at once, waits for
     handlers in flight, then closes the channel: the broker takes back every delivery left
     unsettled and delivers it again.
@@ -140,8 +144,11 @@ class RabbitSubscription:
         concurrency: int,
         make: MakeDelivery,
         jobs: JobStore | None = None,
+        *,
+        requests: bool = False,
     ) -> None:
         self.queue = queue
+        self._requests = requests
         self._channel = channel
         self._handler = handler
         self._make = make
@@ -218,10 +225,10 @@ class RabbitSubscription:
             log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
             await _reject(message)
             return
-        jobs = self._jobs
-        if jobs and _is_request(message):
+        if not self._requests and _is_request(message):
             await _refuse_request(message, delivery.envelope, self.queue)
             return
+        jobs = self._jobs
         if jobs and (jobs.must_screen(message) or h.DUE in delivery.envelope.headers):
             screened = await self._screen(delivery)
             if screened is None:
@@ -273,15 +280,15 @@ class RabbitSubscription:
 
 
 def _is_request(message: DeliveredMessage) -> bool:
-    """Whether a message in a work queue is a request: its reply goes to direct reply-to, which
-    only a caller waiting on its channel can use (no job is sent that way)."""
+    """Whether a message is a request: its reply goes to direct reply-to, which only a caller
+    waiting on its channel can use (no job or event is sent that way)."""
     reply_to = message.header.properties.reply_to
     return reply_to is not None and reply_to.startswith("amq.rabbitmq.reply-to")
 
 
 async def _refuse_request(message: DeliveredMessage, request: Envelope, queue: str) -> None:
-    """A request published to the default exchange reached the work queue of the same name:
-    tell its caller nobody serves it (``NoResponders``), and drop it, never a job."""
+    """A request published to the default exchange reached a work queue or a subscription's
+    queue of the same name: tell its caller nobody serves it (``NoResponders``), and drop it."""
     reply = not_served(request, queue)
     with suppress(Exception):
         await message.channel.basic_publish(

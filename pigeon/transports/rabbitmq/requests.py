@@ -226,7 +226,8 @@ class RabbitRequests:
                 await queue.bind(exchange, wire.binding_key(subject))
             return queue
 
-        return await transport.consume(name, declare, handler, concurrency, f"serving {subject!r}")
+        action = f"serving {subject!r}"
+        return await transport.consume(name, declare, handler, concurrency, action, requests=True)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         self._transport.check(envelope, subject)

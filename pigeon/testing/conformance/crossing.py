@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pigeon import NoResponders
+from pigeon import Message, NoResponders
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -137,3 +137,31 @@ async def test_a_request_never_reaches_a_durable_or_group_subscription(
         await _no_responders(app, f"{uid}.orders.paid:billing")  # like a group's queue
         await asyncio.sleep(SETTLE)
     assert events == [], "a request was handled as an event"
+
+
+async def test_a_subscriber_to_everything_gets_only_events(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    subjects: list[str] = []
+    jobs: list[int] = []
+
+    @app.subscribe(">")
+    async def everything(event: bytes, msg: Message) -> None:
+        if uid in msg.subject:
+            subjects.append(msg.subject)
+
+    @app.rpc(f"{uid}.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    @app.worker(f"{uid}.jobs")
+    async def work(n: int) -> None:
+        jobs.append(n)
+
+    async with app:
+        for n in range(5):  # a subscriber's answer must never beat the server's
+            assert await app.request(f"{uid}.double", n) == 2 * n
+        await app.enqueue(f"{uid}.jobs", 7)
+        await app.publish(f"{uid}.event", 1)
+        await wait_for(lambda: jobs == [7] and bool(subjects), what="the job and the event")
+        await asyncio.sleep(SETTLE)
+    assert subjects == [f"{uid}.event"], "only the event reached the subscriber"

@@ -21,10 +21,24 @@ from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import translated
+from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
+
+INTERNAL = (
+    "_PIGEON.",
+    QUEUE_SUBJECTS,
+    DEAD_LETTER_SUBJECTS,
+    DELAYED_SUBJECTS,
+    "_INBOX.",
+    "$JS.",
+    "$SRV.",
+)
+"""Subjects of pigeon's requests, jobs and replies and of the JetStream and service APIs: never
+events, so a subscription whose subject starts with a wildcard (``>``, ``*.created``) skips
+them (one naming them outright, ``pigeon.queue.>``, gets them)."""
 
 
 class CoreDelivery:
@@ -85,6 +99,7 @@ class CoreSubscription:
         self._subscription: Any = None
         self._subject, self._queue = "", ""
         self._limits: dict[str, int] | None = None
+        self._wildcard_first = self._screen = False
         self._closed = False
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
@@ -92,6 +107,10 @@ class CoreSubscription:
         returns once the server has registered the subscription."""
         callback = self._received_inline if self._inline else self._received
         self._subject, self._queue, self._limits = subject, queue, limits
+        self._wildcard_first = subject.split(".")[0] in ("*", ">")
+        self._screen = self._requests or self._wildcard_first
+        """Whether every message needs ``_crossing``; on an event subscription to a plain subject
+        (pub-sub's hot path) only one with a reply subject does."""
         with translated(self._url, f"subscribing to {subject!r}"):
             limits = limits or {}
             self._subscription = await self._client.subscribe(
@@ -149,13 +168,17 @@ class CoreSubscription:
             await finished
 
     async def _crossing(self, msg: Any) -> bool:
-        """Whether ``msg`` belongs to another pattern (called only when a reply subject is there
-        and not expected, or missing and expected): a publish reaching an rpc server is dropped,
-        a pigeon request reaching a subscriber is answered ``not_served``."""
+        """Whether ``msg`` belongs to another pattern: a publish reaching an rpc server is
+        dropped; pigeon's internal subjects reaching a wildcard subscription are skipped; a
+        pigeon request reaching a subscriber is answered ``not_served``."""
         if self._requests:
+            if msg.reply:
+                return False
             log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
             return True
-        if not (msg.headers and h.DEADLINE in msg.headers):
+        if self._wildcard_first and msg.subject.startswith(INTERNAL):
+            return True
+        if not (msg.reply and msg.headers and h.DEADLINE in msg.headers):
             return False  # a publish with a reply subject of someone else's: an event
         request = wire.received(msg)
         reply = not_served(request, msg.subject)
@@ -166,7 +189,7 @@ class CoreSubscription:
     async def _received_inline(self, msg: Any) -> None:
         if self._closed:
             return
-        if bool(msg.reply) is not self._requests and await self._crossing(msg):
+        if (self._screen or msg.reply) and await self._crossing(msg):
             return
         self._current = asyncio.current_task()
         try:
@@ -179,7 +202,7 @@ class CoreSubscription:
     async def _received(self, msg: Any) -> None:
         if self._closed:
             return
-        if bool(msg.reply) is not self._requests and await self._crossing(msg):
+        if (self._screen or msg.reply) and await self._crossing(msg):
             return
         runner = self._runner
         if runner.free <= 0:

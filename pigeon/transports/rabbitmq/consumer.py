@@ -158,6 +158,8 @@ class RabbitSubscription:
         self._pump: asyncio.Task[None] | None = None
         self._tag = f"pigeon.{new_id()}"
         self._closing = False
+        self._consuming = True
+        """Until the broker confirmed the consumer's cancel: what it sends is still handled."""
         self._closed = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
         self._screening: set[asyncio.Task[Any]] = set()
@@ -175,6 +177,7 @@ class RabbitSubscription:
         self._channel.reopen_callbacks.discard(self._reopened)
         try:
             await self._cancel()
+            self._consuming = False
             if self._pump is not None:
                 self._pump.cancel()
                 await asyncio.gather(self._pump, return_exceptions=True)
@@ -217,8 +220,10 @@ class RabbitSubscription:
                 await asyncio.wait_for(underlay.basic_cancel(self._tag), 5)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
-        if self._closing:
+        if self._closing and not self._consuming:
             return  # left unsettled: the broker takes it back when the channel closes
+        # Closing, a message the broker sent before it took the cancel is handled (it fits the
+        # prefetch): handing it back unrun would count a delivery that called no handler.
         try:
             delivery = self._make(message)
         except Exception:

@@ -40,3 +40,22 @@ async def test_an_app_resumes_after_the_client_closed_for_good(
         assert await app.request(f"{uid}.double", 3) == 6
         await raw.publish(f"{uid}.events", b"4")
         await wait_for(lambda: events == [1, 4] and jobs == [2], what="events and jobs again")
+
+
+async def test_a_service_answers_discovery_again_on_the_new_client(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    app = App(nats_url, service=f"svc{uid}")
+
+    @app.rpc(f"{uid}.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app:
+        client = app.transport.client  # type: ignore[attr-defined]
+        await client.publish(f"{uid}." + "x" * 5000, b"")
+        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
+        await wait_for(lambda: app.transport.connected, what="a new connection")
+        assert await app.request(f"{uid}.double", 2) == 4
+        pong = await raw.request(f"$SRV.PING.svc{uid}", b"", timeout=5)
+    assert f"svc{uid}".encode() in pong.data

@@ -149,11 +149,13 @@ class NatsTransport:
                 log.warning("pigeon: %s; trying again in 1s", exc)
                 await asyncio.sleep(1.0)
                 continue
-            for subscription in list(self._subscriptions):
-                try:
+            try:
+                for subscription in list(self._subscriptions):
                     await subscription.move_to(self.client)
-                except BrokerError as exc:
-                    log.error("pigeon: could not subscribe again after reconnecting: %s", exc)
+                if self.services is not None:
+                    await self.services.move_to(self.client)
+            except (BrokerError, nats_errors.Error) as exc:
+                log.error("pigeon: could not subscribe again after reconnecting: %s", exc)
             log.warning("pigeon: connected anew to NATS %s", self._server())
             return
 

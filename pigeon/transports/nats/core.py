@@ -41,6 +41,17 @@ events, so a subscription whose subject starts with a wildcard (``>``, ``*.creat
 them (one naming them outright, ``pigeon.queue.>``, gets them)."""
 
 
+async def registered(client: Client) -> None:
+    """Return once the server has every command sent so far (a subscription: it will deliver).
+
+    nats-py 2.16's ``flush`` writes its PING straight to the socket, ahead of commands still in
+    its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
+    publish right after ``subscribe`` then found no subscriber. The first flush's round trip
+    lets nats-py's flusher write the buffer; the second PING follows it."""
+    await client.flush()
+    await client.flush()
+
+
 class CoreDelivery:
     """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing.
     ``strip``: characters cut from the front of its subject (pigeon's request prefix)."""
@@ -120,7 +131,7 @@ class CoreSubscription:
                 pending_msgs_limit=limits.get("pending_msgs_limit", PENDING_MSGS),
                 pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
             )
-            await self._client.flush()
+            await registered(self._client)
 
     async def move_to(self, client: Client) -> None:
         """The client closed for good and ``client`` took its place: subscribe again on it."""

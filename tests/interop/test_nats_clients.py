@@ -140,7 +140,7 @@ async def test_pigeon_event_reaches_a_raw_subscriber(
     nats_url: str, uid: str, nc: nats.NATS
 ) -> None:
     sub = await nc.subscribe(f"{uid}.orders.created")
-    await registered(nc)  # nats-py 2.16: flush may overtake the SUB
+    await registered(nc)  # nats-py 2.16: flush may overtake what it buffered
     async with App(nats_url) as app:
         await app.publish(f"{uid}.orders.created", Order(id=8), headers={"tenant": "acme"})
     msg = await sub.next_msg(timeout=10)

@@ -66,7 +66,7 @@ async def test_pigeon_request_is_answered_by_a_raw_responder(
         await msg.respond(json.dumps({"sku": request["sku"], "left": 1}).encode())
 
     await raw.subscribe(f"{uid}.reserve", cb=respond)
-    await registered(raw)  # nats-py 2.16: flush may overtake the SUB
+    await registered(raw)  # nats-py 2.16: flush may overtake what it buffered
     app = App(nats_url)
     async with app:
         reply = await app.request(f"{uid}.reserve", Reserve(sku="z", quantity=2), reply=Reserved)

@@ -142,6 +142,28 @@ async def test_apps_with_other_queue_settings_get_a_conflict_saying_how_to_resol
     assert "nats consumer rm" in message
 
 
+async def test_a_worker_without_ack_wait_uses_the_queue_with_the_ack_wait_it_has(
+    nats_url: str, uid: str
+) -> None:
+    older = App(nats_url, ack_wait=30)  # a queue declared under the old default, say
+    default, other = App(nats_url), App(nats_url, ack_wait=20)
+    done: list[int] = []
+    for app in (older, default, other):
+
+        @app.worker(f"{uid}.jobs")
+        async def work(job: Job) -> None:
+            done.append(job.n)
+
+    async with older:
+        pass
+    async with default:
+        await default.enqueue(f"{uid}.jobs", Job(1))
+        await wait_for(lambda: done == [1], what="the job, on the queue as it exists")
+    with pytest.raises(DeclarationConflict, match="ack_wait=30s on the server, ack_wait=20s"):
+        await other.start()
+    await other.close()
+
+
 async def test_queues_whose_names_meet_in_one_stream_name_conflict(
     nats_url: str, uid: str, raw: nats.NATS
 ) -> None:

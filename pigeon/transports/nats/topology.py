@@ -98,9 +98,11 @@ class Declarer:
         delivery_limit: int,
         replicas: int,
         ack_wait: float,
+        ack_wait_given: bool = True,
         passive: bool = False,
     ) -> None:
         self._api = api
+        self._ack_wait_given = ack_wait_given
         self._passive = passive
         self._max_deliver = delivery_limit + 1
         self._replicas = replicas
@@ -211,8 +213,11 @@ class Declarer:
                 info = await self._api.call(f"CONSUMER.INFO.{stream}.{name}")
                 what = f"consumer {name!r} of stream {stream!r}"
                 remove = f"nats consumer rm {stream} {name}"
-                if strict or _names_differ(info["config"], config):
-                    raise _conflict(what, remove, info["config"], config) from None
+                have = info["config"]
+                if not self._ack_wait_given:  # the default adopts what exists (an older default)
+                    config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
+                if (strict and _settings_differ(have, config)) or _names_differ(have, config):
+                    raise _conflict(what, remove, have, config) from None
                 return
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
 
@@ -282,6 +287,10 @@ def _conflict(
     return DeclarationConflict(
         f"{what} exists with other settings: {details}. To resolve: {advice}"
     )
+
+
+def _settings_differ(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    return any(have.get(key) != value for key, value in want.items())
 
 
 def _names_differ(have: dict[str, Any], want: dict[str, Any]) -> bool:

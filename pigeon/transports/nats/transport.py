@@ -70,6 +70,7 @@ class NatsTransport:
         self.url = ",".join(mask_url(server) for server in self._servers)
         options = dict(options)
         self._replicas = options.pop("replicas", 1)
+        self._ack_wait_given = "ack_wait" in options
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
         self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
         self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
@@ -98,6 +99,7 @@ class NatsTransport:
             delivery_limit=self._settings.delivery_limit,
             replicas=self._replicas,
             ack_wait=self.ack_wait,
+            ack_wait_given=self._ack_wait_given,
             passive=self._settings.passive,
         )
         self.dead_letter_store = DeadLetters(self.api)

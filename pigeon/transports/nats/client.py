@@ -1,4 +1,4 @@
-"""A nats-py client whose header codec is faster and puts the same bytes on the wire.
+"""A nats-py client whose header codec and requests are faster, with the same bytes on the wire.
 
 nats-py builds every header line in Python (strip, a key regex, a translate, two encodes and
 three ``bytearray.extend`` per header) and parses every received line the same way (a generator
@@ -37,8 +37,6 @@ TESTED_VERSIONS = frozenset({"2.16.0"})
 _BLOCK_START = "NATS/1.0\r\n"
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
-_ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
-"""What ``bytes.strip()`` removes, for ``str.strip`` to remove the same and no more."""
 _CACHE_LIMIT = 4096
 """Header names remembered per direction; the caches start over past this many."""
 

@@ -6,7 +6,7 @@ import asyncio
 
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
-from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped
+from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
 from pigeon.transports.runner import HandlerRunner
 
 
@@ -91,22 +91,28 @@ class MemorySubscription:
         self._broker.release(self.queue)
 
     async def _pump_inline(self) -> None:
+        handling.set(True)  # this task's context: the handler never waits for room
         handled = 0
         queue = self.queue
         while not self._closing:
             item = queue.ready.popleft() if queue.ready else await queue.get()
+            if queue.producers:
+                queue.make_room()
             await self._handler(self._deliver(item))
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers
 
     async def _pump_tasks(self) -> None:
+        handling.set(True)  # copied into each handler task's context
         runner = self._runner
         queue = self.queue
         while True:
             if runner.free <= 0:
                 await runner.wait_free()
             item = queue.ready.popleft() if queue.ready else await queue.get()
+            if queue.producers:
+                queue.make_room()
             runner.start(self._handler(self._deliver(item)))
 
     def _deliver(self, item: Item) -> MemoryDelivery:

@@ -26,6 +26,8 @@ class MemoryEvents:
         if broker.taps:
             broker.tell(Tapped("published", subject, envelope))
         for queue in broker.route(subject):
+            if queue.full:
+                await queue.wait_room()
             queue.put(Item(envelope, subject))
 
     async def subscribe(

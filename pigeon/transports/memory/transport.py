@@ -27,12 +27,22 @@ class MemoryTransport:
     """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract."""
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        options = dict(options)
+        capacity = options.pop("queue_capacity", None)
         if options:
-            raise ConfigurationError(f"memory:// takes no transport options, got {sorted(options)}")
+            raise ConfigurationError(
+                f"memory:// takes only the queue_capacity option, got {sorted(options)}"
+            )
         parts = urlsplit(url)
         self.url = mask_url(url)
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
+        if capacity is not None:
+            if not isinstance(capacity, int) or capacity < 1:
+                raise ConfigurationError(
+                    f"queue_capacity must be a positive int (items per queue), got {capacity!r}"
+                )
+            self.broker.capacity = capacity
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []

@@ -31,7 +31,7 @@ class MemoryTransport:
         capacity = options.pop("queue_capacity", None)
         if options:
             raise ConfigurationError(
-                f"memory:// takes only the queue_capacity option, got {sorted(options)}"
+                f"memory:// takes no transport options but queue_capacity, got {sorted(options)}"
             )
         parts = urlsplit(url)
         self.url = mask_url(url)

@@ -150,7 +150,8 @@ async def test_a_queue_nobody_consumes_stores_without_blocking() -> None:
     async with app:
         await asyncio.wait_for(_enqueue_all(app, "unserved", 50), 5)
         queue = _broker(app).existing_work_queue("unserved")
-        assert queue is not None and len(queue.ready) == 50
+        assert queue is not None
+        assert len(queue.ready) == 50
 
 
 async def test_a_handler_publishing_to_its_own_full_queue_does_not_deadlock() -> None:

@@ -87,6 +87,8 @@ class MemoryQueue:
         self.delivery_limit = delivery_limit
         self.pattern = pattern
         self.capacity = capacity
+        self.low_water = capacity // 2
+        """Ready items at or below which waiting producers are woken."""
         self.producers: deque[asyncio.Future[None]] = deque()
         """Producers waiting for room."""
         self.ready: deque[Item] = deque()
@@ -116,9 +118,9 @@ class MemoryQueue:
                     waiter.cancel()
 
     def make_room(self, *, always: bool = False) -> None:
-        """Wake the producers waiting for room once the queue is half empty (or ``always``: its
-        consumer left)."""
-        if always or len(self.ready) <= self.capacity // 2:
+        """Wake the producers waiting for room once the queue is down to ``low_water`` (or
+        ``always``: its consumer left)."""
+        if always or len(self.ready) <= self.low_water:
             producers, self.producers = self.producers, deque()
             for waiter in producers:
                 if not waiter.done():

@@ -46,23 +46,19 @@ class MemoryTransport:
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []
-        self._connected = False
+        self.connected = False
         self.events = MemoryEvents(self)
         self.requests = MemoryRequests(self)
         self.jobs = MemoryJobs(self)
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
     async def connect(self) -> None:
         self.broker.inboxes[self.inbox] = self.replies
-        self._connected = True
+        self.connected = True
 
     async def close(self) -> None:
-        if not self._connected:
+        if not self.connected:
             return
-        self._connected = False
+        self.connected = False
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
@@ -78,7 +74,7 @@ class MemoryTransport:
     def check(self, envelope: Envelope | None = None) -> None:
         """Raise ``BrokerError`` unless connected, ``MessageTooLarge`` for headers over
         ``MAX_HEADER_BYTES`` (as on every broker, so tests on memory catch them)."""
-        if not self._connected:
+        if not self.connected:
             raise BrokerError.not_connected(self.url)
         if envelope is not None and envelope.headers:
             check_headers(envelope.headers, self.url)

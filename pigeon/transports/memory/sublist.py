@@ -23,7 +23,7 @@ class _Node(Generic[T]):
 
     def __init__(self) -> None:
         self.children: dict[str, _Node[T]] = {}
-        self.values: list[T] = []
+        self.values: dict[T, None] = {}  # an ordered set: removing one of many is O(1)
 
 
 class Sublist(Generic[T]):
@@ -44,7 +44,7 @@ class Sublist(Generic[T]):
         node = self._root
         for token in pattern.split("."):
             node = node.children.setdefault(token, _Node())
-        node.values.append(value)
+        node.values[value] = None
         self._forget(pattern)
 
     def remove(self, pattern: str, value: T) -> None:
@@ -58,7 +58,7 @@ class Sublist(Generic[T]):
         values = path[-1].values
         if value not in values:
             return
-        values.remove(value)
+        del values[value]
         self._prune(path, pattern.split("."))
         self._forget(pattern)
 

@@ -1,5 +1,6 @@
-"""The example shop: five services, each a pigeon App in its own module.
+"""The example shop: five services, each a module with a pigeon ``Router`` and an App serving it.
 
-``quickstart`` runs them together in one process; ``docker-compose.yml`` runs one per container.
-Start reading at ``orders``, which drives the story.
+``quickstart`` runs them together in one process; ``docker-compose.yml`` runs one per container;
+``shop`` includes the four back-office routers in one App. Start reading at ``orders``, which
+drives the story.
 """

@@ -9,16 +9,21 @@ their job always fails, and the demo shows the whole failure path:
 3. ``dead_letter=True``: then moves it to the queue's dead letters, with the error and the number
    of attempts. ``pigeon dlq show invoices.render`` lists them, ``pigeon dlq replay`` retries them.
 
+The policies are options of the worker's decorator, so ``make_router`` builds the router with the
+policies it is given; ``router`` has the shop's.
+
     PIGEON_URL=nats://127.0.0.1:4222 python -m examples.invoices
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from examples.models import SUBJECTS, RenderInvoice, Subjects
+from examples.models import SUBJECTS, RenderInvoice
 from examples.story import say, serve
-from pigeon import App, Message, Redeliver, Retry
+from pigeon import App, Depends, Message, Redeliver, Retry, Router
 
 RETRY = Retry(attempts=2, backoff=0.2)
 """Two calls per delivery, 0.2 s apart (plus jitter)."""
@@ -40,24 +45,33 @@ class Invoices:
     failed: list[tuple[str, int]] = field(default_factory=list)
 
 
-def register(
-    app: App,
-    subjects: Subjects = SUBJECTS,
-    retry: Retry = RETRY,
-    redeliver: Redeliver = REDELIVER,
-) -> Invoices:
-    """Add the invoice worker to ``app``; returns its state. The demo passes shorter delays."""
-    invoices = Invoices()
+async def open_records(app: App) -> AsyncIterator[dict[str, Invoices]]:
+    """The lifespan: keep what was rendered and what failed, as app.state.invoices."""
+    yield {"invoices": Invoices()}
+
+
+def invoices_of(app: App) -> Invoices:
+    """The records of the App serving the job, as a dependency."""
+    invoices: Invoices = app.state.invoices
+    return invoices
+
+
+def make_router(retry: Retry = RETRY, redeliver: Redeliver = REDELIVER) -> Router:
+    """The invoice worker, with these policies: the demo and the tests pass shorter delays."""
+    router = Router()
+    router.lifespan(open_records)
     attempts = total_attempts(retry, redeliver)
 
-    @app.worker(
-        subjects.invoices_render,
+    @router.worker(
+        SUBJECTS.invoices_render,
         concurrency=4,
         retry=retry,
         redeliver=redeliver,
         dead_letter=True,
     )
-    async def render(job: RenderInvoice, msg: Message) -> None:
+    async def render(
+        job: RenderInvoice, msg: Message, invoices: Annotated[Invoices, Depends(invoices_of)]
+    ) -> None:
         if job.sku in NO_TEMPLATE:
             invoices.failed.append((job.order_id, msg.attempt))
             next_step = what_next(msg.attempt, retry, redeliver)
@@ -69,7 +83,7 @@ def register(
         invoices.rendered.append(job.order_id)
         say("invoices", f"order {job.order_id}: invoice rendered for {job.customer}")
 
-    return invoices
+    return router
 
 
 def total_attempts(retry: Retry, redeliver: Redeliver) -> int:
@@ -87,8 +101,11 @@ def what_next(attempt: int, retry: Retry, redeliver: Redeliver) -> str:
     return "no retries left: pigeon dead-letters it"
 
 
+router = make_router()
+"""The invoice worker with the shop's policies."""
+
 app = App()
-invoices = register(app)
+app.include(router)
 
 if __name__ == "__main__":
     serve(app)

@@ -56,19 +56,15 @@ class OutOfStock(Exception):
 class Subjects(NamedTuple):
     """The names the services meet on: two subjects and one work queue.
 
-    ``Subjects.under("t1")`` puts every name under ``t1.``, so that several shops can share one
-    broker without seeing each other's messages (the tests do this).
+    Handlers and senders both take their names from ``SUBJECTS``, so they always agree. (The tests
+    run the shop under a prefix, to share a broker with other runs: they include the routers in a
+    ``Router(prefix=...)`` and add the prefix to what the Apps send with a middleware.)
     """
 
     orders_created: str = "orders.created"
     inventory_reserve: str = "inventory.reserve"
     invoices_render: str = "invoices.render"
 
-    @classmethod
-    def under(cls, prefix: str) -> Subjects:
-        """The same names, each prefixed with ``prefix.``."""
-        return cls(*(f"{prefix}.{name}" for name in cls()))
-
 
 SUBJECTS = Subjects()
-"""The names the services use when they run on their own."""
+"""The names of the shop."""

@@ -9,34 +9,45 @@ one (or give it a group, as billing does).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from examples.models import SUBJECTS, Order, Subjects
+from examples.models import SUBJECTS, Order
 from examples.story import say, serve
-from pigeon import App, Message
+from pigeon import App, Depends, Message, Router
 
 
 @dataclass
-class Notifications:
+class Outbox:
     """The orders whose customer was told."""
 
     sent: list[str] = field(default_factory=list)
 
 
-def register(app: App, subjects: Subjects = SUBJECTS) -> Notifications:
-    """Add notifications' handler to ``app``; returns its state."""
-    notifications = Notifications()
+router = Router()
 
-    @app.subscribe(subjects.orders_created)
-    async def notify(order: Order, msg: Message) -> None:
-        notifications.sent.append(order.id)
-        say("notifications", f"order {order.id}: emailed {order.customer} (event on {msg.subject})")
 
-    return notifications
+@router.lifespan
+async def open_outbox(app: App) -> AsyncIterator[dict[str, Outbox]]:
+    """Open the outbox before the first event: a real service would connect to its mailer."""
+    yield {"outbox": Outbox()}  # set as app.state.outbox
+
+
+def outbox_of(app: App) -> Outbox:
+    """The outbox of the App serving the event, as a dependency."""
+    outbox: Outbox = app.state.outbox
+    return outbox
+
+
+@router.subscribe(SUBJECTS.orders_created)
+async def notify(order: Order, msg: Message, outbox: Annotated[Outbox, Depends(outbox_of)]) -> None:
+    outbox.sent.append(order.id)
+    say("notifications", f"order {order.id}: emailed {order.customer} (event on {msg.subject})")
 
 
 app = App()
-notifications = register(app)
+app.include(router)
 
 if __name__ == "__main__":
     serve(app)

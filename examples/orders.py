@@ -5,7 +5,8 @@ An ``OutOfStock`` error comes back as ``RemoteError`` and the order is refused; 
 publishes ``orders.created`` (publish-subscribe), which billing and notifications both receive.
 
 Run on its own, it places an order every ``ORDERS_EVERY`` seconds (default 2) until stopped, or
-``ORDERS_LIMIT`` orders if that is set:
+``ORDERS_LIMIT`` orders if that is set. It serves no handler, so it has no router: it sends
+through its App.
 
     PIGEON_URL=nats://127.0.0.1:4222 ORDERS_LIMIT=4 python -m examples.orders
 """
@@ -18,7 +19,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-from examples.models import SUBJECTS, Order, OutOfStock, Reserve, Reserved, Subjects
+from examples.models import SUBJECTS, Order, OutOfStock, Reserve, Reserved
 from examples.story import say
 from pigeon import App, NoResponders, RemoteError, RequestTimeout
 
@@ -42,7 +43,7 @@ def first_round() -> list[Order]:
     return list(itertools.islice(script(), len(SCRIPT)))
 
 
-async def place(app: App, order: Order, subjects: Subjects = SUBJECTS) -> Reserved | None:
+async def place(app: App, order: Order) -> Reserved | None:
     """Reserve the order's stock, then publish ``orders.created``; ``None`` if out of stock.
 
     Raises ``NoResponders`` at once if no inventory is running.
@@ -50,14 +51,14 @@ async def place(app: App, order: Order, subjects: Subjects = SUBJECTS) -> Reserv
     request = Reserve(order_id=order.id, sku=order.sku, quantity=order.quantity)
     try:
         reserved: Reserved = await app.request(
-            subjects.inventory_reserve, request, reply=Reserved, timeout=2.0
+            SUBJECTS.inventory_reserve, request, reply=Reserved, timeout=2.0
         )
     except RemoteError as error:  # inventory raised: pigeon sends its class name and message
         if error.type != OutOfStock.__name__:
             raise  # anything but OutOfStock is a bug, not a refusal
         say("orders", f"order {order.id}: refused, {error.type}: {error.message}")
         return None
-    await app.publish(subjects.orders_created, order)
+    await app.publish(SUBJECTS.orders_created, order)
     say(
         "orders", f"order {order.id}: confirmed ({reserved.left} {order.sku} left), event published"
     )

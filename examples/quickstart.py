@@ -5,8 +5,9 @@ what every service does with each: request-reply (orders asks inventory to reser
 publish-subscribe (billing and notifications both get ``orders.created``) and a work pool
 (invoices renders invoices; gift cards fail on purpose, are retried, and end in the dead letters).
 
-The services are the modules next to this one, wired as in ``docker compose up``; only the retry
-delays are shorter here. Set ``PIGEON_URL`` to run the same on NATS, RabbitMQ or Redis.
+The services are the routers of the modules next to this one, each included in an App of its own
+as in ``docker compose up``; only the retry delays are shorter here. Set ``PIGEON_URL`` to run
+the same on NATS, RabbitMQ or Redis.
 """
 
 from __future__ import annotations
@@ -34,17 +35,22 @@ async def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)  # the story is printed; its failures are on purpose
     shop = App(), App(), App(), App(), App()
     orders_app, inventory_app, billing_app, notifications_app, invoices_app = shop
-    inventory.register(inventory_app)
-    billed = billing.register(billing_app)
-    notified = notifications.register(notifications_app)
-    invoiced = invoices.register(invoices_app, retry=RETRY, redeliver=REDELIVER)
+    inventory_app.include(inventory.router)
+    billing_app.include(billing.router)
+    notifications_app.include(notifications.router)
+    invoices_app.include(invoices.make_router(retry=RETRY, redeliver=REDELIVER))
     given_up = invoices.total_attempts(RETRY, REDELIVER)
 
-    def settled(order_id: str) -> bool:
-        invoice_done = order_id in invoiced.rendered or (order_id, given_up) in invoiced.failed
-        return order_id in billed.charged and order_id in notified.sent and invoice_done
-
     async with orders_app, inventory_app, billing_app, notifications_app, invoices_app:
+        # what each service did, on the state its router's lifespan opened
+        billed: billing.Ledger = billing_app.state.ledger
+        notified: notifications.Outbox = notifications_app.state.outbox
+        invoiced: invoices.Invoices = invoices_app.state.invoices
+
+        def settled(order_id: str) -> bool:
+            invoice_done = order_id in invoiced.rendered or (order_id, given_up) in invoiced.failed
+            return order_id in billed.charged and order_id in notified.sent and invoice_done
+
         print(f"pigeon shop on {orders_app.url}: five services, each its own App\n\n{DIAGRAM}")
         placed = 0
         for order in orders.first_round():

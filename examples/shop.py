@@ -1,47 +1,27 @@
 """The shop's back office as one App: inventory, billing, notifications and invoices together.
 
-Each service also runs on its own (``python -m examples.inventory``, ...); this module puts their
-handlers on one App, for what wants to see or serve the whole shop at once:
+Each service is a router in its own module, served there by an App of its own
+(``python -m examples.inventory``, ...); this module includes the four routers in one, and serves
+that, for what wants to see or serve the whole back office at once:
 
     pigeon docs serve examples.shop:app          # the AsyncAPI page: http://127.0.0.1:8000/asyncapi
     pigeon run examples.shop:app --http-port 8080   # serve all four, with /readyz and /metrics
 
-``examples/web.py`` puts the same App behind a FastAPI storefront.
+The App enters the routers' lifespans in that order, so ``app.state`` holds ``inventory``,
+``ledger``, ``outbox`` and ``invoices`` once it started. ``examples/web.py`` puts the same routers
+behind a FastAPI storefront.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from examples import billing, inventory, invoices, notifications
-from examples.models import SUBJECTS, Subjects
-from pigeon import App, Redeliver, Retry
+from pigeon import App, Router
 
-
-@dataclass
-class BackOffice:
-    """The state of each service of the back office."""
-
-    inventory: inventory.Inventory
-    billing: billing.Billing
-    notifications: notifications.Notifications
-    invoices: invoices.Invoices
-
-
-def register(
-    app: App,
-    subjects: Subjects = SUBJECTS,
-    retry: Retry = invoices.RETRY,
-    redeliver: Redeliver = invoices.REDELIVER,
-) -> BackOffice:
-    """Add the handlers of inventory, billing, notifications and invoices to ``app``."""
-    return BackOffice(
-        inventory=inventory.register(app, subjects),
-        billing=billing.register(app, subjects),
-        notifications=notifications.register(app, subjects),
-        invoices=invoices.register(app, subjects, retry=retry, redeliver=redeliver),
-    )
-
+router = Router()
+router.include(inventory.router)
+router.include(billing.router)
+router.include(notifications.router)
+router.include(invoices.router)
 
 app = App()
-back_office = register(app)
+app.include(router)

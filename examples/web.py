@@ -10,9 +10,9 @@ patterns:
 - ``POST /invoices``: stores an ``invoices.render`` job (work pool) and answers 202.
 
 pigeon's own ASGI app is mounted under ``/pigeon``: ``/pigeon/healthz``, ``/pigeon/readyz``,
-``/pigeon/metrics`` and the AsyncAPI page ``/pigeon/asyncapi``. Here the App also serves the back
-office (``examples/shop.py``), so the example runs alone on ``memory://``; on a broker, the back
-office may run in other processes instead (``pigeon run examples.shop:app``).
+``/pigeon/metrics`` and the AsyncAPI page ``/pigeon/asyncapi``. Here the App also includes the
+back office's routers (``examples/shop.py``), so the example runs alone on ``memory://``; on a
+broker, the back office may run in other processes instead (``pigeon run examples.shop:app``).
 
     pip install 'pigeon[http]' fastapi
     PIGEON_URL=nats://127.0.0.1:4222 uvicorn examples.web:api --port 8000
@@ -28,12 +28,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException
 
 from examples import shop
-from examples.models import SUBJECTS, Order, OutOfStock, RenderInvoice, Reserve, Reserved, Subjects
+from examples.models import SUBJECTS, Order, OutOfStock, RenderInvoice, Reserve, Reserved
 from pigeon import App, NoResponders, RemoteError
 
 
-def create(messaging: App, subjects: Subjects = SUBJECTS) -> FastAPI:
-    """The storefront's FastAPI app, sending through ``messaging`` on ``subjects``."""
+def create(messaging: App) -> FastAPI:
+    """The storefront's FastAPI app, sending through ``messaging``."""
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +48,7 @@ def create(messaging: App, subjects: Subjects = SUBJECTS) -> FastAPI:
         request = Reserve(order_id=order.id, sku=order.sku, quantity=order.quantity)
         try:
             reserved: Reserved = await messaging.request(
-                subjects.inventory_reserve, request, reply=Reserved, timeout=2.0
+                SUBJECTS.inventory_reserve, request, reply=Reserved, timeout=2.0
             )
         except RemoteError as error:
             if error.type != OutOfStock.__name__:
@@ -56,13 +56,13 @@ def create(messaging: App, subjects: Subjects = SUBJECTS) -> FastAPI:
             raise HTTPException(409, error.message) from error
         except NoResponders as error:
             raise HTTPException(503, "inventory is not running") from error
-        await messaging.publish(subjects.orders_created, order)
+        await messaging.publish(SUBJECTS.orders_created, order)
         return reserved
 
     @api.post("/invoices", status_code=202)
     async def render_invoice(job: RenderInvoice) -> dict[str, str]:
         """Queue an invoice to be rendered (again)."""
-        await messaging.enqueue(subjects.invoices_render, job)
+        await messaging.enqueue(SUBJECTS.invoices_render, job)
         return {"queued": job.order_id}
 
     api.mount("/pigeon", messaging.asgi(title="pigeon shop"))
@@ -70,5 +70,5 @@ def create(messaging: App, subjects: Subjects = SUBJECTS) -> FastAPI:
 
 
 messaging = App()
-back_office = shop.register(messaging)
+messaging.include(shop.router)
 api = create(messaging)

@@ -22,11 +22,13 @@ from pigeon.message import Envelope, Failure, Message
 from pigeon.middleware import Timeout
 from pigeon.retry import Redeliver, Retry
 from pigeon.routing import Router
+from pigeon.transports.base import Backlog
 
 __all__ = [
     "JSON",
     "PROTOBUF",
     "App",
+    "Backlog",
     "BrokerError",
     "Codec",
     "ConfigurationError",

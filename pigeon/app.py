@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import signal
 import types
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -20,12 +18,13 @@ from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
+from pigeon.lifespan import enter as enter_lifespans
 from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Route, Router, duplicate_message
-from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon")
 
 T = TypeVar("T")
-Lifespan = TypeVar("Lifespan", bound=Callable[..., Any])
 
 DEFAULT_URL = "memory://"
 Startable = pubsub.Subscriber | rpc.Responder | workpool.Worker
@@ -73,11 +71,10 @@ class App(Router):
         super().__init__()
         self.middleware = check(middleware)
         self._send = send_steps(self.middleware)
-        self._lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None
         self._lifespan_exit: contextlib.AsyncExitStack | None = None
         self.state: Any = types.SimpleNamespace()
-        """Resources for handlers and dependencies: set by the lifespan (attributes, or what it
-        yields)."""
+        """Resources for handlers and dependencies: set by the lifespans (attributes, or what they
+        yield)."""
         self.url = url or os.environ.get("PIGEON_URL") or DEFAULT_URL
         self.codec = codec
         self._json = codec if isinstance(codec, JSONCodec) else JSON
@@ -121,21 +118,12 @@ class App(Router):
 
         return asgi_app(self, title=title)
 
-    def lifespan(self, fn: Lifespan) -> Lifespan:
-        """Decorate the App's lifespan: an async generator function taking the App (or a function
-        returning an async context manager). It is entered after connecting and before any
-        handler starts, and left after the last handler drained, before disconnecting. What it
-        yields, if not ``None``, becomes ``app.state``. A failure entering it fails ``start()``
-        with that error. Raises ``ConfigurationError`` for a second lifespan."""
-        if self._lifespan is not None:
-            raise ConfigurationError("this App already has a lifespan; use one that enters all")
-        if inspect.isasyncgenfunction(fn):
-            self._lifespan = contextlib.asynccontextmanager(fn)
-        elif callable(fn):
-            self._lifespan = fn
-        else:
-            raise ConfigurationError(f"lifespan {fn!r}: decorate an async generator function")
-        return fn
+    def include(self, router: Router) -> None:
+        """Add ``router``'s handlers and lifespans; see ``Router.include``. Raises
+        ``ConfigurationError`` once the App started."""
+        if self._running:
+            raise ConfigurationError("include routers before the App starts")
+        super().include(router)
 
     def _add(self, route: Route) -> None:
         if self._running:
@@ -176,8 +164,9 @@ class App(Router):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, enter the lifespan and start every handler; returns once all of them receive
-        messages. Raises what the lifespan raised on entering, after disconnecting."""
+        """Connect, enter the lifespans (the App's, then its routers') and start every handler;
+        returns once all of them receive messages. Raises what a lifespan raised on entering,
+        after leaving those entered and disconnecting."""
         if self._running:
             return
         await self.transport.connect()
@@ -194,13 +183,8 @@ class App(Router):
         self.ready = True
 
     async def _enter_lifespan(self) -> None:
-        if self._lifespan is None:
-            return
-        async with contextlib.AsyncExitStack() as stack:
-            value = await stack.enter_async_context(self._lifespan(self))
-            self._lifespan_exit = stack.pop_all()
-        if value is not None:
-            self.state = value
+        own, included = self._lifespan, self._included_lifespans
+        self._lifespan_exit = await enter_lifespans(self, own, included)
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
@@ -245,7 +229,15 @@ class App(Router):
                     os.getpid(),
                 )
                 await self._stop_requested.wait()
-                log.info("pigeon: stopping, draining handlers for up to %gs", self.shutdown_timeout)
+                from pigeon.running import exit_at_once  # here: running imports App
+
+                for sig in signals:  # a second signal: a cold shutdown
+                    loop.add_signal_handler(sig, exit_at_once, sig)
+                log.info(
+                    "pigeon: stopping, draining handlers for up to %gs (a second signal exits at "
+                    "once)",
+                    self.shutdown_timeout,
+                )
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -373,3 +365,11 @@ class App(Router):
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
         return await self.transport.jobs.purge_dead_letters(queue)
+
+    async def backlog(self, queue: str) -> Backlog:
+        """What waits on the work queue ``queue`` now: ``ready``, ``unacked``, ``dead_letters``,
+        ``consumers`` (counts) and ``oldest_age`` (seconds), each ``None`` where the broker cannot
+        tell (``docs/backlog.md``). Declares nothing; raises ``ConfigurationError`` for a queue the
+        broker does not have, ``BrokerError`` when it cannot answer."""
+        subjects.validate(queue)
+        return await self.transport.jobs.backlog(queue)

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from pigeon import delays, running
 from pigeon.app import App
+from pigeon.codecs import shown
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
 from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
@@ -182,7 +183,7 @@ def request(
 ) -> None:
     """Send one JSON request and print the reply."""
     reply = _with_app(url, lambda app: app.request(subject, _json(body), timeout=timeout))
-    typer.echo(json.dumps(reply))
+    typer.echo(shown(reply))
 
 
 @cli.command()
@@ -223,7 +224,9 @@ def dlq_replay(
     limit: Annotated[int | None, typer.Option(help="How many to replay; default all")] = None,
 ) -> None:
     """Move dead letters back onto their work queue."""
-    moved = _with_app(url, lambda app: app.replay_dead_letters(queue, limit))
+    from pigeon import status as view
+
+    moved = _with_app(url, lambda app: view.replay(app, queue, limit))
     typer.echo(f"{queue}: replayed {moved} dead letters")
 
 
@@ -238,6 +241,35 @@ def dlq_purge(
         raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
     purged = _with_app(url, lambda app: app.purge_dead_letters(queue))
     typer.echo(f"{queue}: purged {purged} dead letters")
+
+
+@cli.command()
+def status(
+    target: Annotated[str | None, typer.Argument(help="The App, as module:app")] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="A work queue (repeatable)")
+    ] = None,
+    url: UrlOption = None,
+    watch: Annotated[bool, typer.Option(help="Redraw the table live until Ctrl-C")] = False,
+    every: Annotated[float, typer.Option(min=0.1, help="Seconds between redraws")] = 2.0,
+    window: Annotated[float, typer.Option(min=0, help="Seconds to measure rates over")] = 1.0,
+) -> None:
+    """Show the backlog of an App's work queues (or --queue): ready, unacked, dead letters,
+    consumers, oldest age and ready/s; '?' where the broker cannot tell."""
+    from pigeon import status as view
+
+    if url and target:
+        os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
+    app = load_app(target) if target else App(url)
+    if url and app.url != url:
+        raise typer.BadParameter(f"{target} was built with a URL in its code; drop --url")
+    queues = [*(view.work_queues(app) if target else ()), *(queue or ())]
+    if not queues:
+        raise typer.BadParameter("name a work queue with --queue, or an App that has workers")
+    try:
+        raise typer.Exit(_run(view.run(app, queues, watch=watch, every=every, window=window)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def describe(letter: Message) -> str:

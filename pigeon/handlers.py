@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pigeon.codecs import JSON, Decoder, JSONCodec, decoder_for
 from pigeon.dependencies import Dependencies, Depends, depends_of
 from pigeon.dependencies import build as build_dependencies
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Message
+
+Runs = Literal["coroutine", "loop", "thread"]
+
+THREAD_LOG_EVERY = 5.0
+"""Seconds between log lines while a cancelled sync handler's thread keeps running."""
+
+log = logging.getLogger("pigeon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +35,11 @@ class HandlerSpec:
     body_type: Any
     decode: Decoder
     message_param: str | None
-    is_async: bool
+    runs: Runs
+    """How a call runs: ``"coroutine"`` (an ``async def``: its coroutine is returned as it is),
+    ``"loop"`` (called on the event loop, whatever it returns awaited if awaitable) or
+    ``"thread"`` (a sync function, called in a worker thread; an awaitable it returns is then
+    awaited on the loop)."""
     dependencies: Dependencies | None = None
     app: Any = None
     """The App serving the handler, for dependencies that ask for it; set when it is added."""
@@ -41,9 +54,9 @@ class HandlerSpec:
         dependencies = self.dependencies
         if self.message_param is None:
             if dependencies is None:
-                if self.is_async:
+                if self.runs == "coroutine":
                     return self.fn(body)  # type: ignore[no-any-return]
-                return asyncio.to_thread(self.fn, body)
+                return self._invoke(body, {})
             if not dependencies.needs_message:
                 return self.call_with(body, None)
         return self.call_with(body, Message.of(envelope, subject, attempt))
@@ -52,9 +65,9 @@ class HandlerSpec:
         """Decode ``message`` and call the handler with it: the innermost step of middleware."""
         body = self.decode(message.body, message.content_type, message.headers)
         if self.message_param is None and self.dependencies is None:
-            if self.is_async:
+            if self.runs == "coroutine":
                 return self.fn(body)  # type: ignore[no-any-return]
-            return asyncio.to_thread(self.fn, body)
+            return self._invoke(body, {})
         return self.call_with(body, message)
 
     def call_with(self, body: Any, message: Message | None) -> Awaitable[Any]:
@@ -69,9 +82,11 @@ class HandlerSpec:
         return self._call_resolved(body, message, kwargs)
 
     def _invoke(self, body: Any, kwargs: dict[str, Any]) -> Awaitable[Any]:
-        if self.is_async:
+        if self.runs == "coroutine":
             return self.fn(body, **kwargs)  # type: ignore[no-any-return]
-        return asyncio.to_thread(self.fn, body, **kwargs)
+        if self.runs == "loop":
+            return _in_loop(self.fn, body, kwargs)
+        return _in_thread(self.fn, body, kwargs)
 
     async def _call_resolved(
         self, body: Any, message: Message | None, kwargs: dict[str, Any]
@@ -86,6 +101,49 @@ class HandlerSpec:
             return await self._invoke(body, kwargs)
 
 
+async def _in_loop(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) -> Any:
+    result = fn(body, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _in_thread(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) -> Any:
+    thread = asyncio.ensure_future(asyncio.to_thread(fn, body, **kwargs))
+    try:
+        result = await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        result = await _outlive(thread, getattr(fn, "__qualname__", repr(fn)))
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _outlive(thread: asyncio.Future[Any], name: str) -> Any:
+    """The result of a sync handler's ``thread`` whose call was cancelled (``shutdown_timeout``
+    ended, a ``Timeout``): a thread cannot be interrupted, so wait for it, logging every
+    ``THREAD_LOG_EVERY`` seconds, lest its message be handed back while it runs. If the handler
+    returned, the cancellation is withdrawn and its result stands (the job is acked, done once);
+    if it raised, the cancellation goes on (``CancelledError``)."""
+    task, cancels, waited = asyncio.current_task(), 1, 0.0
+    log.warning(
+        "pigeon: sync handler %s cannot be interrupted; waiting for its thread to end (a second "
+        "SIGINT or SIGTERM exits at once)",
+        name,
+    )
+    while not thread.done():
+        try:
+            await asyncio.wait({thread}, timeout=THREAD_LOG_EVERY)
+        except asyncio.CancelledError:
+            cancels += 1
+            continue
+        if not thread.done():
+            waited += THREAD_LOG_EVERY
+            log.warning("pigeon: sync handler %s still running, %gs past its cancel", name, waited)
+    if thread.cancelled() or thread.exception() is not None:
+        raise asyncio.CancelledError
+    if task is not None:
+        for _ in range(cancels):
+            task.uncancel()
+    return thread.result()
+
+
 def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:
     """Read ``fn``'s signature and build its decoder; ``ConfigurationError`` saying how to fix it.
 
@@ -93,12 +151,11 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
     annotated ``Message`` may follow, and parameters annotated ``Annotated[T, Depends(fn)]``; any
     other parameter needs a default. The dependency graph is built here (``pigeon.dependencies``).
     """
-    name = getattr(fn, "__qualname__", repr(fn))
-    if not callable(fn):
-        raise ConfigurationError(f"{name!r} is not callable; decorate a function")
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    runs = _runs(fn, name)
     params = list(inspect.signature(fn).parameters.values())
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(_annotated(fn))
     except Exception as exc:  # a forward reference that does not resolve, say
         raise ConfigurationError(
             f"handler {name}: cannot resolve its annotations: {exc} (names in annotations must "
@@ -123,14 +180,61 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
         body_type=hints[body.name],
         decode=decoder_for(hints[body.name], json),
         message_param=_message_param(name, rest, hints),
-        is_async=inspect.iscoroutinefunction(fn),
+        runs=runs,
         dependencies=build_dependencies(name, depends),
     )
 
 
 def return_type(spec: HandlerSpec) -> Any:
     """The handler's return annotation, ``Any`` if it has none."""
-    return typing.get_type_hints(spec.fn).get("return", Any)
+    return typing.get_type_hints(_annotated(spec.fn)).get("return", Any)
+
+
+def _layers(fn: Callable[..., Any]) -> list[Any]:
+    """``fn`` and what it stands for: the functions it wraps (``functools.wraps``), a partial's
+    function, an object's ``__call__``."""
+    layers: list[Any] = []
+    current: Any = fn
+    while current is not None and all(current is not seen for seen in layers):
+        layers.append(current)
+        if isinstance(current, functools.partial):
+            current = current.func
+        elif hasattr(current, "__wrapped__"):
+            current = current.__wrapped__
+        elif not inspect.isroutine(current) and not inspect.isclass(current):
+            current = getattr(current, "__call__", None)  # noqa: B004 - a callable object
+        else:
+            current = None
+    return layers
+
+
+def _runs(fn: Callable[..., Any], name: str) -> Runs:
+    """How ``fn`` is called; ``ConfigurationError`` if it never can be called correctly."""
+    if not callable(fn):
+        raise ConfigurationError(
+            f"{name!r} is not callable; decorate a function ('async def' or 'def')"
+        )
+    layers = _layers(fn)
+    if any(inspect.isasyncgenfunction(f) or inspect.isgeneratorfunction(f) for f in layers):
+        raise ConfigurationError(
+            f"handler {name} is a generator function: pigeon calls a handler once per message "
+            "and uses what it returns; write an 'async def' (or 'def') that returns its result "
+            "instead of yielding it"
+        )
+    if inspect.iscoroutinefunction(fn):
+        return "coroutine"
+    if any(inspect.iscoroutinefunction(f) for f in layers):
+        return "loop"
+    return "thread"
+
+
+def _annotated(fn: Callable[..., Any]) -> Any:
+    """What carries ``fn``'s annotations: itself, or a partial's function or an object's
+    ``__call__`` (``typing.get_type_hints`` follows ``functools.wraps`` by itself)."""
+    for layer in _layers(fn):
+        if inspect.isroutine(layer) or inspect.isclass(layer):
+            return layer
+    return fn
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -139,7 +243,7 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 def _depends_params(fn: Callable[..., Any], rest: list[inspect.Parameter]) -> dict[str, Depends]:
     if not rest:
         return {}
-    hints = typing.get_type_hints(fn, include_extras=True)
+    hints = typing.get_type_hints(_annotated(fn), include_extras=True)
     found = {p.name: depends_of(hints.get(p.name)) for p in rest}
     return {name: depends for name, depends in found.items() if depends is not None}
 

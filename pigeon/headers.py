@@ -4,6 +4,9 @@ Every header pigeon adds starts with ``x-pigeon-``; anything else in a message's
 the user or to another client and is carried through untouched.
 """
 
+import re
+from urllib.parse import unquote
+
 PREFIX = "x-pigeon-"
 
 DEADLINE = "x-pigeon-deadline"
@@ -55,3 +58,22 @@ SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 """NATS services protocol, on an error reply: the error's code (400, 500, ...)."""
 
 FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)
+
+
+_UNSAFE = re.compile(r"[%\x00-\x1f\x7f]|^\s+|\s+$")
+"""What a header value cannot carry as it is on every transport (NATS trims values and turns
+line breaks into spaces), and ``%``, the escape itself."""
+
+
+def encode_text(text: str) -> str:
+    """``text`` (an error message, say) as a header value every transport carries as it is:
+    ``%``, control characters (line breaks) and leading or trailing whitespace percent-encoded
+    (UTF-8), the rest unchanged, so that ``"only 3 left"`` stays ``"only 3 left"``."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
+def decode_text(value: str) -> str:
+    """The text ``encode_text`` encoded (a value without a valid escape is returned as it is)."""
+    return unquote(value) if "%" in value else value

@@ -90,7 +90,7 @@ class Failure:
         """Encode as ``x-pigeon-*`` headers."""
         return {
             h.ERROR_TYPE: self.type,
-            h.ERROR_MESSAGE: self.message[:1000],
+            h.ERROR_MESSAGE: h.encode_text(self.message[:1000]),
             h.ATTEMPTS: str(self.attempts),
             h.QUEUE: self.queue,
             h.FAILED_AT: self.failed_at.isoformat(),
@@ -103,7 +103,7 @@ class Failure:
             return None
         return cls(
             type=headers[h.ERROR_TYPE],
-            message=headers.get(h.ERROR_MESSAGE, ""),
+            message=h.decode_text(headers.get(h.ERROR_MESSAGE, "")),
             attempts=int(headers.get(h.ATTEMPTS, "0") or 0),
             queue=headers.get(h.QUEUE, ""),
             failed_at=datetime.fromisoformat(headers[h.FAILED_AT])

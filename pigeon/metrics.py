@@ -1,8 +1,10 @@
 """Prometheus metrics (extra ``pigeon[prometheus]``), as a middleware: counters per outcome,
-handler durations, RPC client latency, labelled by pattern and subject or queue."""
+handler durations, message ages at receipt, RPC client latency, labelled by pattern and subject or
+queue; and the backlog gauges of work queues that ``pigeon run`` samples (``record_backlog``)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,15 +12,28 @@ from typing import Any
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
 from pigeon.middleware import CallNext, Outcome
+from pigeon.transports.base import Backlog
 
 try:
-    from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
     raise ConfigurationError(
         "metrics need the prometheus extra: pip install 'pigeon[prometheus]'"
     ) from exc
 
 LABELS = ("pattern", "subject")
+
+AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+"""Buckets of ``pigeon_message_age_seconds``: from a message handled at once to one a day old."""
+
+BACKLOG_GAUGES = {
+    "ready": ("pigeon_queue_ready", "Jobs waiting for a worker"),
+    "unacked": ("pigeon_queue_unacked", "Jobs handed to a worker and not settled yet"),
+    "dead_letters": ("pigeon_dead_letters", "Jobs in the queue's dead letters"),
+    "consumers": ("pigeon_queue_consumers", "Workers taking jobs from the queue"),
+    "oldest_age": ("pigeon_queue_oldest_age_seconds", "Age of the job at the queue's head"),
+}
+"""``Backlog`` field -> (gauge name, help) of the gauges ``record_backlog`` sets, by queue."""
 
 
 class PrometheusMetrics:
@@ -30,9 +45,13 @@ class PrometheusMetrics:
     first for their message: in-process retries and redeliveries), ``..._redelivered_total`` and
     ``..._dead_lettered_total`` (deliveries of a worker's jobs settled that way),
     ``pigeon_handler_duration_seconds`` (histogram, seconds per call) and
-    ``pigeon_request_duration_seconds`` (RPC client latency, labels ``subject``, ``outcome``:
-    ``ok`` or the exception's type name). Add it first (outermost) to count what other
-    middleware does too.
+    ``pigeon_message_age_seconds`` (histogram: now minus the message's timestamp when its
+    handler is called, every delivery; the timestamp is the broker's store time on NATS, the
+    sender's clock elsewhere, in whole seconds on RabbitMQ), ``pigeon_request_duration_seconds``
+    (RPC client latency, labels ``subject``, ``outcome``: ``ok`` or the exception's type name).
+    Add it first (outermost) to count what other middleware does too. ``record_backlog`` sets
+    the gauges of ``BACKLOG_GAUGES`` (label ``queue``); a number the broker cannot tell has no
+    sample.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -49,6 +68,17 @@ class PrometheusMetrics:
             LABELS,
             registry=self.registry,
         )
+        self.age = Histogram(
+            "pigeon_message_age_seconds",
+            "Seconds from a message's timestamp to its handler call",
+            LABELS,
+            registry=self.registry,
+            buckets=AGE_BUCKETS,
+        )
+        self.backlog = {
+            field: Gauge(name, description, ("queue",), registry=self.registry)
+            for field, (name, description) in BACKLOG_GAUGES.items()
+        }
         self._by_handler: dict[tuple[str, str], _Series] = {}
         self.request_duration = Histogram(
             "pigeon_request_duration_seconds",
@@ -65,6 +95,7 @@ class PrometheusMetrics:
         """Count the call, its outcome, and time it."""
         series = self._series(message.pattern, message.route)
         series.received.inc()
+        series.age.observe(max(0.0, time.time() - message.timestamp))
         if message.attempt > 1:
             series.retried.inc()
         started = time.perf_counter()
@@ -99,6 +130,25 @@ class PrometheusMetrics:
             elapsed = time.perf_counter() - started
             self.request_duration.labels(message.route, outcome).observe(elapsed)
 
+    def record_backlog(self, queue: str, backlog: Backlog) -> None:
+        """Set the backlog gauges of ``queue``; a ``None`` field removes that gauge's sample."""
+        for field, gauge in self.backlog.items():
+            value = getattr(backlog, field)
+            if value is not None:
+                gauge.labels(queue).set(value)
+            else:
+                self._remove(gauge, queue)
+
+    def forget_backlog(self, queue: str) -> None:
+        """Remove every backlog sample of ``queue`` (its last read failed: no stale numbers)."""
+        for gauge in self.backlog.values():
+            self._remove(gauge, queue)
+
+    @staticmethod
+    def _remove(gauge: Gauge, queue: str) -> None:
+        with contextlib.suppress(KeyError):  # never set
+            gauge.remove(queue)
+
     def _series(self, pattern: str, subject: str) -> _Series:
         """The labelled children of one handler, looked up once (``labels()`` is slow)."""
         series = self._by_handler.get((pattern, subject))
@@ -111,6 +161,7 @@ class PrometheusMetrics:
                 redelivered=self.redelivered.labels(pattern, subject),
                 dead_lettered=self.dead_lettered.labels(pattern, subject),
                 duration=self.duration.labels(pattern, subject),
+                age=self.age.labels(pattern, subject),
             )
         return series
 
@@ -127,3 +178,4 @@ class _Series:
     redelivered: Counter
     dead_lettered: Counter
     duration: Histogram
+    age: Histogram

@@ -2,7 +2,8 @@
 
 A router takes the same decorators as an App. Its handlers are checked when decorated (the
 signature, the dependency graph, the subject) and added to an App, with the router's prefix and
-middleware, when the App (or a router it is then included in) includes it.
+middleware, when the App (or a router it is then included in) includes it. A router may have a
+lifespan too (``pigeon.lifespan``), which the App enters before its handlers start.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pigeon import subjects
 from pigeon.codecs import Codec
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import HandlerSpec, inspect_handler
+from pigeon.lifespan import LifespanFactory, factory
 from pigeon.middleware import Middleware, check
 from pigeon.retry import Redeliver, Retry
 
 F = TypeVar("F", bound=Callable[..., Any])
+Lifespan = TypeVar("Lifespan", bound=Callable[..., Any])
 
 Kind = Literal["subscribe", "rpc", "worker"]
 
@@ -47,7 +50,8 @@ class Router:
     ``prefix`` is prepended as is to every subject and queue (``Router(prefix="orders.")`` and
     ``@router.worker("render")`` serve ``orders.render``). ``middleware`` wraps this router's
     handlers, inside the App's and outside each handler's own. A router's handlers are copied
-    into an App (or a router) when it includes it: include a router once it is complete.
+    into an App (or a router) when it includes it: include a router once it is complete. Its
+    ``lifespan``, if any, goes along.
     """
 
     def __init__(self, prefix: str = "", *, middleware: Sequence[Middleware] = ()) -> None:
@@ -56,11 +60,34 @@ class Router:
         self.prefix = prefix
         self.middleware = check(middleware)
         self._routes: list[Route] = []
+        self._lifespan: LifespanFactory | None = None
+        self._included_lifespans: list[LifespanFactory] = []
 
     @property
     def routes(self) -> tuple[Route, ...]:
         """The handlers declared here or included, in order, without this router's prefix."""
         return tuple(self._routes)
+
+    @property
+    def lifespans(self) -> tuple[LifespanFactory, ...]:
+        """This router's lifespan, then those of the routers it included, in include order."""
+        own = () if self._lifespan is None else (self._lifespan,)
+        return (*own, *self._included_lifespans)
+
+    def lifespan(self, fn: Lifespan) -> Lifespan:
+        """Decorate the lifespan: an async generator function taking the App (or a function
+        returning an async context manager), entered after the App connected and before any
+        handler starts, left after the last handler drained. An App's lifespan may yield an
+        object, which becomes ``app.state``; a router's yields ``None`` or a mapping of names
+        to set on ``app.state`` (``ConfigurationError`` otherwise, or for a name another router's
+        lifespan set). A failure entering it fails ``App.start()`` with that error. Raises
+        ``ConfigurationError`` for a second lifespan: write one that enters both."""
+        if self._lifespan is not None:
+            raise ConfigurationError(
+                f"this {type(self).__name__} already has a lifespan; use one that enters all"
+            )
+        self._lifespan = factory(fn)
+        return fn
 
     def subscribe(
         self,
@@ -131,7 +158,8 @@ class Router:
         return self._decorator("worker", queue, options, middleware)
 
     def include(self, router: Router) -> None:
-        """Add ``router``'s handlers here, under its prefix and inside its middleware.
+        """Add ``router``'s handlers here, under its prefix and inside its middleware, and its
+        lifespans after those included before.
 
         Raises ``ConfigurationError`` when that gives an rpc subject or a work queue two handlers.
         """
@@ -139,6 +167,7 @@ class Router:
             raise ConfigurationError("a router cannot include itself")
         for route in router.routes:
             self._add(route.nested(router.prefix, router.middleware))
+        self._included_lifespans.extend(router.lifespans)
 
     def _decorator(
         self, kind: Kind, subject: str, options: dict[str, Any], middleware: Sequence[Middleware]

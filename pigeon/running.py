@@ -3,21 +3,37 @@ worker processes of ``--workers``. The commands themselves are in ``pigeon.cli``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 
 from pigeon.app import App
+from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
+from pigeon.status import Reading, read, work_queues
+
+if TYPE_CHECKING:
+    from pigeon.metrics import PrometheusMetrics
 
 log = logging.getLogger("pigeon")
+
+BACKLOG_EVERY = 15.0
+"""Default seconds between two readings of the backlog gauges (``PIGEON_BACKLOG_INTERVAL``; 0:
+never). Each reading costs every work queue a few broker calls (``docs/backlog.md``)."""
+
+READY_POLL = 0.1
+"""Seconds between looks at whether the App is ready, before the first backlog reading."""
 
 
 def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
@@ -33,6 +49,18 @@ def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> Non
         metrics = PrometheusMetrics()
         metrics.serve(metrics_port, bind)
         app.observe(metrics)
+
+
+def exit_at_once(signum: int) -> None:
+    """A second SIGINT or SIGTERM while closing (a cold shutdown, as Celery's): exit now with
+    ``128 + signum``, without waiting for handlers (a sync handler's thread cannot be stopped
+    otherwise). Unacked jobs go back to the broker when the connection drops."""
+    log.warning(
+        "pigeon: second %s: exiting at once; jobs in flight go back to the broker",
+        signal.Signals(signum).name,
+    )
+    logging.shutdown()  # flush the log before the process ends
+    os._exit(128 + signum)
 
 
 def require(module: str, what: str, extra: str) -> None:
@@ -64,6 +92,7 @@ class Ports:
 
 
 async def serve(app: App, ports: Ports) -> None:
+    every = backlog_interval()
     async with AsyncExitStack() as stack:
         if ports.http is not None:
             from pigeon.asgi import serving
@@ -74,7 +103,68 @@ async def serve(app: App, ports: Ports) -> None:
                 lambda: app.ready and app.transport.connected, ports.health, ports.bind
             )
             stack.callback(server.close)
+        metrics = _prometheus(app)
+        if metrics is not None and every > 0 and work_queues(app):
+            sampler = asyncio.create_task(sample_backlog(app, metrics, every))
+            stack.push_async_callback(_cancel, sampler)
         await app.run()
+
+
+def backlog_interval() -> float:
+    """Seconds between backlog readings: ``PIGEON_BACKLOG_INTERVAL``, else ``BACKLOG_EVERY``;
+    ``ConfigurationError`` if it is not a number."""
+    text = os.environ.get("PIGEON_BACKLOG_INTERVAL", "")
+    try:
+        return float(text) if text else BACKLOG_EVERY
+    except ValueError:
+        raise ConfigurationError(
+            f"PIGEON_BACKLOG_INTERVAL={text!r}: give seconds between backlog readings, 0 for none"
+        ) from None
+
+
+async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> None:
+    """Every ``every`` seconds while ``app`` is ready (the first time as soon as it is), set the
+    backlog gauges of each of its work queues. A queue that cannot be read loses its samples (no
+    stale numbers) and is logged once per new error. Runs until cancelled."""
+    queues = work_queues(app)
+    failing: dict[str, str] = {}
+    while True:
+        if not app.ready:
+            await asyncio.sleep(min(every, READY_POLL))
+            continue
+        try:
+            for reading in await read(app, queues):
+                record(metrics, reading, failing)
+        except Exception:  # a bug must not stop the sampling for good
+            log.exception("pigeon: reading the backlog failed")
+        await asyncio.sleep(every)
+
+
+def record(metrics: PrometheusMetrics, reading: Reading, failing: dict[str, str]) -> None:
+    """Put ``reading`` into the gauges; ``failing``: queue -> its last error, logged."""
+    if reading.backlog is not None:
+        metrics.record_backlog(reading.queue, reading.backlog)
+        failing.pop(reading.queue, None)
+        return
+    metrics.forget_backlog(reading.queue)
+    if failing.get(reading.queue) != reading.error:
+        failing[reading.queue] = reading.error or ""
+        log.warning("pigeon: cannot read the backlog of %r: %s", reading.queue, reading.error)
+
+
+def _prometheus(app: App) -> PrometheusMetrics | None:
+    """The App's ``PrometheusMetrics`` middleware, if it has one."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        return None
+    from pigeon.metrics import PrometheusMetrics
+
+    return next((m for m in app.middleware if isinstance(m, PrometheusMetrics)), None)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:

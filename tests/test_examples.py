@@ -1,8 +1,9 @@
 """The example shop (``examples/``) tells its story, on every transport.
 
-The services run together in this process, each its own App on the backend under test, as they
-would in their own containers. Their subjects are prefixed with the test's ``uid``, so that a
-shared broker does not mix this run's messages with another's.
+The services run together in this process, each its own App including its service's router on
+the backend under test, as they would in their own containers. Their subjects are prefixed with
+the test's ``uid`` (``tests.prefixed``), so that a shared broker does not mix this run's messages
+with another's.
 """
 
 from __future__ import annotations
@@ -12,27 +13,32 @@ import asyncio
 import pytest
 
 from examples import billing, inventory, invoices, notifications, orders, quickstart
-from examples.models import RenderInvoice, Subjects
+from examples.models import SUBJECTS, RenderInvoice
 from pigeon import App, Message, Redeliver, Retry
 from pigeon.testing.waiting import wait_for
 from tests.conftest import MakeApp
+from tests.prefixed import serve_under
 
 RETRY = Retry(attempts=2, backoff=0.01, max_backoff=0.01)
 REDELIVER = Redeliver(delays=(0.05, 0.05))
 
 
 async def test_the_shop_story(make_app: MakeApp, uid: str) -> None:
-    subjects = Subjects.under(uid)
-    orders_app, inventory_app, notifications_app, invoices_app = (make_app() for _ in range(4))
-    billing_apps = [make_app(), make_app()]  # two replicas of one group
-    stock = inventory.register(inventory_app, subjects)
-    billing_group = [billing.register(app, subjects) for app in billing_apps]
-    notified = notifications.register(notifications_app, subjects)
-    invoiced = invoices.register(invoices_app, subjects, retry=RETRY, redeliver=REDELIVER)
+    prefix = f"{uid}."
+    orders_app = serve_under(prefix, make_app())
+    inventory_app = serve_under(prefix, make_app(), inventory.router)
+    billing_apps = [serve_under(prefix, make_app(), billing.router) for _ in range(3)]  # a group
+    notifications_app = serve_under(prefix, make_app(), notifications.router)
+    invoicing = invoices.make_router(retry=RETRY, redeliver=REDELIVER)
+    invoices_app = serve_under(prefix, make_app(), invoicing)
     for app in (inventory_app, *billing_apps, notifications_app, invoices_app, orders_app):
         await app.start()
+    stock: inventory.Inventory = inventory_app.state.inventory
+    ledgers: list[billing.Ledger] = [app.state.ledger for app in billing_apps]
+    outbox: notifications.Outbox = notifications_app.state.outbox
+    invoiced: invoices.Invoices = invoices_app.state.invoices
 
-    replies = [await orders.place(orders_app, order, subjects) for order in orders.first_round()]
+    replies = [await orders.place(orders_app, order) for order in orders.first_round()]
 
     confirmed = [reply.order_id for reply in replies if reply is not None]
     assert confirmed == ["1001", "1003", "1004"], "1002 asks for 3 teapots, inventory has 2"
@@ -40,12 +46,12 @@ async def test_the_shop_story(make_app: MakeApp, uid: str) -> None:
     assert stock.stock == {"kettle": 97, "teapot": 2, "gift-card": 999}
 
     def charged() -> list[str]:
-        return sorted(order for replica in billing_group for order in replica.charged)
+        return sorted(order for ledger in ledgers for order in ledger.charged)
 
-    await wait_for(lambda: sorted(notified.sent) == confirmed, what="every customer to be told")
+    await wait_for(lambda: sorted(outbox.sent) == confirmed, what="every customer to be told")
     await wait_for(lambda: charged() == confirmed, what="billing to charge every order")
     await wait_for(lambda: sorted(invoiced.rendered) == ["1001", "1004"], what="two invoices")
-    letters = await _dead_letters(invoices_app, subjects.invoices_render, count=1)
+    letters = await _dead_letters(invoices_app, prefix + SUBJECTS.invoices_render, count=1)
 
     assert [letter.decode(RenderInvoice).order_id for letter in letters] == ["1003"]
     failure = letters[0].failure
@@ -57,20 +63,27 @@ async def test_the_shop_story(make_app: MakeApp, uid: str) -> None:
     )
     assert invoiced.failed == [("1003", attempt) for attempt in range(1, failure.attempts + 1)]
     assert charged() == confirmed, "the billing group charged each order once"
+    assert len({id(ledger) for ledger in ledgers}) == 3, "each replica has its own ledger"
 
 
 async def test_each_service_is_ready_once_started(make_app: MakeApp, uid: str) -> None:
     """What the compose demo's healthchecks ask before orders starts (``pigeon run --health-port``
     answers 200 while the App is ready and its transport connected)."""
-    subjects = Subjects.under(uid)
-    services = (inventory, billing, notifications, invoices)
-    apps = [make_app() for _ in services]
-    for service, app in zip(services, apps, strict=True):
-        service.register(app, subjects)
+    routers = (inventory.router, billing.router, notifications.router, invoices.router)
+    apps = [serve_under(f"{uid}.", make_app(), router) for router in routers]
     for app in apps:
         assert not app.ready
         await app.start()
     assert [app.ready and app.transport.connected for app in apps] == [True] * len(apps)
+
+
+def test_each_service_module_serves_its_router_on_an_app_of_its_own() -> None:
+    """What ``python -m examples.<service>`` and ``pigeon run examples.<service>:app`` serve."""
+    for service in (inventory, billing, notifications, invoices):
+        assert [route.handler.fn for route in service.app.routes] == [
+            route.handler.fn for route in service.router.routes
+        ]
+        assert service.app.lifespans == service.router.lifespans
 
 
 def test_the_invoice_commentary_follows_the_policies() -> None:
@@ -96,10 +109,10 @@ async def test_orders_waits_for_inventory_then_places_its_orders(
     await wait_for(lambda: "no answer from inventory (NoResponders)" in capsys.readouterr().out)
 
     inventory_app = App(url)
-    stock = inventory.register(inventory_app)
+    inventory_app.include(inventory.router)
     async with inventory_app:
         await asyncio.wait_for(placing, 10)
-    assert stock.reserved == ["1001"]
+    assert inventory_app.state.inventory.reserved == ["1001"]
     assert "order 1002: refused, OutOfStock: only 2 teapot left" in capsys.readouterr().out
 
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from pigeon import headers as h
 from pigeon.codecs.base import Codec
-from pigeon.codecs.decoding import Decoder, decoder_for
+from pigeon.codecs.decoding import BYTES_TYPE, TEXT_TYPE, Decoder, decoder_for
 from pigeon.codecs.json import JSONCodec
 from pigeon.codecs.protobuf import ProtobufCodec, full_name, is_protobuf_message
 from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, codec_of, register_codec
 
-BYTES_CONTENT_TYPE = "application/octet-stream"
-TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+BYTES_CONTENT_TYPE = BYTES_TYPE
+TEXT_CONTENT_TYPE = f"{TEXT_TYPE}; charset=utf-8"
 
 _RAW_TYPES = (bytes, bytearray, memoryview, str)
 
@@ -42,6 +42,14 @@ def encode(obj: Any, codec: Codec | None = None) -> tuple[bytes, str, dict[str, 
     return body, codec.content_type, {}
 
 
+def shown(value: Any) -> str | bytes:
+    """A decoded value as a command line prints it: ``str`` and ``bytes`` as they are, anything
+    else as JSON (a protobuf message in its canonical JSON mapping)."""
+    if isinstance(value, str | bytes):
+        return value
+    return JSON.encode(value).decode()
+
+
 __all__ = [
     "JSON",
     "PROTOBUF",
@@ -54,4 +62,5 @@ __all__ = [
     "decoder_for",
     "encode",
     "register_codec",
+    "shown",
 ]

@@ -1,7 +1,9 @@
 """Decoders: built once per handler from its body annotation, chosen per message by content type.
 
 A pydantic-validated type takes JSON only, a protobuf class Protobuf only; ``dict``, ``Any`` and a
-union of a protobuf class with other types take both. ``bytes`` and ``str`` take the raw body.
+union of a protobuf class with other types take both. ``bytes`` and ``str`` take the raw body;
+``Any`` also takes every body pigeon sends: ``text/plain`` as ``str``, ``application/octet-stream``
+as ``bytes``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
 from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
 from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, kind_of
 from pigeon.errors import DecodeError
+
+TEXT_TYPE = "text/plain"
+"""The content type of a ``str`` body (with ``; charset=utf-8``)."""
+BYTES_TYPE = "application/octet-stream"
+"""The content type of a ``bytes`` body sent without a codec."""
 
 Decoder = Callable[[bytes, str, Mapping[str, str]], Any]
 """``decode(body, content_type, headers) -> value``; raises ``DecodeError`` only."""
@@ -36,7 +43,12 @@ def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
     codec. Raises ``ConfigurationError`` now if no codec can ever produce ``into``.
     """
 
+    raw = _RAW_DECODERS if into is Any else {}
+
     def other(body: bytes, content_type: str) -> Any:
+        by_raw = raw.get(kind_of(content_type))
+        if by_raw is not None:  # what pigeon sends for str and bytes, read back as such
+            return by_raw(body, content_type, {})
         return codec_for(content_type).decode(body, into)
 
     if into is bytes:
@@ -152,6 +164,11 @@ def _text_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> st
         return body.decode()
     except UnicodeDecodeError as exc:
         raise DecodeError(f"expected UTF-8 text, got invalid bytes: {exc}") from exc
+
+
+_RAW_DECODERS: dict[str, Decoder] = {TEXT_TYPE: _text_body, BYTES_TYPE: _raw_body}
+"""Content types of raw bodies (``str`` and ``bytes`` as pigeon sends them) that ``Any`` reads
+as ``str`` and ``bytes``."""
 
 
 def _name(into: Any) -> str:

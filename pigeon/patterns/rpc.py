@@ -13,7 +13,7 @@ from typing import Any
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.codecs.protobuf import is_protobuf_message
-from pigeon.errors import DecodeError, EncodeError, MessageTooLarge, RemoteError
+from pigeon.errors import DecodeError, EncodeError, RemoteError
 from pigeon.failures import log_failure
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
@@ -72,21 +72,18 @@ class Responder:
         await delivery.ack()
 
     async def _reply(self, requests: Requests, delivery: Delivery, answer: Envelope) -> None:
-        """Send ``answer``; one the transport refuses as too large goes as that error instead,
-        so the caller learns why rather than timing out."""
+        """Send ``answer``; one the transport refuses (too large, say) goes as that error
+        instead, so the caller learns why at once rather than timing out."""
         request = delivery.envelope
         assert request.reply_to is not None
         answer.correlation_id = request.correlation
         try:
             await requests.reply(request.reply_to, answer)
             return
-        except MessageTooLarge as exc:
+        except Exception as exc:
             log_failure("could not send the reply", delivery.subject, request, 1, exc)
             answer = error_envelope(exc)
             answer.correlation_id = request.correlation
-        except Exception as exc:
-            log_failure("could not send the reply", delivery.subject, request, 1, exc)
-            return
         try:
             await requests.reply(request.reply_to, answer)
         except Exception as exc:
@@ -116,7 +113,8 @@ def error_envelope(exc: BaseException) -> Envelope:
     error_type, message = type(exc).__name__, str(exc)[:1000]
     code = BAD_REQUEST if isinstance(exc, DecodeError) else HANDLER_ERROR
     body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
-    headers = {h.ERROR_TYPE: error_type, h.ERROR_MESSAGE: message, h.ERROR_CODE: code}
+    text = h.encode_text(message)  # line breaks and all, whatever a transport does to headers
+    headers = {h.ERROR_TYPE: error_type, h.ERROR_MESSAGE: text, h.ERROR_CODE: code}
     return Envelope(body, headers, "application/json")
 
 
@@ -159,7 +157,8 @@ def _decoded(answer: Envelope, reply: Any) -> Any:
     headers = answer.headers
     if h.ERROR_TYPE in headers:
         code = _code(headers.get(h.ERROR_CODE) or headers.get(h.SERVICE_ERROR_CODE))
-        raise RemoteError(headers[h.ERROR_TYPE], headers.get(h.ERROR_MESSAGE, ""), code)
+        text = h.decode_text(headers.get(h.ERROR_MESSAGE, ""))
+        raise RemoteError(headers[h.ERROR_TYPE], text, code)
     if h.SERVICE_ERROR_CODE in headers or h.SERVICE_ERROR in headers:
         text, code = headers.get(h.SERVICE_ERROR, ""), _code(headers.get(h.SERVICE_ERROR_CODE))
         raise RemoteError(SERVICE_ERROR_TYPE, text, code)
@@ -179,8 +178,11 @@ def _reply_decoder(reply: Any) -> Decoder:
 
 
 def _mirror(request: Envelope, result: Any) -> Codec | None:
-    """The request's codec for the reply when it can encode the result; else ``None`` (by type)."""
+    """The request's codec for the reply when it can encode the result; else ``None`` (by type:
+    ``bytes`` and ``str`` go raw, labelled as such, never as the request's codec)."""
     if not request.content_type:  # a plain client's request: the reply in the result's own codec
+        return None
+    if isinstance(result, bytes | bytearray | memoryview | str):
         return None
     codec = codec_of(request.content_type)
     if codec is PROTOBUF and not is_protobuf_message(result):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Failure
 
 
@@ -99,6 +100,34 @@ class QueueSettings:
 
     delivery_limit: int = 10
     passive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is waiting on a work queue, as its broker reports it at the moment of the call.
+
+    ``ready``: jobs waiting for a worker (due now; delayed jobs and those waiting for a
+    ``Redeliver`` delay are not counted). ``unacked``: jobs handed to a worker and not settled
+    yet. ``dead_letters``: jobs in the queue's dead-letter store. ``consumers``: workers taking
+    jobs from the queue, all Apps together. ``oldest_age``: seconds since the job at the head of
+    the queue (the next to be handed out) was stored; 0.0 when nothing is ready. Each is ``None``
+    where the broker cannot tell (``docs/backlog.md`` says which, per transport): unknown, never
+    a made-up 0.
+    """
+
+    ready: int | None
+    unacked: int | None
+    dead_letters: int | None
+    consumers: int | None
+    oldest_age: float | None
+
+
+def unknown_queue(queue: str, url: str) -> ConfigurationError:
+    """The error of ``Jobs.backlog`` for a work queue the broker does not have."""
+    return ConfigurationError(
+        f"work queue {queue!r} does not exist on {url}: no producer or worker has declared it. "
+        "Check the name, or enqueue to it (or start its worker) first"
+    )
 
 
 class Events(Protocol):
@@ -202,6 +231,15 @@ class Jobs(Protocol):
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete every dead letter of ``queue``; returns how many."""
+        ...
+
+    async def backlog(self, queue: str) -> Backlog:
+        """Return what waits on the work queue ``queue`` now (see ``Backlog``), declaring nothing.
+
+        Costs the broker a few reads (``docs/backlog.md``), none of which takes, moves or reorders
+        a job. Raises ``ConfigurationError`` naming the queue when it does not exist on the broker
+        (no producer or worker ever declared it), ``BrokerError`` when the broker cannot answer.
+        """
         ...
 
 

@@ -1,12 +1,15 @@
 """What one call may send, checked before it is sent: a broker that receives more than it allows
-closes the whole connection (every handler of the App with it), so the one call fails instead.
+closes the whole connection (every handler of the App with it), so the one call fails instead;
+and a header some broker would change on the way is refused on every transport, so that a header
+either arrives byte-identical everywhere or is refused everywhere.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
-from pigeon.errors import MessageTooLarge
+from pigeon.errors import ConfigurationError, MessageTooLarge
 
 MAX_HEADER_BYTES = 64 * 1024
 """The most header bytes (names and values, UTF-8) one message may carry, on every transport:
@@ -25,27 +28,65 @@ def header_bytes(headers: Mapping[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) + ENTRY_OVERHEAD for k, v in headers.items())
 
 
+NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name every transport carries: an RFC 7230 token (NATS refuses any other)."""
+
+_ALTERED_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^\s|\s$")
+"""What NATS changes in a value: it trims whitespace at either end and turns line breaks into
+spaces (and a control character is no text to send in a header)."""
+
+
 def check_headers(
     headers: Mapping[str, str], url: str, limit: int = MAX_HEADER_BYTES, why: str = ""
 ) -> None:
-    """Raise ``MessageTooLarge`` if ``headers`` are over ``limit`` bytes (``why`` says whose
-    limit, for the message), or a name is over ``MAX_HEADER_NAME_BYTES``."""
+    """Raise ``ConfigurationError`` naming the first header some transport would not carry
+    byte-identical: a name that is not a token (``NAME``), a value with whitespace at either end,
+    a line break or another control character (tab inside is fine). Raise ``MessageTooLarge`` if
+    ``headers`` are over ``limit`` bytes (``why`` says whose limit, for the message), or a name
+    is over ``MAX_HEADER_NAME_BYTES``."""
     if not headers:
         return
-    rough = sum(len(k) + len(v) for k, v in headers.items())
-    if rough * 4 + len(headers) * ENTRY_OVERHEAD <= limit and all(
-        len(k) * 4 <= MAX_HEADER_NAME_BYTES for k in headers
-    ):
-        return  # the common case, decided without encoding
-    for name in headers:
-        if len(name.encode()) > MAX_HEADER_NAME_BYTES:
+    rough = 0
+    for name, value in headers.items():
+        if NAME.fullmatch(name) is None:
+            raise _bad_name(name, url)
+        if len(name) > MAX_HEADER_NAME_BYTES:  # a token is ASCII: one byte a character
             raise MessageTooLarge(
                 f"{url}: header name {name[:40]!r}... is over {MAX_HEADER_NAME_BYTES} bytes; "
                 "use a shorter name"
             )
+        if not (value.isprintable() and value[:1] != " " and value[-1:] != " "):
+            _check_value(name, value, url)  # the uncommon case, with a regular expression
+        rough += len(name) + len(value)
+    if rough * 4 + len(headers) * ENTRY_OVERHEAD <= limit:
+        return  # the common case, decided without encoding
     size = header_bytes(headers)
     if size > limit:
         raise MessageTooLarge(
             f"{url}: the message's headers are {size} bytes, over the {limit} bytes allowed"
             f"{' (' + why + ')' if why else ''}; carry large values in the body"
         )
+
+
+def _bad_name(name: str, url: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{url}: header name {name!r} cannot travel on every transport (NATS takes only "
+        "letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
+        f"{_token(name)!r}"
+    )
+
+
+def _check_value(name: str, value: str, url: str) -> None:
+    if _ALTERED_VALUE.search(value):
+        what = "a line break or control character"
+        if value[0].isspace() or value[-1].isspace():
+            what = "whitespace at its start or end"
+        raise ConfigurationError(
+            f"{url}: header {name!r} has {what} in its value {value[:40]!r}, which NATS "
+            "would change on the way; strip it, or carry the text in the body "
+            "(pigeon.headers.encode_text makes any text a safe header value)"
+        )
+
+
+def _token(name: str) -> str:
+    return re.sub(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]+", "-", name).strip("-") or "x-header"

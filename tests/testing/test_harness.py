@@ -46,8 +46,9 @@ async def test_the_shop_invoices_retry_redeliver_dead_letter_and_replay(
     pigeon_harness: StartHarness,
 ) -> None:
     app = App()
-    state = invoices.register(app)  # the shop's own delays: Retry(2), Redeliver((1, 5))
+    app.include(invoices.router)  # the shop's own delays: Retry(2), Redeliver((1, 5))
     h = await pigeon_harness(app)
+    state = app.state.invoices
     await app.enqueue("invoices.render", GIFT)
     await app.enqueue("invoices.render", KETTLE)
     await h.settled("invoices.render")

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from pigeon import headers as h
 from pigeon.message import Envelope
-from pigeon.transports.base import Handler
+from pigeon.transports.base import Backlog, Handler
+from pigeon.transports.memory import backlog
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.topology import Item, MemoryQueue, Tapped
 
@@ -61,6 +62,9 @@ class MemoryJobs:
         count = len(known.dead)
         known.dead.clear()
         return count
+
+    async def backlog(self, queue: str) -> Backlog:
+        return backlog.read(self._transport, queue)
 
     def _work_queue(self, name: str) -> MemoryQueue:
         return self._transport.broker.work_queue(name, self._transport.settings.delivery_limit)

@@ -100,6 +100,13 @@ class MemoryQueue:
         self._timers: set[asyncio.TimerHandle] = set()
         self._waiters: deque[asyncio.Future[Item]] = deque()
 
+    def counts(self) -> tuple[int, int, int, int, float | None]:
+        """``(ready, unacked, dead letters, consumers, head's timestamp)`` now, for ``backlog``:
+        items handed to a consumer that has not taken them yet count as unacked."""
+        head = self.ready[0].envelope.timestamp if self.ready else None
+        unacked = self.in_flight + self.handing
+        return len(self.ready), unacked, len(self.dead), self.consumers, head
+
     @property
     def full(self) -> bool:
         """Whether a producer should wait: ``capacity`` items ready and someone to take them (a

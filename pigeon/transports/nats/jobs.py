@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from pigeon import delays
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure
-from pigeon.transports.base import Delivery, Handler, Subscription
-from pigeon.transports.nats import wire
+from pigeon.transports.base import Backlog, Delivery, Handler, Subscription
+from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
 from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
@@ -126,6 +126,10 @@ class NatsJobs:
     async def purge_dead_letters(self, queue: str) -> int:
         self._transport.check()
         return await self._transport.dead_letter_store.purge(QueueNames.of(queue))
+
+    async def backlog(self, queue: str) -> Backlog:
+        self._transport.check()
+        return await backlog.read(self._transport.api, self._transport.url, queue)
 
     async def _queue(self, queue: str) -> QueueNames:
         """The names of ``queue``, declared on first use on this connection."""

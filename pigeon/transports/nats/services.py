@@ -103,7 +103,7 @@ def count_reply(envelope: Envelope) -> None:
     endpoint = _SERVING.get()
     if endpoint is not None and h.ERROR_CODE in envelope.headers:
         endpoint.errors += 1
-        endpoint.last_error = envelope.headers.get(h.ERROR_MESSAGE, "")
+        endpoint.last_error = h.decode_text(envelope.headers.get(h.ERROR_MESSAGE, ""))
 
 
 class PigeonService(Service):

@@ -36,6 +36,12 @@ CORRELATION_ID = "correlation_id"
 ORIGINAL_ID = h.MESSAGE_ID
 """The message id, on dead letters and replays, whose ``Nats-Msg-Id`` is a de-duplication key."""
 
+USER_ESCAPE = "x-pigeon-user-"
+"""Prefix of a user header named like a field of this wire (``WIRE_NAMES``) or starting with the
+prefix itself: it travels as prefix + name and is read back without it, so it arrives as sent
+instead of being taken for the field (a user ``content-type`` header was dropped)."""
+WIRE_NAMES = frozenset({MSG_ID, CONTENT_TYPE, CORRELATION_ID})
+
 _HEADER_BLOCK_START = b"NATS/1.0"
 
 MAX_CONTROL_LINE = 4096
@@ -70,7 +76,7 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
 
     A reply carries no message id: it goes to one caller's inbox, never to a stream.
     """
-    headers = dict(envelope.headers) if envelope.headers else {}
+    headers = _escaped(envelope.headers) if envelope.headers else {}
     if not reply:
         headers[MSG_ID] = envelope.message_id
     if envelope.content_type:
@@ -79,9 +85,28 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
     if correlation_id and not reply and correlation_id != envelope.message_id:
         headers[CORRELATION_ID] = correlation_id
     if reply and h.ERROR_CODE in headers:
-        headers[h.SERVICE_ERROR] = headers.get(h.ERROR_MESSAGE, "") or headers[h.ERROR_CODE]
+        text = " ".join(h.decode_text(headers.get(h.ERROR_MESSAGE, "")).split())  # one line
+        headers[h.SERVICE_ERROR] = text or headers[h.ERROR_CODE]
         headers[h.SERVICE_ERROR_CODE] = headers[h.ERROR_CODE]
     return headers
+
+
+def _escaped(user: dict[str, str]) -> dict[str, str]:
+    """A copy of ``user`` headers, those named like a wire field escaped (``USER_ESCAPE``)."""
+    if WIRE_NAMES.isdisjoint(user) and not any(n.startswith(USER_ESCAPE) for n in user):
+        return dict(user)
+    return {
+        USER_ESCAPE + name if name in WIRE_NAMES or name.startswith(USER_ESCAPE) else name: value
+        for name, value in user.items()
+    }
+
+
+def _unescaped(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with ``_escaped`` undone, once the wire's own fields are taken out."""
+    if not any(n.startswith(USER_ESCAPE) for n in headers):
+        return headers
+    cut = len(USER_ESCAPE)
+    return {n[cut:] if n.startswith(USER_ESCAPE) else n: v for n, v in headers.items()}
 
 
 def incoming(
@@ -92,12 +117,14 @@ def incoming(
         return Envelope(data, {}, "", new_id(), None, reply_to or None, timestamp)
     message_id = headers.pop(MSG_ID, None)
     original = headers.pop(ORIGINAL_ID, None)
+    content_type = headers.pop(CONTENT_TYPE, "")
+    correlation_id = headers.pop(CORRELATION_ID, None)
     return Envelope(
         data,
-        headers,
-        headers.pop(CONTENT_TYPE, ""),
+        _unescaped(headers),
+        content_type,
         original or message_id or new_id(),
-        headers.pop(CORRELATION_ID, None),
+        correlation_id,
         reply_to or None,
         timestamp,
     )

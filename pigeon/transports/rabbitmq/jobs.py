@@ -19,8 +19,8 @@ from pigeon import delays
 from pigeon import headers as h
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope
-from pigeon.transports.base import Handler
-from pigeon.transports.rabbitmq import dead_letters, wire
+from pigeon.transports.base import Backlog, Handler
+from pigeon.transports.rabbitmq import backlog, dead_letters, wire
 from pigeon.transports.rabbitmq.errors import translated
 from pigeon.transports.rabbitmq.publisher import Publisher
 from pigeon.transports.rabbitmq.topology import (
@@ -214,3 +214,8 @@ class RabbitJobs:
     async def purge_dead_letters(self, queue: str) -> int:
         self._transport.check()
         return await dead_letters.purge(self._transport.declarer, checked_name(queue, "work queue"))
+
+    async def backlog(self, queue: str) -> Backlog:
+        self._transport.check()
+        name = checked_name(queue, "work queue")
+        return await backlog.read(self._transport.declarer, self._transport.url, name)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope, Failure
-from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
-from pigeon.transports.redis import wire
+from pigeon.transports.redis import backlog, wire
 from pigeon.transports.redis.consumer import Parsed, StreamConsumer, StreamDelivery
 from pigeon.transports.redis.dead_letters import DeadLetters
 from pigeon.transports.redis.errors import translated
@@ -126,3 +126,7 @@ class RedisJobs:
 
     async def purge_dead_letters(self, queue: str) -> int:
         return await self._dead_letters.purge(queue)
+
+    async def backlog(self, queue: str) -> Backlog:
+        claim_idle = self._options["claim_idle"]
+        return await backlog.read(self._redis, self._url, self._keys, queue, claim_idle)

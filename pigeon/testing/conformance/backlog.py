@@ -1,0 +1,198 @@
+"""``App.backlog``: what waits on a work queue, as every transport reports it.
+
+A number a transport cannot tell is ``None``, never 0: ``UNKNOWN`` names them per transport (a
+transport not named there must report every number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pigeon import Backlog, ConfigurationError
+from pigeon.testing.conformance.fixtures import Backend, MakeApp
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
+
+UNKNOWN: dict[str, frozenset[str]] = {
+    "rabbitmq": frozenset({"unacked", "oldest_age"}),
+    "nats": frozenset({"consumers"}),
+}
+"""Transport -> the ``Backlog`` fields its broker cannot report (see ``docs/backlog.md``)."""
+
+RETURNS_STAY_UNACKED = frozenset({"nats"})
+"""Transports whose broker counts a job handed back unsettled as unacked until a worker takes it
+again (JetStream keeps a nak'd message in the consumer's ack-pending set), not as ready."""
+
+
+def unknown(backend: Backend) -> frozenset[str]:
+    """The fields ``backend`` reports as ``None``."""
+    return UNKNOWN.get(backend.name.split("-")[0], frozenset())
+
+
+def check_unknown(backend: Backend, backlog: Backlog) -> None:
+    """Fields the transport cannot tell are ``None``; every other one is a number."""
+    for field in Backlog.__dataclass_fields__:
+        value = getattr(backlog, field)
+        if field in unknown(backend):
+            assert value is None, f"{backend.name} cannot tell {field}, yet reported {value}"
+        else:
+            assert value is not None, f"{backend.name} did not report {field}"
+
+
+async def test_jobs_with_no_worker_are_ready(backend: Backend, make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.idle"
+    async with app:
+        for n in range(5):
+            await app.enqueue(queue, Job(n))
+        backlog = await app.backlog(queue)
+    check_unknown(backend, backlog)
+    assert backlog.ready == 5
+    assert backlog.unacked in (0, None)
+    assert backlog.dead_letters == 0
+    assert backlog.consumers in (0, None)
+
+
+async def test_a_slow_worker_holds_at_most_its_concurrency(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    producer, worker = make_app(), make_app()
+    queue = f"{uid}.slow"
+    release = asyncio.Event()
+    started: list[int] = []
+
+    @worker.worker(queue, concurrency=2)
+    async def work(job: Job) -> None:
+        started.append(job.n)
+        await release.wait()
+
+    async with producer:
+        for n in range(6):
+            await producer.enqueue(queue, Job(n))
+        assert (await producer.backlog(queue)).ready == 6
+        async with worker:
+            await wait_for(lambda: len(started) == 2, what="two jobs started")
+
+            async def settled_at_two_in_hand() -> bool:
+                backlog = await producer.backlog(queue)
+                return backlog.ready == 4 and backlog.unacked in (2, None)
+
+            await wait_for(settled_at_two_in_hand, what="4 ready, 2 unacked")
+            backlog = await producer.backlog(queue)
+            check_unknown(backend, backlog)
+            assert backlog.consumers in (1, None)
+            release.set()
+            await wait_for(lambda: len(started) == 6, what="every job started")
+
+
+async def test_jobs_a_closing_worker_hands_back_are_ready_again(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    producer, worker = make_app(), make_app(shutdown_timeout=0)
+    queue = f"{uid}.returned"
+    started: list[int] = []
+
+    @worker.worker(queue, concurrency=2)
+    async def work(job: Job) -> None:
+        started.append(job.n)
+        await asyncio.Event().wait()  # never finishes: the close hands the job back
+
+    async with producer:
+        for n in range(5):
+            await producer.enqueue(queue, Job(n))
+        async with worker:
+            await wait_for(lambda: len(started) == 2, what="two jobs started")
+
+        returns_unacked = backend.name.split("-")[0] in RETURNS_STAY_UNACKED
+
+        async def all_back() -> bool:
+            backlog = await producer.backlog(queue)
+            if returns_unacked:
+                return (backlog.ready, backlog.unacked) == (3, 2)
+            return backlog.ready == 5 and backlog.unacked in (0, None)
+
+        await wait_for(all_back, what="every job back on the queue")
+
+
+async def test_the_oldest_age_grows_while_a_job_waits(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    if "oldest_age" in unknown(backend):
+        pytest.skip(f"{backend.name} cannot tell the oldest job's age")
+    app = make_app()
+    queue = f"{uid}.aging"
+    async with app:
+        await app.enqueue(queue, Job(1))
+        first = (await app.backlog(queue)).oldest_age
+        assert first is not None
+        assert 0.0 <= first < 5.0
+
+        async def older() -> bool:
+            age = (await app.backlog(queue)).oldest_age
+            return age is not None and age >= first + 0.05
+
+        await wait_for(older, what="the oldest job's age to grow")
+
+
+async def test_an_empty_queue_has_no_age(backend: Backend, make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.empty"
+    done: list[int] = []
+
+    @app.worker(queue)
+    async def work(job: Job) -> None:
+        done.append(job.n)
+
+    async with app:
+        await app.enqueue(queue, Job(1))
+        await wait_for(lambda: done == [1])
+
+        async def drained() -> bool:
+            backlog = await app.backlog(queue)
+            return backlog.ready == 0 and backlog.unacked in (0, None)
+
+        await wait_for(drained, what="the queue to drain")
+        backlog = await app.backlog(queue)
+    check_unknown(backend, backlog)
+    assert backlog.oldest_age in (0.0, None)
+    assert backlog.consumers in (1, None)
+
+
+async def test_dead_letters_are_counted(backend: Backend, make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.failing"
+
+    @app.worker(queue)
+    async def work(job: Job) -> None:
+        raise ValueError("no")
+
+    async with app:
+        await app.enqueue(queue, Job(1))
+        await app.enqueue(queue, Job(2))
+
+        async def both_dead() -> bool:
+            return (await app.backlog(queue)).dead_letters == 2
+
+        await wait_for(both_dead, what="2 dead letters counted")
+
+
+async def test_a_delayed_job_is_not_ready_before_it_is_due(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    queue = f"{uid}.later"
+    async with app:
+        await app.enqueue(queue, Job(1), delay=60)
+        await app.enqueue(queue, Job(2))
+        backlog = await app.backlog(queue)
+    assert backlog.ready == 1
+    assert backlog.unacked in (0, None)
+
+
+async def test_an_unknown_queue_is_an_error_not_zeros(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    async with app:
+        with pytest.raises(ConfigurationError, match=f"{uid}.nowhere.*does not exist"):
+            await app.backlog(f"{uid}.nowhere")

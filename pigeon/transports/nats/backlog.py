@@ -1,0 +1,70 @@
+"""What waits on a JetStream work queue, from the JetStream API: two or three reads, no writes.
+
+``CONSUMER.INFO`` of the queue's shared consumer ``workers`` gives ``num_pending`` (stored, not
+delivered yet: ready) and ``num_ack_pending`` (delivered, not acked yet: unacked);
+``STREAM.MSG.GET`` of the first undelivered message gives its stored time (only when something
+is ready); ``STREAM.INFO`` of the dead-letter stream gives its message count. Every worker of every
+App shares the one durable pull consumer, so JetStream cannot count workers: ``consumers`` is
+``None``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from pigeon.transports.base import Backlog, unknown_queue
+from pigeon.transports.nats.errors import (
+    CONSUMER_NOT_FOUND,
+    NO_MESSAGE_FOUND,
+    STREAM_NOT_FOUND,
+    JetStreamError,
+)
+from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.topology import WORKERS, QueueNames
+
+
+async def read(api: JetStreamApi, url: str, queue: str) -> Backlog:
+    """The backlog of work queue ``queue`` now; ``ConfigurationError`` if it does not exist."""
+    names = QueueNames.of(queue)
+    try:
+        info = await api.call(f"CONSUMER.INFO.{names.stream}.{WORKERS}")
+    except JetStreamError as exc:
+        if exc.err_code in (STREAM_NOT_FOUND, CONSUMER_NOT_FOUND):
+            raise unknown_queue(queue, url) from None
+        raise
+    ready = int(info.get("num_pending", 0))
+    unacked = int(info.get("num_ack_pending", 0))
+    next_seq = int(info.get("delivered", {}).get("stream_seq", 0)) + 1
+    age = await _oldest_age(api, names, next_seq) if ready else 0.0
+    return Backlog(ready, unacked, await _dead_letters(api, names), None, age)
+
+
+async def _oldest_age(api: JetStreamApi, names: QueueNames, seq: int) -> float | None:
+    """Seconds since the first message at or after ``seq`` (the first undelivered) was stored."""
+    request = {"seq": seq, "next_by_subj": names.subject}
+    try:
+        answer = await api.call(f"STREAM.MSG.GET.{names.stream}", request)
+    except JetStreamError as exc:
+        if exc.err_code in (STREAM_NOT_FOUND, NO_MESSAGE_FOUND):
+            return 0.0  # taken between the two reads
+        raise
+    return _age(answer.get("message", {}))
+
+
+def _age(message: dict[str, Any]) -> float | None:
+    stamp = message.get("time")
+    if not stamp:
+        return None
+    return max(0.0, time.time() - datetime.fromisoformat(stamp).timestamp())
+
+
+async def _dead_letters(api: JetStreamApi, names: QueueNames) -> int:
+    try:
+        info = await api.call(f"STREAM.INFO.{names.dead_stream}")
+    except JetStreamError as exc:
+        if exc.err_code == STREAM_NOT_FOUND:
+            return 0  # nothing was ever dead-lettered here
+        raise
+    return int(info.get("state", {}).get("messages", 0))

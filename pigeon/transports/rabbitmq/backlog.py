@@ -1,0 +1,38 @@
+"""What waits on a RabbitMQ work queue, from AMQP alone: two passive declarations, no reads.
+
+``queue.declare(passive=True)`` of the work queue answers ``message_count`` (ready: messages not
+delivered to any consumer) and ``consumer_count``; of ``<queue>.dlq``, its dead letters. AMQP 0-9-1
+has no way to count unacknowledged messages or to read the head message's timestamp without
+taking it: ``basic.get`` then a requeue would set its ``redelivered`` flag (pigeon counts that as
+a return on classic queues), add one to its ``x-delivery-count`` on quorum queues (towards the
+delivery limit), and hide it from workers meanwhile. So ``unacked`` and ``oldest_age`` are
+``None``; the management API (``messages_unacknowledged``, ``head_message_timestamp``) has them,
+but pigeon does not require the management plugin.
+"""
+
+from __future__ import annotations
+
+import aiormq.abc
+import aiormq.exceptions as amqp
+
+from pigeon.transports.base import Backlog, unknown_queue
+from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
+
+
+async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
+    """The backlog of work queue ``queue`` now; ``ConfigurationError`` if it does not exist."""
+
+    async def declare(channel: aiormq.abc.AbstractChannel) -> Backlog:
+        try:
+            work = await channel.queue_declare(queue, passive=True)
+        except amqp.ChannelNotFoundEntity:
+            raise unknown_queue(queue, url) from None
+        try:
+            dead = await channel.queue_declare(dead_letter_queue(queue), passive=True)
+            letters = dead.message_count or 0
+        except amqp.ChannelNotFoundEntity:
+            letters = 0  # nothing was ever dead-lettered here (an adopted queue)
+        return Backlog(work.message_count or 0, None, letters, work.consumer_count or 0, None)
+
+    backlog: Backlog = await declarer.run(f"reading the backlog of {queue!r}", declare)
+    return backlog

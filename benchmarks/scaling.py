@@ -192,20 +192,30 @@ def print_table(sizes: tuple[int, ...], results: dict[str, list[float]]) -> None
         print(f"{case:<24}{cells}{values[-1] / values[0]:>11.2f}x")
 
 
-def plot(sizes: tuple[int, ...], results: dict[str, list[float]], path: str) -> None:
+def plot(
+    sizes: tuple[int, ...],
+    results: dict[str, list[float]],
+    path: str,
+    before: dict[str, list[float]] | None = None,
+) -> None:
+    """Draw ``results`` (and ``before``, dashed, if given: an older pigeon's) against ``sizes``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    for case, values in results.items():
-        axis.plot(sizes, values, marker="o", label=case)
+    figure, axis = plt.subplots(figsize=(7.5, 4.6))
+    for index, (case, values) in enumerate(results.items()):
+        color = f"C{index}"
+        axis.plot(sizes, values, marker="o", color=color, label=case)
+        if before and case in before:
+            axis.plot(sizes, before[case], linestyle="--", marker="x", color=color, alpha=0.6)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("subscriptions (rpc: handlers)")
     axis.set_ylabel("microseconds")
-    axis.set_title("pigeon memory transport: cost as subscriptions grow")
+    dashed = " (dashed: before)" if before else ""
+    axis.set_title(f"pigeon memory transport: cost as subscriptions grow{dashed}")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -218,6 +228,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--plot", help="write the curves to this PNG")
+    parser.add_argument("--save", help="write the results to this JSON file")
+    parser.add_argument("--load", help="plot results saved with --save instead of measuring")
+    parser.add_argument("--before", help="saved results of an older pigeon, drawn dashed")
     parser.add_argument("--no-rss", action="store_true", help="skip the 1,000,000-event cases")
     parser.add_argument("--rss", choices=("distinct", "burst"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,18 +238,33 @@ def main() -> None:
         print(json.dumps(asyncio.run(_rss_case(args.rss, args.events))))
         return
     sizes = tuple(int(s) for s in args.sizes.split(","))
-    results = asyncio.run(measure(sizes, args.events, args.rounds))
-    print_table(sizes, results)
-    if not args.no_rss:
-        for case in ("distinct", "burst"):
-            rss = rss_in_subprocess(case, RSS_EVENTS)
-            print(
-                f"RSS {case}, {RSS_EVENTS:,} events: +{rss['mib']:.1f} MiB"
-                f" ({rss['events_per_s']:,.0f} events/s)"
-            )
+    if args.load:
+        results = _read(args.load)
+    else:
+        results = asyncio.run(measure(sizes, args.events, args.rounds))
+        _report(sizes, results, rss=not args.no_rss)
+    if args.save:
+        with open(args.save, "w") as out:
+            json.dump(results, out, indent=1)
     if args.plot:
-        plot(sizes, results, args.plot)
+        plot(sizes, results, args.plot, _read(args.before) if args.before else None)
         print(f"plot written to {args.plot}")
+
+
+def _report(sizes: tuple[int, ...], results: dict[str, list[float]], *, rss: bool) -> None:
+    print_table(sizes, results)
+    for case in ("distinct", "burst") if rss else ():
+        grown = rss_in_subprocess(case, RSS_EVENTS)
+        print(
+            f"RSS {case}, {RSS_EVENTS:,} events: +{grown['mib']:.1f} MiB"
+            f" ({grown['events_per_s']:,.0f} events/s)"
+        )
+
+
+def _read(path: str) -> dict[str, list[float]]:
+    with open(path) as saved:
+        results: dict[str, list[float]] = json.load(saved)
+    return results
 
 
 if __name__ == "__main__":

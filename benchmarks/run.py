@@ -1,7 +1,7 @@
 """Run every benchmark and print one table: pigeon beside the raw clients and FastStream.
 
-``python -m benchmarks.run [--count N] [--only memory,nats,rabbitmq,redis,compose]``. Absolute
-figures drift on a shared machine; compare the ratios, which come from the same run.
+``python -m benchmarks.run [--count N] [--only memory,nats,rabbitmq,redis,compose,scaling]``.
+Absolute figures drift on a shared machine; compare the ratios, which come from the same run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib.util
 
 from benchmarks.common import Result, print_table
 
-SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose")
+SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose", "scaling")
 
 
 async def main(count: int, only: list[str]) -> None:

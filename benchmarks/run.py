@@ -1,8 +1,9 @@
 """Run every benchmark and print one table: pigeon beside the raw clients and FastStream.
 
-``python -m benchmarks.run [--count N] [--rounds N] [--only memory,nats,rabbitmq,redis,compose]``
-(NATS and RabbitMQ cases: ``--rounds`` interleaved rounds, default 3, the median counts). Absolute
-figures drift on a shared machine; compare the ratios, which come from the same run.
+``python -m benchmarks.run [--count N] [--rounds N]
+[--only memory,nats,rabbitmq,redis,compose,scaling]`` (NATS and RabbitMQ cases: ``--rounds``
+interleaved rounds, default 3, the median counts). Absolute figures drift on a shared machine;
+compare the ratios, which come from the same run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib.util
 from benchmarks import common
 from benchmarks.common import Result, print_table
 
-SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose")
+SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose", "scaling")
 
 
 async def main(count: int, only: list[str]) -> None:

@@ -9,8 +9,6 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
 from pigeon.errors import ConfigurationError, DecodeError, Reject
 
 NEVER_RETRY: tuple[type[BaseException], ...] = (DecodeError, Reject)
@@ -64,6 +62,10 @@ class Retry:
     async def call(self, fn: Callable[[int], Awaitable[None]]) -> None:
         """Call ``fn(call_number)`` until it returns, ``attempts`` run out, or it raises a
         ``NEVER_RETRY`` error. Re-raises the last error."""
+
+        from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+        # imported here: tenacity costs ``import pigeon`` ~4 ms and most Apps never retry
 
         def wait(state: RetryCallState) -> float:
             return self.delay(state.attempt_number)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.message import Message as ProtobufMessage
-
 from pigeon import headers as h
 from pigeon.codecs.base import Codec
 from pigeon.codecs.decoding import BYTES_TYPE, TEXT_TYPE, Decoder, decoder_for
 from pigeon.codecs.json import JSONCodec
-from pigeon.codecs.protobuf import ProtobufCodec, full_name
+from pigeon.codecs.protobuf import ProtobufCodec, full_name, is_protobuf_message
 from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, codec_of, register_codec
 
 BYTES_CONTENT_TYPE = BYTES_TYPE
@@ -37,7 +35,7 @@ def encode(obj: Any, codec: Codec | None = None) -> tuple[bytes, str, dict[str, 
             return obj.encode(), TEXT_CONTENT_TYPE, {}
         return bytes(obj), codec.content_type if codec else BYTES_CONTENT_TYPE, {}
     if codec is None:
-        codec = PROTOBUF if isinstance(obj, ProtobufMessage) else JSON
+        codec = PROTOBUF if is_protobuf_message(obj) else JSON
     body = codec.encode(obj)
     if isinstance(codec, ProtobufCodec):
         return body, codec.content_type, {h.PROTOBUF_TYPE: full_name(type(obj))}

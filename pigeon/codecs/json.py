@@ -6,11 +6,10 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from google.protobuf.message import Message as ProtobufMessage
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from pigeon.codecs.protobuf import to_json_bytes
+from pigeon.codecs.protobuf import is_protobuf_message, to_json_bytes
 from pigeon.errors import ConfigurationError, DecodeError, EncodeError
 
 CONTENT_TYPE = "application/json"
@@ -45,7 +44,7 @@ class JSONCodec:
         """Encode ``obj``; ``EncodeError`` naming its type if pydantic cannot serialise it."""
         if isinstance(obj, BaseModel):
             return obj.__pydantic_serializer__.to_json(obj)
-        if isinstance(obj, ProtobufMessage):
+        if is_protobuf_message(obj):
             return to_json_bytes(obj)
         try:
             obj_type: Any = type(obj)

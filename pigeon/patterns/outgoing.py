@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pigeon.codecs import Codec, encode
+from pydantic import BaseModel
+
+from pigeon.codecs import JSON, Codec, encode
 from pigeon.message import Envelope, new_id
+
+JSON_TYPE = JSON.content_type
 
 
 def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None = None) -> Envelope:
@@ -14,7 +18,12 @@ def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None =
 
     Raises ``EncodeError`` naming the type the codec cannot encode.
     """
-    body, content_type, codec_headers = encode(obj, codec)
+    codec_headers: dict[str, str]
+    if (codec is None or codec is JSON) and isinstance(obj, BaseModel):
+        # the common case, straight to pydantic's serializer (what JSON.encode does for a model)
+        body, content_type, codec_headers = obj.__pydantic_serializer__.to_json(obj), JSON_TYPE, {}
+    else:
+        body, content_type, codec_headers = encode(obj, codec)
     all_headers = {**headers, **codec_headers} if headers else codec_headers
     # every field given: dataclass default factories cost more than the rest of this function
     return Envelope(body, all_headers, content_type, new_id(), None, None, time.time())

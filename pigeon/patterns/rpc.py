@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from google.protobuf.message import Message as ProtobufMessage
-
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
+from pigeon.codecs.protobuf import is_protobuf_message
 from pigeon.errors import DecodeError, EncodeError, RemoteError
 from pigeon.failures import log_failure
 from pigeon.handlers import HandlerSpec
@@ -186,7 +185,7 @@ def _mirror(request: Envelope, result: Any) -> Codec | None:
     if isinstance(result, bytes | bytearray | memoryview | str):
         return None
     codec = codec_of(request.content_type)
-    if codec is PROTOBUF and not isinstance(result, ProtobufMessage):
+    if codec is PROTOBUF and not is_protobuf_message(result):
         return None
     return codec
 

@@ -80,8 +80,44 @@ def _delete_vhosts(own: str) -> None:
         if pid.isdigit() and name != own and not _alive(int(pid)):
             stale.append(name)
     for name in stale:
+        with contextlib.suppress(Exception):  # cleanup at exit: never fail a passing run
+            _empty(name)
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             rabbitmqctl("delete_vhost", name)
+
+
+def _empty(vhost: str) -> None:
+    """Purge, then delete, every queue of ``vhost`` one at a time (the delay ladder first).
+
+    RabbitMQ 3.10 here hung for good deleting a vhost whose quorum queues still held messages
+    moving between them (delayed jobs dead-lettered from level to level): the node stopped
+    answering AMQP. Emptying the queues first leaves the vhost deletion nothing to move.
+    """
+    import pika  # a dev dependency; imported only at exit
+
+    listed = rabbitmqctl("list_queues", "-p", vhost, "--silent", "name", timeout=30).stdout.split()
+    queues = sorted(listed, key=lambda name: not name.startswith("pigeon.delay."))
+    parts = urlsplit(URL)
+    credentials = pika.PlainCredentials(
+        unquote(parts.username or "guest"), unquote(parts.password or "guest")
+    )
+    params = pika.ConnectionParameters(
+        parts.hostname or "127.0.0.1",
+        parts.port or 5672,
+        vhost,
+        credentials,
+        blocked_connection_timeout=30,
+        socket_timeout=10,
+    )
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_purge(queue)
+        for queue in queues:
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
 
 
 def _alive(pid: int) -> bool:

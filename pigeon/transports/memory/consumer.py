@@ -6,7 +6,7 @@ import asyncio
 
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
-from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped
+from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
 from pigeon.transports.runner import HandlerRunner
 
 
@@ -24,7 +24,11 @@ class MemoryDelivery:
         self.returns = item.returns
 
     async def ack(self) -> None:
-        self._subscription.settle(self, "acked")
+        subscription = self._subscription
+        if subscription._unsettled.pop(self, None) is not None:  # settle(), inlined: every event
+            subscription.queue.in_flight -= 1
+            if subscription._broker.taps:
+                subscription._tell("acked", self._item)
 
     async def redeliver(self, delay: float) -> None:
         if self._subscription.settle(self, "redelivered", delay):
@@ -49,7 +53,7 @@ class MemorySubscription:
         self._broker = broker
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
-        self._unsettled: dict[int, MemoryDelivery] = {}
+        self._unsettled: dict[MemoryDelivery, MemoryDelivery] = {}
         self._closing = False
         self._closed = False
         queue.consumers += 1
@@ -59,7 +63,7 @@ class MemorySubscription:
 
     def settle(self, delivery: MemoryDelivery, how: str, delay: float = 0.0) -> bool:
         """Mark ``delivery`` settled (``how``: the tap's kind); ``False`` if it already was."""
-        if self._unsettled.pop(id(delivery), None) is None:
+        if self._unsettled.pop(delivery, None) is None:
             return False
         self.queue.in_flight -= 1
         if self._broker.taps:
@@ -91,28 +95,34 @@ class MemorySubscription:
         self._broker.release(self.queue)
 
     async def _pump_inline(self) -> None:
+        handling.set(True)  # this task's context: the handler never waits for room
         handled = 0
         queue = self.queue
         while not self._closing:
             item = queue.ready.popleft() if queue.ready else await queue.get()
+            if queue.producers and len(queue.ready) <= queue.low_water:
+                queue.make_room()
             await self._handler(self._deliver(item))
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers
 
     async def _pump_tasks(self) -> None:
+        handling.set(True)  # copied into each handler task's context
         runner = self._runner
         queue = self.queue
         while True:
             if runner.free <= 0:
                 await runner.wait_free()
             item = queue.ready.popleft() if queue.ready else await queue.get()
+            if queue.producers and len(queue.ready) <= queue.low_water:
+                queue.make_room()
             runner.start(self._handler(self._deliver(item)))
 
     def _deliver(self, item: Item) -> MemoryDelivery:
         item.deliveries += 1
         delivery = MemoryDelivery(item, self)
-        self._unsettled[id(delivery)] = delivery
+        self._unsettled[delivery] = delivery
         self.queue.in_flight += 1
         if self._broker.taps:
             self._tell("delivered", item)

@@ -21,11 +21,15 @@ class MemoryEvents:
         self._transport = transport
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
-        self._transport.check(envelope)
-        broker = self._transport.broker
+        transport = self._transport
+        if envelope.headers or not transport.connected:
+            transport.check(envelope)
+        broker = transport.broker
         if broker.taps:
             broker.tell(Tapped("published", subject, envelope))
-        for queue in broker.route(subject):
+        for queue in broker.events.match(subject):
+            if len(queue.ready) >= queue.capacity:
+                await queue.wait_room()  # at once if nobody consumes it, or inside a handler
             queue.put(Item(envelope, subject))
 
     async def subscribe(

@@ -27,6 +27,8 @@ class MemoryJobs:
         broker = self._transport.broker
         if broker.taps:
             broker.tell(Tapped("enqueued", queue, envelope, work_queue, delay=max(delay, 0.0)))
+        if work_queue.full and delay <= 0:
+            await work_queue.wait_room()
         work_queue.put_later(Item(envelope, queue), delay)
 
     async def consume(

@@ -9,12 +9,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-from pigeon import subjects
 from pigeon.errors import DeclarationConflict
 from pigeon.message import Envelope
+from pigeon.transports.memory.sublist import Sublist
 from pigeon.transports.replies import ReplyMap
+
+QUEUE_CAPACITY = 10_000
+"""Items a consumed queue holds before producers outside handlers wait for room (backpressure);
+``App("memory://", queue_capacity=N)`` sets another."""
+
+handling: ContextVar[bool] = ContextVar("pigeon_memory_handling", default=False)
+"""True in a memory subscription's pump and the handler tasks it starts: code there never waits
+for room, as the queue it would wait on may be its own (or one whose consumer waits on it)."""
 
 
 @dataclass(slots=True)
@@ -60,7 +69,8 @@ class MemoryQueue:
     ``delivery_limit``: returns after which an item is dead-lettered (work queues only).
     ``pattern``: the subject it is bound to (subscription and RPC queues). ``in_flight`` counts
     items handed to handlers and not settled yet, ``delayed`` the items waiting for their delay,
-    ``handing`` those on their way to a consumer.
+    ``handing`` those on their way to a consumer. ``capacity``: ready items at which the queue is
+    ``full`` while it has a consumer (see ``wait_room``).
     """
 
     def __init__(
@@ -70,11 +80,17 @@ class MemoryQueue:
         keep: bool,
         delivery_limit: int | None = None,
         pattern: str | None = None,
+        capacity: int = QUEUE_CAPACITY,
     ) -> None:
         self.name = name
         self.keep = keep
         self.delivery_limit = delivery_limit
         self.pattern = pattern
+        self.capacity = capacity
+        self.low_water = capacity // 2
+        """Ready items at or below which waiting producers are woken."""
+        self.producers: deque[asyncio.Future[None]] = deque()
+        """Producers waiting for room."""
         self.ready: deque[Item] = deque()
         self.dead: list[Envelope] = []
         self.consumers = 0
@@ -90,6 +106,32 @@ class MemoryQueue:
         head = self.ready[0].envelope.timestamp if self.ready else None
         unacked = self.in_flight + self.handing
         return len(self.ready), unacked, len(self.dead), self.consumers, head
+
+    @property
+    def full(self) -> bool:
+        """Whether a producer should wait: ``capacity`` items ready and someone to take them (a
+        queue nobody consumes keeps what it is sent, as a broker stores it)."""
+        return len(self.ready) >= self.capacity and self.consumers > 0
+
+    async def wait_room(self) -> None:
+        """Wait while the queue is ``full``; at once inside a memory handler (see ``handling``)."""
+        while self.full and not handling.get():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.producers.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def make_room(self, *, always: bool = False) -> None:
+        """Wake the producers waiting for room once the queue is down to ``low_water`` (or
+        ``always``: its consumer left)."""
+        if always or len(self.ready) <= self.low_water:
+            producers, self.producers = self.producers, deque()
+            for waiter in producers:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @property
     def delayed(self) -> int:
@@ -131,7 +173,10 @@ class MemoryQueue:
     async def get(self) -> Item:
         """Take the next item, waiting for one."""
         if self.ready:
-            return self.ready.popleft()
+            item = self.ready.popleft()
+            if self.producers:
+                self.make_room()
+            return item
         waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -146,14 +191,21 @@ class MemoryQueue:
 
 
 class MemoryBroker:
-    """Routes events to subscription queues and holds work queues, by name."""
+    """Routes events to subscription queues and holds work queues, by name.
+
+    Routing walks a token trie of the bindings (``Sublist``), so its cost grows with the
+    subject's tokens, not with the number of subscriptions; its cache of routes is bounded.
+    ``capacity``: the ``MemoryQueue.capacity`` of queues made from now on.
+    """
 
     def __init__(self) -> None:
         self.queues: dict[str, MemoryQueue] = {}
         self.inboxes: dict[str, ReplyMap] = {}
-        self._event_bindings: list[tuple[str, MemoryQueue]] = []
-        self._rpc_bindings: list[tuple[str, MemoryQueue]] = []
-        self._routes: dict[str, list[MemoryQueue]] = {}
+        self.capacity = QUEUE_CAPACITY
+        self.events: Sublist[MemoryQueue] = Sublist()
+        """Subscription queues by the subject pattern they are bound to."""
+        self.rpc: Sublist[MemoryQueue] = Sublist()
+        """RPC queues by the subject (pattern) they serve."""
         self.taps: list[Tap] = []
 
     def tell(self, tapped: Tapped) -> None:
@@ -161,25 +213,21 @@ class MemoryBroker:
         for tap in self.taps:
             tap(tapped)
 
-    def route(self, subject: str) -> list[MemoryQueue]:
+    def route(self, subject: str) -> tuple[MemoryQueue, ...]:
         """The subscription queues an event on ``subject`` goes to."""
-        queues = self._routes.get(subject)
-        if queues is None:
-            queues = [q for p, q in self._event_bindings if subjects.matches(p, subject)]
-            self._routes[subject] = queues
-        return queues
+        return self.events.match(subject)
 
     def servers(self, subject: str) -> list[MemoryQueue]:
         """The RPC queues serving ``subject`` that have a consumer now."""
-        return [q for p, q in self._rpc_bindings if q.consumers and subjects.matches(p, subject)]
+        return [queue for queue in self.rpc.match(subject) if queue.consumers]
 
     def event_queue(self, name: str, pattern: str, *, keep: bool) -> MemoryQueue:
         """The subscription queue ``name`` bound to ``pattern``, made on first use."""
-        return self._queue(name, pattern, keep=keep, bindings=self._event_bindings)
+        return self._queue(name, pattern, keep=keep, bindings=self.events)
 
     def rpc_queue(self, subject: str) -> MemoryQueue:
         """The queue shared by every server of ``subject``."""
-        return self._queue(f"rpc:{subject}", subject, keep=False, bindings=self._rpc_bindings)
+        return self._queue(f"rpc:{subject}", subject, keep=False, bindings=self.rpc)
 
     def work_queue(self, name: str, delivery_limit: int, *, strict: bool = True) -> MemoryQueue:
         """The work queue ``name``, made on first use by a producer or a worker. ``strict`` (a
@@ -187,7 +235,9 @@ class MemoryBroker:
         a producer uses it as it is."""
         queue = self.queues.get(f"work:{name}")
         if queue is None:
-            queue = MemoryQueue(name, keep=True, delivery_limit=delivery_limit)
+            queue = MemoryQueue(
+                name, keep=True, delivery_limit=delivery_limit, capacity=self.capacity
+            )
             self.queues[f"work:{name}"] = queue
         elif strict and queue.delivery_limit != delivery_limit:
             raise DeclarationConflict(
@@ -203,29 +253,24 @@ class MemoryBroker:
     def release(self, queue: MemoryQueue) -> None:
         """A consumer left ``queue``: delete it if it is not kept and nobody consumes it."""
         queue.consumers -= 1
+        if queue.consumers <= 0:
+            queue.make_room(always=True)  # nobody takes from it: its producers stop waiting
         if queue.keep or queue.consumers > 0:
             return
-        for key, known in list(self.queues.items()):
-            if known is queue:
-                del self.queues[key]
-        self._event_bindings = [(p, q) for p, q in self._event_bindings if q is not queue]
-        self._rpc_bindings = [(p, q) for p, q in self._rpc_bindings if q is not queue]
-        self._routes.clear()
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+        if queue.pattern is not None:
+            self.events.remove(queue.pattern, queue)
+            self.rpc.remove(queue.pattern, queue)
 
     def _queue(
-        self,
-        name: str,
-        pattern: str,
-        *,
-        keep: bool,
-        bindings: list[tuple[str, MemoryQueue]],
+        self, name: str, pattern: str, *, keep: bool, bindings: Sublist[MemoryQueue]
     ) -> MemoryQueue:
         queue = self.queues.get(name)
         if queue is None:
-            queue = MemoryQueue(name, keep=keep, pattern=pattern)
+            queue = MemoryQueue(name, keep=keep, pattern=pattern, capacity=self.capacity)
             self.queues[name] = queue
-            bindings.append((pattern, queue))
-            self._routes.clear()
+            bindings.insert(pattern, queue)
         return queue
 
 

@@ -27,32 +27,38 @@ class MemoryTransport:
     """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract."""
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
+        options = dict(options)
+        capacity = options.pop("queue_capacity", None)
         if options:
-            raise ConfigurationError(f"memory:// takes no transport options, got {sorted(options)}")
+            raise ConfigurationError(
+                f"memory:// takes no transport options but queue_capacity, got {sorted(options)}"
+            )
         parts = urlsplit(url)
         self.url = mask_url(url)
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
+        if capacity is not None:
+            if not isinstance(capacity, int) or capacity < 1:
+                raise ConfigurationError(
+                    f"queue_capacity must be a positive int (items per queue), got {capacity!r}"
+                )
+            self.broker.capacity = capacity
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []
-        self._connected = False
+        self.connected = False
         self.events = MemoryEvents(self)
         self.requests = MemoryRequests(self)
         self.jobs = MemoryJobs(self)
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
     async def connect(self) -> None:
         self.broker.inboxes[self.inbox] = self.replies
-        self._connected = True
+        self.connected = True
 
     async def close(self) -> None:
-        if not self._connected:
+        if not self.connected:
             return
-        self._connected = False
+        self.connected = False
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
@@ -68,7 +74,7 @@ class MemoryTransport:
     def check(self, envelope: Envelope | None = None) -> None:
         """Raise ``BrokerError`` unless connected, ``MessageTooLarge`` for headers over
         ``MAX_HEADER_BYTES`` (as on every broker, so tests on memory catch them)."""
-        if not self._connected:
+        if not self.connected:
             raise BrokerError.not_connected(self.url)
         if envelope is not None and envelope.headers:
             check_headers(envelope.headers, self.url)

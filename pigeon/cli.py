@@ -198,7 +198,11 @@ def enqueue(
 ) -> None:
     """Store one JSON job on a work queue, now or later (--delay or --at)."""
     job = _json(body)
-    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
+    try:  # bad input is refused before any broker is asked for
+        due = delays.parse_time(at)
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from exc
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=due))
 
 
 @dlq.command("ls")

@@ -266,9 +266,7 @@ async def test_a_delayed_job_that_fell_due_is_ready_with_no_worker(
         await wait_for(due, what="the due job counted as ready")
 
 
-async def test_a_dead_letter_queue_is_not_read_as_a_work_queue(
-    make_app: MakeApp, uid: str
-) -> None:
+async def test_a_dead_letter_queue_is_not_read_as_a_work_queue(make_app: MakeApp, uid: str) -> None:
     app = make_app()
     queue = f"{uid}.work"
 

@@ -64,7 +64,8 @@ async def read(redis: Redis, url: str, keys: Keys, queue: str) -> Backlog:
         heads = _Heads(
             stream, keys.delayed(queue), group["last-delivered-id"], returned, delayed, now_ms
         )
-        due, age = await _due_and_age(redis, heads) if int(length) > unacked or delayed else (0, 0.0)
+        waiting = int(length) > unacked or delayed
+        due, age = await _due_and_age(redis, heads) if waiting else (0, 0.0)
     ready = int(length) - unacked + due
     seen = sum(1 for _, until in live if until > now_ms)
     return Backlog(ready, unacked, int(dead), seen, age)

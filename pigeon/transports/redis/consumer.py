@@ -277,9 +277,9 @@ class StreamConsumer:
         """Every third of ``claim_idle``: beat, and claim the entries in hand again."""
         while True:
             if self._heartbeat is not None:
-                args = [self._name, self._claim_idle_ms]
+                beat: list[EncodableT] = [self._name, self._claim_idle_ms]
                 with contextlib.suppress(*CLIENT_ERRORS):
-                    await self._scripts.beat(keys=[self._heartbeat], args=args)
+                    await self._scripts.beat(keys=[self._heartbeat], args=beat)
             await asyncio.sleep(self._claim_idle_ms / 3000)
             held = list(self._unsettled)
             if held:

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import types
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
+from pigeon.deduplicate import scoped
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
 from pigeon.lifespan import enter as enter_lifespans
@@ -23,7 +24,7 @@ from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
-from pigeon.routing import Route, Router, duplicate_message
+from pigeon.routing import Lifespan, Route, Router, check_clash
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
@@ -72,6 +73,9 @@ class App(Router):
         self.middleware = check(middleware)
         self._send = send_steps(self.middleware)
         self._lifespan_exit: contextlib.AsyncExitStack | None = None
+        self._undo_state: Callable[[], None] | None = None
+        self._instance = uuid.uuid4().hex[:12]
+        """Tells this App's plain subscribers apart from another App's, for ``Deduplicate``."""
         self.state: Any = types.SimpleNamespace()
         """Resources for handlers and dependencies: set by the lifespans (attributes, or what they
         yield)."""
@@ -82,7 +86,6 @@ class App(Router):
         self.settings = QueueSettings(delivery_limit=delivery_limit, passive=passive)
         self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
-        self._exclusive: set[tuple[str, str]] = set()
         self._subscriptions: list[Subscription] = []
         self._running = False
         self._stop_requested: asyncio.Event | None = None
@@ -129,9 +132,7 @@ class App(Router):
         if self._running:
             raise ConfigurationError("register handlers before the App starts")
         subjects.validate(route.subject, wildcards=route.kind != "worker")
-        if route.kind != "subscribe" and (route.kind, route.subject) in self._exclusive:
-            raise ConfigurationError(duplicate_message(route))
-        self._exclusive.add((route.kind, route.subject))
+        check_clash(self._routes, route)
         self._routes.append(route)
         self._handlers.append(self._serve(route))
 
@@ -173,9 +174,10 @@ class App(Router):
         self._running = True
         try:
             await self._enter_lifespan()
-            for handler in self._handlers:
-                if self.middleware:
-                    handler = replace(handler, middleware=(*self.middleware, *handler.middleware))
+            for route, handler in zip(self._routes, self._handlers, strict=True):
+                middleware = scoped((*self.middleware, *handler.middleware), self._scope(route))
+                if middleware != handler.middleware:
+                    handler = replace(handler, middleware=middleware)
                 self._subscriptions.append(await handler.start(self.transport))
         except BaseException:
             await self.close()
@@ -183,8 +185,33 @@ class App(Router):
         self.ready = True
 
     async def _enter_lifespan(self) -> None:
+        if self._undo_state is not None:  # what the previous start put on app.state
+            self._undo_state()
         own, included = self._lifespan, self._included_lifespans
-        self._lifespan_exit = await enter_lifespans(self, own, included)
+        self._lifespan_exit, self._undo_state = await enter_lifespans(self, own, included)
+
+    def _scope(self, route: Route) -> str:
+        """Who handles ``route``'s messages, for ``Deduplicate``'s keys: the group or durable
+        name its members share, else (a plain subscriber gets every event) the function in this
+        App; for rpc and workers the subject or queue (in the key already) says it all."""
+        if route.kind != "subscribe":
+            return ""
+        group, durable = route.options["group"], route.options["durable"]
+        if group is not None or durable is not None:
+            return f"group={group or ''},durable={durable or ''}"
+        fn = route.handler.fn
+        return f"{getattr(fn, '__module__', '')}.{route.handler.name}@{self._instance}"
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``run()`` was asked to stop (a second SIGINT or SIGTERM then exits at once)."""
+        return self._stop_requested is not None and self._stop_requested.is_set()
+
+    def lifespan(self, fn: Lifespan) -> Lifespan:
+        """``Router.lifespan``; raises ``ConfigurationError`` once the App started."""
+        if self._running:
+            raise ConfigurationError("set the lifespan before the App starts")
+        return super().lifespan(fn)
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
@@ -214,33 +241,13 @@ class App(Router):
         await self.close()
 
     async def run(self) -> None:
-        """Serve until SIGINT or SIGTERM (or ``stop()``), then close gracefully."""
-        loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self.stop)
-        try:
-            async with self:
-                log.info(
-                    "pigeon: %r serving %d handlers (pid %d)",
-                    self,
-                    len(self._handlers),
-                    os.getpid(),
-                )
-                await self._stop_requested.wait()
-                from pigeon.running import exit_at_once  # here: running imports App
+        """Serve until SIGINT or SIGTERM (or ``stop()``), then close gracefully. A signal while
+        starting (a lifespan or the broker slow to answer) cancels the start, and ``run``
+        returns once what was entered is left. Once stopping, a second signal exits at once."""
+        from pigeon.running import run_until_stopped  # here: running imports App
 
-                for sig in signals:  # a second signal: a cold shutdown
-                    loop.add_signal_handler(sig, exit_at_once, sig)
-                log.info(
-                    "pigeon: stopping, draining handlers for up to %gs (a second signal exits at "
-                    "once)",
-                    self.shutdown_timeout,
-                )
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+        self._stop_requested = asyncio.Event()
+        await run_until_stopped(self, self._stop_requested)
 
     def stop(self) -> None:
         """Ask a running ``run()`` to close gracefully."""

@@ -29,8 +29,10 @@ cli = typer.Typer(help="pigeon: messaging patterns over NATS, RabbitMQ, Redis an
 dlq = typer.Typer(help="Inspect, replay and purge a work queue's dead letters.")
 cli.add_typer(dlq, name="dlq")
 
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="Broker URL; default: $PIGEON_URL, else memory://")
+UrlOption = Annotated[str | None, typer.Option("--url", help="Broker URL; default: $PIGEON_URL")]
+RunUrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Broker URL; default: $PIGEON_URL, else the App's own"),
 ]
 
 
@@ -55,7 +57,7 @@ def load_app(target: str) -> App:
 @cli.command()
 def run(
     target: Annotated[str, typer.Argument(help="The App to serve, as module:app")],
-    url: UrlOption = None,
+    url: RunUrlOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each its own App")] = 1,
     shutdown_timeout: Annotated[
         float | None, typer.Option(help="Seconds to let handlers in flight finish on SIGTERM")
@@ -202,8 +204,13 @@ def enqueue(
 @dlq.command("ls")
 def dlq_ls(queue: str, url: UrlOption = None) -> None:
     """Count a queue's dead letters."""
-    letters = _with_app(url, lambda app: app.dead_letters(queue))
-    typer.echo(f"{queue}: {len(letters)} dead letters")
+
+    async def count(app: App) -> int:
+        if not await _exists(app, queue):
+            raise PigeonError(f"work queue {queue!r} does not exist on {app.transport.url}")
+        return len(await app.dead_letters(queue))
+
+    typer.echo(f"{queue}: {_plural(_with_app(url, count), 'dead letter')}")
 
 
 @dlq.command("show")
@@ -229,7 +236,7 @@ def dlq_replay(
     from pigeon import status as view
 
     moved = _with_app(url, lambda app: view.replay(app, queue, limit))
-    typer.echo(f"{queue}: replayed {moved} dead letters")
+    typer.echo(f"{queue}: replayed {_plural(moved, 'dead letter')}")
 
 
 @dlq.command("purge")
@@ -242,7 +249,7 @@ def dlq_purge(
     if not yes:
         raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
     purged = _with_app(url, lambda app: app.purge_dead_letters(queue))
-    typer.echo(f"{queue}: purged {purged} dead letters")
+    typer.echo(f"{queue}: purged {_plural(purged, 'dead letter')}")
 
 
 @cli.command()
@@ -265,7 +272,7 @@ def status(
     if url and target:
         os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
     try:
-        app = load_app(target) if target else App(url)
+        app = load_app(target) if target else App(_broker_url(url))
     except ConfigurationError as exc:  # a bad URL: as every other command says it
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIGURATION) from exc
@@ -293,11 +300,42 @@ def describe(letter: Message) -> str:
 
 
 def _with_app(url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
+    """Run ``action`` on an App connected to ``url`` (else ``$PIGEON_URL``). A command that
+    talks to a broker never falls back to memory:// (it would answer from an empty broker of its
+    own): without a URL it exits 2 saying what to set. The App only sends and reads, so it uses
+    queues as they exist whatever their settings."""
+    given = _broker_url(url)
+
     async def go() -> T:
-        async with App(url) as app:
+        async with App(given) as app:
             return await action(app)
 
     return _run(go())
+
+
+def _broker_url(url: str | None) -> str:
+    """``url``, else ``$PIGEON_URL``; without either, exit 2 saying what to set."""
+    url = url or os.environ.get("PIGEON_URL")
+    if not url:
+        typer.echo(
+            "error: this command talks to a broker: give --url (e.g. --url "
+            "nats://127.0.0.1:4222) or set PIGEON_URL; --url memory:// is an empty in-process "
+            "broker of this command's own",
+            err=True,
+        )
+        raise typer.Exit(EXIT_CONFIGURATION)
+    return url
+
+
+async def _exists(app: App, queue: str) -> bool:
+    """Whether the work queue ``queue`` exists; ``True`` where the transport cannot tell."""
+    exists = getattr(app.transport.jobs, "exists", None)
+    return True if exists is None else bool(await exists(queue))
+
+
+def _plural(count: int, noun: str) -> str:
+    """``1 dead letter``, ``2 dead letters``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _run(work: Awaitable[T]) -> T:

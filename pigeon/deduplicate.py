@@ -9,6 +9,7 @@ the sender's message id, which a retried publish keeps. ``MemoryStore`` remember
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any, Protocol
@@ -87,10 +88,13 @@ class Deduplicate:
     ``store`` holds the keys (``MemoryStore()``, ``RedisStore(url)``); ``ttl`` is how long, in
     seconds, a handled id is remembered: longer than a message can take to come back (the
     broker's redelivery delays, a worker's restart). The key is the pattern, the declared subject
-    or queue and the message id, so each handler of an event deduplicates on its own. A message
-    is remembered only once its handler returned: one that failed runs again. Two deliveries of
-    one message at the very same time may both run. A skipped message is acked; for an rpc the
-    reply is ``None``.
+    or queue, who handles it and the message id, so each handler of an event deduplicates on its
+    own: a work queue's workers (or an rpc subject's servers) in every App share their keys, as
+    do a subscriber group's members (or a durable subscription's), while a plain subscriber is
+    keyed on its function and its App, since each of those gets every event. One
+    ``Deduplicate`` (and store) may serve any number of handlers. A message is remembered only
+    once its handler returned: one that failed runs again. Two deliveries of one message at the
+    very same time may both run. A skipped message is acked; for an rpc the reply is ``None``.
     """
 
     def __init__(self, store: DeduplicationStore, *, ttl: float = 24 * 3600.0) -> None:
@@ -98,10 +102,15 @@ class Deduplicate:
             raise ConfigurationError(f"Deduplicate(ttl={ttl!r}): give a positive number of seconds")
         self.store = store
         self.ttl = float(ttl)
+        self.scope = ""
+        """Who handles the messages, in the keys; set per handler by the App (``scoped``)."""
+
+    def __repr__(self) -> str:
+        return f"Deduplicate({self.store!r}, ttl={self.ttl:g})"
 
     async def handle(self, message: Message, call_next: CallNext) -> Any:
         """Call the handler unless ``message``'s id was handled; remember it once it returned."""
-        key = f"{message.pattern}:{message.route}:{message.message_id}"
+        key = f"{message.pattern}:{message.route}:{self.scope}:{message.message_id}"
         if await self.store.seen(key):
             log.info(
                 "pigeon: skipped duplicate subject=%s message_id=%s",
@@ -112,3 +121,17 @@ class Deduplicate:
         result = await call_next(message)
         await self.store.remember(key, self.ttl)
         return result
+
+
+def scoped(middleware: tuple[Any, ...], scope: str) -> tuple[Any, ...]:
+    """``middleware`` with each ``Deduplicate`` keyed on ``scope`` (who handles the messages:
+    ``App`` computes it per handler); a copy sharing the store and ttl."""
+    if not scope or not any(isinstance(m, Deduplicate) for m in middleware):
+        return middleware
+    return tuple(_scoped(m, scope) if isinstance(m, Deduplicate) else m for m in middleware)
+
+
+def _scoped(deduplicate: Deduplicate, scope: str) -> Deduplicate:
+    copied = copy.copy(deduplicate)
+    copied.scope = scope
+    return copied

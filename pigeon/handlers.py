@@ -17,6 +17,7 @@ from pigeon.dependencies import Dependencies, Depends, depends_of
 from pigeon.dependencies import build as build_dependencies
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Message
+from pigeon.middleware import expired_timeout, lift_deadlines
 
 Runs = Literal["coroutine", "loop", "thread"]
 
@@ -86,7 +87,7 @@ class HandlerSpec:
             return self.fn(body, **kwargs)  # type: ignore[no-any-return]
         if self.runs == "loop":
             return _in_loop(self.fn, body, kwargs)
-        return _in_thread(self.fn, body, kwargs)
+        return _in_thread(self.fn, body, kwargs, self.app)
 
     async def _call_resolved(
         self, body: Any, message: Message | None, kwargs: dict[str, Any]
@@ -96,9 +97,26 @@ class HandlerSpec:
         if not dependencies.needs_cleanup:
             kwargs.update(await dependencies.resolve(message, self.app, None))
             return await self._invoke(body, kwargs)
+        failure: BaseException | None = None
         async with AsyncExitStack() as stack:
-            kwargs.update(await dependencies.resolve(message, self.app, stack))
-            return await self._invoke(body, kwargs)
+            try:
+                kwargs.update(await dependencies.resolve(message, self.app, stack))
+                return await self._invoke(body, kwargs)
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                lift_deadlines()  # Timeout bounds the call, not the cleanup after it
+        # Only reached when a generator dependency swallowed ``failure`` at its yield: cleanup
+        # cannot turn a failed (or cancelled) call into a success.
+        assert failure is not None
+        log.error(
+            "pigeon: a dependency of handler %s swallowed its %s; the call fails with it anyway "
+            "(re-raise in the dependency's except, or clean up in a finally)",
+            self.name,
+            type(failure).__name__,
+        )
+        raise failure
 
 
 async def _in_loop(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) -> Any:
@@ -106,26 +124,32 @@ async def _in_loop(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) ->
     return await result if inspect.isawaitable(result) else result
 
 
-async def _in_thread(fn: Callable[..., Any], body: Any, kwargs: dict[str, Any]) -> Any:
+async def _in_thread(
+    fn: Callable[..., Any], body: Any, kwargs: dict[str, Any], app: Any = None
+) -> Any:
     thread = asyncio.ensure_future(asyncio.to_thread(fn, body, **kwargs))
     try:
         result = await asyncio.shield(thread)
     except asyncio.CancelledError:
-        result = await _outlive(thread, getattr(fn, "__qualname__", repr(fn)))
+        result = await _outlive(thread, getattr(fn, "__qualname__", repr(fn)), app)
     return await result if inspect.isawaitable(result) else result
 
 
-async def _outlive(thread: asyncio.Future[Any], name: str) -> Any:
+async def _outlive(thread: asyncio.Future[Any], name: str, app: Any = None) -> Any:
     """The result of a sync handler's ``thread`` whose call was cancelled (``shutdown_timeout``
     ended, a ``Timeout``): a thread cannot be interrupted, so wait for it, logging every
     ``THREAD_LOG_EVERY`` seconds, lest its message be handed back while it runs. If the handler
-    returned, the cancellation is withdrawn and its result stands (the job is acked, done once);
-    if it raised, the cancellation goes on (``CancelledError``)."""
+    returned, the cancellation is withdrawn and its result stands (the job is acked, done once).
+    If it raised: after a ``Timeout`` (and nothing else cancelled the call) its own exception
+    fails the call; else the cancellation goes on (``CancelledError``)."""
+    timeout = expired_timeout()
     task, cancels, waited = asyncio.current_task(), 1, 0.0
+    stopping = app is not None and getattr(app, "stopping", False)
     log.warning(
-        "pigeon: sync handler %s cannot be interrupted; waiting for its thread to end (a second "
-        "SIGINT or SIGTERM exits at once)",
+        "pigeon: sync handler %s %s; a thread cannot be interrupted: waiting for it to end%s",
         name,
+        "was cancelled" if timeout is None else f"exceeded Timeout({timeout:g}s)",
+        " (a second SIGINT or SIGTERM exits at once)" if stopping else "",
     )
     while not thread.done():
         try:
@@ -136,7 +160,13 @@ async def _outlive(thread: asyncio.Future[Any], name: str) -> Any:
         if not thread.done():
             waited += THREAD_LOG_EVERY
             log.warning("pigeon: sync handler %s still running, %gs past its cancel", name, waited)
-    if thread.cancelled() or thread.exception() is not None:
+    if thread.cancelled():
+        raise asyncio.CancelledError
+    error = thread.exception()
+    if error is not None and timeout is not None and cancels == 1:
+        error.add_note(f"raised by sync handler {name} after it exceeded Timeout({timeout:g}s)")
+        raise error
+    if error is not None:
         raise asyncio.CancelledError
     if task is not None:
         for _ in range(cancels):
@@ -147,7 +177,8 @@ async def _outlive(thread: asyncio.Future[Any], name: str) -> Any:
 def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSpec:
     """Read ``fn``'s signature and build its decoder; ``ConfigurationError`` saying how to fix it.
 
-    The first parameter receives the body and must be annotated with its type; one more parameter
+    The first parameter receives the body and must be annotated with its type (a dependency,
+    ``Message`` or ``App`` there is refused: there are no body-less handlers); one more parameter
     annotated ``Message`` may follow, and parameters annotated ``Annotated[T, Depends(fn)]``; any
     other parameter needs a default. The dependency graph is built here (``pigeon.dependencies``).
     """
@@ -167,11 +198,7 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
             "e.g. 'async def handle(order: Order) -> None'"
         )
     body = params[0]
-    if body.name not in hints or hints[body.name] is Message:
-        raise ConfigurationError(
-            f"handler {name}: annotate its first parameter {body.name!r} with the message type "
-            "(a pydantic model, dataclass, bytes, str or dict): it decides how bodies are decoded"
-        )
+    _check_body(fn, name, body, hints)
     depends = _depends_params(fn, params[1:])
     rest = [p for p in params[1:] if p.name not in depends]
     return HandlerSpec(
@@ -238,6 +265,35 @@ def _annotated(fn: Callable[..., Any]) -> Any:
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _check_body(
+    fn: Callable[..., Any], name: str, body: inspect.Parameter, hints: dict[str, Any]
+) -> None:
+    """``ConfigurationError`` unless ``body``, the first parameter, can take the message body:
+    annotated, and neither a dependency, ``Message`` nor ``App`` (those are filled by pigeon, so a
+    handler without a body parameter would get the body in one of them)."""
+    from pigeon.app import App  # here: app imports this module
+
+    annotation = typing.get_type_hints(_annotated(fn), include_extras=True).get(body.name)
+    if depends_of(annotation) is not None:
+        raise ConfigurationError(
+            f"handler {name}: its first parameter {body.name!r} is a dependency, but the first "
+            "parameter receives the message body: add a body parameter first, annotated with the "
+            "message type (e.g. 'async def handle(order: Order, conn: Annotated[...]) -> None')"
+        )
+    hint = hints.get(body.name)
+    if isinstance(hint, type) and issubclass(hint, Message | App):
+        raise ConfigurationError(
+            f"handler {name}: its first parameter {body.name!r} is annotated {hint.__name__}, but "
+            "the first parameter receives the message body: add a body parameter first, annotated "
+            "with the message type (bytes if the handler ignores it)"
+        )
+    if hint is None:
+        raise ConfigurationError(
+            f"handler {name}: annotate its first parameter {body.name!r} with the message type "
+            "(a pydantic model, dataclass, bytes, str or dict): it decides how bodies are decoded"
+        )
 
 
 def _depends_params(fn: Callable[..., Any], rest: list[inspect.Parameter]) -> dict[str, Depends]:

@@ -3,14 +3,17 @@ the last one drained.
 
 An App enters its own lifespan first, then its routers', in the order it included them (a router's
 own before those of the routers it included); it leaves them in the reverse order. The App's
-lifespan may yield any object, which becomes ``app.state``; a router's lifespan shares
-``app.state`` with the others, so it yields ``None`` (having set attributes itself) or a mapping of
-names to values, each set on ``app.state``.
+lifespan may yield a mapping of names to values, each set on ``app.state``, or any other object,
+which becomes ``app.state``; a router's lifespan shares ``app.state`` with the others, so it yields
+``None`` (having set attributes itself) or such a mapping. A name is set once per start: a clash
+with one set already is a ``ConfigurationError``. ``app.state`` stays readable after close; the
+next start first undoes what the previous one put there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -24,55 +27,117 @@ LifespanFactory = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 def factory(fn: Callable[..., Any]) -> LifespanFactory:
     """``fn`` as a lifespan factory: an async generator function taking the App, or a function
-    returning an async context manager. Raises ``ConfigurationError`` for anything else."""
+    returning an async context manager. Raises ``ConfigurationError`` for anything else that can
+    be told apart before it is called (a sync generator, an ``async def`` without ``yield``)."""
     if inspect.isasyncgenfunction(fn):
         return contextlib.asynccontextmanager(fn)
+    name = getattr(fn, "__qualname__", repr(fn))
+    if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+        kind = "generator" if inspect.isgeneratorfunction(fn) else "coroutine"
+        raise ConfigurationError(
+            f"lifespan {name} is a {kind} function: write an async generator function, 'async "
+            "def lifespan(app): ...; yield; ...' (or a function returning an async context "
+            "manager)"
+        )
     if callable(fn):
         return fn
     raise ConfigurationError(f"lifespan {fn!r}: decorate an async generator function")
 
 
+Undo = Callable[[], None]
+"""Puts ``app.state`` back as it was before the lifespans were entered."""
+
+
 async def enter(
     app: Any, own: LifespanFactory | None, included: Sequence[LifespanFactory]
-) -> AsyncExitStack:
+) -> tuple[AsyncExitStack, Undo]:
     """Enter ``own`` (the App's), then ``included`` (its routers'), in order; returns the stack
-    whose ``aclose()`` leaves them in reverse. A failure entering one leaves those entered and
-    raises it; a router lifespan yielding neither ``None`` nor a mapping of new names raises
-    ``ConfigurationError``."""
+    whose ``aclose()`` leaves them in reverse, and how to undo what they put on ``app.state``
+    (for the next start; ``app.state`` stays readable after close). A failure entering one
+    leaves those entered and raises it, even if one of them swallowed it at its ``yield``. A
+    mapping yielded is set on ``app.state`` name by name (``ConfigurationError`` for a name set
+    already or not an identifier); any other object the App's lifespan yields becomes
+    ``app.state``; a router's must yield ``None`` or a mapping."""
+    before, provided = app.state, set[str]()
+    failure: BaseException | None = None
     async with AsyncExitStack() as stack:
-        if own is not None:
-            value = await stack.enter_async_context(own(app))
-            if value is not None:
-                app.state = value
-        provided: set[str] = set()
-        for lifespan in included:
-            value = await stack.enter_async_context(lifespan(app))
-            _provide(app.state, value, lifespan, provided)
-        return stack.pop_all()
+        try:
+            if own is not None:
+                value = await stack.enter_async_context(_opened(own, app))
+                if value is not None and not isinstance(value, Mapping):
+                    app.state = value
+                else:
+                    _provide(app.state, value, own, provided, router=False)
+            for lifespan in included:
+                value = await stack.enter_async_context(_opened(lifespan, app))
+                _provide(app.state, value, lifespan, provided, router=True)
+            return stack.pop_all(), functools.partial(_undo, app, before, provided)
+        except BaseException as exc:
+            failure = exc
+            raise
+    assert failure is not None  # a lifespan swallowed it at its yield: the start still fails
+    raise failure
 
 
-def _provide(state: Any, value: Any, lifespan: LifespanFactory, provided: set[str]) -> None:
-    """Set each item of the mapping ``value`` a router's ``lifespan`` yielded on ``state``."""
+def _opened(lifespan: LifespanFactory, app: Any) -> AbstractAsyncContextManager[Any]:
+    manager = lifespan(app)
+    if not hasattr(manager, "__aenter__") or not hasattr(manager, "__aexit__"):
+        raise ConfigurationError(
+            f"lifespan {_name(lifespan)} returned {type(manager).__name__}, not an async context "
+            "manager: write an async generator function taking the App"
+        )
+    return manager
+
+
+def _undo(app: Any, before: Any, provided: set[str]) -> None:
+    app.state = before
+    for name in provided:
+        with contextlib.suppress(AttributeError):
+            delattr(before, name)
+
+
+def _provide(
+    state: Any, value: Any, lifespan: LifespanFactory, provided: set[str], *, router: bool
+) -> None:
+    """Set each item of the mapping ``value`` a ``lifespan`` yielded on ``state``."""
     if value is None:
         return
-    name = getattr(lifespan, "__qualname__", repr(lifespan))
+    name = f"{'router ' if router else ''}lifespan {_name(lifespan)}"
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise ConfigurationError(
-            f"router lifespan {name} yielded {type(value).__name__}: yield None, or a mapping of "
+            f"{name} yielded {type(value).__name__}: yield None, or a mapping of "
             "names to values to set on app.state"
         )
-    clash = provided.intersection(value)
-    if clash:
-        raise ConfigurationError(
-            f"router lifespan {name} provides app.state.{min(clash)}, which another router's "
-            "lifespan provides already: rename one"
-        )
+    for key in value:
+        _check_name(state, key, name, provided)
     provided.update(value)
     for key, item in value.items():
         try:
             setattr(state, key, item)
         except AttributeError as error:
             raise ConfigurationError(
-                f"router lifespan {name} cannot set app.state.{key} on the "
+                f"{name} cannot set app.state.{key} on the "
                 f"{type(state).__name__} the App's lifespan yielded: yield a mutable object"
             ) from error
+
+
+def _check_name(state: Any, key: str, name: str, provided: set[str]) -> None:
+    if not key.isidentifier() or key.startswith("__"):
+        raise ConfigurationError(
+            f"{name} yielded the name {key!r}: app.state names must be identifiers, not "
+            "starting with '__'"
+        )
+    if key in provided:
+        raise ConfigurationError(
+            f"{name} provides app.state.{key}, which another router's lifespan (or the App's) "
+            "provides already: rename one"
+        )
+    if hasattr(state, key):
+        raise ConfigurationError(
+            f"{name} provides app.state.{key}, but app.state.{key} is set already (by the App's "
+            "lifespan, or before start): rename one"
+        )
+
+
+def _name(lifespan: Any) -> str:
+    return getattr(lifespan, "__qualname__", None) or repr(lifespan)

@@ -19,6 +19,7 @@ a ``Message`` is built only for a handler or middleware that asks for one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -81,20 +82,41 @@ Middleware: TypeAlias = HandleMiddleware | SendMiddleware | SettleMiddleware
 SettleHook: TypeAlias = Callable[[Message, Outcome], Awaitable[None]]
 
 
-def check(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
-    """``middleware`` as a tuple; ``ConfigurationError`` for an object that is not a middleware."""
+def check(middleware: Sequence[Middleware], where: str = "App") -> tuple[Middleware, ...]:
+    """``middleware`` as a tuple; ``ConfigurationError`` for an object that is not a middleware,
+    or one that would never run ``where`` it is installed: only ``send`` on a ``"Router"`` or a
+    handler (``"subscribe"``, ``"rpc"``, ``"worker"``), only ``settled`` on a handler that is
+    not a worker."""
     if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence):
         raise ConfigurationError(f"middleware={middleware!r}: give a list of middleware objects")
     for item in middleware:
-        if not isinstance(item, HandleMiddleware | SendMiddleware | SettleMiddleware):
-            raise ConfigurationError(
-                f"{item!r} is not a middleware: give an object with an async 'handle(message, "
-                "call_next)', 'send(message, call_next)' and/or 'settled(message, outcome)' "
-                "method (an instance, not a class)"
-            )
-        if isinstance(item, type):
-            raise ConfigurationError(f"middleware {item.__name__}: pass an instance, not the class")
+        _check_one(item, where)
     return tuple(middleware)
+
+
+def _check_one(item: Any, where: str) -> None:
+    if not isinstance(item, HandleMiddleware | SendMiddleware | SettleMiddleware):
+        raise ConfigurationError(
+            f"{item!r} is not a middleware: give an object with an async 'handle(message, "
+            "call_next)', 'send(message, call_next)' and/or 'settled(message, outcome)' "
+            "method (an instance, not a class)"
+        )
+    if isinstance(item, type):
+        raise ConfigurationError(f"middleware {item.__name__}: pass an instance, not the class")
+    if where == "App" or isinstance(item, HandleMiddleware):
+        return
+    place = "a Router" if where == "Router" else f"a {where} handler"
+    if not isinstance(item, SettleMiddleware):
+        raise ConfigurationError(
+            f"middleware {item!r} only has 'send', which never runs on {place}: send middleware "
+            "belongs to the App (App(middleware=[...]) or app.use(...)), around every publish, "
+            "request and enqueue"
+        )
+    if where in ("subscribe", "rpc"):
+        raise ConfigurationError(
+            f"middleware {item!r} only has 'settled', which never runs on {place}: only workers "
+            "settle deliveries; install it on a worker, a Router or the App"
+        )
 
 
 def handle_chain(middleware: Sequence[Middleware], innermost: CallNext) -> CallNext | None:
@@ -131,11 +153,28 @@ async def report_settled(hooks: Sequence[SettleHook], message: Message, outcome:
 def run_send(
     steps: Sequence[Callable[..., Awaitable[Any]]], message: Message, deliver: CallNext
 ) -> Awaitable[Any]:
-    """Pass ``message`` through every send step (at least one), then to ``deliver``."""
+    """Pass ``message`` through every send step (at least one), then to ``deliver``. A request
+    whose chain returns no reply ``Message`` (a step returned without calling ``call_next``)
+    raises ``ConfigurationError``; a publish or enqueue so skipped is not sent."""
     call = deliver
     for send in reversed(steps[1:]):
         call = _bind(send, call)
+    if message.pattern == "request":
+        return _reply_of(steps, message, call)
     return steps[0](message, call)
+
+
+async def _reply_of(
+    steps: Sequence[Callable[..., Awaitable[Any]]], message: Message, call: CallNext
+) -> Message:
+    reply = await steps[0](message, call)
+    if not isinstance(reply, Message):
+        raise ConfigurationError(
+            f"send middleware returned {reply!r:.60} for a request to "
+            f"{message.subject!r} instead of the reply Message: a send middleware must return "
+            "what 'await call_next(message)' returned (a request cannot be skipped), or raise"
+        )
+    return reply
 
 
 def _bind(step: Callable[[Message, CallNext], Awaitable[Any]], call_next: CallNext) -> CallNext:
@@ -145,12 +184,39 @@ def _bind(step: Callable[[Message, CallNext], Awaitable[Any]], call_next: CallNe
     return call
 
 
-class Timeout:
-    """Cancel a handler call that runs longer than ``seconds`` and fail it with ``TimeoutError``.
+_DEADLINES: contextvars.ContextVar[tuple[tuple[asyncio.Timeout, float], ...]] = (
+    contextvars.ContextVar("pigeon_deadlines", default=())
+)
+"""The ``Timeout`` scopes around the handler call running in this task, with their seconds."""
 
-    The failure is handled like any other: a worker's ``Retry``, ``Redeliver`` and dead letters
-    apply, an rpc caller gets ``RemoteError`` (type ``TimeoutError``), a subscriber logs it. A sync
-    handler's thread cannot be stopped: its call fails on time, the thread runs to its end.
+
+def lift_deadlines() -> None:
+    """Let the rest of this handler call (its dependencies' cleanup) run past the deadlines of
+    the ``Timeout`` middleware around it that have not passed: they bound the call, not the
+    cleanup after it."""
+    for scope, _ in _DEADLINES.get():
+        if not scope.expired():
+            scope.reschedule(None)
+
+
+def expired_timeout() -> float | None:
+    """The seconds of a ``Timeout`` around this handler call whose deadline passed, else
+    ``None``."""
+    return next((seconds for scope, seconds in _DEADLINES.get() if scope.expired()), None)
+
+
+class Timeout:
+    """Cancel a handler call that runs longer than ``seconds`` and fail it with ``TimeoutError``
+    (``"worker 'q' exceeded Timeout(0.3s)"``).
+
+    The deadline bounds what is inside this middleware up to the handler's return: the inner
+    middleware, decoding, the dependencies' setup and the handler; not the dependencies' cleanup
+    after it (a commit after ``yield`` is never cut halfway). The failure is handled like any
+    other: a worker's ``Retry``, ``Redeliver`` and dead letters apply, an rpc caller gets
+    ``RemoteError`` (type ``TimeoutError``), a subscriber logs it. A sync handler's thread cannot
+    be interrupted: its call ends when the thread ends (the message is never handed back while it
+    runs); if the handler returned, its result stands; if it raised, its own exception fails the
+    call.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -162,6 +228,17 @@ class Timeout:
         return f"Timeout({self.seconds:g})"
 
     async def handle(self, message: Message, call_next: CallNext) -> Any:
-        """Await ``call_next(message)`` for at most ``seconds``; raises ``TimeoutError`` after."""
-        async with asyncio.timeout(self.seconds):
-            return await call_next(message)
+        """Await ``call_next(message)`` for at most ``seconds``; raises ``TimeoutError`` after,
+        saying what timed out."""
+        scope = asyncio.timeout(self.seconds)
+        token = _DEADLINES.set((*_DEADLINES.get(), (scope, self.seconds)))
+        try:
+            async with scope:
+                return await call_next(message)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            what = f"{message.pattern} {message.route!r}" if message.route else "handler"
+            raise TimeoutError(f"{what} exceeded Timeout({self.seconds:g}s)") from exc
+        finally:
+            _DEADLINES.reset(token)

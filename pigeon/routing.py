@@ -58,7 +58,7 @@ class Router:
         if not isinstance(prefix, str):
             raise ConfigurationError(f"prefix={prefix!r}: give a string such as 'orders.'")
         self.prefix = prefix
-        self.middleware = check(middleware)
+        self.middleware = check(middleware, where="Router")
         self._routes: list[Route] = []
         self._lifespan: LifespanFactory | None = None
         self._included_lifespans: list[LifespanFactory] = []
@@ -77,11 +77,12 @@ class Router:
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """Decorate the lifespan: an async generator function taking the App (or a function
         returning an async context manager), entered after the App connected and before any
-        handler starts, left after the last handler drained. An App's lifespan may yield an
-        object, which becomes ``app.state``; a router's yields ``None`` or a mapping of names
-        to set on ``app.state`` (``ConfigurationError`` otherwise, or for a name another router's
-        lifespan set). A failure entering it fails ``App.start()`` with that error. Raises
-        ``ConfigurationError`` for a second lifespan: write one that enters both."""
+        handler starts, left after the last handler drained. A lifespan may yield a mapping of
+        names to set on ``app.state`` (``ConfigurationError`` for a name set already); an App's
+        may yield another object instead, which becomes ``app.state``; a router's yields ``None``
+        or a mapping. A failure entering it fails ``App.start()`` with that error. Raises
+        ``ConfigurationError`` for a second lifespan (write one that enters both), a sync
+        generator function or an ``async def`` without ``yield``."""
         if self._lifespan is not None:
             raise ConfigurationError(
                 f"this {type(self).__name__} already has a lifespan; use one that enters all"
@@ -123,7 +124,8 @@ class Router:
         Replicas share the requests; each serves up to ``concurrency`` at once. A handler that
         raises, or a request that fails validation, reaches the caller as ``RemoteError``. Replies
         are encoded with ``codec``, else the App's, else the codec the request came in with.
-        Raises ``ConfigurationError`` when ``subject`` already has an rpc handler.
+        Raises ``ConfigurationError`` when ``subject`` already has an rpc handler, or overlaps
+        another rpc subject of the App (``x.*`` and ``x.y``).
         """
         subjects.validate(subject, wildcards=True)
         options = {"concurrency": concurrency, "codec": codec}
@@ -161,10 +163,18 @@ class Router:
         """Add ``router``'s handlers here, under its prefix and inside its middleware, and its
         lifespans after those included before.
 
-        Raises ``ConfigurationError`` when that gives an rpc subject or a work queue two handlers.
+        Raises ``ConfigurationError`` when that gives a work queue two workers, two rpc subjects
+        that one request could match (``x.*`` and ``x.y``), the same function subscribed twice
+        to a subject with the same group and durable name, or a router's lifespan twice.
         """
         if router is self:
             raise ConfigurationError("a router cannot include itself")
+        twice = set(self.lifespans).intersection(router.lifespans)
+        if twice:
+            raise ConfigurationError(
+                f"lifespan {_name(next(iter(twice)))} would be entered twice: a router was "
+                "included twice (directly and through another router?); include it once"
+            )
         for route in router.routes:
             self._add(route.nested(router.prefix, router.middleware))
         self._included_lifespans.extend(router.lifespans)
@@ -173,7 +183,7 @@ class Router:
         self, kind: Kind, subject: str, options: dict[str, Any], middleware: Sequence[Middleware]
     ) -> Callable[[F], F]:
         _check_concurrency(options["concurrency"])
-        handler_middleware = check(middleware)
+        handler_middleware = check(middleware, where=kind)
 
         def register(fn: F) -> F:
             route = Route(kind, subject, inspect_handler(fn), options, handler_middleware)
@@ -184,23 +194,70 @@ class Router:
 
     def _add(self, route: Route) -> None:
         """Keep ``route``; an App overrides this to serve it."""
-        if route.kind != "subscribe":
-            clash = [r for r in self._routes if r.kind == route.kind and r.subject == route.subject]
-            if clash:
-                raise ConfigurationError(duplicate_message(route))
+        check_clash(self._routes, route)
         self._routes.append(route)
 
 
-def duplicate_message(route: Route) -> str:
-    """What to say when ``route``'s rpc subject or work queue already has a handler."""
-    if route.kind == "rpc":
+def check_clash(routes: Sequence[Route], route: Route) -> None:
+    """``ConfigurationError`` when ``route`` cannot be served next to ``routes`` in one App: an
+    rpc subject that a request could match along with another's, a work queue with a worker
+    already, or the same function subscribed to the same subject with the same group and durable
+    name (each event would be handled twice)."""
+    for other in routes:
+        if other.kind != route.kind:
+            continue
+        if route.kind == "rpc" and overlap(other.subject, route.subject):
+            raise ConfigurationError(_rpc_clash(other, route))
+        if route.kind == "worker" and other.subject == route.subject:
+            raise ConfigurationError(f"queue {route.subject!r} already has a worker in this App")
+        if route.kind == "subscribe" and _same_subscription(other, route):
+            raise ConfigurationError(
+                f"{route.handler.name} already subscribed to {route.subject!r} with the same "
+                "group and durable name in this App (a router included twice, directly and "
+                "through another router?); each event would be handled twice: include it once"
+            )
+
+
+def _rpc_clash(other: Route, route: Route) -> str:
+    if other.subject == route.subject:
         return (
             f"subject {route.subject!r} already has an rpc handler in this App; one subject, one "
             "handler (run more replicas of the App to share the load)"
         )
-    return f"queue {route.subject!r} already has a worker in this App"
+    return (
+        f"rpc subjects {route.subject!r} and {other.subject!r} overlap: a request could go to "
+        "either, and which one answers differs by transport; make them disjoint (one subject, "
+        "one handler)"
+    )
+
+
+def _same_subscription(a: Route, b: Route) -> bool:
+    same_options = all(a.options[k] == b.options[k] for k in ("group", "durable"))
+    return a.subject == b.subject and a.handler.fn is b.handler.fn and same_options
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 def _check_concurrency(concurrency: int) -> None:
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency={concurrency!r}: give a positive integer")
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether some subject matches both patterns ``a`` and ``b`` (``*``: one token, ``>``: one
+    or more tokens, last)."""
+    return _overlap(a.split("."), b.split("."))
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    if a and a[0] == ">":
+        return bool(b)
+    if b and b[0] == ">":
+        return bool(a)
+    if not a or not b:
+        return not a and not b
+    if a[0] == "*" or b[0] == "*" or a[0] == b[0]:
+        return _overlap(a[1:], b[1:])
+    return False

@@ -64,6 +64,65 @@ def exit_at_once(signum: int) -> None:
     os._exit(128 + signum)
 
 
+async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
+    """``App.run()``: start ``app`` and serve until ``stop`` is set (the first SIGINT or SIGTERM
+    sets it), then close gracefully; from then on a second signal exits at once. A stop while
+    starting cancels the start (a lifespan hanging before its ``yield``, a broker slow to
+    answer): what was entered is left and this returns."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, app.stop)
+    try:
+        if not await _start_unless_stopped(app, stop):
+            log.info("pigeon: %r stopped while starting", app)
+            return
+        try:
+            log.info("pigeon: %r serving %d handlers (pid %d)", app, len(app.handlers), os.getpid())
+            await stop.wait()
+            _exit_at_once_on(signals)
+            log.info(
+                "pigeon: stopping, draining handlers for up to %gs (a second signal exits at once)",
+                app.shutdown_timeout,
+            )
+        finally:
+            await app.close()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _start_unless_stopped(app: App, stop: asyncio.Event) -> bool:
+    """``app.start()``; ``False`` if ``stop`` came first: the start is then cancelled (what it
+    entered is left, the transport closed), and a second signal exits at once meanwhile."""
+    starting = asyncio.ensure_future(app.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        starting.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if starting.done():
+        starting.result()  # raises what the start raised
+        return True
+    _exit_at_once_on((signal.SIGINT, signal.SIGTERM))
+    starting.cancel()
+    await asyncio.wait({starting})
+    error = None if starting.cancelled() else starting.exception()
+    if error is not None:
+        raise error
+    await app.close()  # in case the start ended despite the cancel (a lifespan swallowed it)
+    return False
+
+
+def _exit_at_once_on(signals: tuple[signal.Signals, ...]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.add_signal_handler(sig, exit_at_once, sig)
+
+
 def require(module: str, what: str, extra: str) -> None:
     """Exit 2 with what to install when ``what`` needs ``module`` and it is missing."""
     try:

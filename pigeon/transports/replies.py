@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+from pigeon import headers as h
 from pigeon.errors import RequestTimeout
 from pigeon.message import Envelope
+
+NOT_SERVED = "503"
+"""The error code of a reply from a receiver that is no rpc server (a worker, a subscriber) to a
+request that reached it: the caller raises ``NoResponders`` (NATS's own no-responders status is
+503 too)."""
+
+
+def not_served(request: Envelope, subject: str) -> Envelope:
+    """The reply a worker or a subscriber sends to a request that reached it: nobody serves
+    ``subject``. Its correlation id is the request's; it is an error reply any client reads."""
+    message = f"nobody serves requests on {subject!r} (it is a work queue or an event subject)"
+    body = json.dumps({"error": {"type": "NoResponders", "message": message}}).encode()
+    headers = {h.ERROR_TYPE: "NoResponders", h.ERROR_MESSAGE: message, h.ERROR_CODE: NOT_SERVED}
+    return Envelope(body, headers, "application/json", correlation_id=request.correlation)
+
+
+def is_not_served(reply: Envelope) -> bool:
+    """Whether ``reply`` says the request reached no rpc server (see ``not_served``)."""
+    headers = reply.headers
+    return headers.get(h.ERROR_CODE) == NOT_SERVED and headers.get(h.ERROR_TYPE) == "NoResponders"
 
 
 class ReplyMap:

@@ -31,8 +31,25 @@ def mask_url(url: str) -> str:
     if not sep:  # not a URL (nats//u:p@h, u:p@h): hide all before the last '@'
         before, at_sign, host = url.rpartition("@")
         return f"{MASK}@{host}" if at_sign and before else url
-    masked = [_mask_server(part, scheme.lower()) for part in rest.split(",")]
+    masked = [_mask_server(part, scheme.lower()) for part in _server_parts(rest)]
     return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", f"{scheme}://{','.join(masked)}")
+
+
+def _server_parts(rest: str) -> list[str]:
+    """``rest`` (a URL after ``scheme://``) split at the commas between servers, not at those of
+    a password: a host never holds ``@``, so commas before the last ``@`` of a server's own part
+    (up to the next ``scheme://``) belong to its credentials."""
+    groups: list[list[str]] = []
+    for piece in rest.split(","):
+        if not groups or "://" in piece:
+            groups.append([piece])
+        else:
+            groups[-1].append(piece)
+    parts: list[str] = []
+    for group in groups:
+        last_at = max((i for i, piece in enumerate(group) if "@" in piece), default=0)
+        parts += [",".join(group[: last_at + 1]), *group[last_at + 1 :]]
+    return parts
 
 
 def _mask_server(part: str, scheme: str) -> str:
@@ -66,7 +83,9 @@ def servers(url: str) -> list[str]:
     scheme, sep, rest = url.partition("://")
     if not sep or "," not in rest:
         return [url]
-    parts = [part.strip() for part in rest.split(",")]
+    parts = [part.strip() for part in _server_parts(rest)]
+    if len(parts) == 1:  # the commas were a password's
+        return [url]
     if not all(parts):
         raise ConfigurationError(
             f"bad URL {mask_url(url)!r}: an empty server between commas; give "

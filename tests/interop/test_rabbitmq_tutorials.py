@@ -107,14 +107,21 @@ async def test_pigeon_job_reaches_the_tutorial_worker(amqp_url: str, uid: str) -
     assert await consuming == [b"First message.", b'{"task":"Second message.."}']
 
 
-async def test_an_app_that_declares_conflicts_with_the_tutorial_queue(
+async def test_a_worker_that_declares_conflicts_with_the_tutorial_queue(
     amqp_url: str, uid: str
 ) -> None:
     queue = f"task_queue.{uid}"
     await asyncio.to_thread(tutorials.declare_task_queue, amqp_url, queue)
-    async with App(amqp_url) as app:
-        with pytest.raises(DeclarationConflict, match="queue_type"):
-            await app.enqueue(queue, "x")
+    async with App(amqp_url) as producer:  # a producer uses the queue as it is
+        await producer.enqueue(queue, "x")
+    app = App(amqp_url)
+
+    @app.worker(queue)
+    async def work(task: str) -> None: ...
+
+    with pytest.raises(DeclarationConflict, match="queue_type"):
+        await app.start()
+    await app.close()
 
 
 # -- tutorial 5: topics --------------------------------------------------------------------

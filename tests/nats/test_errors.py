@@ -52,6 +52,19 @@ async def test_several_unreachable_servers_are_all_named_with_the_password_maske
     assert ":pw@" not in str(caught.value)
 
 
+async def test_a_comma_in_a_password_of_a_multi_server_url_stays_in_the_password() -> None:
+    ports = [free_port(), free_port()]
+    url = f"nats://ann:pw,se,cret@127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
+    app = App(url, connect_timeout=0.3)
+    assert "se" not in repr(app).replace("server", "")
+    with pytest.raises(BrokerError) as caught:
+        await app.start()
+    message = str(caught.value)
+    assert all(f"nats://ann:***@127.0.0.1:{port}" in message for port in ports), message
+    assert "cret" not in message
+    assert ",se" not in message
+
+
 @pytest.mark.parametrize("url", ["nats://", "nats://:4222", "nats://host:99999"])
 def test_a_malformed_url_is_a_configuration_error_at_once(url: str) -> None:
     with pytest.raises(ConfigurationError, match="bad NATS URL"):
@@ -108,17 +121,47 @@ async def test_messages_over_max_payload_name_the_limit(
 async def test_apps_with_other_queue_settings_get_a_conflict_saying_how_to_resolve_it(
     nats_url: str, uid: str, raw: nats.NATS
 ) -> None:
-    async with App(nats_url, delivery_limit=3, ack_wait=10) as first:
-        await first.enqueue(f"{uid}.jobs", Job(1))
-        async with App(nats_url, delivery_limit=4, ack_wait=20) as second:
-            with pytest.raises(DeclarationConflict) as caught:
-                await second.enqueue(f"{uid}.jobs", Job(2))
+    first = App(nats_url, delivery_limit=3, ack_wait=10)
+    second = App(nats_url, delivery_limit=4, ack_wait=20)
+
+    @first.worker(f"{uid}.jobs")
+    async def one(job: Job) -> None: ...
+
+    @second.worker(f"{uid}.jobs")
+    async def two(job: Job) -> None: ...
+
+    async with first:
+        with pytest.raises(DeclarationConflict) as caught:
+            await second.start()
+        await second.close()
     message = str(caught.value)
     assert "delivery_limit=3" in message
     assert "delivery_limit=4" in message
     assert "ack_wait=10s" in message
     assert "ack_wait=20s" in message
     assert "nats consumer rm" in message
+
+
+async def test_a_worker_without_ack_wait_uses_the_queue_with_the_ack_wait_it_has(
+    nats_url: str, uid: str
+) -> None:
+    older = App(nats_url, ack_wait=30)  # a queue declared under the old default, say
+    default, other = App(nats_url), App(nats_url, ack_wait=20)
+    done: list[int] = []
+    for app in (older, default, other):
+
+        @app.worker(f"{uid}.jobs")
+        async def work(job: Job) -> None:
+            done.append(job.n)
+
+    async with older:
+        pass
+    async with default:
+        await default.enqueue(f"{uid}.jobs", Job(1))
+        await wait_for(lambda: done == [1], what="the job, on the queue as it exists")
+    with pytest.raises(DeclarationConflict, match="ack_wait=30s on the server, ack_wait=20s"):
+        await other.start()
+    await other.close()
 
 
 async def test_queues_whose_names_meet_in_one_stream_name_conflict(

@@ -50,6 +50,16 @@ async def pigeon(*args: str, url: str, cwd: Path) -> str:
     return out.decode()
 
 
+async def failing(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run one ``pigeon`` command expected to fail: its exit code and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pigeon", *args, stdout=PIPE, stderr=PIPE, env=env
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
 async def serve(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pigeon", "run", "svc:app", *args, cwd=cwd, env=env, stderr=DEVNULL
@@ -96,7 +106,7 @@ async def test_dlq_commands_round_trip_a_poison_message(
     async with worker:
         await worker.enqueue(queue, {"not": "a list"})
         await wait_dead_letters(worker, queue, 1)
-    assert f"{queue}: 1 dead letters" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)
+    assert f"{queue}: 1 dead letter\n" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)
     shown = await pigeon("dlq", "show", queue, url=url, cwd=tmp_path)
     assert "DecodeError" in shown
     assert "attempts=1" in shown
@@ -145,3 +155,58 @@ async def test_ad_hoc_publish_request_and_enqueue(
         reply = await pigeon("request", f"{uid}.add", "[1, 2, 3]", url=url, cwd=tmp_path)
         await wait_for(lambda: events == [{"n": 1}] and jobs == [{"n": 2}])
     assert reply.strip() == "6"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("publish", "a.b", "{}"),
+        ("request", "a.b", "{}"),
+        ("enqueue", "a.b", "{}"),
+        ("dlq", "ls", "a.b"),
+        ("dlq", "replay", "a.b"),
+        ("dlq", "purge", "a.b", "--yes"),
+        ("status", "--queue", "a.b"),
+    ],
+)
+async def test_broker_commands_without_a_url_say_what_to_set(command: tuple[str, ...]) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PIGEON_URL"}
+    code, err = await failing(*command, env=env)
+    assert code == 2
+    assert "--url" in err
+    assert "PIGEON_URL" in err
+
+
+async def test_dlq_ls_of_an_unknown_queue_says_it_does_not_exist(broker: Backend, uid: str) -> None:
+    code, err = await failing("dlq", "ls", f"{uid}.nothing", "--url", broker.url())
+    assert code == 1
+    assert f"work queue '{uid}.nothing' does not exist" in err
+
+
+async def test_the_cli_uses_a_queue_declared_with_other_settings(
+    broker: Backend, uid: str, tmp_path: Path
+) -> None:
+    url, queue = broker.url(), f"{uid}.settled"
+    options = {"queue_type": "classic"} if broker.name == "rabbitmq" else {}
+    worker = App(url, delivery_limit=3, **options)  # type: ignore[arg-type]
+    done: list[int] = []
+
+    @worker.worker(queue)
+    async def work(job: dict[str, int]) -> None:
+        if job["n"] == 2:
+            raise ValueError("fails")
+        done.append(job["n"])
+
+    async with worker:
+        await pigeon("enqueue", queue, '{"n": 1}', url=url, cwd=tmp_path)
+        await pigeon("enqueue", queue, '{"n": 2}', url=url, cwd=tmp_path)
+        await wait_dead_letters(worker, queue, 1)
+        assert done == [1]
+        assert "1 dead letter\n" in await pigeon("dlq", "ls", queue, url=url, cwd=tmp_path)
+        assert "replayed 1 dead letter\n" in await pigeon(
+            "dlq", "replay", queue, url=url, cwd=tmp_path
+        )
+        await wait_dead_letters(worker, queue, 1)
+        assert "purged 1 dead letter\n" in await pigeon(
+            "dlq", "purge", queue, "--yes", url=url, cwd=tmp_path
+        )

@@ -20,8 +20,9 @@ async def test_a_queue_declared_otherwise_is_a_conflict_naming_queue_and_argumen
     await channel.declare_queue(f"{uid}.legacy", durable=True)  # a classic queue, no arguments
     app = make_app()
     async with app:
+        await app.enqueue(f"{uid}.legacy", Job(1))  # a producer uses the queue as it is
         with pytest.raises(DeclarationConflict) as caught:
-            await app.enqueue(f"{uid}.legacy", Job(1))
+            await app.transport.jobs.consume(f"{uid}.legacy", _never, concurrency=1)
         message = str(caught.value)
         assert f"'{uid}.legacy'" in message
         assert "x-queue-type" in message or "x-dead-letter-exchange" in message, message
@@ -53,6 +54,21 @@ async def test_wrong_password_is_a_login_error_with_the_password_masked(amqp_url
     assert "refused the login of user 'guest'" in str(caught.value)
     assert "not-the-password" not in str(caught.value)
     assert ":***@" in str(caught.value)
+
+
+async def test_a_comma_in_a_password_of_a_multi_host_url_stays_in_the_password(
+    amqp_url: str,
+) -> None:
+    parts = urlsplit(amqp_url)
+    host = f"{parts.hostname}:{parts.port or 5672}"
+    url = f"amqp://guest:s3c,r3t,pw@{host},{host}{parts.path}"
+    with pytest.raises(BrokerError) as caught:
+        await App(url).start()
+    message = str(caught.value)
+    assert "refused the login of user 'guest'" in message
+    assert "s3c" not in message
+    assert "r3t" not in message
+    assert ":***@" in message
 
 
 async def test_unknown_vhost_is_named(amqp_url: str, uid: str) -> None:
@@ -102,3 +118,7 @@ async def test_a_closed_app_raises_broker_error(make_app: MakeApp, uid: str) -> 
     assert not app.transport.connected
     with pytest.raises(BrokerError, match="not connected"):
         await app.enqueue(f"{uid}.late", Job(1))
+
+
+async def _never(delivery: object) -> None:
+    raise AssertionError("no job should reach this handler")

@@ -20,6 +20,7 @@ pigeon runs it on every transport it ships; a transport written elsewhere runs i
     from pigeon.testing.conformance.workpool import *  # noqa: F403
     from pigeon.testing.conformance.protobuf import *  # noqa: F403
     from pigeon.testing.conformance.middleware import *  # noqa: F403
+    from pigeon.testing.conformance.deduplicate import *  # noqa: F403
 
 The tests need pytest-asyncio in auto mode: ``asyncio_mode = "auto"`` and
 ``asyncio_default_fixture_loop_scope = "function"`` in the pytest configuration. ``Features`` says

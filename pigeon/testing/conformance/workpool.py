@@ -6,9 +6,7 @@ import asyncio
 import itertools
 import time
 
-import pytest
-
-from pigeon import DeclarationConflict, Message, Redeliver, Reject, Retry
+from pigeon import Message, Redeliver, Reject, Retry
 from pigeon.testing.conformance.fixtures import RESOLUTION, Backend, MakeApp, now, requires
 from pigeon.testing.conformance.models import Job, Order
 from pigeon.testing.waiting import wait_dead_letters, wait_for
@@ -344,14 +342,3 @@ async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
     assert calls == 0
     assert letters[0].failure is not None
     assert letters[0].failure.type == "DeliveryLimitExceeded"
-
-
-async def test_apps_must_agree_on_queue_settings(
-    make_app: MakeApp, uid: str, backend: Backend
-) -> None:
-    requires(backend, "delivery_limit")
-    first, second = make_app(delivery_limit=3), make_app(delivery_limit=4)
-    async with first, second:
-        await first.enqueue(f"{uid}.settings", Job(1))
-        with pytest.raises(DeclarationConflict, match="delivery_limit"):
-            await second.enqueue(f"{uid}.settings", Job(2))

@@ -24,7 +24,7 @@ class MemoryJobs:
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
-        work_queue = self._work_queue(queue)
+        work_queue = self._work_queue(queue, strict=False)
         broker = self._transport.broker
         if broker.taps:
             broker.tell(Tapped("enqueued", queue, envelope, work_queue, delay=max(delay, 0.0)))
@@ -34,7 +34,11 @@ class MemoryJobs:
         self, queue: str, handler: Handler, *, concurrency: int
     ) -> MemorySubscription:
         self._transport.check()
-        return self._transport.start(self._work_queue(queue), handler, concurrency)
+        return self._transport.start(self._work_queue(queue, strict=True), handler, concurrency)
+
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (a worker or a producer used it)."""
+        return self._existing(queue) is not None
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         known = self._existing(queue)
@@ -65,8 +69,10 @@ class MemoryJobs:
     async def backlog(self, queue: str) -> Backlog:
         return backlog.read(self._transport, queue)
 
-    def _work_queue(self, name: str) -> MemoryQueue:
-        return self._transport.broker.work_queue(name, self._transport.settings.delivery_limit)
+    def _work_queue(self, name: str, *, strict: bool) -> MemoryQueue:
+        """Only a worker declares the queue's settings; a producer uses the queue as it is."""
+        limit = self._transport.settings.delivery_limit
+        return self._transport.broker.work_queue(name, limit, strict=strict)
 
     def _existing(self, name: str) -> MemoryQueue | None:
         self._transport.check()

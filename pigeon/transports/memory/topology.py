@@ -187,13 +187,15 @@ class MemoryBroker:
         """The queue shared by every server of ``subject``."""
         return self._queue(f"rpc:{subject}", subject, keep=False, bindings=self._rpc_bindings)
 
-    def work_queue(self, name: str, delivery_limit: int) -> MemoryQueue:
-        """The work queue ``name``, made on first use by a producer or a worker."""
+    def work_queue(self, name: str, delivery_limit: int, *, strict: bool = True) -> MemoryQueue:
+        """The work queue ``name``, made on first use by a producer or a worker. ``strict`` (a
+        worker): an existing queue with another ``delivery_limit`` is a ``DeclarationConflict``;
+        a producer uses it as it is."""
         queue = self.queues.get(f"work:{name}")
         if queue is None:
             queue = MemoryQueue(name, keep=True, delivery_limit=delivery_limit)
             self.queues[f"work:{name}"] = queue
-        elif queue.delivery_limit != delivery_limit:
+        elif strict and queue.delivery_limit != delivery_limit:
             raise DeclarationConflict(
                 f"work queue {name!r} exists with delivery_limit={queue.delivery_limit}, this App "
                 f"declares {delivery_limit}; give every App of the queue the same delivery_limit"

@@ -70,7 +70,8 @@ class PullConsumer:
     message waits in a local buffer while its ack timer runs. Messages in hand get in-progress
     acks, every third of ``ack_wait``, until settled. A dead-lettered message goes to ``sink``
     (the dead letters) or, without one, is logged and dropped. Closing naks every unsettled
-    message, which JetStream then delivers again at once.
+    message, which JetStream then delivers again at once. It stops pulling before it stops
+    handling: what arrives while the inbox is taken off the server is handled, not handed back.
 
     ``strip``: characters cut from the front of a message's subject to make ``Delivery.subject``
     (a work queue's subject prefix).
@@ -106,6 +107,8 @@ class PullConsumer:
         self._request_ends = 0.0
         self._pause_until = 0.0
         self._closed = False
+        self._receiving = True
+        """Until ``close`` has taken the inbox off the server: what comes is still handled."""
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Any = None
 
@@ -114,6 +117,16 @@ class PullConsumer:
         with translated(self._url, f"consuming {self.stream}"):
             self._subscription = await self._client.subscribe(self._inbox, cb=self._received)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
+
+    async def move_to(self, client: Client) -> None:
+        """The client closed for good and ``client`` took its place: pull through it."""
+        if self._closed:
+            return
+        self._client = client
+        self._inbox = client.new_inbox()
+        with translated(self._url, f"consuming {self.stream}"):
+            self._subscription = await client.subscribe(self._inbox, cb=self._received)
+        self.reset()
 
     def reset(self) -> None:
         """Forget the open pull request (after a reconnect it is gone) and pull again."""
@@ -128,6 +141,7 @@ class PullConsumer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stop_receiving()
+        self._receiving = False
         await self._runner.drain(timeout)
         self._backlog.clear()
         unsettled, self._unsettled = self._unsettled, {}
@@ -177,9 +191,12 @@ class PullConsumer:
         self._remaining -= 1
         if self._remaining <= 0:
             self._wake.set()
-        if self._closed:  # sent before the server knew we stopped: back it goes
+        if self._closed and not self._receiving:  # cannot be handled now: back it goes
             await self._send(msg.reply, _NAK)
             return
+        # Closing, a message the server sent before it knew we stopped is handled like any
+        # other: it was pulled for a free slot, and handing it back unrun would count a delivery
+        # that called no handler (``attempt`` would skip one).
         delivery = JetStreamDelivery(self, msg)
         self._unsettled[delivery.reply] = delivery
         if self._runner.free > 0 and not self._backlog:

@@ -16,26 +16,54 @@ from nats.aio.client import Client
 from nats.aio.subscription import DEFAULT_SUB_PENDING_BYTES_LIMIT as PENDING_BYTES
 from nats.aio.subscription import DEFAULT_SUB_PENDING_MSGS_LIMIT as PENDING_MSGS
 
+from pigeon import headers as h
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import translated
+from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
+from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
 
+INTERNAL = (
+    "_PIGEON.",
+    QUEUE_SUBJECTS,
+    DEAD_LETTER_SUBJECTS,
+    DELAYED_SUBJECTS,
+    "_INBOX.",
+    "$JS.",
+    "$SRV.",
+)
+"""Subjects of pigeon's requests, jobs and replies and of the JetStream and service APIs: never
+events, so a subscription whose subject starts with a wildcard (``>``, ``*.created``) skips
+them (one naming them outright, ``pigeon.queue.>``, gets them)."""
+
+
+async def registered(client: Client) -> None:
+    """Return once the server has every command sent so far (a subscription: it will deliver).
+
+    nats-py 2.16's ``flush`` writes its PING straight to the socket, ahead of commands still in
+    its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
+    publish right after ``subscribe`` then found no subscriber. The first flush's round trip
+    lets nats-py's flusher write the buffer; the second PING follows it."""
+    await client.flush()
+    await client.flush()
+
 
 class CoreDelivery:
-    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing."""
+    """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing.
+    ``strip``: characters cut from the front of its subject (pigeon's request prefix)."""
 
     __slots__ = ("envelope", "subject")
 
     attempt = 1
     returns = 0
 
-    def __init__(self, msg: Any) -> None:
+    def __init__(self, msg: Any, strip: int = 0) -> None:
         self.envelope = wire.received(msg)
-        self.subject: str = msg.subject
+        self.subject: str = msg.subject[strip:] if strip else msg.subject
 
     async def ack(self) -> None:
         return None
@@ -53,9 +81,25 @@ class CoreSubscription:
     With ``concurrency=1`` messages are handled one after the other, in the order they came, in
     nats-py's own delivery task (no task per message: this is pub-sub's hot path). Otherwise each
     handler call is a task, and nats-py waits for a free slot before handing over the next message.
+
+    ``requests``: an rpc server's subscription, which takes only messages with a reply subject (a
+    publish on its subject is no request); else an event subscription, which refuses a pigeon
+    request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
+    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``.
     """
 
-    def __init__(self, client: Client, url: str, handler: Handler, concurrency: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        url: str,
+        handler: Handler,
+        concurrency: int,
+        *,
+        requests: bool = False,
+        strip: int = 0,
+    ) -> None:
+        self._requests = requests
+        self._strip = strip
         self._client = client
         self._url = url
         self._handler = handler
@@ -64,14 +108,20 @@ class CoreSubscription:
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
-        self._subject = ""
+        self._subject, self._queue = "", ""
+        self._limits: dict[str, int] | None = None
+        self._wildcard_first = self._screen = False
         self._closed = False
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
         """Subscribe (``limits``: nats-py's ``pending_msgs_limit`` / ``pending_bytes_limit``);
         returns once the server has registered the subscription."""
         callback = self._received_inline if self._inline else self._received
-        self._subject = subject
+        self._subject, self._queue, self._limits = subject, queue, limits
+        self._wildcard_first = subject.split(".")[0] in ("*", ">")
+        self._screen = self._requests or self._wildcard_first
+        """Whether every message needs ``_crossing``; on an event subscription to a plain subject
+        (pub-sub's hot path) only one with a reply subject does."""
         with translated(self._url, f"subscribing to {subject!r}"):
             limits = limits or {}
             self._subscription = await self._client.subscribe(
@@ -81,7 +131,14 @@ class CoreSubscription:
                 pending_msgs_limit=limits.get("pending_msgs_limit", PENDING_MSGS),
                 pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
             )
-            await self._client.flush()
+            await registered(self._client)
+
+    async def move_to(self, client: Client) -> None:
+        """The client closed for good and ``client`` took its place: subscribe again on it."""
+        if self._closed:
+            return
+        self._client = client
+        await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
         if self._closed:
@@ -121,12 +178,33 @@ class CoreSubscription:
                 self._current.cancel()
             await finished
 
+    async def _crossing(self, msg: Any) -> bool:
+        """Whether ``msg`` belongs to another pattern: a publish reaching an rpc server is
+        dropped; pigeon's internal subjects reaching a wildcard subscription are skipped; a
+        pigeon request reaching a subscriber is answered ``not_served``."""
+        if self._requests:
+            if msg.reply:
+                return False
+            log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
+            return True
+        if self._wildcard_first and msg.subject.startswith(INTERNAL):
+            return True
+        if not (msg.reply and msg.headers and h.DEADLINE in msg.headers):
+            return False  # a publish with a reply subject of someone else's: an event
+        request = wire.received(msg)
+        reply = not_served(request, msg.subject)
+        with contextlib.suppress(nats_errors.Error):
+            await self._client.publish(msg.reply, reply.body, headers=wire.outgoing(reply))
+        return True
+
     async def _received_inline(self, msg: Any) -> None:
         if self._closed:
             return
+        if (self._screen or msg.reply) and await self._crossing(msg):
+            return
         self._current = asyncio.current_task()
         try:
-            await self._handler(CoreDelivery(msg))
+            await self._handler(CoreDelivery(msg, self._strip))
         finally:
             self._current = None
             if self._finished is not None and not self._finished.done():
@@ -135,7 +213,19 @@ class CoreSubscription:
     async def _received(self, msg: Any) -> None:
         if self._closed:
             return
+        if (self._screen or msg.reply) and await self._crossing(msg):
+            return
         runner = self._runner
         if runner.free <= 0:
             await runner.wait_free()
-        runner.start(self._handler(CoreDelivery(msg)))
+        runner.start(self._handler(CoreDelivery(msg, self._strip)))
+
+
+class CoreSubscriptions:
+    """Several core subscriptions closed as one (an rpc server's two subjects)."""
+
+    def __init__(self, *subscriptions: CoreSubscription) -> None:
+        self._subscriptions = subscriptions
+
+    async def close(self, timeout: float) -> None:
+        await asyncio.gather(*(each.close(timeout) for each in self._subscriptions))

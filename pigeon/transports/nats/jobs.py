@@ -16,6 +16,7 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Backlog, Delivery, Handler, Subscription
 from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
+from pigeon.transports.nats.errors import STREAM_NOT_FOUND, JetStreamError
 from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class NatsJobs:
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         self._transport.check(envelope)
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=False)
         headers = wire.outgoing(envelope)
         subject = names.subject
         if delay > 0:
@@ -48,7 +49,7 @@ class NatsJobs:
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         transport = self._transport
         transport.check()
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=True)
         workers = await self._workers(names, handler, concurrency)
         try:
             movers = await transport.start_pull(self._movers(names))
@@ -113,6 +114,17 @@ class NatsJobs:
         )
         return await transport.start_pull(consumer)
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (its stream is there)."""
+        self._transport.check()
+        try:
+            await self._transport.api.call(f"STREAM.INFO.{QueueNames.of(queue).stream}")
+        except JetStreamError as exc:
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+            return False
+        return True
+
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         self._transport.check()
         letters = await self._transport.dead_letter_store.read(QueueNames.of(queue), limit)
@@ -120,7 +132,7 @@ class NatsJobs:
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         self._transport.check()
-        names = await self._queue(queue)
+        names = await self._queue(queue, strict=False)
         store = self._transport.dead_letter_store
         return await store.replay(names, limit, self._redeclarer(names))
 
@@ -137,19 +149,21 @@ class NatsJobs:
             )
         return await backlog.read(self._transport.api, self._transport.url, queue)
 
-    async def _queue(self, queue: str) -> QueueNames:
-        """The names of ``queue``, declared on first use on this connection."""
+    async def _queue(self, queue: str, *, strict: bool) -> QueueNames:
+        """The names of ``queue``, declared on first use on this connection. Only a worker
+        (``strict``) declares the queue's settings; a producer or a reader of dead letters uses
+        the queue as it exists, and declares it with this App's settings only if it is missing."""
         declared = self._transport.declared
-        names = declared.get(queue)
+        names = declared.get((queue, strict)) or declared.get((queue, True))
         if names is None:
             names = QueueNames.of(queue)
-            await self._declare(names)
-            declared[queue] = names
+            await self._declare(names, strict=strict)
+            declared[(queue, strict)] = names
         return names
 
-    async def _declare(self, names: QueueNames) -> None:
-        await self._transport.declarer.queue(names)
-        await self._transport.declarer.delays(names)
+    async def _declare(self, names: QueueNames, *, strict: bool = False) -> None:
+        await self._transport.declarer.queue(names, strict=strict)
+        await self._transport.declarer.delays(names, strict=strict)
 
     def _redeclarer(self, names: QueueNames) -> Callable[[], Awaitable[None]]:
         async def redeclare() -> None:

@@ -1,5 +1,13 @@
 """Request-reply on core NATS: servers share a subject in a queue group; requests go through
-nats-py's multiplexed inbox, so NATS itself answers "no responders" at once."""
+nats-py's multiplexed inbox, so NATS itself answers "no responders" at once.
+
+Events and requests share NATS's subjects, so pigeon keeps them apart: a pigeon server listens on
+``_PIGEON.RPC.<subject>``, where only servers listen and pigeon's requests go, and on
+``<subject>`` for requests of other clients (a message there without a reply subject is a
+publish, not a request: dropped). A pigeon request nobody serves under the prefix goes once to
+``<subject>`` itself, for responders written without pigeon; a pigeon subscriber it reaches there
+answers ``not_served``, and the caller raises ``NoResponders``.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +20,19 @@ from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
+from pigeon.transports.nats.core import CoreSubscriptions
 from pigeon.transports.nats.errors import translate, translated
 from pigeon.transports.nats.services import count_reply
+from pigeon.transports.replies import is_not_served
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
 
 RPC_GROUP = "pigeon-rpc"
 """The queue group every server of a subject joins, so that replicas share its requests."""
+
+RPC_PREFIX = "_PIGEON.RPC."
+"""Where pigeon's servers of ``<subject>`` listen for pigeon's requests: no subscriber's."""
 
 
 class NatsRequests:
@@ -44,19 +57,37 @@ class NatsRequests:
             with translated(transport.url, "starting the NATS service"):
                 services = transport.services
                 handler = await services.add(transport.client, subject, RPC_GROUP, handler)
-        return await transport.start_core(subject, RPC_GROUP, handler, concurrency)
+        strip = len(RPC_PREFIX)
+        ours = await transport.start_core(
+            RPC_PREFIX + subject, RPC_GROUP, handler, concurrency, requests=True, strip=strip
+        )
+        try:
+            theirs = await transport.start_core(
+                subject, RPC_GROUP, handler, concurrency, requests=True
+            )
+        except BaseException:
+            await ours.close(0)
+            raise
+        return CoreSubscriptions(ours, theirs)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
-        transport.check(envelope, subject, wire.INBOX_BYTES)
+        transport.check(envelope, RPC_PREFIX + subject, wire.INBOX_BYTES)
         client = transport.client
         headers = wire.outgoing(envelope)
         wire.check_size(envelope.body, headers, client.max_payload)
         task = asyncio.current_task()
         assert task is not None
         self._waiting.add(task)
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            msg = await client.request(subject, envelope.body, timeout, headers=headers)
+            try:
+                msg = await client.request(
+                    RPC_PREFIX + subject, envelope.body, timeout, headers=headers
+                )
+            except nats_errors.NoRespondersError:  # no pigeon server: maybe someone else's
+                left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+                msg = await client.request(subject, envelope.body, left, headers=headers)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             raise _request_error(exc, subject, transport.url, timeout) from exc
         except asyncio.CancelledError:
@@ -68,6 +99,8 @@ class NatsRequests:
             self._waiting.discard(task)
             self._aborted.discard(task)
         reply = wire.received(msg)
+        if is_not_served(reply):  # it reached only subscribers
+            raise NoResponders.for_subject(subject, transport.url)
         reply.correlation_id = reply.correlation_id or envelope.correlation_id
         return reply
 

@@ -143,6 +143,16 @@ class Services:
         service.endpoints.append(endpoint)
         return endpoint.counted(handler)
 
+    async def move_to(self, client: Client) -> None:
+        """The client closed for good and ``client`` took its place: answer discovery there,
+        with the same endpoints and counts."""
+        old = self._service
+        if old is None:
+            return
+        service = self._service = PigeonService(client, self._config)
+        service.endpoints = old.endpoints
+        await service.start()
+
     async def stop(self) -> None:
         """Stop answering discovery; the next ``add`` starts a new service instance."""
         service, self._service = self._service, None

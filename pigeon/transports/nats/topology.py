@@ -25,7 +25,7 @@ from pigeon.transports.nats.errors import (
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
 
-ACK_WAIT = 30.0
+ACK_WAIT = 5.0
 """Default seconds JetStream waits for an ack before delivering again (``App(ack_wait=...)``);
 handlers in progress keep extending it."""
 
@@ -98,17 +98,21 @@ class Declarer:
         delivery_limit: int,
         replicas: int,
         ack_wait: float,
+        ack_wait_given: bool = True,
         passive: bool = False,
     ) -> None:
         self._api = api
+        self._ack_wait_given = ack_wait_given
         self._passive = passive
         self._max_deliver = delivery_limit + 1
         self._replicas = replicas
         self._ack_wait = int(ack_wait * _NS)
 
-    async def queue(self, names: QueueNames) -> None:
-        """The work-queue stream, its shared consumer, and its dead-letter stream."""
-        await self.stream(self._stream_config(names.stream, names.subject, "workqueue"))
+    async def queue(self, names: QueueNames, *, strict: bool = True) -> None:
+        """The work-queue stream, its shared consumer, and its dead-letter stream. Not ``strict``
+        (a producer): what exists is used with the settings it has."""
+        stream = self._stream_config(names.stream, names.subject, "workqueue")
+        await self.stream(stream, strict=strict)
         await self.consumer(
             names.stream,
             {
@@ -119,14 +123,16 @@ class Declarer:
                 "filter_subject": names.subject,
                 "deliver_policy": "all",
             },
+            strict=strict,
         )
-        await self.stream(self._stream_config(names.dead_stream, names.dead_subject, "limits"))
+        dead = self._stream_config(names.dead_stream, names.dead_subject, "limits")
+        await self.stream(dead, strict=strict)
 
-    async def delays(self, names: QueueNames) -> None:
+    async def delays(self, names: QueueNames, *, strict: bool = True) -> None:
         """The stream of ``names``'s delayed jobs and its consumer ``MOVERS``, which redelivers
         without limit (each nak is a delivery) and holds any number of jobs waiting."""
         stream = self._stream_config(names.delay_stream, names.delay_subject, "workqueue")
-        await self.stream(stream)
+        await self.stream(stream, strict=strict)
         await self.consumer(
             names.delay_stream,
             {
@@ -138,6 +144,7 @@ class Declarer:
                 "filter_subject": names.delay_subject,
                 "deliver_policy": "all",
             },
+            strict=strict,
         )
 
     async def events(self, subject: str, durable: str) -> tuple[str, str]:
@@ -165,8 +172,9 @@ class Declarer:
         )
         return stream, consumer
 
-    async def stream(self, config: dict[str, Any]) -> None:
-        """Create the stream ``config['name']``, or check that it exists with ``config``."""
+    async def stream(self, config: dict[str, Any], *, strict: bool = True) -> None:
+        """Create the stream ``config['name']``, or check that it exists with ``config`` (not
+        ``strict``: that it stores the same subjects, whatever its other settings)."""
         name = config["name"]
         if self._passive:
             await self._expect(f"STREAM.INFO.{name}", f"stream {name!r}", STREAM_NOT_FOUND)
@@ -177,7 +185,9 @@ class Declarer:
             if exc.err_code == STREAM_NAME_IN_USE:
                 info = await self._api.call(f"STREAM.INFO.{name}")
                 what, remove = f"stream {name!r}", f"nats stream rm {name}"
-                raise _conflict(what, remove, info["config"], config) from None
+                if strict or _names_differ(info["config"], config):
+                    raise _conflict(what, remove, info["config"], config) from None
+                return
             if exc.err_code == SUBJECTS_OVERLAP:
                 raise DeclarationConflict(
                     f"cannot create stream {name!r} for {config['subjects']}: the subjects overlap "
@@ -187,8 +197,9 @@ class Declarer:
                 ) from None
             raise _cannot(f"stream {name!r}", exc) from None
 
-    async def consumer(self, stream: str, config: dict[str, Any]) -> None:
-        """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it."""
+    async def consumer(self, stream: str, config: dict[str, Any], *, strict: bool = True) -> None:
+        """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it
+        (not ``strict``: only its subject)."""
         name = config["durable_name"]
         if self._passive:
             what = f"consumer {name!r} of stream {stream!r}"
@@ -202,7 +213,12 @@ class Declarer:
                 info = await self._api.call(f"CONSUMER.INFO.{stream}.{name}")
                 what = f"consumer {name!r} of stream {stream!r}"
                 remove = f"nats consumer rm {stream} {name}"
-                raise _conflict(what, remove, info["config"], config) from None
+                have = info["config"]
+                if not self._ack_wait_given:  # the default adopts what exists (an older default)
+                    config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
+                if (strict and _settings_differ(have, config)) or _names_differ(have, config):
+                    raise _conflict(what, remove, have, config) from None
+                return
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
 
     async def _expect(self, info: str, what: str, not_found: int) -> None:
@@ -271,6 +287,16 @@ def _conflict(
     return DeclarationConflict(
         f"{what} exists with other settings: {details}. To resolve: {advice}"
     )
+
+
+def _settings_differ(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    return any(have.get(key) != value for key, value in want.items())
+
+
+def _names_differ(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Whether an object found under a name is another one (other subjects), not the same
+    one with other settings."""
+    return any(have.get(key) != want[key] for key in ("subjects", "filter_subject") if key in want)
 
 
 def _label(key: str, value: Any) -> str:

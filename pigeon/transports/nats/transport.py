@@ -32,6 +32,7 @@ from pigeon.transports.nats.services import Services, service_config
 from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
 from pigeon.transports.urls import mask_url
+from pigeon.transports.urls import servers as split_servers
 
 log = logging.getLogger("pigeon")
 
@@ -42,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
 }
 """nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
 
-_CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb")
+_CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")
 
 PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
 """Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
@@ -57,8 +58,9 @@ class NatsTransport:
     (``user_credentials``, ``tls``, ``connect_timeout``, ...), except two settings of the streams
     and consumers pigeon declares, which every App of a queue must give alike: ``replicas``, of
     every stream (default 1; 3 on a cluster of three or more), and ``ack_wait``, the seconds after
-    which JetStream delivers again a message whose worker went silent (default 30; handlers that
-    run longer are kept alive with in-progress acks). ``service`` (and ``version``, semantic,
+    which JetStream delivers again a message whose worker went silent (default 5, so that a
+    killed worker's jobs come back within seconds; handlers that run longer are kept alive with
+    in-progress acks every third of it). ``service`` (and ``version``, semantic,
     default ``0.0.0``) make the App's rpc handlers endpoints of a NATS service, listed by
     ``nats micro ls|info|stats`` (see ``services``).
     """
@@ -68,6 +70,7 @@ class NatsTransport:
         self.url = ",".join(mask_url(server) for server in self._servers)
         options = dict(options)
         self._replicas = options.pop("replicas", 1)
+        self._ack_wait_given = "ack_wait" in options
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
         self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
         self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
@@ -81,6 +84,7 @@ class NatsTransport:
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
         self.slow_consumers = SlowConsumers(self.url)
         self._connected = False
+        self._reviving: asyncio.Task[None] | None = None
         self._new_client()
         self.events = NatsEvents(self)
         self.requests = NatsRequests(self)
@@ -95,11 +99,13 @@ class NatsTransport:
             delivery_limit=self._settings.delivery_limit,
             replicas=self._replicas,
             ack_wait=self.ack_wait,
+            ack_wait_given=self._ack_wait_given,
             passive=self._settings.passive,
         )
         self.dead_letter_store = DeadLetters(self.api)
-        self.declared: dict[str, QueueNames] = {}
-        """Work queues declared on this connection, by name."""
+        self.declared: dict[tuple[str, bool], QueueNames] = {}
+        """Work queues declared on this connection, by name and whether a worker declared them
+        (``strict``: its settings checked)."""
 
     # -- connection --------------------------------------------------------------------------
 
@@ -112,6 +118,11 @@ class NatsTransport:
         if self._connected:
             return
         self._new_client()
+        await self._connect_client()
+        self._connected = True
+
+    async def _connect_client(self) -> None:
+        """Connect ``self.client``; ``BrokerError`` naming the (masked) servers if it cannot."""
         budget = float(self._options["connect_timeout"]) * len(self._servers)
         options = {**self._options, **self._callbacks()}
         try:
@@ -124,12 +135,39 @@ class NatsTransport:
                 f"cannot connect to NATS at {self.url} within {budget:g}s: {reason or 'timeout'}; "
                 "is the server running and reachable, and are the credentials right?"
             ) from None
-        self._connected = True
+
+    async def _revive(self) -> None:
+        """nats-py closed its client for good (after a server ``-ERR``, or when it gave up
+        reconnecting): connect a new client, every second until it works or we close, and move
+        every subscription and consumer onto it."""
+        log.warning("pigeon: the NATS client closed for good; connecting anew to %s", self.url)
+        self.api.connection_lost()
+        self.requests.fail_all()
+        while self._connected:
+            self._new_client()
+            try:
+                await self._connect_client()
+            except BrokerError as exc:
+                log.warning("pigeon: %s; trying again in 1s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                for subscription in list(self._subscriptions):
+                    await subscription.move_to(self.client)
+                if self.services is not None:
+                    await self.services.move_to(self.client)
+            except (BrokerError, nats_errors.Error) as exc:
+                log.error("pigeon: could not subscribe again after reconnecting: %s", exc)
+            log.warning("pigeon: connected anew to NATS %s", self._server())
+            return
 
     async def close(self) -> None:
         if not self._connected:
             return
         self._connected = False
+        if self._reviving is not None:
+            self._reviving.cancel()
+            await asyncio.gather(self._reviving, return_exceptions=True)
         self.requests.fail_all()
         for subscription in self._subscriptions:
             await subscription.close(0)
@@ -163,6 +201,15 @@ class NatsTransport:
                 log.warning("pigeon: disconnected from NATS %s, reconnecting", self._server())
             await _call(given["disconnected_cb"])
 
+        client = self.client
+
+        async def closed_cb() -> None:
+            if self._connected and client is self.client:  # not our close(): nats-py gave up
+                reviving = self._reviving
+                if reviving is None or reviving.done():
+                    self._reviving = asyncio.create_task(self._revive())
+            await _call(given["closed_cb"])
+
         async def reconnected_cb() -> None:
             log.warning("pigeon: reconnected to NATS %s", self._server())
             for subscription in self._subscriptions:
@@ -174,6 +221,7 @@ class NatsTransport:
             "error_cb": error_cb,
             "disconnected_cb": disconnected_cb,
             "reconnected_cb": reconnected_cb,
+            "closed_cb": closed_cb,
         }
 
     def _server(self) -> str:
@@ -198,11 +246,21 @@ class NatsTransport:
             check_headers(envelope.headers, self.url)
 
     async def start_core(
-        self, subject: str, queue: str, handler: Handler, concurrency: int
+        self,
+        subject: str,
+        queue: str,
+        handler: Handler,
+        concurrency: int,
+        *,
+        requests: bool = False,
+        strip: int = 0,
     ) -> CoreSubscription:
-        """A core NATS subscription (in queue group ``queue`` unless empty), closed with us."""
+        """A core NATS subscription (in queue group ``queue`` unless empty), closed with us;
+        ``requests`` and ``strip`` as ``CoreSubscription`` takes them."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
-        subscription = CoreSubscription(self.client, self.url, handler, concurrency)
+        subscription = CoreSubscription(
+            self.client, self.url, handler, concurrency, requests=requests, strip=strip
+        )
         await subscription.start(subject, queue, self._pending_limits)
         self._subscriptions.append(subscription)
         return subscription
@@ -215,15 +273,12 @@ class NatsTransport:
 
 
 def _servers(url: str) -> list[str]:
-    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user.
+    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user
+    (a comma in a password is the password's: see ``pigeon.transports.urls.servers``).
 
     Raises ``ConfigurationError`` for a server without a host or with a bad port.
     """
-    parts = [part.strip() for part in url.split(",") if part.strip()] or [url]
-    first = urlsplit(parts[0])
-    userinfo = first.netloc.rpartition("@")[0]
-    prefix = f"{first.scheme}://{userinfo + '@' if userinfo else ''}"
-    servers = [parts[0], *(part if "://" in part else prefix + part for part in parts[1:])]
+    servers = split_servers(url.rstrip(","))
     for server in servers:
         try:
             parsed = urlsplit(server)

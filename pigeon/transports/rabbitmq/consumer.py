@@ -24,6 +24,7 @@ from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
+from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
@@ -126,6 +127,10 @@ MakeDelivery = Callable[[DeliveredMessage], RabbitDelivery]
 class RabbitSubscription:
     """Consumes ``queue`` on its own channel, at most ``concurrency`` handlers at once.
 
+    Only an rpc server's subscription (``requests``) takes requests: a request that reached a work
+    queue or a subscription's queue through the default exchange (it is named like it) is acked
+    unrun and answered "not served", so that its caller raises ``NoResponders``.
+
     Deliveries are started in the order they arrive. ``close`` stops consuming at once, waits for
     handlers in flight, then closes the channel: the broker takes back every delivery left
     unsettled and delivers it again.
@@ -139,8 +144,11 @@ class RabbitSubscription:
         concurrency: int,
         make: MakeDelivery,
         jobs: JobStore | None = None,
+        *,
+        requests: bool = False,
     ) -> None:
         self.queue = queue
+        self._requests = requests
         self._channel = channel
         self._handler = handler
         self._make = make
@@ -150,6 +158,8 @@ class RabbitSubscription:
         self._pump: asyncio.Task[None] | None = None
         self._tag = f"pigeon.{new_id()}"
         self._closing = False
+        self._consuming = True
+        """Until the broker confirmed the consumer's cancel: what it sends is still handled."""
         self._closed = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
         self._screening: set[asyncio.Task[Any]] = set()
@@ -167,6 +177,7 @@ class RabbitSubscription:
         self._channel.reopen_callbacks.discard(self._reopened)
         try:
             await self._cancel()
+            self._consuming = False
             if self._pump is not None:
                 self._pump.cancel()
                 await asyncio.gather(self._pump, return_exceptions=True)
@@ -209,13 +220,18 @@ class RabbitSubscription:
                 await asyncio.wait_for(underlay.basic_cancel(self._tag), 5)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
-        if self._closing:
+        if self._closing and not self._consuming:
             return  # left unsettled: the broker takes it back when the channel closes
+        # Closing, a message the broker sent before it took the cancel is handled (it fits the
+        # prefetch): handing it back unrun would count a delivery that called no handler.
         try:
             delivery = self._make(message)
         except Exception:
             log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
             await _reject(message)
+            return
+        if not self._requests and _is_request(message):
+            await _refuse_request(message, delivery.envelope, self.queue)
             return
         jobs = self._jobs
         if jobs and (jobs.must_screen(message) or h.DUE in delivery.envelope.headers):
@@ -266,6 +282,29 @@ class RabbitSubscription:
             delivery = self._backlog.popleft()
             if not delivery.stale:  # else it comes again on the reopened channel
                 self._runner.start(self._handler(delivery))
+
+
+def _is_request(message: DeliveredMessage) -> bool:
+    """Whether a message is a request: its reply goes to direct reply-to, which only a caller
+    waiting on its channel can use (no job or event is sent that way)."""
+    reply_to = message.header.properties.reply_to
+    return reply_to is not None and reply_to.startswith("amq.rabbitmq.reply-to")
+
+
+async def _refuse_request(message: DeliveredMessage, request: Envelope, queue: str) -> None:
+    """A request published to the default exchange reached a work queue or a subscription's
+    queue of the same name: tell its caller nobody serves it (``NoResponders``), and drop it."""
+    reply = not_served(request, queue)
+    with suppress(Exception):
+        await message.channel.basic_publish(
+            reply.body,
+            exchange="",
+            routing_key=request.reply_to or "",
+            properties=wire.properties(reply, delivery_mode=wire.TRANSIENT),
+        )
+    with suppress(Exception):
+        if message.delivery_tag is not None and not message.channel.is_closed:
+            await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 async def _reject(message: DeliveredMessage) -> None:

@@ -36,7 +36,8 @@ async def peek(declarer: Declarer, queue: str, limit: int | None) -> list[Envelo
     async def read(channel: aiormq.abc.AbstractChannel) -> list[Envelope]:
         letters: list[Envelope] = []
         try:
-            while limit is None or len(letters) < limit:
+            count = await _bounded(channel, dlq, limit)
+            while len(letters) < count:
                 message = await _get(channel, dlq)
                 if message is None:
                     break
@@ -50,13 +51,18 @@ async def peek(declarer: Declarer, queue: str, limit: int | None) -> list[Envelo
 
 
 async def replay(declarer: Declarer, queue: str, limit: int | None) -> int:
-    """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed."""
-    await declarer.work_queue(queue)
+    """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed: at most
+    those there when it started, so that letters a live worker dead-letters again meanwhile stay
+    (a replay always ends)."""
     dlq = dead_letter_queue(queue)
+    if not await declarer.exists(dlq):
+        return 0
+    await declarer.work_queue(queue, strict=False)
 
     async def move(channel: aiormq.abc.AbstractChannel) -> int:
         moved = 0
-        while limit is None or moved < limit:
+        count = await _bounded(channel, dlq, limit)
+        while moved < count:
             message = await _get(channel, dlq)
             if message is None or message.delivery_tag is None:
                 break
@@ -112,6 +118,13 @@ def _failure_headers(death: dict[str, Any]) -> dict[str, str]:
     if isinstance(when, datetime):
         failure[h.FAILED_AT] = when.isoformat()
     return failure
+
+
+async def _bounded(channel: aiormq.abc.AbstractChannel, queue: str, limit: int | None) -> int:
+    """How many messages of ``queue`` to take: those in it now, at most ``limit``."""
+    declared = await channel.queue_declare(queue, passive=True)
+    count = int(declared.message_count or 0)
+    return count if limit is None else min(count, limit)
 
 
 async def _get(channel: aiormq.abc.AbstractChannel, queue: str) -> DeliveredMessage | None:

@@ -68,7 +68,7 @@ class JobStore:
     ) -> None:
         """Store ``envelope`` on work queue ``queue`` (declared on first use), through the delay
         ladder if ``delay`` (seconds) is 1 ms or more."""
-        await self._declarer.work_queue(queue)
+        await self._declarer.work_queue(queue, strict=False)
         extra = counts.headers() if counts is not None and counts != wire.Counts() else None
         if round(delay * 1000) >= 1:
             await self._delay(queue, envelope, extra or {}, delay, f"enqueueing on {queue!r}")
@@ -80,7 +80,7 @@ class JobStore:
     ) -> None:
         """Send ``envelope`` down the delay ladder back to ``queue`` in ``delay`` seconds, with
         ``counts``."""
-        await self._declarer.work_queue(queue)
+        await self._declarer.work_queue(queue, strict=False)
         action = f"redelivering on {queue!r}"
         if round(delay * 1000) < 1:
             await self._store(queue, "", queue, envelope, counts.headers(), action)
@@ -165,7 +165,7 @@ class JobStore:
 
     async def _redeclare(self, queue: str, exchange: str) -> None:
         self._declarer.forget(queue)
-        await self._declarer.work_queue(queue)
+        await self._declarer.work_queue(queue, strict=False)
         if exchange:  # a level of the delay ladder
             self._declarer.forget_ladder()
             await self._declarer.delay_ladder()
@@ -200,6 +200,11 @@ class RabbitJobs:
 
         action = f"consuming {queue!r}"
         return await transport.consume(queue, declare, handler, concurrency, action, jobs=True)
+
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists on the broker."""
+        self._transport.check()
+        return await self._transport.declarer.exists(checked_name(queue, "work queue"))
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         self._transport.check()

@@ -27,7 +27,7 @@ from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate, translated
 from pigeon.transports.rabbitmq.publisher import close_quietly, underlay_of
 from pigeon.transports.rabbitmq.topology import Declarer, queue_name_for
-from pigeon.transports.replies import ReplyMap
+from pigeon.transports.replies import ReplyMap, is_not_served
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.transport import RabbitMQTransport
@@ -75,7 +75,10 @@ class Requester:
         except BaseException:
             self._replies.forget(correlation_id)
             raise
-        return await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
+        reply = await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
+        if is_not_served(reply):  # it reached a work queue of that name, not a server
+            raise NoResponders.for_subject(subject, self._url)
+        return reply
 
     def fail_all(self, error: BaseException) -> None:
         self._replies.fail_all(error)
@@ -223,7 +226,8 @@ class RabbitRequests:
                 await queue.bind(exchange, wire.binding_key(subject))
             return queue
 
-        return await transport.consume(name, declare, handler, concurrency, f"serving {subject!r}")
+        action = f"serving {subject!r}"
+        return await transport.consume(name, declare, handler, concurrency, action, requests=True)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         self._transport.check(envelope, subject)

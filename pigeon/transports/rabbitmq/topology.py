@@ -184,6 +184,20 @@ class Declarer:
 
     def forget(self, queue: str) -> None:
         self._done.discard(f"queue:{queue}")
+        self._done.discard(f"used:{queue}")
+
+    async def exists(self, queue: str) -> bool:
+        """Whether ``queue`` exists (a passive declaration, on a channel of its own)."""
+
+        async def check(channel: aiormq.abc.AbstractChannel) -> bool:
+            try:
+                await channel.queue_declare(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return False
+            return True
+
+        found: bool = await self.run(f"checking queue {queue!r}", check)
+        return found
 
     async def exchange(self, name: str, kind: str) -> None:
         """Declare the durable exchange ``name`` of type ``kind`` (passive: check it exists)."""
@@ -199,13 +213,18 @@ class Declarer:
 
         await self._once(f"exchange:{name}", f"declaring exchange {name!r}", declare)
 
-    async def work_queue(self, queue: str) -> None:
-        """Declare ``queue``, its dead-letter queue and their routing, as every App does
-        (passive: check that ``queue`` exists)."""
-        if f"queue:{queue}" in self._done:
+    async def work_queue(self, queue: str, *, strict: bool = True) -> None:
+        """Declare ``queue``, its dead-letter queue and their routing with this App's settings
+        (passive: check that ``queue`` exists). Not ``strict`` (a producer, a reader of dead
+        letters): a queue that exists is used as it is, whatever its settings; only a worker
+        declares them."""
+        if f"queue:{queue}" in self._done or (not strict and f"used:{queue}" in self._done):
             return
         if self.topology.passive:
             await self.expect("queue", queue, "declare it (durable) before pigeon uses it")
+            return
+        if not strict and await self.exists(queue):
+            self._done.add(f"used:{queue}")
             return
         topology = self.topology
         await self.exchange(topology.dead_letter_exchange, "direct")

@@ -209,10 +209,12 @@ class RabbitMQTransport:
         action: str,
         *,
         jobs: bool = False,
+        requests: bool = False,
         prefetch: int = 0,
     ) -> RabbitSubscription:
         """Open a channel with prefetch = ``concurrency`` (or ``prefetch``), declare (robustly:
-        again after a reconnect) the queue, and consume it."""
+        again after a reconnect) the queue, and consume it (``requests``: an rpc server's
+        queue, the only kind that takes requests)."""
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
         try:
@@ -228,6 +230,7 @@ class RabbitMQTransport:
                     concurrency,
                     make,
                     self.job_store if jobs else None,
+                    requests=requests,
                 )
                 await subscription.start()
         except BaseException:

@@ -53,7 +53,7 @@ class RedisJobs:
         wire.check_job(envelope)
         fields = wire.job_fields(envelope)
         wire.check_size(wire.fields_size(fields), self._options["max_message_size"])
-        await self._declarer.queue(queue)
+        await self._declarer.queue(queue, strict=False)
         with translated(self._url, f"enqueueing on {queue!r}"):
             if delay > 0:
                 await self._schedule(queue, envelope.message_id, fields, delay)
@@ -118,11 +118,16 @@ class RedisJobs:
         self._track(consumer)
         return consumer
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the work queue ``queue`` exists (its stream is there)."""
+        with translated(self._url, f"checking work queue {queue!r}"):
+            return bool(await self._redis.exists(self._keys.queue(queue)))
+
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
         return [letter for _, letter in await self._dead_letters.read(queue, limit)]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
-        await self._declarer.queue(queue)
+        await self._declarer.queue(queue, strict=False)
         return await self._dead_letters.replay(queue, limit)
 
     async def purge_dead_letters(self, queue: str) -> int:

@@ -60,8 +60,11 @@ part escaped (as ``escape``), and the server's clock in milliseconds."""
 
 _DECLARE_QUEUE = """
 local current = redis.call('HGET', KEYS[2], 'delivery_limit')
-if current and current ~= ARGV[2] then return current end
-redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2])
+if not current then
+  redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2])
+elseif current ~= ARGV[2] and ARGV[3] == 'strict' then
+  return current
+end
 local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)
@@ -201,25 +204,29 @@ class Declarer:
         self._script = redis.register_script(_DECLARE_QUEUE)
         self._declared: set[str] = set()
 
-    async def queue(self, queue: str, *, again: bool = False) -> None:
+    async def queue(self, queue: str, *, again: bool = False, strict: bool = True) -> None:
         """Make ``queue``'s stream and consumer group (reading from its first entry) and record
-        its settings; raises ``DeclarationConflict`` if it exists with another delivery limit."""
-        if queue in self._declared and not again:
+        its settings; raises ``DeclarationConflict`` if it exists with another delivery limit
+        and ``strict`` (a worker: only a worker declares settings; a producer uses the queue as
+        it is)."""
+        key = f"{queue}\0strict" if strict else queue
+        if not again and (key in self._declared or f"{queue}\0strict" in self._declared):
             return
         if self._passive:
             await self._expect(queue)
-            self._declared.add(queue)
+            self._declared.add(key)
             return
         keys = [self._keys.queue(queue), self._keys.settings(queue)]
         with translated(self._url, f"declaring work queue {queue!r}"):
-            current = await self._script(keys=keys, args=[WORKERS, self._limit])
+            mode = "strict" if strict else "use"
+            current = await self._script(keys=keys, args=[WORKERS, self._limit, mode])
         if current is not None:
             raise DeclarationConflict(
                 f"work queue {queue!r} exists on {self._url} with delivery_limit="
                 f"{current.decode()}, this App declares {self._limit}; give every App of the "
                 f"queue the same delivery_limit (or delete the key {keys[1]!r} to change it)"
             )
-        self._declared.add(queue)
+        self._declared.add(key)
 
     async def _expect(self, queue: str) -> None:
         """App(passive=True): check that ``queue``'s stream and its ``workers`` group exist,

@@ -1,0 +1,58 @@
+"""Replaying dead letters moves at most the letters present when the replay started, even while a
+worker fails the replayed jobs again and dead-letters them anew."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_dead_letters, wait_for
+
+REPLAY_WITHIN = 10.0
+"""Seconds a replay of a few letters may take at most (it never returned before the fix)."""
+
+
+async def test_a_replay_moves_only_the_letters_present_when_it_started(
+    make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    queue = f"{uid}.again"
+    calls: list[int] = []
+
+    @app.worker(queue, concurrency=4)
+    async def fail(job: Job) -> None:
+        calls.append(job.n)
+        raise RuntimeError("still broken")
+
+    async with app:
+        for n in range(3):
+            await app.enqueue(queue, Job(n))
+        await wait_dead_letters(app, queue, 3)
+        moved = await asyncio.wait_for(app.replay_dead_letters(queue), REPLAY_WITHIN)
+        assert moved == 3
+        await wait_for(lambda: len(calls) >= 6, what="the replayed jobs to fail again")
+        letters = await wait_dead_letters(app, queue, 3)
+        assert sorted(letter.body for letter in letters) == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    assert sorted(calls) == [0, 0, 1, 1, 2, 2], "each job ran once, then once after the replay"
+
+
+async def test_a_replay_with_a_limit_moves_at_most_that_many(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.limited"
+    calls: list[int] = []
+
+    @app.worker(queue, concurrency=4)
+    async def fail(job: Job) -> None:
+        calls.append(job.n)
+        raise RuntimeError("still broken")
+
+    async with app:
+        for n in range(3):
+            await app.enqueue(queue, Job(n))
+        await wait_dead_letters(app, queue, 3)
+        moved = await asyncio.wait_for(app.replay_dead_letters(queue, limit=2), REPLAY_WITHIN)
+        assert moved == 2
+        await wait_for(lambda: len(calls) >= 5, what="the replayed jobs to fail again")
+        await wait_dead_letters(app, queue, 3)
+    assert len(calls) == 5

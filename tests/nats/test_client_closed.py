@@ -1,0 +1,61 @@
+"""nats-py closes its client for good after some server errors (a control line over the server's
+limit is ``-ERR`` and a closed connection, never reconnected): the transport connects a new
+client and every subscriber, server and worker of the App resumes."""
+
+from __future__ import annotations
+
+import nats
+
+from pigeon import App
+from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
+
+
+async def test_an_app_resumes_after_the_client_closed_for_good(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    app = App(nats_url)
+    events: list[int] = []
+    jobs: list[int] = []
+
+    @app.subscribe(f"{uid}.events")
+    async def on_event(n: int) -> None:
+        events.append(n)
+
+    @app.worker(f"{uid}.jobs")
+    async def on_job(job: Job) -> None:
+        jobs.append(job.n)
+
+    @app.rpc(f"{uid}.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app:
+        client = app.transport.client  # type: ignore[attr-defined]
+        await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
+        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
+        await wait_for(lambda: app.transport.connected, what="a new connection")
+        await app.publish(f"{uid}.events", 1)
+        await app.enqueue(f"{uid}.jobs", Job(2))
+        assert await app.request(f"{uid}.double", 3) == 6
+        await raw.publish(f"{uid}.events", b"4")
+        await wait_for(lambda: events == [1, 4] and jobs == [2], what="events and jobs again")
+
+
+async def test_a_service_answers_discovery_again_on_the_new_client(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    app = App(nats_url, service=f"svc{uid}")
+
+    @app.rpc(f"{uid}.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app:
+        client = app.transport.client  # type: ignore[attr-defined]
+        await client.publish(f"{uid}." + "x" * 5000, b"")
+        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
+        await wait_for(lambda: app.transport.connected, what="a new connection")
+        assert await app.request(f"{uid}.double", 2) == 4
+        pong = await raw.request(f"$SRV.PING.svc{uid}", b"", timeout=5)
+    assert f"svc{uid}".encode() in pong.data

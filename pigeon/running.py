@@ -164,6 +164,8 @@ async def serve(app: App, ports: Ports) -> None:
             )
             stack.callback(server.close)
         metrics = _prometheus(app)
+        if metrics is not None:
+            metrics.count_drops(app)
         if metrics is not None and every > 0 and work_queues(app):
             sampler = asyncio.create_task(sample_backlog(app, metrics, every))
             stack.push_async_callback(_cancel, sampler)

@@ -198,7 +198,11 @@ def enqueue(
 ) -> None:
     """Store one JSON job on a work queue, now or later (--delay or --at)."""
     job = _json(body)
-    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=delays.parse_time(at)))
+    try:  # bad input is refused before any broker is asked for
+        due = delays.parse_time(at)
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from exc
+    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=due))
 
 
 @dlq.command("ls")
@@ -228,7 +232,9 @@ def dlq_show(
 def dlq_replay(
     queue: str,
     url: UrlOption = None,
-    limit: Annotated[int | None, typer.Option(help="How many to replay; default all")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="How many to replay (1 or more); default all")
+    ] = None,
 ) -> None:
     """Move dead letters back onto their work queue."""
     from pigeon import status as view
@@ -257,7 +263,9 @@ def status(
         list[str] | None, typer.Option("--queue", "-q", help="A work queue (repeatable)")
     ] = None,
     url: UrlOption = None,
-    watch: Annotated[bool, typer.Option(help="Redraw the table live until Ctrl-C")] = False,
+    watch: Annotated[
+        bool, typer.Option(help="Redraw the table live until Ctrl-C or SIGTERM")
+    ] = False,
     every: Annotated[float, typer.Option(min=0.1, help="Seconds between redraws")] = 2.0,
     window: Annotated[float, typer.Option(min=0, help="Seconds to measure rates over")] = 1.0,
 ) -> None:
@@ -267,7 +275,11 @@ def status(
 
     if url and target:
         os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
-    app = load_app(target) if target else App(_broker_url(url))
+    try:
+        app = load_app(target) if target else App(_broker_url(url))
+    except ConfigurationError as exc:  # a bad URL: as every other command says it
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     if url and app.url != url:
         raise typer.BadParameter(f"{target} was built with a URL in its code; drop --url")
     queues = [*(view.work_queues(app) if target else ()), *(queue or ())]

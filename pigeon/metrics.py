@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from pigeon.transports.base import Backlog
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+    from prometheus_client.core import CounterMetricFamily, Metric
+    from prometheus_client.registry import Collector
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
     raise ConfigurationError(
         "metrics need the prometheus extra: pip install 'pigeon[prometheus]'"
@@ -130,6 +133,14 @@ class PrometheusMetrics:
             elapsed = time.perf_counter() - started
             self.request_duration.labels(message.route, outcome).observe(elapsed)
 
+    def count_drops(self, app: Any) -> None:
+        """Serve ``pigeon_events_dropped_total`` (label ``subject``): events the broker client of
+        ``app`` dropped because a subscriber fell behind (core NATS: over its pending limits;
+        https://docs.nats.io/running-a-nats-service/nats_admin/slow_consumers). Read from
+        ``app.transport.dropped_events`` at each scrape; transports that never drop have none.
+        ``pigeon run`` calls it for the App it serves."""
+        self.registry.register(_Dropped(lambda: getattr(app.transport, "dropped_events", {})))
+
     def record_backlog(self, queue: str, backlog: Backlog) -> None:
         """Set the backlog gauges of ``queue``; a ``None`` field removes that gauge's sample."""
         for field, gauge in self.backlog.items():
@@ -167,6 +178,23 @@ class PrometheusMetrics:
 
     def _counter(self, name: str, description: str) -> Counter:
         return Counter(f"pigeon_messages_{name}", description, LABELS, registry=self.registry)
+
+
+class _Dropped(Collector):
+    """``pigeon_events_dropped_total`` from a transport's running counts, at each scrape."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "pigeon_events_dropped",
+            "Events dropped by the broker client because a subscriber fell behind",
+            labels=("subject",),
+        )
+        for subject, count in self._counts().items():
+            family.add_metric([subject], count)
+        yield family
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import shlex
 import signal
@@ -163,6 +164,8 @@ async def serve(app: App, ports: Ports) -> None:
             )
             stack.callback(server.close)
         metrics = _prometheus(app)
+        if metrics is not None:
+            metrics.count_drops(app)
         if metrics is not None and every > 0 and work_queues(app):
             sampler = asyncio.create_task(sample_backlog(app, metrics, every))
             stack.push_async_callback(_cancel, sampler)
@@ -171,24 +174,34 @@ async def serve(app: App, ports: Ports) -> None:
 
 def backlog_interval() -> float:
     """Seconds between backlog readings: ``PIGEON_BACKLOG_INTERVAL``, else ``BACKLOG_EVERY``;
-    ``ConfigurationError`` if it is not a number."""
+    0 for none. ``ConfigurationError`` unless it is a finite number, 0 or more."""
     text = os.environ.get("PIGEON_BACKLOG_INTERVAL", "")
     try:
-        return float(text) if text else BACKLOG_EVERY
+        every = float(text) if text else BACKLOG_EVERY
     except ValueError:
+        every = math.nan
+    if not (math.isfinite(every) and every >= 0):
         raise ConfigurationError(
-            f"PIGEON_BACKLOG_INTERVAL={text!r}: give seconds between backlog readings, 0 for none"
-        ) from None
+            f"PIGEON_BACKLOG_INTERVAL={text!r}: give the seconds between backlog readings "
+            "(a number such as 15), or 0 for none"
+        )
+    return every
 
 
 async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> None:
     """Every ``every`` seconds while ``app`` is ready (the first time as soon as it is), set the
     backlog gauges of each of its work queues. A queue that cannot be read loses its samples (no
-    stale numbers) and is logged once per new error. Runs until cancelled."""
+    stale numbers) and is logged once per new error; while the transport is disconnected, every
+    queue loses them. Runs until cancelled."""
     queues = work_queues(app)
     failing: dict[str, str] = {}
     while True:
         if not app.ready:
+            await asyncio.sleep(min(every, READY_POLL))
+            continue
+        if not app.transport.connected:  # the last numbers are not live: no samples
+            for queue in queues:
+                metrics.forget_backlog(queue)
             await asyncio.sleep(min(every, READY_POLL))
             continue
         try:

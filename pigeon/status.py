@@ -9,10 +9,12 @@ jobs enqueued minus jobs taken, so a positive rate is a backlog building.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
@@ -24,6 +26,8 @@ from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.transports.base import Backlog
 
 COLUMNS = ("queue", "ready", "unacked", "dead letters", "consumers", "oldest age", "ready/s")
+QUEUE_MIN_WIDTH = 8
+"""The least width of the queue column of a table; longer names fold onto more lines."""
 UNKNOWN = "?"
 """How a number the broker cannot tell is shown."""
 
@@ -81,42 +85,112 @@ def ready_rate(before: Reading | None, now: Reading) -> float | None:
     return (last - first) / elapsed
 
 
-def table(readings: Sequence[Reading], before: dict[str, Reading]) -> Table:
-    """The table of ``readings``; rates against the readings ``before`` (queue -> reading)."""
-    view = Table(title="pigeon: work queues", title_justify="left")
-    view.add_column(COLUMNS[0], no_wrap=True)
-    for column in COLUMNS[1:]:
-        view.add_column(column, justify="right")
-    errors = []
+def rows(readings: Sequence[Reading], before: dict[str, Reading]) -> list[list[str]]:
+    """The cells of ``readings``, one row per queue in ``COLUMNS`` order; rates against the
+    readings ``before`` (queue -> reading). A queue that could not be read shows ``error``."""
+    cells = []
     for reading in readings:
         backlog = reading.backlog
         if backlog is None:
-            view.add_row(reading.queue, *(["[red]error"] + [""] * (len(COLUMNS) - 2)))
-            errors.append(f"{reading.queue}: {reading.error}")
+            cells.append([reading.queue, "error", *[""] * (len(COLUMNS) - 2)])
             continue
-        view.add_row(
-            reading.queue,
-            _count(backlog.ready),
-            _count(backlog.unacked),
-            _count(backlog.dead_letters),
-            _count(backlog.consumers),
-            _age(backlog.oldest_age),
-            _rate(ready_rate(before.get(reading.queue), reading)),
+        rate = ready_rate(before.get(reading.queue), reading)
+        cells.append(
+            [
+                reading.queue,
+                *(_count(n) for n in (backlog.ready, backlog.unacked, backlog.dead_letters)),
+                _count(backlog.consumers),
+                _age(backlog.oldest_age),
+                _rate(rate),
+            ]
         )
-    if errors:
-        view.caption = "\n".join(errors)
+    return cells
+
+
+def errors(readings: Sequence[Reading]) -> list[str]:
+    """``queue: error`` of each reading that failed."""
+    return [f"{reading.queue}: {reading.error}" for reading in readings if reading.error]
+
+
+def title() -> str:
+    """The title of a table read now: when it was read, so a stale one shows."""
+    return f"pigeon: work queues at {datetime.now(UTC):%H:%M:%S} UTC"
+
+
+def table(readings: Sequence[Reading], before: dict[str, Reading]) -> Table:
+    """The table of ``readings`` for a terminal; rates against ``before`` (queue -> reading).
+
+    Numbers are never cut: each number column is as wide as its widest cell, and a long queue
+    name folds onto more lines instead."""
+    cells = rows(readings, before)
+    view = Table(title=title(), title_justify="left")
+    view.add_column(COLUMNS[0], overflow="fold", min_width=QUEUE_MIN_WIDTH)
+    for column, widest in zip(COLUMNS[1:], _number_widths(cells), strict=True):
+        view.add_column(column, justify="right", overflow="fold", min_width=widest)
+    for row in cells:
+        view.add_row(*row, style="red" if row[1] == "error" else None)
+    if errors(readings):
+        view.caption = "\n".join(errors(readings))
         view.caption_justify = "left"
     return view
 
 
+def fits(readings: Sequence[Reading], before: dict[str, Reading], width: int) -> bool:
+    """Whether the table of ``readings`` fits in ``width`` columns with every number whole."""
+    borders = 3 * len(COLUMNS) + 1
+    return QUEUE_MIN_WIDTH + sum(_number_widths(rows(readings, before))) + borders <= width
+
+
+def _number_widths(cells: list[list[str]]) -> list[int]:
+    """The least width of each number column: its widest cell, its header's longest word."""
+    return [
+        max([len(row[index]) for row in cells] + [*map(len, column.split())])
+        for index, column in enumerate(COLUMNS[1:], start=1)
+    ]
+
+
+def plain(readings: Sequence[Reading], before: dict[str, Reading]) -> str:
+    """The table of ``readings`` as plain text (for a pipe or a file): a title, a header, one
+    full line per queue in aligned columns, never cut, then the errors."""
+    cells = [list(COLUMNS), *rows(readings, before)]
+    widths = [max(len(row[index]) for row in cells) for index in range(len(COLUMNS))]
+    lines = [title()]
+    for row in cells:
+        first = row[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+        lines.append("  ".join([first, *rest]).rstrip())
+    return "\n".join([*lines, *errors(readings)])
+
+
 async def run(app: App, queues: Sequence[str], *, watch: bool, every: float, window: float) -> int:
     """``pigeon status``: connect ``app`` (its handlers not started), then ``watch`` or ``show``
-    ``queues`` on the terminal. Returns the exit status."""
+    ``queues`` on the terminal (plain text when stdout is not one). SIGINT and SIGTERM end a
+    watch with status 0. Returns the exit status."""
     console = Console()
     async with inspecting(app):
         if watch:
-            await watch_live(app, queues, every, console)
+            with stopping() as stop:
+                await watch_live(app, queues, every, console, stop)
+            return 0
         return await show(app, queues, window, console)
+
+
+@contextmanager
+def stopping() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while inside (where the loop can take signals)."""
+    stop, loop = asyncio.Event(), asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        for number in signals:
+            loop.add_signal_handler(number, stop.set)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        pass
+    try:
+        yield stop
+    finally:
+        for number in signals:
+            with suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(number)
 
 
 async def show(app: App, queues: Sequence[str], window: float, console: Console) -> int:
@@ -128,20 +202,45 @@ async def show(app: App, queues: Sequence[str], window: float, console: Console)
         before = {reading.queue: reading for reading in await read(app, queues)}
         await asyncio.sleep(window)
     readings = await read(app, queues)
-    console.print(table(readings, before))
+    print_readings(console, readings, before)
     return 1 if any(reading.error for reading in readings) else 0
 
 
-async def watch_live(app: App, queues: Sequence[str], every: float, console: Console) -> None:
+async def watch_live(
+    app: App,
+    queues: Sequence[str],
+    every: float,
+    console: Console,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Redraw the table in place every ``every`` seconds, rates since the last redraw, until
-    cancelled (Ctrl-C)."""
+    ``stop`` is set or cancelled. Not on a terminal (or one too narrow for the table), each
+    reading is printed below the last as plain lines."""
+    stop = stop or asyncio.Event()
     before: dict[str, Reading] = {}
-    with Live(console=console, auto_refresh=False) as live:
-        while True:
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    with live or nullcontext():
+        while not stop.is_set():
             readings = await read(app, queues)
-            live.update(table(readings, before), refresh=True)
+            if live is not None and fits(readings, before, console.width):
+                live.update(table(readings, before), refresh=True)
+            else:
+                print_readings(console, readings, before, gap=bool(before))
             before = {reading.queue: reading for reading in readings}
-            await asyncio.sleep(every)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+
+def print_readings(
+    console: Console, readings: Sequence[Reading], before: dict[str, Reading], gap: bool = False
+) -> None:
+    """Print ``readings``: a table on a terminal wide enough, else plain lines (after a blank
+    one if ``gap``), flushed at once for whoever reads the pipe."""
+    if console.is_terminal and fits(readings, before, console.width):
+        console.print(table(readings, before))
+        return
+    console.file.write(("\n" if gap else "") + plain(readings, before) + "\n")
+    console.file.flush()
 
 
 async def replay(app: App, queue: str, limit: int | None, console: Console | None = None) -> int:

@@ -25,10 +25,12 @@ _SECRET_PARAMETER = re.compile(
 
 def mask_url(url: str) -> str:
     """``url`` with every credential of every server replaced by ``***``: passwords, tokens
-    (``nats://TOKEN@host``) and secret query parameters. Safe for logs, errors and documents."""
+    (``nats://TOKEN@host``) and secret query parameters. Safe for logs, errors and documents.
+    Text without ``://`` (a mistyped URL) loses everything before its last ``@``."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
+    if not sep:  # not a URL (nats//u:p@h, u:p@h): hide all before the last '@'
+        before, at_sign, host = url.rpartition("@")
+        return f"{MASK}@{host}" if at_sign and before else url
     masked = [_mask_server(part, scheme.lower()) for part in _server_parts(rest)]
     return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", f"{scheme}://{','.join(masked)}")
 

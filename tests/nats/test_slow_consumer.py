@@ -45,3 +45,32 @@ async def test_a_slow_subscriber_drops_with_one_warning_and_a_count(
     assert str(slow_consumers.dropped[f"{uid}.events"]) in warnings[-1]
     at_close = [r.getMessage() for r in caplog.records if "buffered messages" in r.getMessage()]
     assert len(at_close) <= 1
+
+
+async def test_drops_are_counted_in_the_metrics(nats_url: str, uid: str, raw: nats.NATS) -> None:
+    from prometheus_client import generate_latest
+
+    from pigeon.metrics import PrometheusMetrics
+
+    app, metrics = App(nats_url, pending_msgs_limit=20), PrometheusMetrics()
+    app.use(metrics)
+    metrics.count_drops(app)  # what `pigeon run` does
+    release = asyncio.Event()
+
+    @app.subscribe(f"{uid}.events")
+    async def slow(order: Order) -> None:
+        await release.wait()
+
+    def dropped() -> float:
+        sample = metrics.registry.get_sample_value(
+            "pigeon_events_dropped_total", {"subject": f"{uid}.events"}
+        )
+        return sample or 0.0
+
+    async with app:
+        for n in range(EVENTS // 4):
+            await raw.publish(f"{uid}.events", Order(id=n).model_dump_json().encode())
+        await registered(raw)
+        await wait_for(lambda: dropped() > 0, what="drops in pigeon_events_dropped_total")
+        release.set()
+    assert b"pigeon_events_dropped_total" in generate_latest(metrics.registry)

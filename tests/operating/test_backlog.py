@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import signal
+import subprocess
 import sys
 import textwrap
 import urllib.request
@@ -16,11 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from typer.testing import CliRunner
 
-from pigeon import App, Backlog, Reject
+from pigeon import App, Backlog, ConfigurationError, Reject
 from pigeon.cli import cli
 from pigeon.metrics import PrometheusMetrics
-from pigeon.running import Ports, serve
-from pigeon.status import REPLAY_BATCH, replay, watch_live
+from pigeon.running import Ports, backlog_interval, sample_backlog, serve
+from pigeon.status import REPLAY_BATCH, Reading, print_readings, replay, watch_live
 from pigeon.testing.conformance import Backend
 from pigeon.testing.conformance.backlog import unknown
 from pigeon.testing.waiting import wait_for
@@ -193,3 +195,126 @@ async def test_dlq_replay_of_many_letters_shows_progress(uid: str) -> None:
     assert (backlog.ready, backlog.dead_letters) == (count, 0)
     assert f"replaying {queue}" in output.getvalue()
     assert "100%" in output.getvalue()
+
+
+LONG = "orders.invoices.render-pdf-for-the-accounting-department.eu-west"
+
+
+def test_numbers_are_never_cut_in_a_narrow_terminal() -> None:
+    backlog = Backlog(1_234_567, 12_345, 123_456, 12, 3725.0)
+    readings = [Reading(f"{LONG}.{n}", 0.0, backlog) for n in range(2)]
+    for width in (80, 60):
+        output = io.StringIO()
+        console = Console(file=output, force_terminal=True, width=width)
+        print_readings(console, readings, {})
+        text = output.getvalue()
+        assert "…" not in text
+        for number in ("1,234,567", "12,345", "123,456", "1h02m"):
+            assert text.count(number) == 2, text
+        assert ("┃" in text) == (width == 80)  # too narrow for a table: plain lines
+
+
+def test_status_prints_plain_full_lines_when_not_a_terminal(uid: str) -> None:
+    url, queue = f"memory://{uid}", f"{uid}.{LONG}"
+
+    async def fill() -> None:
+        async with App(url) as producer:  # the memory broker outlives it, in this process
+            for n in range(1234):
+                await producer.enqueue(queue, n)
+
+    asyncio.run(fill())
+    args = ["status", "--url", url, "--queue", queue, "--window", "0"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert "┃" not in result.output
+    header, row = result.output.splitlines()[-2:]
+    assert header.split() == [
+        *("queue", "ready", "unacked", "dead", "letters", "consumers", "oldest", "age"),
+        "ready/s",
+    ]
+    assert row.split()[:5] == [queue, "1,234", "0", "0", "0"]
+
+
+async def test_status_watch_without_a_terminal_prints_each_refresh_and_stops_on_sigterm(
+    uid: str,
+) -> None:
+    command = [sys.executable, "-m", "pigeon", "status", "--watch", "--every", "0.1"]
+    command += ["--url", f"memory://{uid}", "--queue", f"{uid}.jobs"]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    headers = 0
+    while headers < 2:
+        line = await asyncio.wait_for(process.stdout.readline(), 15)
+        assert line, "status --watch ended early"
+        headers += line.startswith(b"queue ")
+    process.send_signal(signal.SIGTERM)
+    _, errors = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 0, errors.decode()
+    assert b"Traceback" not in errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "--queue", "q"],
+        ["dlq", "ls", "q"],
+        ["dlq", "replay", "q"],
+        ["enqueue", "q", "1"],
+    ],
+)
+def test_a_bad_url_is_an_error_that_shows_no_secret(args: list[str]) -> None:
+    for url in ("nats//u:s3cr3tXYZ@h:1", "kafka://u:s3cr3tXYZ@h:1", "s3cr3tXYZ@h:1"):
+        result = CliRunner().invoke(cli, [*args, "--url", url])
+        assert result.exit_code == 2, (url, result.output)
+        assert result.output.startswith("error: "), result.output
+        assert "s3cr3tXYZ" not in result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_dlq_replay_refuses_a_limit_below_one(limit: str) -> None:
+    result = CliRunner().invoke(cli, ["dlq", "replay", "q", "--url", "memory://", "--limit", limit])
+    assert result.exit_code == 2
+    assert "--limit" in result.output
+
+
+@pytest.mark.parametrize("interval", ["-1", "nan", "inf", "soon"])
+def test_a_bad_backlog_interval_is_refused(interval: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIGEON_BACKLOG_INTERVAL", interval)
+    with pytest.raises(ConfigurationError, match="PIGEON_BACKLOG_INTERVAL"):
+        backlog_interval()
+
+
+def test_backlog_interval_zero_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIGEON_BACKLOG_INTERVAL", "0")
+    assert backlog_interval() == 0
+
+
+async def test_samples_are_dropped_while_the_broker_is_away(uid: str) -> None:
+    metrics, queue = PrometheusMetrics(), f"{uid}.jobs"
+    app = App(f"memory://{uid}")
+
+    @app.worker(queue)
+    async def work(n: int) -> None: ...
+
+    metrics.record_backlog(queue, Backlog(3, 0, 0, 1, 0.0))
+    app.ready = True  # as if serving, but not connected
+    sampling = asyncio.create_task(sample_backlog(app, metrics, 0.01))
+    try:
+        value = metrics.registry.get_sample_value
+        await wait_for(lambda: value("pigeon_queue_ready", {"queue": queue}) is None)
+    finally:
+        sampling.cancel()
+        await asyncio.gather(sampling, return_exceptions=True)
+
+
+def test_an_unreachable_rabbitmq_prints_only_pigeons_error() -> None:
+    url = f"amqp://127.0.0.1:{free_port()}/"
+    command = [sys.executable, "-m", "pigeon", "dlq", "ls", "q", "--url", url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: cannot connect"), result.stderr
+    assert "creating transport" not in result.stderr

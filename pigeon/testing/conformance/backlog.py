@@ -7,10 +7,11 @@ transport not named there must report every number).
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
-from pigeon import Backlog, ConfigurationError
+from pigeon import App, Backlog, ConfigurationError, Reject
 from pigeon.testing.conformance.fixtures import Backend, MakeApp
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
@@ -196,3 +197,115 @@ async def test_an_unknown_queue_is_an_error_not_zeros(make_app: MakeApp, uid: st
     async with app:
         with pytest.raises(ConfigurationError, match=f"{uid}.nowhere.*does not exist"):
             await app.backlog(f"{uid}.nowhere")
+
+
+SHORT_CLAIM_IDLE: dict[str, dict[str, object]] = {"redis": {"claim_idle": 0.3}}
+"""App options that make a transport forget an idle consumer soon, if it forgets one at all."""
+
+DELAYED_UNCOUNTED = frozenset({"nats"})
+"""Transports on which a delayed job that fell due is not counted until a worker moves it onto
+the work queue (NATS keeps it in the queue's delay stream; see ``docs/backlog.md``)."""
+
+
+async def test_an_idle_worker_counts_until_it_stops(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    options = SHORT_CLAIM_IDLE.get(backend.name.split("-")[0], {})
+    producer, worker = make_app(), make_app(**options)
+    queue = f"{uid}.idle-worker"
+
+    @worker.worker(queue)
+    async def work(job: Job) -> None: ...
+
+    async def counted(count: int) -> bool:
+        return (await producer.backlog(queue)).consumers in (count, None)
+
+    async with producer, worker:
+        await wait_for(lambda: counted(1), timeout=3, what="a worker with no job yet counted")
+        await producer.enqueue(queue, Job(1))
+        await wait_for(lambda: _drained(producer, queue), what="the job handled")
+        await asyncio.sleep(1.0)  # idle for longer than any idle limit of the transport
+        assert await counted(1), "a live idle worker is no longer counted"
+        await worker.close()
+        await wait_for(lambda: counted(0), timeout=3, what="the stopped worker not counted")
+
+
+async def _drained(app: App, queue: str) -> bool:
+    backlog = await app.backlog(queue)
+    return backlog.ready == 0 and backlog.unacked in (0, None)
+
+
+async def test_queues_that_share_a_name_on_the_broker_are_not_mixed_up(
+    make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    async with app:
+        await app.enqueue(f"{uid}.a.b", Job(1))
+        for other in (f"{uid}.a_b", f"{uid}_a_b"):
+            with pytest.raises(ConfigurationError, match=re.escape(other)):
+                await app.backlog(other)
+        assert (await app.backlog(f"{uid}.a.b")).ready == 1
+
+
+async def test_a_delayed_job_that_fell_due_is_ready_with_no_worker(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    queue = f"{uid}.due"
+    async with app:
+        await app.enqueue(queue, Job(1), delay=0.2)
+        assert (await app.backlog(queue)).ready == 0
+        if backend.name.split("-")[0] in DELAYED_UNCOUNTED:
+            await asyncio.sleep(0.5)  # due, and nobody moves it
+            assert (await app.backlog(queue)).ready == 0
+            return
+
+        async def due() -> bool:
+            return (await app.backlog(queue)).ready == 1
+
+        await wait_for(due, what="the due job counted as ready")
+
+
+async def test_a_dead_letter_queue_is_not_read_as_a_work_queue(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.work"
+
+    @app.worker(queue)
+    async def work(job: Job) -> None:
+        raise Reject("no")
+
+    async with app:
+        await app.enqueue(queue, Job(1), delay=0.01)  # through the delay ladder, if any
+        await wait_for(lambda: _dead(app, queue, 1), what="the job dead-lettered")
+        ladder = [f"pigeon.delay.{kind}.00" for kind in ("quorum", "classic")]
+        for helper in (f"{queue}.dlq", f"{queue}.delivery-limit", *ladder):
+            with pytest.raises(ConfigurationError, match=re.escape(helper)):
+                await app.backlog(helper)
+
+
+async def _dead(app: App, queue: str, count: int) -> bool:
+    return (await app.backlog(queue)).dead_letters == count
+
+
+async def test_a_replayed_job_ages_from_its_replay(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    if "oldest_age" in unknown(backend):
+        pytest.skip(f"{backend.name} cannot tell the oldest job's age")
+    producer, worker = make_app(), make_app()
+    queue = f"{uid}.replayed"
+
+    @worker.worker(queue)
+    async def work(job: Job) -> None:
+        raise Reject("no")
+
+    async with producer:
+        async with worker:
+            await producer.enqueue(queue, Job(1))
+            await wait_for(lambda: _dead(producer, queue, 1), what="the job dead-lettered")
+        await asyncio.sleep(0.6)  # time spent as a dead letter
+        assert await producer.replay_dead_letters(queue) == 1
+        backlog = await producer.backlog(queue)
+    assert backlog.ready == 1
+    assert backlog.oldest_age is not None
+    assert backlog.oldest_age < 0.5

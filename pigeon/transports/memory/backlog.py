@@ -15,7 +15,8 @@ def read(transport: MemoryTransport, queue: str) -> Backlog:
     """The backlog of work queue ``queue`` now; every number is exact.
 
     ``oldest_age`` is measured from the head job's timestamp (when it was sent): a delayed job
-    that fell due counts its delay too. Raises ``ConfigurationError`` for an unknown queue.
+    that fell due counts its delay too; a replayed dead letter counts from its replay, as on
+    NATS and Redis. Raises ``ConfigurationError`` for an unknown queue.
     """
     transport.check()
     known = transport.broker.existing_work_queue(queue)

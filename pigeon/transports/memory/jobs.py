@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from pigeon import headers as h
@@ -56,7 +57,7 @@ class MemoryJobs:
             replayed = envelope.without_headers(h.FAILURE_HEADERS)
             if broker.taps:
                 broker.tell(Tapped("replayed", queue, replayed, known))
-            known.put(Item(replayed, queue))
+            known.put(Item(replayed, queue, queued_at=time.time()))
         return len(moved)
 
     async def purge_dead_letters(self, queue: str) -> int:

@@ -36,6 +36,9 @@ class Item:
     """Times handed to a handler, redeliveries included."""
     returns: int = 0
     """Times a delivery ended unsettled (its worker stopped or died before settling it)."""
+    queued_at: float | None = None
+    """When it was put back on its queue from the dead letters (``time.time()``); ``None``: it
+    waits since its envelope's timestamp. Its age in ``backlog`` counts from here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,10 @@ class MemoryQueue:
     def counts(self) -> tuple[int, int, int, int, float | None]:
         """``(ready, unacked, dead letters, consumers, head's timestamp)`` now, for ``backlog``:
         items handed to a consumer that has not taken them yet count as unacked."""
-        head = self.ready[0].envelope.timestamp if self.ready else None
+        head = None
+        if self.ready:
+            first = self.ready[0]
+            head = first.envelope.timestamp if first.queued_at is None else first.queued_at
         unacked = self.in_flight + self.handing
         return len(self.ready), unacked, len(self.dead), self.consumers, head
 

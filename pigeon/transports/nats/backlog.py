@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from pigeon.errors import ConfigurationError
 from pigeon.transports.base import Backlog, unknown_queue
 from pigeon.transports.nats.errors import (
     CONSUMER_NOT_FOUND,
@@ -22,7 +23,7 @@ from pigeon.transports.nats.errors import (
     JetStreamError,
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
-from pigeon.transports.nats.topology import WORKERS, QueueNames
+from pigeon.transports.nats.topology import QUEUE_SUBJECTS, WORKERS, QueueNames
 
 
 async def read(api: JetStreamApi, url: str, queue: str) -> Backlog:
@@ -34,11 +35,27 @@ async def read(api: JetStreamApi, url: str, queue: str) -> Backlog:
         if exc.err_code in (STREAM_NOT_FOUND, CONSUMER_NOT_FOUND):
             raise unknown_queue(queue, url) from None
         raise
+    _check_filter(info, names, url)
     ready = int(info.get("num_pending", 0))
     unacked = int(info.get("num_ack_pending", 0))
     next_seq = int(info.get("delivered", {}).get("stream_seq", 0)) + 1
     age = await _oldest_age(api, names, next_seq) if ready else 0.0
     return Backlog(ready, unacked, await _dead_letters(api, names), None, age)
+
+
+def _check_filter(info: dict[str, Any], names: QueueNames, url: str) -> None:
+    """Raise ``ConfigurationError`` unless the consumer ``info`` reads ``names.queue``: queues
+    whose names differ only in ``.`` and ``_`` map to one stream name, which belongs to the
+    queue declared first."""
+    taken_by = info.get("config", {}).get("filter_subject", names.subject)
+    if taken_by != names.subject:
+        owner = taken_by.removeprefix(QUEUE_SUBJECTS)
+        raise ConfigurationError(
+            f"work queue {names.queue!r} does not exist on {url}: its stream name "
+            f"{names.stream!r} belongs to work queue {owner!r} (dots and other characters "
+            "become '_' in stream names). Check the name; two queues that differ only so "
+            "cannot both be used on NATS"
+        )
 
 
 async def _oldest_age(api: JetStreamApi, names: QueueNames, seq: int) -> float | None:

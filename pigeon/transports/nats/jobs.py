@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pigeon import delays
 from pigeon import headers as h
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Backlog, Delivery, Handler, Subscription
 from pigeon.transports.nats import backlog, wire
@@ -141,6 +142,11 @@ class NatsJobs:
 
     async def backlog(self, queue: str) -> Backlog:
         self._transport.check()
+        if not self._transport.connected:  # fail now: retrying would show old numbers as live
+            raise BrokerError(
+                f"reading the backlog of {queue!r}: disconnected from {self._transport.url}, "
+                "reconnecting"
+            )
         return await backlog.read(self._transport.api, self._transport.url, queue)
 
     async def _queue(self, queue: str, *, strict: bool) -> QueueNames:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -113,6 +113,11 @@ class NatsTransport:
     @property
     def connected(self) -> bool:
         return self._connected and self.client.is_connected
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events nats-py dropped since the start (slow consumers), by subscription subject."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         """Connect, trying each server for ``connect_timeout`` seconds before giving up."""

@@ -8,6 +8,10 @@ a return on classic queues), add one to its ``x-delivery-count`` on quorum queue
 delivery limit), and hide it from workers meanwhile. So ``unacked`` and ``oldest_age`` are
 ``None``; the management API (``messages_unacknowledged``, ``head_message_timestamp``) has them,
 but pigeon does not require the management plugin.
+
+pigeon's helper queues (``<queue>.dlq``, the ``<queue>.delivery-limit`` marker, the delay
+ladder's ``pigeon.delay.*``) are refused by name: read as work queues, their counts would pass
+for jobs waiting.
 """
 
 from __future__ import annotations
@@ -15,12 +19,21 @@ from __future__ import annotations
 import aiormq.abc
 import aiormq.exceptions as amqp
 
+from pigeon.errors import ConfigurationError
 from pigeon.transports.base import Backlog, unknown_queue
-from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
+from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue, limit_marker
+
+DELAY_LADDER_PREFIX = "pigeon.delay."
 
 
 async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
-    """The backlog of work queue ``queue`` now; ``ConfigurationError`` if it does not exist."""
+    """The backlog of work queue ``queue`` now; ``ConfigurationError`` if it does not exist or
+    is one of pigeon's helper queues."""
+    helper = _helper(queue)
+    if helper:
+        raise ConfigurationError(
+            f"{queue!r} is {helper}, not a work queue: backlog() reads work queues"
+        )
 
     async def declare(channel: aiormq.abc.AbstractChannel) -> Backlog:
         try:
@@ -36,3 +49,15 @@ async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
 
     backlog: Backlog = await declarer.run(f"reading the backlog of {queue!r}", declare)
     return backlog
+
+
+def _helper(queue: str) -> str:
+    """What pigeon keeps in the queue named ``queue``, if it is one of its helpers; else ''."""
+    work = queue.rpartition(".")[0]
+    if work and queue == dead_letter_queue(work):
+        return f"the dead-letter queue of {work!r} (its count is backlog({work!r}).dead_letters)"
+    if work and queue == limit_marker(work):
+        return f"the marker of the delivery limit of work queue {work!r}"
+    if queue.startswith(DELAY_LADDER_PREFIX):
+        return "a level of pigeon's delay ladder (delayed jobs and redeliveries)"
+    return ""

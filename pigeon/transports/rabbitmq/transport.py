@@ -48,6 +48,15 @@ from pigeon.transports.urls import mask_url, servers
 
 log = logging.getLogger("pigeon")
 
+
+def _not_a_failed_connect(record: logging.LogRecord) -> bool:
+    """aiormq logs each connection it fails to open at ERROR; pigeon says the same once, in
+    its own error (URL masked) or its reconnect warnings, so that line is dropped."""
+    return not str(record.msg).startswith("error when creating transport")
+
+
+logging.getLogger("aiormq.connection").addFilter(_not_a_failed_connect)
+
 guard_frame_decoding()  # one foreign message's odd timestamp must not kill the connection
 
 DEFAULTS: dict[str, Any] = {

@@ -9,6 +9,9 @@ plus the deliveries of its earlier copies (a delayed redelivery is a new entry).
 are claimed again every third of ``claim_idle`` (``JUSTID``: the count does not move), so a live
 worker's slow job is never taken from it; a worker that closes hands its unsettled entries to
 ``RETURNED`` as long idle, so the next fetch of any worker takes them at once, count + 1.
+A work queue's consumer also beats every third of ``claim_idle`` in the queue's set of live
+consumers (``heartbeat``), counted by ``backlog``: Redis 7.0 creates a consumer only when a read
+returns entries and does not refresh its idle time while it blocks, so the group cannot tell.
 """
 
 from __future__ import annotations
@@ -109,10 +112,12 @@ class StreamConsumer:
         delayed: str,
         dead_letters: str | None = None,
         queue: str = "",
+        heartbeat: str | None = None,
     ) -> None:
         self._redis, self._scripts, self._url = redis, scripts, url
         self._keys = [stream, delayed] + ([dead_letters] if dead_letters else [])
         self._queue = queue or stream
+        self._heartbeat = heartbeat
         self._group, self._name = group, consumer
         self._handler, self._parse, self._sink = handler, parse, sink
         self._redeclare = redeclare
@@ -148,6 +153,9 @@ class StreamConsumer:
         await asyncio.gather(*self._promotions, return_exceptions=True)
         await self._runner.drain(timeout)
         self._unsettled.clear()
+        if self._heartbeat is not None:  # no longer live (else: counted until its beat ends)
+            with contextlib.suppress(*CLIENT_ERRORS):
+                await self._redis.zrem(self._heartbeat, self._name)
         try:
             args: list[EncodableT] = [self._group, self._name, RETURNED, GIVEN_BACK_IDLE_MS]
             await self._scripts.give_back(keys=self._keys[:1], args=args)
@@ -266,7 +274,12 @@ class StreamConsumer:
         self._runner.start(self._handler(delivery))
 
     async def _keep_alive(self) -> None:
+        """Every third of ``claim_idle``: beat, and claim the entries in hand again."""
         while True:
+            if self._heartbeat is not None:
+                beat: list[EncodableT] = [self._name, self._claim_idle_ms]
+                with contextlib.suppress(*CLIENT_ERRORS):
+                    await self._scripts.beat(keys=[self._heartbeat], args=beat)
             await asyncio.sleep(self._claim_idle_ms / 3000)
             held = list(self._unsettled)
             if held:

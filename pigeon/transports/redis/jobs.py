@@ -112,6 +112,7 @@ class RedisJobs:
             delayed=self._keys.delayed(queue),
             dead_letters=self._keys.dead_letters(queue),
             queue=queue,
+            heartbeat=self._keys.consumers(queue),
         )
         consumer.start()
         self._track(consumer)
@@ -133,5 +134,4 @@ class RedisJobs:
         return await self._dead_letters.purge(queue)
 
     async def backlog(self, queue: str) -> Backlog:
-        claim_idle = self._options["claim_idle"]
-        return await backlog.read(self._redis, self._url, self._keys, queue, claim_idle)
+        return await backlog.read(self._redis, self._url, self._keys, queue)

@@ -149,6 +149,19 @@ redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return #held
 """
 
+_BEAT = (
+    MATCHES_LUA
+    + """
+local now = now_ms()
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + window, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('PTTL', KEYS[1]) < window then redis.call('PEXPIRE', KEYS[1], window) end
+"""
+)
+"""A consumer's heartbeat: ``ARGV[1]`` (its name) counts as live in ``KEYS[1]`` (the queue's
+consumers) for ``ARGV[2]`` ms of the server's clock; members past their time are removed."""
+
 
 class Scripts:
     """The Lua scripts of stream consumers, registered once per client."""
@@ -160,3 +173,4 @@ class Scripts:
         self.schedule = redis.register_script(_SCHEDULE)
         self.keep = redis.register_script(_KEEP)
         self.give_back = redis.register_script(_GIVE_BACK)
+        self.beat = redis.register_script(_BEAT)

@@ -184,6 +184,11 @@ class Keys:
         """The dead-letter stream of ``queue``."""
         return f"{self.queue(queue)}:dlq"
 
+    def consumers(self, queue: str) -> str:
+        """The sorted set of the live consumers of ``queue`` (score: the server's time, in ms,
+        until which each counts as live without another heartbeat)."""
+        return f"{self.queue(queue)}:consumers"
+
 
 class Declarer:
     """Declares work queues once per transport: the stream, its consumer group and settings."""

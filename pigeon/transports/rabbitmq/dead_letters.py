@@ -35,9 +35,8 @@ async def peek(declarer: Declarer, queue: str, limit: int | None) -> list[Envelo
 
     async def read(channel: aiormq.abc.AbstractChannel) -> list[Envelope]:
         letters: list[Envelope] = []
-        try:
-            count = await _bounded(channel, dlq, limit)
-            while len(letters) < count:
+        try:  # each letter stays unacked on this channel: the gets end, no count needed
+            while limit is None or len(letters) < limit:
                 message = await _get(channel, dlq)
                 if message is None:
                     break

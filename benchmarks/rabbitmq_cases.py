@@ -22,22 +22,20 @@ import asyncio
 import os
 import sys
 import uuid
-from asyncio.subprocess import PIPE
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
 from pydantic import BaseModel
 
-from benchmarks import common
-from benchmarks.common import Result, Stopwatch, latencies, median_of, throughput
+from benchmarks import rpc
+from benchmarks.common import Result, Stopwatch, throughput
 from pigeon import App
 
 URL = os.environ.get("PIGEON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 WORKERS = 16
 EVENT_PREFETCH = 32  # what pigeon's subscriptions use (transport option event_prefetch)
-IN_FLIGHT = 64
+IN_FLIGHT = rpc.IN_FLIGHT
 
 
 class Tick(BaseModel):
@@ -82,28 +80,6 @@ async def _delete_queues(*names: str) -> None:
             await channel.queue_delete(name)
 
 
-async def _timed_calls(count: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    loop = asyncio.get_running_loop()
-    samples = []
-    for _ in range(count):
-        start = loop.time()
-        await call()
-        samples.append(loop.time() - start)
-    return samples
-
-
-async def _in_flight(count: int, call: Callable[[], Awaitable[Any]]) -> float:
-    """Seconds for ``count`` calls (a multiple of ``IN_FLIGHT``) made by ``IN_FLIGHT`` callers."""
-
-    async def caller() -> None:
-        for _ in range(count // IN_FLIGHT):
-            await call()
-
-    with Stopwatch() as sw:
-        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
-    return sw.seconds
-
-
 # -- pigeon ----------------------------------------------------------------------------------------
 
 
@@ -141,8 +117,8 @@ async def pigeon_rpc(count: int) -> list[Result]:
         reply: Tick = await client.request(subject, TICK, reply=Tick)
         return reply
 
-    async with _server("pigeon", subject), client:
-        return await _rpc_results("pigeon", count, call)
+    async with rpc.server("benchmarks.rabbitmq_cases", "pigeon", subject), client:
+        return await rpc.results("rabbitmq", "pigeon", count, call)
 
 
 async def serve_pigeon(queue: str) -> None:
@@ -153,7 +129,7 @@ async def serve_pigeon(queue: str) -> None:
         return tick
 
     async with server:
-        await _serve_until_stdin_closes()
+        await rpc.serve_until_stdin_closes()
 
 
 # -- raw aio-pika ----------------------------------------------------------------------------------
@@ -219,9 +195,12 @@ async def raw_workpool(count: int) -> Result:
 async def raw_rpc(count: int) -> list[Result]:
     """The client as in RabbitMQ's RPC tutorial (aio-pika version), typed like the rest."""
     queue = _name("raw")
-    async with await aio_pika.connect_robust(URL) as connection, _server("raw", queue):
+    async with (
+        await aio_pika.connect_robust(URL) as connection,
+        rpc.server("benchmarks.rabbitmq_cases", "raw", queue),
+    ):
         call = await _raw_client(connection, queue)
-        return await _rpc_results("raw aio-pika", count, call)
+        return await rpc.results("rabbitmq", "raw aio-pika", count, call)
 
 
 async def serve_raw(queue: str) -> None:
@@ -242,7 +221,7 @@ async def serve_raw(queue: str) -> None:
             await message.ack()
 
         await requests.consume(serve)
-        await _serve_until_stdin_closes()
+        await rpc.serve_until_stdin_closes()
 
 
 async def _raw_client(
@@ -329,9 +308,9 @@ async def faststream_rpc(count: int) -> list[Result]:
         reply = await broker.request(TICK, queue=queue, timeout=5)
         return Tick.model_validate_json(reply.body)
 
-    async with broker, _server("faststream", queue):
+    async with broker, rpc.server("benchmarks.rabbitmq_cases", "faststream", queue):
         await broker.start()
-        return await _rpc_results("faststream", count, call)
+        return await rpc.results("rabbitmq", "faststream", count, call)
 
 
 async def serve_faststream(queue: str) -> None:
@@ -346,7 +325,7 @@ async def serve_faststream(queue: str) -> None:
 
     async with broker:
         await broker.start()
-        await _serve_until_stdin_closes()
+        await rpc.serve_until_stdin_closes()
 
 
 # -- RPC servers, each in a process of its own ------------------------------------------------
@@ -357,41 +336,6 @@ SERVERS: dict[str, Callable[[str], Awaitable[None]]] = {
     "raw": serve_raw,
     "faststream": serve_faststream,
 }
-
-
-@asynccontextmanager
-async def _server(impl: str, queue: str) -> AsyncIterator[None]:
-    """Run the RPC server of ``impl`` on ``queue`` in another process while the block runs."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.rabbitmq_cases", impl, queue, stdin=PIPE, stdout=PIPE
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    try:
-        ready = await asyncio.wait_for(process.stdout.readline(), 30)
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"the {impl} RPC server did not start")
-        yield
-    finally:
-        process.stdin.close()
-        await asyncio.wait_for(process.wait(), 30)
-
-
-async def _serve_until_stdin_closes() -> None:
-    print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-
-async def _rpc_results(impl: str, count: int, call: Callable[[], Awaitable[Any]]) -> list[Result]:
-    for _ in range(20):
-        await call()  # warm up: declarations, reply consumers, the server's first requests
-    samples = await _timed_calls(count // 50, call)
-    calls = count // 10 // IN_FLIGHT * IN_FLIGHT
-    seconds = await _in_flight(calls, call)
-    return [
-        *latencies("rabbitmq rpc sequential", impl, samples),
-        throughput("rabbitmq rpc 64 in flight", impl, calls, seconds),
-    ]
 
 
 # -- the suite ----------------------------------------------------------------------------------
@@ -412,16 +356,8 @@ CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
 
 
 async def run(count: int) -> list[Result]:
-    """Every case, the median of ``common.ROUNDS`` rounds; the implementations take turns within
-    each round, so that a shared machine's changing load falls on all of them alike."""
-    rounds: list[list[Result]] = []
-    for _ in range(common.ROUNDS):
-        results: list[Result] = []
-        for case, divisor in CASES:
-            found = await case(count // divisor)
-            results.extend(found if isinstance(found, list) else [found] if found else [])
-        rounds.append(results)
-    return [median_of([r[index] for r in rounds]) for index in range(len(rounds[0]))]
+    """Every case, the median of interleaved rounds (``rpc.rounds``)."""
+    return await rpc.rounds(CASES, count)
 
 
 if __name__ == "__main__":

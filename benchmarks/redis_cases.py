@@ -28,16 +28,16 @@ import json
 import os
 import sys
 import uuid
-from asyncio.subprocess import PIPE
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from benchmarks.common import Result, Stopwatch, latencies, throughput
+from benchmarks import rpc
+from benchmarks.common import Result, Stopwatch, throughput
 from pigeon import App
 
 BASE_URL = os.environ.get("PIGEON_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -45,7 +45,7 @@ PREFIX = os.environ.setdefault("PIGEON_BENCH_REDIS_PREFIX", f"bench-{uuid.uuid4(
 """The key prefix of this run, inherited by its RPC server processes."""
 URL = f"{BASE_URL}?prefix={PREFIX}"
 WORKERS = 16
-IN_FLIGHT = 64
+IN_FLIGHT = rpc.IN_FLIGHT
 
 
 class Tick(BaseModel):
@@ -95,28 +95,6 @@ async def _sequential(count: int, send: Callable[[], Awaitable[Any]], done: asyn
     return sw.seconds
 
 
-async def _timed_calls(count: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    loop = asyncio.get_running_loop()
-    samples = []
-    for _ in range(count):
-        start = loop.time()
-        await call()
-        samples.append(loop.time() - start)
-    return samples
-
-
-async def _in_flight(count: int, call: Callable[[], Awaitable[Any]]) -> float:
-    """Seconds for ``count`` calls (a multiple of ``IN_FLIGHT``) made by ``IN_FLIGHT`` callers."""
-
-    async def caller() -> None:
-        for _ in range(count // IN_FLIGHT):
-            await call()
-
-    with Stopwatch() as sw:
-        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
-    return sw.seconds
-
-
 # -- pigeon ----------------------------------------------------------------------------------------
 
 
@@ -153,8 +131,8 @@ async def pigeon_rpc(count: int) -> list[Result]:
         reply: Tick = await client.request(subject, TICK, reply=Tick)
         return reply
 
-    async with _server("pigeon", subject), client:
-        return await _rpc_results("pigeon", count, call)
+    async with rpc.server("benchmarks.redis_cases", "pigeon", subject), client:
+        return await rpc.results("redis", "pigeon", count, call)
 
 
 async def serve_pigeon(subject: str) -> None:
@@ -165,7 +143,7 @@ async def serve_pigeon(subject: str) -> None:
         return tick
 
     async with server:
-        await _serve_until_stdin_closes()
+        await rpc.serve_until_stdin_closes()
 
 
 # -- raw redis-py ----------------------------------------------------------------------------------
@@ -259,8 +237,8 @@ async def raw_rpc(count: int) -> list[Result]:
 
     listener = asyncio.create_task(listen())
     try:
-        async with _server("raw", name):
-            return await _rpc_results("raw redis-py", count, call)
+        async with rpc.server("benchmarks.redis_cases", "raw", name):
+            return await rpc.results("redis", "raw redis-py", count, call)
     finally:
         listener.cancel()
         with suppress(asyncio.CancelledError):
@@ -297,7 +275,7 @@ async def serve_raw(name: str) -> None:
                     running.add(asyncio.create_task(answer(fields)))
 
     server = asyncio.create_task(serve())
-    await _serve_until_stdin_closes()
+    await rpc.serve_until_stdin_closes()
     server.cancel()
 
 
@@ -358,9 +336,9 @@ async def faststream_rpc(count: int) -> list[Result]:
         reply = await broker.request(TICK, channel=channel, timeout=5)
         return Tick.model_validate_json(reply.body)
 
-    async with broker, _server("faststream", channel):
+    async with broker, rpc.server("benchmarks.redis_cases", "faststream", channel):
         await broker.start()
-        return await _rpc_results("faststream", count, call)
+        return await rpc.results("redis", "faststream", count, call)
 
 
 async def serve_faststream(channel: str) -> None:
@@ -373,7 +351,7 @@ async def serve_faststream(channel: str) -> None:
 
     async with broker:
         await broker.start()
-        await _serve_until_stdin_closes()
+        await rpc.serve_until_stdin_closes()
 
 
 # -- RPC servers, each in a process of its own ------------------------------------------------
@@ -386,45 +364,8 @@ SERVERS: dict[str, Callable[[str], Awaitable[None]]] = {
 }
 
 
-@asynccontextmanager
-async def _server(impl: str, queue: str) -> AsyncIterator[None]:
-    """Run the RPC server of ``impl`` on ``queue`` in another process while the block runs."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.redis_cases", impl, queue, stdin=PIPE, stdout=PIPE
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    try:
-        ready = await asyncio.wait_for(process.stdout.readline(), 30)
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"the {impl} RPC server did not start")
-        yield
-    finally:
-        process.stdin.close()
-        await asyncio.wait_for(process.wait(), 30)
-
-
-async def _serve_until_stdin_closes() -> None:
-    print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-
-async def _rpc_results(impl: str, count: int, call: Callable[[], Awaitable[Any]]) -> list[Result]:
-    for _ in range(20):
-        await call()  # warm up: declarations, reply subscriptions, the server's first requests
-    samples = await _timed_calls(count // 50, call)
-    calls = count // 10 // IN_FLIGHT * IN_FLIGHT
-    seconds = await _in_flight(calls, call)
-    return [
-        *latencies("redis rpc sequential", impl, samples),
-        throughput("redis rpc 64 in flight", impl, calls, seconds),
-    ]
-
-
 # -- the suite ----------------------------------------------------------------------------------
 
-
-ROUNDS = 3
 
 CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
     (pigeon_pubsub, 10),
@@ -441,25 +382,11 @@ CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
 
 
 async def run(count: int) -> list[Result]:
-    """Every case, best of three rounds; the implementations take turns within each round, so
-    that a shared machine's changing load falls on all of them alike."""
-    rounds: list[list[Result]] = []
+    """Every case, the median of interleaved rounds (``rpc.rounds``); the keys deleted after."""
     try:
-        for _ in range(ROUNDS):
-            results: list[Result] = []
-            for case, divisor in CASES:
-                found = await case(count // divisor)
-                results.extend(found if isinstance(found, list) else [found] if found else [])
-            rounds.append(results)
+        return await rpc.rounds(CASES, count)
     finally:
         await _delete_keys()
-    return [_best([r[index] for r in rounds]) for index in range(len(rounds[0]))]
-
-
-def _best(candidates: list[Result]) -> Result:
-    if candidates[0].higher_is_better:
-        return max(candidates, key=lambda r: r.value)
-    return min(candidates, key=lambda r: r.value)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,40 @@ the connection of a client whose control line (command, subject, reply subject, 
 its ``max_control_line`` (4096 bytes by default): a limit well below it keeps every composed name
 under it. RabbitMQ's transport allows at most 255 (AMQP's limit on routing keys)."""
 
+RESERVED = (
+    "_PIGEON.",
+    "pigeon.queue.",
+    "pigeon.dlq.",
+    "pigeon.delayed.",
+    "_INBOX.",
+    "$JS.",
+    "$SYS.",
+    "$KV.",
+    "$O.",
+    "$SRV.",
+)
+"""Prefixes no handler or send may use, on every transport: pigeon's own subjects (requests to
+servers, and on NATS work queues, dead letters and delayed jobs) and NATS's (reply inboxes, the
+JetStream, system, key-value, object store and service APIs). A subscription under one of them
+received pigeon's jobs, requests or replies, or took requests from the servers."""
+
 
 @lru_cache(maxsize=4096)
 def validate(subject: str, *, wildcards: bool = False) -> str:
     """Return ``subject`` if well formed, else raise ``ConfigurationError`` saying what is wrong.
 
     Tokens must be non-empty and free of whitespace; ``*`` and ``>`` are allowed only where
-    ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``.
+    ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``;
+    never under a ``RESERVED`` prefix.
     """
     if not isinstance(subject, str) or not subject:
         raise ConfigurationError(f"subject {subject!r} is empty; use tokens like 'orders.created'")
     check_length(subject)
+    if subject.startswith(RESERVED):
+        raise ConfigurationError(
+            f"subject {subject!r} is under a prefix reserved for pigeon's and NATS's own "
+            f"subjects ({', '.join(RESERVED)}); choose another first token"
+        )
     tokens = subject.split(".")
     for index, token in enumerate(tokens):
         if not token:

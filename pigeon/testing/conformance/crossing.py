@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pigeon import Message, NoResponders
+from pigeon.errors import ConfigurationError
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -165,3 +166,51 @@ async def test_a_subscriber_to_everything_gets_only_events(make_app: MakeApp, ui
         await wait_for(lambda: jobs == [7] and bool(subjects), what="the job and the event")
         await asyncio.sleep(SETTLE)
     assert subjects == [f"{uid}.event"], "only the event reached the subscriber"
+
+
+RESERVED = ("_PIGEON.RPC.>", "_INBOX.x", "$JS.API.>", "$SYS.>", "$KV.b.k", "$O.b", "$SRV.PING")
+"""Subjects under pigeon's and NATS's reserved prefixes: no handler or send may use them."""
+
+
+@pytest.mark.parametrize("subject", [*RESERVED, "pigeon.queue.q.jobs", "pigeon.dlq.>"])
+def test_reserved_subjects_are_refused(make_app: MakeApp, subject: str) -> None:
+    app = make_app()
+    for decorate in (app.subscribe, app.rpc):
+        with pytest.raises(ConfigurationError, match="reserved"):
+            decorate(subject)
+    if "*" not in subject and ">" not in subject:
+        with pytest.raises(ConfigurationError, match="reserved"):
+            app.worker(subject)
+
+
+async def test_reserved_subjects_are_refused_at_send(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app:
+        with pytest.raises(ConfigurationError, match="reserved"):
+            await app.publish("_INBOX.x", 1)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            await app.request("_PIGEON.RPC.x", 1, timeout=1)
+        with pytest.raises(ConfigurationError, match="reserved"):
+            await app.enqueue("pigeon.queue.x", 1)
+
+
+async def test_a_subscriber_to_pigeons_prefix_gets_only_events(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    subjects: list[str] = []
+    jobs: list[int] = []
+
+    @app.subscribe("pigeon.>")
+    async def everything(event: bytes, msg: Message) -> None:
+        if uid in msg.subject:
+            subjects.append(msg.subject)
+
+    @app.worker(f"{uid}.jobs")
+    async def work(n: int) -> None:
+        jobs.append(n)
+
+    async with app:
+        await app.enqueue(f"{uid}.jobs", 7)
+        await app.publish(f"pigeon.{uid}.event", 1)
+        await wait_for(lambda: jobs == [7] and bool(subjects), what="the job and the event")
+        await asyncio.sleep(SETTLE)
+    assert subjects == [f"pigeon.{uid}.event"], "only the event reached the subscriber"

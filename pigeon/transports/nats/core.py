@@ -37,8 +37,12 @@ INTERNAL = (
     "$SRV.",
 )
 """Subjects of pigeon's requests, jobs and replies and of the JetStream and service APIs: never
-events, so a subscription whose subject starts with a wildcard (``>``, ``*.created``) skips
-them (one naming them outright, ``pigeon.queue.>``, gets them)."""
+events. No handler may name them (``subjects.RESERVED``), but a pattern may still cover them."""
+
+COVERING = ("*", ">", "pigeon")
+"""First tokens of a subscription that may cover an ``INTERNAL`` subject (``>``, ``*.created``,
+``pigeon.>``): its messages are screened and internal ones skipped. ``pigeon.`` itself is not
+reserved (users may name subjects ``pigeon.<...>``), only ``pigeon.queue.`` and its siblings."""
 
 
 async def registered(client: Client) -> None:
@@ -110,7 +114,7 @@ class CoreSubscription:
         self._subscription: Any = None
         self._subject, self._queue = "", ""
         self._limits: dict[str, int] | None = None
-        self._wildcard_first = self._screen = False
+        self._covers_internal = self._screen = False
         self._closed = False
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
@@ -118,8 +122,8 @@ class CoreSubscription:
         returns once the server has registered the subscription."""
         callback = self._received_inline if self._inline else self._received
         self._subject, self._queue, self._limits = subject, queue, limits
-        self._wildcard_first = subject.split(".")[0] in ("*", ">")
-        self._screen = self._requests or self._wildcard_first
+        self._covers_internal = subject.split(".")[0] in COVERING
+        self._screen = self._requests or self._covers_internal
         """Whether every message needs ``_crossing``; on an event subscription to a plain subject
         (pub-sub's hot path) only one with a reply subject does."""
         with translated(self._url, f"subscribing to {subject!r}"):
@@ -180,14 +184,14 @@ class CoreSubscription:
 
     async def _crossing(self, msg: Any) -> bool:
         """Whether ``msg`` belongs to another pattern: a publish reaching an rpc server is
-        dropped; pigeon's internal subjects reaching a wildcard subscription are skipped; a
+        dropped; pigeon's internal subjects reaching a subscription that covers them are skipped; a
         pigeon request reaching a subscriber is answered ``not_served``."""
         if self._requests:
             if msg.reply:
                 return False
             log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
             return True
-        if self._wildcard_first and msg.subject.startswith(INTERNAL):
+        if self._covers_internal and msg.subject.startswith(INTERNAL):
             return True
         if not (msg.reply and msg.headers and h.DEADLINE in msg.headers):
             return False  # a publish with a reply subject of someone else's: an event

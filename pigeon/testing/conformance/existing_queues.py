@@ -48,11 +48,12 @@ async def test_a_reader_of_dead_letters_declares_nothing_it_lacks(
         assert await reader.purge_dead_letters(f"{uid}.unknown") == 0
 
 
+@pytest.mark.parametrize("limits", [(3, 4), (5, 3)])
 async def test_workers_must_agree_on_queue_settings(
-    make_app: MakeApp, uid: str, backend: Backend
+    make_app: MakeApp, uid: str, backend: Backend, limits: tuple[int, int]
 ) -> None:
     requires(backend, "delivery_limit")
-    first, second = make_app(delivery_limit=3), make_app(delivery_limit=4)
+    first, second = (make_app(delivery_limit=limit) for limit in limits)
     queue = f"{uid}.settings"
 
     @first.worker(queue)

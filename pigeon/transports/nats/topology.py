@@ -199,27 +199,43 @@ class Declarer:
 
     async def consumer(self, stream: str, config: dict[str, Any], *, strict: bool = True) -> None:
         """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it
-        (not ``strict``: only its subject)."""
+        (not ``strict``: only its subject).
+
+        An existing consumer is read first: a server before 2.10 ignores the create action and
+        updates a consumer it is asked to create, so creating over it would change a queue's
+        settings silently (a second worker's delivery limit, a producer's ack wait)."""
         name = config["durable_name"]
         if self._passive:
             what = f"consumer {name!r} of stream {stream!r}"
             await self._expect(f"CONSUMER.INFO.{stream}.{name}", what, CONSUMER_NOT_FOUND)
             return
+        if await self._check_consumer(stream, config, strict=strict):
+            return
         request = {"stream_name": stream, "config": config, "action": "create"}
         try:
             await self._api.call(f"CONSUMER.CREATE.{stream}.{name}", request)
         except JetStreamError as exc:
-            if exc.err_code in (CONSUMER_EXISTS, CONSUMER_NAME_EXISTS):
-                info = await self._api.call(f"CONSUMER.INFO.{stream}.{name}")
-                what = f"consumer {name!r} of stream {stream!r}"
-                remove = f"nats consumer rm {stream} {name}"
-                have = info["config"]
-                if not self._ack_wait_given:  # the default adopts what exists (an older default)
-                    config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
-                if (strict and _settings_differ(have, config)) or _names_differ(have, config):
-                    raise _conflict(what, remove, have, config) from None
-                return
+            if exc.err_code not in (CONSUMER_EXISTS, CONSUMER_NAME_EXISTS):
+                raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+            await self._check_consumer(stream, config, strict=strict)  # made meanwhile
+
+    async def _check_consumer(self, stream: str, config: dict[str, Any], *, strict: bool) -> bool:
+        """Whether the consumer of ``config`` exists; raise ``DeclarationConflict`` if it does
+        with other settings (not ``strict``: other subjects)."""
+        name = config["durable_name"]
+        try:
+            info = await self._api.call(f"CONSUMER.INFO.{stream}.{name}")
+        except JetStreamError as exc:
+            if exc.err_code in (CONSUMER_NOT_FOUND, STREAM_NOT_FOUND):
+                return False
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+        have = info["config"]
+        if not self._ack_wait_given:  # the default adopts what exists (an older default)
+            config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
+        if (strict and _settings_differ(have, config)) or _names_differ(have, config):
+            what = f"consumer {name!r} of stream {stream!r}"
+            raise _conflict(what, f"nats consumer rm {stream} {name}", have, config)
+        return True
 
     async def _expect(self, info: str, what: str, not_found: int) -> None:
         """App(passive=True): check with the JetStream API call ``info`` that ``what`` exists,

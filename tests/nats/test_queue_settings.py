@@ -1,0 +1,38 @@
+"""A work queue's settings on JetStream: workers that disagree conflict and a producer changes
+nothing, on every server pigeon supports (2.9 updates a consumer on create; 2.10 and later have
+the create action)."""
+
+from __future__ import annotations
+
+import nats
+import pytest
+
+from pigeon import App, DeclarationConflict
+from pigeon.testing.conformance.models import Job
+
+
+async def test_workers_must_agree_on_ack_wait(nats_url: str, uid: str, raw: nats.NATS) -> None:
+    first, second = App(nats_url, ack_wait=12), App(nats_url, ack_wait=3)
+    for app in (first, second):
+
+        @app.worker(f"{uid}.jobs")
+        async def work(job: Job) -> None: ...
+
+    async with first:
+        with pytest.raises(DeclarationConflict, match="ack_wait"):
+            await second.start()
+
+
+async def test_a_producer_leaves_the_workers_settings(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    worker = App(nats_url, delivery_limit=3, ack_wait=12)
+
+    @worker.worker(f"{uid}.jobs")
+    async def work(job: Job) -> None: ...
+
+    async with worker, App(nats_url, delivery_limit=5, ack_wait=3) as producer:
+        await producer.enqueue(f"{uid}.jobs", Job(1))
+        stream = f"PIGEON_Q_{uid}_jobs"
+        info = await raw.jetstream().consumer_info(stream, "workers")
+    assert (info.config.max_deliver, info.config.ack_wait) == (4, 12)

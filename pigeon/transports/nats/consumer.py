@@ -23,6 +23,11 @@ log = logging.getLogger("pigeon")
 PULL_EXPIRES = 5.0
 """Seconds a pull request waits on the server for messages before it is renewed."""
 
+OLD_SERVER_EXPIRES = 1.0
+"""Seconds a pull request waits on a server before 2.10, which ``close`` waits out: such a
+server, finding a redelivery due for a pull request whose inbox is gone, drops the request and
+loses count of the message's deliveries (the next worker saw ``attempt`` 1 again)."""
+
 _GRACE = 1.0
 _ACK, _NAK, _TERM, _PROGRESS = b"+ACK", b"-NAK", b"+TERM", b"+WPI"
 
@@ -140,6 +145,7 @@ class PullConsumer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wait_out_pull()
         await self._stop_receiving()
         self._receiving = False
         await self._runner.drain(timeout)
@@ -147,6 +153,20 @@ class PullConsumer:
         unsettled, self._unsettled = self._unsettled, {}
         for reply in unsettled:
             await self._send(reply, _NAK)
+
+    async def _wait_out_pull(self) -> None:
+        """On a server before 2.10, let the open pull request end (what it brings is handled):
+        see ``OLD_SERVER_EXPIRES``. Later servers check the inbox's interest first."""
+        if self._expires() == PULL_EXPIRES:
+            return
+        loop = asyncio.get_running_loop()
+        ends = self._request_ends - _GRACE
+        while self._remaining > 0 and loop.time() < ends and self._client.is_connected:
+            await self._wait_wake(ends - loop.time())
+
+    def _expires(self) -> float:
+        version = self._client.connected_server_version
+        return PULL_EXPIRES if (version.major, version.minor) >= (2, 10) else OLD_SERVER_EXPIRES
 
     async def _stop_receiving(self) -> None:
         """Take the inbox off the server; what it sent before that is nak'd as it arrives."""
@@ -254,8 +274,9 @@ class PullConsumer:
 
     async def _pull(self, count: int) -> None:
         self._remaining = count
-        self._request_ends = asyncio.get_running_loop().time() + PULL_EXPIRES + _GRACE
-        request = b'{"batch":%d,"expires":%d}' % (count, int(PULL_EXPIRES * 1e9))
+        expires = self._expires()
+        self._request_ends = asyncio.get_running_loop().time() + expires + _GRACE
+        request = b'{"batch":%d,"expires":%d}' % (count, int(expires * 1e9))
         try:
             await self._client.publish(self._next, request, reply=self._inbox)
         except nats_errors.Error as exc:

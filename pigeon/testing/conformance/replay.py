@@ -56,3 +56,26 @@ async def test_a_replay_with_a_limit_moves_at_most_that_many(make_app: MakeApp, 
         await wait_for(lambda: len(calls) >= 5, what="the replayed jobs to fail again")
         await wait_dead_letters(app, queue, 3)
     assert len(calls) == 5
+
+
+async def test_concurrent_replays_move_each_letter_once(make_app: MakeApp, uid: str) -> None:
+    app = make_app()
+    queue = f"{uid}.twice"
+    calls: list[int] = []
+
+    @app.worker(queue, concurrency=4)
+    async def fail(job: Job) -> None:
+        calls.append(job.n)
+        raise RuntimeError("still broken")
+
+    async with app:
+        for n in range(3):
+            await app.enqueue(queue, Job(n))
+        await wait_dead_letters(app, queue, 3)
+        replays = (app.replay_dead_letters(queue) for _ in range(2))
+        moved = await asyncio.wait_for(asyncio.gather(*replays), REPLAY_WITHIN)
+        assert sum(moved) == 3, "a letter another replay took is skipped, never an error"
+        await wait_for(lambda: len(calls) >= 6, what="the replayed jobs to fail again")
+        await wait_dead_letters(app, queue, 3)
+        await asyncio.sleep(0.3)  # a job stored twice would run a third time by now
+    assert sorted(calls) == [0, 0, 1, 1, 2, 2], "each job ran once, then once after the replays"

@@ -13,7 +13,12 @@ from collections.abc import Awaitable, Callable
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure
 from pigeon.transports.nats import wire
-from pigeon.transports.nats.errors import NO_MESSAGE_FOUND, STREAM_NOT_FOUND, JetStreamError
+from pigeon.transports.nats.errors import (
+    MSG_DELETE_FAILED,
+    NO_MESSAGE_FOUND,
+    STREAM_NOT_FOUND,
+    JetStreamError,
+)
 from pigeon.transports.nats.jetstream import JetStreamApi
 from pigeon.transports.nats.topology import QueueNames
 
@@ -57,22 +62,34 @@ class DeadLetters:
         return letters
 
     async def replay(self, names: QueueNames, limit: int | None, redeclare: Redeclare) -> int:
-        """Move up to ``limit`` dead letters back onto the work queue, failure headers removed.
+        """Move up to ``limit`` dead letters back onto the work queue, failure headers removed;
+        returns how many this call moved.
 
-        Each is deleted from the dead letters only once the work queue stored it.
+        Each is deleted from the dead letters only once the work queue stored it. A letter that
+        another replay took meanwhile is skipped: both stored it under one ``Nats-Msg-Id``, so
+        the work queue keeps it once, and only the replay whose delete succeeded counts it.
         """
         moved = 0
         for letter, seq in await self.read(names, limit):
             job = letter.without_headers(h.FAILURE_HEADERS)
             headers = _keyed(job, f"{job.message_id}.replay.{names.dead_stream}.{seq}")
             await self._api.store(names.subject, job.body, headers, redeclare=redeclare)
-            try:
-                await self._api.call(f"STREAM.MSG.DELETE.{names.dead_stream}", {"seq": seq})
-            except JetStreamError as exc:
-                if exc.err_code != NO_MESSAGE_FOUND:  # deleted by a retry, or by another replay
-                    raise
-            moved += 1
+            if await self._delete(names, seq):
+                moved += 1
         return moved
+
+    async def _delete(self, names: QueueNames, seq: int) -> bool:
+        """Delete dead letter ``seq``; ``False`` if it was gone (another replay took it)."""
+        try:
+            await self._api.call(f"STREAM.MSG.DELETE.{names.dead_stream}", {"seq": seq})
+        except JetStreamError as exc:
+            gone = exc.err_code == NO_MESSAGE_FOUND or (
+                exc.err_code == MSG_DELETE_FAILED and "no message found" in exc.description
+            )
+            if not gone:
+                raise
+            return False
+        return True
 
     async def purge(self, names: QueueNames) -> int:
         """Delete every dead letter; returns how many there were."""

@@ -17,9 +17,10 @@ def describe(error: BaseException) -> str:
     """``str(error)``, else its ``repr``; an error whose ``__str__`` itself raises is described by
     its type, so that reporting a failure never fails."""
     try:
-        return str(error) or repr(error)
+        text = str(error) or repr(error)
     except Exception:
         return f"<{type(error).__name__} that cannot be shown>"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates escaped
 
 
 def stops_the_handler(error: BaseException) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.codecs.protobuf import is_protobuf_message
-from pigeon.errors import DecodeError, EncodeError, RemoteError
+from pigeon.errors import ConfigurationError, DecodeError, EncodeError, RemoteError
 from pigeon.failures import describe, log_failure, stops_the_handler
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
@@ -163,6 +164,19 @@ async def request(
     message = Message.outgoing(envelope, subject, "request")
     answer: Message = await run_send(send, message, deliver)
     return _decoded(answer.envelope(), reply)
+
+
+def check_timeout(timeout: float) -> None:
+    """``ConfigurationError`` unless ``timeout`` is a positive, finite number of seconds."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not (0 < timeout < math.inf)
+    ):
+        raise ConfigurationError(
+            f"timeout={timeout!r}: give the seconds the caller waits for the reply, a positive "
+            "finite number (e.g. timeout=5)"
+        )
 
 
 def _decoded(answer: Envelope, reply: Any) -> Any:

@@ -322,9 +322,11 @@ class App(Router):
         Raises ``RemoteError`` when the server's handler raised or rejected the request,
         ``NoResponders`` at once when nobody serves ``subject``, ``RequestTimeout`` when
         ``timeout`` seconds pass. Concurrent requests never wait for each other. ``codec``
-        overrides the App's for the request.
+        overrides the App's for the request. A ``timeout`` that is not a positive, finite number
+        of seconds is a ``ConfigurationError``.
         """
         subjects.validate(subject)
+        rpc.check_timeout(timeout)
         return await rpc.request(
             self.transport.requests,
             subject,

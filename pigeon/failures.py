@@ -3,6 +3,7 @@ one log line per failure (what happened, subject, message id, attempt, error).""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
@@ -10,6 +11,29 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Delivery
 
 log = logging.getLogger("pigeon")
+
+
+def describe(error: BaseException) -> str:
+    """``str(error)``, else its ``repr``; an error whose ``__str__`` itself raises is described by
+    its type, so that reporting a failure never fails."""
+    try:
+        text = str(error) or repr(error)
+    except Exception:
+        return f"<{type(error).__name__} that cannot be shown>"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates escaped
+
+
+def stops_the_handler(error: BaseException) -> bool:
+    """Whether ``error`` is the process or the App stopping the handler (``KeyboardInterrupt``,
+    ``SystemExit``, the task being cancelled), not the handler failing. Anything else a handler
+    raises, ``BaseException`` subclasses and a ``CancelledError`` of its own included, is a
+    failure of that message."""
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return True
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+    return False
 
 
 def log_failure(
@@ -31,7 +55,7 @@ def log_failure(
         envelope.message_id,
         attempt,
         type(error).__name__,
-        error,
+        describe(error),
         exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
     )
 

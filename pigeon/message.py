@@ -83,8 +83,9 @@ class Failure:
     @classmethod
     def of(cls, error: BaseException, *, attempts: int, queue: str) -> Failure:
         """Describe ``error``, raised on the ``attempts``-th call for a message of ``queue``."""
-        message = str(error) or repr(error)
-        return cls(type(error).__name__, message, attempts, queue, datetime.now(UTC))
+        from pigeon.failures import describe  # failures imports this module
+
+        return cls(type(error).__name__, describe(error), attempts, queue, datetime.now(UTC))
 
     def as_headers(self) -> dict[str, str]:
         """Encode as ``x-pigeon-*`` headers."""

@@ -9,7 +9,13 @@ from typing import Any
 
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
-from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
+from pigeon.failures import (
+    delivery_limit_failure,
+    log_failure,
+    over_delivery_limit,
+    returns_of,
+    stops_the_handler,
+)
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
@@ -64,7 +70,9 @@ class Subscriber:
             log_failure(
                 "dropped undecodable event", delivery.subject, envelope, 1, exc, logging.WARNING
             )
-        except Exception as exc:
+        except BaseException as exc:
+            if stops_the_handler(exc):
+                raise
             log_failure(
                 f"subscriber {self.handler.name} failed", delivery.subject, envelope, 1, exc
             )

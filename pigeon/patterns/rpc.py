@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,8 +14,8 @@ from typing import Any
 from pigeon import headers as h
 from pigeon.codecs import PROTOBUF, Codec, Decoder, codec_of, decoder_for
 from pigeon.codecs.protobuf import is_protobuf_message
-from pigeon.errors import DecodeError, EncodeError, RemoteError
-from pigeon.failures import log_failure
+from pigeon.errors import ConfigurationError, DecodeError, EncodeError, RemoteError
+from pigeon.failures import describe, log_failure, stops_the_handler
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
@@ -66,7 +67,13 @@ class Responder:
             )
             await delivery.ack()
             return
-        answer = await self._answer(request, delivery.subject)
+        try:
+            answer = await self._answer(request, delivery.subject)
+        except BaseException as exc:  # the App stopping: tell the caller now, not at its deadline
+            if request.reply_to and stops_the_handler(exc):
+                stopped = ServerStopped(f"rpc {self.handler.name} was stopped before it answered")
+                await self._reply(requests, delivery, error_envelope(stopped))
+            raise
         if request.reply_to:
             await self._reply(requests, delivery, answer)
         await delivery.ack()
@@ -97,10 +104,18 @@ class Responder:
             else:
                 result = await self.chain(Message.of(request, subject, 1, PATTERN, self.subject))
             return envelope_for(result, self.codec or _mirror(request, result))
-        except Exception as exc:
+        except BaseException as exc:
+            if stops_the_handler(exc):
+                raise
             level = logging.WARNING if isinstance(exc, DecodeError | EncodeError) else logging.ERROR
             log_failure(f"rpc {self.handler.name} failed", subject, request, 1, exc, level)
             return error_envelope(exc)
+
+
+class ServerStopped(Exception):
+    """What the caller of a request hears (``RemoteError.type == "ServerStopped"``) when the App
+    serving it stopped before the handler answered (``shutdown_timeout`` ended): the request may
+    or may not have taken effect."""
 
 
 def error_envelope(exc: BaseException) -> Envelope:
@@ -110,7 +125,7 @@ def error_envelope(exc: BaseException) -> Envelope:
     headers say the same (``x-pigeon-error-*``, with code 400 for a request that failed decoding or
     validation, 500 for a handler error), and they alone make it an error reply.
     """
-    error_type, message = type(exc).__name__, str(exc)[:1000]
+    error_type, message = type(exc).__name__, describe(exc)[:1000]
     code = BAD_REQUEST if isinstance(exc, DecodeError) else HANDLER_ERROR
     body = json.dumps({"error": {"type": error_type, "message": message}}).encode()
     text = h.encode_text(message)  # line breaks and all, whatever a transport does to headers
@@ -149,6 +164,19 @@ async def request(
     message = Message.outgoing(envelope, subject, "request")
     answer: Message = await run_send(send, message, deliver)
     return _decoded(answer.envelope(), reply)
+
+
+def check_timeout(timeout: float) -> None:
+    """``ConfigurationError`` unless ``timeout`` is a positive, finite number of seconds."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not (0 < timeout < math.inf)
+    ):
+        raise ConfigurationError(
+            f"timeout={timeout!r}: give the seconds the caller waits for the reply, a positive "
+            "finite number (e.g. timeout=5)"
+        )
 
 
 def _decoded(answer: Envelope, reply: Any) -> Any:

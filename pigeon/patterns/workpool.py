@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon.codecs import Codec
-from pigeon.failures import delivery_limit_failure, log_failure, over_delivery_limit, returns_of
+from pigeon.failures import (
+    delivery_limit_failure,
+    log_failure,
+    over_delivery_limit,
+    returns_of,
+    stops_the_handler,
+)
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Failure, Message
 from pigeon.middleware import (
@@ -92,13 +98,15 @@ class Worker:
                 await call(1)
             else:
                 await self.retry.call(call)
-        except Exception as exc:
+        except BaseException as exc:
+            if stops_the_handler(exc):
+                raise
             attempts = max(1, calls_before + calls)
             return await self._failed(delivery, exc, attempts), attempts
         await delivery.ack()
         return Outcome.ACKED, calls_before + calls
 
-    async def _failed(self, delivery: Delivery, error: Exception, attempts: int) -> Outcome:
+    async def _failed(self, delivery: Delivery, error: BaseException, attempts: int) -> Outcome:
         envelope = delivery.envelope
         if self.redeliver is not None and not isinstance(error, NEVER_RETRY):
             delay = self.redeliver.delay_after(delivery.attempt)

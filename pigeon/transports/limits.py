@@ -48,6 +48,8 @@ def check_headers(
         return
     rough = 0
     for name, value in headers.items():
+        if type(name) is not str or type(value) is not str:
+            raise _not_text(name, value, url)
         if NAME.fullmatch(name) is None:
             raise _bad_name(name, url)
         if len(name) > MAX_HEADER_NAME_BYTES:  # a token is ASCII: one byte a character
@@ -76,7 +78,22 @@ def _bad_name(name: str, url: str) -> ConfigurationError:
     )
 
 
+def _not_text(name: object, value: object, url: str) -> ConfigurationError:
+    what = f"name {name!r}" if type(name) is not str else f"{name!r} has a value {value!r} that"
+    return ConfigurationError(
+        f"{url}: header {what} is a {type(value if type(name) is str else name).__name__}, "
+        "not a str; headers are text: convert it with str() (or carry it in the body)"
+    )
+
+
 def _check_value(name: str, value: str, url: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"{url}: header {name!r} has a value {value[:40]!r} that is not valid Unicode text "
+            "(a lone surrogate); fix the text, or carry bytes in the body"
+        ) from None
     if _ALTERED_VALUE.search(value):
         what = "a line break or control character"
         if value[0].isspace() or value[-1].isspace():

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pigeon import BrokerError, RequestTimeout
+from pigeon import BrokerError, ConfigurationError, RequestTimeout
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -69,3 +69,19 @@ async def test_many_short_requests_end_in_replies_or_request_timeouts(
         r for r in results if isinstance(r, BaseException) and not isinstance(r, RequestTimeout)
     ]
     assert wrong == [], wrong[:3]
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1, 0])
+async def test_a_timeout_that_is_not_a_positive_finite_number_is_refused_at_the_call(
+    make_app: MakeApp, uid: str, timeout: float
+) -> None:
+    app = make_app()
+
+    @app.rpc(f"{uid}.echo")
+    async def echo(n: int) -> int:
+        return n
+
+    async with app:
+        with pytest.raises(ConfigurationError, match="positive finite"):
+            await app.request(f"{uid}.echo", 1, timeout=timeout)
+        assert await app.request(f"{uid}.echo", 2, timeout=5) == 2  # the App still serves

@@ -7,7 +7,7 @@ confirmed its copy.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiormq.abc
@@ -50,20 +50,24 @@ async def peek(declarer: Declarer, queue: str, limit: int | None) -> list[Envelo
 
 
 async def replay(declarer: Declarer, queue: str, limit: int | None) -> int:
-    """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed: at most
-    those there when it started, so that letters a live worker dead-letters again meanwhile stay
+    """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed: only those
+    that failed before it started, so that letters a live worker dead-letters again meanwhile stay
     (a replay always ends)."""
     dlq = dead_letter_queue(queue)
     if not await declarer.exists(dlq):
         return 0
     await declarer.work_queue(queue, strict=False)
 
+    started = datetime.now(UTC)
+
     async def move(channel: aiormq.abc.AbstractChannel) -> int:
         moved = 0
-        count = await _bounded(channel, dlq, limit)
-        while moved < count:
+        while limit is None or moved < limit:
             message = await _get(channel, dlq)
             if message is None or message.delivery_tag is None:
+                break
+            if _failed_since(message, started):  # dead-lettered again during this replay
+                await channel.basic_nack(message.delivery_tag, requeue=True)
                 break
             envelope = wire.envelope_of(message).without_headers(h.FAILURE_HEADERS)
             await channel.basic_publish(  # a nack or a return raises: the letter stays
@@ -119,11 +123,21 @@ def _failure_headers(death: dict[str, Any]) -> dict[str, str]:
     return failure
 
 
-async def _bounded(channel: aiormq.abc.AbstractChannel, queue: str, limit: int | None) -> int:
-    """How many messages of ``queue`` to take: those in it now, at most ``limit``."""
-    declared = await channel.queue_declare(queue, passive=True)
-    count = int(declared.message_count or 0)
-    return count if limit is None else min(count, limit)
+def _failed_since(message: DeliveredMessage, started: datetime) -> bool:
+    """Whether the dead letter ``message`` failed after ``started`` (pigeon's failure time, else
+    the broker's ``x-death`` time, whole seconds). A letter with neither counts as older: the
+    passive declare's message count cannot bound a replay instead, as it lags on quorum queues
+    (a letter a reader just handed back is not counted yet)."""
+    failed_at = letter_of(message).headers.get(h.FAILED_AT)
+    try:
+        when = datetime.fromisoformat(failed_at) if failed_at else None
+    except ValueError:
+        when = None
+    if when is None:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when > started
 
 
 async def _get(channel: aiormq.abc.AbstractChannel, queue: str) -> DeliveredMessage | None:

@@ -375,10 +375,14 @@ class App(Router):
         """Delete the dead letters of ``queue``; returns how many."""
         return await self.transport.jobs.purge_dead_letters(queue)
 
-    async def backlog(self, queue: str) -> Backlog:
-        """What waits on the work queue ``queue`` now: ``ready``, ``unacked``, ``dead_letters``,
-        ``consumers`` (counts) and ``oldest_age`` (seconds), each ``None`` where the broker cannot
-        tell (``docs/backlog.md``). Declares nothing; raises ``ConfigurationError`` for a queue the
-        broker does not have, ``BrokerError`` when it cannot answer."""
-        subjects.validate(queue)
-        return await self.transport.jobs.backlog(queue)
+    async def backlog(self, queue_or_subject: str, *, durable: str | None = None) -> Backlog:
+        """What waits on the work queue ``queue_or_subject`` now, or with ``durable``, what the
+        broker keeps for that durable subscription of the subject: ``ready``, ``unacked``,
+        ``dead_letters`` (``None`` for a subscription), ``consumers`` (counts) and ``oldest_age``
+        (seconds), each ``None`` where the broker cannot tell (``docs/backlog.md``). Declares
+        nothing; raises ``ConfigurationError`` for a queue or durable subscription the broker
+        does not have, ``BrokerError`` when it cannot answer."""
+        subjects.validate(queue_or_subject, wildcards=durable is not None)
+        if durable is None:
+            return await self.transport.jobs.backlog(queue_or_subject)
+        return await self.transport.events.backlog(queue_or_subject, durable)

@@ -130,6 +130,14 @@ def unknown_queue(queue: str, url: str) -> ConfigurationError:
     )
 
 
+def unknown_durable(subject: str, durable: str, url: str) -> ConfigurationError:
+    """The error of ``Events.backlog`` for a durable subscription the broker does not have."""
+    return ConfigurationError(
+        f"durable subscription {durable!r} of {subject!r} does not exist on {url}: no "
+        "subscriber has started it. Check the name and subject, or start its subscriber once"
+    )
+
+
 class Events(Protocol):
     """Publish-subscribe: every subscription gets every event; a group shares them."""
 
@@ -159,6 +167,18 @@ class Events(Protocol):
         while it is closed. Returns once the broker will deliver to it. Raises
         ``DeclarationConflict`` when a durable subscription exists with other settings,
         ``BrokerError`` when the broker refuses.
+        """
+        ...
+
+    async def backlog(self, subject: str, durable: str) -> Backlog:
+        """Return what the broker keeps for the durable subscription ``durable`` of ``subject``
+        now (see ``Backlog``), declaring nothing.
+
+        ``ready``: events kept for it, not delivered yet; ``unacked``: delivered, not settled;
+        ``dead_letters`` is ``None`` (subscriptions have no dead-letter store); ``consumers``
+        and ``oldest_age`` where the broker can tell (``docs/backlog.md``). Takes, moves and
+        reorders nothing. Raises ``ConfigurationError`` naming it when the broker does not have
+        it (no subscriber ever started it), ``BrokerError`` when the broker cannot answer.
         """
         ...
 

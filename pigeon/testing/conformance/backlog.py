@@ -12,7 +12,7 @@ import re
 import pytest
 
 from pigeon import App, Backlog, ConfigurationError, Reject
-from pigeon.testing.conformance.fixtures import Backend, MakeApp
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 
@@ -309,3 +309,64 @@ async def test_a_replayed_job_ages_from_its_replay(
     assert backlog.ready == 1
     assert backlog.oldest_age is not None
     assert backlog.oldest_age < 0.5
+
+
+DURABLE_UNKNOWN: dict[str, frozenset[str]] = {
+    "rabbitmq": frozenset({"unacked", "oldest_age"}),
+    "nats": frozenset({"consumers"}),
+}
+"""Transport -> the ``Backlog`` fields of a durable subscription its broker cannot report
+(``dead_letters`` is ``None`` everywhere: subscriptions have no dead-letter store)."""
+
+
+def check_durable_unknown(backend: Backend, backlog: Backlog) -> None:
+    """Fields the transport cannot tell of a durable subscription are ``None``; others numbers."""
+    cannot = DURABLE_UNKNOWN.get(backend.name.split("-")[0], frozenset()) | {"dead_letters"}
+    for field in Backlog.__dataclass_fields__:
+        value = getattr(backlog, field)
+        if field in cannot:
+            assert value is None, f"{backend.name} cannot tell {field}, yet reported {value}"
+        else:
+            assert value is not None, f"{backend.name} did not report {field}"
+
+
+async def test_a_stopped_durable_subscription_has_its_events_ready(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    requires(backend, "durable")
+    subscriber, publisher = make_app(), make_app()
+    subject, name = f"{uid}.placed", f"{uid}-audit"
+    seen: list[int] = []
+
+    @subscriber.subscribe(subject, durable=name)
+    async def audit(event: Job) -> None:
+        seen.append(event.n)
+
+    async with subscriber:
+        pass  # ran once: the broker keeps its events from now on
+    async with publisher:
+        for n in range(4):
+            await publisher.publish(subject, Job(n))
+        backlog = await publisher.backlog(subject, durable=name)
+        check_durable_unknown(backend, backlog)
+        assert backlog.ready == 4
+        assert backlog.unacked in (0, None)
+        assert backlog.consumers in (0, None)
+        async with subscriber:
+            await wait_for(lambda: sorted(seen) == [0, 1, 2, 3], what="the kept events handled")
+
+            async def drained() -> bool:
+                after = await publisher.backlog(subject, durable=name)
+                return after.ready == 0 and after.unacked in (0, None)
+
+            await wait_for(drained, what="the durable backlog drained")
+
+
+async def test_an_unknown_durable_subscription_is_an_error(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    requires(backend, "durable")
+    async with make_app() as app:
+        await app.publish(f"{uid}.placed", Job(1))
+        with pytest.raises(ConfigurationError, match="durable subscription"):
+            await app.backlog(f"{uid}.placed", durable=f"{uid}-nobody")

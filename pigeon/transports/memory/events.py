@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pigeon.message import Envelope, new_id
-from pigeon.transports.base import Handler
+from pigeon.transports.base import Backlog, Handler
+from pigeon.transports.memory.backlog import durable_queue_name, read_durable
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.topology import Item, Tapped
 
@@ -43,11 +44,9 @@ class MemoryEvents:
     ) -> MemorySubscription:
         transport = self._transport
         transport.check()
-        # a durable subscription is its name and subject (as a JetStream consumer is); repr()
-        # keeps the parts of a name apart whatever they contain
         if durable is not None:
             queue = transport.broker.event_queue(
-                f"durable:{durable!r}:{subject!r}", subject, keep=True
+                durable_queue_name(subject, durable), subject, keep=True
             )
         elif group is not None:
             queue = transport.broker.event_queue(
@@ -56,3 +55,6 @@ class MemoryEvents:
         else:
             queue = transport.broker.event_queue(f"sub:{new_id()}", subject, keep=False)
         return transport.start(queue, handler, concurrency)
+
+    async def backlog(self, subject: str, durable: str) -> Backlog:
+        return read_durable(self._transport, subject, durable)

@@ -6,6 +6,11 @@ delivered yet: ready) and ``num_ack_pending`` (delivered, not acked yet: unacked
 is ready); ``STREAM.INFO`` of the dead-letter stream gives its message count. Every worker of every
 App shares the one durable pull consumer, so JetStream cannot count workers: ``consumers`` is
 ``None``.
+
+A durable subscription is the JetStream durable consumer of its name (made fit for a name) on
+the stream that stores its subject (``PIGEON_EV_<subject>`` or a user's stream covering it): its
+``num_pending`` and ``num_ack_pending`` are ready and unacked, its first undelivered message's
+stored time the oldest age, as for a queue; it has no dead letters and cannot count consumers.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from pigeon.errors import ConfigurationError
-from pigeon.transports.base import Backlog, unknown_queue
+from pigeon.transports.base import Backlog, unknown_durable, unknown_queue
 from pigeon.transports.nats.errors import (
     CONSUMER_NOT_FOUND,
     NO_MESSAGE_FOUND,
@@ -23,7 +28,13 @@ from pigeon.transports.nats.errors import (
     JetStreamError,
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
-from pigeon.transports.nats.topology import QUEUE_SUBJECTS, WORKERS, QueueNames
+from pigeon.transports.nats.topology import (
+    QUEUE_SUBJECTS,
+    WORKERS,
+    QueueNames,
+    covers,
+    name_token,
+)
 
 
 async def read(api: JetStreamApi, url: str, queue: str) -> Backlog:
@@ -39,8 +50,40 @@ async def read(api: JetStreamApi, url: str, queue: str) -> Backlog:
     ready = int(info.get("num_pending", 0))
     unacked = int(info.get("num_ack_pending", 0))
     next_seq = int(info.get("delivered", {}).get("stream_seq", 0)) + 1
-    age = await _oldest_age(api, names, next_seq) if ready else 0.0
+    age = await _oldest_age(api, names.stream, names.subject, next_seq) if ready else 0.0
     return Backlog(ready, unacked, await _dead_letters(api, names), None, age)
+
+
+async def read_durable(api: JetStreamApi, url: str, subject: str, durable: str) -> Backlog:
+    """The backlog of the durable subscription ``durable`` of ``subject`` now; raises
+    ``ConfigurationError`` if no stream stores ``subject`` or it has no such consumer."""
+    stream = await _stream_covering(api, subject)
+    if stream is None:
+        raise unknown_durable(subject, durable, url)
+    try:
+        info = await api.call(f"CONSUMER.INFO.{stream}.{name_token(durable)}")
+    except JetStreamError as exc:
+        if exc.err_code in (STREAM_NOT_FOUND, CONSUMER_NOT_FOUND):
+            raise unknown_durable(subject, durable, url) from None
+        raise
+    if info.get("config", {}).get("filter_subject") != subject:
+        raise unknown_durable(subject, durable, url)  # a consumer of another subject or queue
+    ready = int(info.get("num_pending", 0))
+    unacked = int(info.get("num_ack_pending", 0))
+    next_seq = int(info.get("delivered", {}).get("stream_seq", 0)) + 1
+    age = await _oldest_age(api, stream, subject, next_seq) if ready else 0.0
+    return Backlog(ready, unacked, None, None, age)
+
+
+async def _stream_covering(api: JetStreamApi, subject: str) -> str | None:
+    """The stream a durable subscription of ``subject`` uses: the first that stores every
+    subject ``subject`` matches (as ``Declarer.events`` chose it)."""
+    answer = await api.call("STREAM.NAMES", {"subject": subject})
+    for name in answer.get("streams") or ():
+        info = await api.call(f"STREAM.INFO.{name}")
+        if any(covers(pattern, subject) for pattern in info["config"].get("subjects") or ()):
+            return str(name)
+    return None
 
 
 def _check_filter(info: dict[str, Any], names: QueueNames, url: str) -> None:
@@ -58,11 +101,12 @@ def _check_filter(info: dict[str, Any], names: QueueNames, url: str) -> None:
         )
 
 
-async def _oldest_age(api: JetStreamApi, names: QueueNames, seq: int) -> float | None:
-    """Seconds since the first message at or after ``seq`` (the first undelivered) was stored."""
-    request = {"seq": seq, "next_by_subj": names.subject}
+async def _oldest_age(api: JetStreamApi, stream: str, subject: str, seq: int) -> float | None:
+    """Seconds since the first message on ``subject`` at or after ``seq`` (the first
+    undelivered) was stored in ``stream``."""
+    request = {"seq": seq, "next_by_subj": subject}
     try:
-        answer = await api.call(f"STREAM.MSG.GET.{names.stream}", request)
+        answer = await api.call(f"STREAM.MSG.GET.{stream}", request)
     except JetStreamError as exc:
         if exc.err_code in (STREAM_NOT_FOUND, NO_MESSAGE_FOUND):
             return 0.0  # taken between the two reads

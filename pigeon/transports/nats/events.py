@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from nats import errors as nats_errors
 
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope
-from pigeon.transports.base import Handler, Subscription
-from pigeon.transports.nats import wire
+from pigeon.transports.base import Backlog, Handler, Subscription
+from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.errors import translate
 
@@ -59,3 +60,13 @@ class NatsEvents:
                 ack_wait=transport.ack_wait,
             )
         )
+
+    async def backlog(self, subject: str, durable: str) -> Backlog:
+        transport = self._transport
+        transport.check()
+        if not transport.connected:  # fail now: retrying would show old numbers as live
+            raise BrokerError(
+                f"reading the backlog of durable subscription {durable!r}: disconnected from "
+                f"{transport.url}, reconnecting"
+            )
+        return await backlog.read_durable(transport.api, transport.url, subject, durable)

@@ -12,6 +12,10 @@ but pigeon does not require the management plugin.
 pigeon's helper queues (``<queue>.dlq``, the ``<queue>.delivery-limit`` marker, the delay
 ladder's ``pigeon.delay.*``) are refused by name: read as work queues, their counts would pass
 for jobs waiting.
+
+A durable subscription is the durable queue it names, bound to its subject: its passive
+declaration answers ready events and its consumers. AMQP cannot list a queue's bindings, so the
+subject is not checked: any existing queue of that name answers.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import aiormq.abc
 import aiormq.exceptions as amqp
 
 from pigeon.errors import ConfigurationError
-from pigeon.transports.base import Backlog, unknown_queue
+from pigeon.transports.base import Backlog, unknown_durable, unknown_queue
 from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue, limit_marker
 
 DELAY_LADDER_PREFIX = "pigeon.delay."
@@ -48,6 +52,22 @@ async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
         return Backlog(work.message_count or 0, None, letters, work.consumer_count or 0, None)
 
     backlog: Backlog = await declarer.run(f"reading the backlog of {queue!r}", declare)
+    return backlog
+
+
+async def read_durable(declarer: Declarer, url: str, subject: str, durable: str) -> Backlog:
+    """The backlog of the durable subscription ``durable`` (its queue) of ``subject`` now;
+    ``ConfigurationError`` if its queue does not exist."""
+
+    async def declare(channel: aiormq.abc.AbstractChannel) -> Backlog:
+        try:
+            kept = await channel.queue_declare(durable, passive=True)
+        except amqp.ChannelNotFoundEntity:
+            raise unknown_durable(subject, durable, url) from None
+        return Backlog(kept.message_count or 0, None, None, kept.consumer_count or 0, None)
+
+    action = f"reading the backlog of durable subscription {durable!r}"
+    backlog: Backlog = await declarer.run(action, declare)
     return backlog
 
 

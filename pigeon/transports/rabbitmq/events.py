@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 
 from pigeon.message import Envelope, new_id
-from pigeon.transports.base import Handler
-from pigeon.transports.rabbitmq import wire
+from pigeon.transports.base import Backlog, Handler
+from pigeon.transports.rabbitmq import backlog, wire
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate
 from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
@@ -74,6 +74,12 @@ class RabbitEvents:
         return await transport.consume(
             name, declare, handler, concurrency, action, prefetch=prefetch
         )
+
+    async def backlog(self, subject: str, durable: str) -> Backlog:
+        transport = self._transport
+        transport.check()
+        name = checked_name(durable, "durable subscription name")
+        return await backlog.read_durable(transport.declarer, transport.url, subject, name)
 
     def _queue_for(
         self, subject: str, group: str | None, durable: str | None

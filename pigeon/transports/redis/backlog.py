@@ -21,20 +21,31 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from pigeon.transports.base import Backlog, unknown_queue
+from pigeon.transports.base import Backlog, unknown_durable, unknown_queue
 from pigeon.transports.redis.errors import translated
-from pigeon.transports.redis.topology import RETURNED, WORKERS, Keys
+from pigeon.transports.redis.topology import RETURNED, SUBSCRIBERS, WORKERS, Keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
 @dataclass(frozen=True, slots=True)
+class _Target:
+    """The keys read for one backlog: a stream and its consumer group, the delayed set, the set
+    of live consumers' heartbeats, and the dead-letter stream (``None``: a subscription's)."""
+
+    stream: str
+    group: str
+    delayed: str
+    live: str
+    dead: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Heads:
     """What the second round trip reads from: where ready entries and due delayed jobs start."""
 
-    stream: str
-    delayed: str
+    target: _Target
     last_delivered: bytes
     returned: int
     delayed_count: int
@@ -43,49 +54,76 @@ class _Heads:
 
 async def read(redis: Redis, url: str, keys: Keys, queue: str) -> Backlog:
     """The backlog of work queue ``queue`` now; ``ConfigurationError`` if it does not exist."""
-    stream = keys.queue(queue)
+    target = _Target(
+        keys.queue(queue),
+        WORKERS,
+        keys.delayed(queue),
+        keys.consumers(queue),
+        keys.dead_letters(queue),
+    )
     with translated(url, f"reading the backlog of {queue!r}"):
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xinfo_groups(stream)
-            pipe.xinfo_consumers(stream, WORKERS)
-            pipe.xlen(stream)
-            pipe.xlen(keys.dead_letters(queue))
-            pipe.zrange(keys.consumers(queue), 0, -1, withscores=True)
-            pipe.zcard(keys.delayed(queue))
-            pipe.time()
-            answers = await pipe.execute(raise_on_error=False)
-        groups, consumers, length, dead, live, delayed, now = answers
-        group = _workers(groups)
-        if group is None or isinstance(consumers, ResponseError):
-            raise unknown_queue(queue, url)
-        returned = sum(int(c["pending"]) for c in consumers if c["name"] == RETURNED.encode())
-        unacked = int(group["pending"]) - returned
-        now_ms = now[0] * 1000 + now[1] // 1000
-        heads = _Heads(
-            stream, keys.delayed(queue), group["last-delivered-id"], returned, delayed, now_ms
-        )
-        waiting = int(length) > unacked or delayed
-        due, age = await _due_and_age(redis, heads) if waiting else (0, 0.0)
+        backlog = await _read(redis, target)
+    if backlog is None:
+        raise unknown_queue(queue, url)
+    return backlog
+
+
+async def read_durable(redis: Redis, url: str, keys: Keys, subject: str, durable: str) -> Backlog:
+    """The backlog of the durable subscription ``durable`` of ``subject`` now (its stream, read
+    as a work queue's, without dead letters); ``ConfigurationError`` if it does not exist."""
+    stream = keys.durable_stream(durable, subject)
+    target = _Target(stream, SUBSCRIBERS, f"{stream}:delayed", f"{stream}:consumers", None)
+    with translated(url, f"reading the backlog of durable subscription {durable!r}"):
+        backlog = await _read(redis, target)
+    if backlog is None:
+        raise unknown_durable(subject, durable, url)
+    return backlog
+
+
+async def _read(redis: Redis, target: _Target) -> Backlog | None:
+    """The backlog of ``target`` now; ``None`` if its stream or group does not exist."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xinfo_groups(target.stream)
+        pipe.xinfo_consumers(target.stream, target.group)
+        pipe.xlen(target.stream)
+        pipe.zrange(target.live, 0, -1, withscores=True)
+        pipe.zcard(target.delayed)
+        pipe.time()
+        if target.dead is not None:
+            pipe.xlen(target.dead)
+        answers = await pipe.execute(raise_on_error=False)
+    groups, consumers, length, live, delayed, now = answers[:6]
+    dead = int(answers[6]) if target.dead is not None else None
+    group = _group(groups, target.group)
+    if group is None or isinstance(consumers, ResponseError):
+        return None
+    returned = sum(int(c["pending"]) for c in consumers if c["name"] == RETURNED.encode())
+    unacked = int(group["pending"]) - returned
+    now_ms = now[0] * 1000 + now[1] // 1000
+    heads = _Heads(target, group["last-delivered-id"], returned, delayed, now_ms)
+    waiting = int(length) > unacked or delayed
+    due, age = await _due_and_age(redis, heads) if waiting else (0, 0.0)
     ready = int(length) - unacked + due
     seen = sum(1 for _, until in live if until > now_ms)
-    return Backlog(ready, unacked, int(dead), seen, age)
+    return Backlog(ready, unacked, dead, seen, age)
 
 
-def _workers(groups: Any) -> dict[str, Any] | None:
-    """The group ``workers`` of an ``XINFO GROUPS`` answer; ``None`` for no stream or group."""
+def _group(groups: Any, name: str) -> dict[str, Any] | None:
+    """The group ``name`` of an ``XINFO GROUPS`` answer; ``None`` for no stream or group."""
     if isinstance(groups, ResponseError):
         return None
-    return next((g for g in groups if g["name"] == WORKERS.encode()), None)
+    return next((g for g in groups if g["name"] == name.encode()), None)
 
 
 async def _due_and_age(redis: Redis, heads: _Heads) -> tuple[int, float]:
     """The due delayed jobs, and the age of the oldest ready job (0.0 when none is)."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xrange(heads.stream, min=b"(" + heads.last_delivered, count=1)
-        pipe.zcount(heads.delayed, "-inf", heads.now_ms)
-        pipe.zrange(heads.delayed, 0, 0, withscores=True)
+        target = heads.target
+        pipe.xrange(target.stream, min=b"(" + heads.last_delivered, count=1)
+        pipe.zcount(target.delayed, "-inf", heads.now_ms)
+        pipe.zrange(target.delayed, 0, 0, withscores=True)
         if heads.returned:
-            pipe.xpending_range(heads.stream, WORKERS, "-", "+", 1, consumername=RETURNED)
+            pipe.xpending_range(target.stream, target.group, "-", "+", 1, consumername=RETURNED)
         answers = await pipe.execute()
     stamps = [int(entry[0].split(b"-")[0]) for entry in answers[0]]
     if heads.returned:

@@ -29,9 +29,9 @@ from redis.typing import EncodableT
 
 from pigeon import subjects
 from pigeon.message import Envelope
-from pigeon.transports.base import Handler, Subscription
+from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
-from pigeon.transports.redis import wire
+from pigeon.transports.redis import backlog, wire
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.consumer import (
     BLOCK,
@@ -164,8 +164,7 @@ class ChannelSubscription:
         self._subject = subject
         self._wildcard = is_wildcard(subject)
         self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
-        self._keys = keys
-        self._handler = handler
+        self._keys, self._handler = keys, handler
         self._runner = HandlerRunner(concurrency)
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -219,8 +218,7 @@ class SharedReader:
         heartbeat: float | None = None,
     ) -> None:
         self._redis, self._url, self._stream, self._group = redis, url, stream, group
-        self._handler = handler
-        self._runner = HandlerRunner(concurrency)
+        self._handler, self._runner = handler, HandlerRunner(concurrency)
         self._join, self._leave, self._heartbeat = join, leave, heartbeat
         self.consumer = consumer_name()
         self._tasks: list[asyncio.Task[None]] = []
@@ -331,12 +329,14 @@ class RedisEvents:
         elif group is not None:
             subscription = await self._group(subject, group, handler, concurrency)
         else:
-            channels, keys = self._channels, self._keys
-            channel = ChannelSubscription(channels, keys, subject, handler, concurrency)
+            channel = ChannelSubscription(self._channels, self._keys, subject, handler, concurrency)
             await channel.start()
             subscription = channel
         self._track(subscription)
         return subscription
+
+    async def backlog(self, subject: str, durable: str) -> Backlog:
+        return await backlog.read_durable(self._redis, self._url, self._keys, subject, durable)
 
     async def _group(
         self, subject: str, group: str, handler: Handler, concurrency: int
@@ -393,6 +393,7 @@ class RedisEvents:
             sink=None,
             redeclare=bind,
             delayed=f"{stream}:delayed",
+            heartbeat=f"{stream}:consumers",
         )
         consumer.start()
         return consumer

@@ -282,9 +282,11 @@ def status(
         raise typer.Exit(EXIT_CONFIGURATION) from exc
     if url and app.url != url:
         raise typer.BadParameter(f"{target} was built with a URL in its code; drop --url")
-    queues = [*(view.work_queues(app) if target else ()), *(queue or ())]
+    queues = [*(view.watched(app) if target else ()), *(queue or ())]
     if not queues:
-        raise typer.BadParameter("name a work queue with --queue, or an App that has workers")
+        raise typer.BadParameter(
+            "name a work queue with --queue, or an App that has workers or durable subscriptions"
+        )
     try:
         raise typer.Exit(_run(view.run(app, queues, watch=watch, every=every, window=window)))
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ import typer
 from pigeon.app import App
 from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
-from pigeon.status import Reading, read, work_queues
+from pigeon.status import Reading, read, watched
 
 if TYPE_CHECKING:
     from pigeon.metrics import PrometheusMetrics
@@ -166,7 +166,7 @@ async def serve(app: App, ports: Ports) -> None:
         metrics = _prometheus(app)
         if metrics is not None:
             metrics.count_drops(app)
-        if metrics is not None and every > 0 and work_queues(app):
+        if metrics is not None and every > 0 and watched(app):
             sampler = asyncio.create_task(sample_backlog(app, metrics, every))
             stack.push_async_callback(_cancel, sampler)
         await app.run()
@@ -190,10 +190,10 @@ def backlog_interval() -> float:
 
 async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> None:
     """Every ``every`` seconds while ``app`` is ready (the first time as soon as it is), set the
-    backlog gauges of each of its work queues. A queue that cannot be read loses its samples (no
-    stale numbers) and is logged once per new error; while the transport is disconnected, every
-    queue loses them. Runs until cancelled."""
-    queues = work_queues(app)
+    backlog gauges of each of its work queues and durable subscriptions (``status.watched``). A
+    queue that cannot be read loses its samples (no stale numbers) and is logged once per new
+    error; while the transport is disconnected, every queue loses them. Runs until cancelled."""
+    queues = watched(app)
     failing: dict[str, str] = {}
     while True:
         if not app.ready:

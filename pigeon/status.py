@@ -1,5 +1,6 @@
-"""What ``pigeon status`` shows: the backlog of work queues as a table, once or live (``--watch``),
-and the progress bar of ``pigeon dlq replay``. The commands are registered in ``pigeon.cli``.
+"""What ``pigeon status`` shows: the backlog of work queues (and durable subscriptions, as
+``subject [durable]``) as a table, once or live (``--watch``), and the progress bar of ``pigeon
+dlq replay``. The commands are registered in ``pigeon.cli``.
 
 Every number comes from ``App.backlog`` (see ``docs/backlog.md``); one the broker cannot tell
 shows as ``?``, never 0. ``ready/s`` is the change of ``ready`` per second between two readings:
@@ -40,6 +41,31 @@ def work_queues(app: App) -> list[str]:
     return list(dict.fromkeys(route.subject for route in app.routes if route.kind == "worker"))
 
 
+def durable_label(subject: str, durable: str) -> str:
+    """How the durable subscription ``durable`` of ``subject`` is named in tables and gauges."""
+    return f"{subject} [{durable}]"
+
+
+def watched(app: App) -> list[str]:
+    """What ``pigeon status`` and the gauges read for ``app``: its work queues, then its durable
+    subscriptions as ``subject [durable]``, each in registration order, each once."""
+    durables = (
+        durable_label(route.subject, route.options["durable"])
+        for route in app.routes
+        if route.kind == "subscribe" and route.options["durable"] is not None
+    )
+    return [*work_queues(app), *dict.fromkeys(durables)]
+
+
+async def backlog_of(app: App, name: str) -> Backlog:
+    """The backlog of the work queue ``name``, or of the durable subscription it names as
+    ``subject [durable]`` (subjects have no spaces, so the two cannot be confused)."""
+    subject, bracket, durable = name.partition(" [")
+    if bracket and durable.endswith("]"):
+        return await app.backlog(subject, durable=durable[:-1])
+    return await app.backlog(name)
+
+
 @asynccontextmanager
 async def inspecting(app: App) -> AsyncIterator[App]:
     """``app`` connected to its broker with none of its handlers started, for reading backlogs;
@@ -68,7 +94,7 @@ async def read(app: App, queues: Sequence[str]) -> list[Reading]:
     for queue in queues:
         at = time.monotonic()
         try:
-            readings.append(Reading(queue, at, await app.backlog(queue)))
+            readings.append(Reading(queue, at, await backlog_of(app, queue)))
         except PigeonError as exc:
             readings.append(Reading(queue, at, None, str(exc)))
     return readings

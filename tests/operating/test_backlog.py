@@ -22,7 +22,14 @@ from pigeon import App, Backlog, ConfigurationError, Reject
 from pigeon.cli import cli
 from pigeon.metrics import PrometheusMetrics
 from pigeon.running import Ports, backlog_interval, sample_backlog, serve
-from pigeon.status import REPLAY_BATCH, Reading, print_readings, replay, watch_live
+from pigeon.status import (
+    REPLAY_BATCH,
+    Reading,
+    inspecting,
+    print_readings,
+    replay,
+    watch_live,
+)
 from pigeon.testing.conformance import Backend
 from pigeon.testing.conformance.backlog import unknown
 from pigeon.testing.waiting import wait_for
@@ -318,3 +325,68 @@ def test_an_unreachable_rabbitmq_prints_only_pigeons_error() -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: cannot connect"), result.stderr
     assert "creating transport" not in result.stderr
+
+
+SUBSCRIBER = """
+from pigeon import App
+
+app = App("{url}")
+
+@app.subscribe("{subject}", durable="audit")
+async def audit(n: int) -> None: ...
+"""
+
+
+def test_status_shows_an_apps_durable_subscriptions(
+    uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, subject = f"memory://{uid}", f"{uid}.placed"
+    module = SUBSCRIBER.format(url=url, subject=subject)
+    (tmp_path / f"sub_{uid}.py").write_text(textwrap.dedent(module))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    async def fill() -> None:
+        subscriber, publisher = App(url), App(url)
+
+        @subscriber.subscribe(subject, durable="audit")
+        async def audit(n: int) -> None: ...
+
+        async with subscriber:
+            pass  # ran once: the broker keeps its events
+        async with publisher:
+            for n in range(2):
+                await publisher.publish(subject, n)
+
+    asyncio.run(fill())
+    args = ["status", f"sub_{uid}:app", "--window", "0"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if f"{subject} [audit]" in line)
+    cells = re.findall(r"[\w.?]+", row.split("]", 1)[1])
+    assert cells[:4] == ["2", "0", "?", "0"]  # ready, unacked, no dead letters, consumers
+
+
+async def test_gauges_sample_the_apps_durable_subscriptions(uid: str) -> None:
+    metrics, url, subject = PrometheusMetrics(), f"memory://{uid}", f"{uid}.placed"
+    app, publisher = App(url), App(url)
+
+    @app.subscribe(subject, durable="audit")
+    async def audit(n: int) -> None: ...
+
+    async with app:
+        pass  # ran once: the broker keeps its events
+    async with publisher, inspecting(app):
+        for n in range(3):
+            await publisher.publish(subject, n)
+        app.ready = True  # as if serving
+        sampling = asyncio.create_task(sample_backlog(app, metrics, 0.01))
+        try:
+            labels = {"queue": f"{subject} [audit]"}
+            value = metrics.registry.get_sample_value
+            await wait_for(lambda: value("pigeon_queue_ready", labels) == 3)
+            assert value("pigeon_queue_unacked", labels) == 0
+            assert value("pigeon_dead_letters", labels) is None  # a subscription has none
+        finally:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)

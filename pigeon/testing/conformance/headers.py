@@ -21,6 +21,8 @@ LOOKALIKES = {
     "timestamp": "user-ts",
     "correlation_id": "user-cid-2",
     "Nats-Msg-Id": "user-nats-id",
+    "Nats-Expected-Stream": "user-stream",  # JetStream would refuse the publish on NATS
+    "nats-rollup": "user-rollup",
     "x-pigeon-user-content-type": "user-escaped-lookalike",
 }
 """Header names an envelope field goes by on some broker, with values that are not its."""

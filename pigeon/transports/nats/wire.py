@@ -37,10 +37,14 @@ ORIGINAL_ID = h.MESSAGE_ID
 """The message id, on dead letters and replays, whose ``Nats-Msg-Id`` is a de-duplication key."""
 
 USER_ESCAPE = "x-pigeon-user-"
-"""Prefix of a user header named like a field of this wire (``WIRE_NAMES``) or starting with the
-prefix itself: it travels as prefix + name and is read back without it, so it arrives as sent
-instead of being taken for the field (a user ``content-type`` header was dropped)."""
-WIRE_NAMES = frozenset({MSG_ID, CONTENT_TYPE, CORRELATION_ID})
+"""Prefix of a user header named like a field of this wire (``WIRE_NAMES``), one NATS reserves
+(``Nats-*``: ``Nats-Expected-Stream`` and the like change what JetStream does with a message) or
+starting with the prefix itself: it travels as prefix + name and is read back without it, so it
+arrives as sent instead of being taken for the field (a user ``content-type`` header was
+dropped)."""
+WIRE_NAMES = frozenset({CONTENT_TYPE, CORRELATION_ID})
+NATS_PREFIX = "nats-"
+"""Header names NATS reserves, in lower case (``Nats-Msg-Id``, ``Nats-Expected-Stream``, ...)."""
 
 _HEADER_BLOCK_START = b"NATS/1.0"
 
@@ -93,12 +97,14 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
 
 def _escaped(user: dict[str, str]) -> dict[str, str]:
     """A copy of ``user`` headers, those named like a wire field escaped (``USER_ESCAPE``)."""
-    if WIRE_NAMES.isdisjoint(user) and not any(n.startswith(USER_ESCAPE) for n in user):
+    if not any(map(_taken, user)):
         return dict(user)
-    return {
-        USER_ESCAPE + name if name in WIRE_NAMES or name.startswith(USER_ESCAPE) else name: value
-        for name, value in user.items()
-    }
+    return {USER_ESCAPE + name if _taken(name) else name: value for name, value in user.items()}
+
+
+def _taken(name: str) -> bool:
+    """Whether a user header ``name`` must travel escaped (see ``USER_ESCAPE``)."""
+    return name in WIRE_NAMES or name[:5].lower() == NATS_PREFIX or name.startswith(USER_ESCAPE)
 
 
 def _unescaped(headers: dict[str, str]) -> dict[str, str]:

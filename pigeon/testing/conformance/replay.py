@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pigeon import App
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_dead_letters, wait_for
@@ -13,11 +14,8 @@ REPLAY_WITHIN = 10.0
 """Seconds a replay of a few letters may take at most (it never returned before the fix)."""
 
 
-async def test_a_replay_moves_only_the_letters_present_when_it_started(
-    make_app: MakeApp, uid: str
-) -> None:
-    app = make_app()
-    queue = f"{uid}.again"
+def _always_failing(app: App, queue: str) -> list[int]:
+    """Serve ``queue`` on ``app`` with a worker that fails every job; returns the calls it got."""
     calls: list[int] = []
 
     @app.worker(queue, concurrency=4)
@@ -25,10 +23,23 @@ async def test_a_replay_moves_only_the_letters_present_when_it_started(
         calls.append(job.n)
         raise RuntimeError("still broken")
 
+    return calls
+
+
+async def _three_dead_letters(app: App, queue: str) -> None:
+    for n in range(3):
+        await app.enqueue(queue, Job(n))
+    await wait_dead_letters(app, queue, 3)
+
+
+async def test_a_replay_moves_only_the_letters_present_when_it_started(
+    make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    queue = f"{uid}.again"
+    calls = _always_failing(app, queue)
     async with app:
-        for n in range(3):
-            await app.enqueue(queue, Job(n))
-        await wait_dead_letters(app, queue, 3)
+        await _three_dead_letters(app, queue)
         moved = await asyncio.wait_for(app.replay_dead_letters(queue), REPLAY_WITHIN)
         assert moved == 3
         await wait_for(lambda: len(calls) >= 6, what="the replayed jobs to fail again")
@@ -40,17 +51,9 @@ async def test_a_replay_moves_only_the_letters_present_when_it_started(
 async def test_a_replay_with_a_limit_moves_at_most_that_many(make_app: MakeApp, uid: str) -> None:
     app = make_app()
     queue = f"{uid}.limited"
-    calls: list[int] = []
-
-    @app.worker(queue, concurrency=4)
-    async def fail(job: Job) -> None:
-        calls.append(job.n)
-        raise RuntimeError("still broken")
-
+    calls = _always_failing(app, queue)
     async with app:
-        for n in range(3):
-            await app.enqueue(queue, Job(n))
-        await wait_dead_letters(app, queue, 3)
+        await _three_dead_letters(app, queue)
         moved = await asyncio.wait_for(app.replay_dead_letters(queue, limit=2), REPLAY_WITHIN)
         assert moved == 2
         await wait_for(lambda: len(calls) >= 5, what="the replayed jobs to fail again")
@@ -61,17 +64,9 @@ async def test_a_replay_with_a_limit_moves_at_most_that_many(make_app: MakeApp, 
 async def test_concurrent_replays_move_each_letter_once(make_app: MakeApp, uid: str) -> None:
     app = make_app()
     queue = f"{uid}.twice"
-    calls: list[int] = []
-
-    @app.worker(queue, concurrency=4)
-    async def fail(job: Job) -> None:
-        calls.append(job.n)
-        raise RuntimeError("still broken")
-
+    calls = _always_failing(app, queue)
     async with app:
-        for n in range(3):
-            await app.enqueue(queue, Job(n))
-        await wait_dead_letters(app, queue, 3)
+        await _three_dead_letters(app, queue)
         replays = (app.replay_dead_letters(queue) for _ in range(2))
         moved = await asyncio.wait_for(asyncio.gather(*replays), REPLAY_WITHIN)
         assert sum(moved) == 3, "a letter another replay took is skipped, never an error"

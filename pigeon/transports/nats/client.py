@@ -24,11 +24,13 @@ header sets); on any other version ``new_client`` returns nats-py's own ``Client
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from nats import errors
 from nats.aio import client as nats_client
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose ``_send_publish``, ``_request_new_style`` and ``_process_headers``
@@ -52,6 +54,68 @@ class PigeonClient(Client):
         super().__init__()
         self._out_names: dict[str, str] = {}
         self._in_names: dict[bytes, str] = {}
+        self._replies_sid = -1
+        """The sid of the inbox subscription that receives replies to requests."""
+        self._takers: dict[int, Taker] = {}
+
+    def take_directly(self, subscription: Subscription, taker: Taker) -> None:
+        """Hand ``subscription``'s messages to ``taker.take`` as they are read, whenever
+        ``taker.ready()`` and none waits in the subscription's queue; the others go through the
+        queue to its callback as usual. Until ``stop_taking``."""
+        self._takers[subscription._id] = taker
+
+    def stop_taking(self, subscription: Subscription) -> None:
+        self._takers.pop(subscription._id, None)
+
+    async def _init_request_sub(self) -> None:
+        self._resp_map = {}
+        prefix = self._resp_sub_prefix = self._inbox_prefix[:]
+        prefix += b"." + self._nuid.next() + b"."
+        subscription = await self.subscribe(prefix.decode() + "*", cb=self._request_sub_callback)
+        self._replies_sid = subscription._id
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:  # headers: None without any, though nats-py's annotation says bytes
+        """Two kinds of message skip the subscription's queue and task, one trip through the
+        event loop each: a reply to a request goes straight to the request's future, and a
+        message of a ``take_directly`` subscription to its taker."""
+        if sid == self._replies_sid:
+            await self._process_reply(sid, subject, reply, data, headers)
+            return
+        taker = self._takers.get(sid)
+        if taker is not None and taker.ready():
+            subscription = self._subs.get(sid)
+            if subscription is not None and _idle(subscription):
+                self._count(subscription, data)
+                parsed = await self._process_headers(headers)
+                try:
+                    taker.take(self._build_message(sid, subject, reply, data, parsed))
+                except Exception as exc:  # as nats-py treats a failing callback
+                    await self._error_cb(exc)
+                return
+        await super()._process_msg(sid, subject, reply, data, headers)
+
+    def _count(self, subscription: Subscription, data: bytes) -> None:
+        """What nats-py counts for a message it hands on."""
+        subscription._received += 1
+        stats = self.stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+
+    async def _process_reply(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        subscription = self._subs.get(sid)
+        if subscription is None:
+            return
+        self._count(subscription, data)
+        prefix = self._resp_sub_prefix
+        future = self._resp_map.get(subject[len(prefix) :].decode()) if prefix else None
+        if future is None or future.done():
+            return  # a late reply, or one to a request that gave up: nats-py drops it too
+        parsed = await self._process_headers(headers)
+        future.set_result(self._build_message(sid, subject, reply, data, parsed))
 
     async def _send_publish(
         self,
@@ -146,13 +210,14 @@ class PigeonClient(Client):
     def parse_headers(self, headers: bytes) -> dict[str, str] | None:
         """The dict nats-py builds from a header block without a status (``NATS/1.0\\r\\n...``);
         ``None`` when it holds no header."""
-        names = self._in_names
+        known = self._in_names.get
         parsed: dict[str, str] = {}
-        for line in headers[10:].split(b"\r\n"):
+        end = -4 if headers.endswith(b"\r\n\r\n") else None  # the blank line ending the block
+        for line in headers[10:end].split(b"\r\n"):
             name, sep, value = line.partition(b":")
             if not sep:
                 continue
-            key = names.get(name)
+            key = known(name)
             if key is None:
                 key = self._in_name(name)
             if key is _SKIP:
@@ -171,6 +236,26 @@ class PigeonClient(Client):
             self._in_names.clear()
         self._in_names[name] = key
         return key
+
+
+class Taker(Protocol):
+    """Takes messages of a subscription as they are read (``PigeonClient.take_directly``)."""
+
+    def ready(self) -> bool:
+        """Whether ``take`` may be called now; it must not wait."""
+
+    def take(self, msg: Msg) -> None:
+        """Handle ``msg`` (start a task for it): called by the connection's reading task."""
+
+
+def _idle(subscription: Subscription) -> bool:
+    """Whether no message of ``subscription`` waits for its task (taking one now would pass it)
+    and nats-py has no other use for it (JetStream, auto-unsubscribe)."""
+    return (
+        subscription._pending_queue.empty()
+        and subscription._jsi is None
+        and subscription._max_msgs == 0
+    )
 
 
 def _expire(future: asyncio.Future[Any]) -> None:

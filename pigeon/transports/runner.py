@@ -50,9 +50,9 @@ class HandlerRunner:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-        for task in pending:  # one cancelled before it ran never started its call: close it
-            call = self._tasks.pop(task, None)
-            if call is not None:
+        for task, call in list(self._tasks.items()):  # cancelled before it ran: close its call
+            if task.done():
+                del self._tasks[task]
                 call.close()
         return len(pending)
 

@@ -158,13 +158,21 @@ class Events(Protocol):
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         """Call ``handler`` for events on ``subject`` (wildcards allowed), at most ``concurrency``
         at once.
 
         Without ``group`` every subscription gets every event; with one, each event goes to one
         subscription of the group. ``durable`` names a subscription whose events the broker keeps
-        while it is closed. Returns once the broker will deliver to it. Raises
+        while it is closed. ``max_pending`` (at least ``concurrency``; ``None``: the transport's
+        default): the most events the subscription holds in this process, delivered and not
+        handled yet, those in its handlers included. Beyond it the broker keeps them (durable
+        subscriptions, groups, RabbitMQ), or ``publish`` waits for room (memory), or they are
+        dropped and counted in ``dropped_events`` (core NATS, Redis Pub/Sub); a transport that
+        must buffer at least one event besides those being handled may hold one more than
+        ``max_pending`` when it equals ``concurrency``. Returns once the broker will deliver to
+        it. Raises
         ``DeclarationConflict`` when a durable subscription exists with other settings,
         ``BrokerError`` when the broker refuses.
         """

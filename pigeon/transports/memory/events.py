@@ -41,6 +41,7 @@ class MemoryEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> MemorySubscription:
         transport = self._transport
         transport.check()

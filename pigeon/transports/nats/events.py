@@ -43,6 +43,7 @@ class NatsEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         transport = self._transport
         transport.check()

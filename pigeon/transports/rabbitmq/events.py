@@ -51,6 +51,7 @@ class RabbitEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> RabbitSubscription:
         transport = self._transport
         transport.check()

@@ -322,6 +322,7 @@ class RedisEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         subscription: Subscription
         if durable is not None:

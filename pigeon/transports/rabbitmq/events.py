@@ -70,7 +70,7 @@ class RabbitEvents:
             await queue.bind(exchange, wire.binding_key(subject))
             return queue
 
-        prefetch = max(concurrency, transport.options["event_prefetch"])
+        prefetch = max_pending or max(concurrency, transport.options["event_prefetch"])
         action = f"subscribing {subject!r}"
         return await transport.consume(
             name, declare, handler, concurrency, action, prefetch=prefetch

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -28,6 +29,7 @@ from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import Declarer, Keys
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
@@ -121,12 +123,18 @@ class RedisTransport:
         self._settings = settings
         self._redis: Redis | None = None
         self._subscriptions: list[Subscription] = []
+        self.slow_consumers = SlowConsumers(self.url)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._redis is not None and self._channels.healthy
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events slow plain subscribers dropped since the start, by subscription subject."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         if self._redis is not None:
@@ -154,6 +162,7 @@ class RedisTransport:
             claim_idle=options["claim_idle"],
             max_size=options["max_message_size"],
             track=track,
+            dropped=self.slow_consumers.dropped_one,
         )
         self._requests = RedisRequests(
             redis,
@@ -180,6 +189,7 @@ class RedisTransport:
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
+        self.slow_consumers.flush()
         self._requests.close()
         await self._channels.close()
         try:

@@ -168,13 +168,13 @@ class Events(Protocol):
         while it is closed. ``max_pending`` (at least ``concurrency``; ``None``: the transport's
         default): the most events the subscription holds in this process, delivered and not
         handled yet, those in its handlers included. Beyond it the broker keeps them (durable
-        subscriptions, groups, RabbitMQ), or ``publish`` waits for room (memory), or they are
-        dropped and counted in ``dropped_events`` (core NATS, Redis Pub/Sub); a transport that
-        must buffer at least one event besides those being handled may hold one more than
-        ``max_pending`` when it equals ``concurrency``. Returns once the broker will deliver to
-        it. Raises
-        ``DeclarationConflict`` when a durable subscription exists with other settings,
-        ``BrokerError`` when the broker refuses.
+        subscriptions, RabbitMQ, Redis groups), memory's ``publish`` waits for room, core NATS
+        and Redis Pub/Sub drop them and count them in the transport's ``dropped_events``. Memory
+        and core NATS keep room for one event waiting besides those being handled, so they hold
+        one more when ``max_pending`` equals ``concurrency``.
+
+        Returns once the broker will deliver to it. Raises ``DeclarationConflict`` when a durable
+        subscription exists with other settings, ``BrokerError`` when the broker refuses.
         """
         ...
 

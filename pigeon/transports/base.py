@@ -170,8 +170,9 @@ class Events(Protocol):
         handled yet, those in its handlers included. Beyond it the broker keeps them (durable
         subscriptions, RabbitMQ, Redis groups), memory's ``publish`` waits for room, core NATS
         and Redis Pub/Sub drop them and count them in the transport's ``dropped_events``. Memory
-        and core NATS keep room for one event waiting besides those being handled, so they hold
-        one more when ``max_pending`` equals ``concurrency``.
+        and core NATS always keep room for one event waiting besides those being handled (core
+        NATS above ``concurrency=1``: two, one in its callback), so they may hold that many more
+        than ``concurrency`` whatever a smaller ``max_pending`` says.
 
         Returns once the broker will deliver to it. Raises ``DeclarationConflict`` when a durable
         subscription exists with other settings, ``BrokerError`` when the broker refuses.

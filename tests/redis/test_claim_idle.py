@@ -104,3 +104,16 @@ async def test_a_worker_that_sets_claim_idle_on_an_older_queue_records_it(
     async with first:
         with pytest.raises(DeclarationConflict, match=r"claim_idle=12s.*claim_idle=30s"):
             await second.start()
+
+
+async def test_a_passive_worker_uses_the_queues_claim_idle_or_conflicts(
+    redis_url: str, uid: str
+) -> None:
+    queue = f"{uid}.jobs"
+    declaring, agreeing = App(redis_url, claim_idle=12), App(redis_url, passive=True)
+    disagreeing = App(redis_url, passive=True, claim_idle=3)
+    for app in (declaring, agreeing, disagreeing):
+        _worker(app, queue)
+    async with declaring, agreeing:
+        with pytest.raises(DeclarationConflict, match=r"claim_idle=12s.*claim_idle=3s"):
+            await disagreeing.start()

@@ -37,7 +37,7 @@ async def _held_elsewhere(raw: Redis, stream: str, idle_ms: dict[int, int]) -> l
 
 async def _owner(raw: Redis, stream: str, entry_id: bytes) -> str:
     pending = await raw.xpending_range(stream, WORKERS, entry_id, entry_id, 1)
-    return str(pending[0]["consumer"].decode())
+    return str(pending[0]["consumer"], "utf-8")
 
 
 async def test_workers_must_agree_on_claim_idle(redis_url: str, uid: str) -> None:
@@ -60,17 +60,18 @@ async def test_a_worker_that_does_not_set_claim_idle_adopts_the_queues(
     queue, stream = f"{uid}.jobs", Keys(prefix).queue(f"{uid}.jobs")
     declaring = App(redis_url, claim_idle=20)
     _worker(declaring, queue)
-    async with declaring, App(redis_url) as producer:
-        await declaring.close()
+    async with declaring:  # records 20 s, and stops
+        pass
+    async with App(redis_url) as producer:
         for n in (1, 2):
             await producer.enqueue(queue, Job(n))
-        ids = await _held_elsewhere(raw, stream, {1: 10_000, 2: 21_000})
-        adopting, seen = App(redis_url), []
-        _worker(adopting, queue, seen)
-        async with adopting:
-            await wait_for(lambda: 2 in seen, timeout=5, what="the job idle for over 20 s")
-        assert seen == [2], "a job idle for less than the queue's claim_idle was claimed"
-        assert await _owner(raw, stream, ids[0]) == ELSEWHERE
+    ids = await _held_elsewhere(raw, stream, {1: 10_000, 2: 21_000})
+    adopting, seen = App(redis_url), []
+    _worker(adopting, queue, seen)
+    async with adopting:
+        await wait_for(lambda: 2 in seen, timeout=5, what="the job idle for over 20 s")
+    assert seen == [2], "a job idle for less than the queue's claim_idle was claimed"
+    assert await _owner(raw, stream, ids[0]) == ELSEWHERE
 
 
 async def test_a_queue_declared_by_an_older_pigeon_keeps_30s(

@@ -28,7 +28,7 @@ from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.topology import Declarer, Keys
+from pigeon.transports.redis.topology import OLDER_CLAIM_IDLE, Declarer, Keys
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
@@ -36,7 +36,7 @@ log = logging.getLogger("pigeon")
 
 DEFAULTS: dict[str, Any] = {
     "prefix": "pigeon:",
-    "claim_idle": 30.0,
+    "claim_idle": None,
     "event_maxlen": 10_000,
     "request_maxlen": 10_000,
     "wait_replicas": 0,
@@ -74,8 +74,11 @@ class RedisTransport:
 
     - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
       parameter); Apps that share a queue or subject must share it;
-    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (default
-      30; live workers renew their claims);
+    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (live
+      workers renew their claims every third of it). It is recorded with a work queue by the
+      first App to declare it (5 s if that App sets none); an App that sets none uses the
+      queue's, one that sets another gets ``DeclarationConflict``; a queue declared by an older
+      pigeon, which recorded none, keeps 30 s. Durable subscriptions: 30 s unless set;
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
@@ -148,10 +151,15 @@ class RedisTransport:
         self._channels = Channels(redis, self.url)
         scripts = Scripts(redis)
         settings = self._settings
-        declarer = Declarer(
-            redis, self.url, self._keys, settings.delivery_limit, passive=settings.passive
-        )
         options, track = self._options, self._subscriptions.append
+        declarer = Declarer(
+            redis,
+            self.url,
+            self._keys,
+            settings.delivery_limit,
+            options["claim_idle"],
+            passive=settings.passive,
+        )
         self._events = RedisEvents(
             redis,
             self.url,
@@ -159,7 +167,7 @@ class RedisTransport:
             self._channels,
             scripts,
             maxlen=options["event_maxlen"],
-            claim_idle=options["claim_idle"],
+            claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
             max_size=options["max_message_size"],
             track=track,
             dropped=self.slow_consumers.dropped_one,
@@ -248,6 +256,8 @@ def _check_options(options: dict[str, Any]) -> None:
         raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
     for name in ("claim_idle", "wait_timeout"):
         value = options[name]
+        if name == "claim_idle" and value is None:  # not set: a work queue's own
+            continue
         if not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
     size = options["max_message_size"]

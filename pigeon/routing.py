@@ -108,7 +108,7 @@ class Router:
         that does not decode, or whose handler raises, is logged and dropped. ``max_pending``: the
         most events this subscription holds in this process, delivered and not handled yet (those
         being handled included); ``None``: the transport's default. Beyond it each broker does
-        its own (``docs/subscribing.md``): core NATS and Redis Pub/Sub drop events, memory makes
+        its own (``docs/patterns/pubsub.md``): core NATS and Redis Pub/Sub drop events, memory makes
         ``publish`` wait, the others keep them on the broker. ``middleware`` wraps this handler
         only, inside the router's and the App's. Raises ``ConfigurationError`` for a
         ``max_pending`` that is not an integer of at least ``concurrency``.

@@ -1,7 +1,7 @@
 """``subscribe(max_pending=N)``: the most events a subscription holds in its process.
 
 The limit is the same code on every transport; what happens to the events beyond it is each
-broker's own (``docs/subscribing.md``), and ``BEYOND_THE_LIMIT`` names it per transport.
+broker's own (``docs/patterns/pubsub.md``), and ``BEYOND_THE_LIMIT`` names it per transport.
 Each test holds a subscriber's handlers (``max_pending`` twice its ``concurrency``) until the
 test releases them, and publishes ten events.
 """

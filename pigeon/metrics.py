@@ -135,8 +135,9 @@ class PrometheusMetrics:
 
     def count_drops(self, app: Any) -> None:
         """Serve ``pigeon_events_dropped_total`` (label ``subject``): events the broker client of
-        ``app`` dropped because a subscriber fell behind (core NATS: over its pending limits;
-        https://docs.nats.io/running-a-nats-service/nats_admin/slow_consumers). Read from
+        ``app`` dropped because a subscriber fell behind (core NATS: over its pending limits,
+        https://docs.nats.io/running-a-nats-service/nats_admin/slow_consumers; Redis Pub/Sub:
+        over its ``max_pending``). Read from
         ``app.transport.dropped_events`` at each scrape; transports that never drop have none.
         ``pigeon run`` calls it for the App it serves."""
         self.registry.register(_Dropped(lambda: getattr(app.transport, "dropped_events", {})))

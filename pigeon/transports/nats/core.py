@@ -57,6 +57,14 @@ async def registered(client: Client) -> None:
     await client.flush()
 
 
+def waiting_room(max_pending: int, concurrency: int) -> int:
+    """nats-py's ``pending_msgs_limit`` that keeps a subscription to ``max_pending`` messages in
+    hand: its buffer holds what waits beyond the handlers' ``concurrency`` and (above 1) the one
+    message ``_received`` holds while it waits for a free slot. At least 1: 0 is no limit."""
+    held_by_callback = 1 if concurrency > 1 else 0
+    return max(1, max_pending - concurrency - held_by_callback)
+
+
 class CoreDelivery:
     """A core NATS message; ``attempt`` is always 1, ``returns`` 0, and settling it does nothing.
     ``strip``: characters cut from the front of its subject (pigeon's request prefix)."""

@@ -23,15 +23,15 @@ from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import new_client
 from pigeon.transports.nats.consumer import PullConsumer
-from pigeon.transports.nats.core import CoreSubscription
+from pigeon.transports.nats.core import CoreSubscription, waiting_room
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
 from pigeon.transports.nats.services import Services, service_config
-from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 from pigeon.transports.urls import servers as split_servers
 
@@ -260,14 +260,19 @@ class NatsTransport:
         *,
         requests: bool = False,
         strip: int = 0,
+        max_pending: int | None = None,
     ) -> CoreSubscription:
         """A core NATS subscription (in queue group ``queue`` unless empty), closed with us;
-        ``requests`` and ``strip`` as ``CoreSubscription`` takes them."""
+        ``requests`` and ``strip`` as ``CoreSubscription`` takes them; ``max_pending`` (else the
+        App's ``pending_msgs_limit``): the most messages it holds, those being handled included."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(
             self.client, self.url, handler, concurrency, requests=requests, strip=strip
         )
-        await subscription.start(subject, queue, self._pending_limits)
+        limits = self._pending_limits
+        if max_pending is not None:
+            limits = {**limits, "pending_msgs_limit": waiting_room(max_pending, concurrency)}
+        await subscription.start(subject, queue, limits)
         self._subscriptions.append(subscription)
         return subscription
 

@@ -51,6 +51,7 @@ class RabbitEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> RabbitSubscription:
         transport = self._transport
         transport.check()
@@ -69,7 +70,7 @@ class RabbitEvents:
             await queue.bind(exchange, wire.binding_key(subject))
             return queue
 
-        prefetch = max(concurrency, transport.options["event_prefetch"])
+        prefetch = max_pending or max(concurrency, transport.options["event_prefetch"])
         action = f"subscribing {subject!r}"
         return await transport.consume(
             name, declare, handler, concurrency, action, prefetch=prefetch

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -27,14 +28,15 @@ from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.topology import Declarer, Keys
+from pigeon.transports.redis.topology import OLDER_CLAIM_IDLE, Declarer, Keys
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 
 DEFAULTS: dict[str, Any] = {
     "prefix": "pigeon:",
-    "claim_idle": 30.0,
+    "claim_idle": None,
     "event_maxlen": 10_000,
     "request_maxlen": 10_000,
     "wait_replicas": 0,
@@ -72,8 +74,11 @@ class RedisTransport:
 
     - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
       parameter); Apps that share a queue or subject must share it;
-    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (default
-      30; live workers renew their claims);
+    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (live
+      workers renew their claims every third of it). It is recorded with a work queue by the
+      first App to declare it (5 s if that App sets none); an App that sets none uses the
+      queue's, one that sets another gets ``DeclarationConflict``; a queue declared by an older
+      pigeon, which recorded none, keeps 30 s. Durable subscriptions: 30 s unless set;
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
@@ -121,12 +126,18 @@ class RedisTransport:
         self._settings = settings
         self._redis: Redis | None = None
         self._subscriptions: list[Subscription] = []
+        self.slow_consumers = SlowConsumers(self.url)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._redis is not None and self._channels.healthy
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events slow plain subscribers dropped since the start, by subscription subject."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         if self._redis is not None:
@@ -140,10 +151,15 @@ class RedisTransport:
         self._channels = Channels(redis, self.url)
         scripts = Scripts(redis)
         settings = self._settings
-        declarer = Declarer(
-            redis, self.url, self._keys, settings.delivery_limit, passive=settings.passive
-        )
         options, track = self._options, self._subscriptions.append
+        declarer = Declarer(
+            redis,
+            self.url,
+            self._keys,
+            settings.delivery_limit,
+            options["claim_idle"],
+            passive=settings.passive,
+        )
         self._events = RedisEvents(
             redis,
             self.url,
@@ -151,9 +167,10 @@ class RedisTransport:
             self._channels,
             scripts,
             maxlen=options["event_maxlen"],
-            claim_idle=options["claim_idle"],
+            claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
             max_size=options["max_message_size"],
             track=track,
+            dropped=self.slow_consumers.dropped_one,
         )
         self._requests = RedisRequests(
             redis,
@@ -180,6 +197,7 @@ class RedisTransport:
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
+        self.slow_consumers.flush()
         self._requests.close()
         await self._channels.close()
         try:
@@ -238,6 +256,8 @@ def _check_options(options: dict[str, Any]) -> None:
         raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
     for name in ("claim_idle", "wait_timeout"):
         value = options[name]
+        if name == "claim_idle" and value is None:  # not set: a work queue's own
+            continue
         if not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
     size = options["max_message_size"]

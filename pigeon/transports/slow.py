@@ -1,8 +1,9 @@
-"""Slow core-NATS subscribers made visible: drops counted, one warning per interval per subject.
+"""Slow subscribers made visible: drops counted, one warning per interval per subject.
 
-When a subscriber falls behind, nats-py drops messages over its pending limits and reports each
-one to the error callback. One warning line per message (thousands a second) drowns the log;
-``SlowConsumers`` counts them and logs one line per subject per ``interval`` with the count.
+When a plain subscriber falls behind, the events over its limit are dropped where nobody keeps
+them (core NATS: nats-py's pending limits; Redis Pub/Sub: pigeon's own buffer), one at a time.
+One warning line per event (thousands a second) drowns the log; ``SlowConsumers`` counts them
+(the transport's ``dropped_events``, a metric) and logs one line per subject per ``interval``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ WARN_INTERVAL = 5.0
 
 
 class SlowConsumers:
-    """Counts messages nats-py dropped per subject, and warns at most once per ``interval``."""
+    """Counts events dropped per subscription subject, and warns at most once per ``interval``."""
 
     def __init__(self, url: str, interval: float = WARN_INTERVAL) -> None:
         self._url = url
@@ -29,7 +30,7 @@ class SlowConsumers:
         self._last_warning: dict[str, float] = {}
 
     def dropped_one(self, subject: str) -> None:
-        """nats-py dropped a message of the subscription to ``subject``."""
+        """An event of the subscription to ``subject`` was dropped."""
         self.dropped[subject] += 1
         self._unreported[subject] += 1
         now = time.monotonic()
@@ -46,8 +47,9 @@ class SlowConsumers:
         count, self._unreported[subject] = self._unreported[subject], 0
         self._last_warning[subject] = now
         log.warning(
-            "pigeon: NATS %s: slow consumer on %r dropped %d messages (%d in all); handle "
-            "faster, raise concurrency, or raise pending_msgs_limit / pending_bytes_limit",
+            "pigeon: %s: slow consumer on %r dropped %d messages (%d in all); handle faster, "
+            "raise concurrency, or raise the subscription's max_pending (NATS: and the App's "
+            "pending_bytes_limit)",
             self._url,
             subject,
             count,

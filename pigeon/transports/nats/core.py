@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from nats import errors as nats_errors
@@ -75,7 +76,7 @@ class CoreDelivery:
     returns = 0
 
     def __init__(self, msg: Any, strip: int = 0) -> None:
-        self.envelope = wire.received(msg)
+        self.envelope = wire.incoming(msg.data, msg.headers, msg.reply, time.time())
         self.subject: str = msg.subject[strip:] if strip else msg.subject
 
     async def ack(self) -> None:

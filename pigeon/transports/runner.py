@@ -15,7 +15,7 @@ class HandlerRunner:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._tasks: dict[asyncio.Task[None], Coroutine[Any, Any, None]] = {}
+        self._tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}  # call -> its task
         self._slot_freed = asyncio.Event()
 
     @property
@@ -32,7 +32,7 @@ class HandlerRunner:
 
     def start(self, call: Coroutine[Any, Any, None]) -> None:
         """Start ``call`` in a free slot (the caller checked ``free``)."""
-        self._tasks[asyncio.create_task(self._slot(call))] = call
+        self._tasks[call] = asyncio.create_task(self._slot(call))
 
     async def run(self, call: Coroutine[Any, Any, None]) -> None:
         """Wait for a free slot, then start ``call``."""
@@ -45,14 +45,14 @@ class HandlerRunner:
         cancelled."""
         if not self._tasks:
             return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-        for task, call in list(self._tasks.items()):  # cancelled before it ran: close its call
+        for call, task in list(self._tasks.items()):  # cancelled before it ran: close its call
             if task.done():
-                del self._tasks[task]
+                del self._tasks[call]
                 call.close()
         return len(pending)
 
@@ -64,5 +64,5 @@ class HandlerRunner:
         except Exception:
             log.exception("pigeon: handler task failed")
         finally:
-            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self._tasks.pop(call, None)
             self._slot_freed.set()

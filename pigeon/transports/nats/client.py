@@ -37,9 +37,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
-"""nats-py versions whose ``_send_publish``, ``_request_new_style`` and ``_process_headers``
-``PigeonClient`` replaces."""
+"""nats-py versions whose ``publish``, ``request``, ``_send_publish``, ``_init_request_sub``,
+``_process_msg`` and ``_process_headers`` ``PigeonClient`` replaces."""
 
+_STATUS = "Status"
+"""The header nats-py gives a status line's code (``nats.js.api.Header.STATUS``)."""
 _BLOCK_START = "NATS/1.0\r\n"
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
@@ -95,6 +97,12 @@ class PigeonClient(Client):
             nats_client._validate_subject(subject)
             if reply:
                 nats_client._validate_subject(reply)
+        await self._publish_valid(subject, payload, reply, headers)
+
+    async def _publish_valid(
+        self, subject: str, payload: bytes, reply: str, headers: dict[str, str] | None
+    ) -> None:
+        """``publish`` once the subjects are known to be valid."""
         status = self._status
         if status == Client.CLOSED:
             raise errors.ConnectionClosedError
@@ -116,14 +124,21 @@ class PigeonClient(Client):
         event loop each: a reply to a request goes straight to the request's future, and a
         message of a ``take_directly`` subscription to its taker."""
         if sid == self._replies_sid:
-            await self._process_reply(sid, subject, reply, data, headers)
+            future = self._reply_future(sid, subject, data)
+            if future is not None:
+                parsed = self.parse_headers(headers) if _plain(headers) else None
+                if parsed is None:  # none, or with a status line (no responders)
+                    parsed = await super()._process_headers(headers)
+                future.set_result(self._build_message(sid, subject, reply, data, parsed))
             return
         taker = self._takers.get(sid)
         if taker is not None and taker.ready():
             subscription = self._subs.get(sid)
             if subscription is not None and _idle(subscription):
                 self._count(subscription, data)
-                parsed = await self._process_headers(headers)
+                parsed = self.parse_headers(headers) if _plain(headers) else None
+                if parsed is None:
+                    parsed = await super()._process_headers(headers)
                 try:
                     taker.take(self._build_message(sid, subject, reply, data, parsed))
                 except Exception as exc:  # as nats-py treats a failing callback
@@ -138,19 +153,16 @@ class PigeonClient(Client):
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
 
-    async def _process_reply(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-    ) -> None:
+    def _reply_future(self, sid: int, subject: bytes, data: bytes) -> asyncio.Future[Any] | None:
+        """The future of the request a reply answers; ``None`` for a late reply or one to a
+        request that gave up (nats-py drops those too)."""
         subscription = self._subs.get(sid)
         if subscription is None:
-            return
+            return None
         self._count(subscription, data)
         prefix = self._resp_sub_prefix
         future = self._resp_map.get(subject[len(prefix) :].decode()) if prefix else None
-        if future is None or future.done():
-            return  # a late reply, or one to a request that gave up: nats-py drops it too
-        parsed = await self._process_headers(headers)
-        future.set_result(self._build_message(sid, subject, reply, data, parsed))
+        return None if future is None or future.done() else future
 
     async def _send_publish(
         self,
@@ -180,29 +192,39 @@ class PigeonClient(Client):
         if self._flush_queue is not None and self._flush_queue.empty():
             await self._flush_pending()
 
-    async def _request_new_style(
+    async def request(
         self,
         subject: str,
-        payload: bytes,
-        timeout: float = 1,
+        payload: bytes = b"",
+        timeout: float = 0.5,
+        old_style: bool = False,
         headers: dict[str, str] | None = None,
-    ) -> Any:
-        if self.is_draining_pubs:
+    ) -> Msg:
+        """nats-py's ``request`` through the shared inbox, one coroutine instead of three (the
+        reply subject is the inbox's, checked when it was subscribed to). Raises what nats-py's
+        does: ``TimeoutError``, ``NoRespondersError``, ``BadSubjectError``..."""
+        if old_style:
+            return await super().request(subject, payload, timeout, old_style, headers)
+        if not self._skip_subject_validation:
+            nats_client._validate_subject(subject)
+        if self._status == Client.DRAINING_PUBS:
             raise errors.ConnectionDrainingError
         if not self._resp_sub_prefix:
             await self._init_request_sub()
-        assert self._resp_sub_prefix is not None
         token = f"{next(self._tokens):x}"
-        replies: dict[str, asyncio.Future[Any]] = self._resp_map
+        replies: dict[str, asyncio.Future[Msg]] = self._resp_map
         loop = asyncio.get_running_loop()
         future = replies[token] = loop.create_future()
         timer = loop.call_later(timeout, _expire, future)
         try:
-            await self.publish(subject, payload, self._reply_prefix + token, headers)
-            return await future
+            await self._publish_valid(subject, payload, self._reply_prefix + token, headers)
+            msg: Msg = await future
         finally:
             timer.cancel()
             replies.pop(token, None)
+        if msg.headers and msg.headers.get(_STATUS) == nats_client.NO_RESPONDERS_STATUS:
+            raise errors.NoRespondersError
+        return msg
 
     def header_block(self, headers: dict[str, str]) -> bytes:
         """The ``NATS/1.0`` block nats-py would build for ``headers``, blank line included.
@@ -281,6 +303,11 @@ class Taker(Protocol):
 
     def take(self, msg: Msg) -> None:
         """Handle ``msg`` (start a task for it): called by the connection's reading task."""
+
+
+def _plain(headers: bytes | None) -> bool:
+    """Whether ``headers`` is a block of headers without a status line."""
+    return headers is not None and headers.startswith(_BLOCK_START_BYTES)
 
 
 def _idle(subscription: Subscription) -> bool:

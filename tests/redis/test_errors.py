@@ -68,6 +68,18 @@ def test_bad_urls_and_options_are_configuration_errors() -> None:
         App("redis://127.0.0.1:6379/0", claim_idle=0)
 
 
+@pytest.mark.parametrize("value", [0.0001, 0.01, 0.999, -1, True, float("nan"), float("inf"), "5"])
+def test_claim_idle_must_be_a_number_of_seconds_from_1(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"claim_idle=.*1 or more.*third"):
+        App("redis://127.0.0.1:6379/0", claim_idle=value)
+
+
+@pytest.mark.parametrize("value", [0, 0.0001, True, float("nan"), float("inf"), "1"])
+def test_wait_timeout_must_be_a_finite_number_of_seconds(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"wait_timeout="):
+        App("redis://127.0.0.1:6379/0", wait_timeout=value)
+
+
 def test_an_unknown_url_parameter_is_a_configuration_error_at_app() -> None:
     with pytest.raises(ConfigurationError, match="unknown_thing"):
         App("redis://127.0.0.1:6379/0?unknown_thing=1")

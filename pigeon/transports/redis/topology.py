@@ -63,6 +63,16 @@ CLAIM_IDLE = 5.0
 """Seconds after which a silent worker's jobs are claimed, for a queue first declared by an App
 that does not set ``claim_idle`` (live workers renew their claims every third of it)."""
 
+MIN_CLAIM_IDLE = 1.0
+"""The least ``claim_idle``, in seconds: see ``CLAIM_IDLE_FLOOR``."""
+
+CLAIM_IDLE_FLOOR = (
+    "live workers renew their claims every third of it, on the event loop: below 1 s, a loop "
+    "held up for a few hundred ms by a GC pause, CPU work or a loaded machine lets another "
+    "worker take live jobs; idle jobs are looked for only once a second anyway"
+)
+"""Why ``claim_idle`` is at least ``MIN_CLAIM_IDLE``, as ``ConfigurationError`` says it."""
+
 OLDER_CLAIM_IDLE = 30.0
 """The claim idle of a queue declared by a pigeon that recorded none (its workers, which may
 still run, renew their claims every 10 s), and of durable subscriptions."""

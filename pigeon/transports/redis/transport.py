@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -28,7 +29,13 @@ from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.topology import OLDER_CLAIM_IDLE, Declarer, Keys
+from pigeon.transports.redis.topology import (
+    CLAIM_IDLE_FLOOR,
+    MIN_CLAIM_IDLE,
+    OLDER_CLAIM_IDLE,
+    Declarer,
+    Keys,
+)
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
@@ -254,12 +261,9 @@ def _without_prefix(url: str) -> tuple[str, str | None]:
 def _check_options(options: dict[str, Any]) -> None:
     if not isinstance(options["prefix"], str):
         raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
-    for name in ("claim_idle", "wait_timeout"):
-        value = options[name]
-        if name == "claim_idle" and value is None:  # not set: a work queue's own
-            continue
-        if not isinstance(value, int | float) or value <= 0:
-            raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    if options["claim_idle"] is not None:  # not set: a work queue's own
+        _check_seconds("claim_idle", options["claim_idle"], MIN_CLAIM_IDLE, CLAIM_IDLE_FLOOR)
+    _check_seconds("wait_timeout", options["wait_timeout"], 0.001, "WAIT counts milliseconds")
     size = options["max_message_size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigurationError(
@@ -271,6 +275,16 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options[name]
         if not isinstance(value, int) or value < 0:
             raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")
+
+
+def _check_seconds(name: str, value: object, least: float, why: str) -> None:
+    """``ConfigurationError`` unless ``value`` is a finite number of seconds, ``least`` or more
+    (``why``: the reason for ``least``)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < least:  # type: ignore[arg-type]
+        raise ConfigurationError(
+            f"{name}={value!r}: give a number of seconds, {least:g} or more ({why})"
+        )
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

@@ -82,10 +82,11 @@ class RedisTransport:
     - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
       parameter); Apps that share a queue or subject must share it;
     - ``claim_idle``: seconds after which a silent worker's job is claimed by another (live
-      workers renew their claims every third of it). It is recorded with a work queue by the
-      first App to declare it (5 s if that App sets none); an App that sets none uses the
-      queue's, one that sets another gets ``DeclarationConflict``; a queue declared by an older
-      pigeon, which recorded none, keeps 30 s. Durable subscriptions: 30 s unless set;
+      workers renew their claims every third of it), 1 or more. It is recorded with a work
+      queue by its first worker (5 s if that App sets none; producers record none); a worker
+      that sets none uses the queue's, one that sets another gets ``DeclarationConflict``; a
+      queue declared by an older pigeon, which recorded none, keeps 30 s. Durable
+      subscriptions: 30 s unless set;
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
@@ -96,7 +97,7 @@ class RedisTransport:
       stays over 8 MB for a minute (``client-output-buffer-limit pubsub``), losing what was in
       it; at 8 MiB one message alone never gets there;
     - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
-      to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
+      to ``wait_timeout`` seconds (default 1, at least 0.001), else raises ``BrokerError``.
 
     Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
     """

@@ -281,8 +281,12 @@ def _check_options(options: dict[str, Any]) -> None:
 def _check_seconds(name: str, value: object, least: float, why: str) -> None:
     """``ConfigurationError`` unless ``value`` is a finite number of seconds, ``least`` or more
     (``why``: the reason for ``least``)."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < least:  # type: ignore[arg-type]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < least
+    ):
         raise ConfigurationError(
             f"{name}={value!r}: give a number of seconds, {least:g} or more ({why})"
         )

@@ -7,6 +7,7 @@ broker by name; every App of a process with the same URL shares it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from pigeon.transports.memory.jobs import MemoryJobs
 from pigeon.transports.memory.requests import INBOX_PREFIX, MemoryRequests
 from pigeon.transports.memory.topology import MemoryQueue, broker_named
 from pigeon.transports.replies import ReplyMap
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
 
@@ -46,10 +48,18 @@ class MemoryTransport:
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []
+        self.slow_consumers = SlowConsumers(self.url)
         self.connected = False
         self.events = MemoryEvents(self)
         self.requests = MemoryRequests(self)
         self.jobs = MemoryJobs(self)
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events lost since the start, by subscription subject: those a plain subscription or
+        a group's last member held when it closed (publishers wait for room: none is dropped
+        for being slow)."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         self.broker.inboxes[self.inbox] = self.replies
@@ -67,7 +77,9 @@ class MemoryTransport:
 
     def start(self, queue: MemoryQueue, handler: Handler, concurrency: int) -> MemorySubscription:
         """Consume ``queue`` with ``handler``; the subscription is closed with the transport."""
-        subscription = MemorySubscription(self.broker, queue, handler, concurrency)
+        subscription = MemorySubscription(
+            self.broker, queue, handler, concurrency, self.slow_consumers
+        )
         self._subscriptions.append(subscription)
         return subscription
 

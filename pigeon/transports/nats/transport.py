@@ -83,7 +83,9 @@ class NatsTransport:
         self._options = {**DEFAULTS, **options}
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
-        self.slow_consumers = SlowConsumers(self.url)
+        self.slow_consumers = SlowConsumers(
+            self.url, advice="raise the subscription's max_pending or the App's pending_bytes_limit"
+        )
         self._connected = False
         self._reviving: asyncio.Task[None] | None = None
         self._new_client()
@@ -116,7 +118,8 @@ class NatsTransport:
 
     @property
     def dropped_events(self) -> Mapping[str, int]:
-        """Events nats-py dropped since the start (slow consumers), by subscription subject."""
+        """Events dropped since the start (slow consumers, and those held by a subscription as
+        it closed), by the subscription's subject as declared."""
         return self.slow_consumers.dropped
 
     async def connect(self) -> None:
@@ -195,7 +198,7 @@ class NatsTransport:
 
         async def error_cb(exc: Exception) -> None:
             if isinstance(exc, nats_errors.SlowConsumerError):
-                self.slow_consumers.dropped_one(exc.subject)  # logged once per interval
+                self.slow_consumers.dropped_one(self._declared(exc))  # logged once per interval
             else:
                 level = logging.WARNING if self._connected else logging.DEBUG
                 log.log(level, "pigeon: NATS: %s", exc)
@@ -229,6 +232,14 @@ class NatsTransport:
             "reconnected_cb": reconnected_cb,
             "closed_cb": closed_cb,
         }
+
+    def _declared(self, slow: nats_errors.SlowConsumerError) -> str:
+        """The subject of the subscription that dropped a message, as its handler declared it
+        (a wildcard's drops are one count, not one per concrete subject)."""
+        for subscription in self._subscriptions:
+            if isinstance(subscription, CoreSubscription) and subscription.owns(slow.sub):
+                return subscription.declared
+        return slow.subject
 
     def _server(self) -> str:
         """The server connected to (or last connected to), for logs: ``host:port``."""
@@ -267,7 +278,13 @@ class NatsTransport:
         App's ``pending_msgs_limit``): the most messages it holds, those being handled included."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(
-            self.client, self.url, handler, concurrency, requests=requests, strip=strip
+            self.client,
+            self.url,
+            handler,
+            concurrency,
+            requests=requests,
+            strip=strip,
+            drops=self.slow_consumers,
         )
         limits = self._pending_limits
         if max_pending is not None:

@@ -136,7 +136,8 @@ class RedisTransport:
 
     @property
     def dropped_events(self) -> Mapping[str, int]:
-        """Events slow plain subscribers dropped since the start, by subscription subject."""
+        """Events plain subscribers dropped since the start (slow consumers, and those held as
+        they closed), by the subscription's subject as declared."""
         return self.slow_consumers.dropped
 
     async def connect(self) -> None:
@@ -170,7 +171,7 @@ class RedisTransport:
             claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
             max_size=options["max_message_size"],
             track=track,
-            dropped=self.slow_consumers.dropped_one,
+            drops=self.slow_consumers,
         )
         self._requests = RedisRequests(
             redis,

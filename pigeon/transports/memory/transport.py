@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.checks import whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
@@ -40,11 +41,7 @@ class MemoryTransport:
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
         if capacity is not None:
-            if not isinstance(capacity, int) or capacity < 1:
-                raise ConfigurationError(
-                    f"queue_capacity must be a positive int (items per queue), got {capacity!r}"
-                )
-            self.broker.capacity = capacity
+            self.broker.capacity = whole_number("queue_capacity", capacity)
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []

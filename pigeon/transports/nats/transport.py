@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import new_client
@@ -73,10 +74,14 @@ class NatsTransport:
         self._replicas = options.pop("replicas", 1)
         self._ack_wait_given = "ack_wait" in options
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
-        self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
+        self._patience = seconds(
+            "reconnect_patience", options.pop("reconnect_patience", RETRY_BUDGET)
+        )
         self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
-        self._pending_limits = {
-            name: options.pop(name) for name in PENDING_LIMITS if name in options
+        self._pending_limits = {  # nats-py takes 0 or less as "no limit": refused
+            name: whole_number(name, options.pop(name))
+            for name in PENDING_LIMITS
+            if name in options
         }
         _check_jetstream_options(self._replicas, self.ack_wait)
         self.services = _services(options.pop("service", None), options.pop("version", None))
@@ -331,10 +336,8 @@ def _services(name: str | None, version: str | None) -> Services | None:
 
 
 def _check_jetstream_options(replicas: Any, ack_wait: Any) -> None:
-    if not isinstance(replicas, int) or not 1 <= replicas <= 5:
-        raise ConfigurationError(f"replicas={replicas!r}: give a number of replicas, 1 to 5")
-    if not isinstance(ack_wait, int | float) or ack_wait <= 0:
-        raise ConfigurationError(f"ack_wait={ack_wait!r}: give a positive number of seconds")
+    whole_number("replicas", replicas, 1, 5)
+    seconds("ack_wait", ack_wait)
 
 
 async def _call(callback: Any, *args: Any) -> None:

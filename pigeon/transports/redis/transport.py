@@ -22,6 +22,7 @@ from redis.asyncio.connection import (
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
@@ -259,19 +260,11 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options[name]
         if name == "claim_idle" and value is None:  # not set: a work queue's own
             continue
-        if not isinstance(value, int | float) or value <= 0:
-            raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
-    size = options["max_message_size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ConfigurationError(
-            f"max_message_size={size!r}: give a whole number of bytes, 1 or more"
-        )
-    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
-        raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
+        seconds(name, value)
+    whole_number("max_message_size", options["max_message_size"])
+    whole_number("max_connections", options["max_connections"], 2)
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
-        value = options[name]
-        if not isinstance(value, int) or value < 0:
-            raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")
+        whole_number(name, options[name], 0)
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

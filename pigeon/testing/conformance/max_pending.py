@@ -54,6 +54,10 @@ prefetch, ``max_pending``); elsewhere its ``concurrency`` (1): those consumers t
 than they have free slots, which ``max_pending`` (at least ``concurrency``) already allows."""
 
 
+OWN_OPTIONS: dict[str, set[str]] = {"nats": {"pending_bytes_limit"}}
+"""Transport -> the App options beyond ``max_pending`` its slow-consumer advice may name."""
+
+
 def transport_of(backend: Backend) -> str:
     return backend.name.split("-")[0]
 
@@ -190,5 +194,7 @@ async def test_drops_are_counted_and_logged_by_subscription(
     warned = [r.getMessage() for r in caplog.records if "slow consumer" in r.getMessage()]
     assert warned, "no slow-consumer warning"
     assert all(f"{uid}.s" not in line for line in warned), warned
+    foreign = {"pending_bytes_limit"} - OWN_OPTIONS.get(transport_of(backend), set())
+    assert not [line for line in warned for name in foreign if name in line], "others' options"
     # one line per subscription at the first drop, one at close for the rest
     assert len(warned) <= 2 * len(declared), f"{len(warned)} warnings for {BURST} events"

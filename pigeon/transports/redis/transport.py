@@ -23,6 +23,7 @@ from redis.asyncio.connection import (
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
@@ -144,7 +145,8 @@ class RedisTransport:
 
     @property
     def dropped_events(self) -> Mapping[str, int]:
-        """Events slow plain subscribers dropped since the start, by subscription subject."""
+        """Events plain subscribers dropped since the start (slow consumers, and those held as
+        they closed), by the subscription's subject as declared."""
         return self.slow_consumers.dropped
 
     async def connect(self) -> None:
@@ -178,7 +180,7 @@ class RedisTransport:
             claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
             max_size=options["max_message_size"],
             track=track,
-            dropped=self.slow_consumers.dropped_one,
+            drops=self.slow_consumers,
         )
         self._requests = RedisRequests(
             redis,
@@ -265,28 +267,17 @@ def _check_options(options: dict[str, Any]) -> None:
     if options["claim_idle"] is not None:  # not set: a work queue's own
         _check_seconds("claim_idle", options["claim_idle"], MIN_CLAIM_IDLE, CLAIM_IDLE_FLOOR)
     _check_seconds("wait_timeout", options["wait_timeout"], 0.001, "WAIT counts milliseconds")
-    size = options["max_message_size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ConfigurationError(
-            f"max_message_size={size!r}: give a whole number of bytes, 1 or more"
-        )
-    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
-        raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
+    whole_number("max_message_size", options["max_message_size"])
+    whole_number("max_connections", options["max_connections"], 2)
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
-        value = options[name]
-        if not isinstance(value, int) or value < 0:
-            raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")
+        whole_number(name, options[name], 0)
 
 
 def _check_seconds(name: str, value: object, least: float, why: str) -> None:
     """``ConfigurationError`` unless ``value`` is a finite number of seconds, ``least`` or more
     (``why``: the reason for ``least``)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < least
-    ):
+    given = seconds(name, value)
+    if not math.isfinite(given) or given < least:
         raise ConfigurationError(
             f"{name}={value!r}: give a number of seconds, {least:g} or more ({why})"
         )

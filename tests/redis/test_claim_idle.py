@@ -1,7 +1,8 @@
 """A work queue's ``claim_idle`` is recorded with the queue, so that every worker of it claims a
 silent worker's jobs after the same time: a worker that does not set it adopts the queue's, one
 that sets another gets ``DeclarationConflict``, and a queue an older pigeon declared (nothing
-recorded) keeps the 30 s its older workers renew their claims for."""
+recorded) keeps the 30 s its older workers renew their claims for. Only workers record it: a
+producer that creates a queue records ``unset``, and its first worker records its own."""
 
 from __future__ import annotations
 

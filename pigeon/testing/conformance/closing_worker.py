@@ -27,11 +27,11 @@ RUNS_ON = 2.5
 """Seconds a closing worker's handler runs on: longer than each ``SHORT_HOLD``, plus the time a
 free worker takes to look for such jobs (Redis: at most 1 s)."""
 
-
 GAPS = {
     "nats": "a closing consumer stops its in-progress acks before its handlers end "
     "(transports/nats/consumer.py: close cancels _keep_alive before draining)",
 }
+"""Transports known to fail these tests, and why (see ``known_gap``)."""
 
 
 def _options(backend: Backend, **more: object) -> dict[str, object]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import pytest
-
 from pigeon.app import App
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap
+from pigeon.testing.conformance.fixtures import Backend, MakeApp
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 
@@ -27,21 +25,14 @@ RUNS_ON = 2.5
 """Seconds a closing worker's handler runs on: longer than each ``SHORT_HOLD``, plus the time a
 free worker takes to look for such jobs (Redis: at most 1 s)."""
 
-GAPS = {
-    "nats": "a closing consumer stops its in-progress acks before its handlers end "
-    "(transports/nats/consumer.py: close cancels _keep_alive before draining)",
-}
-"""Transports known to fail these tests, and why (see ``known_gap``)."""
-
 
 def _options(backend: Backend, **more: object) -> dict[str, object]:
     return {**SHORT_HOLD.get(backend.name.split("-")[0], {}), **more}
 
 
 async def test_a_job_finishing_within_shutdown_timeout_runs_once(
-    make_app: MakeApp, backend: Backend, uid: str, request: pytest.FixtureRequest
+    make_app: MakeApp, backend: Backend, uid: str
 ) -> None:
-    known_gap(request, backend, GAPS)
     events: list[str] = []
     first = make_app(**_options(backend, shutdown_timeout=30))
 
@@ -58,9 +49,8 @@ async def test_a_job_finishing_within_shutdown_timeout_runs_once(
 
 
 async def test_a_job_cut_off_by_shutdown_timeout_goes_on_only_after_its_cancel(
-    make_app: MakeApp, backend: Backend, uid: str, request: pytest.FixtureRequest
+    make_app: MakeApp, backend: Backend, uid: str
 ) -> None:
-    known_gap(request, backend, GAPS)
     events: list[str] = []
     first = make_app(**_options(backend, shutdown_timeout=RUNS_ON))
 
@@ -80,9 +70,8 @@ async def test_a_job_cut_off_by_shutdown_timeout_goes_on_only_after_its_cancel(
 
 
 async def test_a_sync_job_running_past_shutdown_timeout_runs_once(
-    make_app: MakeApp, backend: Backend, uid: str, request: pytest.FixtureRequest
+    make_app: MakeApp, backend: Backend, uid: str
 ) -> None:
-    known_gap(request, backend, GAPS)
     events: list[str] = []
     release = threading.Event()
     first = make_app(**_options(backend, shutdown_timeout=0.1))

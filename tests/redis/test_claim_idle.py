@@ -1,7 +1,8 @@
 """A work queue's ``claim_idle`` is recorded with the queue, so that every worker of it claims a
 silent worker's jobs after the same time: a worker that does not set it adopts the queue's, one
 that sets another gets ``DeclarationConflict``, and a queue an older pigeon declared (nothing
-recorded) keeps the 30 s its older workers renew their claims for."""
+recorded) keeps the 30 s its older workers renew their claims for. Only workers record it: a
+producer that creates a queue records ``unset``, and its first worker records its own."""
 
 from __future__ import annotations
 
@@ -118,3 +119,52 @@ async def test_a_passive_worker_uses_the_queues_claim_idle_or_conflicts(
     async with declaring, agreeing:
         with pytest.raises(DeclarationConflict, match=r"claim_idle=12s.*claim_idle=3s"):
             await disagreeing.start()
+
+
+@pytest.mark.parametrize("producer_claim_idle", [None, 3])
+async def test_a_producer_first_on_a_queue_records_no_claim_idle(
+    redis_url: str, uid: str, producer_claim_idle: float | None
+) -> None:
+    queue = f"{uid}.jobs"
+    options = {} if producer_claim_idle is None else {"claim_idle": producer_claim_idle}
+    async with App(redis_url, **options) as producer:  # as `pigeon enqueue` does, too
+        await producer.enqueue(queue, Job(1))
+    first, second = App(redis_url, claim_idle=12), App(redis_url, claim_idle=3)
+    for app in (first, second):
+        _worker(app, queue)
+    async with first:  # the first worker records its own
+        with pytest.raises(DeclarationConflict, match=r"claim_idle=12s.*claim_idle=3s"):
+            await second.start()
+
+
+async def test_a_queue_a_producer_made_is_new_not_older(
+    redis_url: str, prefix: str, raw: Redis, uid: str
+) -> None:
+    queue, stream = f"{uid}.jobs", Keys(prefix).queue(f"{uid}.jobs")
+    async with App(redis_url) as producer:
+        for n in (1, 2):
+            await producer.enqueue(queue, Job(n))
+    ids = await _held_elsewhere(raw, stream, {1: 3_000, 2: 6_000})
+    worker, seen = App(redis_url), []
+    _worker(worker, queue, seen)
+    async with worker:
+        await wait_for(lambda: 2 in seen, timeout=5, what="the job idle for over 5 s")
+    assert seen == [2], "a job idle for less than 5 s was claimed"
+    assert await _owner(raw, stream, ids[0]) == ELSEWHERE
+
+
+async def test_claim_idle_changes_after_its_settings_key_is_deleted(
+    redis_url: str, prefix: str, raw: Redis, uid: str
+) -> None:
+    queue = f"{uid}.jobs"
+    before, after = App(redis_url, claim_idle=12), App(redis_url, claim_idle=20)
+    for app in (before, after):
+        _worker(app, queue)
+    async with before:
+        pass
+    await raw.delete(Keys(prefix).settings(queue))  # with the queue's workers stopped
+    async with App(redis_url) as producer:  # a producer on the way changes nothing
+        await producer.enqueue(queue, Job(1))
+    async with after:
+        pass
+    assert await raw.hget(Keys(prefix).settings(queue), "claim_idle_ms") == b"20000"

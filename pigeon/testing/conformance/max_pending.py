@@ -9,6 +9,7 @@ test releases them, and publishes ten events.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,8 @@ from pigeon.testing.waiting import wait_for
 
 MAX_PENDING = 2
 EVENTS = 10
+BURST = 40
+"""Events on as many subjects, for the tests of how drops are counted."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ DURABLE_IN_HAND: dict[str, int] = {"rabbitmq": MAX_PENDING}
 """Transport -> events a held durable subscriber has taken from the broker (RabbitMQ: its
 prefetch, ``max_pending``); elsewhere its ``concurrency`` (1): those consumers take no more
 than they have free slots, which ``max_pending`` (at least ``concurrency``) already allows."""
+
+
+OWN_OPTIONS: dict[str, set[str]] = {"nats": {"pending_bytes_limit"}}
+"""Transport -> the App options beyond ``max_pending`` its slow-consumer advice may name."""
 
 
 def transport_of(backend: Backend) -> str:
@@ -155,3 +162,39 @@ async def test_a_plain_subscription_holds_no_more_than_max_pending(
     assert len(kept) <= max_pending
     if beyond.counted:
         assert sum(dropped.values()) >= EVENTS - len(kept)
+
+
+async def test_drops_are_counted_and_logged_by_subscription(
+    backend: Backend, make_app: MakeApp, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two overlapping wildcard subscriptions, events on many concrete subjects: the drops are
+    counted and logged under each subscription's subject as declared (the metric's label), never
+    under an event's concrete subject, and the two are not merged."""
+    if not BEYOND_THE_LIMIT[transport_of(backend)].counted:
+        pytest.skip(f"{backend.name} drops no events beyond max_pending")
+    caplog.set_level(logging.WARNING, logger="pigeon")
+    subscriber, publisher = make_app(), make_app()
+    declared = {f"{uid}.>", f"{uid}.*"}
+    release = asyncio.Event()
+    witnessed: list[int] = []
+    for subject in declared:
+        held_subscriber(subscriber, subject, [], release)
+
+    @subscriber.subscribe(f"{uid}.*")
+    async def witness(event: Job) -> None:
+        witnessed.append(event.n)
+
+    async with subscriber, publisher:
+        for n in range(BURST):
+            await publisher.publish(f"{uid}.s{n}", Job(n))
+        await wait_for(lambda: len(witnessed) == BURST, what="every event arrived")
+        dropped = subscriber.transport.dropped_events  # type: ignore[attr-defined]
+        await wait_for(lambda: set(dropped) == declared, what=f"drops counted under {declared}")
+        release.set()
+    warned = [r.getMessage() for r in caplog.records if "slow consumer" in r.getMessage()]
+    assert warned, "no slow-consumer warning"
+    assert all(f"{uid}.s" not in line for line in warned), warned
+    foreign = {"pending_bytes_limit"} - OWN_OPTIONS.get(transport_of(backend), set())
+    assert not [line for line in warned for name in foreign if name in line], "others' options"
+    # one line per subscription at the first drop, one at close for the rest
+    assert len(warned) <= 2 * len(declared), f"{len(warned)} warnings for {BURST} events"

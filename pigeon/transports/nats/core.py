@@ -26,6 +26,7 @@ from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
 
@@ -99,7 +100,8 @@ class CoreSubscription:
     ``requests``: an rpc server's subscription, which takes only messages with a reply subject (a
     publish on its subject is no request); else an event subscription, which refuses a pigeon
     request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
-    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``.
+    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``. ``drops`` counts
+    the messages it closes holding (``declared``: its subject as the handler declared it).
     """
 
     def __init__(
@@ -111,8 +113,12 @@ class CoreSubscription:
         *,
         requests: bool = False,
         strip: int = 0,
+        drops: SlowConsumers | None = None,
     ) -> None:
         self._requests = requests
+        self._drops = drops or SlowConsumers(url)
+        self._refused = 0  # messages that reached us after close began
+        self._waiting_for_slot = False  # _received holds a message until a slot frees
         self._strip = strip
         self._client = client
         self._url = url
@@ -121,13 +127,21 @@ class CoreSubscription:
         self._inline = concurrency == 1
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._delivering: asyncio.Task[Any] | None = None  # nats-py's task calling us inline
-        self._waiting = False  # a request waits for a free slot
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
         self._subject, self._queue = "", ""
         self._limits: dict[str, int] | None = None
         self._covers_internal = self._screen = False
         self._closed = False
+
+    @property
+    def declared(self) -> str:
+        """The subject as its handler declared it (without pigeon's request prefix)."""
+        return self._subject[self._strip :]
+
+    def owns(self, subscription: Any) -> bool:
+        """Whether ``subscription`` (nats-py's) is this one's."""
+        return subscription is self._subscription
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
         """Subscribe (``limits``: nats-py's ``pending_msgs_limit`` / ``pending_bytes_limit``);
@@ -157,6 +171,7 @@ class CoreSubscription:
             return
         self._client = client
         self._delivering = None
+        self._waiting_for_slot = False  # the old client's delivery task, cancelled, held it
         await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
@@ -167,17 +182,12 @@ class CoreSubscription:
             await self._finish_inline(timeout)
         if isinstance(self._client, PigeonClient) and self._subscription is not None:
             self._client.stop_taking(self._subscription)
-        left = self._subscription.pending_msgs if self._subscription is not None else 0
         with contextlib.suppress(nats_errors.Error):
-            await self._subscription.unsubscribe()
-        if left:
-            log.warning(
-                "pigeon: NATS %s: closing the subscription to %r dropped %d buffered messages "
-                "(core NATS keeps nothing; use durable= to keep them)",
-                self._url,
-                self._subject,
-                left,
-            )
+            await self._subscription.unsubscribe()  # nats-py discards what it still buffers
+        left = self._subscription.pending_msgs if self._subscription is not None else 0
+        left += self._refused + self._waiting_for_slot
+        why = "core NATS keeps nothing; use durable= to keep them"
+        self._drops.dropped_at_close(self.declared, left, why)
         await self._runner.drain(timeout)
 
     async def _finish_inline(self, timeout: float) -> None:
@@ -220,6 +230,7 @@ class CoreSubscription:
 
     async def _received_inline(self, msg: Any) -> None:
         if self._closed:
+            self._refused += 1
             return
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
@@ -234,22 +245,21 @@ class CoreSubscription:
 
     async def _received(self, msg: Any) -> None:
         if self._closed:
+            self._refused += 1
             return
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
         runner = self._runner
         if runner.free <= 0:
-            self._waiting = True  # this message goes first: none is taken directly meanwhile
-            try:
-                await runner.wait_free()
-            finally:
-                self._waiting = False
+            self._waiting_for_slot = True  # stays True if close cancels the wait: counted
+            await runner.wait_free()  # meanwhile no request is taken directly (``ready``)
+            self._waiting_for_slot = False
         runner.start(self._handler(CoreDelivery(msg, self._strip)))
 
     def ready(self) -> bool:
         """Whether a request may be handed to ``take`` now (see ``PigeonClient.take_directly``):
         a slot is free and no earlier request waits for one."""
-        return not self._closed and not self._waiting and self._runner.free > 0
+        return not self._closed and not self._waiting_for_slot and self._runner.free > 0
 
     def take(self, msg: Any) -> None:
         """Start handling ``msg``, a message to an rpc server, given by the connection's reading

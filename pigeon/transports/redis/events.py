@@ -50,6 +50,7 @@ from pigeon.transports.redis.topology import (
     is_wildcard,
 )
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
 
@@ -213,8 +214,8 @@ class SharedReader:
 
 class RedisEvents:
     """``Events`` of a connected ``RedisTransport``: publishes events and subscribes handlers, on
-    one client and one ``Channels``; ``track`` is told of every subscription started, ``dropped``
-    of each event a slow plain subscriber dropped (by its subject). Groups and durable
+    one client and one ``Channels``; ``track`` is told of every subscription started, ``drops``
+    counts the events plain subscribers drop (by their subject). Groups and durable
     subscriptions read no more than their free slots: ``max_pending`` (at least
     ``concurrency``) holds there as it is."""
 
@@ -230,10 +231,10 @@ class RedisEvents:
         claim_idle: float,
         max_size: int,
         track: Callable[[Subscription], None],
-        dropped: Callable[[str], None],
+        drops: SlowConsumers,
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
-        self._scripts, self._track, self._dropped = scripts, track, dropped
+        self._scripts, self._track, self._drops = scripts, track, drops
         self._maxlen, self._claim_idle, self._max_size = maxlen, claim_idle, max_size
         self._publish = redis.register_script(_PUBLISH)
         self._join = redis.register_script(_JOIN)
@@ -271,7 +272,7 @@ class RedisEvents:
                 handler,
                 concurrency,
                 max_pending=max_pending,
-                dropped=self._dropped,
+                drops=self._drops,
             )
             await channel.start()
             subscription = channel

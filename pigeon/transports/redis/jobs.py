@@ -1,5 +1,5 @@
 """Work queues on Redis Streams: one stream and consumer group ``workers`` per queue, a
-``<queue>.dlq`` stream beside it (see ``topology`` for the keys, ``consumer`` for fetching)."""
+``<p>q:<queue>:dlq`` stream beside it (see ``topology`` for the keys, ``consumer`` for fetching)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ pigeon's own buffer, and those over its limit are dropped and counted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from pigeon import subjects
 from pigeon.message import Envelope
@@ -20,6 +19,7 @@ from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.tasks import cancel_all
 from pigeon.transports.redis.topology import Keys, is_wildcard
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 PENDING_LIMIT = 65_536
 """Events a plain subscriber holds (waiting or being handled) unless its ``max_pending`` says
@@ -49,7 +49,8 @@ class EventDelivery:
 
 class ChannelSubscription:
     """A plain subscriber through a runner of ``concurrency``, holding at most ``max_pending``
-    events (those being handled included); ``dropped`` is told the subject of each one dropped.
+    events (those being handled included); ``drops`` counts those it drops, over the limit
+    or held when it closes.
     """
 
     def __init__(
@@ -61,7 +62,7 @@ class ChannelSubscription:
         concurrency: int,
         *,
         max_pending: int | None,
-        dropped: Callable[[str], None],
+        drops: SlowConsumers,
     ) -> None:
         self._channels = channels
         self._subject = subject
@@ -71,7 +72,7 @@ class ChannelSubscription:
         self._concurrency = concurrency
         self._runner = HandlerRunner(concurrency)
         self._max_pending = PENDING_LIMIT if max_pending is None else max_pending
-        self._dropped = dropped
+        self._drops = drops
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
@@ -87,12 +88,18 @@ class ChannelSubscription:
         await self._channels.unsubscribe(self._name, self._received, pattern=self._wildcard)
         if self._pump is not None:
             await cancel_all([self._pump])
+        held = 0
+        while not self._queue.empty():
+            channel, _ = self._queue.get_nowait()
+            held += self._matches(channel)
+        why = "Redis Pub/Sub keeps nothing; use durable= to keep them"
+        self._drops.dropped_at_close(self._subject, held, why)
         await self._runner.drain(timeout)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
         being_handled = self._concurrency - self._runner.free
         if self._queue.qsize() + being_handled >= self._max_pending:
-            self._dropped(self._subject)
+            self._drops.dropped_one(self._subject)
             return
         self._queue.put_nowait((channel, payload))
 
@@ -101,7 +108,11 @@ class ChannelSubscription:
         while True:
             await runner.wait_free()  # an event waits in the queue, where it is counted
             channel, payload = await self._queue.get()
-            subject = self._keys.subject_of(channel)
-            if self._wildcard and not subjects.matches(self._subject, subject):
+            if not self._matches(channel):
                 continue
+            subject = self._keys.subject_of(channel)
             runner.start(self._handler(EventDelivery(wire.unpack(payload), subject)))
+
+    def _matches(self, channel: bytes) -> bool:
+        """Whether a message on ``channel`` is one of ours (a glob may match more)."""
+        return not self._wildcard or subjects.matches(self._subject, self._keys.subject_of(channel))

@@ -63,19 +63,40 @@ CLAIM_IDLE = 5.0
 """Seconds after which a silent worker's jobs are claimed, for a queue first declared by an App
 that does not set ``claim_idle`` (live workers renew their claims every third of it)."""
 
+MIN_CLAIM_IDLE = 1.0
+"""The least ``claim_idle``, in seconds: see ``CLAIM_IDLE_FLOOR``."""
+
+CLAIM_IDLE_FLOOR = (
+    "live workers renew their claims every third of it, on the event loop: below 1 s, a loop "
+    "held up for a few hundred ms by a GC pause, CPU work or a loaded machine lets another "
+    "worker take live jobs; idle jobs are looked for only once a second anyway"
+)
+"""Why ``claim_idle`` is at least ``MIN_CLAIM_IDLE``, as ``ConfigurationError`` says it."""
+
 OLDER_CLAIM_IDLE = 30.0
 """The claim idle of a queue declared by a pigeon that recorded none (its workers, which may
 still run, renew their claims every 10 s), and of durable subscriptions."""
 
+UNSET = "unset"
+"""The claim idle a producer records for a queue it creates: none yet, its first worker records
+one (a queue with a delivery limit and no claim idle at all was declared by an older pigeon)."""
+
 _DECLARE_QUEUE = """
 local limit = redis.call('HGET', KEYS[2], 'delivery_limit')
 local idle = redis.call('HGET', KEYS[2], 'claim_idle_ms')
-local strict = ARGV[3] == 'strict'
-if strict and ((limit and limit ~= ARGV[2]) or (idle and ARGV[4] ~= '' and idle ~= ARGV[4])) then
-  return {limit or ARGV[2], idle or ''}
+local unset = idle == ARGV[7]
+if unset then idle = false end
+local other_idle = idle and ARGV[4] ~= '' and idle ~= ARGV[4]
+if ARGV[3] == 'strict' and ((limit and limit ~= ARGV[2]) or other_idle) then
+  return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
 end
-if not idle and (strict or not limit) then
-  if ARGV[4] ~= '' then idle = ARGV[4] elseif limit then idle = ARGV[6] else idle = ARGV[5] end
+if not idle and ARGV[3] ~= 'use' then
+  if ARGV[4] ~= '' then idle = ARGV[4]
+  elseif limit and not unset then idle = ARGV[6]
+  else idle = ARGV[5] end
+  redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
+elseif not idle and not limit then
+  idle = ARGV[7]
   redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
 end
 if not limit then redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2]) end
@@ -83,13 +104,15 @@ local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)
 end
-return {limit or ARGV[2], idle or ''}
+return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
 """
-"""ARGV: the group, the App's delivery limit, ``strict`` (a worker) or ``use``, the App's claim
-idle in ms (empty: not set), ``CLAIM_IDLE`` and ``OLDER_CLAIM_IDLE`` in ms. A queue with a
-delivery limit but no claim idle recorded was declared by an older pigeon: a producer leaves
-it so, a worker records its own or ``OLDER_CLAIM_IDLE``. Returns the queue's delivery limit
-and claim idle (ms, empty if none recorded); a worker that disagrees declares nothing."""
+"""ARGV: the group, the App's delivery limit, ``strict`` (a worker), ``keep`` (a consumer
+declaring its queue again) or ``use`` (a producer), the App's claim idle in ms (empty: not
+set), ``CLAIM_IDLE`` and ``OLDER_CLAIM_IDLE`` in ms, ``UNSET``. Only a worker (``strict`` or
+``keep``) records a claim idle: its own, else ``OLDER_CLAIM_IDLE`` for a queue an older pigeon
+declared (a delivery limit, no claim idle), else ``CLAIM_IDLE``; a producer that creates the
+queue records ``UNSET``. Returns the queue's delivery limit and claim idle (ms, ``UNSET``, or
+empty for an older queue); a ``strict`` worker that disagrees declares nothing."""
 
 
 def escape(part: str) -> str:
@@ -244,11 +267,12 @@ class Declarer:
     ) -> float:
         """Make ``queue``'s stream and consumer group (reading from its first entry) and record
         its settings; return its claim idle in seconds: the recorded one, else the App's, else
-        ``CLAIM_IDLE`` for a new queue, ``OLDER_CLAIM_IDLE`` for one an older pigeon declared.
+        ``OLDER_CLAIM_IDLE`` for a queue an older pigeon declared, ``CLAIM_IDLE`` for another.
 
-        Raises ``DeclarationConflict`` if it exists with another delivery limit or claim idle
-        and ``strict`` (a worker: only a worker declares settings; a producer uses the queue as
-        it is). ``claim_idle`` stands for the App's (a consumer declaring its queue again).
+        Only a worker (``strict``) records a claim idle; a producer uses the queue as it is, and
+        records ``UNSET`` if it creates it. Raises ``DeclarationConflict`` if the queue exists
+        with another delivery limit or claim idle and ``strict``. ``claim_idle`` stands for the
+        App's: a consumer declaring its queue again records it if none is, and never conflicts.
         """
         key = f"{queue}\0strict" if strict else queue
         known = self._declared.get(f"{queue}\0strict", self._declared.get(key))
@@ -259,21 +283,21 @@ class Declarer:
             await self._expect(queue)
             limit, idle = str(self._limit), await self._recorded_claim_idle(queue)
         else:
-            limit, idle = await self._declare(queue, strict, given)
+            mode = "strict" if strict else "use" if claim_idle is None else "keep"
+            limit, idle = await self._declare(queue, mode, given)
         differing = self._differing(limit, idle, given)
         if strict and differing:
             raise self._conflict(queue, differing)
-        seconds = (int(idle) if idle else given or _ms(OLDER_CLAIM_IDLE)) / 1000
+        seconds = _claim_idle_ms(idle, given) / 1000
         self._declared[key] = seconds
         return seconds
 
-    async def _declare(self, queue: str, strict: bool, given: int | None) -> tuple[str, str]:
-        """Run the declaring script; the queue's delivery limit and claim idle in ms (empty if
-        none is recorded)."""
+    async def _declare(self, queue: str, mode: str, given: int | None) -> tuple[str, str]:
+        """Run the declaring script (``mode``: see ``_DECLARE_QUEUE``); the queue's delivery
+        limit and claim idle in ms (``UNSET`` or empty if none is recorded)."""
         keys = [self._keys.queue(queue), self._keys.settings(queue)]
-        mode = "strict" if strict else "use"
         args: list[EncodableT] = [WORKERS, self._limit, mode, given or ""]
-        args += [_ms(CLAIM_IDLE), _ms(OLDER_CLAIM_IDLE)]
+        args += [_ms(CLAIM_IDLE), _ms(OLDER_CLAIM_IDLE), UNSET]
         with translated(self._url, f"declaring work queue {queue!r}"):
             limit, idle = await self._script(keys=keys, args=args)
         return _text(limit), _text(idle)
@@ -288,7 +312,7 @@ class Declarer:
         differing = []
         if limit != str(self._limit):
             differing.append(("delivery_limit", limit, str(self._limit)))
-        if idle and given and idle != str(given):
+        if idle.isdigit() and given and idle != str(given):
             differing.append(("claim_idle", f"{int(idle) / 1000:g}s", f"{given / 1000:g}s"))
         return differing
 
@@ -326,6 +350,14 @@ class Declarer:
             f"{missing} does not exist on {self._url}, and App(passive=True) creates nothing: "
             f"make it ({make}) or drop passive=True"
         )
+
+
+def _claim_idle_ms(recorded: str, given: int | None) -> int:
+    """A queue's claim idle in ms, from the ``recorded`` one (ms, ``UNSET`` or empty for a
+    queue an older pigeon declared) and the App's (``None`` if not set)."""
+    if recorded.isdigit():
+        return int(recorded)
+    return given or _ms(CLAIM_IDLE if recorded == UNSET else OLDER_CLAIM_IDLE)
 
 
 def _ms(seconds: float) -> int:

@@ -144,6 +144,7 @@ async def measure(jobs: int, rounds: int) -> dict[str, list[float]]:
                 rate, cpu_per_job = await run_once(url, workers, jobs)
                 rates[index].append(rate)
                 cpu[index].append(cpu_per_job)
+                print(f"   --workers {workers}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
         await _delete_streams(url)
     return {
         "pigeon run --workers (jobs/s)": [statistics.median(s) for s in rates],
@@ -152,4 +153,6 @@ async def measure(jobs: int, rounds: int) -> dict[str, list[float]]:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 4000, 3)))
+    given = [int(arg) for arg in sys.argv[1:3]]  # [jobs [rounds]]
+    jobs, rounds = [*given, *(2_000, 3)[len(given) :]]
+    print(asyncio.run(measure(jobs, rounds)))

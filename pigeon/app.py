@@ -24,7 +24,7 @@ from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
-from pigeon.routing import Lifespan, Route, Router, check_clash
+from pigeon.routing import Lifespan, Route, Router
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
@@ -132,8 +132,7 @@ class App(Router):
         if self._running:
             raise ConfigurationError("register handlers before the App starts")
         subjects.validate(route.subject, wildcards=route.kind != "worker")
-        check_clash(self._routes, route)
-        self._routes.append(route)
+        self._routes.add(route)
         self._handlers.append(self._serve(route))
 
     def _serve(self, route: Route) -> Startable:

@@ -68,12 +68,19 @@ class MemorySubscription:
     async def _pump_inline(self) -> None:
         handling.set(True)  # this task's context: the handler never waits for room
         handled = 0
-        queue = self.queue
+        queue, handler, unsettled = self.queue, self._handler, self._unsettled
+        ready = queue.ready
         while not self._closing:
-            item = queue.ready.popleft() if queue.ready else await queue.get()
-            if queue.producers and len(queue.ready) <= queue.low_water:
+            item = ready.popleft() if ready else await queue.get()
+            if queue.producers and len(ready) <= queue.low_water:
                 queue.make_room()
-            await self._handler(self._deliver(item))
+            item.attempt += 1  # _deliver, inlined: the loop runs once per message
+            item.subscription = self
+            unsettled[item] = item
+            queue.in_flight += 1
+            if self._broker.taps:
+                self._tell("delivered", item)
+            await handler(item)
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers

@@ -65,6 +65,24 @@ class Envelope:
         return replace(self, headers=kept)
 
 
+def new_envelope(body: bytes, headers: dict[str, str], content_type: str) -> Envelope:
+    """A new envelope to send: a fresh message id, stamped now, no correlation id or reply
+    address. Its slots are set here: calling ``Envelope(...)`` (a Python ``__init__`` called from
+    C) costs about 800 instructions more, once per message sent."""
+    envelope: Envelope = _new_object(Envelope)
+    envelope.body = body
+    envelope.headers = headers
+    envelope.content_type = content_type
+    envelope.message_id = new_id()
+    envelope.correlation_id = None
+    envelope.reply_to = None
+    envelope.timestamp = time.time()
+    return envelope
+
+
+_new_object = object.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why a message was dead-lettered: kept in its headers, read back as ``Message.failure``.

@@ -146,7 +146,14 @@ class App(Router):
         if route.kind == "subscribe":
             group, durable, concurrency = opts["group"], opts["durable"], opts["concurrency"]
             return pubsub.Subscriber(
-                subject, spec, group, durable, concurrency, limit, middleware=middleware
+                subject,
+                spec,
+                group,
+                durable,
+                concurrency,
+                limit,
+                middleware=middleware,
+                max_pending=opts["max_pending"],
             )
         if route.kind == "rpc":
             codec = opts["codec"] or self.codec

@@ -5,7 +5,8 @@ Routes, relative to where the application is mounted:
 - ``GET /healthz``: liveness, 200 ``ok`` whenever the process and its event loop answer;
 - ``GET /readyz``: readiness, 200 once every handler is subscribed and the broker is connected,
   else 503; the JSON body says which is not;
-- ``GET /metrics``: Prometheus text (needs ``pigeon[prometheus]``, else 404 saying so);
+- ``GET /metrics``: Prometheus text, ``pigeon_events_dropped_total`` included (needs
+  ``pigeon[prometheus]``, else 404 saying so);
 - ``GET /asyncapi.json``, ``/asyncapi.yaml``: the AsyncAPI 3.0 document;
 - ``GET /asyncapi``: an HTML page rendering the document with the AsyncAPI project's React
   component, served from pigeon's package data (no CDN: it works offline);
@@ -214,12 +215,14 @@ def _metrics(app: App) -> _Metrics:
         return _Metrics(None)
     for middleware in app.middleware:
         if isinstance(middleware, PrometheusMetrics):
+            middleware.count_drops(app)
             return _Metrics(middleware.registry)
     metrics = PrometheusMetrics()
     try:
         app.use(metrics)
     except ConfigurationError:  # the App runs: its handlers' middleware is fixed
         return _Metrics(None, TOO_LATE)
+    metrics.count_drops(app)
     return _Metrics(metrics.registry)
 
 

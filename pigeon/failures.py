@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import replace
 
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Delivery
 
 log = logging.getLogger("pigeon")
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters that break a log line or act on a terminal: C0 and C1 controls, line separators."""
 
 
 def describe(error: BaseException) -> str:
@@ -21,6 +25,14 @@ def describe(error: BaseException) -> str:
     except Exception:
         return f"<{type(error).__name__} that cannot be shown>"
     return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates escaped
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped as Python writes them (``\\n``,
+    ``\\x1b``), so that a log line built with it stays one line, whatever a message carries."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def stops_the_handler(error: BaseException) -> bool:
@@ -44,18 +56,19 @@ def log_failure(
     error: BaseException,
     level: int = logging.ERROR,
 ) -> None:
-    """Log one line; the traceback too when the ``pigeon`` logger is at DEBUG."""
+    """Log one line (control characters in the subject, message id and error escaped: see
+    ``one_line``); the traceback too when the ``pigeon`` logger is at DEBUG."""
     if not log.isEnabledFor(level):
         return
     log.log(
         level,
         "pigeon: %s subject=%s message_id=%s attempt=%d error=%s: %s",
         what,
-        subject,
-        envelope.message_id,
+        one_line(subject),
+        one_line(envelope.message_id),
         attempt,
         type(error).__name__,
-        describe(error),
+        one_line(describe(error)),
         exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
     )
 

@@ -264,11 +264,21 @@ def _runs(fn: Callable[..., Any], name: str) -> Runs:
 
 def _annotated(fn: Callable[..., Any]) -> Any:
     """What carries ``fn``'s annotations: itself, or a partial's function or an object's
-    ``__call__`` (``typing.get_type_hints`` follows ``functools.wraps`` by itself)."""
-    for layer in _layers(fn):
-        if inspect.isroutine(layer) or inspect.isclass(layer):
+    ``__call__`` (``typing.get_type_hints`` follows ``functools.wraps`` by itself).
+
+    Annotations travel outwards only along functions: ``functools.wraps`` around a partial or a
+    callable object copies none, so the wrapper's own (``*args, **kwargs``) would be read. The
+    first function or class inside the innermost partial or object carries them."""
+    layers = _layers(fn)
+    plain = [i for i, layer in enumerate(layers) if not _is_function_or_class(layer)]
+    for layer in layers[plain[-1] + 1 if plain else 0 :]:
+        if _is_function_or_class(layer):
             return layer
     return fn
+
+
+def _is_function_or_class(layer: Any) -> bool:
+    return inspect.isroutine(layer) or inspect.isclass(layer)
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -83,6 +83,7 @@ class PrometheusMetrics:
             for field, (name, description) in BACKLOG_GAUGES.items()
         }
         self._by_handler: dict[tuple[str, str], _Series] = {}
+        self._counting_drops = False
         self.request_duration = Histogram(
             "pigeon_request_duration_seconds",
             "RPC client latency, from send to reply or error",
@@ -134,11 +135,16 @@ class PrometheusMetrics:
             self.request_duration.labels(message.route, outcome).observe(elapsed)
 
     def count_drops(self, app: Any) -> None:
-        """Serve ``pigeon_events_dropped_total`` (label ``subject``): events the broker client of
-        ``app`` dropped because a subscriber fell behind (core NATS: over its pending limits;
-        https://docs.nats.io/running-a-nats-service/nats_admin/slow_consumers). Read from
+        """Serve ``pigeon_events_dropped_total`` (label ``subject``, the subscription's subject
+        as its handler declared it): events of ``app`` lost because a plain subscriber fell
+        behind (core NATS: over its pending limits,
+        https://docs.nats.io/running-a-nats-service/nats_admin/slow_consumers; Redis Pub/Sub:
+        over its ``max_pending``) or closed while holding them. Read from
         ``app.transport.dropped_events`` at each scrape; transports that never drop have none.
-        ``pigeon run`` calls it for the App it serves."""
+        ``app.asgi()`` and ``pigeon run`` call it; a second call does nothing."""
+        if self._counting_drops:
+            return
+        self._counting_drops = True
         self.registry.register(_Dropped(lambda: getattr(app.transport, "dropped_events", {})))
 
     def record_backlog(self, queue: str, backlog: Backlog) -> None:
@@ -189,7 +195,7 @@ class _Dropped(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "pigeon_events_dropped",
-            "Events dropped by the broker client because a subscriber fell behind",
+            "Events lost because a plain subscriber fell behind or closed holding them",
             labels=("subject",),
         )
         for subject, count in self._counts().items():

@@ -97,6 +97,7 @@ class Router:
         group: str | None = None,
         durable: str | None = None,
         concurrency: int = 1,
+        max_pending: int | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> Callable[[F], F]:
         """Call the decorated function for every event on ``subject`` (``*``/``>`` wildcards).
@@ -104,11 +105,22 @@ class Router:
         Every subscriber gets every event; with ``group``, each event goes to one member of the
         group. ``durable`` names a subscription whose events the broker keeps while it is stopped.
         Events are handled in order with ``concurrency=1``, else up to that many at once. An event
-        that does not decode, or whose handler raises, is logged and dropped. ``middleware``
-        wraps this handler only, inside the router's and the App's.
+        that does not decode, or whose handler raises, is logged and dropped. ``max_pending``: the
+        most events this subscription holds in this process, delivered and not handled yet (those
+        being handled included); ``None``: the transport's default. Beyond it each broker does
+        its own (``docs/patterns/pubsub.md``): core NATS and Redis Pub/Sub drop events, memory makes
+        ``publish`` wait, the others keep them on the broker. ``middleware`` wraps this handler
+        only, inside the router's and the App's. Raises ``ConfigurationError`` for a
+        ``max_pending`` that is not an integer of at least ``concurrency``.
         """
         subjects.validate(subject, wildcards=True)
-        options = {"group": group, "durable": durable, "concurrency": concurrency}
+        _check_max_pending(max_pending, concurrency)
+        options = {
+            "group": group,
+            "durable": durable,
+            "concurrency": concurrency,
+            "max_pending": max_pending,
+        }
         return self._decorator("subscribe", subject, options, middleware)
 
     def rpc(
@@ -243,6 +255,22 @@ def _name(fn: Any) -> str:
 def _check_concurrency(concurrency: int) -> None:
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency={concurrency!r}: give a positive integer")
+
+
+def _check_max_pending(max_pending: int | None, concurrency: int) -> None:
+    if max_pending is None:
+        return
+    _check_concurrency(concurrency)
+    if not isinstance(max_pending, int) or isinstance(max_pending, bool) or max_pending < 1:
+        raise ConfigurationError(
+            f"max_pending={max_pending!r}: give an integer of at least 1 (the most events the "
+            "subscription holds), or None for the transport's default"
+        )
+    if max_pending < concurrency:
+        raise ConfigurationError(
+            f"max_pending={max_pending} counts the events being handled too: give at least "
+            f"concurrency={concurrency} (or lower concurrency), or None for the transport's default"
+        )
 
 
 def overlap(a: str, b: str) -> bool:

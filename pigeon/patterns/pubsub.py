@@ -36,6 +36,7 @@ class Subscriber:
     concurrency: int
     delivery_limit: int
     middleware: tuple[Middleware, ...] = ()
+    max_pending: int | None = None
     chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -49,6 +50,7 @@ class Subscriber:
             group=self.group,
             durable=self.durable,
             concurrency=self.concurrency,
+            max_pending=self.max_pending,
         )
 
     async def handle(self, delivery: Delivery) -> None:

@@ -158,15 +158,24 @@ class Events(Protocol):
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         """Call ``handler`` for events on ``subject`` (wildcards allowed), at most ``concurrency``
         at once.
 
         Without ``group`` every subscription gets every event; with one, each event goes to one
         subscription of the group. ``durable`` names a subscription whose events the broker keeps
-        while it is closed. Returns once the broker will deliver to it. Raises
-        ``DeclarationConflict`` when a durable subscription exists with other settings,
-        ``BrokerError`` when the broker refuses.
+        while it is closed. ``max_pending`` (at least ``concurrency``; ``None``: the transport's
+        default): the most events the subscription holds in this process, delivered and not
+        handled yet, those in its handlers included. Beyond it the broker keeps them (durable
+        subscriptions, RabbitMQ, Redis groups), memory's ``publish`` waits for room, core NATS
+        and Redis Pub/Sub drop them and count them in the transport's ``dropped_events``. Memory
+        and core NATS always keep room for one event waiting besides those being handled (core
+        NATS above ``concurrency=1``: two, one in its callback), so they may hold that many more
+        than ``concurrency`` whatever a smaller ``max_pending`` says.
+
+        Returns once the broker will deliver to it. Raises ``DeclarationConflict`` when a durable
+        subscription exists with other settings, ``BrokerError`` when the broker refuses.
         """
         ...
 

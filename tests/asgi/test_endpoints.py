@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -103,6 +104,31 @@ async def test_metrics_count_what_the_app_handled(uid: str, client: Client) -> N
     assert len(observers) == 1, "asgi() added one PrometheusMetrics"
     app.asgi()
     assert len([o for o in app.middleware if isinstance(o, PrometheusMetrics)]) == 1
+
+
+async def test_metrics_count_the_events_dropped(uid: str, client: Client) -> None:
+    """asgi() serves ``pigeon_events_dropped_total`` as ``pigeon run`` does, with no more setup:
+    here the events a plain subscription held when its App closed."""
+    app = App(f"memory://{uid}", shutdown_timeout=0)
+    seen: list[Order] = []
+
+    @app.subscribe("orders.created", max_pending=5)
+    async def notify(order: Order) -> None:
+        seen.append(order)
+        await asyncio.Event().wait()  # cut off by close
+
+    asgi = app.asgi()
+    async with client(asgi) as http:
+        async with app:
+            for n in range(3):
+                await app.publish("orders.created", Order(id=str(n), quantity=1))
+            await wait_for(lambda: len(seen) == 1, what="the first event held")
+        text = (await http.get("/metrics")).text
+        app.asgi()  # a second application on the same metrics counts them once
+        again = (await http.get("/metrics")).text
+    dropped = ("pigeon_events_dropped_total", "", "orders.created")
+    assert samples(text).get(dropped) == 2, text
+    assert samples(again).get(dropped) == 2
 
 
 async def test_metrics_of_an_app_already_running_say_how_to_get_them(

@@ -172,3 +172,22 @@ async def test_raw_jetstream_publish_reaches_a_pigeon_worker(
         await wait_for(lambda: done == [4])
     assert again.duplicate, "JetStream drops a retried publish with the same Nats-Msg-Id"
     assert ack.stream == f"PIGEON_Q_{uid}_jobs"
+
+
+async def test_raw_request_to_a_subject_only_subscribers_cover_is_an_event(
+    nats_url: str, uid: str, nc: nats.NATS
+) -> None:
+    """A foreign request is told from a publish only by pigeon's deadline header, so it reaches
+    a subscriber as an event and nobody answers it (docs/wire.md): no "not served" that would
+    race an rpc server elsewhere."""
+    app = App(nats_url)
+    got: list[Order] = []
+
+    @app.subscribe(f"{uid}.audit.>")
+    async def audit(order: Order) -> None:
+        got.append(order)
+
+    async with app:
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request(f"{uid}.audit.orders", b'{"id": 9, "item": "nut"}', timeout=0.5)
+        await wait_for(lambda: got == [Order(id=9, item="nut")])

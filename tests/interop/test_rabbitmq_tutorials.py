@@ -213,6 +213,32 @@ async def test_tutorial_rpc_client_reads_a_pigeon_error(amqp_url: str, uid: str)
     assert bad_properties.headers["x-pigeon-error-code"] == "400"
 
 
+async def test_a_tutorial_request_to_a_work_queue_is_handled_as_a_job(
+    amqp_url: str, uid: str
+) -> None:
+    """A request with its own callback queue as ``reply_to`` cannot be told from a job that
+    carries one: it is run as a job, not dropped (docs/wire.md)."""
+    queue = f"rpc_queue.{uid}"
+    app = App(amqp_url)
+    got: list[tuple[int, str | None]] = []
+
+    @app.worker(queue)
+    async def work(n: int, msg: Message) -> None:
+        got.append((n, msg.reply_to))
+
+    def send() -> str:
+        client = tutorials.FibonacciRpcClient(amqp_url, queue)
+        try:
+            client.send(30)
+            return client.callback_queue
+        finally:
+            client.close()
+
+    async with app:
+        callback_queue = await asyncio.to_thread(send)
+        await wait_for(lambda: got == [(30, callback_queue)], what="the request run as a job")
+
+
 async def test_pigeon_request_is_answered_by_the_tutorial_server(amqp_url: str, uid: str) -> None:
     serving = await in_thread(tutorials.rpc_server, amqp_url, f"rpc_queue.{uid}", 2)
     async with App(amqp_url) as app:

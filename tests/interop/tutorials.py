@@ -153,6 +153,16 @@ class FibonacciRpcClient:
             self.properties = props
 
     def call(self, n: int | str) -> tuple[bytes, Any]:
+        self.send(n)
+        deadline = time.monotonic() + TIMEOUT
+        while self.response is None and time.monotonic() < deadline:
+            self.connection.process_data_events(time_limit=1)
+        if self.response is None:
+            raise TimeoutError(f"no reply from {self.queue!r} within {TIMEOUT}s")
+        return self.response, self.properties
+
+    def send(self, n: int | str) -> None:
+        """The request ``call`` sends, without waiting for its reply."""
         self.response = None
         self.corr_id = str(uuid.uuid4())
         self.channel.basic_publish(
@@ -164,12 +174,6 @@ class FibonacciRpcClient:
             ),
             body=str(n),
         )
-        deadline = time.monotonic() + TIMEOUT
-        while self.response is None and time.monotonic() < deadline:
-            self.connection.process_data_events(time_limit=1)
-        if self.response is None:
-            raise TimeoutError(f"no reply from {self.queue!r} within {TIMEOUT}s")
-        return self.response, self.properties
 
     def close(self) -> None:
         self.connection.close()

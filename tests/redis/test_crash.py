@@ -1,4 +1,5 @@
-"""A worker process killed mid-job: another worker reclaims its jobs after ``claim_idle``."""
+"""A worker process killed mid-job: another worker reclaims its jobs after ``claim_idle``, within
+seconds by default (live workers renew their claims every third of it)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from pigeon import App, Message
+from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
+
+RECOVERY = 8.0
+"""Seconds from the kill to the job's next delivery, at most (claim_idle 5 s by default, plus
+a claim every second and the survivor's start)."""
 
 DYING = """
 import asyncio, os, sys
@@ -37,7 +44,7 @@ async def test_a_killed_workers_jobs_are_reclaimed(
         sys.executable, str(tmp_path / "dying.py"), env=env, stdout=asyncio.subprocess.PIPE
     )
     assert dying.stdout is not None
-    async with App(redis_url) as producer:
+    async with App(redis_url, claim_idle=1.0) as producer:  # every App of a queue agrees
         for n in range(6):
             await producer.enqueue(queue, {"n": n})
     taken = {int(await asyncio.wait_for(dying.stdout.readline(), 20)) for _ in range(4)}
@@ -55,3 +62,50 @@ async def test_a_killed_workers_jobs_are_reclaimed(
         await wait_for(lambda: len(done) == 6, timeout=20, what="every job, reclaimed ones too")
     assert {n for n, attempt in done.items() if attempt == 2} == taken
     assert {n for n, attempt in done.items() if attempt == 1} == set(range(6)) - taken
+
+
+HANGING = """
+import asyncio, sys
+from pigeon import App
+from pigeon.testing.conformance.models import Job
+
+app = App(sys.argv[1])
+
+@app.worker(sys.argv[2])
+async def hang(job: Job) -> None:
+    print("started", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(app.run())
+"""
+
+
+async def test_a_killed_workers_job_comes_back_within_seconds(redis_url: str, uid: str) -> None:
+    queue = f"{uid}.crash"
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGING, redis_url, queue, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        async with App(redis_url) as producer:
+            await producer.enqueue(queue, Job(1))
+        assert worker.stdout is not None
+        line = await asyncio.wait_for(worker.stdout.readline(), 20)
+        assert line.strip() == b"started"
+        os.kill(worker.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+        await worker.wait()
+    survivor = App(redis_url)
+    seen: list[tuple[int, float]] = []
+
+    @survivor.worker(queue)
+    async def work(job: Job, msg: Message) -> None:
+        seen.append((msg.attempt, time.monotonic() - killed))
+
+    async with survivor:
+        await wait_for(lambda: bool(seen), timeout=RECOVERY + 2, what="the killed worker's job")
+    attempt, after = seen[0]
+    assert attempt == 2
+    assert after < RECOVERY, f"came back {after:.1f}s after the kill"

@@ -68,6 +68,24 @@ def test_bad_urls_and_options_are_configuration_errors() -> None:
         App("redis://127.0.0.1:6379/0", claim_idle=0)
 
 
+@pytest.mark.parametrize("value", [0.0001, 0.01, 0.999, float("inf")])
+def test_claim_idle_is_1_second_or_more_and_says_why(value: float) -> None:
+    with pytest.raises(ConfigurationError, match=r"claim_idle=.*1 or more.*third"):
+        App("redis://127.0.0.1:6379/0", claim_idle=value)
+
+
+@pytest.mark.parametrize("value", [-1, True, float("nan"), "5"])
+def test_claim_idle_is_a_number_of_seconds(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"claim_idle=.*number of seconds"):
+        App("redis://127.0.0.1:6379/0", claim_idle=value)
+
+
+@pytest.mark.parametrize("value", [0, 0.0001, True, float("nan"), float("inf"), "1"])
+def test_wait_timeout_must_be_a_finite_number_of_seconds(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"wait_timeout="):
+        App("redis://127.0.0.1:6379/0", wait_timeout=value)
+
+
 def test_an_unknown_url_parameter_is_a_configuration_error_at_app() -> None:
     with pytest.raises(ConfigurationError, match="unknown_thing"):
         App("redis://127.0.0.1:6379/0?unknown_thing=1")

@@ -199,7 +199,7 @@ async def test_an_unknown_queue_is_an_error_not_zeros(make_app: MakeApp, uid: st
             await app.backlog(f"{uid}.nowhere")
 
 
-SHORT_CLAIM_IDLE: dict[str, dict[str, object]] = {"redis": {"claim_idle": 0.3}}
+SHORT_CLAIM_IDLE: dict[str, dict[str, object]] = {"redis": {"claim_idle": 1.0}}
 """App options that make a transport forget an idle consumer soon, if it forgets one at all."""
 
 DELAYED_UNCOUNTED = frozenset({"nats"})
@@ -224,7 +224,7 @@ async def test_an_idle_worker_counts_until_it_stops(
         await wait_for(lambda: counted(1), timeout=3, what="a worker with no job yet counted")
         await producer.enqueue(queue, Job(1))
         await wait_for(lambda: _drained(producer, queue), what="the job handled")
-        await asyncio.sleep(1.0)  # idle for longer than any idle limit of the transport
+        await asyncio.sleep(1.5)  # idle for longer than any idle limit of the transport
         assert await counted(1), "a live idle worker is no longer counted"
         await worker.close()
         await wait_for(lambda: counted(0), timeout=3, what="the stopped worker not counted")

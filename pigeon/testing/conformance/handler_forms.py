@@ -1,8 +1,9 @@
 """Every form a handler comes in is called correctly, or refused when it is decorated.
 
 A handler whose call returns something awaitable has it awaited, in the event loop, whatever
-form the callable takes (a ``functools.wraps`` decorator around an ``async def``, a
-``functools.partial``, an object with ``async __call__``, a plain ``def`` returning a coroutine):
+form the callable takes (a ``functools.wraps`` decorator around an ``async def`` or around a
+``functools.partial`` of an object with ``async __call__``, a ``functools.partial``, such an
+object, a plain ``def`` returning a coroutine):
 otherwise its body never runs and the job is acked all the same (data loss). A callable that can
 never be called correctly (a generator function, an async generator function, something not
 callable) is refused with ``ConfigurationError`` at decoration.
@@ -53,6 +54,10 @@ def _forms(ran: Ran, loop_thread: int) -> dict[str, Callable[..., Any]]:
     async def tagged(form: str, job: Job) -> None:
         record(form, job)
 
+    class Tagged:
+        async def __call__(self, form: str, job: Job, msg: Message) -> None:
+            record(form, job)
+
     async def coroutine_of(job: Job) -> None:
         record("sync returning a coroutine", job)
 
@@ -63,6 +68,9 @@ def _forms(ran: Ran, loop_thread: int) -> dict[str, Callable[..., Any]]:
         "wrapped": wrapped,
         "callable object": Handler(),
         "partial": functools.partial(tagged, "partial"),
+        "wrapped partial of a callable object": _traced(
+            functools.partial(Tagged(), "wrapped partial of a callable object")
+        ),
         "sync returning a coroutine": sync_returning_awaitable,
     }
 

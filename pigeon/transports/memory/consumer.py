@@ -8,19 +8,27 @@ import asyncio
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 
 class MemorySubscription:
     """Pumps items from one queue into a handler, at most ``concurrency`` at once.
 
     With ``concurrency=1`` the handler runs inline in the pump, in order and without a task per
-    message; otherwise each call is a task of a ``HandlerRunner``.
+    message; otherwise each call is a task of a ``HandlerRunner``. ``drops`` counts the items
+    its queue held when it closed, if the queue went with it.
     """
 
     def __init__(
-        self, broker: MemoryBroker, queue: MemoryQueue, handler: Handler, concurrency: int
+        self,
+        broker: MemoryBroker,
+        queue: MemoryQueue,
+        handler: Handler,
+        concurrency: int,
+        drops: SlowConsumers | None = None,
     ) -> None:
         self.queue = queue
+        self._drops = drops
         self._broker = broker
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
@@ -57,6 +65,7 @@ class MemorySubscription:
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
         await self._runner.drain(timeout)
+        held = len(self.queue.ready)  # never handed to a handler
         for item in self._unsettled:
             self.queue.in_flight -= 1
             if self._broker.taps:
@@ -64,6 +73,14 @@ class MemorySubscription:
             self.queue.put(item.again(returned=True), front=True)
         self._unsettled.clear()
         self._broker.release(self.queue)
+        self._dropped_with_queue(held)
+
+    def _dropped_with_queue(self, held: int) -> None:
+        """Count ``held`` items as dropped if the queue went when its last consumer left."""
+        queue = self.queue
+        if self._drops is not None and not queue.keep and queue.consumers <= 0:
+            why = "a plain subscription or a group keeps nothing once closed; use durable="
+            self._drops.dropped_at_close(queue.pattern or queue.name, held, why)
 
     async def _pump_inline(self) -> None:
         handling.set(True)  # this task's context: the handler never waits for room

@@ -9,7 +9,7 @@ from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Backlog, Handler
 from pigeon.transports.memory.backlog import durable_queue_name, read_durable
 from pigeon.transports.memory.consumer import MemorySubscription
-from pigeon.transports.memory.topology import Tapped, new_item
+from pigeon.transports.memory.topology import MemoryQueue, Tapped, new_item
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -46,6 +46,7 @@ class MemoryEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> MemorySubscription:
         transport = self._transport
         transport.check()
@@ -59,7 +60,16 @@ class MemoryEvents:
             )
         else:
             queue = transport.broker.event_queue(f"sub:{new_id()}", subject, keep=False)
+        if max_pending is not None and durable is None:  # a durable one takes its free slots
+            _hold_at_most(queue, max_pending - concurrency)
         return transport.start(queue, handler, concurrency)
 
     async def backlog(self, subject: str, durable: str) -> Backlog:
         return read_durable(self._transport, subject, durable)
+
+
+def _hold_at_most(queue: MemoryQueue, waiting: int) -> None:
+    """Make publishers wait while ``queue`` has ``waiting`` events ready (at least 1: a queue of
+    no room never takes one), or fewer if another member of its group asked for fewer."""
+    capacity = min(queue.capacity, max(1, waiting))
+    queue.capacity, queue.low_water = capacity, capacity // 2

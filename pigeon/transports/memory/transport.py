@@ -7,12 +7,14 @@ broker by name; every App of a process with the same URL shares it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.checks import whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
@@ -20,6 +22,7 @@ from pigeon.transports.memory.jobs import MemoryJobs
 from pigeon.transports.memory.requests import INBOX_PREFIX, MemoryRequests
 from pigeon.transports.memory.topology import MemoryQueue, broker_named
 from pigeon.transports.replies import ReplyMap
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
 
@@ -38,18 +41,22 @@ class MemoryTransport:
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
         if capacity is not None:
-            if not isinstance(capacity, int) or capacity < 1:
-                raise ConfigurationError(
-                    f"queue_capacity must be a positive int (items per queue), got {capacity!r}"
-                )
-            self.broker.capacity = capacity
+            self.broker.capacity = whole_number("queue_capacity", capacity)
         self.inbox = f"{INBOX_PREFIX}{new_id()}"
         self.replies = ReplyMap()
         self._subscriptions: list[MemorySubscription] = []
+        self.slow_consumers = SlowConsumers(self.url)
         self.connected = False
         self.events = MemoryEvents(self)
         self.requests = MemoryRequests(self)
         self.jobs = MemoryJobs(self)
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events lost since the start, by subscription subject: those a plain subscription or
+        a group's last member held when it closed (publishers wait for room: none is dropped
+        for being slow)."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         self.broker.inboxes[self.inbox] = self.replies
@@ -67,7 +74,9 @@ class MemoryTransport:
 
     def start(self, queue: MemoryQueue, handler: Handler, concurrency: int) -> MemorySubscription:
         """Consume ``queue`` with ``handler``; the subscription is closed with the transport."""
-        subscription = MemorySubscription(self.broker, queue, handler, concurrency)
+        subscription = MemorySubscription(
+            self.broker, queue, handler, concurrency, self.slow_consumers
+        )
         self._subscriptions.append(subscription)
         return subscription
 

@@ -12,6 +12,7 @@ from typing import Any
 from nats import errors as nats_errors
 from nats.aio.client import Client
 
+from pigeon.failures import one_line
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
@@ -142,13 +143,13 @@ class PullConsumer:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pump, keep_alive = self._tasks or (None, None)
+        await _cancel(pump)
         await self._wait_out_pull()
         await self._stop_receiving()
         self._receiving = False
         await self._runner.drain(timeout)
+        await _cancel(keep_alive)  # only now: a job whose handler runs stays this worker's
         self._backlog.clear()
         unsettled, self._unsettled = self._unsettled, {}
         for reply in unsettled:
@@ -190,9 +191,9 @@ class PullConsumer:
             log.error(
                 "pigeon: dropped event of %s message_id=%s: %s: %s",
                 self.stream,
-                delivery.envelope.message_id,
+                one_line(delivery.envelope.message_id),
                 failure.type,
-                failure.message,
+                one_line(failure.message),
             )
         else:
             try:
@@ -295,3 +296,9 @@ class PullConsumer:
             await self._client.publish(reply, verb)
         except nats_errors.Error as exc:
             log.warning("pigeon: could not send %s to %s: %s", verb.decode(), self.stream, exc)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

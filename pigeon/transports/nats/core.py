@@ -24,6 +24,7 @@ from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
 
@@ -54,6 +55,14 @@ async def registered(client: Client) -> None:
     lets nats-py's flusher write the buffer; the second PING follows it."""
     await client.flush()
     await client.flush()
+
+
+def waiting_room(max_pending: int, concurrency: int) -> int:
+    """nats-py's ``pending_msgs_limit`` that keeps a subscription to ``max_pending`` messages in
+    hand: its buffer holds what waits beyond the handlers' ``concurrency`` and (above 1) the one
+    message ``_received`` holds while it waits for a free slot. At least 1: 0 is no limit."""
+    held_by_callback = 1 if concurrency > 1 else 0
+    return max(1, max_pending - concurrency - held_by_callback)
 
 
 class CoreDelivery:
@@ -89,7 +98,8 @@ class CoreSubscription:
     ``requests``: an rpc server's subscription, which takes only messages with a reply subject (a
     publish on its subject is no request); else an event subscription, which refuses a pigeon
     request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
-    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``.
+    that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``. ``drops`` counts
+    the messages it closes holding (``declared``: its subject as the handler declared it).
     """
 
     def __init__(
@@ -101,8 +111,12 @@ class CoreSubscription:
         *,
         requests: bool = False,
         strip: int = 0,
+        drops: SlowConsumers | None = None,
     ) -> None:
         self._requests = requests
+        self._drops = drops or SlowConsumers(url)
+        self._refused = 0  # messages that reached us after close began
+        self._waiting_for_slot = False  # _received holds a message until a slot frees
         self._strip = strip
         self._client = client
         self._url = url
@@ -116,6 +130,15 @@ class CoreSubscription:
         self._limits: dict[str, int] | None = None
         self._covers_internal = self._screen = False
         self._closed = False
+
+    @property
+    def declared(self) -> str:
+        """The subject as its handler declared it (without pigeon's request prefix)."""
+        return self._subject[self._strip :]
+
+    def owns(self, subscription: Any) -> bool:
+        """Whether ``subscription`` (nats-py's) is this one's."""
+        return subscription is self._subscription
 
     async def start(self, subject: str, queue: str, limits: dict[str, int] | None = None) -> None:
         """Subscribe (``limits``: nats-py's ``pending_msgs_limit`` / ``pending_bytes_limit``);
@@ -150,17 +173,12 @@ class CoreSubscription:
         self._closed = True
         if self._current is not None:
             await self._finish_inline(timeout)
-        left = self._subscription.pending_msgs if self._subscription is not None else 0
         with contextlib.suppress(nats_errors.Error):
-            await self._subscription.unsubscribe()
-        if left:
-            log.warning(
-                "pigeon: NATS %s: closing the subscription to %r dropped %d buffered messages "
-                "(core NATS keeps nothing; use durable= to keep them)",
-                self._url,
-                self._subject,
-                left,
-            )
+            await self._subscription.unsubscribe()  # nats-py discards what it still buffers
+        left = self._subscription.pending_msgs if self._subscription is not None else 0
+        left += self._refused + self._waiting_for_slot
+        why = "core NATS keeps nothing; use durable= to keep them"
+        self._drops.dropped_at_close(self.declared, left, why)
         await self._runner.drain(timeout)
 
     async def _finish_inline(self, timeout: float) -> None:
@@ -203,6 +221,7 @@ class CoreSubscription:
 
     async def _received_inline(self, msg: Any) -> None:
         if self._closed:
+            self._refused += 1
             return
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
@@ -216,12 +235,15 @@ class CoreSubscription:
 
     async def _received(self, msg: Any) -> None:
         if self._closed:
+            self._refused += 1
             return
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
         runner = self._runner
         if runner.free <= 0:
+            self._waiting_for_slot = True  # stays True if close cancels the wait: counted
             await runner.wait_free()
+            self._waiting_for_slot = False
         runner.start(self._handler(CoreDelivery(msg, self._strip)))
 
 

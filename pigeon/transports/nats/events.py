@@ -43,11 +43,15 @@ class NatsEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         transport = self._transport
         transport.check()
         if durable is None:
-            return await transport.start_core(subject, group or "", handler, concurrency)
+            return await transport.start_core(
+                subject, group or "", handler, concurrency, max_pending=max_pending
+            )
+        # a pull consumer takes no more than its free slots: max_pending (>= concurrency) holds
         stream, consumer = await transport.declarer.events(subject, durable)
         return await transport.start_pull(
             PullConsumer(

@@ -19,19 +19,20 @@ from nats.aio.client import Client
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import new_client
 from pigeon.transports.nats.consumer import PullConsumer
-from pigeon.transports.nats.core import CoreSubscription
+from pigeon.transports.nats.core import CoreSubscription, waiting_room
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
 from pigeon.transports.nats.services import Services, service_config
-from pigeon.transports.nats.slow import SlowConsumers
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 from pigeon.transports.urls import servers as split_servers
 
@@ -73,17 +74,23 @@ class NatsTransport:
         self._replicas = options.pop("replicas", 1)
         self._ack_wait_given = "ack_wait" in options
         self.ack_wait = options.pop("ack_wait", ACK_WAIT)
-        self._patience: float = options.pop("reconnect_patience", RETRY_BUDGET)
+        self._patience = seconds(
+            "reconnect_patience", options.pop("reconnect_patience", RETRY_BUDGET)
+        )
         self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
-        self._pending_limits = {
-            name: options.pop(name) for name in PENDING_LIMITS if name in options
+        self._pending_limits = {  # nats-py takes 0 or less as "no limit": refused
+            name: whole_number(name, options.pop(name))
+            for name in PENDING_LIMITS
+            if name in options
         }
         _check_jetstream_options(self._replicas, self.ack_wait)
         self.services = _services(options.pop("service", None), options.pop("version", None))
         self._options = {**DEFAULTS, **options}
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
-        self.slow_consumers = SlowConsumers(self.url)
+        self.slow_consumers = SlowConsumers(
+            self.url, advice="raise the subscription's max_pending or the App's pending_bytes_limit"
+        )
         self._connected = False
         self._reviving: asyncio.Task[None] | None = None
         self._new_client()
@@ -116,7 +123,8 @@ class NatsTransport:
 
     @property
     def dropped_events(self) -> Mapping[str, int]:
-        """Events nats-py dropped since the start (slow consumers), by subscription subject."""
+        """Events dropped since the start (slow consumers, and those held by a subscription as
+        it closed), by the subscription's subject as declared."""
         return self.slow_consumers.dropped
 
     async def connect(self) -> None:
@@ -195,7 +203,7 @@ class NatsTransport:
 
         async def error_cb(exc: Exception) -> None:
             if isinstance(exc, nats_errors.SlowConsumerError):
-                self.slow_consumers.dropped_one(exc.subject)  # logged once per interval
+                self.slow_consumers.dropped_one(self._declared(exc))  # logged once per interval
             else:
                 level = logging.WARNING if self._connected else logging.DEBUG
                 log.log(level, "pigeon: NATS: %s", exc)
@@ -230,6 +238,14 @@ class NatsTransport:
             "closed_cb": closed_cb,
         }
 
+    def _declared(self, slow: nats_errors.SlowConsumerError) -> str:
+        """The subject of the subscription that dropped a message, as its handler declared it
+        (a wildcard's drops are one count, not one per concrete subject)."""
+        for subscription in self._subscriptions:
+            if isinstance(subscription, CoreSubscription) and subscription.owns(slow.sub):
+                return subscription.declared
+        return slow.subject
+
     def _server(self) -> str:
         """The server connected to (or last connected to), for logs: ``host:port``."""
         current = self.client.connected_url
@@ -260,14 +276,25 @@ class NatsTransport:
         *,
         requests: bool = False,
         strip: int = 0,
+        max_pending: int | None = None,
     ) -> CoreSubscription:
         """A core NATS subscription (in queue group ``queue`` unless empty), closed with us;
-        ``requests`` and ``strip`` as ``CoreSubscription`` takes them."""
+        ``requests`` and ``strip`` as ``CoreSubscription`` takes them; ``max_pending`` (else the
+        App's ``pending_msgs_limit``): the most messages it holds, those being handled included."""
         self.check(subject=subject, reserve=len(queue.encode()) + 10)
         subscription = CoreSubscription(
-            self.client, self.url, handler, concurrency, requests=requests, strip=strip
+            self.client,
+            self.url,
+            handler,
+            concurrency,
+            requests=requests,
+            strip=strip,
+            drops=self.slow_consumers,
         )
-        await subscription.start(subject, queue, self._pending_limits)
+        limits = self._pending_limits
+        if max_pending is not None:
+            limits = {**limits, "pending_msgs_limit": waiting_room(max_pending, concurrency)}
+        await subscription.start(subject, queue, limits)
         self._subscriptions.append(subscription)
         return subscription
 
@@ -309,10 +336,8 @@ def _services(name: str | None, version: str | None) -> Services | None:
 
 
 def _check_jetstream_options(replicas: Any, ack_wait: Any) -> None:
-    if not isinstance(replicas, int) or not 1 <= replicas <= 5:
-        raise ConfigurationError(f"replicas={replicas!r}: give a number of replicas, 1 to 5")
-    if not isinstance(ack_wait, int | float) or ack_wait <= 0:
-        raise ConfigurationError(f"ack_wait={ack_wait!r}: give a positive number of seconds")
+    whole_number("replicas", replicas, 1, 5)
+    seconds("ack_wait", ack_wait)
 
 
 async def _call(callback: Any, *args: Any) -> None:

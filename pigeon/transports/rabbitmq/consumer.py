@@ -146,8 +146,11 @@ class RabbitSubscription:
         jobs: JobStore | None = None,
         *,
         requests: bool = False,
+        held_at_close: Callable[[int], None] | None = None,
     ) -> None:
         self.queue = queue
+        self._held_at_close = held_at_close
+        self._refused = 0  # deliveries that came after the cancel, left unsettled
         self._requests = requests
         self._channel = channel
         self._handler = handler
@@ -181,6 +184,7 @@ class RabbitSubscription:
             if self._pump is not None:
                 self._pump.cancel()
                 await asyncio.gather(self._pump, return_exceptions=True)
+            self._count_dropped()
             await self._runner.drain(timeout)
             if self._screening:
                 await asyncio.wait(set(self._screening), timeout=SCREENING_TIMEOUT)
@@ -188,6 +192,11 @@ class RabbitSubscription:
                 await asyncio.wait_for(self._channel.close(), 5)
         finally:
             self._closed.set()
+
+    def _count_dropped(self) -> None:
+        """Tell ``held_at_close`` how many deliveries no handler was started for."""
+        if self._held_at_close is not None:
+            self._held_at_close(len(self._backlog) + self._refused)
 
     async def _consume(self) -> None:
         underlay = await self._channel.get_underlay_channel()
@@ -221,6 +230,7 @@ class RabbitSubscription:
 
     async def _on_message(self, message: DeliveredMessage) -> None:
         if self._closing and not self._consuming:
+            self._refused += 1
             return  # left unsettled: the broker takes it back when the channel closes
         # Closing, a message the broker sent before it took the cancel is handled (it fits the
         # prefetch): handing it back unrun would count a delivery that called no handler.

@@ -51,6 +51,7 @@ class RabbitEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> RabbitSubscription:
         transport = self._transport
         transport.check()
@@ -69,10 +70,17 @@ class RabbitEvents:
             await queue.bind(exchange, wire.binding_key(subject))
             return queue
 
-        prefetch = max(concurrency, transport.options["event_prefetch"])
+        prefetch = max_pending or max(concurrency, transport.options["event_prefetch"])
         action = f"subscribing {subject!r}"
+        lost = None
+        if kind.get("exclusive"):  # deleted at close, with what it holds
+
+            def lost(held: int) -> None:
+                why = "its exclusive queue is deleted with it; use durable= to keep them"
+                transport.slow_consumers.dropped_at_close(subject, held, why)
+
         return await transport.consume(
-            name, declare, handler, concurrency, action, prefetch=prefetch
+            name, declare, handler, concurrency, action, prefetch=prefetch, held_at_close=lost
         )
 
     async def backlog(self, subject: str, durable: str) -> Backlog:

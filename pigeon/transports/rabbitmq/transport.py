@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
@@ -34,6 +34,7 @@ from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
@@ -44,6 +45,7 @@ from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
 from pigeon.transports.rabbitmq.topology import Declarer, Topology
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url, servers
 
 log = logging.getLogger("pigeon")
@@ -79,6 +81,9 @@ PROPERTIES_RESERVE = 1200
 """Bytes of a content header frame taken by everything but the header table: frame overhead,
 content type, message id, correlation id, reply-to (short strings), delivery mode, timestamp."""
 
+MAX_PREFETCH = 65_535
+"""The largest ``basic.qos`` prefetch count (a short); a consumer asking more gets this."""
+
 CLIENT_OPTIONS = frozenset(
     {p.name for p in aio_pika.RobustConnection.PARAMETERS}
     | {"client_properties", "ssl_context", "ssl_options"}
@@ -106,6 +111,7 @@ class RabbitMQTransport:
         self.url = mask_url(url)
         self._servers = servers(url)
         self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        _check_numbers(self.options)
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
         self._client_options.setdefault("reconnect_interval", 1)
         self.topology = Topology(
@@ -117,6 +123,7 @@ class RabbitMQTransport:
             passive=settings.passive,
         )
         self._max_size: int = self.options["max_message_size"]
+        self.slow_consumers = SlowConsumers(self.url)
         self._connection: AbstractRobustConnection | None = None
         self._subscriptions: list[RabbitSubscription] = []
         self.events = RabbitEvents(self)
@@ -131,6 +138,13 @@ class RabbitMQTransport:
         if self._connection is None:
             raise BrokerError.not_connected(self.url)
         return self._connection
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events lost since the start, by subscription subject: those a plain subscription
+        held unstarted when it closed (its exclusive queue goes with it). The broker keeps
+        the rest: none is dropped for being slow."""
+        return self.slow_consumers.dropped
 
     @property
     def connected(self) -> bool:
@@ -211,16 +225,19 @@ class RabbitMQTransport:
         jobs: bool = False,
         requests: bool = False,
         prefetch: int = 0,
+        held_at_close: Callable[[int], None] | None = None,
     ) -> RabbitSubscription:
         """Open a channel with prefetch = ``concurrency`` (or ``prefetch``), declare (robustly:
         again after a reconnect) the queue, and consume it (``requests``: an rpc server's
-        queue, the only kind that takes requests)."""
+        queue, the only kind that takes requests; ``held_at_close``: told how many deliveries
+        it held unstarted at close, if its queue goes with it)."""
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
         try:
             with translated(self.url, action):
                 await channel.initialize()
-                await channel.set_qos(prefetch_count=prefetch or concurrency)
+                prefetch = min(prefetch or concurrency, MAX_PREFETCH)
+                await channel.set_qos(prefetch_count=prefetch)
                 queue = await declare(channel)
                 make = delivery_maker(queue.name, self.job_store if jobs else None)
                 subscription = RabbitSubscription(
@@ -231,6 +248,7 @@ class RabbitMQTransport:
                     make,
                     self.job_store if jobs else None,
                     requests=requests,
+                    held_at_close=held_at_close,
                 )
                 await subscription.start()
         except BaseException:
@@ -272,6 +290,14 @@ async def _publishing_channel(connection: AbstractRobustConnection) -> AbstractR
     channel = connection.channel(publisher_confirms=True, on_return_raises=True)
     await channel.initialize()
     return channel
+
+
+def _check_numbers(options: dict[str, Any]) -> None:
+    """``ConfigurationError`` for a numeric option out of its range (see ``checks``)."""
+    whole_number("event_prefetch", options["event_prefetch"], 1, MAX_PREFETCH)
+    whole_number("max_message_size", options["max_message_size"])
+    for name in ("connect_timeout", "reconnect_patience"):
+        seconds(name, options[name])
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

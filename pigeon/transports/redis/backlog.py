@@ -3,15 +3,15 @@
 Acknowledged and dead-lettered entries are deleted from the queue's stream, so the stream holds
 exactly the jobs waiting and those in workers' hands. One ``MULTI`` reads ``XINFO GROUPS`` (the
 group ``workers``' pending entries and last delivered id), ``XINFO CONSUMERS``, ``XLEN`` of the
-stream and of ``<queue>.dlq``, the queue's live consumers and the size of its delayed set, and
+stream and of ``<p>q:<queue>:dlq``, the queue's live consumers and the size of its delayed set, and
 the server's ``TIME``. Entries a closing worker handed back (held by ``RETURNED`` until a worker
 claims them) count as ready, not unacked; so do delayed jobs that fell due (a worker's next
 fetch moves them onto the stream). ``consumers`` counts the workers whose heartbeat (every third
-of their ``claim_idle``) is current: a worker that closes stops counting at once, one that died
-within its ``claim_idle``. When something is ready, a second round trip reads the oldest ready
-entry's id (its first part is the server's time when it was added, in ms): the first entry after
-the last delivered one, or the oldest handed back; and the due delayed jobs, whose age counts
-from when they fell due.
+of their ``claim_idle``) is current: a worker that closes stops counting once its handlers have
+ended, one that died within its ``claim_idle``. When something is ready, a second round trip
+reads the oldest ready entry's id (its first part is the server's time when it was added, in
+ms): the first entry after the last delivered one, or the oldest handed back; and the due
+delayed jobs, whose age counts from when they fell due.
 """
 
 from __future__ import annotations

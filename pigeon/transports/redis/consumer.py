@@ -7,8 +7,10 @@ entries idle for ``claim_idle`` seconds with ``XAUTOCLAIM``, read new ones), and
 ``XREADGROUP`` when there are none. ``attempt`` is the entry's delivery count from ``XPENDING``
 plus the deliveries of its earlier copies (a delayed redelivery is a new entry). Entries in hand
 are claimed again every third of ``claim_idle`` (``JUSTID``: the count does not move), so a live
-worker's slow job is never taken from it; a worker that closes hands its unsettled entries to
-``RETURNED`` as long idle, so the next fetch of any worker takes them at once, count + 1.
+worker's slow job is never taken from it, nor a closing worker's while its handler (or a sync
+handler's thread) still runs. Once they have all ended, a closing worker hands the entries they
+left unsettled to ``RETURNED`` as long idle, so the next fetch of any worker takes them at once,
+count + 1.
 A work queue's consumer also beats every third of ``claim_idle`` in the queue's set of live
 consumers (``heartbeat``), counted by ``backlog``: Redis 7.0 creates a consumer only when a read
 returns entries and does not refresh its idle time while it blocks, so the group cannot tell.
@@ -26,6 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
+from pigeon.failures import one_line
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
@@ -145,13 +148,14 @@ class StreamConsumer:
         if self._closed:
             return
         self._closed = True
-        await cancel_all(self._tasks)
-        if self._tasks:
-            reserve_connections(self._redis, -1)
+        await cancel_all(self._tasks[:1])  # the pump: fetch no more
         for timer in self._timers:
             timer.cancel()
         await asyncio.gather(*self._promotions, return_exceptions=True)
-        await self._runner.drain(timeout)
+        await self._runner.drain(timeout)  # claims are renewed until every handler has ended
+        await cancel_all(self._tasks[1:])
+        if self._tasks:
+            reserve_connections(self._redis, -1)
         self._unsettled.clear()
         if self._heartbeat is not None:  # no longer live (else: counted until its beat ends)
             with contextlib.suppress(*CLIENT_ERRORS):
@@ -200,9 +204,9 @@ class StreamConsumer:
         log.error(
             "pigeon: dropped event of %s message_id=%s: %s: %s",
             self.stream,
-            delivery.envelope.message_id,
+            one_line(delivery.envelope.message_id),
             failure.type,
-            failure.message,
+            one_line(failure.message),
         )
         await self._acknowledge(delivery.entry_id)
 

@@ -1,4 +1,4 @@
-"""The dead-letter stream of each work queue (``<queue>.dlq``): storing, reading, replaying and
+"""The dead-letter stream of each work queue (``<p>q:<queue>:dlq``): storing, reading, replaying and
 purging.
 
 A dead letter is a stream entry in the job form (``wire.job_fields``): the original body, headers

@@ -27,7 +27,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
-from pigeon import subjects
 from pigeon.message import Envelope
 from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
@@ -41,6 +40,7 @@ from pigeon.transports.redis.consumer import (
 )
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
 from pigeon.transports.redis.scripts import Scripts
+from pigeon.transports.redis.subscriber import ChannelSubscription, EventDelivery
 from pigeon.transports.redis.tasks import cancel_all
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
@@ -50,14 +50,12 @@ from pigeon.transports.redis.topology import (
     is_wildcard,
 )
 from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
 
 MEMBER_TTL = 15.0
 """Seconds a group member counts as live after its last heartbeat (sent every third of it)."""
-
-PENDING_LIMIT = 65_536
-"""Events a plain subscriber holds before dropping new ones (a slow consumer, logged)."""
 
 _BIND = """
 local function bind(prefix, stream, subject, wildcard)
@@ -127,77 +125,10 @@ else redis.pcall('XGROUP', 'DELCONSUMER', stream, 'subscribers', member) end
 )
 
 
-class EventDelivery:
-    """An event, request or group delivery: nothing to settle (see ``Delivery``)."""
-
-    __slots__ = ("attempt", "envelope", "returns", "subject")
-
-    def __init__(self, envelope: Envelope, subject: str) -> None:
-        self.envelope = envelope
-        self.subject = subject
-        self.attempt = 1
-        self.returns = 0
-
-    async def ack(self) -> None:
-        return None
-
-    async def redeliver(self, delay: float) -> None:
-        return None
-
-    async def dead_letter(self, failure: object) -> None:
-        return None
-
-
 def parse_event(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
     """The envelope and subject of an event-stream entry (``subject``, ``message`` fields)."""
     subject = fields.get(b"subject", b"").decode("utf-8", "replace")
     return wire.unpack(fields.get(b"message", b"")), subject, 0, 0
-
-
-class ChannelSubscription:
-    """A plain subscriber: the Pub/Sub messages of one channel or pattern, through a runner."""
-
-    def __init__(
-        self, channels: Channels, keys: Keys, subject: str, handler: Handler, concurrency: int
-    ) -> None:
-        self._channels = channels
-        self._subject = subject
-        self._wildcard = is_wildcard(subject)
-        self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
-        self._keys, self._handler = keys, handler
-        self._runner = HandlerRunner(concurrency)
-        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
-        self._pump: asyncio.Task[None] | None = None
-        self._closed = False
-
-    async def start(self) -> None:
-        await self._channels.subscribe(self._name, self._received, pattern=self._wildcard)
-        self._pump = asyncio.create_task(self._run())
-
-    async def close(self, timeout: float) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._channels.unsubscribe(self._name, self._received, pattern=self._wildcard)
-        if self._pump is not None:
-            await cancel_all([self._pump])
-        await self._runner.drain(timeout)
-
-    def _received(self, channel: bytes, payload: bytes) -> None:
-        if self._queue.qsize() >= PENDING_LIMIT:
-            log.warning("pigeon: subscriber of %r is too slow, event dropped", self._subject)
-            return
-        self._queue.put_nowait((channel, payload))
-
-    async def _run(self) -> None:
-        runner = self._runner
-        while True:
-            channel, payload = await self._queue.get()
-            subject = self._keys.subject_of(channel)
-            if self._wildcard and not subjects.matches(self._subject, subject):
-                continue
-            delivery = EventDelivery(wire.unpack(payload), subject)
-            await runner.run(self._handler(delivery))
 
 
 class SharedReader:
@@ -283,7 +214,10 @@ class SharedReader:
 
 class RedisEvents:
     """``Events`` of a connected ``RedisTransport``: publishes events and subscribes handlers, on
-    one client and one ``Channels``; ``track`` is told of every subscription started."""
+    one client and one ``Channels``; ``track`` is told of every subscription started, ``drops``
+    counts the events plain subscribers drop (by their subject). Groups and durable
+    subscriptions read no more than their free slots: ``max_pending`` (at least
+    ``concurrency``) holds there as it is."""
 
     def __init__(
         self,
@@ -297,9 +231,10 @@ class RedisEvents:
         claim_idle: float,
         max_size: int,
         track: Callable[[Subscription], None],
+        drops: SlowConsumers,
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
-        self._scripts, self._track = scripts, track
+        self._scripts, self._track, self._drops = scripts, track, drops
         self._maxlen, self._claim_idle, self._max_size = maxlen, claim_idle, max_size
         self._publish = redis.register_script(_PUBLISH)
         self._join = redis.register_script(_JOIN)
@@ -322,6 +257,7 @@ class RedisEvents:
         group: str | None,
         durable: str | None,
         concurrency: int,
+        max_pending: int | None = None,
     ) -> Subscription:
         subscription: Subscription
         if durable is not None:
@@ -329,7 +265,15 @@ class RedisEvents:
         elif group is not None:
             subscription = await self._group(subject, group, handler, concurrency)
         else:
-            channel = ChannelSubscription(self._channels, self._keys, subject, handler, concurrency)
+            channel = ChannelSubscription(
+                self._channels,
+                self._keys,
+                subject,
+                handler,
+                concurrency,
+                max_pending=max_pending,
+                drops=self._drops,
+            )
             await channel.start()
             subscription = channel
         self._track(subscription)

@@ -1,5 +1,5 @@
 """Work queues on Redis Streams: one stream and consumer group ``workers`` per queue, a
-``<queue>.dlq`` stream beside it (see ``topology`` for the keys, ``consumer`` for fetching)."""
+``<p>q:<queue>:dlq`` stream beside it (see ``topology`` for the keys, ``consumer`` for fetching)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 class RedisJobs:
     """``Jobs`` of a connected ``RedisTransport``; ``track`` is told of every consumer started.
 
-    ``options``: the transport's own (``claim_idle``, ``wait_replicas``, ``wait_timeout``,
-    ``max_message_size``).
+    ``options``: the transport's own (``wait_replicas``, ``wait_timeout``, ``max_message_size``);
+    a queue's ``claim_idle`` comes from its declaration (``Declarer.queue``).
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class RedisJobs:
             )
 
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
-        await self._declarer.queue(queue)
+        claim_idle = await self._declarer.queue(queue)
 
         def parse(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
             envelope, deliveries, returns = wire.job_of(entry_id, fields)
@@ -93,8 +93,8 @@ class RedisJobs:
         async def sink(delivery: StreamDelivery, failure: Failure) -> None:
             await self._dead_letters.add(queue, delivery, failure)
 
-        async def redeclare() -> None:
-            await self._declarer.queue(queue, again=True)
+        async def redeclare() -> None:  # as a producer would: a conflict must not stop the pump
+            await self._declarer.queue(queue, again=True, strict=False, claim_idle=claim_idle)
 
         consumer = StreamConsumer(
             self._redis,
@@ -105,7 +105,7 @@ class RedisJobs:
             consumer=consumer_name(),
             handler=handler,
             concurrency=concurrency,
-            claim_idle=self._options["claim_idle"],
+            claim_idle=claim_idle,
             parse=parse,
             sink=sink,
             redeclare=redeclare,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT
 
 from pigeon.errors import ConfigurationError, DeclarationConflict
 from pigeon.transports.redis.errors import translated
@@ -58,19 +59,60 @@ end
 """Lua helpers the scripts share: NATS subject matching (as ``pigeon.subjects.matches``), a name
 part escaped (as ``escape``), and the server's clock in milliseconds."""
 
+CLAIM_IDLE = 5.0
+"""Seconds after which a silent worker's jobs are claimed, for a queue first declared by an App
+that does not set ``claim_idle`` (live workers renew their claims every third of it)."""
+
+MIN_CLAIM_IDLE = 1.0
+"""The least ``claim_idle``, in seconds: see ``CLAIM_IDLE_FLOOR``."""
+
+CLAIM_IDLE_FLOOR = (
+    "live workers renew their claims every third of it, on the event loop: below 1 s, a loop "
+    "held up for a few hundred ms by a GC pause, CPU work or a loaded machine lets another "
+    "worker take live jobs; idle jobs are looked for only once a second anyway"
+)
+"""Why ``claim_idle`` is at least ``MIN_CLAIM_IDLE``, as ``ConfigurationError`` says it."""
+
+OLDER_CLAIM_IDLE = 30.0
+"""The claim idle of a queue declared by a pigeon that recorded none (its workers, which may
+still run, renew their claims every 10 s), and of durable subscriptions."""
+
+UNSET = "unset"
+"""The claim idle a producer records for a queue it creates: none yet, its first worker records
+one (a queue with a delivery limit and no claim idle at all was declared by an older pigeon)."""
+
 _DECLARE_QUEUE = """
-local current = redis.call('HGET', KEYS[2], 'delivery_limit')
-if not current then
-  redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2])
-elseif current ~= ARGV[2] and ARGV[3] == 'strict' then
-  return current
+local limit = redis.call('HGET', KEYS[2], 'delivery_limit')
+local idle = redis.call('HGET', KEYS[2], 'claim_idle_ms')
+local unset = idle == ARGV[7]
+if unset then idle = false end
+local other_idle = idle and ARGV[4] ~= '' and idle ~= ARGV[4]
+if ARGV[3] == 'strict' and ((limit and limit ~= ARGV[2]) or other_idle) then
+  return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
 end
+if not idle and ARGV[3] ~= 'use' then
+  if ARGV[4] ~= '' then idle = ARGV[4]
+  elseif limit and not unset then idle = ARGV[6]
+  else idle = ARGV[5] end
+  redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
+elseif not idle and not limit then
+  idle = ARGV[7]
+  redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
+end
+if not limit then redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2]) end
 local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)
 end
-return false
+return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
 """
+"""ARGV: the group, the App's delivery limit, ``strict`` (a worker), ``keep`` (a consumer
+declaring its queue again) or ``use`` (a producer), the App's claim idle in ms (empty: not
+set), ``CLAIM_IDLE`` and ``OLDER_CLAIM_IDLE`` in ms, ``UNSET``. Only a worker (``strict`` or
+``keep``) records a claim idle: its own, else ``OLDER_CLAIM_IDLE`` for a queue an older pigeon
+declared (a delivery limit, no claim idle), else ``CLAIM_IDLE``; a producer that creates the
+queue records ``UNSET``. Returns the queue's delivery limit and claim idle (ms, ``UNSET``, or
+empty for an older queue); a ``strict`` worker that disagrees declares nothing."""
 
 
 def escape(part: str) -> str:
@@ -191,42 +233,99 @@ class Keys:
 
 
 class Declarer:
-    """Declares work queues once per transport: the stream, its consumer group and settings."""
+    """Declares work queues once per transport: the stream, its consumer group and settings.
+
+    ``claim_idle``: the App's, in seconds, or ``None`` if it sets none (it then uses the
+    queue's: see ``queue``)."""
 
     def __init__(
-        self, redis: Redis, url: str, keys: Keys, delivery_limit: int, *, passive: bool = False
+        self,
+        redis: Redis,
+        url: str,
+        keys: Keys,
+        delivery_limit: int,
+        claim_idle: float | None = None,
+        *,
+        passive: bool = False,
     ) -> None:
         self._redis = redis
         self._passive = passive
         self._keys = keys
         self._url = url
         self._limit = delivery_limit
+        self._claim_idle_ms = None if claim_idle is None else _ms(claim_idle)
         self._script = redis.register_script(_DECLARE_QUEUE)
-        self._declared: set[str] = set()
+        self._declared: dict[str, float] = {}
 
-    async def queue(self, queue: str, *, again: bool = False, strict: bool = True) -> None:
+    async def queue(
+        self,
+        queue: str,
+        *,
+        again: bool = False,
+        strict: bool = True,
+        claim_idle: float | None = None,
+    ) -> float:
         """Make ``queue``'s stream and consumer group (reading from its first entry) and record
-        its settings; raises ``DeclarationConflict`` if it exists with another delivery limit
-        and ``strict`` (a worker: only a worker declares settings; a producer uses the queue as
-        it is)."""
+        its settings; return its claim idle in seconds: the recorded one, else the App's, else
+        ``OLDER_CLAIM_IDLE`` for a queue an older pigeon declared, ``CLAIM_IDLE`` for another.
+
+        Only a worker (``strict``) records a claim idle; a producer uses the queue as it is, and
+        records ``UNSET`` if it creates it. Raises ``DeclarationConflict`` if the queue exists
+        with another delivery limit or claim idle and ``strict``. ``claim_idle`` stands for the
+        App's: a consumer declaring its queue again records it if none is, and never conflicts.
+        """
         key = f"{queue}\0strict" if strict else queue
-        if not again and (key in self._declared or f"{queue}\0strict" in self._declared):
-            return
+        known = self._declared.get(f"{queue}\0strict", self._declared.get(key))
+        if known is not None and not again:
+            return known
+        given = self._claim_idle_ms if claim_idle is None else _ms(claim_idle)
         if self._passive:
             await self._expect(queue)
-            self._declared.add(key)
-            return
+            limit, idle = str(self._limit), await self._recorded_claim_idle(queue)
+        else:
+            mode = "strict" if strict else "use" if claim_idle is None else "keep"
+            limit, idle = await self._declare(queue, mode, given)
+        differing = self._differing(limit, idle, given)
+        if strict and differing:
+            raise self._conflict(queue, differing)
+        seconds = _claim_idle_ms(idle, given) / 1000
+        self._declared[key] = seconds
+        return seconds
+
+    async def _declare(self, queue: str, mode: str, given: int | None) -> tuple[str, str]:
+        """Run the declaring script (``mode``: see ``_DECLARE_QUEUE``); the queue's delivery
+        limit and claim idle in ms (``UNSET`` or empty if none is recorded)."""
         keys = [self._keys.queue(queue), self._keys.settings(queue)]
+        args: list[EncodableT] = [WORKERS, self._limit, mode, given or ""]
+        args += [_ms(CLAIM_IDLE), _ms(OLDER_CLAIM_IDLE), UNSET]
         with translated(self._url, f"declaring work queue {queue!r}"):
-            mode = "strict" if strict else "use"
-            current = await self._script(keys=keys, args=[WORKERS, self._limit, mode])
-        if current is not None:
-            raise DeclarationConflict(
-                f"work queue {queue!r} exists on {self._url} with delivery_limit="
-                f"{current.decode()}, this App declares {self._limit}; give every App of the "
-                f"queue the same delivery_limit (or delete the key {keys[1]!r} to change it)"
-            )
-        self._declared.add(key)
+            limit, idle = await self._script(keys=keys, args=args)
+        return _text(limit), _text(idle)
+
+    async def _recorded_claim_idle(self, queue: str) -> str:
+        with translated(self._url, f"checking work queue {queue!r}"):
+            idle = await self._redis.hget(self._keys.settings(queue), "claim_idle_ms")
+        return "" if idle is None else _text(idle)
+
+    def _differing(self, limit: str, idle: str, given: int | None) -> list[tuple[str, str, str]]:
+        """The settings the queue has otherwise than this App: (name, the queue's, the App's)."""
+        differing = []
+        if limit != str(self._limit):
+            differing.append(("delivery_limit", limit, str(self._limit)))
+        if idle.isdigit() and given and idle != str(given):
+            differing.append(("claim_idle", f"{int(idle) / 1000:g}s", f"{given / 1000:g}s"))
+        return differing
+
+    def _conflict(self, queue: str, differing: list[tuple[str, str, str]]) -> DeclarationConflict:
+        have = ", ".join(f"{name}={value}" for name, value, _ in differing)
+        want = ", ".join(f"{name}={value}" for name, _, value in differing)
+        names = " and ".join(name for name, _, _ in differing)
+        unset = " (or leave claim_idle unset: the queue's is used)" if "claim_idle" in names else ""
+        return DeclarationConflict(
+            f"work queue {queue!r} exists on {self._url} with {have}, this App declares {want}; "
+            f"give every App of the queue the same {names}{unset}, or, to change the queue's, "
+            f"stop its workers and delete the key {self._keys.settings(queue)!r}"
+        )
 
     async def _expect(self, queue: str) -> None:
         """App(passive=True): check that ``queue``'s stream and its ``workers`` group exist,
@@ -251,6 +350,18 @@ class Declarer:
             f"{missing} does not exist on {self._url}, and App(passive=True) creates nothing: "
             f"make it ({make}) or drop passive=True"
         )
+
+
+def _claim_idle_ms(recorded: str, given: int | None) -> int:
+    """A queue's claim idle in ms, from the ``recorded`` one (ms, ``UNSET`` or empty for a
+    queue an older pigeon declared) and the App's (``None`` if not set)."""
+    if recorded.isdigit():
+        return int(recorded)
+    return given or _ms(CLAIM_IDLE if recorded == UNSET else OLDER_CLAIM_IDLE)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _text(value: object) -> str:

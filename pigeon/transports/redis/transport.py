@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -21,20 +23,28 @@ from redis.asyncio.connection import (
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
+from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.topology import Declarer, Keys
+from pigeon.transports.redis.topology import (
+    CLAIM_IDLE_FLOOR,
+    MIN_CLAIM_IDLE,
+    OLDER_CLAIM_IDLE,
+    Declarer,
+    Keys,
+)
+from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 
 DEFAULTS: dict[str, Any] = {
     "prefix": "pigeon:",
-    "claim_idle": 30.0,
+    "claim_idle": None,
     "event_maxlen": 10_000,
     "request_maxlen": 10_000,
     "wait_replicas": 0,
@@ -72,8 +82,12 @@ class RedisTransport:
 
     - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
       parameter); Apps that share a queue or subject must share it;
-    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (default
-      30; live workers renew their claims);
+    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (live
+      workers renew their claims every third of it), 1 or more. It is recorded with a work
+      queue by its first worker (5 s if that App sets none; producers record none); a worker
+      that sets none uses the queue's, one that sets another gets ``DeclarationConflict``; a
+      queue declared by an older pigeon, which recorded none, keeps 30 s. Durable
+      subscriptions: 30 s unless set;
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
@@ -84,7 +98,7 @@ class RedisTransport:
       stays over 8 MB for a minute (``client-output-buffer-limit pubsub``), losing what was in
       it; at 8 MiB one message alone never gets there;
     - ``wait_replicas``: ``enqueue`` waits (``WAIT``) until that many replicas have the job, up
-      to ``wait_timeout`` seconds (default 1), else raises ``BrokerError``.
+      to ``wait_timeout`` seconds (default 1, at least 0.001), else raises ``BrokerError``.
 
     Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
     """
@@ -121,12 +135,19 @@ class RedisTransport:
         self._settings = settings
         self._redis: Redis | None = None
         self._subscriptions: list[Subscription] = []
+        self.slow_consumers = SlowConsumers(self.url)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._redis is not None and self._channels.healthy
+
+    @property
+    def dropped_events(self) -> Mapping[str, int]:
+        """Events plain subscribers dropped since the start (slow consumers, and those held as
+        they closed), by the subscription's subject as declared."""
+        return self.slow_consumers.dropped
 
     async def connect(self) -> None:
         if self._redis is not None:
@@ -140,10 +161,15 @@ class RedisTransport:
         self._channels = Channels(redis, self.url)
         scripts = Scripts(redis)
         settings = self._settings
-        declarer = Declarer(
-            redis, self.url, self._keys, settings.delivery_limit, passive=settings.passive
-        )
         options, track = self._options, self._subscriptions.append
+        declarer = Declarer(
+            redis,
+            self.url,
+            self._keys,
+            settings.delivery_limit,
+            options["claim_idle"],
+            passive=settings.passive,
+        )
         self._events = RedisEvents(
             redis,
             self.url,
@@ -151,9 +177,10 @@ class RedisTransport:
             self._channels,
             scripts,
             maxlen=options["event_maxlen"],
-            claim_idle=options["claim_idle"],
+            claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
             max_size=options["max_message_size"],
             track=track,
+            drops=self.slow_consumers,
         )
         self._requests = RedisRequests(
             redis,
@@ -180,6 +207,7 @@ class RedisTransport:
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
+        self.slow_consumers.flush()
         self._requests.close()
         await self._channels.close()
         try:
@@ -236,21 +264,23 @@ def _without_prefix(url: str) -> tuple[str, str | None]:
 def _check_options(options: dict[str, Any]) -> None:
     if not isinstance(options["prefix"], str):
         raise ConfigurationError(f"prefix={options['prefix']!r}: give a string, e.g. 'pigeon:'")
-    for name in ("claim_idle", "wait_timeout"):
-        value = options[name]
-        if not isinstance(value, int | float) or value <= 0:
-            raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
-    size = options["max_message_size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ConfigurationError(
-            f"max_message_size={size!r}: give a whole number of bytes, 1 or more"
-        )
-    if not isinstance(options["max_connections"], int) or options["max_connections"] < 2:
-        raise ConfigurationError(f"max_connections={options['max_connections']!r}: give 2 or more")
+    if options["claim_idle"] is not None:  # not set: a work queue's own
+        _check_seconds("claim_idle", options["claim_idle"], MIN_CLAIM_IDLE, CLAIM_IDLE_FLOOR)
+    _check_seconds("wait_timeout", options["wait_timeout"], 0.001, "WAIT counts milliseconds")
+    whole_number("max_message_size", options["max_message_size"])
+    whole_number("max_connections", options["max_connections"], 2)
     for name in ("event_maxlen", "request_maxlen", "wait_replicas"):
-        value = options[name]
-        if not isinstance(value, int) or value < 0:
-            raise ConfigurationError(f"{name}={value!r}: give a whole number, 0 or more")
+        whole_number(name, options[name], 0)
+
+
+def _check_seconds(name: str, value: object, least: float, why: str) -> None:
+    """``ConfigurationError`` unless ``value`` is a finite number of seconds, ``least`` or more
+    (``why``: the reason for ``least``)."""
+    given = seconds(name, value)
+    if not math.isfinite(given) or given < least:
+        raise ConfigurationError(
+            f"{name}={value!r}: give a number of seconds, {least:g} or more ({why})"
+        )
 
 
 if TYPE_CHECKING:  # mypy proves the transport offers the seam

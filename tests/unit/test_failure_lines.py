@@ -1,0 +1,22 @@
+"""Any text in a failure log line stays on that line: ``one_line`` escapes what would break it
+(any line break Python's ``str.splitlines`` knows) or act on a terminal, and keeps the rest."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pigeon.failures import one_line
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_text_is_one_line(text: str) -> None:
+    line = one_line(text)
+    assert len(line.splitlines()) <= 1
+    assert "\x1b" not in line
+
+
+def test_plain_text_stays_as_it_is_and_controls_read_as_python_writes_them() -> None:
+    assert one_line("only 3 left: 100% of sku-1") == "only 3 left: 100% of sku-1"
+    assert one_line("a\nb\r\x1b[2J\u2028\x85é") == "a\\nb\\r\\x1b[2J\\u2028\\x85é"

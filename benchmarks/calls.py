@@ -2,10 +2,10 @@
 machine's load barely moves, to read beside the wall-clock figures of ``benchmarks.run``.
 
 ``python -m benchmarks.calls [--count N] [--only nats,rabbitmq]``. Each case runs its sender and
-its receiver in this process (RPC: client and server), warms up, then sends ``N`` messages
-twice: once timed with ``time.process_time`` (this process's CPU time, the broker's excluded),
-once under ``cProfile``, which counts every Python and built-in call (a coroutine's resumption
-counts as a call).
+its receiver in this process (RPC: client and server; one caller, then 64 at once), warms up,
+then sends ``N`` messages twice: once timed with ``time.process_time`` (this process's CPU
+time, the broker's excluded), once under ``cProfile``, which counts every Python and built-in
+call (a coroutine's resumption counts as a call).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import aio_pika
 import nats
 
-from benchmarks.nats_cases import TICK, Tick, nats_server
+from benchmarks.nats_cases import IN_FLIGHT, TICK, Tick, nats_server
 from benchmarks.rabbitmq_cases import URL as AMQP_URL
 from benchmarks.rabbitmq_cases import _name
 from pigeon import App
@@ -57,17 +57,24 @@ class Received:
 
 
 async def per_message(
-    send: Send, count: int, received: Received | None = None
+    send: Send, count: int, received: Received | None = None, callers: int = 1
 ) -> tuple[float, float]:
     """Calls and CPU microseconds per message while ``count`` messages are sent (and, with
-    ``received``, handled)."""
+    ``received``, handled); ``callers``: how many send at once (requests in flight)."""
+    count = count // callers * callers
 
     async def burst(n: int) -> None:
-        if received is None:
+        if received is not None:
+            await received.wait(n, send)
+        elif callers == 1:
             for _ in range(n):
                 await send()
         else:
-            await received.wait(n, send)
+            await asyncio.gather(*(burst_of(n // callers) for _ in range(callers)))
+
+    async def burst_of(n: int) -> None:
+        for _ in range(n):
+            await send()
 
     await burst(200)  # warm up
     started = time.process_time()
@@ -97,8 +104,10 @@ async def nats_pigeon(url: str, count: int) -> dict[str, tuple[float, float]]:
 
     async with app:
         pubsub = await per_message(lambda: app.publish("calls.pigeon.ticks", TICK), count, received)
-        rpc = await per_message(lambda: app.request("calls.pigeon.rpc", TICK, reply=Tick), count)
-    return {"nats pub-sub": pubsub, "nats rpc": rpc}
+        request = lambda: app.request("calls.pigeon.rpc", TICK, reply=Tick)  # noqa: E731
+        rpc = await per_message(request, count)
+        in_flight = await per_message(request, count, callers=IN_FLIGHT)
+    return {"nats pub-sub": pubsub, "nats rpc": rpc, "nats rpc 64 in flight": in_flight}
 
 
 async def nats_raw(
@@ -140,6 +149,7 @@ async def nats_raw(
         found = {
             "nats pub-sub": await per_message(plain, count, received),
             "nats rpc": await per_message(request, count),
+            "nats rpc 64 in flight": await per_message(request, count, callers=IN_FLIGHT),
         }
     await nc.close()
     return found

@@ -13,7 +13,8 @@ after the handler. The broker is ``PIGEON_BENCH_AMQP_URL`` (default ``amqp://gue
 
 RPC servers run in a process of their own (``python -m benchmarks.rabbitmq_cases <impl> <queue>``),
 as they would in production, so that a client's figures are not its server's CPU time. Cases take
-turns within each round (``--rounds``, default three) and the median round counts.
+turns within each round (``--rounds``, default three) and the median round counts; pigeon's
+ratio to each implementation in every round is printed too (median and spread).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import aio_pika
 from pydantic import BaseModel
 
-from benchmarks import rpc
+from benchmarks import ratios, rpc
 from benchmarks.common import Result, Stopwatch, throughput
 from pigeon import App
 
@@ -356,8 +357,8 @@ CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
 
 
 async def run(count: int) -> list[Result]:
-    """Every case, the median of interleaved rounds (``rpc.rounds``)."""
-    return await rpc.rounds(CASES, count)
+    """Every case, the median of interleaved rounds, with the per-round ratios printed."""
+    return await ratios.rounds(CASES, count)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""How the memory transport's costs grow with the work (issue 18): ``python -m benchmarks.scaling``.
+"""How pigeon's costs grow with the work (issue 18): ``python -m benchmarks.scaling``.
 
-Cases, each at 1, 10, 100, 1,000 and 10,000 subscriptions (or rpc handlers):
+Subscription cases, memory transport, each at 1, 10, 100 and 1,000 subscriptions (or rpc
+handlers):
 
 - ``distinct``: that many subscriptions on distinct subjects (``s.<i>``); events go to one.
 - ``wildcard``: that many wildcard subscriptions (``w.<i>.*``); events go to one, on 64 subjects.
@@ -8,20 +9,22 @@ Cases, each at 1, 10, 100, 1,000 and 10,000 subscriptions (or rpc handlers):
 - ``fan-out``: that many subscriptions on one subject; the cost per delivery.
 - ``rpc p50``: that many rpc handlers; sequential requests to one, median latency.
 
-and, each in a process of its own, the resident memory after 1,000,000 events on distinct
-subjects, and the peak during a burst of 1,000,000 events published faster than they are handled.
-Only the public API is used, so the same file measures an older pigeon (``PYTHONPATH``). Prints a
-table; ``--plot PATH`` draws the curves (matplotlib, ``pip install -e '.[bench]'``).
+then the load rows of ``benchmarks.scaling_load`` (RPC with 1/64/512 requests in flight, a work
+pool of concurrency 1/8/64; resident memory after 1,000,000 events on distinct subjects, during a
+burst of 1,000,000, and with 1,000 handlers, each in a fresh process) and of
+``benchmarks.scaling_workers`` (``pigeon run --workers 1`` and ``2`` on a NATS server started for
+the run). Only the public API is used, so the same files measure an older pigeon
+(``PYTHONPATH``). Prints the tables; ``--plot PATH`` draws the curves (``benchmarks.scaling_plot``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,10 +32,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from benchmarks import scaling_load, scaling_workers
+from benchmarks.scaling_plot import Results, plot
 from pigeon import App
 
-SIZES = (1, 10, 100, 1_000, 10_000)
-RSS_EVENTS = 1_000_000
+SIZES = (1, 10, 100, 1_000)
+"""Default sizes; 10,000 (``--sizes``) spends minutes registering handlers (App route checks)."""
 _apps = itertools.count()
 
 
@@ -84,6 +89,7 @@ async def _per_event(
     async with app:
         await app.publish(subject_of(0), TICK)  # warm: every pump started
         await counter.reached(per)
+        gc.collect()  # not the previous case's App, collected while this one is timed
         start = time.perf_counter()
         for k in range(events):
             await app.publish(subject_of(k), TICK)
@@ -119,6 +125,7 @@ async def rpc_p50(size: int, requests: int) -> float:
 
     samples = []
     async with app:
+        gc.collect()
         for _ in range(requests):
             start = time.perf_counter()
             await app.request("r.0", TICK, reply=int)
@@ -144,45 +151,8 @@ async def measure(sizes: tuple[int, ...], events: int, rounds: int) -> dict[str,
             count = count // 4 if case.startswith("new") else count  # slow before issue 18
             for index, size in enumerate(sizes):
                 samples[case][index].append(await run(size, count))
+            print(f"   {case}: {samples[case]}", file=sys.stderr, flush=True)
     return {case: [statistics.median(s) for s in rows] for case, rows in samples.items()}
-
-
-def _status_kib(field: str) -> int:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak) of this process, in KiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-async def _rss_case(case: str, events: int) -> dict[str, float]:
-    """Resident memory growth (MiB) over ``events`` events: ``distinct`` subjects to a wildcard
-    subscriber (after they are handled), or a ``burst`` on one subject (the peak)."""
-    app = _app()
-    counter = Counter()
-    counter.subscribe(app, "d.*.created" if case == "distinct" else "burst")
-    async with app:
-        before = _status_kib("VmRSS")
-        start = time.perf_counter()
-        for k in range(events):
-            await app.publish(f"d.{k}.created" if case == "distinct" else "burst", TICK)
-        await counter.reached(events)
-        seconds = time.perf_counter() - start
-        after = _status_kib("VmHWM" if case == "burst" else "VmRSS")
-    return {"mib": (after - before) / 1024, "events_per_s": events / seconds}
-
-
-def rss_in_subprocess(case: str, events: int) -> dict[str, float]:
-    """Run ``_rss_case`` in a fresh interpreter, so earlier cases do not count."""
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scaling", "--rss", case, "--events", str(events)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
 
 
 def print_table(sizes: tuple[int, ...], results: dict[str, list[float]]) -> None:
@@ -192,34 +162,10 @@ def print_table(sizes: tuple[int, ...], results: dict[str, list[float]]) -> None
         print(f"{case:<24}{cells}{values[-1] / values[0]:>11.2f}x")
 
 
-def plot(
-    sizes: tuple[int, ...],
-    results: dict[str, list[float]],
-    path: str,
-    before: dict[str, list[float]] | None = None,
-) -> None:
-    """Draw ``results`` (and ``before``, dashed, if given: an older pigeon's) against ``sizes``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.5, 4.6))
-    for index, (case, values) in enumerate(results.items()):
-        color = f"C{index}"
-        axis.plot(sizes, values, marker="o", color=color, label=case)
-        if before and case in before:
-            axis.plot(sizes, before[case], linestyle="--", marker="x", color=color, alpha=0.6)
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("subscriptions (rpc: handlers)")
-    axis.set_ylabel("microseconds")
-    dashed = " (dashed: before)" if before else ""
-    axis.set_title(f"pigeon memory transport: cost as subscriptions grow{dashed}")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+def print_rows(header: str, levels: tuple[int, ...], rows: dict[str, list[float]]) -> None:
+    print(f"{header:<36}" + "".join(f"{level:>12,}" for level in levels))
+    for row, values in rows.items():
+        print(f"{row:<36}" + "".join(f"{value:>12,.2f}" for value in values))
 
 
 def main() -> None:
@@ -227,43 +173,63 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events per case and size")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--jobs", type=int, default=2_000, help="jobs per pigeon run --workers")
     parser.add_argument("--plot", help="write the curves to this PNG")
     parser.add_argument("--save", help="write the results to this JSON file")
     parser.add_argument("--load", help="plot results saved with --save instead of measuring")
     parser.add_argument("--before", help="saved results of an older pigeon, drawn dashed")
-    parser.add_argument("--no-rss", action="store_true", help="skip the 1,000,000-event cases")
-    parser.add_argument("--rss", choices=("distinct", "burst"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-rss", action="store_true", help="skip the resident memory cases")
+    parser.add_argument("--no-workers", action="store_true", help="skip pigeon run --workers")
     args = parser.parse_args()
-    if args.rss:
-        print(json.dumps(asyncio.run(_rss_case(args.rss, args.events))))
-        return
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    if args.load:
-        results = _read(args.load)
-    else:
-        results = asyncio.run(measure(sizes, args.events, args.rounds))
-        _report(sizes, results, rss=not args.no_rss)
+    results = _read(args.load) if args.load else asyncio.run(measure_all(args))
+    report(results)
     if args.save:
         with open(args.save, "w") as out:
             json.dump(results, out, indent=1)
     if args.plot:
-        plot(sizes, results, args.plot, _read(args.before) if args.before else None)
+        before = _before(_read(args.before), results["sizes"]) if args.before else None
+        plot(results, args.plot, before)
         print(f"plot written to {args.plot}")
 
 
-def _report(sizes: tuple[int, ...], results: dict[str, list[float]], *, rss: bool) -> None:
-    print_table(sizes, results)
-    for case in ("distinct", "burst") if rss else ():
-        grown = rss_in_subprocess(case, RSS_EVENTS)
-        print(
-            f"RSS {case}, {RSS_EVENTS:,} events: +{grown['mib']:.1f} MiB"
-            f" ({grown['events_per_s']:,.0f} events/s)"
-        )
+async def measure_all(args: argparse.Namespace) -> Results:
+    """Every row the command line asks for."""
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    results: Results = {"sizes": list(sizes)}
+    results["subscriptions"] = await measure(sizes, args.events, args.rounds)
+    results["load"] = await scaling_load.measure(args.events, args.rounds)
+    if not args.no_workers:
+        results["workers"] = await scaling_workers.measure(args.jobs, args.rounds)
+    if not args.no_rss:
+        results["rss"] = scaling_load.rss_rows()
+    return results
 
 
-def _read(path: str) -> dict[str, list[float]]:
+def report(results: Results) -> None:
+    """Print every table in ``results``."""
+    print_table(tuple(results["sizes"]), results["subscriptions"])
+    print()
+    print_rows("requests in flight", scaling_load.IN_FLIGHT, rows_of(results["load"], "rpc"))
+    print_rows("work pool concurrency", scaling_load.CONCURRENCY, rows_of(results["load"], "work"))
+    if "workers" in results:
+        print_rows("pigeon run, worker processes", scaling_workers.WORKERS, results["workers"])
+    for label, grown in results.get("rss", {}).items():
+        print(f"{label}: +{grown['mib']:.1f} MiB ({grown['events_per_s']:,.0f} events/s)")
+
+
+def rows_of(rows: dict[str, list[float]], prefix: str) -> dict[str, list[float]]:
+    return {row: values for row, values in rows.items() if row.startswith(prefix)}
+
+
+def _before(saved: Results, sizes: list[int]) -> dict[str, list[float]]:
+    """The subscription cases of ``saved`` (an older pigeon's) at ``sizes`` (each measured)."""
+    index = [saved["sizes"].index(size) for size in sizes]
+    return {case: [values[i] for i in index] for case, values in saved["subscriptions"].items()}
+
+
+def _read(path: str) -> Results:
     with open(path) as saved:
-        results: dict[str, list[float]] = json.load(saved)
+        results: Results = json.load(saved)
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -50,10 +51,7 @@ class Responder:
     async def start(self, transport: Transport) -> Subscription:
         """Serve ``subject`` on ``transport``'s requests, sharing them with its other servers."""
         requests = transport.requests
-
-        async def handle(delivery: Delivery) -> None:
-            await self.handle(requests, delivery)
-
+        handle = functools.partial(self.handle, requests)  # no coroutine of its own per request
         return await requests.serve(self.subject, handle, concurrency=self.concurrency)
 
     async def handle(self, requests: Requests, delivery: Delivery) -> None:
@@ -152,7 +150,7 @@ async def request(
     not fit ``reply``.
     """
     envelope = envelope_for(obj, codec, headers)
-    envelope.headers[h.DEADLINE] = repr(time.time() + timeout)
+    envelope.headers[h.DEADLINE] = f"{time.time() + timeout:.6f}"  # repr() costs twice as much
     envelope.correlation_id = envelope.message_id  # a fresh envelope: set, not copied
     if not send:
         return _decoded(await requests.request(subject, envelope, timeout), reply)

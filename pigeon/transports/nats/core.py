@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from nats import errors as nats_errors
@@ -20,6 +21,7 @@ from pigeon import headers as h
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
+from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
@@ -75,7 +77,7 @@ class CoreDelivery:
     returns = 0
 
     def __init__(self, msg: Any, strip: int = 0) -> None:
-        self.envelope = wire.received(msg)
+        self.envelope = wire.incoming(msg.data, msg.headers, msg.reply, time.time())
         self.subject: str = msg.subject[strip:] if strip else msg.subject
 
     async def ack(self) -> None:
@@ -124,6 +126,7 @@ class CoreSubscription:
         self._runner = HandlerRunner(concurrency)
         self._inline = concurrency == 1
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
+        self._delivering: asyncio.Task[Any] | None = None  # nats-py's task calling us inline
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
         self._subject, self._queue = "", ""
@@ -159,12 +162,16 @@ class CoreSubscription:
                 pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
             )
             await registered(self._client)
+        if self._requests and not self._inline and isinstance(self._client, PigeonClient):
+            self._client.take_directly(self._subscription, self)
 
     async def move_to(self, client: Client) -> None:
         """The client closed for good and ``client`` took its place: subscribe again on it."""
         if self._closed:
             return
         self._client = client
+        self._delivering = None
+        self._waiting_for_slot = False  # the old client's delivery task, cancelled, held it
         await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
@@ -173,6 +180,8 @@ class CoreSubscription:
         self._closed = True
         if self._current is not None:
             await self._finish_inline(timeout)
+        if isinstance(self._client, PigeonClient) and self._subscription is not None:
+            self._client.stop_taking(self._subscription)
         with contextlib.suppress(nats_errors.Error):
             await self._subscription.unsubscribe()  # nats-py discards what it still buffers
         left = self._subscription.pending_msgs if self._subscription is not None else 0
@@ -225,7 +234,8 @@ class CoreSubscription:
             return
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
-        self._current = asyncio.current_task()
+        current = self._current = self._delivering or asyncio.current_task()
+        self._delivering = current  # the subscription's one delivery task: asked once
         try:
             await self._handler(CoreDelivery(msg, self._strip))
         finally:
@@ -242,9 +252,22 @@ class CoreSubscription:
         runner = self._runner
         if runner.free <= 0:
             self._waiting_for_slot = True  # stays True if close cancels the wait: counted
-            await runner.wait_free()
+            await runner.wait_free()  # meanwhile no request is taken directly (``ready``)
             self._waiting_for_slot = False
         runner.start(self._handler(CoreDelivery(msg, self._strip)))
+
+    def ready(self) -> bool:
+        """Whether a request may be handed to ``take`` now (see ``PigeonClient.take_directly``):
+        a slot is free and no earlier request waits for one."""
+        return not self._closed and not self._waiting_for_slot and self._runner.free > 0
+
+    def take(self, msg: Any) -> None:
+        """Start handling ``msg``, a message to an rpc server, given by the connection's reading
+        task instead of nats-py's delivery task: one trip through the event loop fewer."""
+        if not msg.reply:
+            log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
+            return
+        self._runner.start(self._handler(CoreDelivery(msg, self._strip)))
 
 
 class CoreSubscriptions:

@@ -12,6 +12,7 @@ answers ``not_served``, and the caller raises ``NoResponders``.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from nats import errors as nats_errors
@@ -72,21 +73,20 @@ class NatsRequests:
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
-        transport.check(envelope, RPC_PREFIX + subject, wire.INBOX_BYTES)
+        prefixed = RPC_PREFIX + subject
+        transport.check(envelope, prefixed, wire.INBOX_BYTES)
         client = transport.client
         headers = wire.outgoing(envelope)
         wire.check_size(envelope.body, headers, client.max_payload)
         task = asyncio.current_task()
         assert task is not None
         self._waiting.add(task)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = time.monotonic() + timeout
         try:
             try:
-                msg = await client.request(
-                    RPC_PREFIX + subject, envelope.body, timeout, headers=headers
-                )
+                msg = await client.request(prefixed, envelope.body, timeout, headers=headers)
             except nats_errors.NoRespondersError:  # no pigeon server: maybe someone else's
-                left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+                left = max(deadline - time.monotonic(), 0.001)
                 msg = await client.request(subject, envelope.body, left, headers=headers)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             raise _request_error(exc, subject, transport.url, timeout) from exc
@@ -98,7 +98,7 @@ class NatsRequests:
         finally:
             self._waiting.discard(task)
             self._aborted.discard(task)
-        reply = wire.received(msg)
+        reply = wire.incoming(msg.data, msg.headers, msg.reply, time.time())
         if is_not_served(reply):  # it reached only subscribers
             raise NoResponders.for_subject(subject, transport.url)
         reply.correlation_id = reply.correlation_id or envelope.correlation_id

@@ -109,7 +109,10 @@ def _taken(name: str) -> bool:
 
 def _unescaped(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` with ``_escaped`` undone, once the wire's own fields are taken out."""
-    if not any(n.startswith(USER_ESCAPE) for n in headers):
+    for name in headers:
+        if name.startswith(USER_ESCAPE):
+            break
+    else:  # none escaped, the common case: no copy
         return headers
     cut = len(USER_ESCAPE)
     return {n[cut:] if n.startswith(USER_ESCAPE) else n: v for n, v in headers.items()}

@@ -3,7 +3,9 @@
 Every job is published persistent, ``mandatory`` and confirmed, to the default exchange with the
 queue's name as routing key or, delayed, into the delay ladder (see ``topology``), so it is stored
 durably before a call returns; a job returned because its queue is gone redeclares the queue (and
-the ladder) and is published again.
+the ladder) and is published again. A producer declares (or finds) each work queue, and the ladder,
+once per connection: a job to a queue it has seen awaits no declaration, and a reconnect makes the
+next job declare again.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ class JobStore:
         self.counts_returns = not topology.quorum or topology.passive
         """Classic queues do not count returns: pigeon does, from the ``redelivered`` flag. An
         adopted queue (passive) may be either kind: pigeon counts where the broker did not."""
+        self._declared: set[str] = set()
+        """Work queues declared (or found) on this connection: storing a job there awaits no
+        declaration. A declaration that failed (``DeclarationConflict``, a passive App's missing
+        queue) is not in it, so the next job tries again."""
+        self._ladder_declared = False
+        self._connection_epoch = 0
+        """Counts reconnects, so that a declaration that straddled one is not recorded."""
+        declarer.on_reconnect(self._forget_declarations)
 
     async def store(
         self,
@@ -68,7 +78,8 @@ class JobStore:
     ) -> None:
         """Store ``envelope`` on work queue ``queue`` (declared on first use), through the delay
         ladder if ``delay`` (seconds) is 1 ms or more."""
-        await self._declarer.work_queue(queue, strict=False)
+        if queue not in self._declared:
+            await self._declare(queue)
         extra = counts.headers() if counts is not None and counts != wire.Counts() else None
         if round(delay * 1000) >= 1:
             await self._delay(queue, envelope, extra or {}, delay, f"enqueueing on {queue!r}")
@@ -80,7 +91,8 @@ class JobStore:
     ) -> None:
         """Send ``envelope`` down the delay ladder back to ``queue`` in ``delay`` seconds, with
         ``counts``."""
-        await self._declarer.work_queue(queue, strict=False)
+        if queue not in self._declared:
+            await self._declare(queue)
         action = f"redelivering on {queue!r}"
         if round(delay * 1000) < 1:
             await self._store(queue, "", queue, envelope, counts.headers(), action)
@@ -90,7 +102,8 @@ class JobStore:
     async def _delay(
         self, queue: str, envelope: Envelope, extra: dict[str, str], delay: float, action: str
     ) -> None:
-        await self._declarer.delay_ladder()
+        if not self._ladder_declared:
+            await self._declare_ladder()
         level, routing_key = delay_route(round(delay * 1000))
         extra = {**extra, DELAY_TARGET: queue, h.DUE: delays.due_header(delay)}
         exchange = delay_level(self._declarer.topology.queue_type, level)
@@ -163,12 +176,35 @@ class JobStore:
                 f"deleting the queue {routing_key!r}?"
             )
 
-    async def _redeclare(self, queue: str, exchange: str) -> None:
-        self._declarer.forget(queue)
+    async def _declare(self, queue: str) -> None:
+        """Declare work queue ``queue`` as a producer does (one that exists is used as it is)."""
+        epoch = self._connection_epoch
         await self._declarer.work_queue(queue, strict=False)
+        if epoch == self._connection_epoch:
+            self._declared.add(queue)
+
+    async def _declare_ladder(self) -> None:
+        epoch = self._connection_epoch
+        await self._declarer.delay_ladder()
+        self._ladder_declared = epoch == self._connection_epoch
+
+    async def _redeclare(self, queue: str, exchange: str) -> None:
+        self._declared.discard(queue)
+        self._declarer.forget(queue)
+        await self._declare(queue)
         if exchange:  # a level of the delay ladder
             self._declarer.forget_ladder()
-            await self._declarer.delay_ladder()
+            await self._declare_ladder()
+
+    def _forget_declarations(self) -> None:
+        """The connection is back: declare every queue, and the ladder, again on next use."""
+        self._connection_epoch += 1
+        for queue in self._declared:
+            self._declarer.forget(queue)
+        self._declared.clear()
+        if self._ladder_declared:
+            self._declarer.forget_ladder()
+        self._ladder_declared = False
 
 
 class RabbitJobs:

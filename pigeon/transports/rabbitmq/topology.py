@@ -186,6 +186,11 @@ class Declarer:
         self._done.discard(f"queue:{queue}")
         self._done.discard(f"used:{queue}")
 
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` each time the connection is back after a loss (the broker may have
+        lost what was declared on it: a node restarted without its data, another node)."""
+        self._connection.reconnect_callbacks.add(lambda _connection: callback())
+
     async def exists(self, queue: str) -> bool:
         """Whether ``queue`` exists (a passive declaration, on a channel of its own)."""
 

@@ -1,0 +1,66 @@
+"""``HandlerRunner``, the bounded task runner every transport's subscriptions share."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+import pytest
+
+from pigeon.transports.runner import HandlerRunner
+
+
+async def test_calls_still_running_are_cancelled_by_drain() -> None:
+    runner, started, cancelled = HandlerRunner(2), asyncio.Event(), []
+
+    async def blocks() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+
+    runner.start(blocks())
+    await asyncio.wait_for(started.wait(), 5)
+    assert runner.free == 1
+    assert await runner.drain(0.01) == 1
+    assert cancelled == [1]
+    assert runner.free == 2
+
+
+async def test_a_call_whose_task_was_cancelled_before_it_ran_is_closed_quietly() -> None:
+    runner, ran = HandlerRunner(2), []
+
+    async def call() -> None:
+        ran.append(1)
+
+    runner.start(call())
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        task.cancel()  # as the event loop's shutdown does
+    await runner.drain(1)
+    gc.collect()  # a coroutine never awaited would warn here (warnings are errors)
+    assert ran == []
+    assert runner.free == 2
+
+
+async def test_a_failing_call_is_logged_and_frees_its_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner, done = HandlerRunner(1), asyncio.Event()
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def succeeds() -> None:
+        done.set()
+
+    with caplog.at_level(logging.ERROR, logger="pigeon"):
+        runner.start(fails())
+        assert runner.free == 0
+        assert await runner.wait_free() == 1
+        runner.start(succeeds())
+        await asyncio.wait_for(done.wait(), 5)
+    assert any("handler task failed" in r.message and r.exc_info for r in caplog.records)
+    assert await runner.drain(1) == 0

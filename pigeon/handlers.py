@@ -9,7 +9,7 @@ import logging
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pigeon.codecs import JSON, Decoder, JSONCodec, decoder_for
@@ -44,6 +44,13 @@ class HandlerSpec:
     dependencies: Dependencies | None = None
     app: Any = None
     """The App serving the handler, for dependencies that ask for it; set when it is added."""
+    plain: bool = field(init=False, default=False, repr=False, compare=False)
+    """An ``async def`` taking the body alone: a call is ``fn(body)``, which patterns make
+    without going through ``call`` (the common case, once per message)."""
+
+    def __post_init__(self) -> None:
+        plain = self.runs == "coroutine" and self.message_param is None
+        object.__setattr__(self, "plain", plain and self.dependencies is None)
 
     def decode_body(self, envelope: Envelope) -> Any:
         """The body decoded into the handler's type; raises ``DecodeError``."""
@@ -52,11 +59,11 @@ class HandlerSpec:
     def call(self, body: Any, envelope: Envelope, subject: str, attempt: int = 1) -> Awaitable[Any]:
         """Call the handler with ``body`` (and its ``Message`` and dependencies if it asked for
         them); await the result. A sync handler runs in a worker thread."""
+        if self.plain:
+            return self.fn(body)  # type: ignore[no-any-return]
         dependencies = self.dependencies
         if self.message_param is None:
             if dependencies is None:
-                if self.runs == "coroutine":
-                    return self.fn(body)  # type: ignore[no-any-return]
                 return self._invoke(body, {})
             if not dependencies.needs_message:
                 return self.call_with(body, None)
@@ -65,9 +72,9 @@ class HandlerSpec:
     def call_message(self, message: Message) -> Awaitable[Any]:
         """Decode ``message`` and call the handler with it: the innermost step of middleware."""
         body = self.decode(message.body, message.content_type, message.headers)
+        if self.plain:
+            return self.fn(body)  # type: ignore[no-any-return]
         if self.message_param is None and self.dependencies is None:
-            if self.runs == "coroutine":
-                return self.fn(body)  # type: ignore[no-any-return]
             return self._invoke(body, {})
         return self.call_with(body, message)
 

@@ -6,6 +6,7 @@ import itertools
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -15,12 +16,22 @@ from pigeon import headers as h
 T = TypeVar("T")
 
 _ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count()
+_ID_SUFFIXES = [f"{low:02x}" for low in range(256)]
 
 
-def new_id() -> str:
-    """Return an id unique across processes: a random per-process prefix and a counter."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+def _id_batch(high: int) -> list[str]:
+    stem = f"{_ID_PREFIX}{high:x}"
+    return [stem + low for low in _ID_SUFFIXES]
+
+
+new_id: Callable[[], str] = itertools.chain.from_iterable(
+    map(_id_batch, itertools.count())
+).__next__
+"""Return an id unique across processes: a random per-process prefix and a counter in hex.
+
+Ids are made 256 at a time and handed out by a C iterator: formatting a counter per message
+cost about as much as building the rest of an envelope. Each batch has a stem of its own and
+its suffixes a fixed width, so two batches never make the same id."""
 
 
 @dataclass(slots=True)
@@ -52,6 +63,24 @@ class Envelope:
         """Return a copy without the named headers."""
         kept = {k: v for k, v in self.headers.items() if k not in names}
         return replace(self, headers=kept)
+
+
+def new_envelope(body: bytes, headers: dict[str, str], content_type: str) -> Envelope:
+    """A new envelope to send: a fresh message id, stamped now, no correlation id or reply
+    address. Its slots are set here: calling ``Envelope(...)`` (a Python ``__init__`` called from
+    C) costs about 800 instructions more, once per message sent."""
+    envelope: Envelope = _new_object(Envelope)
+    envelope.body = body
+    envelope.headers = headers
+    envelope.content_type = content_type
+    envelope.message_id = new_id()
+    envelope.correlation_id = None
+    envelope.reply_to = None
+    envelope.timestamp = time.time()
+    return envelope
+
+
+_new_object = object.__new__
 
 
 @dataclass(frozen=True, slots=True)

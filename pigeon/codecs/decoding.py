@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from pigeon import headers as h
 from pigeon.codecs.json import CONTENT_TYPE as JSON_TYPE
-from pigeon.codecs.json import JSONCodec
+from pigeon.codecs.json import JSONCodec, json_first
 from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
 from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
 from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, kind_of
@@ -59,7 +59,7 @@ def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
     from_json = _json_decoder(json_types, json) if json_types else None
     from_protobuf = _protobuf_decoder(protobuf_classes, into)
     if from_protobuf is None and from_json is not None:
-        return _json_only(from_json, into, other)
+        return json_first(json, _json_target(json_types), _json_only(from_json, into, other))
     default_type = PROTOBUF_TYPE if from_json is None else JSON_TYPE
     name = _name(into)
 
@@ -91,7 +91,8 @@ def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
 
 
 def _json_only(from_json: JsonDecoder, into: Any, other: OtherDecoder) -> Decoder:
-    """The common case, kept short: a type that only JSON can produce."""
+    """The common case: a type that only JSON can produce (``json_first`` takes an
+    ``application/json`` body before this decoder sees it)."""
     name = _name(into)
 
     def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
@@ -120,9 +121,12 @@ def _is_union(into: Any) -> bool:
     return typing.get_origin(into) in (Union, types.UnionType)
 
 
+def _json_target(json_types: list[Any]) -> Any:
+    return json_types[0] if len(json_types) == 1 else Union[tuple(json_types)]  # noqa: UP007
+
+
 def _json_decoder(json_types: list[Any], json: JSONCodec) -> JsonDecoder:
-    target: Any = json_types[0] if len(json_types) == 1 else Union[tuple(json_types)]  # noqa: UP007
-    return json.prepare(target)
+    return json.prepare(_json_target(json_types))
 
 
 def _protobuf_decoder(classes: list[type[Any]], into: Any) -> BodyDecoder | None:

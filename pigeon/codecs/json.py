@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -84,6 +84,39 @@ class JSONCodec:
                 raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
 
         return decode
+
+
+def json_first(
+    codec: JSONCodec, into: Any, otherwise: Callable[[bytes, str, Mapping[str, str]], Any]
+) -> Callable[[bytes, str, Mapping[str, str]], Any]:
+    """A handler's decoder for ``into``: ``decode(body, content_type, headers)`` validates an
+    ``application/json`` body with ``codec`` and hands any other to ``otherwise``.
+
+    With ``JSONCodec``'s own ``prepare`` the body is validated in this one call (what ``prepare``
+    does, minus a call per message); a subclass's ``prepare`` is called as it is. Raises
+    ``ConfigurationError`` now if pydantic cannot validate ``into``.
+    """
+    from_json = codec.prepare(into)
+    if type(codec).prepare is not JSONCodec.prepare:
+
+        def decode_with_prepare(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
+            if content_type == CONTENT_TYPE:
+                return from_json(body)
+            return otherwise(body, content_type, headers)
+
+        return decode_with_prepare
+    validate_json = adapter_for(into).validator.validate_json
+    name, max_size = _name(into), codec.max_size
+
+    def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
+        if content_type == CONTENT_TYPE and len(body) <= max_size:
+            try:
+                return validate_json(body)
+            except ValidationError as exc:
+                raise DecodeError(f"invalid {name}: {describe_validation_error(exc)}") from exc
+        return otherwise(body, content_type, headers)  # an oversize body too: prepare's error
+
+    return decode
 
 
 def _name(into: Any) -> str:

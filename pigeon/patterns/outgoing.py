@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import BaseModel
 
 from pigeon.codecs import JSON, Codec, encode
-from pigeon.message import Envelope, new_id
+from pigeon.message import Envelope, new_envelope
 
 JSON_TYPE = JSON.content_type
 
@@ -18,12 +17,10 @@ def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None =
 
     Raises ``EncodeError`` naming the type the codec cannot encode.
     """
-    codec_headers: dict[str, str]
     if (codec is None or codec is JSON) and isinstance(obj, BaseModel):
         # the common case, straight to pydantic's serializer (what JSON.encode does for a model)
-        body, content_type, codec_headers = obj.__pydantic_serializer__.to_json(obj), JSON_TYPE, {}
-    else:
-        body, content_type, codec_headers = encode(obj, codec)
+        body = obj.__pydantic_serializer__.to_json(obj)
+        return new_envelope(body, {**headers} if headers else {}, JSON_TYPE)
+    body, content_type, codec_headers = encode(obj, codec)
     all_headers = {**headers, **codec_headers} if headers else codec_headers
-    # every field given: dataclass default factories cost more than the rest of this function
-    return Envelope(body, all_headers, content_type, new_id(), None, None, time.time())
+    return new_envelope(body, all_headers, content_type)

@@ -59,10 +59,14 @@ class Subscriber:
         if delivery.returns != 0 and over_delivery_limit(delivery, self.delivery_limit):
             await self._drop_over_limit(delivery)  # only durable subscriptions get here
             return
+        handler = self.handler
         try:
             if self.chain is None:
-                body = self.handler.decode_body(envelope)
-                await self.handler.call(body, envelope, delivery.subject, delivery.attempt)
+                body = handler.decode(envelope.body, envelope.content_type, envelope.headers)
+                if handler.plain:  # the common case, without a call of its own
+                    await handler.fn(body)
+                else:
+                    await handler.call(body, envelope, delivery.subject, delivery.attempt)
             else:
                 message = Message.of(
                     envelope, delivery.subject, delivery.attempt, PATTERN, self.subject
@@ -75,9 +79,7 @@ class Subscriber:
         except BaseException as exc:
             if stops_the_handler(exc):
                 raise
-            log_failure(
-                f"subscriber {self.handler.name} failed", delivery.subject, envelope, 1, exc
-            )
+            log_failure(f"subscriber {handler.name} failed", delivery.subject, envelope, 1, exc)
         await delivery.ack()
 
     async def _drop_over_limit(self, delivery: Delivery) -> None:

@@ -124,6 +124,25 @@ async def test_a_fast_producer_waits_for_room_and_loses_nothing() -> None:
     assert got == list(range(100))
 
 
+async def test_a_busy_publisher_lets_its_subscriber_run() -> None:
+    # under the queue's capacity publish never has to wait; it still yields now and then, so
+    # events are handled during a long burst instead of piling up until it ends
+    app = _app()
+    got: list[int] = []
+
+    @app.subscribe("ticks")
+    async def on_tick(order: Order) -> None:
+        got.append(order.id)
+
+    async with app:
+        for n in range(1_000):
+            await app.publish("ticks", Order(id=n))
+        handled_during_burst = len(got)
+        await wait_for(lambda: len(got) == 1_000, what="every event")
+    assert handled_during_burst > 0
+    assert got == list(range(1_000))
+
+
 async def test_enqueue_waits_for_room_and_every_job_runs_once() -> None:
     app = _app(queue_capacity=4)
     gate = asyncio.Event()

@@ -1,43 +1,14 @@
-"""Memory subscriptions: a pump from one queue into a handler, and the deliveries it hands over."""
+"""Memory subscriptions: a pump from one queue into a handler, and the settling of what it
+hands over (the queue's items themselves, see ``Item``)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
 from pigeon.transports.runner import HandlerRunner
 from pigeon.transports.slow import SlowConsumers
-
-
-class MemoryDelivery:
-    """A delivery from a memory queue; see ``pigeon.transports.base.Delivery``."""
-
-    __slots__ = ("_item", "_subscription", "attempt", "envelope", "returns", "subject")
-
-    def __init__(self, item: Item, subscription: MemorySubscription) -> None:
-        self._item = item
-        self._subscription = subscription
-        self.envelope = item.envelope
-        self.subject = item.subject
-        self.attempt = item.deliveries
-        self.returns = item.returns
-
-    async def ack(self) -> None:
-        subscription = self._subscription
-        if subscription._unsettled.pop(self, None) is not None:  # settle(), inlined: every event
-            subscription.queue.in_flight -= 1
-            if subscription._broker.taps:
-                subscription._tell("acked", self._item)
-
-    async def redeliver(self, delay: float) -> None:
-        if self._subscription.settle(self, "redelivered", delay):
-            self._subscription.queue.put_later(self._item, delay)
-
-    async def dead_letter(self, failure: Failure) -> None:
-        if self._subscription.settle(self, "dead_lettered"):
-            self._subscription.queue.dead.append(self.envelope.with_headers(failure.as_headers()))
 
 
 class MemorySubscription:
@@ -61,7 +32,7 @@ class MemorySubscription:
         self._broker = broker
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
-        self._unsettled: dict[MemoryDelivery, MemoryDelivery] = {}
+        self._unsettled: dict[Item, Item] = {}
         self._closing = False
         self._closed = False
         queue.consumers += 1
@@ -69,18 +40,19 @@ class MemorySubscription:
         pump = self._pump_inline() if self._inline else self._pump_tasks()
         self._pump_task = asyncio.create_task(pump)
 
-    def settle(self, delivery: MemoryDelivery, how: str, delay: float = 0.0) -> bool:
-        """Mark ``delivery`` settled (``how``: the tap's kind); ``False`` if it already was."""
-        if self._unsettled.pop(delivery, None) is None:
+    def settle(self, item: Item, how: str, delay: float = 0.0) -> bool:
+        """Mark the delivered ``item`` settled (``how``: the tap's kind); ``False`` if it already
+        was (or was put back on the queue since)."""
+        if self._unsettled.pop(item, None) is None:
             return False
         self.queue.in_flight -= 1
         if self._broker.taps:
-            self._tell(how, delivery._item, delay)
+            self._tell(how, item, delay)
         return True
 
     def _tell(self, kind: str, item: Item, delay: float = 0.0) -> None:
         tapped = Tapped(
-            kind, item.subject, item.envelope, self.queue, item.deliveries, delay, self._handler
+            kind, item.subject, item.envelope, self.queue, item.attempt, delay, self._handler
         )
         self._broker.tell(tapped)
 
@@ -94,12 +66,11 @@ class MemorySubscription:
         await asyncio.gather(self._pump_task, return_exceptions=True)
         await self._runner.drain(timeout)
         held = len(self.queue.ready)  # never handed to a handler
-        for delivery in self._unsettled.values():
-            delivery._item.returns += 1
+        for item in self._unsettled:
             self.queue.in_flight -= 1
             if self._broker.taps:
-                self._tell("returned", delivery._item)
-            self.queue.put(delivery._item, front=True)
+                self._tell("returned", item)
+            self.queue.put(item.again(returned=True), front=True)
         self._unsettled.clear()
         self._broker.release(self.queue)
         self._dropped_with_queue(held)
@@ -114,12 +85,19 @@ class MemorySubscription:
     async def _pump_inline(self) -> None:
         handling.set(True)  # this task's context: the handler never waits for room
         handled = 0
-        queue = self.queue
+        queue, handler, unsettled = self.queue, self._handler, self._unsettled
+        ready = queue.ready
         while not self._closing:
-            item = queue.ready.popleft() if queue.ready else await queue.get()
-            if queue.producers and len(queue.ready) <= queue.low_water:
+            item = ready.popleft() if ready else await queue.get()
+            if queue.producers and len(ready) <= queue.low_water:
                 queue.make_room()
-            await self._handler(self._deliver(item))
+            item.attempt += 1  # _deliver, inlined: the loop runs once per message
+            item.subscription = self
+            unsettled[item] = item
+            queue.in_flight += 1
+            if self._broker.taps:
+                self._tell("delivered", item)
+            await handler(item)
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers
@@ -136,11 +114,11 @@ class MemorySubscription:
                 queue.make_room()
             runner.start(self._handler(self._deliver(item)))
 
-    def _deliver(self, item: Item) -> MemoryDelivery:
-        item.deliveries += 1
-        delivery = MemoryDelivery(item, self)
-        self._unsettled[delivery] = delivery
+    def _deliver(self, item: Item) -> Item:
+        item.attempt += 1
+        item.subscription = self
+        self._unsettled[item] = item
         self.queue.in_flight += 1
         if self._broker.taps:
             self._tell("delivered", item)
-        return delivery
+        return item

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Backlog, Handler
 from pigeon.transports.memory.backlog import durable_queue_name, read_durable
 from pigeon.transports.memory.consumer import MemorySubscription
-from pigeon.transports.memory.topology import Item, MemoryQueue, Tapped
+from pigeon.transports.memory.topology import MemoryQueue, Tapped, new_item
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -20,6 +21,7 @@ class MemoryEvents:
 
     def __init__(self, transport: MemoryTransport) -> None:
         self._transport = transport
+        self._published = 0
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         transport = self._transport
@@ -31,7 +33,10 @@ class MemoryEvents:
         for queue in broker.events.match(subject):
             if len(queue.ready) >= queue.capacity:
                 await queue.wait_room()  # at once if nobody consumes it, or inside a handler
-            queue.put(Item(envelope, subject))
+            queue.put(new_item(envelope, subject))
+        self._published += 1
+        if self._published % 128 == 0:
+            await asyncio.sleep(0)  # a busy publisher must not starve its subscribers
 
     async def subscribe(
         self,

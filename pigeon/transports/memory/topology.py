@@ -11,11 +11,15 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pigeon.errors import DeclarationConflict
-from pigeon.message import Envelope
+from pigeon.message import Envelope, Failure
 from pigeon.transports.memory.sublist import Sublist
 from pigeon.transports.replies import ReplyMap
+
+if TYPE_CHECKING:
+    from pigeon.transports.memory.consumer import MemorySubscription
 
 QUEUE_CAPACITY = 10_000
 """Items a consumed queue holds before producers outside handlers wait for room (backpressure);
@@ -26,19 +30,74 @@ handling: ContextVar[bool] = ContextVar("pigeon_memory_handling", default=False)
 for room, as the queue it would wait on may be its own (or one whose consumer waits on it)."""
 
 
-@dataclass(slots=True)
 class Item:
-    """A message waiting in a queue, with the broker's own counts."""
+    """A message waiting in a queue, with the broker's own counts, and the ``Delivery`` it becomes.
 
-    envelope: Envelope
-    subject: str
-    deliveries: int = 0
-    """Times handed to a handler, redeliveries included."""
-    returns: int = 0
-    """Times a delivery ended unsettled (its worker stopped or died before settling it)."""
-    queued_at: float | None = None
-    """When it was put back on its queue from the dead letters (``time.time()``); ``None``: it
-    waits since its envelope's timestamp. Its age in ``backlog`` counts from here."""
+    A subscription hands the item itself to its handler (one object per message and queue, not
+    two). An item is delivered at most once: a message put back on its queue (redelivered, or
+    returned by a closing subscription) goes as a new item (``again``), so settling a delivery
+    that was already put back is a no-op, as the seam requires.
+    """
+
+    __slots__ = ("attempt", "envelope", "queued_at", "returns", "subject", "subscription")
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        subject: str,
+        attempt: int = 0,
+        returns: int = 0,
+        queued_at: float | None = None,
+    ) -> None:
+        self.envelope = envelope
+        self.subject = subject
+        self.attempt = attempt
+        """Times handed to a handler, redeliveries and this delivery included."""
+        self.returns = returns
+        """Times a delivery ended unsettled (its worker stopped or died before settling it)."""
+        self.queued_at = queued_at
+        """When it was put back on its queue from the dead letters (``time.time()``); ``None``:
+        it waits since its envelope's timestamp. Its age in ``backlog`` counts from here."""
+        self.subscription: MemorySubscription | None = None
+        """The subscription it was handed to; ``None`` until then."""
+
+    def again(self, *, returned: bool = False) -> Item:
+        """A new item of the same message with the same counts (``returned``: one more return),
+        to put back on the queue."""
+        return Item(
+            self.envelope, self.subject, self.attempt, self.returns + returned, self.queued_at
+        )
+
+    async def ack(self) -> None:
+        subscription = self.subscription
+        if subscription is not None:
+            subscription.settle(self, "acked")
+
+    async def redeliver(self, delay: float) -> None:
+        subscription = self.subscription
+        if subscription is not None and subscription.settle(self, "redelivered", delay):
+            subscription.queue.put_later(self.again(), delay)
+
+    async def dead_letter(self, failure: Failure) -> None:
+        subscription = self.subscription
+        if subscription is not None and subscription.settle(self, "dead_lettered"):
+            subscription.queue.dead.append(self.envelope.with_headers(failure.as_headers()))
+
+
+def new_item(envelope: Envelope, subject: str) -> Item:
+    """``Item(envelope, subject)``, its slots set here: calling ``Item`` (a Python ``__init__``
+    called from C) costs about 600 instructions more, once per event and subscription."""
+    item: Item = _new_object(Item)
+    item.envelope = envelope
+    item.subject = subject
+    item.attempt = 0
+    item.returns = 0
+    item.queued_at = None
+    item.subscription = None
+    return item
+
+
+_new_object = object.__new__
 
 
 @dataclass(frozen=True, slots=True)

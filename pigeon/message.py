@@ -19,9 +19,29 @@ _ID_PREFIX = os.urandom(8).hex()
 _ID_SUFFIXES = [f"{low:02x}" for low in range(256)]
 
 
+_batch: tuple[int, list[str]] = (0, [])
+"""The batch being handed out, and its counter value."""
+
+
 def _id_batch(high: int) -> list[str]:
-    stem = f"{_ID_PREFIX}{high:x}"
-    return [stem + low for low in _ID_SUFFIXES]
+    global _batch
+    ids = [f"{_ID_PREFIX}{high:x}{low}" for low in _ID_SUFFIXES]
+    _batch = (high, ids)
+    return ids
+
+
+def _new_prefix_after_fork() -> None:
+    """A forked child (``gunicorn --preload``, ``os.fork``) would hand out the parent's next ids
+    (JetStream drops a second message with the same ``Nats-Msg-Id`` as a duplicate): give it a
+    prefix of its own, and rewrite the batch being handed out in place, so the iterator goes on
+    with ids of the new prefix."""
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+    high, ids = _batch
+    ids[:] = [f"{_ID_PREFIX}{high:x}{low}" for low in _ID_SUFFIXES]
+
+
+os.register_at_fork(after_in_child=_new_prefix_after_fork)
 
 
 new_id: Callable[[], str] = itertools.chain.from_iterable(

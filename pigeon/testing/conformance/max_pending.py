@@ -2,8 +2,8 @@
 
 The limit is the same code on every transport; what happens to the events beyond it is each
 broker's own (``docs/patterns/pubsub.md``), and ``BEYOND_THE_LIMIT`` names it per transport.
-Each test holds a subscriber's handlers (``max_pending`` twice its ``concurrency``) until the
-test releases them, and publishes ten events.
+Most tests hold a subscriber's handlers (``max_pending`` twice its ``concurrency``) until the
+test releases them, and publish ten events; one sends a burst far over ``max_pending``.
 """
 
 from __future__ import annotations

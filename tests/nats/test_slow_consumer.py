@@ -74,3 +74,37 @@ async def test_drops_are_counted_in_the_metrics(nats_url: str, uid: str, raw: na
         await wait_for(lambda: dropped() > 0, what="drops in pigeon_events_dropped_total")
         release.set()
     assert b"pigeon_events_dropped_total" in generate_latest(metrics.registry)
+
+
+async def test_pending_bytes_limit_bounds_the_events_waiting(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    """Events of 1000 bytes under a 10,000-byte limit: as many waiting as stay below the limit
+    (nats-py's rule, which pigeon's own buffer keeps) and the one being handled are kept, in
+    order; every other one is dropped and counted."""
+    app = App(nats_url, pending_bytes_limit=10_000)
+    release = asyncio.Event()
+    handled: list[int] = []
+    subject, events = f"{uid}.events", 50
+
+    @app.subscribe(subject)
+    async def slow(order: Order) -> None:
+        await release.wait()
+        handled.append(order.id)
+
+    def payload(n: int) -> bytes:
+        body = Order(id=n).model_dump_json().encode()
+        return body + b" " * (1000 - len(body))  # JSON with trailing whitespace: 1000 bytes
+
+    async with app:
+        for n in range(events):
+            await raw.publish(subject, payload(n))
+        await registered(raw)
+        dropped = app.transport.slow_consumers.dropped  # type: ignore[attr-defined]
+        # 9 waiting fit (9,000 + 1,000 reaches the limit), 10 if the handler took one first
+        await wait_for(lambda: dropped[subject] >= events - 10, what="the drops counted")
+        release.set()
+        kept = events - dropped[subject]
+        await wait_for(lambda: len(handled) == kept, what="the events kept handled")
+    assert handled == list(range(kept))
+    assert dropped[subject] == events - kept

@@ -2,8 +2,8 @@
 
 The limit is the same code on every transport; what happens to the events beyond it is each
 broker's own (``docs/patterns/pubsub.md``), and ``BEYOND_THE_LIMIT`` names it per transport.
-Each test holds a subscriber's handlers (``max_pending`` twice its ``concurrency``) until the
-test releases them, and publishes ten events.
+Most tests hold a subscriber's handlers (``max_pending`` twice its ``concurrency``) until the
+test releases them, and publish ten events; one sends a burst far over ``max_pending``.
 """
 
 from __future__ import annotations
@@ -198,3 +198,39 @@ async def test_drops_are_counted_and_logged_by_subscription(
     assert not [line for line in warned for name in foreign if name in line], "others' options"
     # one line per subscription at the first drop, one at close for the rest
     assert len(warned) <= 2 * len(declared), f"{len(warned)} warnings for {BURST} events"
+
+
+async def test_a_burst_fills_every_free_slot_and_drops_exactly_the_rest(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    """``max_pending == concurrency``: a burst far over the limit gives each handler slot an
+    event; every other event is dropped and counted, one each (nothing lost uncounted)."""
+    beyond = BEYOND_THE_LIMIT[transport_of(backend)]
+    if not (beyond.drops and beyond.counted):
+        pytest.skip(f"{backend.name} drops no events beyond max_pending")
+    subscriber, publisher = make_app(), make_app()
+    subject, slots = f"{uid}.placed", 8
+    seen: list[int] = []
+    witnessed: list[int] = []
+    release = asyncio.Event()
+
+    @subscriber.subscribe(subject, concurrency=slots, max_pending=slots)
+    async def held(event: Job) -> None:
+        seen.append(event.n)
+        await release.wait()
+
+    @subscriber.subscribe(subject)
+    async def witness(event: Job) -> None:
+        witnessed.append(event.n)
+
+    async with subscriber, publisher:
+        for n in range(BURST * 5):
+            await publisher.publish(subject, Job(n))
+        await wait_for(lambda: len(witnessed) == BURST * 5, what="every event arrived")
+        dropped = subscriber.transport.dropped_events  # type: ignore[attr-defined]
+        await wait_for(lambda: len(seen) == slots, what=f"all {slots} slots busy")
+        await wait_for(lambda: sum(dropped.values()) >= BURST * 5 - slots, what="the drops counted")
+        release.set()
+        await wait_for(lambda: len(seen) == slots, what=f"{slots} events handled")
+    assert len(set(seen)) == slots
+    assert dict(dropped) == {subject: BURST * 5 - slots}

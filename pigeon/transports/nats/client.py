@@ -17,7 +17,8 @@ what only depends on a header's name, so that:
   (``NATS/1.0 503``) goes to nats-py's own parser;
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
   message of a subscription that asked for it (``take_directly``: an rpc server with a free
-  slot) to that subscription, instead of through the subscription's queue and task.
+  slot, every event subscription into pigeon's own buffer) to that subscription, instead of
+  through the subscription's queue and task.
 
 These replace private methods of nats-py, so they are used only with the nats-py versions they
 were checked against (``TESTED_VERSIONS``, by ``tests/nats/test_header_codec.py`` on random
@@ -302,7 +303,8 @@ class Taker(Protocol):
         """Whether ``take`` may be called now; it must not wait."""
 
     def take(self, msg: Msg) -> None:
-        """Handle ``msg`` (start a task for it): called by the connection's reading task."""
+        """Handle ``msg`` (start a task for it, or hold it): called by the connection's
+        reading task."""
 
 
 def _plain(headers: bytes | None) -> bool:

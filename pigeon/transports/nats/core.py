@@ -17,10 +17,10 @@ from nats.aio.client import Client
 from nats.aio.subscription import DEFAULT_SUB_PENDING_BYTES_LIMIT as PENDING_BYTES
 from nats.aio.subscription import DEFAULT_SUB_PENDING_MSGS_LIMIT as PENDING_MSGS
 
-from pigeon import headers as h
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
+from pigeon.transports.nats.buffered import EventBuffer, is_request
 from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
@@ -94,14 +94,19 @@ class CoreSubscription:
     """A core NATS subscription calling ``handler`` for each message, ``concurrency`` at most.
 
     With ``concurrency=1`` messages are handled one after the other, in the order they came, in
-    nats-py's own delivery task (no task per message: this is pub-sub's hot path). Otherwise each
-    handler call is a task, and nats-py waits for a free slot before handing over the next message.
+    one delivery task (no task per message: this is pub-sub's hot path). Otherwise each handler
+    call is a task, started as a slot frees. An event subscription on a ``PigeonClient`` holds its
+    events in an ``EventBuffer`` (taken straight from the connection's reader; ``max_pending``
+    exact); else, and on nats-py's own ``Client``, nats-py's queue and task hold them, and wait
+    for a free slot before handing over the next message.
 
     ``requests``: an rpc server's subscription, which takes only messages with a reply subject (a
     publish on its subject is no request); else an event subscription, which refuses a pigeon
     request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
     that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``. ``drops`` counts
-    the messages it closes holding (``declared``: its subject as the handler declared it).
+    the messages it closes holding (``declared``: its subject as the handler declared it), and
+    an ``EventBuffer``'s drops. ``max_pending``: the most messages it holds, those being handled
+    included (else nats-py's ``pending_msgs_limit`` of ``start``'s limits, waiting ones only).
     """
 
     def __init__(
@@ -114,8 +119,11 @@ class CoreSubscription:
         requests: bool = False,
         strip: int = 0,
         drops: SlowConsumers | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self._requests = requests
+        self._concurrency, self._max_pending = concurrency, max_pending
+        self._buffer: EventBuffer | None = None
         self._drops = drops or SlowConsumers(url)
         self._refused = 0  # messages that reached us after close began
         self._waiting_for_slot = False  # _received holds a message until a slot frees
@@ -152,18 +160,40 @@ class CoreSubscription:
         self._screen = self._requests or self._covers_internal
         """Whether every message needs ``_crossing``; on an event subscription to a plain subject
         (pub-sub's hot path) only one with a reply subject does."""
+        msgs, size = _pending_limits(limits or {})
+        if self._buffer is None and not self._requests and isinstance(self._client, PigeonClient):
+            self._buffer = self._new_buffer(msgs, size)
+        if self._max_pending is not None:
+            msgs = waiting_room(self._max_pending, self._concurrency)
         with translated(self._url, f"subscribing to {subject!r}"):
-            limits = limits or {}
             self._subscription = await self._client.subscribe(
                 subject,
                 queue=queue,
                 cb=callback,
-                pending_msgs_limit=limits.get("pending_msgs_limit", PENDING_MSGS),
-                pending_bytes_limit=limits.get("pending_bytes_limit", PENDING_BYTES),
+                pending_msgs_limit=msgs,
+                pending_bytes_limit=size,
             )
             await registered(self._client)
-        if self._requests and not self._inline and isinstance(self._client, PigeonClient):
-            self._client.take_directly(self._subscription, self)
+        if isinstance(self._client, PigeonClient):
+            if self._buffer is not None:
+                self._client.take_directly(self._subscription, self._buffer)
+            elif self._requests and not self._inline:
+                self._client.take_directly(self._subscription, self)
+
+    def _new_buffer(self, pending_msgs: int, pending_bytes: int) -> EventBuffer:
+        return EventBuffer(
+            self._call,
+            self._concurrency,
+            max_pending=self._max_pending,
+            pending_msgs=pending_msgs,
+            pending_bytes=pending_bytes,
+            crossing=self._crossing,
+            skip=_internal if self._covers_internal else None,
+            dropped=lambda: self._drops.dropped_one(self.declared),
+        )
+
+    def _call(self, msg: Any) -> Any:
+        return self._handler(CoreDelivery(msg, self._strip))
 
     async def move_to(self, client: Client) -> None:
         """The client closed for good and ``client`` took its place: subscribe again on it."""
@@ -178,6 +208,9 @@ class CoreSubscription:
         if self._closed:
             return
         self._closed = True
+        if self._buffer is not None:
+            await self._close_buffered(self._buffer, timeout)
+            return
         if self._current is not None:
             await self._finish_inline(timeout)
         if isinstance(self._client, PigeonClient) and self._subscription is not None:
@@ -189,6 +222,21 @@ class CoreSubscription:
         why = "core NATS keeps nothing; use durable= to keep them"
         self._drops.dropped_at_close(self.declared, left, why)
         await self._runner.drain(timeout)
+
+    async def _close_buffered(self, buffer: EventBuffer, timeout: float) -> None:
+        """Stop taking events, let the handlers finish (up to ``timeout``), count the rest."""
+        subscription = self._subscription
+        buffer.stop()
+        left = 0
+        if subscription is not None:
+            if isinstance(self._client, PigeonClient):  # always: it made the buffer
+                self._client.stop_taking(subscription)
+            with contextlib.suppress(nats_errors.Error):
+                await subscription.unsubscribe()
+            left = subscription.pending_msgs
+        left += self._refused + await buffer.close(timeout)
+        why = "core NATS keeps nothing; use durable= to keep them"
+        self._drops.dropped_at_close(self.declared, left, why)
 
     async def _finish_inline(self, timeout: float) -> None:
         """Let the handler in flight finish (up to ``timeout``), then cancel it.
@@ -220,7 +268,7 @@ class CoreSubscription:
             return True
         if self._covers_internal and msg.subject.startswith(INTERNAL):
             return True
-        if not (msg.reply and msg.headers and h.DEADLINE in msg.headers):
+        if not is_request(msg):
             return False  # a publish with a reply subject of someone else's: an event
         request = wire.received(msg)
         reply = not_served(request, msg.subject)
@@ -278,3 +326,14 @@ class CoreSubscriptions:
 
     async def close(self, timeout: float) -> None:
         await asyncio.gather(*(each.close(timeout) for each in self._subscriptions))
+
+
+def _pending_limits(limits: dict[str, int]) -> tuple[int, int]:
+    """The messages and bytes nats-py's ``limits`` let a subscription hold waiting."""
+    msgs = limits.get("pending_msgs_limit", PENDING_MSGS)
+    return msgs, limits.get("pending_bytes_limit", PENDING_BYTES)
+
+
+def _internal(msg: Any) -> bool:
+    """Whether ``msg`` is on one of pigeon's internal subjects (never an event)."""
+    return bool(msg.subject.startswith(INTERNAL))

@@ -24,7 +24,7 @@ from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import new_client
 from pigeon.transports.nats.consumer import PullConsumer
-from pigeon.transports.nats.core import CoreSubscription, waiting_room
+from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
@@ -290,11 +290,9 @@ class NatsTransport:
             requests=requests,
             strip=strip,
             drops=self.slow_consumers,
+            max_pending=max_pending,
         )
-        limits = self._pending_limits
-        if max_pending is not None:
-            limits = {**limits, "pending_msgs_limit": waiting_room(max_pending, concurrency)}
-        await subscription.start(subject, queue, limits)
+        await subscription.start(subject, queue, self._pending_limits)
         self._subscriptions.append(subscription)
         return subscription
 

@@ -106,5 +106,8 @@ async def test_pending_bytes_limit_bounds_the_events_waiting(
         release.set()
         kept = events - dropped[subject]
         await wait_for(lambda: len(handled) == kept, what="the events kept handled")
-    assert handled == list(range(kept))
+    # in order; which ones depends on when the handler took the first (room for one more)
+    assert handled == sorted(handled)
+    assert handled[:9] == list(range(9))
+    assert kept in (9, 10)
     assert dropped[subject] == events - kept

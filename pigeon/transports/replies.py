@@ -44,7 +44,9 @@ class ReplyMap:
         Raises ``RequestTimeout`` naming the subject and the request's whole ``deadline`` in
         seconds (default ``timeout``: what the caller asked for, not what was left).
         """
-        future = self._pending[correlation_id]
+        future = self._pending.get(correlation_id)
+        if future is None:  # forgotten: not expected, or already waited for
+            raise KeyError(f"no request {correlation_id!r} is expected")
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -59,7 +61,9 @@ class ReplyMap:
 
     def forget(self, correlation_id: str) -> None:
         """Drop a request that could not be sent."""
-        self._pending.pop(correlation_id, None)
+        future = self._pending.pop(correlation_id, None)
+        if future is not None and future.done() and not future.cancelled():
+            future.exception()  # failed by ``fail_all`` meanwhile: its caller has its own error
 
     def resolve(self, envelope: Envelope) -> bool:
         """Hand a reply to its waiting request; ``False`` if nobody waits for it (late reply)."""
@@ -70,8 +74,9 @@ class ReplyMap:
         return True
 
     def fail_all(self, error: BaseException) -> None:
-        """Fail every pending request with ``error`` (the connection is gone)."""
+        """Fail every pending request with ``error`` (the connection is gone). Each stays
+        registered until its caller waits (``wait`` raises ``error`` at once) or ``forget``s it:
+        a request still being sent when this runs waits next."""
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
-        self._pending.clear()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pigeon import BrokerError, ConfigurationError, RequestTimeout
+from pigeon import BrokerError, ConfigurationError, NoResponders, RequestTimeout
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -33,6 +33,33 @@ async def test_closing_fails_every_waiting_request_at_once(make_app: MakeApp, ui
             results = await asyncio.gather(*waiting, return_exceptions=True)
         release.set()
     assert all(isinstance(r, BrokerError) for r in results), results
+
+
+async def test_closing_fails_the_requests_still_being_sent(make_app: MakeApp, uid: str) -> None:
+    """Requests sent as the caller's App closes end at once with a pigeon error, whatever phase
+    each was in (a request still being sent when close failed the others raised ``KeyError``)."""
+    server, client = make_app(), make_app()
+    release = asyncio.Event()
+
+    @server.rpc(f"{uid}.stuck", concurrency=256)
+    async def stuck(n: int) -> int:
+        await release.wait()
+        return n
+
+    async with server:
+        await client.start()
+        calls = [client.request(f"{uid}.stuck", n, timeout=60) for n in range(200)]
+        waiting = [asyncio.create_task(call) for call in calls]
+        await asyncio.sleep(0)  # every request on its way, none answered
+        await client.close()
+        late = [
+            asyncio.create_task(client.request(f"{uid}.stuck", n, timeout=60)) for n in range(50)
+        ]
+        async with asyncio.timeout(10):  # at once, not after the 60 s deadline
+            results = await asyncio.gather(*waiting, *late, return_exceptions=True)
+        release.set()
+    odd = [r for r in results if not isinstance(r, BrokerError | NoResponders)]
+    assert not odd, odd[:3]
 
 
 @pytest.mark.parametrize("timeout", [0.001, 0.01])

@@ -50,6 +50,7 @@ class Requester:
         self._declarer = declarer
         self._url = url
         self._replies = ReplyMap()
+        self._closing = False
         self._channel: AbstractRobustChannel | None = None
         self._underlay: aiormq.Channel | None = None
         """The channel the reply consumer runs on: requests go out there, and only there."""
@@ -72,8 +73,11 @@ class Requester:
             if underlay is None or underlay.is_closed:
                 underlay = await self._wait_underlay(subject, timeout)
             await self._send(underlay, subject, envelope.body, properties)
-        except BaseException:
+        except BaseException as exc:
             self._replies.forget(correlation_id)
+            if self._closing and not _cancelled_by_caller(exc):
+                # aiormq cancels (or fails) what waits on a channel the close took away
+                raise BrokerError(f"{self._url}: connection closed") from None
             raise
         reply = await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
         if is_not_served(reply):  # it reached a work queue of that name, not a server
@@ -84,6 +88,7 @@ class Requester:
         self._replies.fail_all(error)
 
     async def close(self) -> None:
+        self._closing = True
         self._replies.fail_all(BrokerError(f"{self._url}: connection closed"))
         channel, self._channel, self._underlay = self._channel, None, None
         if channel is not None:
@@ -268,3 +273,8 @@ class RabbitRequests:
                 else:
                     await close_quietly(channel)
             return await underlay_of(self._reply_channel)
+
+
+def _cancelled_by_caller(exc: BaseException) -> bool:
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -124,6 +125,8 @@ class RedisRequests:
         self._registering: set[asyncio.Task[None]] = set()
         self._replies = ReplyMap()
         self._inbox = keys.inbox(new_id())
+        self._sending = 0  # requests between their send and its answer from Redis
+        self._all_sent = asyncio.Event()
 
     async def start(self) -> None:
         """Subscribe to this App's reply channel."""
@@ -134,6 +137,14 @@ class RedisRequests:
         self._replies.fail_all(BrokerError(f"{self._url}: connection closed"))
         for task in self._registering:
             task.cancel()
+
+    async def wait_sent(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the requests being sent to be sent (each holds a
+        connection of the pool: closing the pool under them would leave sockets open)."""
+        if self._sending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._all_sent.wait()
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> RequestServer:
         stream = self._keys.request_stream(subject)
@@ -192,12 +203,18 @@ class RedisRequests:
         self._replies.expect(correlation_id)
         args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
         args.append(STREAM_TTL_MS)
+        self._sending += 1
+        self._all_sent.clear()
         try:
             with translated(self._url, f"requesting {subject!r}"):
                 sent = await self._script(args=args)
         except BaseException:
             self._replies.forget(correlation_id)
             raise
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._all_sent.set()
         if not sent:
             self._replies.forget(correlation_id)
             raise NoResponders.for_subject(subject, self._url)

@@ -209,6 +209,7 @@ class RedisTransport:
         self._subscriptions.clear()
         self.slow_consumers.flush()
         self._requests.close()
+        await self._requests.wait_sent(2.0)
         await self._channels.close()
         try:
             await redis.aclose()

@@ -1,7 +1,9 @@
 """``pigeon run --workers N``: N worker processes, each its own App and connection.
 
 The supervisor restarts a worker that dies (with backoff, and says so in the log), and on SIGTERM
-or SIGINT passes SIGTERM to every worker, waits for them to drain, and exits 0 if they all did. A
+or SIGINT passes SIGTERM to every worker, waits for them to drain, and exits 0 if they all did; a
+second signal is passed on too (the workers then exit at once). Workers run in process groups of
+their own, so a terminal's Ctrl-C reaches them through the supervisor only. A
 worker that exits with ``EXIT_CONFIGURATION`` (a mistake in code or settings, which no restart
 mends) stops them all, and the supervisor exits with that code instead of restarting it in a loop.
 """
@@ -40,7 +42,7 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; return 0 if every worker then exited cleanly."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, self._signalled)
         watchers = [asyncio.create_task(self._watch(i)) for i in range(self._workers)]
         log.info("pigeon: supervisor started %d workers", self._workers)
         await self._stopping.wait()
@@ -56,6 +58,15 @@ class Supervisor:
         # -SIGTERM: a worker still starting, stopped before it could take a message
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
+    def _signalled(self) -> None:
+        """The first signal drains the workers (``run``); a second is passed on, and they exit
+        at once (their cold shutdown)."""
+        if not self._stopping.is_set():
+            self._stopping.set()
+            return
+        log.warning("pigeon: supervisor passing the second signal on: workers exit at once")
+        self._signal_all(signal.SIGTERM)
+
     def _signal_all(self, sig: signal.Signals) -> None:
         for process in self._processes.values():
             if process.returncode is None:
@@ -65,7 +76,9 @@ class Supervisor:
         backoff = INITIAL_BACKOFF
         while True:
             started = time.monotonic()
-            process = await asyncio.create_subprocess_exec(*self._command(index))
+            # a process group of its own: a terminal's Ctrl-C (sent to the foreground group)
+            # reaches the supervisor alone, which passes one SIGTERM on (not two signals)
+            process = await asyncio.create_subprocess_exec(*self._command(index), process_group=0)
             self._processes[index] = process
             if self._stopping.is_set():  # the stop came while this one was starting
                 process.send_signal(signal.SIGTERM)

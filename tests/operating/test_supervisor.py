@@ -117,3 +117,51 @@ async def test_workers_that_stop_on_a_configuration_error_are_not_restarted(
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=60)
+
+
+SLOW_TO_STOP = (
+    SERVICE
+    + """
+import asyncio
+
+@app.lifespan
+async def slow_to_stop(app):
+    yield
+    await asyncio.sleep(1)  # a drain that takes a moment, as one with jobs in flight does
+"""
+)
+
+
+def test_ctrl_c_at_a_terminal_drains_the_workers(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals its whole foreground process group: the workers must get one
+    SIGTERM from the supervisor, not the terminal's SIGINT too (two signals: a cold shutdown)."""
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SLOW_TO_STOP))
+    command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
+    env = {**os.environ, "PIGEON_URL": "memory://"}
+    with subprocess.Popen(
+        command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env, process_group=0
+    ) as sup:
+        log = LogReader(sup)
+        log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=2)
+        os.killpg(sup.pid, signal.SIGINT)  # what the terminal does
+        assert sup.wait(timeout=30) == 0
+        output = log.close()
+    assert output.count("stopping, draining handlers") == 2
+    assert "exiting at once" not in output
+
+
+def test_a_second_ctrl_c_stops_the_workers_at_once(tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
+    command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
+    env = {**os.environ, "PIGEON_URL": "memory://"}
+    with subprocess.Popen(
+        command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env, process_group=0
+    ) as sup:
+        log = LogReader(sup)
+        log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=2)
+        os.killpg(sup.pid, signal.SIGINT)
+        log.wait_for("stopping, draining handlers", count=2)
+        os.killpg(sup.pid, signal.SIGINT)
+        sup.wait(timeout=30)
+        output = log.close()
+    assert "passing the second signal on" in output

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pigeon import BrokerError, ConfigurationError, NoResponders, RequestTimeout
+from pigeon import BrokerError, ConfigurationError, Message, NoResponders, RequestTimeout
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -60,6 +60,23 @@ async def test_closing_fails_the_requests_still_being_sent(make_app: MakeApp, ui
         release.set()
     odd = [r for r in results if not isinstance(r, BrokerError | NoResponders)]
     assert not odd, odd[:3]
+
+
+async def test_a_request_without_a_correlation_id_is_correlated_by_its_id(
+    make_app: MakeApp, uid: str
+) -> None:
+    server, client = make_app(), make_app()
+    seen: list[tuple[str | None, str]] = []
+
+    @server.rpc(f"{uid}.ids")
+    async def ids(n: int, msg: Message) -> int:
+        seen.append((msg.correlation_id, msg.message_id))
+        return n
+
+    async with server, client:
+        assert await client.request(f"{uid}.ids", 1, reply=int) == 1
+    [(correlation_id, message_id)] = seen
+    assert correlation_id == message_id
 
 
 @pytest.mark.parametrize("timeout", [0.001, 0.01])

@@ -128,11 +128,14 @@ def incoming(
     original = headers.pop(ORIGINAL_ID, None)
     content_type = headers.pop(CONTENT_TYPE, "")
     correlation_id = headers.pop(CORRELATION_ID, None)
+    message_id = original or message_id or new_id()
+    if reply_to and correlation_id is None:  # a request: sent without it when it is the id
+        correlation_id = message_id
     return Envelope(
         data,
         _unescaped(headers),
         content_type,
-        original or message_id or new_id(),
+        message_id,
         correlation_id,
         reply_to or None,
         timestamp,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 SERVICE = """
@@ -132,9 +134,10 @@ async def slow_to_stop(app):
 )
 
 
-def test_ctrl_c_at_a_terminal_drains_the_workers(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C signals its whole foreground process group: the workers must get one
-    SIGTERM from the supervisor, not the terminal's SIGINT too (two signals: a cold shutdown)."""
+@contextlib.contextmanager
+def at_a_terminal(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], LogReader]]:
+    """``pigeon run --workers 2`` of ``SLOW_TO_STOP`` as a terminal's foreground process group
+    (``os.killpg`` then does what Ctrl-C does), once both workers serve."""
     (tmp_path / "svc.py").write_text(textwrap.dedent(SLOW_TO_STOP))
     command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
     env = {**os.environ, "PIGEON_URL": "memory://"}
@@ -143,7 +146,14 @@ def test_ctrl_c_at_a_terminal_drains_the_workers(tmp_path: Path) -> None:
     ) as sup:
         log = LogReader(sup)
         log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=2)
-        os.killpg(sup.pid, signal.SIGINT)  # what the terminal does
+        yield sup, log
+
+
+def test_ctrl_c_at_a_terminal_drains_the_workers(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals its whole foreground process group: the workers must get one
+    SIGTERM from the supervisor, not the terminal's SIGINT too (two signals: a cold shutdown)."""
+    with at_a_terminal(tmp_path) as (sup, log):
+        os.killpg(sup.pid, signal.SIGINT)
         assert sup.wait(timeout=30) == 0
         output = log.close()
     assert output.count("stopping, draining handlers") == 2
@@ -151,17 +161,11 @@ def test_ctrl_c_at_a_terminal_drains_the_workers(tmp_path: Path) -> None:
 
 
 def test_a_second_ctrl_c_stops_the_workers_at_once(tmp_path: Path) -> None:
-    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
-    command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]
-    env = {**os.environ, "PIGEON_URL": "memory://"}
-    with subprocess.Popen(
-        command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env, process_group=0
-    ) as sup:
-        log = LogReader(sup)
-        log.wait_for(r"serving 1 handlers \(pid (\d+)\)", count=2)
+    with at_a_terminal(tmp_path) as (sup, log):
         os.killpg(sup.pid, signal.SIGINT)
         log.wait_for("stopping, draining handlers", count=2)
-        os.killpg(sup.pid, signal.SIGINT)
+        os.killpg(sup.pid, signal.SIGINT)  # while the workers drain (SLOW_TO_STOP)
         sup.wait(timeout=30)
         output = log.close()
     assert "passing the second signal on" in output
+    assert output.count("exiting at once") == 2

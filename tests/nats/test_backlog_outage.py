@@ -28,7 +28,11 @@ async def test_a_backlog_read_during_an_outage_fails_at_once(server: NatsServer)
     app = App(server.url, reconnect_time_wait=0.2)
     async with app:
         await app.enqueue("outage.jobs", Job(1))
-        assert (await app.backlog("outage.jobs")).ready == 1
+
+        async def one_ready() -> bool:  # the consumer's count follows the store, not at once
+            return (await app.backlog("outage.jobs")).ready == 1
+
+        await wait_for(one_ready, what="the job counted as ready")
         await asyncio.to_thread(server.stop)
         await wait_for(lambda: not app.transport.connected, what="the disconnect seen")
         started = time.monotonic()

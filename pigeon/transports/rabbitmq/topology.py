@@ -181,6 +181,7 @@ class Declarer:
         self.topology = topology
         self._done: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._opening = asyncio.Lock()
 
     def forget(self, queue: str) -> None:
         self._done.discard(f"queue:{queue}")
@@ -201,7 +202,7 @@ class Declarer:
                 return False
             return True
 
-        found: bool = await self.run(f"checking queue {queue!r}", check)
+        found: bool = await self.run(f"checking queue {queue!r}", check, may_close=True)
         return found
 
     def has_exchange(self, name: str) -> bool:
@@ -315,9 +316,14 @@ class Declarer:
         """Declare the ladder again on next use (someone deleted part of it)."""
         self._done.discard(f"ladder:{self.topology.queue_type}")
 
-    async def run(self, action: str, steps: Declaration, *, confirms: bool = False) -> Any:
+    async def run(
+        self, action: str, steps: Declaration, *, confirms: bool = False, may_close: bool = False
+    ) -> Any:
         """Run ``steps`` on a channel of their own (with publisher confirms if ``confirms``),
-        errors translated."""
+        errors translated. ``may_close``: the broker may close the channel (a passive check
+        that finds nothing); no other channel of this Declarer opens until it has, since aiormq
+        frees a closed channel's number before its ``Close-Ok`` is written, and a channel opened
+        in between with that number makes the broker close the connection."""
         with translated(self._url, action):
             try:  # while disconnected, wait for the reconnect no longer than the patience
                 async with asyncio.timeout(self._patience):
@@ -330,12 +336,11 @@ class Declarer:
             transport = self._connection.transport
             if transport is None:
                 raise ConnectionError("not connected")
-            channel = await transport.connection.channel(publisher_confirms=confirms)
-            try:
-                return await steps(channel)
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
+            async with self._opening:
+                channel = await transport.connection.channel(publisher_confirms=confirms)
+                if may_close:
+                    return await _closing_after(channel, steps)
+            return await _closing_after(channel, steps)
 
     async def _once(self, key: str, action: str, steps: Declaration) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -363,3 +368,11 @@ class Declarer:
                 f"every App using it must be configured alike (App(delivery_limit=...)), or "
                 f"delete both queues to change it"
             ) from exc
+
+
+async def _closing_after(channel: aiormq.abc.AbstractChannel, steps: Declaration) -> Any:
+    try:
+        return await steps(channel)
+    finally:
+        if not channel.is_closed:
+            await channel.close()

@@ -248,7 +248,7 @@ class Routes:
         same = self._rpc.get(route.subject)
         if same is not None:
             raise ConfigurationError(_rpc_clash(same, route))
-        wildcard = _has_wildcards(route.subject)
+        wildcard = subjects.is_wildcard(route.subject)
         for other in self._rpc.values() if wildcard else self._rpc_wildcards:
             if overlap(other.subject, route.subject):
                 raise ConfigurationError(_rpc_clash(other, route))
@@ -279,11 +279,6 @@ def _rpc_clash(other: Route, route: Route) -> str:
         "either, and which one answers differs by transport; make them disjoint (one subject, "
         "one handler)"
     )
-
-
-def _has_wildcards(subject: str) -> bool:
-    tokens = subject.split(".")
-    return "*" in tokens or ">" in tokens
 
 
 def _name(fn: Any) -> str:

@@ -69,6 +69,12 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
     return subject
 
 
+def is_wildcard(subject: str) -> bool:
+    """Whether ``subject`` has a ``*`` or ``>`` token."""
+    tokens = subject.split(".")
+    return "*" in tokens or ">" in tokens
+
+
 def matches(pattern: str, subject: str) -> bool:
     """Whether ``subject`` (no wildcards) is matched by ``pattern`` (NATS semantics)."""
     if pattern == subject:

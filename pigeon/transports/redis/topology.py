@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 from pigeon.errors import ConfigurationError, DeclarationConflict
+from pigeon.subjects import is_wildcard as is_wildcard
 from pigeon.transports.redis.errors import translated
 
 WORKERS = "workers"
@@ -124,11 +125,6 @@ def escape(part: str) -> str:
 def unescape(part: str) -> str:
     """The name whose ``escape`` is ``part``."""
     return part.replace("%3A", ":").replace("%25", "%")
-
-
-def is_wildcard(subject: str) -> bool:
-    """Whether ``subject`` has a ``*`` or ``>`` token."""
-    return any(token in ("*", ">") for token in subject.split("."))
 
 
 def escape_glob(text: str) -> str:

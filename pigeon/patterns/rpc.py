@@ -71,6 +71,7 @@ class Responder:
             if request.reply_to and stops_the_handler(exc):
                 stopped = ServerStopped(f"rpc {self.handler.name} was stopped before it answered")
                 await self._reply(requests, delivery, error_envelope(stopped))
+                await delivery.ack()  # answered: handed back, another server would run it again
             raise
         if request.reply_to:
             await self._reply(requests, delivery, answer)

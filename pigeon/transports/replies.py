@@ -15,10 +15,17 @@ request that reached it: the caller raises ``NoResponders`` (NATS's own no-respo
 503 too)."""
 
 
-def not_served(request: Envelope, subject: str) -> Envelope:
-    """The reply a worker or a subscriber sends to a request that reached it: nobody serves
-    ``subject``. Its correlation id is the request's; it is an error reply any client reads."""
-    message = f"nobody serves requests on {subject!r} (it is a work queue or an event subject)"
+NOT_A_SERVER = "it is a work queue or an event subject"
+SERVER_LEFT = "its server closed before starting the request, and no other server of it runs"
+"""Why a request was not served (``not_served``'s ``why``): it reached a worker or a subscriber;
+its server closed holding it unstarted."""
+
+
+def not_served(request: Envelope, subject: str, why: str = NOT_A_SERVER) -> Envelope:
+    """The reply a worker or a subscriber sends to a request that reached it, or a closing server
+    to one it never started: nobody serves ``subject`` (``why``). Its correlation id is the
+    request's; it is an error reply any client reads."""
+    message = f"nobody serves requests on {subject!r} ({why})"
     body = json.dumps({"error": {"type": "NoResponders", "message": message}}).encode()
     headers = {h.ERROR_TYPE: "NoResponders", h.ERROR_MESSAGE: message, h.ERROR_CODE: NOT_SERVED}
     return Envelope(body, headers, "application/json", correlation_id=request.correlation)

@@ -1,0 +1,111 @@
+"""A closing rpc server abandons no caller: a request it holds but has not started (more in
+flight than its ``concurrency``), and one that reaches it while it closes, goes on to another
+server of the subject, or, if none runs, its caller raises ``NoResponders`` at once (nothing ran:
+safe to retry). Only a request whose handler was stopped hears ``ServerStopped``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pigeon import App, NoResponders, RemoteError
+from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.waiting import wait_for
+
+SOON = 10.0
+"""Seconds within which every caller must hear; their requests' own timeout is twice that."""
+TIMEOUT = 2 * SOON
+
+
+class Blocking:
+    """An rpc handler that runs until ``release`` is set; ``started`` counts its calls."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, n: int) -> int:
+        self.started.append(n)
+        await self.release.wait()
+        return n
+
+
+def _serve(app: App, subject: str, handler: Blocking) -> None:
+    @app.rpc(subject, concurrency=1)
+    async def serve(n: int) -> int:
+        return await handler(n)
+
+
+async def _first_started(handler: Blocking) -> None:
+    await wait_for(lambda: bool(handler.started), SOON, "the first request's handler to start")
+
+
+async def test_requests_a_closing_server_never_started_fail_at_once_with_no_responders(
+    make_app: MakeApp, uid: str
+) -> None:
+    server, client = make_app(shutdown_timeout=0.2), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.ask", handler)
+    async with client:
+        await server.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await _first_started(handler)
+        held = [
+            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
+        ]
+        await server.close()
+        async with asyncio.timeout(SOON):  # long before the requests' own deadline
+            outcomes = await asyncio.gather(first, *held, return_exceptions=True)
+    assert handler.started == [1]
+    assert isinstance(outcomes[0], RemoteError) and outcomes[0].type == "ServerStopped"
+    assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders]
+
+
+async def test_requests_a_closing_server_never_started_go_to_another_server(
+    make_app: MakeApp, uid: str
+) -> None:
+    closing, client = make_app(shutdown_timeout=0.2), make_app()
+    blocked = Blocking()
+    _serve(closing, f"{uid}.ask", blocked)
+    async with client:
+        await closing.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await _first_started(blocked)
+        held = [
+            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
+        ]
+        other = make_app()
+        answering = Blocking()
+        answering.release.set()
+        _serve(other, f"{uid}.ask", answering)
+        async with other:
+            await closing.close()
+            async with asyncio.timeout(SOON):
+                outcomes = await asyncio.gather(first, *held, return_exceptions=True)
+    assert isinstance(outcomes[0], RemoteError) and outcomes[0].type == "ServerStopped"
+    assert outcomes[1:] == [2, 3]
+    started = (blocked.started, sorted(answering.started))
+    assert started == ([1], [2, 3]), started
+
+
+async def test_a_request_reaching_a_closing_server_fails_at_once_while_it_drains(
+    make_app: MakeApp, uid: str
+) -> None:
+    server, client = make_app(shutdown_timeout=60), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.ask", handler)
+    async with client:
+        await server.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await _first_started(handler)
+        closing = asyncio.create_task(server.close())  # waits for the first request's handler
+        with pytest.raises(NoResponders):
+            async with asyncio.timeout(SOON):
+                await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
+        assert not closing.done()
+        handler.release.set()
+        async with asyncio.timeout(SOON):
+            assert await first == 1
+            await closing
+    assert handler.started == [1]

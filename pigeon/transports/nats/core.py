@@ -1,7 +1,8 @@
 """Core NATS subscriptions: events (optionally in a queue group) and RPC requests.
 
 Core NATS delivers at most once and keeps nothing: settling a delivery is a no-op, and a message
-whose handler is cut off by ``close`` is gone (use ``durable=`` or a work queue to keep it).
+whose handler is cut off by ``close`` is gone (use ``durable=`` or a work queue to keep it). A
+closing rpc server hands the requests it has not started on to another server (``Handover``).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class CoreSubscription:
     request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
     that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``. ``drops`` counts
     the messages it closes holding (``declared``: its subject as the handler declared it), and
-    an ``EventBuffer``'s drops. ``max_pending``: the most messages it holds, those being handled
-    included (else nats-py's ``pending_msgs_limit`` of ``start``'s limits, waiting ones only).
+    an ``EventBuffer``'s drops; an rpc server's are handed on instead (on a ``PigeonClient``).
+    ``max_pending``: the most messages it holds, those being handled included (else nats-py's
+    ``pending_msgs_limit`` of ``start``'s limits, waiting ones only).
     """
 
     def __init__(
@@ -195,6 +197,9 @@ class CoreSubscription:
         await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
+        """Stop taking messages; an rpc server first hands on those it holds unstarted (at once,
+        not after its handlers); let the handlers finish (up to ``timeout`` seconds), cancel the
+        rest, and count what is dropped."""
         if self._closed:
             return
         self._closed = True

@@ -12,10 +12,12 @@ import nats
 import pytest
 from nats import errors as nats_errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from pigeon import App, NoResponders, RemoteError, RequestTimeout
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats import transport as nats_transport
+from pigeon.transports.nats.client import registered
 
 SOON = 10.0
 TIMEOUT = 2 * SOON
@@ -106,14 +108,22 @@ async def test_a_plain_clients_held_request_goes_to_another_server(
     answering.release.set()
     _serve(closing, f"{uid}.ask", blocked, concurrency=1)
     _serve(other, f"{uid}.ask", answering, concurrency=1)
+    seen: list[bytes] = []  # a plain subscriber of the subject sees each request once
+
+    async def watch(msg: Msg) -> None:
+        seen.append(msg.data)
+
+    await raw.subscribe(f"{uid}.ask", cb=watch)
     await closing.start()
     second = await _held_raw_request(raw, closing, f"{uid}.ask", blocked)
     async with other:
         await closing.close()
         async with asyncio.timeout(SOON):
             reply = await second
+        await registered(raw)  # anything sent on the subject has come
     assert json.loads(reply.data) == 2  # type: ignore[attr-defined]
     assert (blocked.started, answering.started) == ([1], [2])
+    assert sorted(seen) == [b"1", b"2"]
 
 
 async def test_on_nats_pys_own_client_held_requests_are_dropped_and_counted(

@@ -1,9 +1,11 @@
 """What a closing rpc server holds unstarted goes on to another server of its subject.
 
 A closing ``CoreSubscription`` of requests stops the server's interest first (``UNSUB``), then
-publishes each request it holds but has not started again as it came: on its subject, with its
-reply subject, headers and body. The server reads them after the ``UNSUB`` (one connection), so
-NATS gives each to another member of the queue group, who answers the caller directly.
+publishes each request it holds but has not started again as it came (reply subject, headers and
+body), on ``_PIGEON.RPC.<subject>``: where only pigeon's servers listen, so that a request that
+came on ``<subject>`` itself reaches none of its subscribers twice (every one had its copy). The
+server reads them after the ``UNSUB`` (one connection), so NATS gives each to another server of
+the subject, who answers the caller directly.
 
 When no member is left, NATS sends its "no responders" status (503) only to a subscriber of the
 reply subject on the publishing connection, never to the caller: so for that round trip the
@@ -24,6 +26,9 @@ from nats.aio.msg import Msg
 from pigeon.transports.nats.client import PigeonClient, registered
 
 log = logging.getLogger("pigeon")
+
+RPC_PREFIX = "_PIGEON.RPC."
+"""Where pigeon's servers of ``<subject>`` listen for pigeon's requests: no subscriber's."""
 
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
@@ -85,7 +90,7 @@ class Handover:
             for reply in dict.fromkeys(msg.reply for msg in batch):
                 watches.append(await self._watch(reply, bounced))
             for msg in batch:
-                await client.publish(msg.subject, msg.data, msg.reply, msg.headers)
+                await client.publish(_servers_of(msg.subject), msg.data, msg.reply, msg.headers)
             await registered(client)  # NATS's 503s, sent as it read each publish, came first
         finally:
             for watch in watches:
@@ -114,6 +119,11 @@ class _Bounces:
     def take(self, msg: Msg) -> None:
         if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
             self._bounced.add(msg.subject)
+
+
+def _servers_of(subject: str) -> str:
+    """Where only pigeon's servers of ``subject`` (a request's, prefixed or not) listen."""
+    return subject if subject.startswith(RPC_PREFIX) else RPC_PREFIX + subject
 
 
 async def _ignore(msg: Msg) -> None:

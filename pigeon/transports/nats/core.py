@@ -238,8 +238,8 @@ class CoreSubscription:
 
     def _can_hand_on(self) -> bool:
         """Whether ``_hand_on`` can: on a connected ``PigeonClient`` (it uses nats-py's queue)."""
-        client = self._client
-        return isinstance(client, PigeonClient) and client.is_connected and bool(self._subscription)
+        client, subscription = self._client, self._subscription
+        return isinstance(client, PigeonClient) and client.is_connected and subscription is not None
 
     async def _hand_on(self) -> int:
         """An rpc server's requests not started go on to another server of the subject (see

@@ -41,6 +41,12 @@ async def _first_started(handler: Blocking) -> None:
     await wait_for(lambda: bool(handler.started), SOON, "the first request's handler to start")
 
 
+def _assert_stopped(outcome: object) -> None:
+    """The started request's outcome: ``ServerStopped``, its handler was stopped."""
+    assert isinstance(outcome, RemoteError), outcome
+    assert outcome.type == "ServerStopped", outcome
+
+
 async def test_requests_a_closing_server_never_started_fail_at_once_with_no_responders(
     make_app: MakeApp, uid: str
 ) -> None:
@@ -57,9 +63,9 @@ async def test_requests_a_closing_server_never_started_fail_at_once_with_no_resp
         await server.close()
         async with asyncio.timeout(SOON):  # long before the requests' own deadline
             outcomes = await asyncio.gather(first, *held, return_exceptions=True)
-    assert handler.started == [1]
-    assert isinstance(outcomes[0], RemoteError) and outcomes[0].type == "ServerStopped"
-    assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders]
+    assert handler.started == [1], handler.started
+    _assert_stopped(outcomes[0])
+    assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders], outcomes
 
 
 async def test_requests_a_closing_server_never_started_go_to_another_server(
@@ -83,8 +89,8 @@ async def test_requests_a_closing_server_never_started_go_to_another_server(
             await closing.close()
             async with asyncio.timeout(SOON):
                 outcomes = await asyncio.gather(first, *held, return_exceptions=True)
-    assert isinstance(outcomes[0], RemoteError) and outcomes[0].type == "ServerStopped"
-    assert outcomes[1:] == [2, 3]
+    _assert_stopped(outcomes[0])
+    assert outcomes[1:] == [2, 3], outcomes
     started = (blocked.started, sorted(answering.started))
     assert started == ([1], [2, 3]), started
 
@@ -108,4 +114,4 @@ async def test_a_request_reaching_a_closing_server_fails_at_once_while_it_drains
         async with asyncio.timeout(SOON):
             assert await first == 1
             await closing
-    assert handler.started == [1]
+    assert handler.started == [1], handler.started

@@ -4,6 +4,7 @@ hands over (the queue's items themselves, see ``Item``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
@@ -17,6 +18,11 @@ class MemorySubscription:
     With ``concurrency=1`` the handler runs inline in the pump, in order and without a task per
     message; otherwise each call is a task of a ``HandlerRunner``. ``drops`` counts the items
     its queue held when it closed, if the queue went with it.
+
+    ``hand_on`` (an rpc server's): closing, the subscription leaves its queue at once, and if it
+    was the last consumer, every item still waiting in it goes to ``hand_on`` (another server, or
+    a "not served" answer) instead of waiting for the handlers to finish; started items are not
+    handed back (their callers heard ``ServerStopped``).
     """
 
     def __init__(
@@ -26,9 +32,11 @@ class MemorySubscription:
         handler: Handler,
         concurrency: int,
         drops: SlowConsumers | None = None,
+        hand_on: Callable[[Item], None] | None = None,
     ) -> None:
         self.queue = queue
         self._drops = drops
+        self._hand_on = hand_on
         self._broker = broker
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
@@ -60,11 +68,19 @@ class MemorySubscription:
         if self._closed:
             return
         self._closed = self._closing = True
+        if self._hand_on is not None:
+            self._broker.release(self.queue)  # new requests go to other servers, or fail now
+            self._hand_on_ready()
         if self._inline and self._unsettled and not self._pump_task.done():  # handler running
             await asyncio.wait({self._pump_task}, timeout=timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
+        if self._hand_on is not None:
+            self._hand_on_ready()  # an item the cancelled pump was being handed
         await self._runner.drain(timeout)
+        if self._hand_on is not None:
+            self._unsettled.clear()
+            return
         held = len(self.queue.ready)  # never handed to a handler
         for item in self._unsettled:
             self.queue.in_flight -= 1
@@ -74,6 +90,13 @@ class MemorySubscription:
         self._unsettled.clear()
         self._broker.release(self.queue)
         self._dropped_with_queue(held)
+
+    def _hand_on_ready(self) -> None:
+        """Give every item waiting in the queue to ``hand_on``, if no consumer is left for them."""
+        assert self._hand_on is not None
+        ready = self.queue.ready
+        while ready and self.queue.consumers <= 0:
+            self._hand_on(ready.popleft())
 
     def _dropped_with_queue(self, held: int) -> None:
         """Count ``held`` items as dropped if the queue went when its last consumer left."""

@@ -10,6 +10,7 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.topology import Item
+from pigeon.transports.replies import SERVER_LEFT, is_not_served, not_served
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -28,7 +29,8 @@ class MemoryRequests:
     ) -> MemorySubscription:
         transport = self._transport
         transport.check()
-        return transport.start(transport.broker.rpc_queue(subject), handler, concurrency)
+        queue = transport.broker.rpc_queue(subject)
+        return transport.start(queue, handler, concurrency, hand_on=self._hand_on)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         transport = self._transport
@@ -39,10 +41,25 @@ class MemoryRequests:
         envelope = replace(envelope, reply_to=transport.inbox)
         transport.replies.expect(envelope.correlation)
         servers[0].put(Item(envelope, subject))
-        return await transport.replies.wait(envelope.correlation, subject, timeout)
+        reply = await transport.replies.wait(envelope.correlation, subject, timeout)
+        if is_not_served(reply):
+            raise NoResponders.for_subject(subject, transport.url)
+        return reply
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         self._transport.check(envelope)
         replies = self._transport.broker.inboxes.get(reply_to)
         if replies is not None:
             replies.resolve(envelope)
+
+    def _hand_on(self, item: Item) -> None:
+        """A request a closing server never started: to another server of its subject, else
+        answered "not served" (its caller raises ``NoResponders``)."""
+        broker, request = self._transport.broker, item.envelope
+        servers = broker.servers(item.subject)
+        if servers:
+            servers[0].put(Item(request, item.subject))
+            return
+        replies = broker.inboxes.get(request.reply_to or "")
+        if replies is not None:
+            replies.resolve(not_served(request, item.subject, SERVER_LEFT))

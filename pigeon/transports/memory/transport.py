@@ -7,7 +7,7 @@ broker by name; every App of a process with the same URL shares it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
 from pigeon.transports.memory.jobs import MemoryJobs
 from pigeon.transports.memory.requests import INBOX_PREFIX, MemoryRequests
-from pigeon.transports.memory.topology import MemoryQueue, broker_named
+from pigeon.transports.memory.topology import Item, MemoryQueue, broker_named
 from pigeon.transports.replies import ReplyMap
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
@@ -72,10 +72,17 @@ class MemoryTransport:
         self.broker.inboxes.pop(self.inbox, None)
         self.replies.fail_all(BrokerError(f"{self.url}: connection closed"))
 
-    def start(self, queue: MemoryQueue, handler: Handler, concurrency: int) -> MemorySubscription:
-        """Consume ``queue`` with ``handler``; the subscription is closed with the transport."""
+    def start(
+        self,
+        queue: MemoryQueue,
+        handler: Handler,
+        concurrency: int,
+        hand_on: Callable[[Item], None] | None = None,
+    ) -> MemorySubscription:
+        """Consume ``queue`` with ``handler``; the subscription is closed with the transport
+        (``hand_on``: see ``MemorySubscription``)."""
         subscription = MemorySubscription(
-            self.broker, queue, handler, concurrency, self.slow_consumers
+            self.broker, queue, handler, concurrency, self.slow_consumers, hand_on
         )
         self._subscriptions.append(subscription)
         return subscription

@@ -36,7 +36,7 @@ from pigeon.transports.redis.topology import (
     create_group,
     is_wildcard,
 )
-from pigeon.transports.replies import ReplyMap
+from pigeon.transports.replies import SERVER_LEFT, ReplyMap, is_not_served, not_served
 
 log = logging.getLogger("pigeon")
 
@@ -65,14 +65,28 @@ server that looks dead may be reconnecting: it registers again when its subscrip
 _LEAVE = """
 if redis.call('PUBSUB', 'NUMSUB', KEYS[1])[2] > 0 then
   redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-  return 0
+  return {}
+end
+local unread = {}
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if not groups['err'] then
+  for _, group in ipairs(groups) do
+    local info = {}
+    for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+    if info['name'] == ARGV[1] then
+      local last = info['last-delivered-id']
+      unread = redis.call('XRANGE', KEYS[1], last, '+')
+      if #unread > 0 and unread[1][1] == last then table.remove(unread, 1) end
+    end
+  end
 end
 redis.call('DEL', KEYS[1])
 if ARGV[3] ~= '' then redis.call('HDEL', KEYS[2], ARGV[3]) end
-return 1
+return unread
 """
-"""A server leaves: the last one of a subject deletes its request stream (with any requests
-still in it) and its wildcard registration; a server joining meanwhile makes them again."""
+"""A server leaves: the last one of a subject deletes its request stream and its wildcard
+registration, and returns the requests no server read (``[id, [field, value, ...]]`` each) for
+it to hand on; a server joining meanwhile makes them again."""
 
 STREAM_TTL_MS = 3_600_000
 """A request stream no request was added to for this long expires (its servers, if any are left,
@@ -158,7 +172,9 @@ class RedisRequests:
 
         async def leave(member: str) -> None:
             keys = [stream, self._keys.wildcard_servers]
-            await self._leave(keys=keys, args=[SERVERS, member, pattern])
+            unread = await self._leave(keys=keys, args=[SERVERS, member, pattern])
+            for _, fields in unread:
+                await self._hand_on(dict(zip(fields[::2], fields[1::2], strict=True)))
 
         reader = SharedReader(
             self._redis, self._url, stream, SERVERS, handler, concurrency, join=join, leave=leave
@@ -194,6 +210,21 @@ class RedisRequests:
         except CLIENT_ERRORS as exc:
             log.warning("pigeon: could not register %r again on %s: %s", pattern, self._url, exc)
 
+    async def _hand_on(self, fields: dict[bytes, bytes]) -> None:
+        """A request the last server of its stream left unread: to another server of its subject
+        (through a wildcard), else answered "not served" (its caller raises ``NoResponders``)."""
+        subject, payload = fields.get(b"subject", b""), fields.get(b"message", b"")
+        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
+        try:
+            if await self._script(args=[*args, STREAM_TTL_MS]):
+                return
+            request = wire.unpack(payload)
+            if request.reply_to:
+                reply = not_served(request, subject.decode("utf-8", "replace"), SERVER_LEFT)
+                await self.reply(request.reply_to, reply)
+        except Exception as exc:
+            log.warning("pigeon: could not hand on a request on %r: %r", subject, exc)
+
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         check_headers(envelope.headers, self._url)
         correlation_id = envelope.correlation
@@ -218,7 +249,10 @@ class RedisRequests:
         if not sent:
             self._replies.forget(correlation_id)
             raise NoResponders.for_subject(subject, self._url)
-        return await self._replies.wait(correlation_id, subject, timeout)
+        reply = await self._replies.wait(correlation_id, subject, timeout)
+        if is_not_served(reply):  # its server closed before starting it, and no other runs
+            raise NoResponders.for_subject(subject, self._url)
+        return reply
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Publish the reply on the caller's channel; nobody listening is no error."""

@@ -8,7 +8,7 @@ import logging
 import os
 import types
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -262,21 +262,24 @@ class App(Router):
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def publish(
+    @pubsub.coroutine_function
+    def publish(
         self,
         subject: str,
         event: Any,
         *,
         headers: dict[str, str] | None = None,
         codec: Codec | None = None,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
         """Publish ``event`` on ``subject``; returns once the broker accepted it.
 
-        ``codec`` overrides the App's for this message.
+        ``codec`` overrides the App's for this message. An ``async def`` to its callers, except
+        that the subject is checked and ``event`` encoded when it is called; what fails there is
+        raised where it is awaited (``pubsub.publish``).
         """
-        subjects.validate(subject)
-        codec = codec or self.codec
-        await pubsub.publish(self.transport.events, subject, event, codec, headers, self._send)
+        return pubsub.publish(
+            self.transport, subject, event, codec or self.codec, headers, self._send
+        )
 
     @overload
     async def request(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from pigeon import subjects
 from pigeon.codecs import Codec
 from pigeon.errors import DecodeError
 from pigeon.failures import (
@@ -23,6 +26,8 @@ from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Events, Subscription, Transport
 
 PATTERN = "subscribe"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,20 +97,54 @@ class Subscriber:
 
 
 def publish(
-    events: Events,
+    transport: Transport,
     subject: str,
     obj: Any,
     codec: Codec | None,
     headers: dict[str, str] | None,
     send: tuple[Callable[..., Awaitable[Any]], ...] = (),
-) -> Awaitable[Any]:
-    """Encode ``obj`` now and publish it on ``subject`` through the ``send`` middleware steps;
-    the awaitable completes once the broker accepted it."""
-    envelope = envelope_for(obj, codec, headers)
+) -> Coroutine[Any, Any, None]:
+    """``App.publish``: check ``subject`` and encode ``obj`` now, and return the coroutine that
+    publishes it through the ``send`` middleware steps (without any: the transport's own
+    ``publish``, no coroutine of pigeon's around it); it completes once the broker accepted it.
+
+    What fails here (``ConfigurationError`` for the subject, ``EncodeError``, ``BrokerError``
+    when the transport is closed) is raised where the coroutine is awaited, as from an
+    ``async def``: never at the call, which may be an ``asyncio.gather`` argument's.
+    """
+    try:
+        subjects.validate(subject)
+        envelope = envelope_for(obj, codec, headers)
+        events = transport.events
+    except Exception as exc:
+        return _raise(exc)
     if not send:
         return events.publish(subject, envelope)
+    return _publish_through(events, send, Message.outgoing(envelope, subject, "publish"))
 
+
+async def _publish_through(
+    events: Events, send: tuple[Callable[..., Awaitable[Any]], ...], message: Message
+) -> None:
     def deliver(message: Message) -> Awaitable[None]:
         return events.publish(message.subject, message.envelope())
 
-    return run_send(send, Message.outgoing(envelope, subject, "publish"), deliver)
+    await run_send(send, message, deliver)
+
+
+async def _raise(error: Exception) -> None:
+    raise error
+
+
+def coroutine_function(fn: F) -> F:
+    """Mark ``fn``, a plain function returning a coroutine, as a coroutine function, so that
+    ``unittest.mock`` (``create_autospec``, ``AsyncMock(spec=...)``, ``patch``) and Starlette's
+    background tasks await what it returns. ``asyncio.iscoroutinefunction`` is true of it (its
+    ``_is_coroutine`` marker on 3.11); ``inspect.iscoroutinefunction`` from Python 3.12 on
+    (``inspect.markcoroutinefunction``), not on 3.11, which has no way to say so."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        marked: F = mark(fn)
+        return marked
+    fn._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return fn

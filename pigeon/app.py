@@ -22,7 +22,7 @@ from pigeon.handlers import inspect_handler
 from pigeon.lifespan import enter as enter_lifespans
 from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
-from pigeon.patterns import pubsub, rpc, workpool
+from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Lifespan, Route, Router
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
@@ -271,15 +271,16 @@ class App(Router):
         headers: dict[str, str] | None = None,
         codec: Codec | None = None,
     ) -> Coroutine[Any, Any, None]:
-        """Publish ``event`` on ``subject``; returns once the broker accepted it.
-
-        ``codec`` overrides the App's for this message. An ``async def`` to its callers, except
-        that the subject is checked and ``event`` encoded when it is called; what fails there is
-        raised where it is awaited (``pubsub.publish``).
-        """
-        return pubsub.publish(
-            self.transport, subject, event, codec or self.codec, headers, self._send
-        )
+        """Publish ``event`` on ``subject`` (``codec``: instead of the App's); returns once the
+        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``)."""
+        try:
+            subjects.validate(subject)
+            envelope = outgoing.envelope_for(event, codec or self.codec, headers)
+            if self._send:
+                return pubsub.publish_through(self.transport.events, self._send, envelope, subject)
+            return self.transport.events.publish(subject, envelope)
+        except Exception as exc:
+            return pubsub.raise_at_await(exc)
 
     @overload
     async def request(

@@ -39,8 +39,12 @@ from nats.aio.subscription import Subscription
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose ``publish``, ``request``, ``_send_publish``, ``_init_request_sub``,
-``_process_msg`` and ``_process_headers`` ``PigeonClient`` replaces."""
+``_process_msg`` and ``_process_headers`` ``PigeonClient`` replaces, and whose subscriptions'
+queue (``_pending_queue``, ``_pending_size``) and ``_send_unsubscribe`` it uses."""
 
+_NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
+"""The header block of NATS's "no responders" status, as the server sends it (without its
+``Nats-Subject`` header, which no client needs)."""
 _STATUS = "Status"
 """The header nats-py gives a status line's code (``nats.js.api.Header.STATUS``)."""
 _BLOCK_START = "NATS/1.0\r\n"
@@ -76,6 +80,37 @@ class PigeonClient(Client):
 
     def stop_taking(self, subscription: Subscription) -> None:
         self._takers.pop(subscription._id, None)
+
+    def take_held(self, subscription: Subscription) -> list[Msg]:
+        """Take out of ``subscription``'s queue the messages that wait there for its task (which
+        will not see them), oldest first."""
+        queue: asyncio.Queue[Msg] = subscription._pending_queue
+        held = []
+        while not queue.empty():
+            msg = queue.get_nowait()
+            queue.task_done()
+            subscription._pending_size -= len(msg.data)
+            held.append(msg)
+        return held
+
+    async def stop_interest(self, subscription: Subscription) -> None:
+        """Ask the server for no more of ``subscription``'s messages, but keep it here (its task
+        and its taker): what the server sent before it read this still reaches it. Raises
+        nats-py's errors (``ConnectionClosedError``...)."""
+        if self.is_closed:
+            raise errors.ConnectionClosedError
+        await self._send_unsubscribe(subscription._id)
+
+    async def send_no_responders(self, subject: str) -> None:
+        """Publish NATS's "no responders" status (503, no payload) on ``subject``: the requester
+        waiting there raises its client's no-responders error (nats-py: ``NoRespondersError``).
+        Raises ``ConnectionClosedError`` once the connection is closed."""
+        if self.is_closed:
+            raise errors.ConnectionClosedError
+        size = len(_NO_RESPONDERS_BLOCK)
+        head = f"HPUB {subject} {size} {size}\r\n".encode()
+        await self._send_command(b"".join((head, _NO_RESPONDERS_BLOCK, b"\r\n")))
+        await self._flush_pending()
 
     async def _init_request_sub(self) -> None:
         self._resp_map = {}
@@ -294,6 +329,18 @@ class PigeonClient(Client):
             self._in_names.clear()
         self._in_names[name] = key
         return key
+
+
+async def registered(client: Client) -> None:
+    """Return once the server has every command sent so far (a subscription: it will deliver).
+
+    nats-py 2.16's ``flush`` writes its PING straight to the socket, ahead of commands still in
+    its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
+    publish right after ``subscribe`` then found no subscriber. The first flush's round trip
+    lets nats-py's flusher write the buffer; the second PING follows it. Once it returns, every
+    message the server sent us before reading them has been read too."""
+    await client.flush()
+    await client.flush()
 
 
 class Taker(Protocol):

@@ -1,7 +1,8 @@
 """Core NATS subscriptions: events (optionally in a queue group) and RPC requests.
 
 Core NATS delivers at most once and keeps nothing: settling a delivery is a no-op, and a message
-whose handler is cut off by ``close`` is gone (use ``durable=`` or a work queue to keep it).
+whose handler is cut off by ``close`` is gone (use ``durable=`` or a work queue to keep it). A
+closing rpc server hands the requests it has not started on to another server (``Handover``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.buffered import EventBuffer, is_request
-from pigeon.transports.nats.client import PigeonClient
+from pigeon.transports.nats.client import PigeonClient, registered
 from pigeon.transports.nats.errors import translated
+from pigeon.transports.nats.handover import Handover
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
@@ -46,17 +48,6 @@ COVERING = ("*", ">", "pigeon")
 """First tokens of a subscription that may cover an ``INTERNAL`` subject (``>``, ``*.created``,
 ``pigeon.>``): its messages are screened and internal ones skipped. ``pigeon.`` itself is not
 reserved (users may name subjects ``pigeon.<...>``), only ``pigeon.queue.`` and its siblings."""
-
-
-async def registered(client: Client) -> None:
-    """Return once the server has every command sent so far (a subscription: it will deliver).
-
-    nats-py 2.16's ``flush`` writes its PING straight to the socket, ahead of commands still in
-    its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
-    publish right after ``subscribe`` then found no subscriber. The first flush's round trip
-    lets nats-py's flusher write the buffer; the second PING follows it."""
-    await client.flush()
-    await client.flush()
 
 
 def waiting_room(max_pending: int, concurrency: int) -> int:
@@ -105,8 +96,9 @@ class CoreSubscription:
     request that reached it (it carries ``x-pigeon-deadline``) with a ``not_served`` reply, so
     that its caller raises ``NoResponders``. ``strip``: see ``CoreDelivery``. ``drops`` counts
     the messages it closes holding (``declared``: its subject as the handler declared it), and
-    an ``EventBuffer``'s drops. ``max_pending``: the most messages it holds, those being handled
-    included (else nats-py's ``pending_msgs_limit`` of ``start``'s limits, waiting ones only).
+    an ``EventBuffer``'s drops; an rpc server's are handed on instead (on a ``PigeonClient``).
+    ``max_pending``: the most messages it holds, those being handled included (else nats-py's
+    ``pending_msgs_limit`` of ``start``'s limits, waiting ones only).
     """
 
     def __init__(
@@ -126,7 +118,7 @@ class CoreSubscription:
         self._buffer: EventBuffer | None = None
         self._drops = drops or SlowConsumers(url)
         self._refused = 0  # messages that reached us after close began
-        self._waiting_for_slot = False  # _received holds a message until a slot frees
+        self._held: Any = None  # the message _received holds until a slot frees
         self._strip = strip
         self._client = client
         self._url = url
@@ -201,24 +193,30 @@ class CoreSubscription:
             return
         self._client = client
         self._delivering = None
-        self._waiting_for_slot = False  # the old client's delivery task, cancelled, held it
+        self._held = None  # the old client's delivery task, cancelled, held it
         await self.start(self._subject, self._queue, self._limits)
 
     async def close(self, timeout: float) -> None:
+        """Stop taking messages; an rpc server first hands on those it holds unstarted (at once,
+        not after its handlers); let the handlers finish (up to ``timeout`` seconds), cancel the
+        rest, and count what is dropped."""
         if self._closed:
             return
         self._closed = True
         if self._buffer is not None:
             await self._close_buffered(self._buffer, timeout)
             return
+        handing_on = self._requests and self._can_hand_on()
+        if handing_on:
+            self._refused += await self._hand_on()
         if self._current is not None:
-            await self._finish_inline(timeout)
+            await self._finish_inline(timeout, stop=not handing_on)
         if isinstance(self._client, PigeonClient) and self._subscription is not None:
             self._client.stop_taking(self._subscription)
         with contextlib.suppress(nats_errors.Error):
             await self._subscription.unsubscribe()  # nats-py discards what it still buffers
         left = self._subscription.pending_msgs if self._subscription is not None else 0
-        left += self._refused + self._waiting_for_slot
+        left += self._refused + (self._held is not None)
         why = "core NATS keeps nothing; use durable= to keep them"
         self._drops.dropped_at_close(self.declared, left, why)
         await self._runner.drain(timeout)
@@ -238,8 +236,26 @@ class CoreSubscription:
         why = "core NATS keeps nothing; use durable= to keep them"
         self._drops.dropped_at_close(self.declared, left, why)
 
-    async def _finish_inline(self, timeout: float) -> None:
-        """Let the handler in flight finish (up to ``timeout``), then cancel it.
+    def _can_hand_on(self) -> bool:
+        """Whether ``_hand_on`` can: on a connected ``PigeonClient`` (it uses nats-py's queue)."""
+        client, subscription = self._client, self._subscription
+        return isinstance(client, PigeonClient) and client.is_connected and subscription is not None
+
+    async def _hand_on(self) -> int:
+        """An rpc server's requests not started go on to another server of the subject (see
+        ``Handover``): those in nats-py's queue, the one ``_received`` holds, and those still on
+        their way. Returns how many could not be handed on (they are dropped)."""
+        client, subscription = self._client, self._subscription
+        assert isinstance(client, PigeonClient)
+        held = client.take_held(subscription)
+        if self._held is not None:
+            held.insert(0, self._held)
+            self._held = None
+        return await Handover(client, held).run(subscription)
+
+    async def _finish_inline(self, timeout: float, *, stop: bool) -> None:
+        """Let the handler in flight finish (up to ``timeout``), then cancel it. ``stop``: take
+        the subscription off the server first (else ``_hand_on`` did).
 
         ``unsubscribe()`` would cancel it at once: nats-py runs it in its delivery task. Asking the
         server to stop after one more message takes the subscription off the server now (that one
@@ -247,8 +263,9 @@ class CoreSubscription:
         """
         finished = self._finished = asyncio.get_running_loop().create_future()
         subscription = self._subscription
-        with contextlib.suppress(nats_errors.Error):
-            await subscription.unsubscribe(limit=subscription.delivered + 1)
+        if stop:
+            with contextlib.suppress(nats_errors.Error):
+                await subscription.unsubscribe(limit=subscription.delivered + 1)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(finished)
@@ -299,15 +316,17 @@ class CoreSubscription:
             return
         runner = self._runner
         if runner.free <= 0:
-            self._waiting_for_slot = True  # stays True if close cancels the wait: counted
+            self._held = msg  # if close comes first, it hands it on or counts it as dropped
             await runner.wait_free()  # meanwhile no request is taken directly (``ready``)
-            self._waiting_for_slot = False
+            if self._closed:
+                return
+            self._held = None
         runner.start(self._handler(CoreDelivery(msg, self._strip)))
 
     def ready(self) -> bool:
         """Whether a request may be handed to ``take`` now (see ``PigeonClient.take_directly``):
         a slot is free and no earlier request waits for one."""
-        return not self._closed and not self._waiting_for_slot and self._runner.free > 0
+        return not self._closed and self._held is None and self._runner.free > 0
 
     def take(self, msg: Any) -> None:
         """Start handling ``msg``, a message to an rpc server, given by the connection's reading

@@ -23,6 +23,7 @@ from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.core import CoreSubscriptions
 from pigeon.transports.nats.errors import translate, translated
+from pigeon.transports.nats.handover import RPC_PREFIX
 from pigeon.transports.nats.services import count_reply
 from pigeon.transports.replies import is_not_served
 
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 
 RPC_GROUP = "pigeon-rpc"
 """The queue group every server of a subject joins, so that replicas share its requests."""
-
-RPC_PREFIX = "_PIGEON.RPC."
-"""Where pigeon's servers of ``<subject>`` listen for pigeon's requests: no subscriber's."""
 
 
 class NatsRequests:

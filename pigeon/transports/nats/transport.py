@@ -195,8 +195,18 @@ class NatsTransport:
         await self._abandon()
 
     async def _abandon(self) -> None:
-        with contextlib.suppress(nats_errors.Error, OSError, TimeoutError):
+        try:
             await self.client.close()
+        except (nats_errors.Error, OSError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            # nats-py 2.16: its reconnect task awaits the old socket's close waiter, and its
+            # close cancels that task, which cancels the shared waiter its close then awaits:
+            # the socket is closed, only this caller's own cancellation must propagate.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.debug("pigeon: nats-py's close met its cancelled reconnect on %s", self.url)
 
     def _callbacks(self) -> dict[str, Callable[..., Awaitable[None]]]:
         given = {name: self._options.get(name) for name in _CALLBACKS}

@@ -23,8 +23,8 @@ from pigeon.message import Envelope, Failure, new_id
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
+from pigeon.transports.rabbitmq.leaving import Leaving, refuse, reject
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
-from pigeon.transports.replies import not_served
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
@@ -88,6 +88,11 @@ class RabbitDelivery:
         letter = self.envelope.with_headers(failure.as_headers())
         await self._store_then_ack(self._jobs.bury(self.subject, letter))
 
+    async def requeue(self) -> None:
+        """Hand it back to its queue at once (``nack``, requeued), unrun: another consumer
+        takes it."""
+        await self._settle(requeue=True)
+
     async def _store_then_ack(self, storing: Awaitable[None]) -> None:
         try:
             await storing
@@ -133,7 +138,9 @@ class RabbitSubscription:
 
     Deliveries are started in the order they arrive. ``close`` stops consuming at once, waits for
     handlers in flight, then closes the channel: the broker takes back every delivery left
-    unsettled and delivers it again.
+    unsettled and delivers it again. An rpc server's, closing, starts no more requests: it hands
+    back those it holds and those that still reach it (``Leaving``), so that no caller waits for
+    its timeout.
     """
 
     def __init__(
@@ -166,6 +173,7 @@ class RabbitSubscription:
         self._closed = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
         self._screening: set[asyncio.Task[Any]] = set()
+        self._leaving = Leaving(queue, make) if requests else None
 
     async def start(self) -> None:
         """Start consuming; again after each reopening of the channel."""
@@ -179,7 +187,10 @@ class RabbitSubscription:
         self._closing = True
         self._channel.reopen_callbacks.discard(self._reopened)
         try:
-            await self._cancel()
+            if self._leaving is None:
+                await self._cancel()
+            else:
+                await self._leave(self._leaving)
             self._consuming = False
             if self._pump is not None:
                 self._pump.cancel()
@@ -188,6 +199,8 @@ class RabbitSubscription:
             await self._runner.drain(timeout)
             if self._screening:
                 await asyncio.wait(set(self._screening), timeout=SCREENING_TIMEOUT)
+            if self._leaving is not None:
+                await self._leaving.settled()
             with suppress(Exception):
                 await asyncio.wait_for(self._channel.close(), 5)
         finally:
@@ -228,7 +241,33 @@ class RabbitSubscription:
             if not underlay.is_closed:
                 await asyncio.wait_for(underlay.basic_cancel(self._tag), 5)
 
+    async def _leave(self, leaving: Leaving) -> None:
+        """Stop consuming an rpc server's queue, handing back the requests held unstarted: see
+        ``Leaving``. Until it knows how, what arrives is held (the backlog, which no longer
+        starts)."""
+        try:
+            underlay = await asyncio.wait_for(self._channel.get_underlay_channel(), 1)
+        except Exception:
+            underlay = None
+        last = None if underlay is None else await leaving.is_last(underlay)
+        if underlay is not None and last:
+            await leaving.sweep(underlay)
+            await leaving.decide("answer", self._take_backlog())
+        await self._cancel()
+        if underlay is not None and last:
+            await leaving.stop_sweeping(underlay)
+        else:
+            await leaving.decide("leave" if last is None else "requeue", self._take_backlog())
+
+    def _take_backlog(self) -> list[RabbitDelivery]:
+        held = list(self._backlog)
+        self._backlog.clear()
+        return held
+
     async def _on_message(self, message: DeliveredMessage) -> None:
+        if self._leaving is not None and self._closing:
+            await self._hand_back(self._leaving, message)
+            return
         if self._closing and not self._consuming:
             self._refused += 1
             return  # left unsettled: the broker takes it back when the channel closes
@@ -238,7 +277,7 @@ class RabbitSubscription:
             delivery = self._make(message)
         except Exception:
             log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
-            await _reject(message)
+            await reject(message)
             return
         if not self._requests and _is_request(message):
             await _refuse_request(message, delivery.envelope, self.queue)
@@ -255,6 +294,20 @@ class RabbitSubscription:
         self._backlog.append(delivery)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._drain_backlog())
+
+    async def _hand_back(self, leaving: Leaving, message: DeliveredMessage) -> None:
+        """A request that reached the closing rpc server: held until ``leaving`` knows how to
+        hand it back, then handed back."""
+        try:
+            delivery = self._make(message)
+        except Exception:
+            log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
+            await reject(message)
+            return
+        if leaving.mode is None:
+            self._backlog.append(delivery)
+        else:
+            await leaving.take(delivery)
 
     async def _screen(self, delivery: RabbitDelivery) -> RabbitDelivery | None:
         """Hold back a job that came early (``JobStore.hold_back``) and run ``JobStore.screen``
@@ -304,24 +357,10 @@ def _is_request(message: DeliveredMessage) -> bool:
 async def _refuse_request(message: DeliveredMessage, request: Envelope, queue: str) -> None:
     """A request published to the default exchange reached a work queue or a subscription's
     queue of the same name: tell its caller nobody serves it (``NoResponders``), and drop it."""
-    reply = not_served(request, queue)
-    with suppress(Exception):
-        await message.channel.basic_publish(
-            reply.body,
-            exchange="",
-            routing_key=request.reply_to or "",
-            properties=wire.properties(reply, delivery_mode=wire.TRANSIENT),
-        )
+    await refuse(message, request, queue)
     with suppress(Exception):
         if message.delivery_tag is not None and not message.channel.is_closed:
             await message.channel.basic_ack(message.delivery_tag, wait=False)
-
-
-async def _reject(message: DeliveredMessage) -> None:
-    """Reject without requeueing: a work queue dead-letters it through its DLX."""
-    with suppress(Exception):
-        if message.delivery_tag is not None and not message.channel.is_closed:
-            await message.channel.basic_reject(message.delivery_tag, requeue=False, wait=False)
 
 
 def delivery_maker(queue: str, jobs: JobStore | None = None) -> MakeDelivery:

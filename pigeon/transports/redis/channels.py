@@ -29,6 +29,8 @@ Callback = Callable[[bytes, bytes], None]
 """Called with a message's channel and payload."""
 
 _RETRY_AFTER = 0.5
+CONFIRM_TIMEOUT = 5.0
+"""Seconds ``unsubscribe`` waits for the server's confirmation."""
 
 
 class Channels:
@@ -39,6 +41,7 @@ class Channels:
         self._pubsub: PubSub = redis.pubsub()
         self._callbacks: dict[tuple[bool, bytes], list[Callback]] = {}
         self._confirmations: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
+        self._departures: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
         self._resubscribed: dict[tuple[bool, bytes], list[Callable[[], None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.healthy = False
@@ -88,7 +91,8 @@ class Channels:
         resubscribed: Callable[[], None] | None = None,
     ) -> None:
         """Stop calling ``callback`` (and ``resubscribed``) for ``name``; unsubscribe when it was
-        the last one."""
+        the last one, and return once the server confirmed it (``PUBSUB NUMSUB`` no longer
+        counts this connection) or after ``CONFIRM_TIMEOUT`` seconds."""
         key = (pattern, name.encode())
         self._forget_hook(key, resubscribed)
         known = self._callbacks.get(key, [])
@@ -97,11 +101,17 @@ class Channels:
         if known:
             return
         self._callbacks.pop(key, None)
-        with contextlib.suppress(*CLIENT_ERRORS):
+        departed = self._departures[key] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(*CLIENT_ERRORS, TimeoutError):
             if pattern:
                 await self._pubsub.punsubscribe(name)
             else:
                 await self._pubsub.unsubscribe(name)
+            if self._reader is not None and self.healthy:
+                async with asyncio.timeout(CONFIRM_TIMEOUT):
+                    await departed
+        if self._departures.get(key) is departed:
+            del self._departures[key]
 
     def _forget_hook(self, key: tuple[bool, bytes], hook: Callable[[], None] | None) -> None:
         hooks = self._resubscribed.get(key, [])
@@ -150,3 +160,7 @@ class Channels:
                     hook()
             elif not confirmed.done():
                 confirmed.set_result(None)
+        elif kind in ("unsubscribe", "punsubscribe"):
+            departed = self._departures.pop((kind == "punsubscribe", message["channel"]), None)
+            if departed is not None and not departed.done():
+                departed.set_result(None)

@@ -7,8 +7,9 @@ subscriptions, both fed by one script per publish.
   ``NOACK``: each event goes to one member. Its live members are a sorted set of expiry times,
   refreshed by each member; when the last leaves (or is found expired), stream and binding go, so
   a group's events are not kept while it has no member (as on NATS and RabbitMQ).
-- A durable subscription reads ``<prefix>durable:<name>`` with acks (``jobs.StreamConsumer``);
-  its stream stays bound while it is stopped.
+- A durable subscription reads ``<prefix>durable:<name>:<subject>`` with acks
+  (``consumer.StreamConsumer``); its stream stays bound while it is stopped. Its ``claim_idle``
+  is recorded with it in ``<stream>:settings``, as a work queue's is (``claim_idle``).
 
 Streams are bound to subjects in the key ``<prefix>routes:<subject>`` (a set) or, for wildcard
 subjects, ``<prefix>wildcard-routes`` (a hash, stream -> subject). The ``PUBLISH`` script publishes
@@ -32,6 +33,13 @@ from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import backlog, wire
 from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.claim_idle import (
+    CLAIM_IDLE_LUA,
+    claim_idle_ms,
+    conflict,
+    differing_claim_idle,
+    milliseconds,
+)
 from pigeon.transports.redis.consumer import (
     BLOCK,
     Parsed,
@@ -48,6 +56,7 @@ from pigeon.transports.redis.topology import (
     Keys,
     consumer_name,
     is_wildcard,
+    text,
 )
 from pigeon.transports.runner import HandlerRunner
 from pigeon.transports.slow import SlowConsumers
@@ -102,16 +111,32 @@ _JOIN = (
     + _BIND
     + """
 local prefix, stream, subject, member, wildcard = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local start = '0'
-if member ~= '' then
-  if prune(stream .. ':members') == 0 then redis.call('DEL', stream) end
-  redis.call('ZADD', stream .. ':members', now_ms() + tonumber(ARGV[6]), member)
-  start = '$'
-end
-redis.pcall('XGROUP', 'CREATE', stream, 'subscribers', start, 'MKSTREAM')
+if prune(stream .. ':members') == 0 then redis.call('DEL', stream) end
+redis.call('ZADD', stream .. ':members', now_ms() + tonumber(ARGV[6]), member)
+redis.pcall('XGROUP', 'CREATE', stream, 'subscribers', '$', 'MKSTREAM')
 bind(prefix, stream, subject, wildcard)
 """
 )
+
+_DECLARE_DURABLE = (
+    MATCHES_LUA
+    + _BIND
+    + CLAIM_IDLE_LUA
+    + """
+local prefix, subject, wildcard, mode, given = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local idle = redis.call('HGET', KEYS[2], 'claim_idle_ms')
+if mode == 'strict' and other_claim_idle(idle, given) then return idle end
+local older = create_group(KEYS[1], 'subscribers')
+if not idle then idle = record_claim_idle(KEYS[2], given, older) end
+bind(prefix, KEYS[1], subject, wildcard)
+return idle
+"""
+)
+"""KEYS: the durable stream and its settings. ARGV: the prefix, the subject, whether it is a
+wildcard (1/0), ``strict`` (a subscriber starting) or ``keep`` (one declaring its stream again),
+the App's claim idle in ms (empty: not set). Makes the stream and group, binds it and records a
+claim idle if none is (a group already there and nothing recorded: an older pigeon made it);
+returns the recorded one. A ``strict`` subscriber that disagrees declares nothing."""
 
 _LEAVE = (
     MATCHES_LUA
@@ -228,16 +253,18 @@ class RedisEvents:
         scripts: Scripts,
         *,
         maxlen: int,
-        claim_idle: float,
+        claim_idle: float | None,
         max_size: int,
         track: Callable[[Subscription], None],
         drops: SlowConsumers,
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
         self._scripts, self._track, self._drops = scripts, track, drops
-        self._maxlen, self._claim_idle, self._max_size = maxlen, claim_idle, max_size
+        self._maxlen, self._max_size = maxlen, max_size
+        self._claim_idle_ms = None if claim_idle is None else milliseconds(claim_idle)
         self._publish = redis.register_script(_PUBLISH)
         self._join = redis.register_script(_JOIN)
+        self._declare = redis.register_script(_DECLARE_DURABLE)
         self._leave = redis.register_script(_LEAVE)
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
@@ -311,18 +338,37 @@ class RedisEvents:
         await reader.start()
         return reader
 
+    async def _declare_durable(self, subject: str, name: str, keep: int | None = None) -> int:
+        """Make the durable subscription ``name`` on ``subject`` (stream, group, binding) and
+        record its claim idle if none is; return its claim idle in ms: the recorded one, else the
+        App's, else ``OLDER_CLAIM_IDLE`` if an older pigeon made it, else ``CLAIM_IDLE``.
+
+        Raises ``DeclarationConflict`` if it records another claim idle than the App sets.
+        ``keep``: a subscriber's claim idle (ms), declaring its stream again: recorded if none is,
+        never a conflict.
+        """
+        stream = self._keys.durable_stream(name, subject)
+        keys = [stream, self._keys.durable_settings(name, subject)]
+        given = self._claim_idle_ms if keep is None else keep
+        args: list[EncodableT] = [self._keys.prefix, subject, int(is_wildcard(subject))]
+        args += ["strict" if keep is None else "keep", given or ""]
+        with translated(self._url, f"declaring durable subscription {name!r} of {subject!r}"):
+            idle = text(await self._declare(keys=keys, args=args))
+        differing = differing_claim_idle(idle, given)
+        if keep is None and differing:
+            what = f"durable subscription {name!r} of {subject!r} exists on {self._url}"
+            raise conflict(what, differing, "subscription", "subscribers", keys[1])
+        return claim_idle_ms(idle, given)
+
     async def _durable(
         self, subject: str, name: str, handler: Handler, concurrency: int
     ) -> StreamConsumer:
         stream = self._keys.durable_stream(name, subject)
-        wildcard = "1" if is_wildcard(subject) else "0"
-        args: list[EncodableT] = [self._keys.prefix, stream, subject, "", wildcard]
+        claim_idle = await self._declare_durable(subject, name)
 
-        async def bind() -> None:
-            with translated(self._url, f"declaring durable subscription {name!r}"):
-                await self._join(args=args)
+        async def redeclare() -> None:  # as a member would: a conflict must not stop the pump
+            await self._declare_durable(subject, name, keep=claim_idle)
 
-        await bind()
         consumer = StreamConsumer(
             self._redis,
             self._scripts,
@@ -332,10 +378,10 @@ class RedisEvents:
             consumer=consumer_name(),
             handler=handler,
             concurrency=concurrency,
-            claim_idle=self._claim_idle,
+            claim_idle=claim_idle / 1000,
             parse=parse_event,
             sink=None,
-            redeclare=bind,
+            redeclare=redeclare,
             delayed=f"{stream}:delayed",
             heartbeat=f"{stream}:consumers",
         )

@@ -19,6 +19,15 @@ from redis.typing import EncodableT
 
 from pigeon.errors import ConfigurationError, DeclarationConflict
 from pigeon.subjects import is_wildcard as is_wildcard
+from pigeon.transports.redis.claim_idle import (
+    CLAIM_IDLE_LUA,
+    UNSET,
+    Differing,
+    claim_idle_ms,
+    conflict,
+    differing_claim_idle,
+    milliseconds,
+)
 from pigeon.transports.redis.errors import translated
 
 WORKERS = "workers"
@@ -60,60 +69,34 @@ end
 """Lua helpers the scripts share: NATS subject matching (as ``pigeon.subjects.matches``), a name
 part escaped (as ``escape``), and the server's clock in milliseconds."""
 
-CLAIM_IDLE = 5.0
-"""Seconds after which a silent worker's jobs are claimed, for a queue first declared by an App
-that does not set ``claim_idle`` (live workers renew their claims every third of it)."""
-
-MIN_CLAIM_IDLE = 1.0
-"""The least ``claim_idle``, in seconds: see ``CLAIM_IDLE_FLOOR``."""
-
-CLAIM_IDLE_FLOOR = (
-    "live workers renew their claims every third of it, on the event loop: below 1 s, a loop "
-    "held up for a few hundred ms by a GC pause, CPU work or a loaded machine lets another "
-    "worker take live jobs; idle jobs are looked for only once a second anyway"
-)
-"""Why ``claim_idle`` is at least ``MIN_CLAIM_IDLE``, as ``ConfigurationError`` says it."""
-
-OLDER_CLAIM_IDLE = 30.0
-"""The claim idle of a queue declared by a pigeon that recorded none (its workers, which may
-still run, renew their claims every 10 s), and of durable subscriptions."""
-
-UNSET = "unset"
-"""The claim idle a producer records for a queue it creates: none yet, its first worker records
-one (a queue with a delivery limit and no claim idle at all was declared by an older pigeon)."""
-
-_DECLARE_QUEUE = """
+_DECLARE_QUEUE = (
+    CLAIM_IDLE_LUA
+    + """
 local limit = redis.call('HGET', KEYS[2], 'delivery_limit')
 local idle = redis.call('HGET', KEYS[2], 'claim_idle_ms')
-local unset = idle == ARGV[7]
+local unset = idle == ARGV[5]
 if unset then idle = false end
-local other_idle = idle and ARGV[4] ~= '' and idle ~= ARGV[4]
-if ARGV[3] == 'strict' and ((limit and limit ~= ARGV[2]) or other_idle) then
-  return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
+if ARGV[3] == 'strict' and ((limit and limit ~= ARGV[2]) or other_claim_idle(idle, ARGV[4])) then
+  return {limit or ARGV[2], idle or (unset and ARGV[5]) or ''}
 end
 if not idle and ARGV[3] ~= 'use' then
-  if ARGV[4] ~= '' then idle = ARGV[4]
-  elseif limit and not unset then idle = ARGV[6]
-  else idle = ARGV[5] end
-  redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
+  idle = record_claim_idle(KEYS[2], ARGV[4], limit and not unset)
 elseif not idle and not limit then
-  idle = ARGV[7]
+  idle = ARGV[5]
   redis.call('HSET', KEYS[2], 'claim_idle_ms', idle)
 end
 if not limit then redis.call('HSET', KEYS[2], 'delivery_limit', ARGV[2]) end
-local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
-  return redis.error_reply(created.err)
-end
-return {limit or ARGV[2], idle or (unset and ARGV[7]) or ''}
+create_group(KEYS[1], ARGV[1])
+return {limit or ARGV[2], idle or (unset and ARGV[5]) or ''}
 """
+)
 """ARGV: the group, the App's delivery limit, ``strict`` (a worker), ``keep`` (a consumer
 declaring its queue again) or ``use`` (a producer), the App's claim idle in ms (empty: not
-set), ``CLAIM_IDLE`` and ``OLDER_CLAIM_IDLE`` in ms, ``UNSET``. Only a worker (``strict`` or
-``keep``) records a claim idle: its own, else ``OLDER_CLAIM_IDLE`` for a queue an older pigeon
-declared (a delivery limit, no claim idle), else ``CLAIM_IDLE``; a producer that creates the
-queue records ``UNSET``. Returns the queue's delivery limit and claim idle (ms, ``UNSET``, or
-empty for an older queue); a ``strict`` worker that disagrees declares nothing."""
+set), ``UNSET``. Only a worker (``strict`` or ``keep``) records a claim idle: its own, else
+``OLDER_CLAIM_IDLE`` for a queue an older pigeon declared (a delivery limit, no claim idle),
+else ``CLAIM_IDLE``; a producer that creates the queue records ``UNSET``. Returns the queue's
+delivery limit and claim idle (ms, ``UNSET``, or empty for an older queue); a ``strict``
+worker that disagrees declares nothing."""
 
 
 def escape(part: str) -> str:
@@ -192,6 +175,10 @@ class Keys:
         subscription is its name and subject, as a JetStream consumer is)."""
         return f"{self.prefix}durable:{escape(name)}:{escape(subject)}"
 
+    def durable_settings(self, name: str, subject: str) -> str:
+        """The hash of the settings the durable subscription ``name`` on ``subject`` records."""
+        return f"{self.durable_stream(name, subject)}:settings"
+
     def request_stream(self, subject: str) -> str:
         """The stream of requests to ``subject``, and the channel its servers subscribe to (their
         number is how a caller knows whether anyone serves it)."""
@@ -249,7 +236,7 @@ class Declarer:
         self._keys = keys
         self._url = url
         self._limit = delivery_limit
-        self._claim_idle_ms = None if claim_idle is None else _ms(claim_idle)
+        self._claim_idle_ms = None if claim_idle is None else milliseconds(claim_idle)
         self._script = redis.register_script(_DECLARE_QUEUE)
         self._declared: dict[str, float] = {}
 
@@ -274,7 +261,7 @@ class Declarer:
         known = self._declared.get(f"{queue}\0strict", self._declared.get(key))
         if known is not None and not again:
             return known
-        given = self._claim_idle_ms if claim_idle is None else _ms(claim_idle)
+        given = self._claim_idle_ms if claim_idle is None else milliseconds(claim_idle)
         if self._passive:
             await self._expect(queue)
             limit, idle = str(self._limit), await self._recorded_claim_idle(queue)
@@ -284,7 +271,7 @@ class Declarer:
         differing = self._differing(limit, idle, given)
         if strict and differing:
             raise self._conflict(queue, differing)
-        seconds = _claim_idle_ms(idle, given) / 1000
+        seconds = claim_idle_ms(idle, given) / 1000
         self._declared[key] = seconds
         return seconds
 
@@ -293,35 +280,26 @@ class Declarer:
         limit and claim idle in ms (``UNSET`` or empty if none is recorded)."""
         keys = [self._keys.queue(queue), self._keys.settings(queue)]
         args: list[EncodableT] = [WORKERS, self._limit, mode, given or ""]
-        args += [_ms(CLAIM_IDLE), _ms(OLDER_CLAIM_IDLE), UNSET]
+        args.append(UNSET)
         with translated(self._url, f"declaring work queue {queue!r}"):
             limit, idle = await self._script(keys=keys, args=args)
-        return _text(limit), _text(idle)
+        return text(limit), text(idle)
 
     async def _recorded_claim_idle(self, queue: str) -> str:
         with translated(self._url, f"checking work queue {queue!r}"):
             idle = await self._redis.hget(self._keys.settings(queue), "claim_idle_ms")
-        return "" if idle is None else _text(idle)
+        return "" if idle is None else text(idle)
 
-    def _differing(self, limit: str, idle: str, given: int | None) -> list[tuple[str, str, str]]:
+    def _differing(self, limit: str, idle: str, given: int | None) -> Differing:
         """The settings the queue has otherwise than this App: (name, the queue's, the App's)."""
         differing = []
         if limit != str(self._limit):
             differing.append(("delivery_limit", limit, str(self._limit)))
-        if idle.isdigit() and given and idle != str(given):
-            differing.append(("claim_idle", f"{int(idle) / 1000:g}s", f"{given / 1000:g}s"))
-        return differing
+        return differing + differing_claim_idle(idle, given)
 
-    def _conflict(self, queue: str, differing: list[tuple[str, str, str]]) -> DeclarationConflict:
-        have = ", ".join(f"{name}={value}" for name, value, _ in differing)
-        want = ", ".join(f"{name}={value}" for name, _, value in differing)
-        names = " and ".join(name for name, _, _ in differing)
-        unset = " (or leave claim_idle unset: the queue's is used)" if "claim_idle" in names else ""
-        return DeclarationConflict(
-            f"work queue {queue!r} exists on {self._url} with {have}, this App declares {want}; "
-            f"give every App of the queue the same {names}{unset}, or, to change the queue's, "
-            f"stop its workers and delete the key {self._keys.settings(queue)!r}"
-        )
+    def _conflict(self, queue: str, differing: Differing) -> DeclarationConflict:
+        what = f"work queue {queue!r} exists on {self._url}"
+        return conflict(what, differing, "queue", "workers", self._keys.settings(queue))
 
     async def _expect(self, queue: str) -> None:
         """App(passive=True): check that ``queue``'s stream and its ``workers`` group exist,
@@ -338,7 +316,7 @@ class Declarer:
                 groups = None
         if groups is None:
             missing = f"the stream {key!r} of work queue {queue!r}"
-        elif not any(_text(group.get("name")) == WORKERS for group in groups):
+        elif not any(text(group.get("name")) == WORKERS for group in groups):
             missing = f"the consumer group {WORKERS!r} of stream {key!r}"
         else:
             return
@@ -348,17 +326,6 @@ class Declarer:
         )
 
 
-def _claim_idle_ms(recorded: str, given: int | None) -> int:
-    """A queue's claim idle in ms, from the ``recorded`` one (ms, ``UNSET`` or empty for a
-    queue an older pigeon declared) and the App's (``None`` if not set)."""
-    if recorded.isdigit():
-        return int(recorded)
-    return given or _ms(CLAIM_IDLE if recorded == UNSET else OLDER_CLAIM_IDLE)
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
-
-
-def _text(value: object) -> str:
+def text(value: object) -> str:
+    """A reply's ``value`` as text."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -25,18 +25,13 @@ from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.redis.channels import Channels
+from pigeon.transports.redis.claim_idle import CLAIM_IDLE_FLOOR, MIN_CLAIM_IDLE
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
 from pigeon.transports.redis.events import RedisEvents
 from pigeon.transports.redis.jobs import RedisJobs
 from pigeon.transports.redis.requests import RedisRequests
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.topology import (
-    CLAIM_IDLE_FLOOR,
-    MIN_CLAIM_IDLE,
-    OLDER_CLAIM_IDLE,
-    Declarer,
-    Keys,
-)
+from pigeon.transports.redis.topology import Declarer, Keys
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
@@ -82,12 +77,12 @@ class RedisTransport:
 
     - ``prefix`` of every key and channel (default ``"pigeon:"``, or the URL's ``prefix``
       parameter); Apps that share a queue or subject must share it;
-    - ``claim_idle``: seconds after which a silent worker's job is claimed by another (live
-      workers renew their claims every third of it), 1 or more. It is recorded with a work
-      queue by its first worker (5 s if that App sets none; producers record none); a worker
-      that sets none uses the queue's, one that sets another gets ``DeclarationConflict``; a
-      queue declared by an older pigeon, which recorded none, keeps 30 s. Durable
-      subscriptions: 30 s unless set;
+    - ``claim_idle``: seconds after which a silent worker's job (or durable subscriber's event)
+      is claimed by another (live ones renew their claims every third of it), 1 or more. It is
+      recorded with a work queue by its first worker, with a durable subscription by its first
+      subscriber (5 s if that App sets none; producers record none); a worker or subscriber
+      that sets none uses the recorded one, one that sets another gets ``DeclarationConflict``;
+      a queue or durable subscription made by an older pigeon, which recorded none, keeps 30 s;
     - ``event_maxlen``, ``request_maxlen``: the approximate length at which group and request
       streams are trimmed (default 10,000);
     - ``max_connections`` of the client's pool for commands (default 128; a command waits for a
@@ -177,7 +172,7 @@ class RedisTransport:
             self._channels,
             scripts,
             maxlen=options["event_maxlen"],
-            claim_idle=options["claim_idle"] or OLDER_CLAIM_IDLE,
+            claim_idle=options["claim_idle"],
             max_size=options["max_message_size"],
             track=track,
             drops=self.slow_consumers,

@@ -1,0 +1,163 @@
+"""How a closing rpc server abandons no caller: the requests it holds unstarted, and those that
+reach it while it closes, go on to another server of the subject or are answered "not served".
+
+At the start of its close the server asks the broker (a passive ``queue.declare``) how many
+consumers its queue has. If it is the last one, it first consumes the queue once more, without a
+prefetch limit (a "sweeper"), so that every ready request and every new one is pushed to it at
+once; then it cancels its own consumer and the sweeper. Each request the sweeper got, and each
+one the server held, is answered ``not_served`` (its caller raises ``NoResponders`` at once) and
+acked. The auto-delete queue goes with the last consumer's cancel, empty: a request sent after
+that is returned to its caller, ``NoResponders`` too. Acking a message of a deleted queue is no
+error.
+
+If other servers consume the queue, the closing server cancels its consumer, then hands each
+request it holds back to the queue (``nack``, requeued) at once: another server takes it.
+
+Two races are left: a server that starts just after the last one counted the consumers may see
+a few requests answered ``NoResponders`` (nothing ran: safe to retry), and servers closing
+together may each count the other and leave ready requests in the deleted queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiormq
+from aiormq.abc import DeliveredMessage
+
+from pigeon.message import Envelope, new_id
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.replies import NOT_A_SERVER, SERVER_LEFT, not_served
+
+if TYPE_CHECKING:
+    from pigeon.transports.rabbitmq.consumer import RabbitDelivery
+
+log = logging.getLogger("pigeon")
+
+BROKER_TIMEOUT = 5.0
+"""Seconds each step of leaving waits for the broker's answer."""
+SETTLING_TIMEOUT = 5.0
+"""Seconds ``settled`` waits for the answers and hand-backs under way."""
+
+Mode = Literal["answer", "requeue", "leave"]
+"""``answer``: reply "not served" and ack (no other server); ``requeue``: nack, requeued (other
+servers run); ``leave``: unknown (the broker did not answer), left unsettled, as before."""
+
+
+class Leaving:
+    """The requests of rpc server queue ``queue`` that its closing subscription did not start.
+
+    Until ``mode`` is known, the subscription holds them (its backlog); then ``decide`` hands
+    those back and ``hand_back`` each that comes later.
+    """
+
+    def __init__(self, queue: str, make: Callable[[DeliveredMessage], RabbitDelivery]) -> None:
+        self.queue = queue
+        self.mode: Mode | None = None
+        self._make = make
+        self._sweeper = f"pigeon.sweep.{new_id()}"
+        self._sweeping = False
+        self._busy: set[asyncio.Task[Any]] = set()
+
+    async def is_last(self, underlay: aiormq.abc.AbstractChannel) -> bool | None:
+        """Whether the subscription is its queue's only consumer; ``None`` if the broker did
+        not say."""
+        try:
+            ok = await asyncio.wait_for(
+                underlay.queue_declare(self.queue, passive=True), BROKER_TIMEOUT
+            )
+        except Exception as exc:
+            log.debug("pigeon: could not count the consumers of %r: %r", self.queue, exc)
+            return None
+        return (ok.consumer_count or 0) <= 1
+
+    async def sweep(self, underlay: aiormq.abc.AbstractChannel) -> None:
+        """Consume the queue without a prefetch limit (a new consumer's; the server's own keeps
+        its own), answering each request it gets "not served"."""
+        try:
+            await asyncio.wait_for(underlay.basic_qos(prefetch_count=0), BROKER_TIMEOUT)
+            consuming = underlay.basic_consume(self.queue, self._swept, consumer_tag=self._sweeper)
+            await asyncio.wait_for(consuming, BROKER_TIMEOUT)
+            self._sweeping = True
+        except Exception as exc:
+            log.debug("pigeon: could not sweep %r: %r", self.queue, exc)
+
+    async def stop_sweeping(self, underlay: aiormq.abc.AbstractChannel) -> None:
+        """Cancel the sweeper: the auto-delete queue goes with it (it was the last consumer)."""
+        if self._sweeping:
+            self._sweeping = False
+            with suppress(Exception):
+                await asyncio.wait_for(underlay.basic_cancel(self._sweeper), BROKER_TIMEOUT)
+
+    async def decide(self, mode: Mode, held: Iterable[RabbitDelivery]) -> None:
+        """Settle on ``mode`` and hand back the deliveries ``held`` until now."""
+        self.mode = mode
+        for delivery in list(held):
+            await self.hand_back(delivery)
+
+    async def take(self, delivery: RabbitDelivery) -> None:
+        """Hand back a delivery that reached the closing subscription (``mode`` is known)."""
+        self._track()
+        await self.hand_back(delivery)
+
+    async def hand_back(self, delivery: RabbitDelivery) -> None:
+        """Answer it "not served" and ack it, or requeue it, as ``mode`` says; one whose
+        channel is gone is skipped (the broker took it back)."""
+        if delivery.stale or self.mode == "leave":
+            return
+        if self.mode == "requeue":
+            await delivery.requeue()
+            return
+        await refuse(delivery._message, delivery.envelope, delivery.subject, SERVER_LEFT)
+        await delivery.ack()
+
+    async def settled(self) -> None:
+        """Wait (up to ``SETTLING_TIMEOUT`` seconds) for the answers and hand-backs under way,
+        so that none is cut off by the channel's close."""
+        if self._busy:
+            await asyncio.wait(set(self._busy), timeout=SETTLING_TIMEOUT)
+
+    async def _swept(self, message: DeliveredMessage) -> None:
+        self._track()
+        try:
+            delivery = self._make(message)
+        except Exception:
+            log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
+            await reject(message)
+            return
+        if delivery.envelope.reply_to:
+            await refuse(message, delivery.envelope, delivery.subject, SERVER_LEFT)
+        await delivery.ack()
+
+    def _track(self) -> None:
+        """Count the running consumer callback in ``settled``."""
+        task = asyncio.current_task()
+        if task is not None and not task.done():
+            self._busy.add(task)
+            task.add_done_callback(self._busy.discard)
+
+
+async def refuse(
+    message: DeliveredMessage, request: Envelope, subject: str, why: str = NOT_A_SERVER
+) -> None:
+    """Tell the caller of ``request`` nobody serves ``subject`` (``why``): it raises
+    ``NoResponders``. The reply goes out on the channel the request came in on."""
+    reply = not_served(request, subject, why)
+    with suppress(Exception):
+        await message.channel.basic_publish(
+            reply.body,
+            exchange="",
+            routing_key=request.reply_to or "",
+            properties=wire.properties(reply, delivery_mode=wire.TRANSIENT),
+        )
+
+
+async def reject(message: DeliveredMessage) -> None:
+    """Reject without requeueing: a work queue dead-letters it through its DLX."""
+    with suppress(Exception):
+        if message.delivery_tag is not None and not message.channel.is_closed:
+            await message.channel.basic_reject(message.delivery_tag, requeue=False, wait=False)

@@ -1,0 +1,142 @@
+"""A closing rpc server on RabbitMQ, beyond the conformance suite's cases: a free handler slot
+starts no request once it closes; with other servers, what reaches it goes to them; a wildcard
+server's queue and an owner-declared queue (``passive=True``, not auto-delete) are swept too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import pytest
+
+from pigeon import App, NoResponders, RemoteError
+from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking
+from pigeon.testing.waiting import wait_for
+from pigeon.transports.rabbitmq.topology import queue_name_for
+from tests.conftest import MakeApp
+
+
+def _serve(app: App, subject: str, handler: Blocking, concurrency: int = 1) -> None:
+    @app.rpc(subject, concurrency=concurrency)
+    async def serve(n: int) -> int:
+        return await handler(n)
+
+
+def _waiting(
+    channel: aio_pika.abc.AbstractChannel, queue: str, count: int
+) -> Callable[[], Awaitable[bool]]:
+    """Whether ``count`` messages are ready in ``queue`` (a passive declaration's count)."""
+
+    async def ready() -> bool:
+        ok = await channel.declare_queue(queue, passive=True)
+        return ok.declaration_result.message_count == count
+
+    return ready
+
+
+async def _started_closing(server: App) -> asyncio.Task[None]:
+    """Start closing ``server``; return once its subscriptions are closing."""
+    closing = asyncio.create_task(server.close())
+    await wait_for(lambda: not server.ready, SOON, "the server to start closing")
+    return closing
+
+
+async def test_a_closing_server_starts_no_request_in_a_free_slot(
+    make_app: MakeApp, uid: str
+) -> None:
+    server, client = make_app(shutdown_timeout=60), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.ask", handler, concurrency=2)
+    async with client:
+        await server.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await wait_for(lambda: handler.started == [1], SOON, "the first handler to start")
+        closing = await _started_closing(server)
+        with pytest.raises(NoResponders):
+            async with asyncio.timeout(SOON):
+                await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
+        handler.release.set()
+        async with asyncio.timeout(SOON):
+            assert await first == 1
+            await closing
+    assert handler.started == [1]
+
+
+async def test_requests_reaching_a_closing_server_go_to_the_other_one(
+    make_app: MakeApp, uid: str
+) -> None:
+    closing_server, other, client = make_app(shutdown_timeout=60), make_app(), make_app()
+    blocked, answering = Blocking(), Blocking()
+    answering.release.set()
+    _serve(closing_server, f"{uid}.ask", blocked, concurrency=4)
+    _serve(other, f"{uid}.ask", answering, concurrency=4)
+    async with client, other:
+        await closing_server.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 0, timeout=TIMEOUT))
+        await wait_for(lambda: bool(blocked.started) or bool(answering.started), SOON)
+        closing = await _started_closing(closing_server)
+        async with asyncio.timeout(SOON):
+            answers = await asyncio.gather(
+                *(client.request(f"{uid}.ask", n, timeout=TIMEOUT) for n in range(1, 9))
+            )
+        blocked.release.set()
+        async with asyncio.timeout(SOON):
+            assert await first == 0
+            await closing
+    assert answers == list(range(1, 9))
+    assert set(blocked.started) <= {0}
+    assert sorted(answering.started) == sorted(set(range(9)) - set(blocked.started))
+
+
+async def test_a_closing_wildcard_server_answers_what_it_holds_no_responders(
+    make_app: MakeApp, uid: str, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    channel = await raw.channel()
+    server, client = make_app(shutdown_timeout=0.2), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.*", handler)
+    async with client:
+        await server.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await wait_for(lambda: bool(handler.started), SOON, "the first handler to start")
+        held = [
+            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
+        ]
+        await wait_for(_waiting(channel, queue_name_for(f"{uid}.*"), 2), SOON, "the requests")
+        await server.close()
+        async with asyncio.timeout(SOON):
+            outcomes = await asyncio.gather(first, *held, return_exceptions=True)
+    assert handler.started == [1]
+    assert isinstance(outcomes[0], RemoteError)
+    assert outcomes[0].type == "ServerStopped"
+    assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders]
+
+
+async def test_a_closing_server_of_an_owner_declared_queue_answers_what_waits_in_it(
+    make_app: MakeApp, uid: str, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    channel = await raw.channel()
+    queue = await channel.declare_queue(f"{uid}.ask")  # as the RPC tutorial's server does
+    server, client = make_app(shutdown_timeout=0.2, passive=True), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.ask", handler)
+    try:
+        async with client:
+            await server.start()
+            first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+            await wait_for(lambda: bool(handler.started), SOON, "the first handler to start")
+            held = [
+                asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT))
+                for n in (2, 3)
+            ]
+            await wait_for(_waiting(channel, f"{uid}.ask", 2), SOON, "the requests in the queue")
+            await server.close()
+            async with asyncio.timeout(SOON):
+                outcomes = await asyncio.gather(first, *held, return_exceptions=True)
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+    assert handler.started == [1]
+    assert isinstance(outcomes[0], RemoteError)
+    assert outcomes[0].type == "ServerStopped"
+    assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders]

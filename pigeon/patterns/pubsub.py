@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pigeon.codecs import Decoder
 from pigeon.errors import DecodeError
 from pigeon.failures import (
     delivery_limit_failure,
@@ -40,9 +41,16 @@ class Subscriber:
     middleware: tuple[Middleware, ...] = ()
     max_pending: int | None = None
     chain: CallNext | None = field(init=False, default=None, repr=False, compare=False)
+    plain: tuple[Decoder, Callable[[Any], Awaitable[Any]]] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
+    """``(decode, fn)`` of a plain handler (``HandlerSpec.plain``) without middleware."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
+        chain = handle_chain(self.middleware, self.handler.call_message)
+        object.__setattr__(self, "chain", chain)
+        if chain is None and self.handler.plain:
+            object.__setattr__(self, "plain", (self.handler.decode, self.handler.fn))
 
     async def start(self, transport: Transport) -> Subscription:
         """Subscribe on ``transport``'s events; returns once the broker delivers to it."""
@@ -63,12 +71,12 @@ class Subscriber:
             return
         handler = self.handler
         try:
-            if self.chain is None:
+            if self.plain is not None:  # the common case, without a call of its own
+                decode, fn = self.plain
+                await fn(decode(envelope.body, envelope.content_type, envelope.headers))
+            elif self.chain is None:
                 body = handler.decode(envelope.body, envelope.content_type, envelope.headers)
-                if handler.plain:  # the common case, without a call of its own
-                    await handler.fn(body)
-                else:
-                    await handler.call(body, envelope, delivery.subject, delivery.attempt)
+                await handler.call(body, envelope, delivery.subject, delivery.attempt)
             else:
                 message = Message.of(
                     envelope, delivery.subject, delivery.attempt, PATTERN, self.subject

@@ -274,7 +274,8 @@ class App(Router):
         """Publish ``event`` on ``subject`` (``codec``: instead of the App's); returns once the
         broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``)."""
         try:
-            subjects.validate(subject)
+            if subject not in pubsub.checked:
+                pubsub.check(subject)
             envelope = outgoing.envelope_for(event, codec or self.codec, headers)
             if self._send:
                 return pubsub.publish_through(self.transport.events, self._send, envelope, subject)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pigeon import subjects
 from pigeon.codecs import Decoder
 from pigeon.errors import DecodeError
 from pigeon.failures import (
@@ -26,6 +27,10 @@ from pigeon.transports.base import Delivery, Events, Subscription, Transport
 PATTERN = "subscribe"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+checked: set[str] = set()
+"""Subjects ``App.publish`` found well formed (``check``): a set lookup costs ~200 instructions
+a message, a call of ``subjects.validate`` (an ``lru_cache``) ~700."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,15 @@ class Subscriber:
         error = RuntimeError(failure.message)
         log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
         await delivery.ack()
+
+
+def check(subject: str) -> None:
+    """``subjects.validate(subject)`` (raises its ``ConfigurationError``), remembered in
+    ``checked``, which is emptied when it reaches 4,096 subjects."""
+    subjects.validate(subject)
+    if len(checked) >= 4096:
+        checked.clear()
+    checked.add(subject)
 
 
 async def publish_through(

@@ -17,6 +17,7 @@ import pytest
 
 from pigeon import App, ConfigurationError, EncodeError, Message
 from pigeon.middleware import CallNext
+from pigeon.patterns import pubsub
 from pigeon.testing.waiting import wait_for
 
 ROOT = Path(__file__).parent.parent.parent
@@ -167,3 +168,18 @@ async def test_a_handler_that_is_a_partial_of_publish_relays() -> None:
     async with app:
         await app.publish("legacy.orders", 5)
         await wait_for(lambda: got == [5])
+
+
+async def test_subjects_found_well_formed_are_remembered_and_bad_ones_never() -> None:
+    async with _app() as app:
+        for _ in range(2):
+            with pytest.raises(ConfigurationError):
+                await app.publish("bad..subject", 1)
+            with pytest.raises(TypeError):
+                await app.publish(["not", "hashable"], 1)  # type: ignore[arg-type]
+        assert "bad..subject" not in pubsub.checked
+        await app.publish("orders.remembered", 1)
+        assert "orders.remembered" in pubsub.checked
+        for n in range(5000):
+            await app.publish(f"orders.n{n}", n)
+        assert len(pubsub.checked) <= 4096

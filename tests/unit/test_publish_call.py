@@ -156,8 +156,8 @@ def test_user_code_that_awaits_or_schedules_publish_type_checks(tmp_path: Path) 
 
 
 async def test_a_handler_that_is_a_partial_of_publish_relays() -> None:
-    # 3.11's inspect cannot see the mark: pigeon calls it in a worker thread and awaits what it
-    # returns on the loop, as for any function returning an awaitable; 3.12 on, on the loop
+    # 3.11's inspect cannot see the mark; pigeon reads it too (handlers._marked_async), so the
+    # call runs on the loop, not in a worker thread
     app, got = _app(), []
     app.subscribe("legacy.orders")(functools.partial(app.publish, "orders.created"))
 

@@ -58,8 +58,9 @@ Forward = Callable[[str, bytes, Basic.Properties], Awaitable[bool]]
 (``Requester.forward``)."""
 
 Mode = Literal["answer", "requeue", "leave"]
-"""``answer``: reply "not served" and ack (no other server); ``requeue``: nack, requeued (other
-servers run); ``leave``: unknown (the broker did not answer), left unsettled, as before."""
+"""``answer``: pass on to wildcard servers or reply "not served", and ack (no other server of
+the queue); ``requeue``: nack, requeued (other servers run); ``leave``: unknown (the broker did
+not answer), left unsettled, as before."""
 
 
 class Leaving:

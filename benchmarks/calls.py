@@ -1,8 +1,8 @@
 """Function calls and CPU time per message, pigeon beside the raw clients: measures that the
 machine's load barely moves, to read beside the wall-clock figures of ``benchmarks.run``.
 
-``python -m benchmarks.calls [--count N] [--only nats,rabbitmq]``. Each case runs its sender and
-its receiver in this process (RPC: client and server; one caller, then 64 at once), warms up,
+``python -m benchmarks.calls [--count N] [--only nats,rabbitmq,memory]``. Each case runs its sender
+and its receiver in this process (RPC: client and server; one caller, then 64 at once), warms up,
 then sends ``N`` messages twice: once timed with ``time.process_time`` (this process's CPU
 time, the broker's excluded), once under ``cProfile``, which counts every Python and built-in
 call (a coroutine's resumption counts as a call).
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,8 @@ from typing import Any
 import aio_pika
 import nats
 
+from benchmarks.memory_cases import TICK as M_TICK
+from benchmarks.memory_cases import Tick as MemoryTick
 from benchmarks.nats_cases import IN_FLIGHT, TICK, Tick, nats_server
 from benchmarks.rabbitmq_cases import URL as AMQP_URL
 from benchmarks.rabbitmq_cases import _name
@@ -33,6 +36,8 @@ except ImportError:  # a pigeon from before it, measured for comparison
     PigeonClient = None
 
 Send = Callable[[], Awaitable[Any]]
+ROUNDS = 3
+"""Rounds of the memory case, each pigeon then the bare loop."""
 
 
 class Received:
@@ -155,6 +160,64 @@ async def nats_raw(
     return found
 
 
+# -- memory -----------------------------------------------------------------------------------
+
+
+async def memory_pigeon(count: int) -> dict[str, tuple[float, float]]:
+    """``benchmarks.memory_cases``' pub-sub: publish, and a subscriber of the same App."""
+    app, received = App(f"memory://calls-{_name('memory')}"), Received()
+
+    @app.subscribe("calls.ticks")
+    async def on_tick(tick: MemoryTick) -> None:
+        received.hit()
+
+    async with app:
+        return {
+            "memory pub-sub": await per_message(
+                lambda: app.publish("calls.ticks", M_TICK), count, received
+            )
+        }
+
+
+def memory_bare(count: int) -> dict[str, tuple[float, float]]:
+    """The limit: ``model_validate_json`` of the same bytes in a loop (calls counted alike)."""
+    data = M_TICK.model_dump_json().encode()
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            MemoryTick.model_validate_json(data)
+
+    loop(200)
+    started = time.process_time()
+    loop(count)
+    cpu = (time.process_time() - started) / count * 1e6
+    profile = cProfile.Profile()
+    profile.enable()
+    loop(count)
+    profile.disable()
+    calls: float = pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined]
+    return {"memory pub-sub": (calls, cpu)}
+
+
+async def memory_rounds(count: int) -> list[tuple[str, str, tuple[float, float]]]:
+    """``ROUNDS`` alternated rounds of pigeon and the bare loop (drift hits both alike); prints
+    the CPU ratio (bare / pigeon) of each round and their median."""
+    rows, ratios = [], []
+    for _ in range(ROUNDS):
+        pigeon = (await memory_pigeon(count))["memory pub-sub"]
+        bare = memory_bare(count)["memory pub-sub"]
+        rows += [
+            ("memory pub-sub", "pigeon", pigeon),
+            ("memory pub-sub", "bare validate loop", bare),
+        ]
+        ratios.append(bare[1] / pigeon[1])
+    shown = ", ".join(f"{r:.3f}" for r in ratios)
+    print(
+        f"memory pub-sub CPU ratio, bare / pigeon: {shown}; median {statistics.median(ratios):.3f}"
+    )
+    return rows
+
+
 # -- RabbitMQ ---------------------------------------------------------------------------------
 
 
@@ -227,6 +290,8 @@ async def main(count: int, only: list[str]) -> None:
                 found = await nats_raw(url, count, headers=True, client=PigeonClient())
                 impl = "raw PigeonClient + 2 headers"
                 rows += [(case, impl, calls) for case, calls in found.items()]
+    if "memory" in only:
+        rows += await memory_rounds(count)
     if "rabbitmq" in only:
         for impl, found in [
             ("pigeon", await rabbitmq_pigeon(count // 10)),
@@ -243,6 +308,8 @@ async def main(count: int, only: list[str]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=5000, help="messages per case")
-    parser.add_argument("--only", default="nats,rabbitmq", help="comma-separated: nats,rabbitmq")
+    parser.add_argument("--only", default="nats,rabbitmq", help="nats,rabbitmq,memory")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of the memory case")
     args = parser.parse_args()
+    ROUNDS = args.rounds
     asyncio.run(main(args.count, args.only.split(",")))

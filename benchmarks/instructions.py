@@ -1,10 +1,12 @@
 """Instructions per message under valgrind, pigeon beside raw nats-py: a count the machine's
 load does not move at all (``benchmarks.calls`` gives CPU time, which it still does).
 
-``python -m benchmarks.instructions [--count N] [--only pubsub,rpc,rpc64]``. Each case runs in
-a child process under ``valgrind --tool=cachegrind --cache-sim=no`` (the nats-server it starts is
-not traced) twice, with ``N`` and ``3 N`` messages; the difference over ``2 N`` is the count per
-message, start-up and warm-up cancelled out. Needs valgrind; takes a few minutes.
+``python -m benchmarks.instructions [--count N] [--only pubsub,rpc,rpc64,memory]``. Each case
+runs in a child process under ``valgrind --tool=cachegrind --cache-sim=no`` (the nats-server it
+starts is not traced) twice, with ``N`` and ``3 N`` messages; the difference over ``2 N`` is the
+count per message, start-up and warm-up cancelled out. ``memory`` is the memory benchmark's own
+case (``benchmarks.memory_cases``), pigeon beside the bare ``model_validate_json`` loop (the
+decisions' figures use ``--count 4000``). Needs valgrind; takes a few minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import nats
 from benchmarks.nats_cases import IN_FLIGHT, TICK, Tick, nats_server
 from pigeon import App
 
-CASES = {"pubsub": 1, "rpc": 1, "rpc64": IN_FLIGHT}
+CASES = {"pubsub": 1, "rpc": 1, "rpc64": IN_FLIGHT, "memory": 1}
 """Case -> how many senders at once."""
 
 
@@ -37,6 +39,9 @@ async def _send(send: Callable[[], Awaitable[Any]], count: int, senders: int) ->
 
 async def child(impl: str, case: str, count: int) -> None:
     """One run: ``impl`` ("pigeon" or "raw") sends ``count`` messages of ``case``."""
+    if case == "memory":
+        await memory_child(impl, count)
+        return
     received, done = 0, asyncio.Event()
 
     def hit() -> None:
@@ -63,6 +68,16 @@ async def child(impl: str, case: str, count: int) -> None:
         else:
             await _send(request, count, CASES[case])
         await (app.close() if impl == "pigeon" else nc.close())
+
+
+async def memory_child(impl: str, count: int) -> None:
+    """The memory case: ``benchmarks.memory_cases``' pub-sub, or its bare validation loop."""
+    from benchmarks import memory_cases
+
+    if impl == "pigeon":
+        await memory_cases.pigeon_pubsub(count)
+    else:
+        memory_cases.bare_validation_loop(count)
 
 
 def _pigeon_tick(hit: Callable[[], None]) -> Callable[[Tick], Awaitable[None]]:
@@ -107,14 +122,17 @@ def instructions(impl: str, case: str, count: int) -> int:
 
 
 def main(count: int, only: list[str]) -> None:
-    print(f"{'case':<8} {'pigeon':>12} {'raw nats-py':>12} {'pigeon / raw':>13}  (per message)")
+    print(f"{'case':<8} {'pigeon':>12} {'raw':>12} {'pigeon / raw':>13} {'raw / pigeon':>13}")
+    print("(per message; raw: nats-py by hand, for memory the bare validation loop)")
     for case in only:
         n = count // CASES[case] * CASES[case]
         pigeon, raw = (
             (instructions(impl, case, 3 * n) - instructions(impl, case, n)) / (2 * n)
             for impl in ("pigeon", "raw")
         )
-        print(f"{case:<8} {pigeon:>12,.0f} {raw:>12,.0f} {pigeon / raw:>13.2f}")
+        print(
+            f"{case:<8} {pigeon:>12,.0f} {raw:>12,.0f} {pigeon / raw:>13.2f} {raw / pigeon:>13.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import logging
 import os
 import types
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -22,7 +22,7 @@ from pigeon.handlers import inspect_handler
 from pigeon.lifespan import enter as enter_lifespans
 from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
-from pigeon.patterns import pubsub, rpc, workpool
+from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Lifespan, Route, Router
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
@@ -262,21 +262,26 @@ class App(Router):
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def publish(
+    @pubsub.coroutine_function
+    def publish(
         self,
         subject: str,
         event: Any,
         *,
         headers: dict[str, str] | None = None,
         codec: Codec | None = None,
-    ) -> None:
-        """Publish ``event`` on ``subject``; returns once the broker accepted it.
-
-        ``codec`` overrides the App's for this message.
-        """
-        subjects.validate(subject)
-        codec = codec or self.codec
-        await pubsub.publish(self.transport.events, subject, event, codec, headers, self._send)
+    ) -> Coroutine[Any, Any, None]:
+        """Publish ``event`` on ``subject`` (``codec``: instead of the App's); returns once the
+        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``)."""
+        try:
+            if subject not in pubsub.checked:
+                pubsub.check(subject)
+            envelope = outgoing.envelope_for(event, codec or self.codec, headers)
+            if self._send:
+                return pubsub.publish_through(self.transport.events, self._send, envelope, subject)
+            return self.transport.events.publish(subject, envelope)
+        except Exception as exc:
+            return pubsub.raise_at_await(exc)
 
     @overload
     async def request(

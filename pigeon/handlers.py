@@ -257,9 +257,16 @@ def _runs(fn: Callable[..., Any], name: str) -> Runs:
         )
     if inspect.iscoroutinefunction(fn):
         return "coroutine"
-    if any(inspect.iscoroutinefunction(f) for f in layers):
+    if any(inspect.iscoroutinefunction(f) or _marked_async(f) for f in layers):
         return "loop"
     return "thread"
+
+
+def _marked_async(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is a plain function marked as returning a coroutine the way Python 3.11
+    marks one (``App.publish``, see ``pubsub.coroutine_function``): run on the loop, not in a
+    thread."""
+    return getattr(fn, "_is_coroutine", None) is getattr(asyncio.coroutines, "_is_coroutine", 0)
 
 
 def _annotated(fn: Callable[..., Any]) -> Any:

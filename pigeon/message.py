@@ -23,9 +23,15 @@ _batch: tuple[int, list[str]] = (0, [])
 """The batch being handed out, and its counter value."""
 
 
+def _ids(high: int) -> list[str]:
+    """The batch ``high``: its stem formatted once (per id, it cost ~700 instructions)."""
+    stem = f"{_ID_PREFIX}{high:x}"
+    return [stem + low for low in _ID_SUFFIXES]
+
+
 def _id_batch(high: int) -> list[str]:
     global _batch
-    ids = [f"{_ID_PREFIX}{high:x}{low}" for low in _ID_SUFFIXES]
+    ids = _ids(high)
     _batch = (high, ids)
     return ids
 
@@ -38,7 +44,7 @@ def _new_prefix_after_fork() -> None:
     global _ID_PREFIX
     _ID_PREFIX = os.urandom(8).hex()
     high, ids = _batch
-    ids[:] = [f"{_ID_PREFIX}{high:x}{low}" for low in _ID_SUFFIXES]
+    ids[:] = _ids(high)
 
 
 os.register_at_fork(after_in_child=_new_prefix_after_fork)

@@ -6,6 +6,7 @@ safe to retry). Only a request whose handler was stopped hears ``ServerStopped``
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
@@ -16,6 +17,8 @@ from pigeon.testing.waiting import wait_for
 SOON = 10.0
 """Seconds within which every caller must hear; their requests' own timeout is twice that."""
 TIMEOUT = 2 * SOON
+LOAD = 400
+"""Requests sent over about a second while one of two servers closes."""
 
 
 class Blocking:
@@ -115,3 +118,32 @@ async def test_a_request_reaching_a_closing_server_fails_at_once_while_it_drains
             assert await first == 1
             await closing
     assert handler.started == [1], handler.started
+
+
+async def test_closing_one_of_two_servers_under_steady_load_loses_no_request(
+    make_app: MakeApp, uid: str
+) -> None:
+    closing, staying, client = make_app(), make_app(), make_app()
+    handled: Counter[int] = Counter()
+    for app in (closing, staying):
+
+        @app.rpc(f"{uid}.ask", concurrency=4)
+        async def ask(n: int) -> int:
+            handled[n] += 1
+            await asyncio.sleep(0.005)  # the handler's own work: requests overlap
+            return n
+
+    async with client, staying:
+        await closing.start()
+        asking: list[asyncio.Task[int]] = []
+        for n in range(LOAD):
+            asking.append(asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)))
+            if n == LOAD // 2:
+                stopping = asyncio.create_task(closing.close())
+            await asyncio.sleep(1 / LOAD)  # a steady stream over about a second
+        async with asyncio.timeout(SOON):
+            answers = await asyncio.gather(*asking, return_exceptions=True)
+            await stopping
+    lost = [(n, answer) for n, answer in enumerate(answers) if answer != n]
+    assert not lost, lost[:5]
+    assert max(handled.values()) == 1, handled.most_common(3)

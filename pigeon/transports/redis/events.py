@@ -19,11 +19,8 @@ that has returned from ``subscribe`` gets every event published after.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT
@@ -40,16 +37,11 @@ from pigeon.transports.redis.claim_idle import (
     differing_claim_idle,
     milliseconds,
 )
-from pigeon.transports.redis.consumer import (
-    BLOCK,
-    Parsed,
-    StreamConsumer,
-    reserve_connections,
-)
-from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
+from pigeon.transports.redis.consumer import StreamConsumer
+from pigeon.transports.redis.errors import translated
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.subscriber import ChannelSubscription, EventDelivery
-from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.shared import SharedReader, parse_event
+from pigeon.transports.redis.subscriber import ChannelSubscription
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
     SUBSCRIBERS,
@@ -58,7 +50,6 @@ from pigeon.transports.redis.topology import (
     is_wildcard,
     text,
 )
-from pigeon.transports.runner import HandlerRunner
 from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
@@ -148,93 +139,6 @@ if prune(stream .. ':members') == 0 then unbind(prefix, stream, subject)
 else redis.pcall('XGROUP', 'DELCONSUMER', stream, 'subscribers', member) end
 """
 )
-
-
-def parse_event(entry_id: bytes, fields: dict[bytes, bytes]) -> Parsed:
-    """The envelope and subject of an event-stream entry (``subject``, ``message`` fields)."""
-    subject = fields.get(b"subject", b"").decode("utf-8", "replace")
-    return wire.unpack(fields.get(b"message", b"")), subject, 0, 0
-
-
-class SharedReader:
-    """Members of a consumer group reading a stream without acks (``NOACK``): each entry goes to
-    one member, and none is kept for a member that stops. Groups and RPC servers use it."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        url: str,
-        stream: str,
-        group: str,
-        handler: Handler,
-        concurrency: int,
-        *,
-        join: Callable[[str], Awaitable[None]],
-        leave: Callable[[str], Awaitable[None]],
-        heartbeat: float | None = None,
-    ) -> None:
-        self._redis, self._url, self._stream, self._group = redis, url, stream, group
-        self._handler, self._runner = handler, HandlerRunner(concurrency)
-        self._join, self._leave, self._heartbeat = join, leave, heartbeat
-        self.consumer = consumer_name()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
-
-    async def start(self) -> None:
-        """Join, then read; returns once an entry added now would reach this member."""
-        await self._join(self.consumer)
-        reserve_connections(self._redis, 1)
-        self._tasks.append(asyncio.create_task(self._pump()))
-        if self._heartbeat is not None:
-            self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
-
-    async def close(self, timeout: float) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await cancel_all(self._tasks)
-        if self._tasks:
-            reserve_connections(self._redis, -1)
-        with contextlib.suppress(*CLIENT_ERRORS):
-            await self._leave(self.consumer)
-        await self._runner.drain(timeout)
-
-    async def _pump(self) -> None:
-        while True:
-            try:
-                await self._read()
-            except CLIENT_ERRORS as exc:
-                if is_missing_group(exc):  # deleted (the group found empty): make it again
-                    with contextlib.suppress(*CLIENT_ERRORS):
-                        await self._join(self.consumer)
-                    continue
-                log.warning("pigeon: reading %s failed, retrying in 1s: %s", self._stream, exc)
-                await asyncio.sleep(1.0)
-            except Exception:  # a bug must not stop the reader for good
-                log.exception("pigeon: reading %s failed; retrying in 1s", self._stream)
-                await asyncio.sleep(1.0)
-
-    async def _read(self) -> None:
-        runner = self._runner
-        free = await runner.wait_free()
-        read: Any = await self._redis.xreadgroup(
-            self._group,
-            self.consumer,
-            {self._stream: ">"},
-            count=free,
-            block=int(BLOCK * 1000),
-            noack=True,
-        )
-        for _, entries in read or ():
-            for entry_id, fields in entries:
-                envelope, subject, _, _ = parse_event(entry_id, fields)
-                runner.start(self._handler(EventDelivery(envelope, subject)))
-
-    async def _beat(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            with contextlib.suppress(*CLIENT_ERRORS):
-                await self._join(self.consumer)
 
 
 class RedisEvents:

@@ -28,7 +28,7 @@ from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
-from pigeon.transports.redis.events import SharedReader
+from pigeon.transports.redis.shared import SharedReader
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
     SERVERS,

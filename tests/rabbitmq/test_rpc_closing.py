@@ -1,6 +1,8 @@
 """A closing rpc server on RabbitMQ, beyond the conformance suite's cases: a free handler slot
 starts no request once it closes; with other servers, what reaches it goes to them; a wildcard
-server's queue and an owner-declared queue (``passive=True``, not auto-delete) are swept too."""
+server's queue and an owner-declared queue (``passive=True``, not auto-delete) are swept too; an
+exact server's requests go on to a wildcard server; a server starting as the last one leaves
+declares its queue again."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import pytest
 from pigeon import App, NoResponders, RemoteError
 from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking
 from pigeon.testing.waiting import wait_for
+from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.topology import queue_name_for
+from pigeon.transports.rabbitmq.transport import RabbitMQTransport
 from tests.conftest import MakeApp
 
 
@@ -140,3 +144,100 @@ async def test_a_closing_server_of_an_owner_declared_queue_answers_what_waits_in
     assert isinstance(outcomes[0], RemoteError)
     assert outcomes[0].type == "ServerStopped"
     assert [type(each) for each in outcomes[1:]] == [NoResponders, NoResponders]
+
+
+async def test_a_closing_exact_server_hands_its_requests_to_a_wildcard_server(
+    make_app: MakeApp, uid: str, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    channel = await raw.channel()
+    exact, wildcard, client = make_app(shutdown_timeout=60), make_app(), make_app()
+    blocked, answering = Blocking(), Blocking()
+    answering.release.set()
+    _serve(exact, f"{uid}.ask", blocked)
+    _serve(wildcard, f"{uid}.*", answering)
+    async with client, wildcard:
+        await exact.start()
+        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+        await wait_for(lambda: blocked.started == [1], SOON, "the first handler to start")
+        held = [
+            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
+        ]
+        await wait_for(_waiting(channel, f"{uid}.ask", 2), SOON, "the requests in the queue")
+        closing = await _started_closing(exact)
+        async with asyncio.timeout(SOON):
+            assert await asyncio.gather(*held) == [2, 3]
+            assert await client.request(f"{uid}.ask", 4, timeout=TIMEOUT) == 4
+        blocked.release.set()
+        async with asyncio.timeout(SOON):
+            assert await first == 1
+            await closing
+    assert blocked.started == [1]
+    assert sorted(answering.started) == [2, 3, 4]
+
+
+def _subscription(app: App) -> RabbitSubscription:
+    transport = app.transport
+    assert isinstance(transport, RabbitMQTransport)
+    (subscription,) = transport._subscriptions
+    return subscription
+
+
+async def test_a_request_reaching_an_owner_declared_queue_during_the_drain_is_answered(
+    make_app: MakeApp, uid: str, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    channel = await raw.channel()
+    queue = await channel.declare_queue(f"{uid}.ask", durable=True)  # not auto-delete: it stays
+    server, client = make_app(shutdown_timeout=60, passive=True), make_app()
+    handler = Blocking()
+    _serve(server, f"{uid}.ask", handler)
+    try:
+        async with client:
+            await server.start()
+            first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+            await wait_for(lambda: handler.started == [1], SOON, "the first handler to start")
+            closing = await _started_closing(server)
+            subscription = _subscription(server)
+            await wait_for(lambda: not subscription._consuming, SOON, "its consumer's cancel")
+            with pytest.raises(NoResponders):
+                async with asyncio.timeout(SOON):
+                    await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
+            handler.release.set()
+            async with asyncio.timeout(SOON):
+                assert await first == 1
+                await closing
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+    assert handler.started == [1]
+
+
+async def test_a_server_starting_as_the_last_one_leaves_declares_its_queue_again(
+    make_app: MakeApp,
+    uid: str,
+    raw: aio_pika.abc.AbstractConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = await raw.channel()
+    leaving = await channel.declare_queue(f"{uid}.ask", auto_delete=True)  # as a server's
+
+    async def ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await message.nack()
+
+    tag = await leaving.consume(ignore)
+    consume = RabbitSubscription._consume
+
+    went = asyncio.Event()
+
+    async def consume_once_it_went(subscription: RabbitSubscription) -> None:
+        if not went.is_set():  # between the server's declare and its consume
+            went.set()
+            await leaving.cancel(tag)  # the last consumer: the queue goes with it
+        await consume(subscription)
+
+    monkeypatch.setattr(RabbitSubscription, "_consume", consume_once_it_went)
+    server, client = make_app(), make_app()
+    handler = Blocking()
+    handler.release.set()
+    _serve(server, f"{uid}.ask", handler)
+    async with client, server:
+        async with asyncio.timeout(SOON):
+            assert await client.request(f"{uid}.ask", 5, timeout=TIMEOUT) == 5

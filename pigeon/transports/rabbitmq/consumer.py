@@ -132,9 +132,9 @@ MakeDelivery = Callable[[DeliveredMessage], RabbitDelivery]
 class RabbitSubscription:
     """Consumes ``queue`` on its own channel, at most ``concurrency`` handlers at once.
 
-    Only an rpc server's subscription (``requests``) takes requests: a request that reached a work
-    queue or a subscription's queue through the default exchange (it is named like it) is acked
-    unrun and answered "not served", so that its caller raises ``NoResponders``.
+    Only an rpc server's subscription (``leaving`` given) takes requests: a request that reached
+    a work queue or a subscription's queue through the default exchange (it is named like it) is
+    acked unrun and answered "not served", so that its caller raises ``NoResponders``.
 
     Deliveries are started in the order they arrive. ``close`` stops consuming at once, waits for
     handlers in flight, then closes the channel: the broker takes back every delivery left
@@ -152,13 +152,13 @@ class RabbitSubscription:
         make: MakeDelivery,
         jobs: JobStore | None = None,
         *,
-        requests: bool = False,
+        leaving: Leaving | None = None,
         held_at_close: Callable[[int], None] | None = None,
     ) -> None:
         self.queue = queue
         self._held_at_close = held_at_close
         self._refused = 0  # deliveries that came after the cancel, left unsettled
-        self._requests = requests
+        self._requests = leaving is not None
         self._channel = channel
         self._handler = handler
         self._make = make
@@ -173,7 +173,7 @@ class RabbitSubscription:
         self._closed = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
         self._screening: set[asyncio.Task[Any]] = set()
-        self._leaving = Leaving(queue, make) if requests else None
+        self._leaving = leaving
 
     async def start(self) -> None:
         """Start consuming; again after each reopening of the channel."""
@@ -200,6 +200,7 @@ class RabbitSubscription:
             if self._screening:
                 await asyncio.wait(set(self._screening), timeout=SCREENING_TIMEOUT)
             if self._leaving is not None:
+                await self._leaving.stop_sweeping()
                 await self._leaving.settled()
             with suppress(Exception):
                 await asyncio.wait_for(self._channel.close(), 5)
@@ -255,7 +256,8 @@ class RabbitSubscription:
             await leaving.decide("answer", self._take_backlog())
         await self._cancel()
         if underlay is not None and last:
-            await leaving.stop_sweeping(underlay)
+            if not leaving.lasting:  # else swept until the drain ends: the queue stays
+                await leaving.stop_sweeping()
         else:
             await leaving.decide("leave" if last is None else "requeue", self._take_backlog())
 

@@ -5,29 +5,39 @@ At the start of its close the server asks the broker (a passive ``queue.declare`
 consumers its queue has. If it is the last one, it first consumes the queue once more, without a
 prefetch limit (a "sweeper"), so that every ready request and every new one is pushed to it at
 once; then it cancels its own consumer and the sweeper. Each request the sweeper got, and each
-one the server held, is answered ``not_served`` (its caller raises ``NoResponders`` at once) and
-acked. The auto-delete queue goes with the last consumer's cancel, empty: a request sent after
-that is returned to its caller, ``NoResponders`` too. Acking a message of a deleted queue is no
-error.
+one the server held, goes on through the rpc exchange (``pigeon.rpc``) to the servers of wildcard
+subjects, as its caller would have sent it had the queue not been there (``mandatory``, confirmed,
+its properties kept); if none takes it (returned), it is answered ``not_served`` (its caller
+raises ``NoResponders`` at once). Then it is acked. A request that came through the rpc exchange
+(a wildcard server's queue is bound there) is answered at once: sent there again it would come
+back to the same queue. The auto-delete queue goes with the last consumer's cancel, empty: a
+request sent after that is returned to its caller, who tries the rpc exchange itself. Acking a
+message of a deleted queue is no error.
+
+A queue that may outlive its consumers (``lasting``: its owner declared it, ``passive=True``) is
+swept until the server's handlers have drained, then the sweeper is cancelled: a request sent
+during the drain is answered at once, not left in the queue for its caller's timeout.
 
 If other servers consume the queue, the closing server cancels its consumer, then hands each
 request it holds back to the queue (``nack``, requeued) at once: another server takes it.
 
-Two races are left: a server that starts just after the last one counted the consumers may see
-a few requests answered ``NoResponders`` (nothing ran: safe to retry), and servers closing
-together may each count the other and leave ready requests in the deleted queue.
+Two races are left: a server that starts just after the last one counted the consumers (or, on
+a lasting queue, during its drain) may see a few requests passed on or answered ``NoResponders``
+(nothing ran: safe to retry), and servers closing together may each count the other and leave
+ready requests in the deleted queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiormq
 from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 from pigeon.message import Envelope, new_id
 from pigeon.transports.rabbitmq import wire
@@ -43,22 +53,38 @@ BROKER_TIMEOUT = 5.0
 SETTLING_TIMEOUT = 5.0
 """Seconds ``settled`` waits for the answers and hand-backs under way."""
 
+Forward = Callable[[str, bytes, Basic.Properties], Awaitable[bool]]
+"""Publish a request (subject, body, properties) through the rpc exchange: whether a queue took it
+(``Requester.forward``)."""
+
 Mode = Literal["answer", "requeue", "leave"]
-"""``answer``: reply "not served" and ack (no other server); ``requeue``: nack, requeued (other
-servers run); ``leave``: unknown (the broker did not answer), left unsettled, as before."""
+"""``answer``: pass on to wildcard servers or reply "not served", and ack (no other server of
+the queue); ``requeue``: nack, requeued (other servers run); ``leave``: unknown (the broker did
+not answer), left unsettled, as before."""
 
 
 class Leaving:
     """The requests of rpc server queue ``queue`` that its closing subscription did not start.
 
     Until ``mode`` is known, the subscription holds them (its backlog); then ``decide`` hands
-    those back and ``hand_back`` each that comes later.
+    those back and ``hand_back`` each that comes later. ``forward`` passes a request on to the
+    servers of wildcard subjects; ``lasting``: the queue may outlive its consumers.
     """
 
-    def __init__(self, queue: str, make: Callable[[DeliveredMessage], RabbitDelivery]) -> None:
+    def __init__(
+        self,
+        queue: str,
+        make: Callable[[DeliveredMessage], RabbitDelivery],
+        forward: Forward | None = None,
+        *,
+        lasting: bool = False,
+    ) -> None:
         self.queue = queue
         self.mode: Mode | None = None
+        self.lasting = lasting
         self._make = make
+        self._forward = forward
+        self._underlay: aiormq.abc.AbstractChannel | None = None
         self._sweeper = f"pigeon.sweep.{new_id()}"
         self._sweeping = False
         self._busy: set[asyncio.Task[Any]] = set()
@@ -77,7 +103,8 @@ class Leaving:
 
     async def sweep(self, underlay: aiormq.abc.AbstractChannel) -> None:
         """Consume the queue without a prefetch limit (a new consumer's; the server's own keeps
-        its own), answering each request it gets "not served"."""
+        its own), passing on each request it gets (or answering it "not served")."""
+        self._underlay = underlay
         try:
             await asyncio.wait_for(underlay.basic_qos(prefetch_count=0), BROKER_TIMEOUT)
             consuming = underlay.basic_consume(self.queue, self._swept, consumer_tag=self._sweeper)
@@ -86,12 +113,14 @@ class Leaving:
         except Exception as exc:
             log.debug("pigeon: could not sweep %r: %r", self.queue, exc)
 
-    async def stop_sweeping(self, underlay: aiormq.abc.AbstractChannel) -> None:
-        """Cancel the sweeper: the auto-delete queue goes with it (it was the last consumer)."""
-        if self._sweeping:
+    async def stop_sweeping(self) -> None:
+        """Cancel the sweeper, if it runs: an auto-delete queue goes with it (it was the last
+        consumer)."""
+        if self._sweeping and self._underlay is not None:
             self._sweeping = False
             with suppress(Exception):
-                await asyncio.wait_for(underlay.basic_cancel(self._sweeper), BROKER_TIMEOUT)
+                cancelling = self._underlay.basic_cancel(self._sweeper)
+                await asyncio.wait_for(cancelling, BROKER_TIMEOUT)
 
     async def decide(self, mode: Mode, held: Iterable[RabbitDelivery]) -> None:
         """Settle on ``mode`` and hand back the deliveries ``held`` until now."""
@@ -105,14 +134,14 @@ class Leaving:
         await self.hand_back(delivery)
 
     async def hand_back(self, delivery: RabbitDelivery) -> None:
-        """Answer it "not served" and ack it, or requeue it, as ``mode`` says; one whose
-        channel is gone is skipped (the broker took it back)."""
+        """Pass it on (or answer it "not served") and ack it, or requeue it, as ``mode`` says;
+        one whose channel is gone is skipped (the broker took it back)."""
         if delivery.stale or self.mode == "leave":
             return
         if self.mode == "requeue":
             await delivery.requeue()
             return
-        await refuse(delivery._message, delivery.envelope, delivery.subject, SERVER_LEFT)
+        await self._pass_on(delivery)
         await delivery.ack()
 
     async def settled(self) -> None:
@@ -130,8 +159,22 @@ class Leaving:
             await reject(message)
             return
         if delivery.envelope.reply_to:
-            await refuse(message, delivery.envelope, delivery.subject, SERVER_LEFT)
+            await self._pass_on(delivery)
         await delivery.ack()
+
+    async def _pass_on(self, delivery: RabbitDelivery) -> None:
+        """Send a request on through the rpc exchange; if no queue takes it (or it came that
+        way: it would come back here), answer it "not served"."""
+        message = delivery._message
+        if self._forward is not None and not message.exchange:
+            try:
+                properties = message.header.properties
+                forwarding = self._forward(delivery.subject, message.body, properties)
+                if await asyncio.wait_for(forwarding, BROKER_TIMEOUT):
+                    return
+            except Exception as exc:
+                log.debug("pigeon: could not pass on a request of %r: %r", self.queue, exc)
+        await refuse(message, delivery.envelope, delivery.subject, SERVER_LEFT)
 
     def _track(self) -> None:
         """Count the running consumer callback in ``settled``."""

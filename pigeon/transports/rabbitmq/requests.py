@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon")
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+FORWARD_TIMEOUT = 5.0
+"""Seconds ``Requester.forward`` waits for the channel requests go out on."""
 
 
 class Requester:
@@ -146,6 +148,27 @@ class Requester:
             if not isinstance(exc, amqp.PublishError):
                 raise translate(exc, self._url, f"requesting {subject!r}") from exc
             raise NoResponders.for_subject(subject, self._url) from None
+
+    async def forward(self, subject: str, body: bytes, properties: Basic.Properties) -> bool:
+        """Publish a request a closing server did not start through the rpc exchange, to the
+        servers of wildcard subjects (``mandatory``, confirmed, on the channel requests go out
+        on, opened if need be): ``True`` if a queue took it, ``False`` if it was returned or
+        there is no such exchange (``passive``). Broker errors are raised."""
+        exchange = self._declarer.topology.rpc_exchange
+        try:
+            await self._declarer.exchange(exchange, "topic")
+        except ConfigurationError:
+            if not self._declarer.topology.passive:
+                raise
+            return False
+        underlay = self._underlay
+        if underlay is None or underlay.is_closed:
+            underlay = await self._wait_underlay(subject, FORWARD_TIMEOUT)
+        try:
+            await _publish(underlay, exchange, subject, body, properties)
+        except amqp.PublishError:
+            return False
+        return True
 
     async def _open(self) -> AbstractRobustChannel:
         async with self._lock:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 
 from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
@@ -42,7 +43,8 @@ from pigeon.transports.rabbitmq.events import RabbitEvents
 from pigeon.transports.rabbitmq.failover import FailoverConnection, failover_class, hosts_of
 from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
 from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
-from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly
+from pigeon.transports.rabbitmq.leaving import Leaving
+from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly, underlay_of
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
 from pigeon.transports.rabbitmq.topology import Declarer, Topology
 from pigeon.transports.slow import SlowConsumers
@@ -83,6 +85,13 @@ content type, message id, correlation id, reply-to (short strings), delivery mod
 
 MAX_PREFETCH = 65_535
 """The largest ``basic.qos`` prefetch count (a short); a consumer asking more gets this."""
+
+CONSUME_RETRIES = 3
+"""Times an rpc server consumes its queue again, declared anew, when it went just after its
+declare (see ``_start``)."""
+
+REOPEN_TIMEOUT = 5.0
+"""Seconds ``_start`` waits for aio-pika to reopen the channel and declare the queue again."""
 
 CLIENT_OPTIONS = frozenset(
     {p.name for p in aio_pika.RobustConnection.PARAMETERS}
@@ -240,6 +249,11 @@ class RabbitMQTransport:
                 await channel.set_qos(prefetch_count=prefetch)
                 queue = await declare(channel)
                 make = delivery_maker(queue.name, self.job_store if jobs else None)
+                leaving = None
+                if requests:
+                    forward = self.requester.forward
+                    lasting = self.topology.passive
+                    leaving = Leaving(queue.name, make, forward, lasting=lasting)
                 subscription = RabbitSubscription(
                     channel,
                     queue.name,
@@ -247,10 +261,11 @@ class RabbitMQTransport:
                     concurrency,
                     make,
                     self.job_store if jobs else None,
-                    requests=requests,
+                    leaving=leaving,
                     held_at_close=held_at_close,
                 )
-                await subscription.start()
+                retries = CONSUME_RETRIES if requests and not self.topology.passive else 0
+                await _start(subscription, channel, retries)
         except BaseException:
             await close_quietly(channel)
             raise
@@ -290,6 +305,26 @@ async def _publishing_channel(connection: AbstractRobustConnection) -> AbstractR
     channel = connection.channel(publisher_confirms=True, on_return_raises=True)
     await channel.initialize()
     return channel
+
+
+async def _start(
+    subscription: RabbitSubscription, channel: AbstractRobustChannel, retries: int
+) -> None:
+    """Start consuming. An rpc server's auto-delete queue can be deleted between its declare and
+    the consume, by the cancel of its last server, which was leaving (``NOT_FOUND``): the broker
+    closes the channel, aio-pika reopens it and declares the queue anew, and the consume is
+    tried again, up to ``retries`` times (``CONSUME_RETRIES``). Raises what the last try did."""
+    attempt = 0
+    while True:
+        try:
+            await subscription.start()
+            return
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            attempt += 1
+            if attempt > retries:
+                raise
+            log.debug("pigeon: %r went before its consume (%r); again", subscription.queue, exc)
+            await asyncio.wait_for(underlay_of(channel), REOPEN_TIMEOUT)
 
 
 def _check_numbers(options: dict[str, Any]) -> None:

@@ -15,31 +15,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from pigeon import App, NoResponders, RemoteError, RequestTimeout
+from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking, serve_blocking
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats import transport as nats_transport
 from pigeon.transports.nats.client import registered
-
-SOON = 10.0
-TIMEOUT = 2 * SOON
-
-
-class Blocking:
-    """An rpc handler that runs until ``release`` is set; ``started`` lists its calls."""
-
-    def __init__(self) -> None:
-        self.started: list[int] = []
-        self.release = asyncio.Event()
-
-    async def __call__(self, n: int) -> int:
-        self.started.append(n)
-        await self.release.wait()
-        return n
-
-
-def _serve(app: App, subject: str, handler: Blocking, concurrency: int) -> None:
-    @app.rpc(subject, concurrency=concurrency)
-    async def serve(n: int) -> int:
-        return await handler(n)
 
 
 def _received(app: App) -> int:
@@ -52,7 +31,7 @@ async def test_requests_held_beyond_concurrency_fail_at_once_and_are_not_dropped
 ) -> None:
     server, client = App(nats_url, shutdown_timeout=0.2), App(nats_url)
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler, concurrency=2)
+    serve_blocking(server, f"{uid}.ask", handler, concurrency=2)
     async with client:
         await server.start()
         before = _received(server)
@@ -90,7 +69,7 @@ async def test_a_plain_clients_held_request_hears_no_responders_at_once(
 ) -> None:
     server = App(nats_url, shutdown_timeout=0.2)
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler, concurrency=1)
+    serve_blocking(server, f"{uid}.ask", handler, concurrency=1)
     await server.start()
     second = await _held_raw_request(raw, server, f"{uid}.ask", handler)
     await server.close()
@@ -106,8 +85,8 @@ async def test_a_plain_clients_held_request_goes_to_another_server(
     closing, other = App(nats_url, shutdown_timeout=0.2), App(nats_url)
     blocked, answering = Blocking(), Blocking()
     answering.release.set()
-    _serve(closing, f"{uid}.ask", blocked, concurrency=1)
-    _serve(other, f"{uid}.ask", answering, concurrency=1)
+    serve_blocking(closing, f"{uid}.ask", blocked, concurrency=1)
+    serve_blocking(other, f"{uid}.ask", answering, concurrency=1)
     seen: list[bytes] = []  # a plain subscriber of the subject sees each request once
 
     async def watch(msg: Msg) -> None:
@@ -134,7 +113,7 @@ async def test_on_nats_pys_own_client_held_requests_are_dropped_and_counted(
     async with client:
         monkeypatch.setattr(nats_transport, "new_client", Client)
         server = App(nats_url, shutdown_timeout=0.2)
-        _serve(server, f"{uid}.ask", handler, concurrency=1)
+        serve_blocking(server, f"{uid}.ask", handler, concurrency=1)
         await server.start()
         assert type(server.transport.client) is Client  # type: ignore[attr-defined]
         before = _received(server)

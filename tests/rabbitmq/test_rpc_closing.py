@@ -13,18 +13,12 @@ import aio_pika
 import pytest
 
 from pigeon import App, NoResponders, RemoteError
-from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking
+from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking, serve_blocking
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.topology import queue_name_for
 from pigeon.transports.rabbitmq.transport import RabbitMQTransport
 from tests.conftest import MakeApp
-
-
-def _serve(app: App, subject: str, handler: Blocking, concurrency: int = 1) -> None:
-    @app.rpc(subject, concurrency=concurrency)
-    async def serve(n: int) -> int:
-        return await handler(n)
 
 
 def _waiting(
@@ -51,7 +45,7 @@ async def test_a_closing_server_starts_no_request_in_a_free_slot(
 ) -> None:
     server, client = make_app(shutdown_timeout=60), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler, concurrency=2)
+    serve_blocking(server, f"{uid}.ask", handler, concurrency=2)
     async with client:
         await server.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
@@ -73,8 +67,8 @@ async def test_requests_reaching_a_closing_server_go_to_the_other_one(
     closing_server, other, client = make_app(shutdown_timeout=60), make_app(), make_app()
     blocked, answering = Blocking(), Blocking()
     answering.release.set()
-    _serve(closing_server, f"{uid}.ask", blocked, concurrency=4)
-    _serve(other, f"{uid}.ask", answering, concurrency=4)
+    serve_blocking(closing_server, f"{uid}.ask", blocked, concurrency=4)
+    serve_blocking(other, f"{uid}.ask", answering, concurrency=4)
     async with client, other:
         await closing_server.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 0, timeout=TIMEOUT))
@@ -99,7 +93,7 @@ async def test_a_closing_wildcard_server_answers_what_it_holds_no_responders(
     channel = await raw.channel()
     server, client = make_app(shutdown_timeout=0.2), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.*", handler)
+    serve_blocking(server, f"{uid}.*", handler)
     async with client:
         await server.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
@@ -124,7 +118,7 @@ async def test_a_closing_server_of_an_owner_declared_queue_answers_what_waits_in
     queue = await channel.declare_queue(f"{uid}.ask")  # as the RPC tutorial's server does
     server, client = make_app(shutdown_timeout=0.2, passive=True), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler)
+    serve_blocking(server, f"{uid}.ask", handler)
     try:
         async with client:
             await server.start()
@@ -153,8 +147,8 @@ async def test_a_closing_exact_server_hands_its_requests_to_a_wildcard_server(
     exact, wildcard, client = make_app(shutdown_timeout=60), make_app(), make_app()
     blocked, answering = Blocking(), Blocking()
     answering.release.set()
-    _serve(exact, f"{uid}.ask", blocked)
-    _serve(wildcard, f"{uid}.*", answering)
+    serve_blocking(exact, f"{uid}.ask", blocked)
+    serve_blocking(wildcard, f"{uid}.*", answering)
     async with client, wildcard:
         await exact.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
@@ -189,7 +183,7 @@ async def test_a_request_reaching_an_owner_declared_queue_during_the_drain_is_an
     queue = await channel.declare_queue(f"{uid}.ask", durable=True)  # not auto-delete: it stays
     server, client = make_app(shutdown_timeout=60, passive=True), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler)
+    serve_blocking(server, f"{uid}.ask", handler)
     try:
         async with client:
             await server.start()
@@ -237,7 +231,7 @@ async def test_a_server_starting_as_the_last_one_leaves_declares_its_queue_again
     server, client = make_app(), make_app()
     handler = Blocking()
     handler.release.set()
-    _serve(server, f"{uid}.ask", handler)
+    serve_blocking(server, f"{uid}.ask", handler)
     async with client, server:
         async with asyncio.timeout(SOON):
             assert await client.request(f"{uid}.ask", 5, timeout=TIMEOUT) == 5

@@ -162,6 +162,8 @@ async def test_credentials_are_never_shown(
     caplog.set_level(logging.DEBUG)
     for url in urls:
         options: dict[str, Any] = dict(backend.options)
+        if scheme == "nats":  # each closed port is tried this long: 2 s by default
+            options["connect_timeout"] = 0.25
         app = App(url, **options)
         shown: list[str] = [repr(app), str(app.transport.url)]
         shown.append(json.dumps(asyncapi_document(app)))

@@ -34,8 +34,10 @@ class Blocking:
         return n
 
 
-def _serve(app: App, subject: str, handler: Blocking) -> None:
-    @app.rpc(subject, concurrency=1)
+def serve_blocking(app: App, subject: str, handler: Blocking, concurrency: int = 1) -> None:
+    """Serve ``subject`` on ``app`` with ``handler``."""
+
+    @app.rpc(subject, concurrency=concurrency)
     async def serve(n: int) -> int:
         return await handler(n)
 
@@ -55,7 +57,7 @@ async def test_requests_a_closing_server_never_started_fail_at_once_with_no_resp
 ) -> None:
     server, client = make_app(shutdown_timeout=0.2), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler)
+    serve_blocking(server, f"{uid}.ask", handler)
     async with client:
         await server.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
@@ -76,7 +78,7 @@ async def test_requests_a_closing_server_never_started_go_to_another_server(
 ) -> None:
     closing, client = make_app(shutdown_timeout=0.2), make_app()
     blocked = Blocking()
-    _serve(closing, f"{uid}.ask", blocked)
+    serve_blocking(closing, f"{uid}.ask", blocked)
     async with client:
         await closing.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
@@ -87,7 +89,7 @@ async def test_requests_a_closing_server_never_started_go_to_another_server(
         other = make_app()
         answering = Blocking()
         answering.release.set()
-        _serve(other, f"{uid}.ask", answering)
+        serve_blocking(other, f"{uid}.ask", answering)
         async with other:
             await closing.close()
             async with asyncio.timeout(SOON):
@@ -103,7 +105,7 @@ async def test_a_request_reaching_a_closing_server_fails_at_once_while_it_drains
 ) -> None:
     server, client = make_app(shutdown_timeout=60), make_app()
     handler = Blocking()
-    _serve(server, f"{uid}.ask", handler)
+    serve_blocking(server, f"{uid}.ask", handler)
     async with client:
         await server.start()
         first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))

@@ -173,8 +173,7 @@ class RedisRequests:
         async def leave(member: str) -> None:
             keys = [stream, self._keys.wildcard_servers]
             unread = await self._leave(keys=keys, args=[SERVERS, member, pattern])
-            for _, fields in unread:
-                await self._hand_on(dict(zip(fields[::2], fields[1::2], strict=True)))
+            await self._hand_on([dict(zip(f[::2], f[1::2], strict=True)) for _, f in unread])
 
         reader = SharedReader(
             self._redis, self._url, stream, SERVERS, handler, concurrency, join=join, leave=leave
@@ -210,20 +209,29 @@ class RedisRequests:
         except CLIENT_ERRORS as exc:
             log.warning("pigeon: could not register %r again on %s: %s", pattern, self._url, exc)
 
-    async def _hand_on(self, fields: dict[bytes, bytes]) -> None:
-        """A request the last server of its stream left unread: to another server of its subject
-        (through a wildcard), else answered "not served" (its caller raises ``NoResponders``)."""
-        subject, payload = fields.get(b"subject", b""), fields.get(b"message", b"")
-        args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
+    async def _hand_on(self, unread: list[dict[bytes, bytes]]) -> None:
+        """The requests the last server of a stream left ``unread`` (entries' fields): each to
+        another server of its subject (through a wildcard), else answered "not served" (its
+        caller raises ``NoResponders``); two pipelined round trips in all."""
+        if not unread:
+            return
         try:
-            if await self._script(args=[*args, STREAM_TTL_MS]):
-                return
-            request = wire.unpack(payload)
-            if request.reply_to:
-                reply = not_served(request, subject.decode("utf-8", "replace"), SERVER_LEFT)
-                await self.reply(request.reply_to, reply)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fields in unread:
+                    raw, payload = fields.get(b"subject", b""), fields.get(b"message", b"")
+                    args: list[EncodableT] = [self._keys.prefix, raw, payload, self._maxlen]
+                    await self._script(args=[*args, STREAM_TTL_MS], client=pipe)
+                sent = await pipe.execute(raise_on_error=False)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fields, taken in zip(unread, sent, strict=True):
+                    request = wire.unpack(fields.get(b"message", b""))
+                    if taken != 1 and request.reply_to:
+                        name = fields.get(b"subject", b"").decode("utf-8", "replace")
+                        reply = wire.pack(not_served(request, name, SERVER_LEFT))
+                        pipe.publish(request.reply_to, reply)
+                await pipe.execute(raise_on_error=False)
         except Exception as exc:
-            log.warning("pigeon: could not hand on a request on %r: %r", subject, exc)
+            log.warning("pigeon: could not hand on %d requests: %r", len(unread), exc)
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         check_headers(envelope.headers, self._url)

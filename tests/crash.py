@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pigeon import App, Message
 from pigeon.testing.conformance.models import Job
@@ -38,28 +40,13 @@ async def killed_job_comes_back(url: str, queue: str, within: float) -> tuple[in
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HANGING, url, queue, stdout=asyncio.subprocess.PIPE
     )
-    try:
+
+    async def send(_: asyncio.StreamReader) -> None:
         async with App(url) as producer:
             await producer.enqueue(queue, Job(1))
-        assert worker.stdout is not None
-        line = await asyncio.wait_for(worker.stdout.readline(), 20)
-        assert line.strip() == b"started"
-        os.kill(worker.pid, signal.SIGKILL)
-        killed = time.monotonic()
-    finally:
-        if worker.returncode is None:
-            worker.kill()
-        await worker.wait()
-    survivor = App(url)
-    seen: list[tuple[int, float]] = []
 
-    @survivor.worker(queue)
-    async def work(job: Job, msg: Message) -> None:
-        seen.append((msg.attempt, time.monotonic() - killed))
-
-    async with survivor:
-        await wait_for(lambda: bool(seen), timeout=within + 2, what="the killed worker's job")
-    return seen[0]
+    killed = await _kill_once_started(worker, send)
+    return await _first_run(url, lambda app: app.worker(queue), killed, within)
 
 
 HANGING_SUBSCRIBER = """
@@ -101,26 +88,49 @@ async def killed_event_comes_back(
         durable,
         stdout=asyncio.subprocess.PIPE,
     )
-    try:
-        assert subscriber.stdout is not None
-        assert (await asyncio.wait_for(subscriber.stdout.readline(), 20)).strip() == b"ready"
+
+    async def send(stdout: asyncio.StreamReader) -> None:
+        assert (await asyncio.wait_for(stdout.readline(), 20)).strip() == b"ready"
         async with App(url) as publisher:
             await publisher.publish(subject, Job(1))
-        line = await asyncio.wait_for(subscriber.stdout.readline(), 20)
+
+    killed = await _kill_once_started(subscriber, send)
+    return await _first_run(
+        url, lambda app: app.subscribe(subject, durable=durable), killed, within
+    )
+
+
+async def _kill_once_started(
+    process: asyncio.subprocess.Process,
+    send: Callable[[asyncio.StreamReader], Awaitable[None]],
+) -> float:
+    """``send`` the message, SIGKILL ``process`` once its handler says it started; return when
+    (``time.monotonic()``). The process is reaped whatever happens."""
+    try:
+        assert process.stdout is not None
+        await send(process.stdout)
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
         assert line.strip() == b"started"
-        os.kill(subscriber.pid, signal.SIGKILL)
-        killed = time.monotonic()
+        os.kill(process.pid, signal.SIGKILL)
+        return time.monotonic()
     finally:
-        if subscriber.returncode is None:
-            subscriber.kill()
-        await subscriber.wait()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def _first_run(
+    url: str, register: Callable[[App], Callable[..., Any]], killed: float, within: float
+) -> tuple[int, float]:
+    """Start an App here whose handler ``register`` decorates; return the ``attempt`` and the
+    seconds since ``killed`` of the first message it handles, waiting ``within`` + 2 s at most."""
     survivor = App(url)
     seen: list[tuple[int, float]] = []
 
-    @survivor.subscribe(subject, durable=durable)
-    async def handle(job: Job, msg: Message) -> None:
+    async def record(job: Job, msg: Message) -> None:
         seen.append((msg.attempt, time.monotonic() - killed))
 
+    register(survivor)(record)
     async with survivor:
-        await wait_for(lambda: bool(seen), timeout=within + 2, what="the killed subscriber's event")
+        await wait_for(lambda: bool(seen), timeout=within + 2, what="the killed handler's message")
     return seen[0]

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from pigeon import headers as h
-from pigeon.errors import RequestTimeout
+from pigeon.errors import NoResponders, RequestTimeout
 from pigeon.message import Envelope
 
 NOT_SERVED = "503"
@@ -35,6 +35,15 @@ def is_not_served(reply: Envelope) -> bool:
     """Whether ``reply`` says the request reached no rpc server (see ``not_served``)."""
     headers = reply.headers
     return headers.get(h.ERROR_CODE) == NOT_SERVED and headers.get(h.ERROR_TYPE) == "NoResponders"
+
+
+def served(reply: Envelope, subject: str, url: str) -> Envelope:
+    """``reply`` itself, or ``NoResponders`` (naming ``subject`` and the masked ``url``) if it
+    says the request reached no rpc server: a worker or subscriber answered it, or a closing
+    server that started it nowhere (``not_served``)."""
+    if is_not_served(reply):
+        raise NoResponders.for_subject(subject, url)
+    return reply
 
 
 class ReplyMap:

@@ -13,7 +13,13 @@ import aio_pika
 import pytest
 
 from pigeon import App, NoResponders, RemoteError
-from pigeon.testing.conformance.rpc_closing import SOON, TIMEOUT, Blocking, serve_blocking
+from pigeon.testing.conformance.rpc_closing import (
+    SOON,
+    TIMEOUT,
+    Blocking,
+    hold_two,
+    serve_blocking,
+)
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.topology import queue_name_for
@@ -96,11 +102,7 @@ async def test_a_closing_wildcard_server_answers_what_it_holds_no_responders(
     serve_blocking(server, f"{uid}.*", handler)
     async with client:
         await server.start()
-        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-        await wait_for(lambda: bool(handler.started), SOON, "the first handler to start")
-        held = [
-            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
-        ]
+        first, held = await hold_two(client, f"{uid}.ask", handler)
         await wait_for(_waiting(channel, queue_name_for(f"{uid}.*"), 2), SOON, "the requests")
         await server.close()
         async with asyncio.timeout(SOON):
@@ -122,12 +124,7 @@ async def test_a_closing_server_of_an_owner_declared_queue_answers_what_waits_in
     try:
         async with client:
             await server.start()
-            first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-            await wait_for(lambda: bool(handler.started), SOON, "the first handler to start")
-            held = [
-                asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT))
-                for n in (2, 3)
-            ]
+            first, held = await hold_two(client, f"{uid}.ask", handler)
             await wait_for(_waiting(channel, f"{uid}.ask", 2), SOON, "the requests in the queue")
             await server.close()
             async with asyncio.timeout(SOON):

@@ -46,6 +46,17 @@ async def _first_started(handler: Blocking) -> None:
     await wait_for(lambda: bool(handler.started), SOON, "the first request's handler to start")
 
 
+async def hold_two(
+    client: App, subject: str, handler: Blocking
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """Request 1 of ``subject`` and wait until ``handler`` (``concurrency=1``) runs it, then
+    requests 2 and 3, which its server holds unstarted: the three requests' tasks."""
+    first = asyncio.create_task(client.request(subject, 1, timeout=TIMEOUT))
+    await _first_started(handler)
+    held = [asyncio.create_task(client.request(subject, n, timeout=TIMEOUT)) for n in (2, 3)]
+    return first, held
+
+
 def _assert_stopped(outcome: object) -> None:
     """The started request's outcome: ``ServerStopped``, its handler was stopped."""
     assert isinstance(outcome, RemoteError), outcome
@@ -60,11 +71,7 @@ async def test_requests_a_closing_server_never_started_fail_at_once_with_no_resp
     serve_blocking(server, f"{uid}.ask", handler)
     async with client:
         await server.start()
-        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-        await _first_started(handler)
-        held = [
-            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
-        ]
+        first, held = await hold_two(client, f"{uid}.ask", handler)
         await server.close()
         async with asyncio.timeout(SOON):  # long before the requests' own deadline
             outcomes = await asyncio.gather(first, *held, return_exceptions=True)
@@ -81,11 +88,7 @@ async def test_requests_a_closing_server_never_started_go_to_another_server(
     serve_blocking(closing, f"{uid}.ask", blocked)
     async with client:
         await closing.start()
-        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-        await _first_started(blocked)
-        held = [
-            asyncio.create_task(client.request(f"{uid}.ask", n, timeout=TIMEOUT)) for n in (2, 3)
-        ]
+        first, held = await hold_two(client, f"{uid}.ask", blocked)
         other = make_app()
         answering = Blocking()
         answering.release.set()

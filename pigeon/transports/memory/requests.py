@@ -10,7 +10,7 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.topology import Item
-from pigeon.transports.replies import SERVER_LEFT, is_not_served, not_served
+from pigeon.transports.replies import SERVER_LEFT, not_served, served
 
 if TYPE_CHECKING:
     from pigeon.transports.memory.transport import MemoryTransport
@@ -42,9 +42,7 @@ class MemoryRequests:
         transport.replies.expect(envelope.correlation)
         servers[0].put(Item(envelope, subject))
         reply = await transport.replies.wait(envelope.correlation, subject, timeout)
-        if is_not_served(reply):
-            raise NoResponders.for_subject(subject, transport.url)
-        return reply
+        return served(reply, subject, transport.url)
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         self._transport.check(envelope)

@@ -25,7 +25,7 @@ from pigeon.transports.nats.core import CoreSubscriptions
 from pigeon.transports.nats.errors import translate, translated
 from pigeon.transports.nats.handover import RPC_PREFIX
 from pigeon.transports.nats.services import count_reply
-from pigeon.transports.replies import is_not_served
+from pigeon.transports.replies import served
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
@@ -97,8 +97,7 @@ class NatsRequests:
             self._waiting.discard(task)
             self._aborted.discard(task)
         reply = wire.incoming(msg.data, msg.headers, msg.reply, time.time())
-        if is_not_served(reply):  # it reached only subscribers
-            raise NoResponders.for_subject(subject, transport.url)
+        served(reply, subject, transport.url)  # it may have reached only subscribers
         reply.correlation_id = reply.correlation_id or envelope.correlation_id
         return reply
 

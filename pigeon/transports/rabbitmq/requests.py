@@ -27,7 +27,7 @@ from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate, translated
 from pigeon.transports.rabbitmq.publisher import close_quietly, underlay_of
 from pigeon.transports.rabbitmq.topology import Declarer, queue_name_for
-from pigeon.transports.replies import ReplyMap, is_not_served
+from pigeon.transports.replies import ReplyMap, served
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.transport import RabbitMQTransport
@@ -82,9 +82,7 @@ class Requester:
                 raise BrokerError(f"{self._url}: connection closed") from None
             raise
         reply = await self._replies.wait(correlation_id, subject, deadline - loop.time(), timeout)
-        if is_not_served(reply):  # it reached a work queue of that name, not a server
-            raise NoResponders.for_subject(subject, self._url)
-        return reply
+        return served(reply, subject, self._url)  # a work queue of that name may have answered
 
     def fail_all(self, error: BaseException) -> None:
         self._replies.fail_all(error)

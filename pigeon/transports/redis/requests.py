@@ -36,7 +36,7 @@ from pigeon.transports.redis.topology import (
     create_group,
     is_wildcard,
 )
-from pigeon.transports.replies import SERVER_LEFT, ReplyMap, is_not_served, not_served
+from pigeon.transports.replies import SERVER_LEFT, ReplyMap, not_served, served
 
 log = logging.getLogger("pigeon")
 
@@ -258,9 +258,7 @@ class RedisRequests:
             self._replies.forget(correlation_id)
             raise NoResponders.for_subject(subject, self._url)
         reply = await self._replies.wait(correlation_id, subject, timeout)
-        if is_not_served(reply):  # its server closed before starting it, and no other runs
-            raise NoResponders.for_subject(subject, self._url)
-        return reply
+        return served(reply, subject, self._url)
 
     async def reply(self, reply_to: str, envelope: Envelope) -> None:
         """Publish the reply on the caller's channel; nobody listening is no error."""

@@ -23,7 +23,7 @@ from pigeon.message import Envelope, Failure, new_id
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
-from pigeon.transports.rabbitmq.leaving import Leaving, refuse, reject
+from pigeon.transports.rabbitmq.leaving import Leaving, made_or_rejected, refuse
 from pigeon.transports.rabbitmq.publisher import is_connection_loss
 from pigeon.transports.runner import HandlerRunner
 
@@ -275,11 +275,8 @@ class RabbitSubscription:
             return  # left unsettled: the broker takes it back when the channel closes
         # Closing, a message the broker sent before it took the cancel is handled (it fits the
         # prefetch): handing it back unrun would count a delivery that called no handler.
-        try:
-            delivery = self._make(message)
-        except Exception:
-            log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
-            await reject(message)
+        delivery = await made_or_rejected(self._make, message, self.queue)
+        if delivery is None:
             return
         if not self._requests and _is_request(message):
             await _refuse_request(message, delivery.envelope, self.queue)
@@ -300,11 +297,8 @@ class RabbitSubscription:
     async def _hand_back(self, leaving: Leaving, message: DeliveredMessage) -> None:
         """A request that reached the closing rpc server: held until ``leaving`` knows how to
         hand it back, then handed back."""
-        try:
-            delivery = self._make(message)
-        except Exception:
-            log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
-            await reject(message)
+        delivery = await made_or_rejected(self._make, message, self.queue)
+        if delivery is None:
             return
         if leaving.mode is None:
             self._backlog.append(delivery)

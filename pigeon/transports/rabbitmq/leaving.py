@@ -152,11 +152,8 @@ class Leaving:
 
     async def _swept(self, message: DeliveredMessage) -> None:
         self._track()
-        try:
-            delivery = self._make(message)
-        except Exception:
-            log.exception("pigeon: rejected a message of %r pigeon cannot read", self.queue)
-            await reject(message)
+        delivery = await made_or_rejected(self._make, message, self.queue)
+        if delivery is None:
             return
         if delivery.envelope.reply_to:
             await self._pass_on(delivery)
@@ -197,6 +194,19 @@ async def refuse(
             routing_key=request.reply_to or "",
             properties=wire.properties(reply, delivery_mode=wire.TRANSIENT),
         )
+
+
+async def made_or_rejected(
+    make: Callable[[DeliveredMessage], RabbitDelivery], message: DeliveredMessage, queue: str
+) -> RabbitDelivery | None:
+    """``make(message)``, or ``None`` for a message pigeon cannot read: logged and rejected
+    (``reject``)."""
+    try:
+        return make(message)
+    except Exception:
+        log.exception("pigeon: rejected a message of %r pigeon cannot read", queue)
+        await reject(message)
+        return None
 
 
 async def reject(message: DeliveredMessage) -> None:

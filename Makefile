@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict pigeon
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 4 --dist loadgroup
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import pytest
 
 from pigeon.testing.conformance import Backend, MakeApp, make_app, uid
@@ -14,3 +17,34 @@ __all__ = ["MakeApp", "make_app", "uid"]  # the suite's fixtures, for every test
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each conformance test runs once per transport."""
     return BACKEND_FACTORIES[request.param]()
+
+
+OTHER_BACKENDS = ("memory", "nats", "redis")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), every test that talks to the
+    shared RabbitMQ runs on one worker, one at a time: the RabbitMQ 3.10 here stopped answering
+    (for good) twice under four workers' queues at once. The tests of a RabbitMQ cluster of
+    their own run together on another (they share one cluster); the rest share the workers."""
+    for item in items:
+        if "rabbitmq_cluster" in _text(item.path):
+            item.add_marker(pytest.mark.xdist_group("rabbitmq-cluster"))
+        elif _touches_rabbitmq(item):
+            item.add_marker(pytest.mark.xdist_group("rabbitmq"))
+
+
+def _touches_rabbitmq(item: pytest.Item) -> bool:
+    nodeid = item.nodeid.lower()
+    if "rabbitmq" in nodeid:
+        return True
+    text = _text(item.path)
+    params = nodeid.partition("[")[2]
+    mentions = "rabbitmq" in text or "amqp" in text
+    return mentions and not any(name in params for name in OTHER_BACKENDS)
+
+
+@functools.cache
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace").lower()

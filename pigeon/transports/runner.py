@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("pigeon")
 
 
-class HandlerRunner:
-    """Runs handler calls as tasks, at most ``limit`` at once, and drains them on close."""
+NextCall = Callable[[], "Coroutine[Any, Any, None] | None"]
 
-    def __init__(self, limit: int) -> None:
+
+class HandlerRunner:
+    """Runs handler calls as tasks, at most ``limit`` at once, and drains them on close.
+
+    ``next_call``: called when a call finishes; the call it returns (``None``: none waits) runs
+    next in the same task and slot, which stays taken: a backlog is worked off without a task,
+    and a trip through the event loop, per call."""
+
+    def __init__(self, limit: int, next_call: NextCall | None = None) -> None:
         self._limit = limit
+        self._next_call = next_call
         self._tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}  # call -> its task
         self._slot_freed = asyncio.Event()
 
@@ -57,12 +65,20 @@ class HandlerRunner:
         return len(pending)
 
     async def _slot(self, call: Coroutine[Any, Any, None]) -> None:
-        """Run ``call``, then free its slot, in the call's own task: a done callback would cost
-        the event loop one more step per call."""
+        """Run ``call`` and those ``next_call`` gives after it, then free the slot, in the
+        slot's own task: a done callback would cost the event loop one more step per call."""
+        tasks = self._tasks
         try:
-            await call
-        except Exception:
-            log.exception("pigeon: handler task failed")
+            while True:
+                try:
+                    await call
+                except Exception:
+                    log.exception("pigeon: handler task failed")
+                following = self._next_call() if self._next_call is not None else None
+                if following is None:
+                    return
+                tasks[following] = tasks.pop(call)
+                call = following
         finally:
-            self._tasks.pop(call, None)
+            tasks.pop(call, None)
             self._slot_freed.set()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -64,3 +66,45 @@ async def test_a_failing_call_is_logged_and_frees_its_slot(
         await asyncio.wait_for(done.wait(), 5)
     assert any("handler task failed" in r.message and r.exc_info for r in caplog.records)
     assert await runner.drain(1) == 0
+
+
+async def test_a_backlog_runs_in_the_slot_that_frees_not_a_task_per_call() -> None:
+    backlog: list[int] = [2, 3, 4]
+    tasks: dict[int, asyncio.Task[object] | None] = {}
+    done = asyncio.Event()
+
+    def call(number: int) -> Coroutine[Any, Any, None]:
+        async def handle() -> None:
+            tasks[number] = asyncio.current_task()
+            await asyncio.sleep(0)
+            if number == 4:
+                done.set()
+
+        return handle()
+
+    runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
+    runner.start(call(1))
+    await asyncio.wait_for(done.wait(), 5)
+    assert sorted(tasks) == [1, 2, 3, 4]
+    assert len(set(tasks.values())) == 1
+    assert await runner.wait_free() == 1
+    assert await runner.drain(1) == 0
+
+
+async def test_drain_cancels_a_slot_working_off_a_backlog() -> None:
+    started = asyncio.Event()
+
+    async def first() -> None:
+        pass
+
+    async def blocks() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    backlog = [blocks]
+    runner = HandlerRunner(1, next_call=lambda: backlog.pop()() if backlog else None)
+    runner.start(first())
+    await asyncio.wait_for(started.wait(), 5)
+    assert runner.free == 0
+    assert await runner.drain(0.01) == 1
+    assert runner.free == 1

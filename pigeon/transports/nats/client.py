@@ -15,14 +15,16 @@ what only depends on a header's name, so that:
 - receiving: the headers dict is the one nats-py builds (names stripped and ASCII, a name with
   whitespace skipped, values stripped and decoded as UTF-8 with replacement); a status line
   (``NATS/1.0 503``) goes to nats-py's own parser;
+- parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
-  message of a subscription that asked for it (``take_directly``: an rpc server with a free
-  slot, every event subscription into pigeon's own buffer) to that subscription, instead of
-  through the subscription's queue and task.
+  message of a subscription that asked for it (``take_directly``: an rpc server, every event
+  subscription into pigeon's own buffer) to that subscription, instead of through the
+  subscription's queue and task.
 
 These replace private methods of nats-py, so they are used only with the nats-py versions they
 were checked against (``TESTED_VERSIONS``, by ``tests/nats/test_header_codec.py`` on random
-header sets); on any other version ``new_client`` returns nats-py's own ``Client``.
+header sets and ``tests/nats/test_parser.py`` on random protocol streams); on any other version
+``new_client`` returns nats-py's own ``Client``.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from pigeon.transports.nats.parser import PigeonParser
+
 TESTED_VERSIONS = frozenset({"2.16.0"})
-"""nats-py versions whose ``publish``, ``request``, ``_send_publish``, ``_init_request_sub``,
-``_process_msg`` and ``_process_headers`` ``PigeonClient`` replaces, and whose subscriptions'
-queue (``_pending_queue``, ``_pending_size``) and ``_send_unsubscribe`` it uses."""
+"""nats-py versions whose protocol parser (``parser.PigeonParser``), ``publish``, ``request``,
+``_send_publish``, ``_init_request_sub``, ``_process_msg`` and ``_process_headers``
+``PigeonClient`` replaces, and whose subscriptions' queue (``_pending_queue``,
+``_pending_size``) and ``_send_unsubscribe`` it uses."""
 
 _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 """The header block of NATS's "no responders" status, as the server sends it (without its
@@ -63,6 +68,7 @@ class PigeonClient(Client):
 
     def __init__(self) -> None:
         super().__init__()
+        self._ps = PigeonParser(self)
         self._out_names: dict[str, str] = {}
         self._in_names: dict[bytes, str] = {}
         self._replies_sid = -1

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from nats import errors as nats_errors
@@ -123,7 +124,10 @@ class CoreSubscription:
         self._client = client
         self._url = url
         self._handler = handler
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, self._next_request if requests else None)
+        self._waiting: deque[Any] = deque()  # requests taken directly, waiting for a slot
+        self._waiting_bytes = 0
+        self._bound = (PENDING_MSGS, PENDING_BYTES)  # waiting requests, their payload bytes
         self._inline = concurrency == 1
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._delivering: asyncio.Task[Any] | None = None  # nats-py's task calling us inline
@@ -152,7 +156,7 @@ class CoreSubscription:
         self._screen = self._requests or self._covers_internal
         """Whether every message needs ``_crossing``; on an event subscription to a plain subject
         (pub-sub's hot path) only one with a reply subject does."""
-        msgs, size = _pending_limits(limits or {})
+        msgs, size = self._bound = _pending_limits(limits or {})
         if self._buffer is None and not self._requests and isinstance(self._client, PigeonClient):
             self._buffer = self._new_buffer(msgs, size)
         if self._max_pending is not None:
@@ -216,7 +220,8 @@ class CoreSubscription:
         with contextlib.suppress(nats_errors.Error):
             await self._subscription.unsubscribe()  # nats-py discards what it still buffers
         left = self._subscription.pending_msgs if self._subscription is not None else 0
-        left += self._refused + (self._held is not None)
+        left += self._refused + (self._held is not None) + len(self._waiting)
+        self._waiting.clear()
         why = "core NATS keeps nothing; use durable= to keep them"
         self._drops.dropped_at_close(self.declared, left, why)
         await self._runner.drain(timeout)
@@ -251,6 +256,8 @@ class CoreSubscription:
         if self._held is not None:
             held.insert(0, self._held)
             self._held = None
+        held[:0] = self._waiting
+        self._waiting.clear()
         return await Handover(client, held).run(subscription)
 
     async def _finish_inline(self, timeout: float, *, stop: bool) -> None:
@@ -325,16 +332,35 @@ class CoreSubscription:
 
     def ready(self) -> bool:
         """Whether a request may be handed to ``take`` now (see ``PigeonClient.take_directly``):
-        a slot is free and no earlier request waits for one."""
-        return not self._closed and self._held is None and self._runner.free > 0
+        none waits in nats-py's delivery task for a slot."""
+        return not self._closed and self._held is None
 
     def take(self, msg: Any) -> None:
         """Start handling ``msg``, a message to an rpc server, given by the connection's reading
-        task instead of nats-py's delivery task: one trip through the event loop fewer."""
+        task instead of nats-py's delivery task (one trip through the event loop fewer), or, with
+        every slot taken, hold it for the first slot that frees (``_next_request``). Over
+        nats-py's pending limits it is dropped, as nats-py drops it (a slow consumer)."""
         if not msg.reply:
             log.debug("pigeon: dropped a publish on rpc subject %r", msg.subject)
             return
-        self._runner.start(self._handler(CoreDelivery(msg, self._strip)))
+        if self._runner.free > 0:  # then none waits: a freed slot takes the waiting first
+            self._runner.start(self._handler(CoreDelivery(msg, self._strip)))
+            return
+        msgs, size = self._bound
+        if len(self._waiting) >= msgs or self._waiting_bytes + len(msg.data) > size:
+            self._drops.dropped_one(self.declared)
+            return
+        self._waiting.append(msg)
+        self._waiting_bytes += len(msg.data)
+
+    def _next_request(self) -> Any:
+        """The call of the oldest request waiting for a slot (run by the slot that freed), or
+        ``None``: none waits, or close hands them on."""
+        if self._closed or not self._waiting:
+            return None
+        msg = self._waiting.popleft()
+        self._waiting_bytes -= len(msg.data)
+        return self._handler(CoreDelivery(msg, self._strip))
 
 
 class CoreSubscriptions:

@@ -133,17 +133,13 @@ class EventBuffer:
             self._bytes -= len(msg.data)
             if msg.reply and await self._crossing(msg):
                 continue
-            await self._handle_inline(msg)
-
-    async def _handle_inline(self, msg: Any) -> None:
-        """Concurrency 1: the handler runs in the pump itself, no task per event."""
-        self._handling_inline = 1
-        try:
-            await self._call(msg)
-        except Exception:
-            log.exception("pigeon: handler task failed")
-        finally:
-            self._handling_inline = 0
+            self._handling_inline = 1  # in this loop, not a method: one coroutine fewer per event
+            try:
+                await self._call(msg)
+            except Exception:
+                log.exception("pigeon: handler task failed")
+            finally:
+                self._handling_inline = 0
 
     async def close(self, timeout: float) -> int:
         """``stop``; let the handlers running finish (up to ``timeout`` seconds, then cancel

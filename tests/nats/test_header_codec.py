@@ -67,9 +67,14 @@ async def test_the_same_bytes_go_out() -> None:
 def _raw_block(rng: random.Random) -> bytes:
     """A header block: one nats-py builds, or lines of random bytes, or a status line."""
     kind = rng.random()
-    if kind < 0.15:  # a pigeon event's block, its values random (parsed by one match)
-        values = [_text(rng, "abc019-_./+ :\t\xc3", 12).encode() for _ in range(2)]
-        return b"NATS/1.0\r\nNats-Msg-Id: %s\r\ncontent-type: %s\r\n\r\n" % tuple(values)
+    if kind < 0.2:  # pigeon's usual block, some lines left out, its values random (one match)
+        names = (b"x-pigeon-deadline", b"Nats-Msg-Id", b"content-type")
+        lines = [
+            b"%s: %s\r\n" % (name, _text(rng, "abc019-_./+ :\t\xc3", 12).encode())
+            for name in names
+            if name == b"content-type" or rng.random() < 0.6
+        ]
+        return b"NATS/1.0\r\n" + b"".join(lines) + b"\r\n"
     if kind < 0.5:
         try:
             return PigeonClient().header_block(_headers(rng))
@@ -95,7 +100,10 @@ async def test_the_same_headers_come_in() -> None:
     theirs, ours = Client(), new_client()
     for _ in range(SETS):
         block = _raw_block(rng)
-        assert await _parsed(ours, block) == await _parsed(theirs, block), block
+        ours_parsed, theirs_parsed = await _parsed(ours, block), await _parsed(theirs, block)
+        assert ours_parsed == theirs_parsed, block
+        if isinstance(ours_parsed, dict) and isinstance(theirs_parsed, dict):
+            assert list(ours_parsed) == list(theirs_parsed), block  # in the same order
 
 
 def _envelope(rng: random.Random) -> Envelope:
@@ -107,21 +115,27 @@ def _envelope(rng: random.Random) -> Envelope:
         envelope.content_type = _text(rng, "abc/+ \t\r\né", 10)
     if rng.random() < 0.2:
         envelope.correlation_id = rng.choice([envelope.message_id, "other"])
-    if rng.random() < 0.1:
+    kind = rng.random()
+    if kind < 0.1:
         envelope.headers = {"x-trace": "1"}
+    elif kind < 0.4:  # a request
+        envelope.headers = {"x-pigeon-deadline": _text(rng, "0123456789. \t\r", 18)}
+        if kind < 0.15:
+            envelope.headers["x-trace"] = "1"
     return envelope
 
 
-def test_an_events_header_block_is_the_one_its_headers_make() -> None:
+@pytest.mark.parametrize("reply", [False, True])
+def test_a_header_block_built_directly_is_the_one_its_headers_make(reply: bool) -> None:
     rng, client = random.Random(18), PigeonClient()
     built = 0
     for _ in range(SETS):
         envelope = _envelope(rng)
-        block = wire.event_block(envelope)
+        block = wire.plain_block(envelope, reply=reply)
         if block is not None:
             built += 1
-            assert block == client.header_block(wire.outgoing(envelope)), envelope
-    assert built > SETS // 3  # the fast path is taken for the usual event
+            assert block == client.header_block(wire.outgoing(envelope, reply=reply)), envelope
+    assert built > SETS // 4  # the fast path is taken for the usual event, request or reply
 
 
 async def test_a_message_is_built_as_nats_py_builds_it() -> None:

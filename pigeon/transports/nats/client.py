@@ -60,8 +60,14 @@ _CACHE_LIMIT = 4096
 """Header names remembered per direction; the caches start over past this many."""
 
 _MSG_ID, _CONTENT_TYPE = "Nats-Msg-Id", "content-type"
+_DEADLINE = "x-pigeon-deadline"
 _EVENT_BLOCK = re.compile(rb"NATS/1\.0\r\nNats-Msg-Id: ([!-~]*)\r\ncontent-type: ([!-~]*)\r\n\r\n")
-"""The header block of a pigeon event (``wire.event_block``), parsed by one match."""
+_PLAIN_BLOCK = re.compile(
+    rb"NATS/1\.0\r\n(?:x-pigeon-deadline: ([!-~]*)\r\n)?(?:Nats-Msg-Id: ([!-~]*)\r\n)?"
+    rb"content-type: ([!-~]*)\r\n\r\n"
+)
+"""The header block of pigeon's usual event, request or reply (``wire.plain_block``), parsed by
+one match (``_EVENT_BLOCK``: an event's)."""
 
 _SKIP = " "
 """A cached name that nats-py leaves out: on sending, empty once stripped; on receiving, not
@@ -148,14 +154,18 @@ class PigeonClient(Client):
 
     async def publish_block(self, subject: str, payload: bytes, block: bytes) -> None:
         """``publish(subject, payload, headers=...)`` whose header block, ``block``, the caller
-        built (``wire.event_block``: the same bytes ``header_block`` makes of those headers):
+        built (``wire.plain_block``: the same bytes ``header_block`` makes of those headers):
         the same checks and errors, the same command, without building it from a dict."""
         if not self._skip_subject_validation:
             nats_client._validate_subject(subject)
+        await self._send_block(subject, "", payload, block)
+
+    async def _send_block(self, subject: str, reply: str, payload: bytes, block: bytes) -> None:
+        """Publish with a header block built already (subjects checked)."""
         self._check_status(len(payload))
         command = b"".join(
             (
-                f"HPUB {subject}  {len(block)} {len(block) + len(payload)}\r\n".encode(),
+                f"HPUB {subject} {reply} {len(block)} {len(block) + len(payload)}\r\n".encode(),
                 block,
                 payload,
                 b"\r\n",
@@ -281,10 +291,13 @@ class PigeonClient(Client):
         timeout: float = 0.5,
         old_style: bool = False,
         headers: dict[str, str] | None = None,
+        *,
+        block: bytes | None = None,
     ) -> Msg:
         """nats-py's ``request`` through the shared inbox, one coroutine instead of three (the
-        reply subject is the inbox's, checked when it was subscribed to). Raises what nats-py's
-        does: ``TimeoutError``, ``NoRespondersError``, ``BadSubjectError``..."""
+        reply subject is the inbox's, checked when it was subscribed to); ``block``: a header
+        block built already, instead of ``headers`` (see ``publish_block``). Raises what
+        nats-py's does: ``TimeoutError``, ``NoRespondersError``, ``BadSubjectError``..."""
         if old_style:
             return await super().request(subject, payload, timeout, old_style, headers)
         if not self._skip_subject_validation:
@@ -299,7 +312,10 @@ class PigeonClient(Client):
         future = replies[token] = loop.create_future()
         timer = loop.call_later(timeout, _expire, future)
         try:
-            await self._publish_valid(subject, payload, self._reply_prefix + token, headers)
+            if block is None:
+                await self._publish_valid(subject, payload, self._reply_prefix + token, headers)
+            else:
+                await self._send_block(subject, self._reply_prefix + token, payload, block)
             msg: Msg = await future
         finally:
             timer.cancel()
@@ -349,9 +365,12 @@ class PigeonClient(Client):
     def parse_headers(self, headers: bytes) -> dict[str, str] | None:
         """The dict nats-py builds from a header block without a status (``NATS/1.0\\r\\n...``);
         ``None`` when it holds no header."""
-        event = _EVENT_BLOCK.fullmatch(headers)
-        if event is not None:  # values of visible ASCII: nothing to strip, nothing to replace
+        event = _EVENT_BLOCK.fullmatch(headers)  # values of visible ASCII: nothing to clean
+        if event is not None:  # pub-sub's hot path: one exact pattern first
             return {_MSG_ID: event[1].decode(), _CONTENT_TYPE: event[2].decode()}
+        plain = _PLAIN_BLOCK.fullmatch(headers)
+        if plain is not None:
+            return _plain_headers(*plain.groups())
         known = self._in_names.get
         parsed: dict[str, str] = {}
         end = -4 if headers.endswith(b"\r\n\r\n") else None  # the blank line ending the block
@@ -401,6 +420,21 @@ class Taker(Protocol):
     def take(self, msg: Msg) -> None:
         """Handle ``msg`` (start a task for it, or hold it): called by the connection's
         reading task."""
+
+
+def _plain_headers(
+    deadline: bytes | None, message_id: bytes | None, content_type: bytes
+) -> dict[str, str]:
+    """The headers of a ``_PLAIN_BLOCK`` match, in the block's order."""
+    if deadline is None:
+        if message_id is None:
+            return {_CONTENT_TYPE: content_type.decode()}
+        return {_MSG_ID: message_id.decode(), _CONTENT_TYPE: content_type.decode()}
+    parsed = {_DEADLINE: deadline.decode()}
+    if message_id is not None:
+        parsed[_MSG_ID] = message_id.decode()
+    parsed[_CONTENT_TYPE] = content_type.decode()
+    return parsed
 
 
 def _idle(subscription: Subscription) -> bool:

@@ -32,11 +32,9 @@ class NatsEvents:
         body = envelope.body
         try:  # no context manager on the hot path: it costs a generator per message
             if isinstance(client, PigeonClient):
-                block = wire.event_block(envelope)
+                block = wire.plain_block(envelope)
                 if block is not None:  # the usual event: its header block built directly
-                    size = len(body) + len(block)
-                    if size > client._max_payload:  # the server would close the connection
-                        raise wire.too_large(size, client._max_payload)
+                    wire.check_block(body, block, client._max_payload)
                     await client.publish_block(subject, body, block)
                     return
             headers = wire.outgoing(envelope)

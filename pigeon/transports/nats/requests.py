@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from nats import errors as nats_errors
+from nats.aio.msg import Msg
 
 from pigeon.errors import BrokerError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
+from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.core import CoreSubscriptions
 from pigeon.transports.nats.errors import translate, translated
 from pigeon.transports.nats.handover import RPC_PREFIX
@@ -74,18 +77,23 @@ class NatsRequests:
         prefixed = RPC_PREFIX + subject
         transport.check(envelope, prefixed, wire.INBOX_BYTES)
         client = transport.client
-        headers = wire.outgoing(envelope)
-        wire.check_size(envelope.body, headers, client.max_payload)
+        headers: dict[str, str] | None = None
+        block = wire.plain_block(envelope) if isinstance(client, PigeonClient) else None
+        if block is not None:  # the usual request: its header block built directly
+            wire.check_block(envelope.body, block, client.max_payload)
+        else:
+            headers = wire.outgoing(envelope)
+            wire.check_size(envelope.body, headers, client.max_payload)
         task = asyncio.current_task()
         assert task is not None
         self._waiting.add(task)
         deadline = time.monotonic() + timeout
         try:
             try:
-                msg = await client.request(prefixed, envelope.body, timeout, headers=headers)
+                msg = await _request(client, prefixed, envelope.body, timeout, headers, block)
             except nats_errors.NoRespondersError:  # no pigeon server: maybe someone else's
                 left = max(deadline - time.monotonic(), 0.001)
-                msg = await client.request(subject, envelope.body, left, headers=headers)
+                msg = await _request(client, subject, envelope.body, left, headers, block)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             raise _request_error(exc, subject, transport.url, timeout) from exc
         except asyncio.CancelledError:
@@ -105,14 +113,35 @@ class NatsRequests:
         transport = self._transport
         transport.check(envelope, reply_to)
         client = transport.client
-        headers = wire.outgoing(envelope, reply=True)
-        wire.check_size(envelope.body, headers, client.max_payload)
+        body = envelope.body
         if transport.services is not None:
             count_reply(envelope)
         try:
-            await client.publish(reply_to, envelope.body, headers=headers or None)
+            if isinstance(client, PigeonClient):
+                block = wire.plain_block(envelope, reply=True)
+                if block is not None:  # the usual reply: its header block is the same each time
+                    wire.check_block(body, block, client._max_payload)
+                    await client.publish_block(reply_to, body, block)
+                    return
+            headers = wire.outgoing(envelope, reply=True)
+            wire.check_size(body, headers, client.max_payload)
+            await client.publish(reply_to, body, headers=headers or None)
         except (nats_errors.Error, OSError) as exc:
             raise translate(exc, transport.url, "replying") from exc
+
+
+def _request(
+    client: Any,
+    subject: str,
+    body: bytes,
+    timeout: float,
+    headers: dict[str, str] | None,
+    block: bytes | None,
+) -> Coroutine[Any, Any, Msg]:
+    """``client``'s request, with ``headers`` or (on a ``PigeonClient``) header ``block``."""
+    if block is not None:
+        return client.request(subject, body, timeout, block=block)  # type: ignore[no-any-return]
+    return client.request(subject, body, timeout, headers=headers)  # type: ignore[no-any-return]
 
 
 def _request_error(exc: Exception, subject: str, url: str, timeout: float) -> Exception:

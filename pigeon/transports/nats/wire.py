@@ -95,33 +95,59 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
     return headers
 
 
-_ID_HEAD = f"NATS/1.0\r\n{MSG_ID}: ".encode()
+_BLOCK_START = b"NATS/1.0\r\n"
+_ID_HEAD = _BLOCK_START + f"{MSG_ID}: ".encode()
+_DEADLINE_HEAD = _BLOCK_START + f"{h.DEADLINE}: ".encode()
+_ID_LINE = f"\r\n{MSG_ID}: ".encode()
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _tails: dict[str, bytes] = {}
 """Content type -> the end of an event's header block after its message id (bounded)."""
 
 
-def event_block(envelope: Envelope) -> bytes | None:
-    """The NATS header block of an event that carries only its message id and content type
-    (no user headers, no other correlation id, an id that needs no cleaning): the bytes nats-py
-    (and ``PigeonClient.header_block``) make of ``outgoing(envelope)``, built without the dict.
-    ``None`` for any other envelope (build it from ``outgoing``)."""
-    message_id = envelope.message_id
-    correlation_id = envelope.correlation_id
-    if (
-        envelope.headers
-        or (correlation_id and correlation_id != message_id)
-        or not (message_id.isascii() and message_id.isprintable())
-        or message_id.strip() != message_id
-    ):
-        return None
+def plain_block(envelope: Envelope, *, reply: bool = False) -> bytes | None:
+    """The NATS header block of the usual message, built without the dict: an event or a
+    request that carries only its message id, content type and (a request) its deadline, or a
+    reply that carries only its content type; values that need no cleaning. The bytes nats-py
+    (and ``PigeonClient.header_block``) make of ``outgoing(envelope, reply=reply)``. ``None``
+    for any other message (build it from ``outgoing``)."""
+    headers = envelope.headers
+    deadline = None
+    if headers:
+        deadline = headers.get(h.DEADLINE)
+        if reply or len(headers) != 1 or deadline is None or not _clean(deadline):
+            return None
     content_type = envelope.content_type
     tail = _tails.get(content_type)
     if tail is None:
         if not content_type:
             return None
         tail = _tail(content_type)
-    return b"".join((_ID_HEAD, message_id.encode(), tail))
+    if reply:
+        return _BLOCK_START + tail[2:]
+    message_id = envelope.message_id
+    correlation_id = envelope.correlation_id
+    if (
+        (correlation_id and correlation_id != message_id)
+        or not (message_id.isascii() and message_id.isprintable())
+        or message_id.strip() != message_id
+    ):  # _clean(message_id), inline on the hot path
+        return None
+    if deadline is None:
+        return b"".join((_ID_HEAD, message_id.encode(), tail))
+    return b"".join((_DEADLINE_HEAD, deadline.encode(), _ID_LINE, message_id.encode(), tail))
+
+
+def _clean(value: str) -> bool:
+    """Whether nats-py sends header ``value`` as it is (nothing to strip or replace)."""
+    return value.isascii() and value.isprintable() and value.strip() == value
+
+
+def check_block(body: bytes, block: bytes, limit: int) -> None:
+    """Raise ``MessageTooLarge`` if ``body`` and header ``block`` are over the server's
+    ``max_payload``, ``limit`` (the server would close the connection)."""
+    size = len(body) + len(block)
+    if size > limit:
+        raise too_large(size, limit)
 
 
 def _tail(content_type: str) -> bytes:

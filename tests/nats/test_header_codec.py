@@ -11,6 +11,8 @@ import pytest
 from nats.aio import client as nats_client
 from nats.aio.client import Client
 
+from pigeon.message import Envelope, new_envelope
+from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import TESTED_VERSIONS, PigeonClient, new_client
 
 SETS = 4000
@@ -65,6 +67,9 @@ async def test_the_same_bytes_go_out() -> None:
 def _raw_block(rng: random.Random) -> bytes:
     """A header block: one nats-py builds, or lines of random bytes, or a status line."""
     kind = rng.random()
+    if kind < 0.15:  # a pigeon event's block, its values random (parsed by one match)
+        values = [_text(rng, "abc019-_./+ :\t\xc3", 12).encode() for _ in range(2)]
+        return b"NATS/1.0\r\nNats-Msg-Id: %s\r\ncontent-type: %s\r\n\r\n" % tuple(values)
     if kind < 0.5:
         try:
             return PigeonClient().header_block(_headers(rng))
@@ -91,3 +96,37 @@ async def test_the_same_headers_come_in() -> None:
     for _ in range(SETS):
         block = _raw_block(rng)
         assert await _parsed(ours, block) == await _parsed(theirs, block), block
+
+
+def _envelope(rng: random.Random) -> Envelope:
+    """An event envelope: mostly pigeon's own, some with odd ids, content types or headers."""
+    envelope = new_envelope(b"{}", {}, rng.choice(["application/json", "application/x-protobuf"]))
+    if rng.random() < 0.5:
+        envelope.message_id = _text(rng, "abc019-_. \t\r\né€\x00", 12)
+    if rng.random() < 0.3:
+        envelope.content_type = _text(rng, "abc/+ \t\r\né", 10)
+    if rng.random() < 0.2:
+        envelope.correlation_id = rng.choice([envelope.message_id, "other"])
+    if rng.random() < 0.1:
+        envelope.headers = {"x-trace": "1"}
+    return envelope
+
+
+def test_an_events_header_block_is_the_one_its_headers_make() -> None:
+    rng, client = random.Random(18), PigeonClient()
+    built = 0
+    for _ in range(SETS):
+        envelope = _envelope(rng)
+        block = wire.event_block(envelope)
+        if block is not None:
+            built += 1
+            assert block == client.header_block(wire.outgoing(envelope)), envelope
+    assert built > SETS // 3  # the fast path is taken for the usual event
+
+
+async def test_a_message_is_built_as_nats_py_builds_it() -> None:
+    client = PigeonClient()
+    for block in (b"NATS/1.0\r\nNats-Msg-Id: 1\r\ncontent-type: a\r\n\r\n", None):
+        ours = await client._built(7, b"a.b", b"_INBOX.x", b"data", block)
+        parsed = await Client._process_headers(client, block)
+        assert ours == client._build_message(7, b"a.b", b"_INBOX.x", b"data", parsed)

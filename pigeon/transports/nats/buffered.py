@@ -54,7 +54,7 @@ class EventBuffer:
         self._skip = skip
         self._call = call
         self._concurrency = concurrency
-        self._runner = HandlerRunner(concurrency) if concurrency > 1 else None
+        self._runner = HandlerRunner(concurrency, self._next) if concurrency > 1 else None
         self._counts_handled = max_pending is not None
         self._bound = pending_msgs if max_pending is None else max_pending
         self._pending_bytes = pending_bytes
@@ -87,12 +87,12 @@ class EventBuffer:
             self._dropped()
             return
         runner = self._runner
-        if runner is not None and not waiting and not msg.reply and runner.free > 0:
-            runner.start(self._call(msg))  # nothing waits before it: no trip through the pump
+        if runner is not None and runner.free > 0:  # then none waits: a freed slot takes them
+            runner.start(self._screened(msg))
             return
         waiting.append(msg)
         self._bytes += size
-        if self._pump is None:
+        if runner is None and self._pump is None:
             self._pump = asyncio.get_running_loop().create_task(self._deliver())
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -102,37 +102,44 @@ class EventBuffer:
         runner = self._runner
         return self._handling_inline if runner is None else self._concurrency - runner.free
 
+    def _next(self) -> Coroutine[Any, Any, None] | None:
+        """Concurrency above 1: the call of the oldest waiting event, run by the slot that freed
+        (``None``: none waits, or the buffer stopped)."""
+        if self._closed or not self._waiting:
+            return None
+        msg = self._waiting.popleft()
+        self._bytes -= len(msg.data)
+        return self._screened(msg)
+
+    def _screened(self, msg: Any) -> Coroutine[Any, Any, None]:
+        """The handler's call for ``msg``, after ``crossing`` if it has a reply subject."""
+        return self._call(msg) if not msg.reply else self._call_unless_crossing(msg)
+
+    async def _call_unless_crossing(self, msg: Any) -> None:
+        if not await self._crossing(msg):
+            await self._call(msg)
+
     async def _deliver(self) -> None:
-        """Hand the waiting events to the handlers as slots free, one at a time in order."""
-        waiting, runner = self._waiting, self._runner
+        """Concurrency 1: hand the waiting events to the handler one at a time, in order, in
+        this task (no task per event)."""
+        waiting = self._waiting
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not waiting:
                 self._wakeup = loop.create_future()
                 await self._wakeup
                 continue
-            if runner is not None and runner.free <= 0:
-                await runner.wait_free()  # meanwhile the event waits where it is counted
-                if self._closed:
-                    return
             msg = waiting.popleft()
             self._bytes -= len(msg.data)
             if msg.reply and await self._crossing(msg):
                 continue
-            if runner is not None:
-                runner.start(self._call(msg))
-            else:
-                await self._handle_inline(msg)
-
-    async def _handle_inline(self, msg: Any) -> None:
-        """Concurrency 1: the handler runs in the pump itself, no task per event."""
-        self._handling_inline = 1
-        try:
-            await self._call(msg)
-        except Exception:
-            log.exception("pigeon: handler task failed")
-        finally:
-            self._handling_inline = 0
+            self._handling_inline = 1  # in this loop, not a method: one coroutine fewer per event
+            try:
+                await self._call(msg)
+            except Exception:
+                log.exception("pigeon: handler task failed")
+            finally:
+                self._handling_inline = 0
 
     async def close(self, timeout: float) -> int:
         """``stop``; let the handlers running finish (up to ``timeout`` seconds, then cancel

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from typing import Any, Protocol
 
 from nats import errors
@@ -57,6 +58,10 @@ _BLOCK_START_BYTES = b"NATS/1.0\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _CACHE_LIMIT = 4096
 """Header names remembered per direction; the caches start over past this many."""
+
+_MSG_ID, _CONTENT_TYPE = "Nats-Msg-Id", "content-type"
+_EVENT_BLOCK = re.compile(rb"NATS/1\.0\r\nNats-Msg-Id: ([!-~]*)\r\ncontent-type: ([!-~]*)\r\n\r\n")
+"""The header block of a pigeon event (``wire.event_block``), parsed by one match."""
 
 _SKIP = " "
 """A cached name that nats-py leaves out: on sending, empty once stripped; on receiving, not
@@ -141,23 +146,48 @@ class PigeonClient(Client):
                 nats_client._validate_subject(reply)
         await self._publish_valid(subject, payload, reply, headers)
 
+    async def publish_block(self, subject: str, payload: bytes, block: bytes) -> None:
+        """``publish(subject, payload, headers=...)`` whose header block, ``block``, the caller
+        built (``wire.event_block``: the same bytes ``header_block`` makes of those headers):
+        the same checks and errors, the same command, without building it from a dict."""
+        if not self._skip_subject_validation:
+            nats_client._validate_subject(subject)
+        self._check_status(len(payload))
+        command = b"".join(
+            (
+                f"HPUB {subject}  {len(block)} {len(block) + len(payload)}\r\n".encode(),
+                block,
+                payload,
+                b"\r\n",
+            )
+        )
+        self.stats["out_msgs"] += 1
+        self.stats["out_bytes"] += len(payload)
+        await self._send_command(command)
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
+
     async def _publish_valid(
         self, subject: str, payload: bytes, reply: str, headers: dict[str, str] | None
     ) -> None:
         """``publish`` once the subjects are known to be valid."""
+        self._check_status(len(payload))
+        await self._send_publish(subject, reply, payload, len(payload), headers)
+
+    def _check_status(self, size: int) -> None:
+        """nats-py's ``publish`` checks of the connection's state and of a payload of ``size``
+        bytes, the state read once instead of through four properties."""
         status = self._status
         if status == Client.CLOSED:
             raise errors.ConnectionClosedError
         if status == Client.DRAINING_PUBS:
             raise errors.ConnectionDrainingError
-        size = len(payload)
         if status != Client.CONNECTED and status != Client.DRAINING_SUBS:  # not is_connected
             pending = self._max_pending_size
             if pending <= 0 or size + self._pending_data_size > pending:
                 raise errors.OutboundBufferLimitError
         if size > self._max_payload:
             raise errors.MaxPayloadError
-        await self._send_publish(subject, reply, payload, size, headers)
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -168,25 +198,35 @@ class PigeonClient(Client):
         if sid == self._replies_sid:
             future = self._reply_future(sid, subject, data)
             if future is not None:
-                parsed = self.parse_headers(headers) if _plain(headers) else None
-                if parsed is None:  # none, or with a status line (no responders)
-                    parsed = await super()._process_headers(headers)
-                future.set_result(self._build_message(sid, subject, reply, data, parsed))
+                future.set_result(await self._built(sid, subject, reply, data, headers))
             return
         taker = self._takers.get(sid)
         if taker is not None and taker.ready():
             subscription = self._subs.get(sid)
             if subscription is not None and _idle(subscription):
                 self._count(subscription, data)
-                parsed = self.parse_headers(headers) if _plain(headers) else None
-                if parsed is None:
-                    parsed = await super()._process_headers(headers)
+                msg = await self._built(sid, subject, reply, data, headers)
                 try:
-                    taker.take(self._build_message(sid, subject, reply, data, parsed))
+                    taker.take(msg)
                 except Exception as exc:  # as nats-py treats a failing callback
                     await self._error_cb(exc)
                 return
         await super()._process_msg(sid, subject, reply, data, headers)
+
+    async def _built(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> Msg:
+        """The ``Msg`` nats-py's ``_process_msg`` builds (``_build_message``, its fields given
+        in order: they are fewer steps than keywords)."""
+        parsed = None
+        if headers is not None and headers.startswith(_BLOCK_START_BYTES):
+            parsed = self.parse_headers(headers)
+        if parsed is None:  # none, or with a status line (no responders)
+            parsed = await super()._process_headers(headers)
+        message: Msg = self.msg_class(
+            self, subject.decode(), reply.decode(), data, parsed, None, False, sid
+        )
+        return message
 
     def _count(self, subscription: Subscription, data: bytes) -> None:
         """What nats-py counts for a message it hands on."""
@@ -309,6 +349,9 @@ class PigeonClient(Client):
     def parse_headers(self, headers: bytes) -> dict[str, str] | None:
         """The dict nats-py builds from a header block without a status (``NATS/1.0\\r\\n...``);
         ``None`` when it holds no header."""
+        event = _EVENT_BLOCK.fullmatch(headers)
+        if event is not None:  # values of visible ASCII: nothing to strip, nothing to replace
+            return {_MSG_ID: event[1].decode(), _CONTENT_TYPE: event[2].decode()}
         known = self._in_names.get
         parsed: dict[str, str] = {}
         end = -4 if headers.endswith(b"\r\n\r\n") else None  # the blank line ending the block
@@ -358,11 +401,6 @@ class Taker(Protocol):
     def take(self, msg: Msg) -> None:
         """Handle ``msg`` (start a task for it, or hold it): called by the connection's
         reading task."""
-
-
-def _plain(headers: bytes | None) -> bool:
-    """Whether ``headers`` is a block of headers without a status line."""
-    return headers is not None and headers.startswith(_BLOCK_START_BYTES)
 
 
 def _idle(subscription: Subscription) -> bool:

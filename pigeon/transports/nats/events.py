@@ -11,6 +11,7 @@ from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.nats import backlog, wire
+from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.errors import translate
 
@@ -28,10 +29,19 @@ class NatsEvents:
         transport = self._transport
         transport.check(envelope, subject)
         client = transport.client
-        headers = wire.outgoing(envelope)
-        wire.check_size(envelope.body, headers, client.max_payload)
+        body = envelope.body
         try:  # no context manager on the hot path: it costs a generator per message
-            await client.publish(subject, envelope.body, headers=headers)
+            if isinstance(client, PigeonClient):
+                block = wire.event_block(envelope)
+                if block is not None:  # the usual event: its header block built directly
+                    size = len(body) + len(block)
+                    if size > client._max_payload:  # the server would close the connection
+                        raise wire.too_large(size, client._max_payload)
+                    await client.publish_block(subject, body, block)
+                    return
+            headers = wire.outgoing(envelope)
+            wire.check_size(body, headers, client.max_payload)
+            await client.publish(subject, body, headers=headers)
         except (nats_errors.Error, OSError) as exc:
             raise translate(exc, transport.url, f"publishing on {subject!r}") from exc
 

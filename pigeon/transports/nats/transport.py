@@ -272,8 +272,8 @@ class NatsTransport:
             raise BrokerError.not_connected(self.url)
         if self.client.is_closed:
             raise BrokerError(f"the connection to {self.url} is closed")
-        if subject:
-            wire.check_control_line(subject, reserve, self.max_control_line)
+        if subject and len(subject) * 4 + reserve + wire.LINE_OVERHEAD > self.max_control_line:
+            wire.check_control_line(subject, reserve, self.max_control_line)  # then count bytes
         if envelope is not None and envelope.headers:
             check_headers(envelope.headers, self.url)
 

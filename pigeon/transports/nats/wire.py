@@ -56,16 +56,16 @@ disconnected, so pigeon checks every line before sending it."""
 INBOX_BYTES = 64
 """Room for the reply subject nats-py adds to a request (``_INBOX.<id>.<token>``)."""
 
-_LINE_OVERHEAD = 40
+LINE_OVERHEAD = 40
 """The command, spaces, sizes and CRLF of a control line."""
 
 
 def check_control_line(subject: str, reserve: int = 0, limit: int = MAX_CONTROL_LINE) -> None:
     """Raise ``ConfigurationError`` unless a command line with ``subject`` and ``reserve`` bytes
     more (a reply subject, a queue group) fits in the server's ``limit``."""
-    if len(subject) * 4 + reserve + _LINE_OVERHEAD <= limit:
+    if len(subject) * 4 + reserve + LINE_OVERHEAD <= limit:
         return
-    size = len(subject.encode()) + reserve + _LINE_OVERHEAD
+    size = len(subject.encode()) + reserve + LINE_OVERHEAD
     if size > limit:
         raise ConfigurationError(
             f"subject {subject[:40]!r}... ({len(subject.encode())} bytes) does not fit in the "
@@ -93,6 +93,46 @@ def outgoing(envelope: Envelope, *, reply: bool = False) -> dict[str, str]:
         headers[h.SERVICE_ERROR] = text or headers[h.ERROR_CODE]
         headers[h.SERVICE_ERROR_CODE] = headers[h.ERROR_CODE]
     return headers
+
+
+_ID_HEAD = f"NATS/1.0\r\n{MSG_ID}: ".encode()
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+_tails: dict[str, bytes] = {}
+"""Content type -> the end of an event's header block after its message id (bounded)."""
+
+
+def event_block(envelope: Envelope) -> bytes | None:
+    """The NATS header block of an event that carries only its message id and content type
+    (no user headers, no other correlation id, an id that needs no cleaning): the bytes nats-py
+    (and ``PigeonClient.header_block``) make of ``outgoing(envelope)``, built without the dict.
+    ``None`` for any other envelope (build it from ``outgoing``)."""
+    message_id = envelope.message_id
+    correlation_id = envelope.correlation_id
+    if (
+        envelope.headers
+        or (correlation_id and correlation_id != message_id)
+        or not (message_id.isascii() and message_id.isprintable())
+        or message_id.strip() != message_id
+    ):
+        return None
+    content_type = envelope.content_type
+    tail = _tails.get(content_type)
+    if tail is None:
+        if not content_type:
+            return None
+        tail = _tail(content_type)
+    return b"".join((_ID_HEAD, message_id.encode(), tail))
+
+
+def _tail(content_type: str) -> bytes:
+    """What follows the message id in ``event_block``: the content type line (its value cleaned
+    as nats-py cleans header values) and the blank line ending the block."""
+    value = content_type.strip().translate(_NEWLINES)
+    tail = f"\r\n{CONTENT_TYPE}: {value}\r\n\r\n".encode()
+    if len(_tails) >= 64:
+        _tails.clear()
+    _tails[content_type] = tail
+    return tail
 
 
 def _escaped(user: dict[str, str]) -> dict[str, str]:
@@ -157,11 +197,16 @@ def check_size(body: bytes, headers: dict[str, str], limit: int) -> None:
         return
     size = len(body) + header_block_size(headers)
     if size > limit:
-        raise MessageTooLarge(
-            f"message of {size} bytes (body and headers) is over the NATS server's max_payload "
-            f"of {limit} bytes; send a smaller body (or a reference to the data), or raise "
-            "max_payload in the server's configuration"
-        )
+        raise too_large(size, limit)
+
+
+def too_large(size: int, limit: int) -> MessageTooLarge:
+    """The error for a message of ``size`` bytes (body and header block) over ``limit``."""
+    return MessageTooLarge(
+        f"message of {size} bytes (body and headers) is over the NATS server's max_payload "
+        f"of {limit} bytes; send a smaller body (or a reference to the data), or raise "
+        "max_payload in the server's configuration"
+    )
 
 
 def header_block_size(headers: dict[str, str]) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 log = logging.getLogger("pigeon")
@@ -18,13 +19,18 @@ class HandlerRunner:
 
     ``next_call``: called when a call finishes; the call it returns (``None``: none waits) runs
     next in the same task and slot, which stays taken: a backlog is worked off without a task,
-    and a trip through the event loop, per call."""
+    and a trip through the event loop, per call. Each such call still runs in a context of its
+    own (a copy of the one the slot's task started with), as it would in a task of its own: a
+    context variable one call sets is not seen by the next. A slot whose task ends before its
+    backlog does (the call cancelled the task it ran in, say) hands the next call to a new task.
+    """
 
     def __init__(self, limit: int, next_call: NextCall | None = None) -> None:
         self._limit = limit
         self._next_call = next_call
         self._tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}  # call -> its task
         self._slot_freed = asyncio.Event()
+        self._draining = False
 
     @property
     def free(self) -> int:
@@ -51,6 +57,7 @@ class HandlerRunner:
     async def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for running calls, cancel the rest; return how many were
         cancelled."""
+        self._draining = True  # a slot's task that ends starts no other
         if not self._tasks:
             return 0
         _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
@@ -68,10 +75,12 @@ class HandlerRunner:
         """Run ``call`` and those ``next_call`` gives after it, then free the slot, in the
         slot's own task: a done callback would cost the event loop one more step per call."""
         tasks = self._tasks
+        started = contextvars.copy_context() if self._next_call is not None else None
+        step: Any = call
         try:
             while True:
                 try:
-                    await call
+                    await step
                 except Exception:
                     log.exception("pigeon: handler task failed")
                 following = self._next_call() if self._next_call is not None else None
@@ -79,6 +88,43 @@ class HandlerRunner:
                     return
                 tasks[following] = tasks.pop(call)
                 call = following
+                assert started is not None
+                step = _InContext(following, started.copy())
+        except BaseException:  # the task ends: a call waiting for this slot gets one of its own
+            tasks.pop(call, None)
+            if not self._draining and self._next_call is not None:
+                following = self._next_call()
+                if following is not None:
+                    self.start(following)
+            raise
         finally:
             tasks.pop(call, None)
             self._slot_freed.set()
+
+
+class _InContext:
+    """Awaits ``coro`` with each of its steps run in ``context``: what a task of its own would
+    do (``asyncio.Task`` runs every step in its context), in the task that awaits this."""
+
+    __slots__ = ("_context", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], context: contextvars.Context) -> None:
+        self._coro, self._context = coro, context
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, run = self._coro, self._context.run
+        send, throw = coro.send, coro.throw
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = run(send, value) if error is None else run(throw, error)
+            except StopIteration:
+                return
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation, say: into the call, as a task would
+                value, error = None, exc

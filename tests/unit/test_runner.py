@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 from collections.abc import Coroutine
@@ -108,3 +109,73 @@ async def test_drain_cancels_a_slot_working_off_a_backlog() -> None:
     assert runner.free == 0
     assert await runner.drain(0.01) == 1
     assert runner.free == 1
+
+
+async def test_each_call_of_a_backlog_runs_in_a_context_of_its_own() -> None:
+    var: contextvars.ContextVar[int | None] = contextvars.ContextVar("var", default=None)
+    backlog = [2, 3, 4]
+    seen: dict[int, int | None] = {}
+    done = asyncio.Event()
+
+    def call(number: int) -> Coroutine[Any, Any, None]:
+        async def handle() -> None:
+            seen[number] = var.get()
+            var.set(number)
+            await asyncio.sleep(0)
+            assert var.get() == number  # kept across the call's own steps
+            if number == 4:
+                done.set()
+
+        return handle()
+
+    runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
+    runner.start(call(1))
+    await asyncio.wait_for(done.wait(), 5)
+    assert seen == {1: None, 2: None, 3: None, 4: None}
+    assert await runner.drain(1) == 0
+
+
+async def test_a_call_that_cancels_its_slots_task_hands_the_backlog_to_a_new_task() -> None:
+    backlog = [2, 3]
+    ran: list[int] = []
+    done = asyncio.Event()
+
+    def call(number: int) -> Coroutine[Any, Any, None]:
+        async def handle() -> None:
+            if number == 1:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+            await asyncio.sleep(0)
+            ran.append(number)
+            if number == 3:
+                done.set()
+
+        return handle()
+
+    runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
+    runner.start(call(1))
+    await asyncio.wait_for(done.wait(), 5)
+    assert ran == [2, 3]
+    assert await runner.wait_free() == 1
+    assert await runner.drain(1) == 0
+
+
+async def test_a_slot_cancelled_by_drain_starts_no_other() -> None:
+    started = asyncio.Event()
+    backlog: list[Coroutine[Any, Any, None]] = []
+
+    async def blocks() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def never() -> None:
+        raise AssertionError("ran after drain")
+
+    backlog.append(never())
+    runner = HandlerRunner(1, next_call=lambda: backlog.pop() if backlog else None)
+    runner.start(blocks())
+    await asyncio.wait_for(started.wait(), 5)
+    assert await runner.drain(0.01) == 1
+    assert runner.free == 1
+    backlog.pop().close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import Counter
 
 import pytest
@@ -194,3 +195,55 @@ async def test_bytes_str_and_dict_bodies(
     async with app:
         await app.publish(f"{uid}.raw", body)
         await wait_for(lambda: got == [body])
+
+
+_ONE_EVENT: contextvars.ContextVar[int | None] = contextvars.ContextVar("one", default=None)
+
+
+async def test_a_context_variable_one_event_sets_is_not_seen_by_the_next(
+    make_app: MakeApp, uid: str
+) -> None:
+    """Each event's handler runs in a context of its own (as a task of its own would), also
+    when it runs after another in a slot that frees (NATS's backlog: the next event in the same
+    task)."""
+    app = make_app()
+    seen: list[int | None] = []
+
+    @app.subscribe(f"{uid}.ctx", concurrency=2)
+    async def ctx(n: int) -> None:
+        seen.append(_ONE_EVENT.get())
+        _ONE_EVENT.set(n)
+        await asyncio.sleep(0)
+
+    async with app:
+        for n in range(40):
+            await app.publish(f"{uid}.ctx", n)
+        await wait_for(lambda: len(seen) == 40, what="the 40 events handled")
+    assert seen == [None] * 40
+
+
+async def test_waiting_events_are_handled_when_handlers_cancel_their_own_task(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A handler whose task is cancelled (by the handler, not the App) does not strand the
+    events waiting for a slot (on NATS they waited, for good, for the slot's task, which
+    ended)."""
+    app = make_app()
+    calls = 0
+    handled: set[int] = set()
+
+    @app.subscribe(f"{uid}.cancels", concurrency=2)
+    async def cancels(n: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # both slots' first calls, while the other events wait
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+        await asyncio.sleep(0.02)
+        handled.add(n)
+
+    async with app:
+        for n in range(20):
+            await app.publish(f"{uid}.cancels", n)
+        await wait_for(lambda: len(handled) >= 18, timeout=5, what="the events not cancelled")

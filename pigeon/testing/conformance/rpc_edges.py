@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
-from pigeon import BrokerError, ConfigurationError, Message, NoResponders, RequestTimeout
+from pigeon import (
+    BrokerError,
+    ConfigurationError,
+    Message,
+    NoResponders,
+    RemoteError,
+    RequestTimeout,
+)
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.waiting import wait_for
 
@@ -129,3 +137,61 @@ async def test_a_timeout_that_is_not_a_positive_finite_number_is_refused_at_the_
         with pytest.raises(ConfigurationError, match="positive finite"):
             await app.request(f"{uid}.echo", 1, timeout=timeout)
         assert await app.request(f"{uid}.echo", 2, timeout=5) == 2  # the App still serves
+
+
+_ONE_REQUEST: contextvars.ContextVar[int | None] = contextvars.ContextVar("one", default=None)
+
+
+async def test_a_context_variable_one_request_sets_is_not_seen_by_the_next(
+    make_app: MakeApp, uid: str
+) -> None:
+    """Each request's handler runs in a context of its own (as a task of its own would), also
+    when it runs after another in a slot that frees (NATS's backlog: the next request in the
+    same task)."""
+    server, client = make_app(), make_app()
+    seen: list[int | None] = []
+
+    @server.rpc(f"{uid}.ctx", concurrency=2)
+    async def ctx(n: int) -> int:
+        seen.append(_ONE_REQUEST.get())
+        _ONE_REQUEST.set(n)
+        await asyncio.sleep(0)
+        return n
+
+    async with server, client:
+        replies = await asyncio.gather(
+            *(client.request(f"{uid}.ctx", n, timeout=10) for n in range(40))
+        )
+    assert replies == list(range(40))
+    assert seen == [None] * 40
+
+
+async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_their_own_task(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A handler whose task is cancelled (by the handler, not the App) ends that request with
+    ``ServerStopped``; the requests waiting for a slot still run (on NATS they waited for the
+    slot's task, which ended, until their deadline)."""
+    server, client = make_app(), make_app()
+    calls = 0
+
+    @server.rpc(f"{uid}.cancels", concurrency=2)
+    async def cancels(n: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # both slots' first calls, while the other requests wait
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+        await asyncio.sleep(0.05)
+        return n
+
+    async with server, client:
+        results = await asyncio.gather(
+            *(client.request(f"{uid}.cancels", n, timeout=5) for n in range(12)),
+            return_exceptions=True,
+        )
+    stopped = [r for r in results if isinstance(r, RemoteError) and r.type == "ServerStopped"]
+    assert len(stopped) == 2, results
+    assert all(r == n for n, r in enumerate(results) if not isinstance(r, BaseException))
+    assert sum(isinstance(r, int) for r in results) == 10, results

@@ -1,20 +1,15 @@
 """A nats-py client whose header codec and requests are faster, with the same bytes on the wire.
 
-nats-py builds every header line in Python (strip, a key regex, a translate, two encodes and
-three ``bytearray.extend`` per header) and parses every received line the same way (a generator
-over each key's characters to look for whitespace): a few microseconds per header, which is most
-of what pigeon pays over headerless nats-py. ``PigeonClient`` keeps nats-py's rules and caches
-what only depends on a header's name, so that:
+``PigeonClient`` keeps nats-py's rules and makes:
 
-- sending: the header block is byte for byte the one nats-py builds (names stripped and checked
-  against the same regex, ``BadHeaderError`` for a bad one, empty ones skipped, values stripped
-  with CR and LF turned into spaces);
+- headers: the same blocks sent and the same dicts received, their per-name work cached
+  (``header_codec.HeaderCodec``);
 - requesting: the same inbox subscription and reply map, each request's token the next number
   of a counter (in hex; unique per connection, as the inbox's random prefix is: nats-py draws a
   NUID and two random bytes, 3-5 us in Python), and a timer instead of ``asyncio.wait_for``;
-- receiving: the headers dict is the one nats-py builds (names stripped and ASCII, a name with
-  whitespace skipped, values stripped and decoded as UTF-8 with replacement); a status line
-  (``NATS/1.0 503``) goes to nats-py's own parser;
+- receiving: a status line (``NATS/1.0 503``) goes to nats-py's own header parser;
+- sending a header block built already (``publish_block``, ``request(block=...)``:
+  ``wire.plain_block``);
 - parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
   message of a subscription that asked for it (``take_directly``: an rpc server, every event
@@ -31,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from nats import errors
@@ -40,6 +35,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from pigeon.transports.nats.header_codec import HeaderCodec
 from pigeon.transports.nats.parser import PigeonParser
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
@@ -53,35 +49,23 @@ _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 ``Nats-Subject`` header, which no client needs)."""
 _STATUS = "Status"
 """The header nats-py gives a status line's code (``nats.js.api.Header.STATUS``)."""
-_BLOCK_START = "NATS/1.0\r\n"
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
-_CACHE_LIMIT = 4096
-"""Header names remembered per direction; the caches start over past this many."""
-
-_MSG_ID, _CONTENT_TYPE = "Nats-Msg-Id", "content-type"
-_DEADLINE = "x-pigeon-deadline"
-_EVENT_BLOCK = re.compile(rb"NATS/1\.0\r\nNats-Msg-Id: ([!-~]*)\r\ncontent-type: ([!-~]*)\r\n\r\n")
-_PLAIN_BLOCK = re.compile(
-    rb"NATS/1\.0\r\n(?:x-pigeon-deadline: ([!-~]*)\r\n)?(?:Nats-Msg-Id: ([!-~]*)\r\n)?"
-    rb"content-type: ([!-~]*)\r\n\r\n"
-)
-"""The header block of pigeon's usual event, request or reply (``wire.plain_block``), parsed by
-one match (``_EVENT_BLOCK``: an event's)."""
-
-_SKIP = " "
-"""A cached name that nats-py leaves out: on sending, empty once stripped; on receiving, not
-ASCII or with whitespace (which no name it keeps can be)."""
 
 
 class PigeonClient(Client):
     """nats-py's ``Client`` with a faster header codec (see the module docstring)."""
 
+    header_block: Callable[[dict[str, str]], bytes]
+    """``HeaderCodec.block``: the ``NATS/1.0`` block nats-py would build for some headers."""
+    parse_headers: Callable[[bytes], dict[str, str] | None]
+    """``HeaderCodec.parse``: the dict nats-py builds from a block without a status."""
+
     def __init__(self) -> None:
         super().__init__()
         self._ps = PigeonParser(self)
-        self._out_names: dict[str, str] = {}
-        self._in_names: dict[bytes, str] = {}
+        codec = HeaderCodec()
+        self.header_block = codec.block
+        self.parse_headers = codec.parse
         self._replies_sid = -1
         """The sid of the inbox subscription that receives replies to requests."""
         self._takers: dict[int, Taker] = {}
@@ -324,79 +308,10 @@ class PigeonClient(Client):
             raise errors.NoRespondersError
         return msg
 
-    def header_block(self, headers: dict[str, str]) -> bytes:
-        """The ``NATS/1.0`` block nats-py would build for ``headers``, blank line included.
-
-        Raises ``BadHeaderError`` for a name nats-py refuses (as nats-py does).
-        """
-        names = self._out_names
-        parts = [_BLOCK_START]
-        for name, value in headers.items():
-            line_start = names.get(name)
-            if line_start is None:
-                line_start = self._out_name(name)
-            if line_start is _SKIP:
-                continue
-            value = value.strip()
-            if "\r" in value or "\n" in value:
-                value = value.translate(_NEWLINES)
-            parts += (line_start, value, "\r\n")
-        parts.append("\r\n")
-        return "".join(parts).encode()
-
-    def _out_name(self, name: str) -> str:
-        key = name.strip()
-        if not key:
-            line_start = _SKIP
-        elif nats_client._HEADER_KEY_RE.fullmatch(key):
-            line_start = key + ": "
-        else:
-            raise errors.BadHeaderError(key)
-        if len(self._out_names) >= _CACHE_LIMIT:
-            self._out_names.clear()
-        self._out_names[name] = line_start
-        return line_start
-
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers or not headers.startswith(_BLOCK_START_BYTES):
             return await super()._process_headers(headers)
         return self.parse_headers(headers)
-
-    def parse_headers(self, headers: bytes) -> dict[str, str] | None:
-        """The dict nats-py builds from a header block without a status (``NATS/1.0\\r\\n...``);
-        ``None`` when it holds no header."""
-        event = _EVENT_BLOCK.fullmatch(headers)  # values of visible ASCII: nothing to clean
-        if event is not None:  # pub-sub's hot path: one exact pattern first
-            return {_MSG_ID: event[1].decode(), _CONTENT_TYPE: event[2].decode()}
-        plain = _PLAIN_BLOCK.fullmatch(headers)
-        if plain is not None:
-            return _plain_headers(*plain.groups())
-        known = self._in_names.get
-        parsed: dict[str, str] = {}
-        end = -4 if headers.endswith(b"\r\n\r\n") else None  # the blank line ending the block
-        for line in headers[10:end].split(b"\r\n"):
-            name, sep, value = line.partition(b":")
-            if not sep:
-                continue
-            key = known(name)
-            if key is None:
-                key = self._in_name(name)
-            if key is _SKIP:
-                continue
-            parsed[key] = value.strip().decode("utf-8", "replace")
-        return parsed or None
-
-    def _in_name(self, name: bytes) -> str:
-        try:
-            key = name.strip().decode("ascii")
-        except UnicodeDecodeError:
-            key = _SKIP
-        if any(c.isspace() for c in key):  # nats-py keeps an empty name, so does this
-            key = _SKIP
-        if len(self._in_names) >= _CACHE_LIMIT:
-            self._in_names.clear()
-        self._in_names[name] = key
-        return key
 
 
 async def registered(client: Client) -> None:
@@ -420,21 +335,6 @@ class Taker(Protocol):
     def take(self, msg: Msg) -> None:
         """Handle ``msg`` (start a task for it, or hold it): called by the connection's
         reading task."""
-
-
-def _plain_headers(
-    deadline: bytes | None, message_id: bytes | None, content_type: bytes
-) -> dict[str, str]:
-    """The headers of a ``_PLAIN_BLOCK`` match, in the block's order."""
-    if deadline is None:
-        if message_id is None:
-            return {_CONTENT_TYPE: content_type.decode()}
-        return {_MSG_ID: message_id.decode(), _CONTENT_TYPE: content_type.decode()}
-    parsed = {_DEADLINE: deadline.decode()}
-    if message_id is not None:
-        parsed[_MSG_ID] = message_id.decode()
-    parsed[_CONTENT_TYPE] = content_type.decode()
-    return parsed
 
 
 def _idle(subscription: Subscription) -> bool:

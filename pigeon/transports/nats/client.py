@@ -142,12 +142,17 @@ class PigeonClient(Client):
         the same checks and errors, the same command, without building it from a dict."""
         if not self._skip_subject_validation:
             nats_client._validate_subject(subject)
-        await self._send_block(subject, "", payload, block)
+        await self._send_command(self._block_command(subject, "", payload, block))
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
-    async def _send_block(self, subject: str, reply: str, payload: bytes, block: bytes) -> None:
-        """Publish with a header block built already (subjects checked)."""
+    def _block_command(self, subject: str, reply: str, payload: bytes, block: bytes) -> bytes:
+        """The ``HPUB`` command with a header block built already (subjects checked), counted
+        as sent; raises what nats-py's ``publish`` raises for the connection's state."""
         self._check_status(len(payload))
-        command = b"".join(
+        self.stats["out_msgs"] += 1
+        self.stats["out_bytes"] += len(payload)
+        return b"".join(
             (
                 f"HPUB {subject} {reply} {len(block)} {len(block) + len(payload)}\r\n".encode(),
                 block,
@@ -155,11 +160,6 @@ class PigeonClient(Client):
                 b"\r\n",
             )
         )
-        self.stats["out_msgs"] += 1
-        self.stats["out_bytes"] += len(payload)
-        await self._send_command(command)
-        if self._flush_queue is not None and self._flush_queue.empty():
-            await self._flush_pending()
 
     async def _publish_valid(
         self, subject: str, payload: bytes, reply: str, headers: dict[str, str] | None
@@ -299,7 +299,10 @@ class PigeonClient(Client):
             if block is None:
                 await self._publish_valid(subject, payload, self._reply_prefix + token, headers)
             else:
-                await self._send_block(subject, self._reply_prefix + token, payload, block)
+                command = self._block_command(subject, self._reply_prefix + token, payload, block)
+                await self._send_command(command)
+                if self._flush_queue is not None and self._flush_queue.empty():
+                    await self._flush_pending()
             msg: Msg = await future
         finally:
             timer.cancel()

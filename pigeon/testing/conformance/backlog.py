@@ -187,6 +187,11 @@ async def test_a_delayed_job_is_not_ready_before_it_is_due(
     async with app:
         await app.enqueue(queue, Job(1), delay=60)
         await app.enqueue(queue, Job(2))
+
+        async def counted() -> bool:  # NATS updates a consumer's counts just after its PubAck
+            return (await app.backlog(queue)).ready > 0
+
+        await wait_for(counted, what="the job due now counted as ready")
         backlog = await app.backlog(queue)
     assert backlog.ready == 1
     assert backlog.unacked in (0, None)

@@ -188,7 +188,7 @@ async def test_a_delayed_job_is_not_ready_before_it_is_due(
         await app.enqueue(queue, Job(1), delay=60)
         await app.enqueue(queue, Job(2))
 
-        async def counted() -> bool:  # NATS updates a consumer's counts just after its PubAck
+        async def counted() -> bool:  # NATS's consumer count may lag its PubAck a moment
             return (await app.backlog(queue)).ready > 0
 
         await wait_for(counted, what="the job due now counted as ready")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import nats
 import pytest
@@ -14,6 +15,7 @@ from pigeon import (
     ConfigurationError,
     DeclarationConflict,
     MessageTooLarge,
+    RemoteError,
 )
 from pigeon.testing.conformance.models import Job, Order
 from pigeon.testing.waiting import wait_for
@@ -116,6 +118,55 @@ async def test_messages_over_max_payload_name_the_limit(
                 await send
         await app.publish(f"{uid}.small", Order(id=1))
         await wait_for(lambda: received == [1], what="the connection still works")
+
+
+SMALL_PAYLOAD = 8192
+
+
+@pytest.fixture
+def small_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A server of this test with a small ``max_payload`` (8 KiB)."""
+    config = tmp_path / "small.conf"
+    config.write_text(f"max_payload: {SMALL_PAYLOAD}\n")
+    server = NatsServer(name="small", args=("-c", str(config)))
+    server.start()
+    yield server
+    server.remove()
+
+
+async def test_headers_count_against_max_payload_before_sending(
+    small_server: NatsServer, uid: str
+) -> None:
+    """A body a little under ``max_payload`` with a few KiB of headers is over it: the call
+    fails with ``MessageTooLarge`` and the connection (every handler of the App) lives on. The
+    server closed it when only a body within 1 KiB of the limit was counted with its headers."""
+    app = App(small_server.url)
+    received: list[int] = []
+
+    @app.subscribe(f"{uid}.small")
+    async def on_small(order: Order) -> None:
+        received.append(order.id)
+
+    @app.rpc(f"{uid}.fail")
+    async def fail(n: int) -> None:
+        raise ValueError("\u00e9" * n)  # its error reply: the text in the body and twice in headers
+
+    body = b"x" * (SMALL_PAYLOAD - 2000)
+    headers = {"x-note": "v" * 3000}
+    async with app:
+        for send in (
+            app.publish(f"{uid}.big", body, headers=headers),
+            app.request(f"{uid}.big", body, headers=headers, timeout=1),
+            app.enqueue(f"{uid}.big", body, headers=headers),
+        ):
+            with pytest.raises(MessageTooLarge, match=f"max_payload of {SMALL_PAYLOAD} bytes"):
+                await send
+        with pytest.raises(RemoteError) as caught:  # the reply is too large: that is the error
+            await app.request(f"{uid}.fail", 1000, timeout=5)
+        assert caught.value.type == "MessageTooLarge"
+        await app.publish(f"{uid}.small", Order(id=1))
+        await wait_for(lambda: received == [1], what="the connection still works")
+        assert app.transport.client.stats["reconnects"] == 0
 
 
 async def test_apps_with_other_queue_settings_get_a_conflict_saying_how_to_resolve_it(

@@ -217,9 +217,13 @@ def check_size(body: bytes, headers: dict[str, str], limit: int) -> None:
     """Raise ``MessageTooLarge`` naming ``limit`` if body plus headers exceed it.
 
     The server counts headers against ``max_payload`` and drops the connection of a client that
-    sends more, so this is checked before anything is sent.
+    sends more, so this is checked before anything is sent. Headers may be up to 64 KiB
+    (``limits.MAX_HEADER_BYTES``), and an error reply carries its text twice: the count starts
+    from a bound on their size (UTF-8 takes at most 4 bytes a character), exact only near the
+    limit.
     """
-    if len(body) + 1024 < limit:  # headers are small: the exact count only near the limit
+    chars = sum(map(len, headers)) + sum(map(len, headers.values())) + len(headers)
+    if len(body) + 4 * chars + 12 <= limit:  # header_block_size is at most this
         return
     size = len(body) + header_block_size(headers)
     if size > limit:

@@ -189,7 +189,7 @@ async def test_a_delayed_job_is_not_ready_before_it_is_due(
         await app.enqueue(queue, Job(2))
 
         async def counted() -> bool:  # NATS's consumer count may lag its PubAck a moment
-            return (await app.backlog(queue)).ready > 0
+            return bool((await app.backlog(queue)).ready)
 
         await wait_for(counted, what="the job due now counted as ready")
         backlog = await app.backlog(queue)

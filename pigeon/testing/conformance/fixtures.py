@@ -110,3 +110,10 @@ def now() -> float:
     """The running loop's clock, in seconds: what the suite measures delays with, so that they
     read the same on the virtual clock as on the real one."""
     return asyncio.get_running_loop().time()
+
+
+def cancel_own_task() -> None:
+    """Cancel the task running the caller, as a handler may do to itself (not the App)."""
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from pigeon import App, Message
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, cancel_own_task, requires
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
 
@@ -237,9 +237,7 @@ async def test_waiting_events_are_handled_when_handlers_cancel_their_own_task(
         nonlocal calls
         calls += 1
         if calls <= 2:  # both slots' first calls, while the other events wait
-            task = asyncio.current_task()
-            assert task is not None
-            task.cancel()
+            cancel_own_task()
         await asyncio.sleep(0.02)
         handled.add(n)
 

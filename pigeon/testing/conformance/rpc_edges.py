@@ -15,7 +15,7 @@ from pigeon import (
     RemoteError,
     RequestTimeout,
 )
-from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.conformance.fixtures import MakeApp, cancel_own_task
 from pigeon.testing.waiting import wait_for
 
 
@@ -180,9 +180,7 @@ async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_the
         nonlocal calls
         calls += 1
         if calls <= 2:  # both slots' first calls, while the other requests wait
-            task = asyncio.current_task()
-            assert task is not None
-            task.cancel()
+            cancel_own_task()
         await asyncio.sleep(0.05)
         return n
 

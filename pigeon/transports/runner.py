@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 log = logging.getLogger("pigeon")
@@ -102,25 +102,53 @@ class HandlerRunner:
             self._slot_freed.set()
 
 
+_NOT_STARTED: Any = object()
+
+
+def started_in(
+    context: contextvars.Context, call: Coroutine[Any, Any, None]
+) -> Awaitable[None] | None:
+    """Run ``call``'s first step in ``context``: ``None`` if that finished it (a handler that
+    never waited: no object, no generator), else what to await for the rest, each step in
+    ``context`` too. How a task runs its coroutine, in the task that calls this: what a pump
+    running handlers one after the other uses to give each its own context. Raises what that
+    first step raises."""
+    try:
+        yielded = context.run(call.send, None)
+    except StopIteration:
+        return None
+    return _InContext(call, context, yielded)
+
+
 class _InContext:
     """Awaits ``coro`` with each of its steps run in ``context``: what a task of its own would
-    do (``asyncio.Task`` runs every step in its context), in the task that awaits this."""
+    do (``asyncio.Task`` runs every step in its context), in the task that awaits this.
+    ``first``: what ``coro``'s first step yielded, if it was run already (``started_in``)."""
 
-    __slots__ = ("_context", "_coro")
+    __slots__ = ("_context", "_coro", "_first")
 
-    def __init__(self, coro: Coroutine[Any, Any, None], context: contextvars.Context) -> None:
-        self._coro, self._context = coro, context
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, None],
+        context: contextvars.Context,
+        first: Any = _NOT_STARTED,
+    ) -> None:
+        self._coro, self._context, self._first = coro, context, first
 
     def __await__(self) -> Generator[Any, Any, None]:
         coro, run = self._coro, self._context.run
         send, throw = coro.send, coro.throw
         value: Any = None
         error: BaseException | None = None
+        yielded = self._first
+        started = yielded is not _NOT_STARTED  # its first step ran (it may have yielded None)
         while True:
-            try:
-                yielded = run(send, value) if error is None else run(throw, error)
-            except StopIteration:
-                return
+            if not started:
+                try:
+                    yielded = run(send, value) if error is None else run(throw, error)
+                except StopIteration:
+                    return
+            started = False
             try:
                 value, error = (yield yielded), None
             except GeneratorExit:

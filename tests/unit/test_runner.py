@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.runner import HandlerRunner, started_in
 
 
 async def test_calls_still_running_are_cancelled_by_drain() -> None:
@@ -179,3 +179,22 @@ async def test_a_slot_cancelled_by_drain_starts_no_other() -> None:
     assert await runner.drain(0.01) == 1
     assert runner.free == 1
     backlog.pop().close()
+
+
+async def test_started_in_runs_each_step_of_a_call_in_the_context_given() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+    seen: list[str] = []
+
+    async def call(waits: bool) -> None:
+        var.set("inside")
+        if waits:
+            await asyncio.sleep(0)  # a bare yield: the first step yields None
+        seen.append(var.get())
+
+    assert started_in(contextvars.copy_context(), call(waits=False)) is None
+    rest = started_in(contextvars.copy_context(), call(waits=True))
+    assert rest is not None
+    assert seen == ["inside"]  # the waiting call is not finished yet
+    await rest
+    assert seen == ["inside", "inside"]
+    assert var.get() == "outside"  # the caller's context is untouched

@@ -142,20 +142,22 @@ async def test_a_timeout_that_is_not_a_positive_finite_number_is_refused_at_the_
 _ONE_REQUEST: contextvars.ContextVar[int | None] = contextvars.ContextVar("one", default=None)
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
 async def test_a_context_variable_one_request_sets_is_not_seen_by_the_next(
-    make_app: MakeApp, uid: str
+    make_app: MakeApp, uid: str, concurrency: int
 ) -> None:
     """Each request's handler runs in a context of its own (as a task of its own would), also
-    when it runs after another in a slot that frees (NATS's backlog: the next request in the
-    same task)."""
+    when it runs after another in the same task: one after the other (``concurrency=1``) or in
+    a slot that frees (NATS's backlog). Odd requests' handlers wait once, even ones do not."""
     server, client = make_app(), make_app()
     seen: list[int | None] = []
 
-    @server.rpc(f"{uid}.ctx", concurrency=2)
+    @server.rpc(f"{uid}.ctx", concurrency=concurrency)
     async def ctx(n: int) -> int:
         seen.append(_ONE_REQUEST.get())
         _ONE_REQUEST.set(n)
-        await asyncio.sleep(0)
+        if n % 2:
+            await asyncio.sleep(0)
         return n
 
     async with server, client:

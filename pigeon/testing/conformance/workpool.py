@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import time
+
+import pytest
 
 from pigeon import Message, Redeliver, Reject, Retry
 from pigeon.testing.conformance.fixtures import RESOLUTION, Backend, MakeApp, now, requires
@@ -342,3 +345,29 @@ async def test_delivery_limit_dead_letters_a_job_that_keeps_killing_workers(
     assert calls == 0
     assert letters[0].failure is not None
     assert letters[0].failure.type == "DeliveryLimitExceeded"
+
+
+_ONE_JOB: contextvars.ContextVar[int | None] = contextvars.ContextVar("one", default=None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_context_variable_one_job_sets_is_not_seen_by_the_next(
+    make_app: MakeApp, uid: str, concurrency: int
+) -> None:
+    """Each job's handler runs in a context of its own, however the worker runs them (one after
+    the other in one task, or a task each). Odd jobs' handlers wait once, even ones do not."""
+    app = make_app()
+    seen: list[int | None] = []
+
+    @app.worker(f"{uid}.ctx", concurrency=concurrency)
+    async def work(job: Job) -> None:
+        seen.append(_ONE_JOB.get())
+        _ONE_JOB.set(job.n)
+        if job.n % 2:
+            await asyncio.sleep(0)
+
+    async with app:
+        for n in range(20):
+            await app.enqueue(f"{uid}.ctx", Job(n))
+        await wait_for(lambda: len(seen) == 20, what="the 20 jobs handled")
+    assert seen == [None] * 20

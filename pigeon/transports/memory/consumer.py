@@ -4,11 +4,12 @@ hands over (the queue's items themselves, see ``Item``)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
-from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.runner import HandlerRunner, started_in
 from pigeon.transports.slow import SlowConsumers
 
 
@@ -107,6 +108,8 @@ class MemorySubscription:
 
     async def _pump_inline(self) -> None:
         handling.set(True)  # this task's context: the handler never waits for room
+        base = contextvars.copy_context()  # what each call sees, as in a task of its own
+        isolating = False  # True once a call changed the task's context (see runner.started_in)
         handled = 0
         queue, handler, unsettled = self.queue, self._handler, self._unsettled
         ready = queue.ready
@@ -120,7 +123,13 @@ class MemorySubscription:
             queue.in_flight += 1
             if self._broker.taps:
                 self._tell("delivered", item)
-            await handler(item)
+            if isolating:
+                rest = started_in(base.copy(), handler(item))
+                if rest is not None:  # the handler waited: the rest of it, in its context too
+                    await rest
+            else:
+                await handler(item)
+                isolating = contextvars.copy_context() != base  # O(1) while unchanged
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers

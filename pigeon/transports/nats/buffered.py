@@ -11,13 +11,14 @@ dropped only when those waiting and those being handled already make ``max_pendi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pigeon import headers as h
-from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.runner import HandlerRunner, started_in
 
 log = logging.getLogger("pigeon")
 
@@ -124,6 +125,8 @@ class EventBuffer:
         this task (no task per event)."""
         waiting = self._waiting
         loop = asyncio.get_running_loop()
+        base = contextvars.copy_context()  # what each call sees, as in a task of its own
+        isolating = False  # True once a call changed the task's context (see runner.started_in)
         while not self._closed:
             if not waiting:
                 self._wakeup = loop.create_future()
@@ -135,11 +138,17 @@ class EventBuffer:
                 continue
             self._handling_inline = 1  # in this loop, not a method: one coroutine fewer per event
             try:
-                await self._call(msg)
+                if isolating:
+                    rest = started_in(base.copy(), self._call(msg))
+                    if rest is not None:  # the handler waited: the rest, in its context too
+                        await rest
+                else:
+                    await self._call(msg)
             except Exception:
                 log.exception("pigeon: handler task failed")
             finally:
                 self._handling_inline = 0
+                isolating = isolating or contextvars.copy_context() != base  # O(1) if unchanged
 
     async def close(self, timeout: float) -> int:
         """``stop``; let the handlers running finish (up to ``timeout`` seconds, then cancel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
@@ -28,7 +29,7 @@ from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.handover import Handover
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
-from pigeon.transports.runner import HandlerRunner
+from pigeon.transports.runner import HandlerRunner, started_in
 from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
@@ -131,6 +132,8 @@ class CoreSubscription:
         self._inline = concurrency == 1
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
         self._delivering: asyncio.Task[Any] | None = None  # nats-py's task calling us inline
+        self._context = contextvars.Context()  # _delivering's, before any handler ran in it
+        self._isolating = False  # a handler changed it: the next run in copies of _context
         self._finished: asyncio.Future[None] | None = None  # what close() waits on
         self._subscription: Any = None
         self._subject, self._queue = "", ""
@@ -307,10 +310,19 @@ class CoreSubscription:
         if (self._screen or msg.reply) and await self._crossing(msg):
             return
         current = self._current = self._delivering or asyncio.current_task()
-        self._delivering = current  # the subscription's one delivery task: asked once
-        try:
-            await self._handler(CoreDelivery(msg, self._strip))
+        if self._delivering is None:  # the subscription's one delivery task: asked once
+            self._delivering, self._context = current, contextvars.copy_context()
+            self._isolating = False
+        try:  # each call sees the task's first context, as in a task of its own
+            call = self._handler(CoreDelivery(msg, self._strip))
+            if self._isolating:
+                rest = started_in(self._context.copy(), call)
+                if rest is not None:
+                    await rest
+            else:
+                await call
         finally:
+            self._isolating = self._isolating or contextvars.copy_context() != self._context
             self._current = None
             if self._finished is not None and not self._finished.done():
                 self._finished.set_result(None)

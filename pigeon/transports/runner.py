@@ -22,12 +22,23 @@ class HandlerRunner:
     and a trip through the event loop, per call. Each such call still runs in a context of its
     own (a copy of the one the slot's task started with), as it would in a task of its own: a
     context variable one call sets is not seen by the next. A slot whose task ends before its
-    backlog does (the call cancelled the task it ran in, say) hands the next call to a new task.
+    backlog does (the call cancelled the task it ran in, say) hands the next call to a new task,
+    in a fresh copy of that starting context too (not the context the ended call left).
+
+    ``context``: what each slot's task starts from (a copy of it), when the caller of ``start``
+    runs in another (a connection's reading task, started before the App's lifespan); ``None``:
+    the caller's.
     """
 
-    def __init__(self, limit: int, next_call: NextCall | None = None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        next_call: NextCall | None = None,
+        context: contextvars.Context | None = None,
+    ) -> None:
         self._limit = limit
         self._next_call = next_call
+        self._context = context
         self._tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}  # call -> its task
         self._slot_freed = asyncio.Event()
         self._draining = False
@@ -46,7 +57,11 @@ class HandlerRunner:
 
     def start(self, call: Coroutine[Any, Any, None]) -> None:
         """Start ``call`` in a free slot (the caller checked ``free``)."""
-        self._tasks[call] = asyncio.create_task(self._slot(call))
+        self._start(call, self._context)
+
+    def _start(self, call: Coroutine[Any, Any, None], context: contextvars.Context | None) -> None:
+        own = None if context is None else context.copy()  # None: a copy of the caller's
+        self._tasks[call] = asyncio.create_task(self._slot(call), context=own)
 
     async def run(self, call: Coroutine[Any, Any, None]) -> None:
         """Wait for a free slot, then start ``call``."""
@@ -94,8 +109,8 @@ class HandlerRunner:
             tasks.pop(call, None)
             if not self._draining and self._next_call is not None:
                 following = self._next_call()
-                if following is not None:
-                    self.start(following)
+                if following is not None:  # not in this context: the ended call may have set
+                    self._start(following, started)
             raise
         finally:
             tasks.pop(call, None)

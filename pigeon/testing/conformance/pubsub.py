@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -222,6 +223,62 @@ async def test_a_context_variable_one_event_sets_is_not_seen_by_the_next(
             await app.publish(f"{uid}.ctx", n)
         await wait_for(lambda: len(seen) == 40, what="the 40 events handled")
     assert seen == [None] * 40
+
+
+_STARTED: contextvars.ContextVar[str | None] = contextvars.ContextVar("started", default=None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_context_variable_the_lifespan_sets_is_seen_by_every_event(
+    make_app: MakeApp, uid: str, concurrency: int
+) -> None:
+    """What the App's lifespan sets (after the App connected) is in every handler call's
+    context, as what was set before ``start`` is (on NATS some calls start in the connection's
+    reading task, which the App made before its lifespan ran)."""
+    app = make_app()
+    seen: list[str | None] = []
+
+    @app.lifespan
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        _STARTED.set("lifespan")
+        yield
+
+    @app.subscribe(f"{uid}.ctx", concurrency=concurrency)
+    async def ctx(n: int) -> None:
+        seen.append(_STARTED.get())
+        if n % 2:
+            await asyncio.sleep(0)
+
+    async with app:
+        for n in range(20):
+            await app.publish(f"{uid}.ctx", n)
+        await wait_for(lambda: len(seen) == 20, what="the 20 events handled")
+    assert seen == ["lifespan"] * 20
+
+
+async def test_a_handler_that_cancels_its_own_task_leaves_its_context_to_no_other_event(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A handler that sets a context variable and then cancels its own task: the events handled
+    after it (on NATS, by the task that takes over its slot's backlog) do not see the value."""
+    app = make_app()
+    seen: list[int | None] = []
+    handled: set[int] = set()
+
+    @app.subscribe(f"{uid}.ctx", concurrency=2)
+    async def ctx(n: int) -> None:
+        seen.append(_ONE_EVENT.get())
+        _ONE_EVENT.set(n)
+        if len(seen) <= 2:  # both slots' first calls, while the other events wait
+            cancel_own_task()
+        await asyncio.sleep(0.01)
+        handled.add(n)
+
+    async with app:
+        for n in range(20):
+            await app.publish(f"{uid}.ctx", n)
+        await wait_for(lambda: len(handled) >= 18, timeout=5, what="the events not cancelled")
+    assert seen == [None] * len(seen)
 
 
 async def test_waiting_events_are_handled_when_handlers_cancel_their_own_task(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import AsyncIterator
 
 import pytest
 
 from pigeon import (
+    App,
     BrokerError,
     ConfigurationError,
     Message,
@@ -166,6 +168,38 @@ async def test_a_context_variable_one_request_sets_is_not_seen_by_the_next(
         )
     assert replies == list(range(40))
     assert seen == [None] * 40
+
+
+_STARTED: contextvars.ContextVar[str | None] = contextvars.ContextVar("started", default=None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_context_variable_the_lifespan_sets_is_seen_by_every_request(
+    make_app: MakeApp, uid: str, concurrency: int
+) -> None:
+    """What the server's lifespan sets (after it connected) is in every handler call's context
+    (on NATS, requests start in the connection's reading task, made before the lifespan ran)."""
+    server, client = make_app(), make_app()
+    seen: list[str | None] = []
+
+    @server.lifespan
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        _STARTED.set("lifespan")
+        yield
+
+    @server.rpc(f"{uid}.ctx", concurrency=concurrency)
+    async def ctx(n: int) -> int:
+        seen.append(_STARTED.get())
+        if n % 2:
+            await asyncio.sleep(0)
+        return n
+
+    async with server, client:
+        replies = await asyncio.gather(
+            *(client.request(f"{uid}.ctx", n, timeout=10) for n in range(20))
+        )
+    assert replies == list(range(20))
+    assert seen == ["lifespan"] * 20
 
 
 async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_their_own_task(

@@ -51,11 +51,13 @@ class EventBuffer:
         crossing: Callable[[Any], Awaitable[bool]],
         dropped: Callable[[], None],
         skip: Callable[[Any], bool] | None = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         self._skip = skip
+        self._context = context  # what the handlers start from (None: the reading task's)
         self._call = call
         self._concurrency = concurrency
-        self._runner = HandlerRunner(concurrency, self._next) if concurrency > 1 else None
+        self._runner = HandlerRunner(concurrency, self._next, context) if concurrency > 1 else None
         self._counts_handled = max_pending is not None
         self._bound = pending_msgs if max_pending is None else max_pending
         self._pending_bytes = pending_bytes
@@ -94,7 +96,8 @@ class EventBuffer:
         waiting.append(msg)
         self._bytes += size
         if runner is None and self._pump is None:
-            self._pump = asyncio.get_running_loop().create_task(self._deliver())
+            context = None if self._context is None else self._context.copy()
+            self._pump = asyncio.get_running_loop().create_task(self._deliver(), context=context)
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)

@@ -125,7 +125,12 @@ class CoreSubscription:
         self._client = client
         self._url = url
         self._handler = handler
-        self._runner = HandlerRunner(concurrency, self._next_request if requests else None)
+        # what handlers start from: the App's context once its lifespan ran (the connection's
+        # reading task, which starts some of them, was made before)
+        self._started = contextvars.copy_context()
+        self._runner = HandlerRunner(
+            concurrency, self._next_request if requests else None, self._started
+        )
         self._waiting: deque[Any] = deque()  # requests taken directly, waiting for a slot
         self._waiting_bytes = 0
         self._bound = (PENDING_MSGS, PENDING_BYTES)  # waiting requests, their payload bytes
@@ -189,6 +194,7 @@ class CoreSubscription:
             crossing=self._crossing,
             skip=_internal if self._covers_internal else None,
             dropped=lambda: self._drops.dropped_one(self.declared),
+            context=self._started,
         )
 
     def _call(self, msg: Any) -> Any:

@@ -5,11 +5,14 @@ Decode errors and ``Reject`` are never retried by either (``NEVER_RETRY``).
 
 from __future__ import annotations
 
+import contextvars
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from pigeon.errors import ConfigurationError, DecodeError, Reject
+from pigeon.transports.runner import started_in
 
 NEVER_RETRY: tuple[type[BaseException], ...] = (DecodeError, Reject)
 """Errors that skip in-process retries and broker-side redelivery: poison stays poison."""
@@ -59,9 +62,11 @@ class Retry:
             rand=random.random(),
         )
 
-    async def call(self, fn: Callable[[int], Awaitable[None]]) -> None:
+    async def call(self, fn: Callable[[int], Coroutine[Any, Any, None]]) -> None:
         """Call ``fn(call_number)`` until it returns, ``attempts`` run out, or it raises a
-        ``NEVER_RETRY`` error. Re-raises the last error."""
+        ``NEVER_RETRY`` error. Re-raises the last error. Each call after the first runs in a
+        fresh copy of the context the first started in: a context variable a failed call set is
+        not seen by the next."""
 
         from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -76,9 +81,16 @@ class Retry:
             retry=retry_if_exception(_retryable),
             reraise=True,
         )
+        started = contextvars.copy_context()
         async for attempt in retrying:
             with attempt:
-                await fn(attempt.retry_state.attempt_number)
+                number = attempt.retry_state.attempt_number
+                if number == 1:
+                    await fn(number)
+                else:
+                    rest = started_in(started.copy(), fn(number))
+                    if rest is not None:  # the call waited: the rest of it, in its context too
+                        await rest
 
 
 @dataclass(frozen=True, slots=True)

@@ -371,3 +371,25 @@ async def test_a_context_variable_one_job_sets_is_not_seen_by_the_next(
             await app.enqueue(f"{uid}.ctx", Job(n))
         await wait_for(lambda: len(seen) == 20, what="the 20 jobs handled")
     assert seen == [None] * 20
+
+
+async def test_a_retried_job_does_not_see_what_its_failed_call_set(
+    make_app: MakeApp, uid: str
+) -> None:
+    """``Retry`` calls the handler again in process: each call in a context of its own, so a
+    context variable the failed call set is not seen by the next."""
+    app = make_app()
+    seen: list[tuple[int, int | None]] = []
+
+    @app.worker(f"{uid}.ctx", retry=Retry(attempts=2, backoff=0))
+    async def work(job: Job) -> None:
+        seen.append((job.n, _ONE_JOB.get()))
+        _ONE_JOB.set(job.n)
+        if sum(n == job.n for n, _ in seen) == 1:
+            raise ValueError("once")
+
+    async with app:
+        for n in range(3):
+            await app.enqueue(f"{uid}.ctx", Job(n))
+        await wait_for(lambda: len(seen) == 6, what="the 3 jobs called twice each")
+    assert [value for _, value in seen] == [None] * 6

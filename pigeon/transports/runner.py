@@ -120,6 +120,18 @@ class HandlerRunner:
 _NOT_STARTED: Any = object()
 
 
+def goes_on_after_cancel(closing: bool) -> bool:
+    """For a task that runs handler calls one after the other, in its ``except CancelledError``:
+    whether to go on with the next call. Yes (the cancellation withdrawn, ``Task.uncancel``)
+    unless ``closing``: then the App cancelled it; else the handler cancelled its own task,
+    which ends that call only, as it ends only its own task at higher ``concurrency``."""
+    task = asyncio.current_task()
+    if closing or task is None:
+        return False
+    task.uncancel()
+    return True
+
+
 def started_in(
     context: contextvars.Context, call: Coroutine[Any, Any, None]
 ) -> Awaitable[None] | None:

@@ -256,51 +256,30 @@ async def test_a_context_variable_the_lifespan_sets_is_seen_by_every_event(
     assert seen == ["lifespan"] * 20
 
 
-async def test_a_handler_that_cancels_its_own_task_leaves_its_context_to_no_other_event(
-    make_app: MakeApp, uid: str
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_events_are_handled_when_handlers_cancel_their_own_task(
+    make_app: MakeApp, uid: str, concurrency: int
 ) -> None:
-    """A handler that sets a context variable and then cancels its own task: the events handled
-    after it (on NATS, by the task that takes over its slot's backlog) do not see the value."""
+    """A handler that sets a context variable and then cancels its own task (the handler, not
+    the App) stops neither the subscription nor the events waiting for a slot (NATS with
+    ``concurrency=2`` stranded them; memory and NATS with 1 stopped handling), and the events
+    handled after it do not see the value it set."""
     app = make_app()
     seen: list[int | None] = []
     handled: set[int] = set()
 
-    @app.subscribe(f"{uid}.ctx", concurrency=2)
-    async def ctx(n: int) -> None:
+    @app.subscribe(f"{uid}.cancels", concurrency=concurrency)
+    async def cancels(n: int) -> None:
         seen.append(_ONE_EVENT.get())
         _ONE_EVENT.set(n)
-        if len(seen) <= 2:  # both slots' first calls, while the other events wait
+        if len(seen) <= concurrency:  # every slot's first call, while the other events wait
             cancel_own_task()
         await asyncio.sleep(0.01)
         handled.add(n)
 
     async with app:
         for n in range(20):
-            await app.publish(f"{uid}.ctx", n)
-        await wait_for(lambda: len(handled) >= 18, timeout=5, what="the events not cancelled")
-    assert seen == [None] * len(seen)
-
-
-async def test_waiting_events_are_handled_when_handlers_cancel_their_own_task(
-    make_app: MakeApp, uid: str
-) -> None:
-    """A handler whose task is cancelled (by the handler, not the App) does not strand the
-    events waiting for a slot (on NATS they waited, for good, for the slot's task, which
-    ended)."""
-    app = make_app()
-    calls = 0
-    handled: set[int] = set()
-
-    @app.subscribe(f"{uid}.cancels", concurrency=2)
-    async def cancels(n: int) -> None:
-        nonlocal calls
-        calls += 1
-        if calls <= 2:  # both slots' first calls, while the other events wait
-            cancel_own_task()
-        await asyncio.sleep(0.02)
-        handled.add(n)
-
-    async with app:
-        for n in range(20):
             await app.publish(f"{uid}.cancels", n)
-        await wait_for(lambda: len(handled) >= 18, timeout=5, what="the events not cancelled")
+        expected = 20 - concurrency
+        await wait_for(lambda: len(handled) >= expected, timeout=5, what="the events not cancelled")
+    assert seen == [None] * len(seen)

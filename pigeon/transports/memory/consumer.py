@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
-from pigeon.transports.runner import HandlerRunner, started_in
+from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
 from pigeon.transports.slow import SlowConsumers
 
 
@@ -123,13 +123,18 @@ class MemorySubscription:
             queue.in_flight += 1
             if self._broker.taps:
                 self._tell("delivered", item)
-            if isolating:
-                rest = started_in(base.copy(), handler(item))
-                if rest is not None:  # the handler waited: the rest of it, in its context too
-                    await rest
-            else:
-                await handler(item)
-                isolating = contextvars.copy_context() != base  # O(1) while unchanged
+            try:
+                if isolating:
+                    rest = started_in(base.copy(), handler(item))
+                    if rest is not None:  # the handler waited: the rest, in its context too
+                        await rest
+                else:
+                    await handler(item)
+                    isolating = contextvars.copy_context() != base  # O(1) while unchanged
+            except asyncio.CancelledError:
+                if not goes_on_after_cancel(self._closing):
+                    raise
+                isolating = True  # what the cancelled call set stays in this task's context
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers

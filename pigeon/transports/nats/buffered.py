@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pigeon import headers as h
-from pigeon.transports.runner import HandlerRunner, started_in
+from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
 
 log = logging.getLogger("pigeon")
 
@@ -147,6 +147,9 @@ class EventBuffer:
                         await rest
                 else:
                     await self._call(msg)
+            except asyncio.CancelledError:
+                if not goes_on_after_cancel(self._closed):
+                    raise
             except Exception:
                 log.exception("pigeon: handler task failed")
             finally:

@@ -29,7 +29,7 @@ from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.handover import Handover
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
-from pigeon.transports.runner import HandlerRunner, started_in
+from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
 from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
@@ -122,17 +122,12 @@ class CoreSubscription:
         self._refused = 0  # messages that reached us after close began
         self._held: Any = None  # the message _received holds until a slot frees
         self._strip = strip
-        self._client = client
-        self._url = url
-        self._handler = handler
-        # what handlers start from: the App's context once its lifespan ran (the connection's
-        # reading task, which starts some of them, was made before)
-        self._started = contextvars.copy_context()
+        self._client, self._url, self._handler = client, url, handler
+        self._started = contextvars.copy_context()  # after the lifespan, unlike the reader's
         self._runner = HandlerRunner(
             concurrency, self._next_request if requests else None, self._started
         )
-        self._waiting: deque[Any] = deque()  # requests taken directly, waiting for a slot
-        self._waiting_bytes = 0
+        self._waiting, self._waiting_bytes = deque[Any](), 0  # taken, waiting for a slot
         self._bound = (PENDING_MSGS, PENDING_BYTES)  # waiting requests, their payload bytes
         self._inline = concurrency == 1
         self._current: asyncio.Task[Any] | None = None  # running a handler inline
@@ -327,6 +322,9 @@ class CoreSubscription:
                     await rest
             else:
                 await call
+        except asyncio.CancelledError:
+            if not goes_on_after_cancel(self._closed):
+                raise
         finally:
             self._isolating = self._isolating or contextvars.copy_context() != self._context
             self._current = None
@@ -379,16 +377,6 @@ class CoreSubscription:
         msg = self._waiting.popleft()
         self._waiting_bytes -= len(msg.data)
         return self._handler(CoreDelivery(msg, self._strip))
-
-
-class CoreSubscriptions:
-    """Several core subscriptions closed as one (an rpc server's two subjects)."""
-
-    def __init__(self, *subscriptions: CoreSubscription) -> None:
-        self._subscriptions = subscriptions
-
-    async def close(self, timeout: float) -> None:
-        await asyncio.gather(*(each.close(timeout) for each in self._subscriptions))
 
 
 def _pending_limits(limits: dict[str, int]) -> tuple[int, int]:

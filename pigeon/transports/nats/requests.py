@@ -24,7 +24,7 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import PigeonClient
-from pigeon.transports.nats.core import CoreSubscriptions
+from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.errors import translate, translated
 from pigeon.transports.nats.handover import RPC_PREFIX
 from pigeon.transports.nats.services import count_reply
@@ -128,6 +128,16 @@ class NatsRequests:
             await client.publish(reply_to, body, headers=headers or None)
         except (nats_errors.Error, OSError) as exc:
             raise translate(exc, transport.url, "replying") from exc
+
+
+class CoreSubscriptions:
+    """Several core subscriptions closed as one (an rpc server's two subjects)."""
+
+    def __init__(self, *subscriptions: CoreSubscription) -> None:
+        self._subscriptions = subscriptions
+
+    async def close(self, timeout: float) -> None:
+        await asyncio.gather(*(each.close(timeout) for each in self._subscriptions))
 
 
 def _request(

@@ -4,7 +4,11 @@ client and every subscriber, server and worker of the App resumes."""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import AsyncIterator
+
 import nats
+import pytest
 
 from pigeon import App
 from pigeon.testing.conformance.models import Job
@@ -59,3 +63,40 @@ async def test_a_service_answers_discovery_again_on_the_new_client(
         assert await app.request(f"{uid}.double", 2) == 4
         pong = await raw.request(f"$SRV.PING.svc{uid}", b"", timeout=5)
     assert f"svc{uid}".encode() in pong.data
+
+
+_STARTED: contextvars.ContextVar[str | None] = contextvars.ContextVar("started", default=None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_handlers_see_the_lifespans_context_on_the_new_client(
+    nats_url: str, uid: str, concurrency: int
+) -> None:
+    """Subscriptions moved to a new client start their handlers from the App's context (what
+    its lifespan set), not from the task that connected the new client."""
+    app = App(nats_url)
+    seen: list[str | None] = []
+
+    @app.lifespan
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        _STARTED.set("lifespan")
+        yield
+
+    @app.subscribe(f"{uid}.events", concurrency=concurrency)
+    async def on_event(n: int) -> None:
+        seen.append(_STARTED.get())
+
+    @app.rpc(f"{uid}.started", concurrency=concurrency)
+    async def started(n: int) -> str | None:
+        return _STARTED.get()
+
+    async with app:
+        client = app.transport.client  # type: ignore[attr-defined]
+        await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
+        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
+        await wait_for(lambda: app.transport.connected, what="a new connection")
+        for n in range(4):
+            await app.publish(f"{uid}.events", n)
+            assert await app.request(f"{uid}.started", n) == "lifespan"
+        await wait_for(lambda: len(seen) == 4, what="the 4 events handled")
+    assert seen == ["lifespan"] * 4

@@ -313,7 +313,10 @@ class CoreSubscription:
         current = self._current = self._delivering or asyncio.current_task()
         if self._delivering is None:  # the subscription's one delivery task: asked once
             self._delivering, self._context = current, contextvars.copy_context()
-            self._isolating = False
+            # made elsewhere (a new client's, from the task that connected it): not the App's
+            self._isolating = self._context != self._started
+            if self._isolating:
+                self._context = self._started
         try:  # each call sees the task's first context, as in a task of its own
             call = self._handler(CoreDelivery(msg, self._strip))
             if self._isolating:

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import gc
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -69,23 +69,29 @@ async def test_a_failing_call_is_logged_and_frees_its_slot(
     assert await runner.drain(1) == 0
 
 
-async def test_a_backlog_runs_in_the_slot_that_frees_not_a_task_per_call() -> None:
-    backlog: list[int] = [2, 3, 4]
-    tasks: dict[int, asyncio.Task[object] | None] = {}
-    done = asyncio.Event()
+async def _work_off(body: Callable[[int], Awaitable[None]]) -> HandlerRunner:
+    """A runner of one slot that ran calls 1 to 4 of ``body``, 2 to 4 from its backlog."""
+    backlog, done = [2, 3, 4], asyncio.Event()
 
-    def call(number: int) -> Coroutine[Any, Any, None]:
-        async def handle() -> None:
-            tasks[number] = asyncio.current_task()
-            await asyncio.sleep(0)
-            if number == 4:
-                done.set()
-
-        return handle()
+    async def call(number: int) -> None:
+        await body(number)
+        if number == 4:
+            done.set()
 
     runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
     runner.start(call(1))
     await asyncio.wait_for(done.wait(), 5)
+    return runner
+
+
+async def test_a_backlog_runs_in_the_slot_that_frees_not_a_task_per_call() -> None:
+    tasks: dict[int, asyncio.Task[object] | None] = {}
+
+    async def record_task(number: int) -> None:
+        tasks[number] = asyncio.current_task()
+        await asyncio.sleep(0)
+
+    runner = await _work_off(record_task)
     assert sorted(tasks) == [1, 2, 3, 4]
     assert len(set(tasks.values())) == 1
     assert await runner.wait_free() == 1
@@ -113,24 +119,15 @@ async def test_drain_cancels_a_slot_working_off_a_backlog() -> None:
 
 async def test_each_call_of_a_backlog_runs_in_a_context_of_its_own() -> None:
     var: contextvars.ContextVar[int | None] = contextvars.ContextVar("var", default=None)
-    backlog = [2, 3, 4]
     seen: dict[int, int | None] = {}
-    done = asyncio.Event()
 
-    def call(number: int) -> Coroutine[Any, Any, None]:
-        async def handle() -> None:
-            seen[number] = var.get()
-            var.set(number)
-            await asyncio.sleep(0)
-            assert var.get() == number  # kept across the call's own steps
-            if number == 4:
-                done.set()
+    async def set_var(number: int) -> None:
+        seen[number] = var.get()
+        var.set(number)
+        await asyncio.sleep(0)
+        assert var.get() == number  # kept across the call's own steps
 
-        return handle()
-
-    runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
-    runner.start(call(1))
-    await asyncio.wait_for(done.wait(), 5)
+    runner = await _work_off(set_var)
     assert seen == {1: None, 2: None, 3: None, 4: None}
     assert await runner.drain(1) == 0
 

@@ -46,6 +46,30 @@ async def _started_closing(server: App) -> asyncio.Task[None]:
     return closing
 
 
+async def _one_request_during_the_drain_fails_at_once(
+    server: App,
+    client: App,
+    uid: str,
+    handler: Blocking,
+    before_asking: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Request 1 starts on ``server``, which then starts closing; request 2 (sent after
+    ``before_asking``) raises ``NoResponders`` at once; request 1, released, is answered and
+    the close ends."""
+    first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
+    await wait_for(lambda: handler.started == [1], SOON, "the first handler to start")
+    closing = await _started_closing(server)
+    if before_asking is not None:
+        await before_asking()
+    with pytest.raises(NoResponders):
+        async with asyncio.timeout(SOON):
+            await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
+    handler.release.set()
+    async with asyncio.timeout(SOON):
+        assert await first == 1
+        await closing
+
+
 async def test_a_closing_server_starts_no_request_in_a_free_slot(
     make_app: MakeApp, uid: str
 ) -> None:
@@ -54,16 +78,7 @@ async def test_a_closing_server_starts_no_request_in_a_free_slot(
     serve_blocking(server, f"{uid}.ask", handler, concurrency=2)
     async with client:
         await server.start()
-        first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-        await wait_for(lambda: handler.started == [1], SOON, "the first handler to start")
-        closing = await _started_closing(server)
-        with pytest.raises(NoResponders):
-            async with asyncio.timeout(SOON):
-                await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
-        handler.release.set()
-        async with asyncio.timeout(SOON):
-            assert await first == 1
-            await closing
+        await _one_request_during_the_drain_fails_at_once(server, client, uid, handler)
     assert handler.started == [1]
 
 
@@ -184,18 +199,14 @@ async def test_a_request_reaching_an_owner_declared_queue_during_the_drain_is_an
     try:
         async with client:
             await server.start()
-            first = asyncio.create_task(client.request(f"{uid}.ask", 1, timeout=TIMEOUT))
-            await wait_for(lambda: handler.started == [1], SOON, "the first handler to start")
-            closing = await _started_closing(server)
-            subscription = _subscription(server)
-            await wait_for(lambda: not subscription._consuming, SOON, "its consumer's cancel")
-            with pytest.raises(NoResponders):
-                async with asyncio.timeout(SOON):
-                    await client.request(f"{uid}.ask", 2, timeout=TIMEOUT)
-            handler.release.set()
-            async with asyncio.timeout(SOON):
-                assert await first == 1
-                await closing
+
+            async def consumer_cancelled() -> None:
+                subscription = _subscription(server)
+                await wait_for(lambda: not subscription._consuming, SOON, "its consumer's cancel")
+
+            await _one_request_during_the_drain_fails_at_once(
+                server, client, uid, handler, consumer_cancelled
+            )
     finally:
         await queue.delete(if_unused=False, if_empty=False)
     assert handler.started == [1]

@@ -133,13 +133,9 @@ class Requester:
         body: bytes,
         properties: Basic.Properties,
     ) -> None:
-        exchange = self._declarer.topology.rpc_exchange
-        try:
-            await self._declarer.exchange(exchange, "topic")
-        except ConfigurationError:
-            if not self._declarer.topology.passive:
-                raise
-            raise NoResponders.for_subject(subject, self._url) from None  # no exchange, no server
+        exchange = await self._rpc_exchange()
+        if exchange is None:  # no exchange, no server
+            raise NoResponders.for_subject(subject, self._url)
         try:
             await _publish(underlay, exchange, subject, body, properties)
         except CLIENT_ERRORS as exc:
@@ -147,17 +143,25 @@ class Requester:
                 raise translate(exc, self._url, f"requesting {subject!r}") from exc
             raise NoResponders.for_subject(subject, self._url) from None
 
-    async def forward(self, subject: str, body: bytes, properties: Basic.Properties) -> bool:
-        """Publish a request a closing server did not start through the rpc exchange, to the
-        servers of wildcard subjects (``mandatory``, confirmed, on the channel requests go out
-        on, opened if need be): ``True`` if a queue took it, ``False`` if it was returned or
-        there is no such exchange (``passive``). Broker errors are raised."""
+    async def _rpc_exchange(self) -> str | None:
+        """The rpc exchange of wildcard servers, declared if need be; ``None`` when ``passive``
+        and it does not exist. Raises ``ConfigurationError`` for one declared otherwise."""
         exchange = self._declarer.topology.rpc_exchange
         try:
             await self._declarer.exchange(exchange, "topic")
         except ConfigurationError:
             if not self._declarer.topology.passive:
                 raise
+            return None
+        return exchange
+
+    async def forward(self, subject: str, body: bytes, properties: Basic.Properties) -> bool:
+        """Publish a request a closing server did not start through the rpc exchange, to the
+        servers of wildcard subjects (``mandatory``, confirmed, on the channel requests go out
+        on, opened if need be): ``True`` if a queue took it, ``False`` if it was returned or
+        there is no such exchange (``passive``). Broker errors are raised."""
+        exchange = await self._rpc_exchange()
+        if exchange is None:
             return False
         underlay = self._underlay
         if underlay is None or underlay.is_closed:

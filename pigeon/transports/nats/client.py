@@ -10,6 +10,10 @@
 - receiving: a status line (``NATS/1.0 503``) goes to nats-py's own header parser;
 - sending a header block built already (``publish_block``, ``request(block=...)``:
   ``wire.plain_block``);
+- writing: the first flush in a trip through the event loop writes the buffered commands at once,
+  when the socket's buffer is empty, instead of waking nats-py's flusher task for the next trip
+  (a request and its reply each reach the server one trip sooner); the later ones of the trip,
+  and any while the socket is backed up, go through the flusher as before;
 - parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
   message of a subscription that asked for it (``take_directly``: an rpc server, every event
@@ -40,9 +44,10 @@ from pigeon.transports.nats.parser import PigeonParser
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose protocol parser (``parser.PigeonParser``), ``publish``, ``request``,
-``_send_publish``, ``_init_request_sub``, ``_process_msg`` and ``_process_headers``
-``PigeonClient`` replaces, and whose subscriptions' queue (``_pending_queue``,
-``_pending_size``) and ``_send_unsubscribe`` it uses."""
+``_send_publish``, ``_init_request_sub``, ``_process_msg``, ``_process_headers`` and
+``_flush_pending`` ``PigeonClient`` replaces, and whose subscriptions' queue (``_pending_queue``,
+``_pending_size``), ``_send_unsubscribe``, command buffer (``_pending``,
+``_pending_data_size``) and ``TcpTransport._io_writer`` it uses."""
 
 _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 """The header block of NATS's "no responders" status, as the server sends it (without its
@@ -72,6 +77,8 @@ class PigeonClient(Client):
         self._tokens = itertools.count()
         self._reply_prefix = ""
         """``_resp_sub_prefix`` decoded, once."""
+        self._wrote_this_trip = False
+        """Whether a flush wrote at once in this trip through the event loop."""
 
     def take_directly(self, subscription: Subscription, taker: Taker) -> None:
         """Hand ``subscription``'s messages to ``taker.take`` as they are read, whenever
@@ -310,6 +317,34 @@ class PigeonClient(Client):
         if msg.headers and msg.headers.get(_STATUS) == nats_client.NO_RESPONDERS_STATUS:
             raise errors.NoRespondersError
         return msg
+
+    async def _flush_pending(self, force_flush: bool = False) -> Any:
+        """nats-py's, but the trip's first flush writes at once when it can (``_write_now``)."""
+        if force_flush or not self._write_now():
+            return await super()._flush_pending(force_flush)
+        return None
+
+    def _write_now(self) -> bool:
+        """Write the buffered commands to the socket now, if connected, none was written so in
+        this trip and the socket's own buffer is empty (else nats-py's flusher writes them and
+        waits while the socket is backed up). Returns whether it wrote."""
+        if self._wrote_this_trip or not self._pending or self._status != Client.CONNECTED:
+            return False
+        writer = getattr(self._transport, "_io_writer", None)
+        if writer is None:  # not a TCP (or TLS) connection: websockets
+            return False
+        socket = writer.transport
+        if socket.is_closing() or socket.get_write_buffer_size():
+            return False
+        writer.writelines(self._pending)
+        self._pending = []
+        self._pending_data_size = 0
+        self._wrote_this_trip = True
+        asyncio.get_running_loop().call_soon(self._next_trip)
+        return True
+
+    def _next_trip(self) -> None:
+        self._wrote_this_trip = False
 
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers or not headers.startswith(_BLOCK_START_BYTES):

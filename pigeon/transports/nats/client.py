@@ -10,10 +10,10 @@
 - receiving: a status line (``NATS/1.0 503``) goes to nats-py's own header parser;
 - sending a header block built already (``publish_block``, ``request(block=...)``:
   ``wire.plain_block``);
-- writing: the first flush in a trip through the event loop writes the buffered commands at once,
+- writing: the first flush since the connection last read writes the buffered commands at once,
   when the socket's buffer is empty, instead of waking nats-py's flusher task for the next trip
-  (a request and its reply each reach the server one trip sooner); the later ones of the trip,
-  and any while the socket is backed up, go through the flusher as before;
+  through the event loop (a request and its reply each reach the server one trip sooner); the
+  later ones, and any while the socket is backed up, go through the flusher as before;
 - parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
   message of a subscription that asked for it (``take_directly``: an rpc server, every event
@@ -77,8 +77,9 @@ class PigeonClient(Client):
         self._tokens = itertools.count()
         self._reply_prefix = ""
         """``_resp_sub_prefix`` decoded, once."""
-        self._wrote_this_trip = False
-        """Whether a flush wrote at once in this trip through the event loop."""
+        self.wrote_since_read = False
+        """Whether a flush wrote at once since the connection last read (the parser clears
+        it): the commands made after such a write, in a burst, wait for nats-py's flusher."""
 
     def take_directly(self, subscription: Subscription, taker: Taker) -> None:
         """Hand ``subscription``'s messages to ``taker.take`` as they are read, whenever
@@ -319,16 +320,19 @@ class PigeonClient(Client):
         return msg
 
     async def _flush_pending(self, force_flush: bool = False) -> Any:
-        """nats-py's, but the trip's first flush writes at once when it can (``_write_now``)."""
+        """nats-py's, but the first flush since the last read writes at once when it can
+        (``_write_now``)."""
         if force_flush or not self._write_now():
             return await super()._flush_pending(force_flush)
         return None
 
     def _write_now(self) -> bool:
-        """Write the buffered commands to the socket now, if connected, none was written so in
-        this trip and the socket's own buffer is empty (else nats-py's flusher writes them and
-        waits while the socket is backed up). Returns whether it wrote."""
-        if self._wrote_this_trip or not self._pending or self._status != Client.CONNECTED:
+        """Write the buffered commands to the socket now, if connected, none was written so
+        since the connection last read and the socket's own buffer is empty (else nats-py's
+        flusher writes them, and waits while the socket is backed up). Returns whether it
+        wrote. A publisher that never hears from the server writes once this way, then through
+        the flusher (which batches a burst's commands)."""
+        if self.wrote_since_read or not self._pending or self._status != Client.CONNECTED:
             return False
         writer = getattr(self._transport, "_io_writer", None)
         if writer is None:  # not a TCP (or TLS) connection: websockets
@@ -339,12 +343,8 @@ class PigeonClient(Client):
         writer.writelines(self._pending)
         self._pending = []
         self._pending_data_size = 0
-        self._wrote_this_trip = True
-        asyncio.get_running_loop().call_soon(self._next_trip)
+        self.wrote_since_read = True
         return True
-
-    def _next_trip(self) -> None:
-        self._wrote_this_trip = False
 
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers or not headers.startswith(_BLOCK_START_BYTES):

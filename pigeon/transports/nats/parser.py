@@ -39,6 +39,7 @@ class PigeonParser(nats_parser.Parser):
     """nats-py's ``Parser`` with a faster path for whole messages (see the module docstring)."""
 
     async def parse(self, data: bytes = b"") -> None:
+        self.nc.wrote_since_read = False  # PigeonClient: the next flush may write at once
         self.buf.extend(data)
         while buf := self.buf:  # read again after each step: a reconnect's reset() replaces it
             if self.state == AWAITING_CONTROL_LINE:

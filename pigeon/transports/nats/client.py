@@ -10,10 +10,8 @@
 - receiving: a status line (``NATS/1.0 503``) goes to nats-py's own header parser;
 - sending a header block built already (``publish_block``, ``request(block=...)``:
   ``wire.plain_block``);
-- writing: the first flush since the connection last read writes the buffered commands at once,
-  when the socket's buffer is empty, instead of waking nats-py's flusher task for the next trip
-  through the event loop (a request and its reply each reach the server one trip sooner); the
-  later ones, and any while the socket is backed up, go through the flusher as before;
+- writing: a request or reply on the wire before its caller yields, not a trip through the
+  event loop later (``writes.WritesAtOnce``);
 - parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
 - delivering: a reply goes straight from the connection's reader to its request's future, and a
   message of a subscription that asked for it (``take_directly``: an rpc server, every event
@@ -41,13 +39,14 @@ from nats.aio.subscription import Subscription
 
 from pigeon.transports.nats.header_codec import HeaderCodec
 from pigeon.transports.nats.parser import PigeonParser
+from pigeon.transports.nats.writes import WritesAtOnce
 
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose protocol parser (``parser.PigeonParser``), ``publish``, ``request``,
-``_send_publish``, ``_init_request_sub``, ``_process_msg``, ``_process_headers`` and
-``_flush_pending`` ``PigeonClient`` replaces, and whose subscriptions' queue (``_pending_queue``,
-``_pending_size``), ``_send_unsubscribe``, command buffer (``_pending``,
-``_pending_data_size``) and ``TcpTransport._io_writer`` it uses."""
+``_send_publish``, ``_init_request_sub``, ``_process_msg``, ``_process_headers``,
+``_flush_pending`` and ``_send_ping`` ``PigeonClient`` replaces, and whose subscriptions' queue
+(``_pending_queue``, ``_pending_size``), ``_send_unsubscribe``, command buffer (``_pending``,
+``_pending_data_size``), ``_pongs`` and ``TcpTransport._io_writer`` it uses."""
 
 _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 """The header block of NATS's "no responders" status, as the server sends it (without its
@@ -57,7 +56,7 @@ _STATUS = "Status"
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
 
 
-class PigeonClient(Client):
+class PigeonClient(WritesAtOnce):
     """nats-py's ``Client`` with a faster header codec (see the module docstring)."""
 
     header_block: Callable[[dict[str, str]], bytes]
@@ -77,9 +76,6 @@ class PigeonClient(Client):
         self._tokens = itertools.count()
         self._reply_prefix = ""
         """``_resp_sub_prefix`` decoded, once."""
-        self.wrote_since_read = False
-        """Whether a flush wrote at once since the connection last read (the parser clears
-        it): the commands made after such a write, in a burst, wait for nats-py's flusher."""
 
     def take_directly(self, subscription: Subscription, taker: Taker) -> None:
         """Hand ``subscription``'s messages to ``taker.take`` as they are read, whenever
@@ -319,33 +315,6 @@ class PigeonClient(Client):
             raise errors.NoRespondersError
         return msg
 
-    async def _flush_pending(self, force_flush: bool = False) -> Any:
-        """nats-py's, but the first flush since the last read writes at once when it can
-        (``_write_now``)."""
-        if force_flush or not self._write_now():
-            return await super()._flush_pending(force_flush)
-        return None
-
-    def _write_now(self) -> bool:
-        """Write the buffered commands to the socket now, if connected, none was written so
-        since the connection last read and the socket's own buffer is empty (else nats-py's
-        flusher writes them, and waits while the socket is backed up). Returns whether it
-        wrote. A publisher that never hears from the server writes once this way, then through
-        the flusher (which batches a burst's commands)."""
-        if self.wrote_since_read or not self._pending or self._status != Client.CONNECTED:
-            return False
-        writer = getattr(self._transport, "_io_writer", None)
-        if writer is None:  # not a TCP (or TLS) connection: websockets
-            return False
-        socket = writer.transport
-        if socket.is_closing() or socket.get_write_buffer_size():
-            return False
-        writer.writelines(self._pending)
-        self._pending = []
-        self._pending_data_size = 0
-        self.wrote_since_read = True
-        return True
-
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers or not headers.startswith(_BLOCK_START_BYTES):
             return await super()._process_headers(headers)
@@ -355,13 +324,15 @@ class PigeonClient(Client):
 async def registered(client: Client) -> None:
     """Return once the server has every command sent so far (a subscription: it will deliver).
 
-    nats-py 2.16's ``flush`` writes its PING straight to the socket, ahead of commands still in
-    its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
+    nats-py 2.16's own ``flush`` writes its PING straight to the socket, ahead of commands still
+    in its buffer (a ``SUB`` just made), so its PONG may come before the server saw them: a
     publish right after ``subscribe`` then found no subscriber. The first flush's round trip
-    lets nats-py's flusher write the buffer; the second PING follows it. Once it returns, every
+    lets nats-py's flusher write the buffer; the second PING follows it. A ``PigeonClient``
+    sends the PING after its buffer (``writes.WritesAtOnce``): one flush. Once it returns, every
     message the server sent us before reading them has been read too."""
     await client.flush()
-    await client.flush()
+    if not isinstance(client, PigeonClient):
+        await client.flush()
 
 
 class Taker(Protocol):

@@ -1,8 +1,9 @@
 """NATS: pigeon beside the same work written by hand with raw nats-py, and with FastStream 0.7.
 
-Cases: pub-sub of a small pydantic model, sequential RPC (p50, p99), RPC with 64 and 512 requests
-in flight (throughput, and p50/p99 at 512), and a work pool (64 producers enqueueing with PubAck,
-one worker of concurrency 64).
+Cases: pub-sub of a small pydantic model, sequential RPC (p50, p99; also with pigeon's and raw
+nats-py's requests interleaved in blocks, below), RPC with 64 and 512 requests in flight
+(throughput, and p50/p99 at 512), and a work pool (64 producers enqueueing with PubAck, one
+worker of concurrency 64).
 Each implementation uses one connection and validates every message into the model, like pigeon.
 The server is ``PIGEON_BENCH_NATS_URL`` if set, else a ``nats-server -js`` started for the run.
 """
@@ -216,6 +217,49 @@ async def faststream_rpc(url: str, count: int) -> list[Result]:
     return results
 
 
+BLOCK = 20
+"""Requests in a row of one implementation in the interleaved sequential case."""
+
+
+async def interleaved_rpc(url: str, count: int) -> list[Result]:
+    """Sequential requests of pigeon and raw nats-py (the cases above, each its own connection),
+    taken in turns of ``BLOCK``: the machine's drift over seconds hits both alike, which it
+    does not when each implementation's requests run in a block of their own."""
+    app = App(url)
+
+    @app.rpc("bench.pigeon.rpc")
+    async def echo(tick: Tick) -> Tick:
+        return tick
+
+    nc = await nats.connect(url)
+
+    async def raw_echo(msg: Any) -> None:
+        tick = Tick.model_validate_json(msg.data)
+        await msg.respond(tick.model_dump_json().encode())
+
+    async def raw_request() -> Tick:
+        reply = await nc.request("bench.raw.rpc", TICK.model_dump_json().encode(), timeout=5)
+        return Tick.model_validate_json(reply.data)
+
+    await nc.subscribe("bench.raw.rpc", queue="rpc", cb=raw_echo)
+    await nc.flush()
+    calls = {
+        "pigeon": lambda: app.request("bench.pigeon.rpc", TICK, reply=Tick),
+        "raw nats-py": raw_request,
+    }
+    samples: dict[str, list[float]] = {impl: [] for impl in calls}
+    async with app:
+        for call in calls.values():
+            for _ in range(100):  # warm up
+                await call()
+        for _ in range(count // BLOCK):
+            for impl, call in calls.items():
+                samples[impl] += await _sequential(call, BLOCK)
+    await nc.close()
+    case = "nats rpc sequential, interleaved"
+    return [result for impl, taken in samples.items() for result in latencies(case, impl, taken)]
+
+
 # -- work pool -------------------------------------------------------------------------------
 
 
@@ -373,6 +417,7 @@ async def run(count: int) -> list[Result]:
             count,
         )
         results += await _rounds([pigeon_rpc, raw_rpc, faststream_rpc], url, max(1000, count // 20))
+        results += await _rounds([interleaved_rpc], url, max(1000, count // 20))
         results += await _rounds(
             [pigeon_workpool, raw_workpool, faststream_workpool], url, max(1000, count // 10)
         )

@@ -26,7 +26,7 @@ from nats.aio import client as nats_client
 from nats.aio.msg import Msg
 
 from pigeon.testing.waiting import wait_for
-from pigeon.transports.nats.client import TESTED_VERSIONS, new_client
+from pigeon.transports.nats.client import TESTED_VERSIONS, new_client, registered
 from tests.brokers.nats import NatsServer, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -273,7 +273,7 @@ async def test_big_payloads_of_many_tasks_all_arrive_in_order(nats_url: str, uid
     await subscriber.subscribe(
         f"{uid}.big", cb=record, pending_bytes_limit=1024 * 1024 * 1024, pending_msgs_limit=-1
     )
-    await subscriber.flush()
+    await registered(subscriber)  # nats-py's own flush may pass its SUB
     client = new_client()
     await client.connect(nats_url, allow_reconnect=False)
     size = client._max_payload - 64
@@ -349,7 +349,7 @@ async def test_failover_keeps_order_and_what_was_published_while_reconnecting(
 
     await watcher.subscribe("fo.events", cb=record)
     await watcher.subscribe("fo.echo", cb=answer)
-    await watcher.flush()
+    await registered(watcher)  # nats-py's own flush may pass its SUB
     reconnected, disconnected = asyncio.Event(), asyncio.Event()
 
     async def on_reconnected() -> None:
@@ -461,7 +461,7 @@ async def test_every_accepted_publish_arrives_when_closing_mid_burst(
         got.setdefault(task, []).append(number)
 
     await subscriber.subscribe(f"{uid}.burst", cb=record, pending_msgs_limit=-1)
-    await subscriber.flush()
+    await registered(subscriber)  # nats-py's own flush may pass its SUB
     client = new_client()
     await client.connect(nats_url, allow_reconnect=False)
     await client.subscribe(f"{uid}.mine", cb=record)  # something to drain
@@ -691,7 +691,7 @@ async def test_order_and_requests_over_tls(tls_server: NatsServer, certs: Path) 
 
     await other.subscribe("tls.events", cb=record, pending_msgs_limit=-1)
     await other.subscribe("tls.echo", cb=echo)
-    await other.flush()
+    await registered(other)  # nats-py's own flush may pass its SUB
     each = 3000
 
     async def publish(task: int) -> None:
@@ -745,7 +745,7 @@ async def test_restart_keeps_per_publisher_order_and_no_duplicates(uid: str) -> 
             got.setdefault(task, []).append(number)
 
         await watcher.subscribe(f"{uid}.r", cb=record, pending_msgs_limit=-1)
-        await watcher.flush()
+        await registered(watcher)  # nats-py's own flush may pass its SUB
         client = new_client()
         await client.connect(
             server.url, reconnect_time_wait=0.1, error_cb=_quiet, reconnected_cb=on_back("pub")

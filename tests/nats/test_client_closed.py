@@ -4,8 +4,10 @@ client and every subscriber, server and worker of the App resumes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from pigeon import App
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
+from pigeon.transports.nats.core import CoreSubscription
 
 
 async def test_an_app_resumes_after_the_client_closed_for_good(
@@ -100,3 +103,36 @@ async def test_handlers_see_the_lifespans_context_on_the_new_client(
             assert await app.request(f"{uid}.started", n) == "lifespan"
         await wait_for(lambda: len(seen) == 4, what="the 4 events handled")
     assert seen == ["lifespan"] * 4
+
+
+async def test_the_app_is_not_connected_until_its_subscriptions_moved(
+    nats_url: str, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What readiness reports (``transport.connected``) stays false while the new client is up
+    but the App's rpc server is not subscribed on it yet: a caller trusting it would have heard
+    ``NoResponders`` from the App's own server."""
+    app = App(nats_url)
+    moving = asyncio.Event()
+    gate = asyncio.Event()
+    move_to = CoreSubscription.move_to
+
+    async def gated_move_to(self: CoreSubscription, client: Any) -> None:
+        moving.set()
+        await gate.wait()
+        await move_to(self, client)
+
+    monkeypatch.setattr(CoreSubscription, "move_to", gated_move_to)
+
+    @app.rpc(f"{uid}.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app:
+        client = app.transport.client  # type: ignore[attr-defined]
+        await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
+        await asyncio.wait_for(moving.wait(), 10)
+        assert app.transport.client.is_connected  # type: ignore[attr-defined]
+        assert not app.transport.connected
+        gate.set()
+        await wait_for(lambda: app.transport.connected, what="the subscriptions moved")
+        assert await app.request(f"{uid}.double", 3) == 6

@@ -119,7 +119,10 @@ class NatsTransport:
 
     @property
     def connected(self) -> bool:
-        return self._connected and self.client.is_connected
+        """Connected, and (after nats-py closed its client for good) every subscription moved
+        to the new client: what readiness reports."""
+        reviving = self._reviving is not None and not self._reviving.done()
+        return self._connected and not reviving and self.client.is_connected
 
     @property
     def dropped_events(self) -> Mapping[str, int]:

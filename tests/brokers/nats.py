@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -109,6 +110,32 @@ class NatsServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.store, ignore_errors=True)
+
+
+@contextmanager
+def routed_servers(
+    count: int, *, cluster: str, prefix: str, jetstream: bool = True
+) -> Iterator[list[NatsServer]]:
+    """``count`` servers of a test, each routed to every other (``cluster``: the cluster's name,
+    ``prefix``: the servers' names), started; removed at the end."""
+    routes = [free_port() for _ in range(count)]
+    servers = [
+        NatsServer(
+            name=f"{prefix}{index}",
+            cluster=cluster,
+            cluster_port=routes[index],
+            routes=[port for other, port in enumerate(routes) if other != index],
+            jetstream=jetstream,
+        )
+        for index in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.remove()
 
 
 _shared: dict[str, str] = {}

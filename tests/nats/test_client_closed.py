@@ -18,6 +18,15 @@ from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats.core import CoreSubscription
 
 
+async def _closed_for_good_and_replaced(app: App, uid: str) -> None:
+    """Make nats-py close the App's client for good (a control line over the server's limit:
+    ``-ERR``), and return once the App is connected again."""
+    client = app.transport.client  # type: ignore[attr-defined]
+    await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
+    await wait_for(lambda: client.is_closed, what="nats-py to close its client")
+    await wait_for(lambda: app.transport.connected, what="a new connection")
+
+
 async def test_an_app_resumes_after_the_client_closed_for_good(
     nats_url: str, uid: str, raw: nats.NATS
 ) -> None:
@@ -38,10 +47,7 @@ async def test_an_app_resumes_after_the_client_closed_for_good(
         return 2 * n
 
     async with app:
-        client = app.transport.client  # type: ignore[attr-defined]
-        await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
-        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
-        await wait_for(lambda: app.transport.connected, what="a new connection")
+        await _closed_for_good_and_replaced(app, uid)
         await app.publish(f"{uid}.events", 1)
         await app.enqueue(f"{uid}.jobs", Job(2))
         assert await app.request(f"{uid}.double", 3) == 6
@@ -59,10 +65,7 @@ async def test_a_service_answers_discovery_again_on_the_new_client(
         return 2 * n
 
     async with app:
-        client = app.transport.client  # type: ignore[attr-defined]
-        await client.publish(f"{uid}." + "x" * 5000, b"")
-        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
-        await wait_for(lambda: app.transport.connected, what="a new connection")
+        await _closed_for_good_and_replaced(app, uid)
         assert await app.request(f"{uid}.double", 2) == 4
         pong = await raw.request(f"$SRV.PING.svc{uid}", b"", timeout=5)
     assert f"svc{uid}".encode() in pong.data
@@ -94,10 +97,7 @@ async def test_handlers_see_the_lifespans_context_on_the_new_client(
         return _STARTED.get()
 
     async with app:
-        client = app.transport.client  # type: ignore[attr-defined]
-        await client.publish(f"{uid}." + "x" * 5000, b"")  # past pigeon's checks: -ERR
-        await wait_for(lambda: client.is_closed, what="nats-py to close its client")
-        await wait_for(lambda: app.transport.connected, what="a new connection")
+        await _closed_for_good_and_replaced(app, uid)
         for n in range(4):
             await app.publish(f"{uid}.events", n)
             assert await app.request(f"{uid}.started", n) == "lifespan"

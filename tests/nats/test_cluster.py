@@ -14,7 +14,7 @@ import pytest
 from pigeon import App
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
-from tests.brokers.nats import NatsServer, free_port
+from tests.brokers.nats import NatsServer, routed_servers
 
 JOBS = 300
 STREAM = "PIGEON_Q_cluster_jobs"
@@ -23,23 +23,8 @@ STREAM = "PIGEON_Q_cluster_jobs"
 @pytest.fixture
 def cluster() -> Iterator[list[NatsServer]]:
     """Three servers of this test, routed to each other, each with its own JetStream store."""
-    routes = [free_port() for _ in range(3)]
-    servers = [
-        NatsServer(
-            name=f"n{index}",
-            cluster="pigeon-test",
-            cluster_port=routes[index],
-            routes=[port for other, port in enumerate(routes) if other != index],
-        )
-        for index in range(3)
-    ]
-    try:
-        for server in servers:
-            server.start()
+    with routed_servers(3, cluster="pigeon-test", prefix="n") as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.remove()
 
 
 async def _ignore(error: Exception) -> None:

@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats.client import TESTED_VERSIONS, new_client, registered
-from tests.brokers.nats import NatsServer, free_port
+from tests.brokers.nats import NatsServer, routed_servers
 
 pytestmark = pytest.mark.skipif(
     nats_client.__version__ not in TESTED_VERSIONS,
@@ -305,24 +305,8 @@ async def test_big_payloads_of_many_tasks_all_arrive_in_order(nats_url: str, uid
 @pytest.fixture
 def pair() -> Iterator[list[NatsServer]]:
     """Two servers routed to each other (no JetStream)."""
-    routes = [free_port() for _ in range(2)]
-    servers = [
-        NatsServer(
-            name=f"b{index}",
-            cluster="writes",
-            cluster_port=routes[index],
-            routes=[routes[1 - index]],
-            jetstream=False,
-        )
-        for index in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
+    with routed_servers(2, cluster="writes", prefix="b", jetstream=False) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.remove()
 
 
 async def _quiet(error: Exception) -> None:

@@ -36,6 +36,7 @@ from benchmarks.common import (
     throughput,
 )
 from pigeon import App
+from pigeon.transports.nats.client import registered
 
 IN_FLIGHT = 64
 MANY_IN_FLIGHT = 512
@@ -242,7 +243,7 @@ async def interleaved_rpc(url: str, count: int) -> list[Result]:
         return Tick.model_validate_json(reply.data)
 
     await nc.subscribe("bench.raw.rpc", queue="rpc", cb=raw_echo)
-    await nc.flush()
+    await registered(nc)  # nats-py's own flush may pass its SUB
     calls = {
         "pigeon": lambda: app.request("bench.pigeon.rpc", TICK, reply=Tick),
         "raw nats-py": raw_request,

@@ -41,13 +41,13 @@ class WritesAtOnce(Client):
         """Whether this flush wrote the buffer at once (then nats-py's flusher has nothing to
         do). A publisher that never hears from the server writes once this way, then through
         the flusher."""
-        if not self._pending or self._status != Client.CONNECTED:
+        if self.wrote_since_read or not self._pending or self._status != Client.CONNECTED:
             return False
         writer = getattr(self._transport, "_io_writer", None)
         if writer is None:  # not a TCP (or TLS) connection: websockets
             return False
         socket = writer.transport
-        if self.wrote_since_read or socket.is_closing() or socket.get_write_buffer_size():
+        if socket.is_closing() or socket.get_write_buffer_size():
             return False
         writer.writelines(self._pending)
         self._pending = []
@@ -59,7 +59,9 @@ class WritesAtOnce(Client):
         if self._status != Client.CONNECTED:  # nats-py's: its reconnect forgets the PONGs owed
             await super()._send_ping(future)
             return
-        self._pongs.append(future or asyncio.get_running_loop().create_future())
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)
         self._pending.append(nats_client.PING_PROTO)
         self._pending_data_size += len(nats_client.PING_PROTO)
         await self._flush_pending()

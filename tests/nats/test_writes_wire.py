@@ -353,15 +353,14 @@ async def test_failover_keeps_order_and_what_was_published_while_reconnecting(
         reconnected_cb=on_reconnected,
         disconnected_cb=on_disconnected,
     )
-    # node 0 knows of the subscription on node 1 (through the route) before the run
-    probe = 0
-    while True:
-        probe += 1
-        await client.publish("fo.events", b"99:%d" % probe)
+    probes = iter(range(1_000_000))
+
+    async def route_known() -> bool:
+        await client.publish("fo.events", b"99:%d" % next(probes))
         await client.flush()
-        if 99 in got:
-            break
-        await asyncio.sleep(0.05)
+        return 99 in got
+
+    await wait_for(route_known, what="node 0 to know node 1's subscription (the route)")
     got.clear()
     while_reconnecting: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
     published: dict[int, int] = {}

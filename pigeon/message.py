@@ -106,6 +106,28 @@ def new_envelope(body: bytes, headers: dict[str, str], content_type: str) -> Env
     return envelope
 
 
+def envelope_of(
+    body: bytes,
+    headers: dict[str, str],
+    content_type: str,
+    message_id: str,
+    correlation_id: str | None,
+    reply_to: str | None,
+    timestamp: float,
+) -> Envelope:
+    """``Envelope(...)`` with every field given, its slots set here (see ``new_envelope``): a
+    received message's."""
+    envelope: Envelope = _new_object(Envelope)
+    envelope.body = body
+    envelope.headers = headers
+    envelope.content_type = content_type
+    envelope.message_id = message_id
+    envelope.correlation_id = correlation_id
+    envelope.reply_to = reply_to
+    envelope.timestamp = timestamp
+    return envelope
+
+
 _new_object = object.__new__
 
 

@@ -46,4 +46,9 @@ def codec_for(content_type: str) -> Codec:
 
 def codec_of(content_type: str) -> Codec | None:
     """The codec of a known content type, ``None`` for raw or unknown ones."""
-    return _CODECS.get(kind_of(content_type)) if content_type else JSON
+    if not content_type:
+        return JSON
+    codec = _CODECS.get(content_type)  # the usual: the name pigeon gives it, once per reply
+    if codec is None or content_type in _ALIASES:
+        codec = _CODECS.get(kind_of(content_type))
+    return codec

@@ -204,12 +204,16 @@ def _reply_decoder(reply: Any) -> Decoder:
     return decoder_for(reply)
 
 
+_RAW_TYPES = (bytes, bytearray, memoryview, str)
+"""A tuple: ``isinstance`` with one is quicker than with a union of them, once per reply."""
+
+
 def _mirror(request: Envelope, result: Any) -> Codec | None:
     """The request's codec for the reply when it can encode the result; else ``None`` (by type:
     ``bytes`` and ``str`` go raw, labelled as such, never as the request's codec)."""
     if not request.content_type:  # a plain client's request: the reply in the result's own codec
         return None
-    if isinstance(result, bytes | bytearray | memoryview | str):
+    if isinstance(result, _RAW_TYPES):
         return None
     codec = codec_of(request.content_type)
     if codec is PROTOBUF and not is_protobuf_message(result):

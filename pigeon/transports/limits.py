@@ -50,13 +50,8 @@ def check_headers(
     for name, value in headers.items():
         if type(name) is not str or type(value) is not str:
             raise _not_text(name, value, url)
-        if NAME.fullmatch(name) is None:
-            raise _bad_name(name, url)
-        if len(name) > MAX_HEADER_NAME_BYTES:  # a token is ASCII: one byte a character
-            raise MessageTooLarge(
-                f"{url}: header name {name[:40]!r}... is over {MAX_HEADER_NAME_BYTES} bytes; "
-                "use a shorter name"
-            )
+        if name not in _good_names:  # the same few names on every message
+            _check_name(name, url)
         if not (value.isprintable() and value[:1] != " " and value[-1:] != " "):
             _check_value(name, value, url)  # the uncommon case, with a regular expression
         rough += len(name) + len(value)
@@ -68,6 +63,25 @@ def check_headers(
             f"{url}: the message's headers are {size} bytes, over the {limit} bytes allowed"
             f"{' (' + why + ')' if why else ''}; carry large values in the body"
         )
+
+
+_good_names: set[str] = set()
+"""Header names ``_check_name`` let through (emptied at 1,024)."""
+
+
+def _check_name(name: str, url: str) -> None:
+    """Raise unless header ``name`` is a token (``NAME``) of at most ``MAX_HEADER_NAME_BYTES``;
+    remember it if it is."""
+    if NAME.fullmatch(name) is None:
+        raise _bad_name(name, url)
+    if len(name) > MAX_HEADER_NAME_BYTES:  # a token is ASCII: one byte a character
+        raise MessageTooLarge(
+            f"{url}: header name {name[:40]!r}... is over {MAX_HEADER_NAME_BYTES} bytes; "
+            "use a shorter name"
+        )
+    if len(_good_names) >= 1024:
+        _good_names.clear()
+    _good_names.add(name)
 
 
 def _bad_name(name: str, url: str) -> ConfigurationError:

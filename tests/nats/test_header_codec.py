@@ -3,6 +3,7 @@ header dicts as nats-py itself, on random header sets (no server: the codec is p
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -10,6 +11,8 @@ import nats
 import pytest
 from nats.aio import client as nats_client
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from pigeon.message import Envelope, new_envelope
 from pigeon.transports.nats import wire
@@ -138,9 +141,43 @@ def test_a_header_block_built_directly_is_the_one_its_headers_make(reply: bool) 
     assert built > SETS // 4  # the fast path is taken for the usual event, request or reply
 
 
-async def test_a_message_is_built_as_nats_py_builds_it() -> None:
-    client = PigeonClient()
-    for block in (b"NATS/1.0\r\nNats-Msg-Id: 1\r\ncontent-type: a\r\n\r\n", None):
-        ours = await client._built(7, b"a.b", b"_INBOX.x", b"data", block)
+class Taking:
+    """A taker (``PigeonClient.take_directly``) that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.taken: list[Msg] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def take(self, msg: Msg) -> None:
+        self.taken.append(msg)
+
+
+BLOCKS = (b"NATS/1.0\r\nNats-Msg-Id: 1\r\ncontent-type: a\r\n\r\n", None, b"NATS/1.0 503\r\n\r\n")
+
+
+async def test_a_message_taken_directly_is_the_one_nats_py_builds() -> None:
+    """``PigeonClient._process_msg`` builds a taken message inline: nats-py's ``Msg``, counted
+    as nats-py counts a message it hands on."""
+    client, taker = PigeonClient(), Taking()
+    subscription = client._subs[7] = Subscription(client, 7, "a.b")
+    client.take_directly(subscription, taker)
+    for block in BLOCKS:
+        await client._process_msg(7, b"a.b", b"_INBOX.x", b"data", block)
         parsed = await Client._process_headers(client, block)
-        assert ours == client._build_message(7, b"a.b", b"_INBOX.x", b"data", parsed)
+        assert taker.taken.pop() == client._build_message(7, b"a.b", b"_INBOX.x", b"data", parsed)
+    assert subscription._received == len(BLOCKS)
+    assert (client.stats["in_msgs"], client.stats["in_bytes"]) == (len(BLOCKS), 4 * len(BLOCKS))
+
+
+async def test_a_reply_is_the_message_nats_py_builds() -> None:
+    client = PigeonClient()
+    client._replies_sid, client._resp_sub_prefix = 9, bytearray(b"_INBOX.p.")
+    client._subs[9] = Subscription(client, 9, "_INBOX.p.*")
+    loop = asyncio.get_running_loop()
+    for block in BLOCKS:
+        future = client._resp_map["t"] = loop.create_future()
+        await client._process_msg(9, b"_INBOX.p.t", b"", b"data", block)
+        parsed = await Client._process_headers(client, block)
+        assert future.result() == client._build_message(9, b"_INBOX.p.t", b"", b"data", parsed)

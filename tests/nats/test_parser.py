@@ -1,5 +1,6 @@
 """pigeon's NATS protocol parser makes the same calls as nats-py's, with the same arguments and
-errors, on random protocol streams cut at random places (no server: the parser is pure)."""
+errors, on random protocol streams cut at random places (no server: the parser is pure),
+control lines written as a server writes them and otherwise."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ class Recorder:
 
 
 def _message(rng: random.Random) -> bytes:
+    line = _control_line(rng)
+    if rng.random() < 0.2:  # not as a server writes it: other whitespace, odd numbers
+        line = _bent(rng, line)
+    return line
+
+
+def _bent(rng: random.Random, message: bytes) -> bytes:
+    """``message`` with one thing in its control line written otherwise: a separator, a number,
+    the verb, or the line's end."""
+    line, _, rest = message.partition(b"\r\n")
+    fields = line.split(b" ")
+    spaces = [b" "] * (len(fields) - 1) + [b""]
+    kind = rng.randrange(4)
+    if kind == 0:
+        spaces[rng.randrange(len(fields) - 1)] = rng.choice(
+            [b"  ", b"\t", b" \t", b"\r", b"\n", b"\x0b"]
+        )
+    elif kind == 1:
+        at = rng.randrange(2, len(fields))
+        fields[at] = rng.choice([b"+", b"0", b"1_", b"x", b"-"]) + fields[at]
+    elif kind == 2:
+        fields[0] = rng.choice([b"MSGX", b"HMS", b"HMSG", b"MSG", fields[0].lower()])
+    else:
+        spaces[-1] = rng.choice([b" ", b"\t"])
+    bent = b"".join(itertools.chain.from_iterable(zip(fields, spaces, strict=True)))
+    return bent + b"\r\n" + rest
+
+
+def _control_line(rng: random.Random) -> bytes:
     subject = rng.choice([b"a", b"orders.created", b"_INBOX.x.y", b"s" * 300])
     sid = str(rng.randint(1, 10**6)).encode()
     reply = rng.choice([b"", b"_INBOX.abc.1 ", b"r "])

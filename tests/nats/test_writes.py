@@ -56,3 +56,40 @@ async def test_events_and_requests_of_many_tasks_arrive_in_each_task_s_order(
         await asyncio.gather(*(publish(n) for n in range(PUBLISHERS)))
         await asyncio.wait_for(all_seen.wait(), 30)
     assert seen == {n: list(range(EACH)) for n in range(PUBLISHERS)}
+
+
+async def test_replies_to_a_burst_of_requests_go_out_together(
+    nats_url: str, raw: nats.NATS, uid: str
+) -> None:
+    """An rpc server that reads many requests at once writes their replies in one write, as
+    nats-py's flusher does, not the first at once and the rest a trip later: under load, no
+    more writes (system calls, and reads for the server) than reads."""
+    app = App(nats_url)
+
+    @app.rpc(f"{uid}.echo")
+    async def echo(number: int) -> int:
+        return number
+
+    async with app:
+        client = app.transport.client
+        counts = {"reads": 0, "writes": 0}
+        parse, writer = client._ps.parse, client._transport._io_writer
+        write, writelines = writer.write, writer.writelines
+
+        async def counted_parse(data: bytes = b"") -> None:
+            counts["reads"] += 1
+            await parse(data)
+
+        def counted(send):  # type: ignore[no-untyped-def]
+            def wrapped(data):  # type: ignore[no-untyped-def]
+                counts["writes"] += 1
+                return send(data)
+
+            return wrapped
+
+        client._ps.parse = counted_parse
+        writer.write, writer.writelines = counted(write), counted(writelines)
+        requests = [raw.request(f"{uid}.echo", b"%d" % n, timeout=10) for n in range(300)]
+        replies = await asyncio.gather(*requests)  # raw's flusher sends them in one write
+        assert [int(reply.data) for reply in replies] == list(range(300))
+        assert 0 < counts["writes"] <= counts["reads"], counts  # closing writes more: not counted

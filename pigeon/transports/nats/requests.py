@@ -80,7 +80,7 @@ class NatsRequests:
         headers: dict[str, str] | None = None
         block = wire.plain_block(envelope) if isinstance(client, PigeonClient) else None
         if block is not None:  # the usual request: its header block built directly
-            wire.check_block(envelope.body, block, client.max_payload)
+            wire.check_block(envelope.body, block, client._max_payload)
         else:
             headers = wire.outgoing(envelope)
             wire.check_size(envelope.body, headers, client.max_payload)

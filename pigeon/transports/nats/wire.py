@@ -28,7 +28,7 @@ from typing import Any
 
 from pigeon import headers as h
 from pigeon.errors import ConfigurationError, MessageTooLarge
-from pigeon.message import Envelope, new_id
+from pigeon.message import Envelope, envelope_of, new_id
 
 MSG_ID = "Nats-Msg-Id"
 CONTENT_TYPE = "content-type"
@@ -189,15 +189,17 @@ def incoming(
 ) -> Envelope:
     """The envelope of a received message; ``headers`` is consumed (it becomes the envelope's)."""
     if not headers:
-        return Envelope(data, {}, "", new_id(), None, reply_to or None, timestamp)
+        return envelope_of(data, {}, "", new_id(), None, reply_to or None, timestamp)
     message_id = headers.pop(MSG_ID, None)
-    original = headers.pop(ORIGINAL_ID, None)
     content_type = headers.pop(CONTENT_TYPE, "")
+    if not headers and message_id and not reply_to:  # pigeon's usual event: nothing else
+        return envelope_of(data, headers, content_type, message_id, None, None, timestamp)
+    original = headers.pop(ORIGINAL_ID, None)
     correlation_id = headers.pop(CORRELATION_ID, None)
     message_id = original or message_id or new_id()
     if reply_to and correlation_id is None:  # a request: sent without it when it is the id
         correlation_id = message_id
-    return Envelope(
+    return envelope_of(
         data,
         _unescaped(headers),
         content_type,

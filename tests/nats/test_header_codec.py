@@ -9,6 +9,8 @@ from typing import Any
 
 import nats
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nats.aio import client as nats_client
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -181,3 +183,75 @@ async def test_a_reply_is_the_message_nats_py_builds() -> None:
         await client._process_msg(9, b"_INBOX.p.t", b"", b"data", block)
         parsed = await Client._process_headers(client, block)
         assert future.result() == client._build_message(9, b"_INBOX.p.t", b"", b"data", parsed)
+
+
+HEADER_LINES = st.sampled_from(
+    [
+        b"NATS/1.0\r\n",
+        b"NATS/1.0 503\r\n",
+        b"NATS/1.0 404 No Messages\r\n",
+        b"a: b\r\n",
+        b"A: b\r\n",
+        b"a:b\r\n",
+        b"a:  b \r\n",
+        b"a: \r\n",
+        b"a\r\n",
+        b": x\r\n",
+        b"Nats-Msg-Id: 1\r\n",
+        b"content-type: application/json\r\n",
+        b"x y: z\r\n",
+        b"\r\n",
+        b"\xff: \xfe\r\n",
+        b"a: \xc3\xa9\r\n",
+        b"a: b:c\r\n",
+        b" a: b\r\n",
+    ]
+)
+
+
+def _fields(msg: Msg) -> tuple[Any, ...]:
+    return (msg.subject, msg.reply, msg.data, msg.headers, msg._sid, msg._metadata, msg._ackd)
+
+
+async def _taken_and_queued(block: bytes | None) -> tuple[Any, Any]:
+    """What a taker gets from a ``PigeonClient`` and what nats-py's own client queues for the
+    same message: the messages' fields, the errors reported, the stats."""
+    outcomes = []
+    for client in (PigeonClient(), Client()):
+        errors: list[str] = []
+
+        async def on_error(exc: Exception, errors: list[str] = errors) -> None:
+            errors.append(type(exc).__name__)
+
+        client._error_cb = on_error
+        subscription = client._subs[7] = Subscription(client, 7, "a.b")
+        taker = Taking()
+        if isinstance(client, PigeonClient):
+            client.take_directly(subscription, taker)
+        try:
+            await client._process_msg(7, b"a.b", b"r", b"data", block)
+        except Exception as exc:
+            errors.append(f"raised {type(exc).__name__}")
+        queue = subscription._pending_queue
+        msgs = taker.taken + [queue.get_nowait() for _ in range(queue.qsize())]
+        outcomes.append(([_fields(m) for m in msgs], errors, client.stats, subscription._received))
+    return outcomes[0], outcomes[1]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.none() | st.lists(HEADER_LINES, max_size=6).map(b"".join))
+def test_a_message_taken_directly_is_the_one_nats_py_queues_on_any_block(
+    block: bytes | None,
+) -> None:
+    ours, theirs = asyncio.run(_taken_and_queued(block))
+    assert ours == theirs
+
+
+async def test_a_reply_read_after_drain_is_counted_as_nats_py_counts_it() -> None:
+    """The inbox subscription left ``_subs`` (drain unsubscribed it): nats-py counts every
+    message it reads all the same."""
+    ours, theirs = PigeonClient(), Client()
+    ours._replies_sid, ours._resp_sub_prefix = 9, bytearray(b"_INBOX.p.")
+    await ours._process_msg(9, b"_INBOX.p.t", b"", b"data", None)
+    await Client._process_msg(theirs, 9, b"_INBOX.p.t", b"", b"data", None)
+    assert ours.stats == theirs.stats

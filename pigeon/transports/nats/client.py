@@ -232,9 +232,10 @@ class PigeonClient(WritesAtOnce):
         except Exception as exc:  # as nats-py treats a failing callback
             await self._error_cb(exc)
 
-    def _count(self, subscription: Subscription, data: bytes) -> None:
-        """What nats-py counts for a message it hands on."""
-        subscription._received += 1
+    def _count(self, subscription: Subscription | None, data: bytes) -> None:
+        """What nats-py counts for a message it reads (and, with its subscription, hands on)."""
+        if subscription is not None:
+            subscription._received += 1
         stats = self.stats
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
@@ -243,9 +244,9 @@ class PigeonClient(WritesAtOnce):
         """The future of the request a reply answers; ``None`` for a late reply or one to a
         request that gave up (nats-py drops those too)."""
         subscription = self._subs.get(sid)
+        self._count(subscription, data)  # nats-py counts what it reads, drained or not
         if subscription is None:
             return None
-        self._count(subscription, data)
         prefix = self._resp_sub_prefix
         future = self._resp_map.get(subject[len(prefix) :].decode()) if prefix else None
         return None if future is None or future.done() else future

@@ -155,7 +155,10 @@ def _usual_line(buf: bytearray, with_headers: bool) -> Line | None:
     header_size = fields[-2] if with_headers else b"0"
     if not (sid.isdigit() and size.isdigit() and header_size.isdigit()):
         return None
-    return fields[1], int(sid), reply, int(header_size), int(size), end + 2
+    try:
+        return fields[1], int(sid), reply, int(header_size), int(size), end + 2
+    except ValueError:  # over Python's digit limit: the pattern's path raises ProtocolError
+        return None
 
 
 def _matched_line(buf: bytearray, with_headers: bool) -> Line | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
@@ -17,13 +18,22 @@ NextCall = Callable[[], "Coroutine[Any, Any, None] | None"]
 class HandlerRunner:
     """Runs handler calls as tasks, at most ``limit`` at once, and drains them on close.
 
-    ``next_call``: called when a call finishes; the call it returns (``None``: none waits) runs
-    next in the same task and slot, which stays taken: a backlog is worked off without a task,
-    and a trip through the event loop, per call. Each such call still runs in a context of its
-    own (a copy of the one the slot's task started with), as it would in a task of its own: a
-    context variable one call sets is not seen by the next. A slot whose task ends before its
-    backlog does (the call cancelled the task it ran in, say) hands the next call to a new task,
-    in a fresh copy of that starting context too (not the context the ended call left).
+    A call started while a slot's task is made but not yet running joins a queue instead of
+    getting a task of its own: that task runs the queued calls after its own, one after the
+    other, as long as none waits; the first that waits (its task gives the event loop a turn with
+    calls still queued) sends every queued call to a task of its own. So handlers that never
+    wait (an echo, a quick transform) run a burst in one task, as a plain callback would, and
+    handlers that wait run concurrently one trip through the loop later. A task per call cost
+    ~1.3 us and, with 512 requests in flight, twice the garbage collections.
+
+    ``next_call``: called when a call finishes and none is queued; the call it returns
+    (``None``: none waits) runs next in the same task and slot, which stays taken: a backlog is
+    worked off without a task, and a trip through the event loop, per call. Each call after a
+    task's first still runs in a context of its own (a copy of the one the slot's task started
+    with), as it would in a task of its own: a context variable one call sets is not seen by the
+    next. A slot whose task ends before its backlog does (the call cancelled the task it ran in,
+    say) hands the next call to a new task, in a fresh copy of that starting context too (not
+    the context the ended call left).
 
     ``context``: what each slot's task starts from (a copy of it), when the caller of ``start``
     runs in another (a connection's reading task, started before the App's lifespan); ``None``:
@@ -40,13 +50,17 @@ class HandlerRunner:
         self._next_call = next_call
         self._context = context
         self._tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}  # call -> its task
+        self._queued: deque[Coroutine[Any, Any, None]] = deque()  # started, no task yet
+        self._queued_from: contextvars.Context | None = None
+        self._unstarted: asyncio.Task[None] | None = None  # a slot's task not yet running
+        self._spreading = False  # _spread is scheduled
         self._slot_freed = asyncio.Event()
         self._draining = False
 
     @property
     def free(self) -> int:
         """How many more calls may start now."""
-        return self._limit - len(self._tasks)
+        return self._limit - len(self._tasks) - len(self._queued)
 
     async def wait_free(self) -> int:
         """Wait until at least one slot is free; return how many are."""
@@ -57,11 +71,18 @@ class HandlerRunner:
 
     def start(self, call: Coroutine[Any, Any, None]) -> None:
         """Start ``call`` in a free slot (the caller checked ``free``)."""
+        unstarted = self._unstarted
+        if unstarted is not None and not unstarted.done() and not self._draining:
+            if not self._queued:  # what the queued calls start from if they get tasks
+                self._queued_from = self._context or contextvars.copy_context()
+            self._queued.append(call)  # that task runs it, or sends it to one of its own
+            return
         self._start(call, self._context)
 
     def _start(self, call: Coroutine[Any, Any, None], context: contextvars.Context | None) -> None:
         own = None if context is None else context.copy()  # None: a copy of the caller's
-        self._tasks[call] = asyncio.create_task(self._slot(call), context=own)
+        task = self._unstarted = asyncio.create_task(self._slot(call), context=own)
+        self._tasks[call] = task
 
     async def run(self, call: Coroutine[Any, Any, None]) -> None:
         """Wait for a free slot, then start ``call``."""
@@ -73,6 +94,7 @@ class HandlerRunner:
         """Wait up to ``timeout`` seconds for running calls, cancel the rest; return how many were
         cancelled."""
         self._draining = True  # a slot's task that ends starts no other
+        self._spread()  # the queued calls, in tasks of their own: the wait below covers them
         if not self._tasks:
             return 0
         _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
@@ -87,34 +109,54 @@ class HandlerRunner:
         return len(pending)
 
     async def _slot(self, call: Coroutine[Any, Any, None]) -> None:
-        """Run ``call`` and those ``next_call`` gives after it, then free the slot, in the
-        slot's own task: a done callback would cost the event loop one more step per call."""
+        """Run ``call`` and the queued calls, or those ``next_call`` gives, after it, then free
+        the slot, in the slot's own task: a done callback would cost the event loop one more
+        step per call."""
         tasks = self._tasks
-        started = contextvars.copy_context() if self._next_call is not None else None
+        if self._unstarted is asyncio.current_task():
+            self._unstarted = None
+        started = contextvars.copy_context()
         step: Any = call
         try:
             while True:
+                if self._queued and not self._spreading:  # runs once this task gives a turn
+                    self._spreading = True
+                    asyncio.get_running_loop().call_soon(self._spread)
                 try:
                     await step
                 except Exception:
                     log.exception("pigeon: handler task failed")
-                following = self._next_call() if self._next_call is not None else None
+                following = self._following()
                 if following is None:
                     return
                 tasks[following] = tasks.pop(call)
                 call = following
-                assert started is not None
                 step = _InContext(following, started.copy())
         except BaseException:  # the task ends: a call waiting for this slot gets one of its own
             tasks.pop(call, None)
-            if not self._draining and self._next_call is not None:
-                following = self._next_call()
+            if not self._draining:
+                following = self._following()
                 if following is not None:  # not in this context: the ended call may have set
                     self._start(following, started)
             raise
         finally:
             tasks.pop(call, None)
             self._slot_freed.set()
+
+    def _following(self) -> Coroutine[Any, Any, None] | None:
+        """The call a slot that freed runs next: the oldest queued, else ``next_call``'s."""
+        if self._queued:
+            self._slot_freed.set()  # one queued call fewer: one more may start
+            return self._queued.popleft()
+        return self._next_call() if self._next_call is not None else None
+
+    def _spread(self) -> None:
+        """The task running the queue gave the event loop a turn (a call of it waits): every
+        call still queued gets a task of its own."""
+        self._spreading = False
+        queued = self._queued
+        while queued:
+            self._start(queued.popleft(), self._queued_from)
 
 
 _NOT_STARTED: Any = object()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pigeon.testing.waiting import wait_for
 from pigeon.transports.runner import HandlerRunner, started_in
 
 
@@ -195,3 +196,130 @@ async def test_started_in_runs_each_step_of_a_call_in_the_context_given() -> Non
     await rest
     assert seen == ["inside", "inside"]
     assert var.get() == "outside"  # the caller's context is untouched
+
+
+# -- a burst: one task while no call waits, a task per call once one does --------------------
+
+
+async def _burst(runner: HandlerRunner, calls: list[Coroutine[Any, Any, None]]) -> None:
+    """Start ``calls`` one after the other in one step, as a connection's reader hands on a
+    read of many messages."""
+    for call in calls:
+        assert runner.free > 0
+        runner.start(call)
+
+
+async def test_a_burst_of_calls_that_never_wait_runs_in_one_task() -> None:
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def quick() -> None:
+        tasks.append(asyncio.current_task())
+
+    runner = HandlerRunner(64)
+    await _burst(runner, [quick() for _ in range(50)])
+    assert runner.free == 64 - 50  # queued calls hold their slots
+
+    async def all_ran() -> bool:
+        return len(tasks) == 50
+
+    await wait_for(all_ran, timeout=5, what="every call to run")
+    assert await runner.wait_free() == 64
+    assert len(set(tasks)) == 1  # a task per call before: 50
+
+
+@pytest.mark.parametrize("waits_at", [0, 1, 25])
+async def test_calls_that_wait_all_run_at_once_up_to_the_limit(waits_at: int) -> None:
+    """Calls from the ``waits_at``-th on wait for a gate: every one of them is in progress at
+    once, each in a task of its own; none waits for another to finish."""
+    gate, in_progress, most = asyncio.Event(), [0], [0]
+    tasks: set[asyncio.Task[Any] | None] = set()
+
+    async def call(number: int) -> None:
+        in_progress[0] += 1
+        most[0] = max(most[0], in_progress[0])
+        if number >= waits_at:
+            tasks.add(asyncio.current_task())
+            await gate.wait()
+        in_progress[0] -= 1
+
+    runner = HandlerRunner(40)
+    await _burst(runner, [call(n) for n in range(40)])
+
+    async def all_waiting() -> bool:
+        return len(tasks) == 40 - waits_at
+
+    await wait_for(all_waiting, timeout=5, what="every waiting call to start")
+    assert most[0] == 40 - waits_at
+    assert runner.free == waits_at
+    gate.set()
+    assert await runner.drain(5) == 0
+    assert runner.free == 40
+
+
+async def test_each_call_of_a_burst_runs_in_a_context_of_its_own() -> None:
+    var: contextvars.ContextVar[int | None] = contextvars.ContextVar("var", default=None)
+    seen: dict[int, int | None] = {}
+
+    async def call(number: int) -> None:
+        seen[number] = var.get()
+        var.set(number)
+        if number % 3 == 0:
+            await asyncio.sleep(0)  # some wait: the rest go to tasks of their own
+        assert var.get() == number
+
+    runner = HandlerRunner(16)
+    await _burst(runner, [call(n) for n in range(12)])
+    assert await runner.drain(5) == 0
+    assert seen == dict.fromkeys(range(12))
+
+
+async def test_a_call_of_a_burst_that_cancels_its_task_ends_only_itself() -> None:
+    ran: list[int] = []
+
+    async def call(number: int) -> None:
+        if number == 2:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await asyncio.sleep(0)
+        ran.append(number)
+
+    runner = HandlerRunner(16)
+    await _burst(runner, [call(n) for n in range(6)])
+    assert await runner.drain(5) == 0
+    assert sorted(ran) == [0, 1, 3, 4, 5]
+    assert runner.free == 16
+
+
+async def test_drain_runs_the_queued_calls_and_cancels_what_outlasts_it() -> None:
+    ran: list[int] = []
+
+    async def call(number: int) -> None:
+        if number == 0:
+            await asyncio.Event().wait()  # outlasts the drain
+        ran.append(number)
+
+    runner = HandlerRunner(8)
+    await _burst(runner, [call(n) for n in range(5)])
+    assert await runner.drain(0.05) == 1  # drained before the first task ran a step
+    gc.collect()  # a queued call never awaited would warn here (warnings are errors)
+    assert sorted(ran) == [1, 2, 3, 4]
+    assert runner.free == 8
+
+
+async def test_a_burst_whose_task_was_cancelled_before_it_ran_still_runs_the_queued_calls() -> None:
+    """The first call's task is cancelled before it runs (its call is closed, never awaited);
+    the calls queued behind it get tasks of their own at the drain."""
+    ran: list[int] = []
+
+    async def call(number: int) -> None:
+        ran.append(number)
+
+    runner = HandlerRunner(8)
+    await _burst(runner, [call(n) for n in range(5)])
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        task.cancel()  # as the event loop's shutdown does, before the slot's task ran
+    await runner.drain(1)
+    gc.collect()
+    assert sorted(ran) == [1, 2, 3, 4]
+    assert runner.free == 8

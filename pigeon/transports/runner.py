@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections import deque
@@ -112,8 +113,8 @@ class HandlerRunner:
         """Run ``call`` and the queued calls, or those ``next_call`` gives, after it, then free
         the slot, in the slot's own task: a done callback would cost the event loop one more
         step per call."""
-        tasks = self._tasks
-        if self._unstarted is asyncio.current_task():
+        tasks, task = self._tasks, asyncio.current_task()
+        if self._unstarted is task:
             self._unstarted = None
         started = contextvars.copy_context()
         step: Any = call
@@ -126,6 +127,8 @@ class HandlerRunner:
                     await step
                 except Exception:
                     log.exception("pigeon: handler task failed")
+                if task is not None and task.cancelling() and not self._draining:
+                    await _withdrawn(task)  # the call cancelled its own task, then returned
                 following = self._following()
                 if following is None:
                     return
@@ -160,6 +163,16 @@ class HandlerRunner:
 
 
 _NOT_STARTED: Any = object()
+
+
+async def _withdrawn(task: asyncio.Task[Any]) -> None:
+    """Withdraw the cancellation of ``task`` that a call it ran asked for and returned without
+    waiting (it is still pending, and would cancel the next call's first wait): let it be
+    delivered here, then uncount it, as ``goes_on_after_cancel`` does for one delivered."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(0)
+    while task.cancelling():
+        task.uncancel()
 
 
 def goes_on_after_cancel(closing: bool) -> bool:

@@ -323,3 +323,31 @@ async def test_a_burst_whose_task_was_cancelled_before_it_ran_still_runs_the_que
     gc.collect()
     assert sorted(ran) == [1, 2, 3, 4]
     assert runner.free == 8
+
+
+async def test_a_call_that_cancels_its_task_and_returns_does_not_cancel_the_next() -> None:
+    """The cancellation it asked for is withdrawn once it returned: the calls that run after it
+    in the same task (queued behind it, or a backlog) never see it."""
+    ran: list[int] = []
+
+    async def call(number: int) -> None:
+        if number == 0:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # and returns without waiting: the cancellation is still pending
+            return
+        await asyncio.sleep(0)
+        ran.append(number)
+
+    backlog = [7, 8]
+    runner = HandlerRunner(1, next_call=lambda: call(backlog.pop(0)) if backlog else None)
+    runner.start(call(0))
+    burst = HandlerRunner(16)
+    await _burst(burst, [call(n) for n in range(6)])
+
+    async def all_ran() -> bool:
+        return sorted(ran) == [1, 2, 3, 4, 5, 7, 8]
+
+    await wait_for(all_ran, timeout=5, what="every call after the cancelling one to finish")
+    assert await runner.drain(1) == 0
+    assert await burst.drain(1) == 0

@@ -23,6 +23,7 @@ from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.transports.base import Delivery, Events, Subscription, Transport
+from pigeon.transports.runner import own_cancel_pending
 
 PATTERN = "subscribe"
 
@@ -95,6 +96,8 @@ class Subscriber:
             if stops_the_handler(exc):
                 raise
             log_failure(f"subscriber {handler.name} failed", delivery.subject, envelope, 1, exc)
+        if self.durable is not None and (withdrawal := own_cancel_pending()) is not None:
+            await withdrawal  # the handler cancelled its own task: not the ack (durable's waits)
         await delivery.ack()
 
     async def _drop_over_limit(self, delivery: Delivery) -> None:

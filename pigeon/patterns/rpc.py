@@ -22,6 +22,7 @@ from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Requests, Subscription, Transport
+from pigeon.transports.runner import own_cancel_pending
 
 log = logging.getLogger("pigeon")
 
@@ -73,6 +74,8 @@ class Responder:
                 await self._reply(requests, delivery, error_envelope(stopped))
                 await delivery.ack()  # answered: handed back, another server would run it again
             raise
+        if (withdrawal := own_cancel_pending()) is not None:
+            await withdrawal  # the handler cancelled its own task: not its reply, nor the ack
         if request.reply_to:
             await self._reply(requests, delivery, answer)
         await delivery.ack()

@@ -30,6 +30,7 @@ from pigeon.middleware import (
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
 from pigeon.transports.base import Delivery, Jobs, Subscription, Transport
+from pigeon.transports.runner import own_cancel_pending
 
 PATTERN = "worker"
 
@@ -101,8 +102,12 @@ class Worker:
         except BaseException as exc:
             if stops_the_handler(exc):
                 raise
+            if (withdrawal := own_cancel_pending()) is not None:
+                await withdrawal  # the handler cancelled its own task: not the settling
             attempts = max(1, calls_before + calls)
             return await self._failed(delivery, exc, attempts), attempts
+        if (withdrawal := own_cancel_pending()) is not None:
+            await withdrawal
         await delivery.ack()
         return Outcome.ACKED, calls_before + calls
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 from collections import deque
@@ -128,7 +127,7 @@ class HandlerRunner:
                 except Exception:
                     log.exception("pigeon: handler task failed")
                 if task is not None and task.cancelling() and not self._draining:
-                    await _withdrawn(task)  # the call cancelled its own task, then returned
+                    await withdraw_own_cancel(task)
                 following = self._following()
                 if following is None:
                     return
@@ -165,14 +164,31 @@ class HandlerRunner:
 _NOT_STARTED: Any = object()
 
 
-async def _withdrawn(task: asyncio.Task[Any]) -> None:
-    """Withdraw the cancellation of ``task`` that a call it ran asked for and returned without
-    waiting (it is still pending, and would cancel the next call's first wait): let it be
-    delivered here, then uncount it, as ``goes_on_after_cancel`` does for one delivered."""
-    with contextlib.suppress(asyncio.CancelledError):
+async def withdraw_own_cancel(task: asyncio.Task[Any]) -> None:
+    """For a task that runs handler calls one after the other, between calls, when
+    ``task.cancelling()``: a call cancelled its own task and returned without waiting, so the
+    cancellation is still pending and would cancel the next call at its first wait. Let it be
+    delivered here and withdraw it, as ``goes_on_after_cancel`` does for one delivered to the
+    call; a cancellation that comes meanwhile (the App closing) is raised."""
+    requested = task.cancelling()
+    try:
         await asyncio.sleep(0)
-    while task.cancelling():
+    except asyncio.CancelledError:
+        if task.cancelling() > requested:
+            raise
+    for _ in range(requested):
         task.uncancel()
+
+
+def own_cancel_pending() -> Coroutine[Any, Any, None] | None:
+    """For a pattern, once the handler returned (or raised), before it settles the message or
+    replies (which may wait on the broker): the withdrawal to await if the handler asked to
+    cancel its own task and left it pending (``withdraw_own_cancel``), so that the settling is
+    not what it cancels; ``None`` in the usual case (a plain call, nothing awaited)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return withdraw_own_cancel(task)
+    return None
 
 
 def goes_on_after_cancel(closing: bool) -> bool:

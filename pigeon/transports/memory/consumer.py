@@ -9,7 +9,12 @@ from collections.abc import Callable
 
 from pigeon.transports.base import Handler
 from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, Tapped, handling
-from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
+from pigeon.transports.runner import (
+    HandlerRunner,
+    goes_on_after_cancel,
+    started_in,
+    withdraw_own_cancel,
+)
 from pigeon.transports.slow import SlowConsumers
 
 
@@ -112,6 +117,8 @@ class MemorySubscription:
         isolating = False  # True once a call changed the task's context (see runner.started_in)
         handled = 0
         queue, handler, unsettled = self.queue, self._handler, self._unsettled
+        task = asyncio.current_task()
+        assert task is not None
         ready = queue.ready
         while not self._closing:
             item = ready.popleft() if ready else await queue.get()
@@ -135,6 +142,9 @@ class MemorySubscription:
                 if not goes_on_after_cancel(self._closing):
                     raise
                 isolating = True  # what the cancelled call set stays in this task's context
+            if task.cancelling() and not self._closing:  # it cancelled itself, then returned
+                await withdraw_own_cancel(task)
+                isolating = True
             handled += 1
             if handled % 128 == 0:
                 await asyncio.sleep(0)  # a busy queue must not starve its publishers

@@ -18,7 +18,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pigeon import headers as h
-from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
+from pigeon.transports.runner import (
+    HandlerRunner,
+    goes_on_after_cancel,
+    started_in,
+    withdraw_own_cancel,
+)
 
 log = logging.getLogger("pigeon")
 
@@ -130,6 +135,8 @@ class EventBuffer:
         loop = asyncio.get_running_loop()
         base = contextvars.copy_context()  # what each call sees, as in a task of its own
         isolating = False  # True once a call changed the task's context (see runner.started_in)
+        task = asyncio.current_task()
+        assert task is not None
         while not self._closed:
             if not waiting:
                 self._wakeup = loop.create_future()
@@ -155,6 +162,8 @@ class EventBuffer:
             finally:
                 self._handling_inline = 0
                 isolating = isolating or contextvars.copy_context() != base  # O(1) if unchanged
+            if task.cancelling() and not self._closed:  # it cancelled itself, then returned
+                await withdraw_own_cancel(task)
 
     async def close(self, timeout: float) -> int:
         """``stop``; let the handlers running finish (up to ``timeout`` seconds, then cancel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -74,11 +75,17 @@ class Responder:
                 await self._reply(requests, delivery, error_envelope(stopped))
                 await delivery.ack()  # answered: handed back, another server would run it again
             raise
+        stopping = None
         if (withdrawal := own_cancel_pending()) is not None:
-            await withdrawal  # the handler cancelled its own task: not its reply, nor the ack
+            try:  # the handler cancelled its own task: not its reply, nor the ack
+                await withdrawal
+            except asyncio.CancelledError as exc:  # the App stopping meanwhile: it answered
+                stopping = exc
         if request.reply_to:
             await self._reply(requests, delivery, answer)
         await delivery.ack()
+        if stopping is not None:
+            raise stopping
 
     async def _reply(self, requests: Requests, delivery: Delivery, answer: Envelope) -> None:
         """Send ``answer``; one the transport refuses (too large, say) goes as that error

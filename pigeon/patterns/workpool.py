@@ -88,10 +88,18 @@ class Worker:
             nonlocal calls
             calls = number
             attempt = calls_before + number
-            if chain is None:
-                await self.handler.call(body, envelope, delivery.subject, attempt)
-            else:
-                await chain(Message.of(envelope, delivery.subject, attempt, PATTERN, self.queue))
+            try:
+                if chain is None:
+                    await self.handler.call(body, envelope, delivery.subject, attempt)
+                else:
+                    message = Message.of(envelope, delivery.subject, attempt, PATTERN, self.queue)
+                    await chain(message)
+            except Exception:
+                if (withdrawal := own_cancel_pending()) is not None:
+                    await withdrawal  # the handler cancelled its own task: not the retry's wait
+                raise
+            if (withdrawal := own_cancel_pending()) is not None:
+                await withdrawal  # nor the ack
 
         try:
             body = self.handler.decode_body(envelope) if chain is None else None
@@ -102,12 +110,8 @@ class Worker:
         except BaseException as exc:
             if stops_the_handler(exc):
                 raise
-            if (withdrawal := own_cancel_pending()) is not None:
-                await withdrawal  # the handler cancelled its own task: not the settling
             attempts = max(1, calls_before + calls)
             return await self._failed(delivery, exc, attempts), attempts
-        if (withdrawal := own_cancel_pending()) is not None:
-            await withdrawal
         await delivery.ack()
         return Outcome.ACKED, calls_before + calls
 

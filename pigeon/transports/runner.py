@@ -74,7 +74,8 @@ class HandlerRunner:
         unstarted = self._unstarted
         if unstarted is not None and not unstarted.done() and not self._draining:
             if not self._queued:  # what the queued calls start from if they get tasks
-                self._queued_from = self._context or contextvars.copy_context()
+                context = self._context  # an empty one is falsy: compare with None
+                self._queued_from = contextvars.copy_context() if context is None else context
             self._queued.append(call)  # that task runs it, or sends it to one of its own
             return
         self._start(call, self._context)
@@ -126,7 +127,7 @@ class HandlerRunner:
                     await step
                 except Exception:
                     log.exception("pigeon: handler task failed")
-                if task is not None and task.cancelling() and not self._draining:
+                if task is not None and task.cancelling():  # a drain's comes when none runs
                     await withdraw_own_cancel(task)
                 following = self._following()
                 if following is None:

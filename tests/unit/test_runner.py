@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pigeon.testing.waiting import wait_for
-from pigeon.transports.runner import HandlerRunner, started_in
+from pigeon.transports.runner import HandlerRunner, started_in, withdraw_own_cancel
 
 
 async def test_calls_still_running_are_cancelled_by_drain() -> None:
@@ -351,3 +351,81 @@ async def test_a_call_that_cancels_its_task_and_returns_does_not_cancel_the_next
     await wait_for(all_ran, timeout=5, what="every call after the cancelling one to finish")
     assert await runner.drain(1) == 0
     assert await burst.drain(1) == 0
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("runner_var", default="unset")
+
+
+@pytest.mark.parametrize("given", [{}, {"app's": True}])
+async def test_the_context_given_is_what_queued_calls_start_from_too(
+    given: dict[str, bool],
+) -> None:
+    """``context=`` (the App's, empty when no variable is set, which is falsy): every call of a
+    burst starts from it, not from the caller's, whether queued and spread or not."""
+    context = contextvars.Context()
+    if given:
+        context.run(_VAR.set, "app's")
+    seen: dict[int, str] = {}
+    gate = asyncio.Event()
+
+    async def call(n: int) -> None:
+        seen[n] = _VAR.get()
+        await gate.wait()  # waits: the queued calls are spread to tasks of their own
+
+    runner = HandlerRunner(8, context=context)
+    _VAR.set("caller's")  # the reading task's own variable
+    await _burst(runner, [call(n) for n in range(4)])
+
+    async def all_started() -> bool:
+        return len(seen) == 4
+
+    await wait_for(all_started, timeout=5, what="every call to start")
+    gate.set()
+    assert await runner.drain(5) == 0
+    assert seen == dict.fromkeys(range(4), "app's" if given else "unset")
+
+
+async def test_a_call_that_cancels_its_task_while_draining_does_not_cancel_the_next() -> None:
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    async def first() -> None:
+        await release.wait()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # and returns
+
+    async def second() -> None:
+        await asyncio.sleep(0.01)
+        ran.append("second")
+
+    backlog = [second]
+    runner = HandlerRunner(1, next_call=lambda: backlog.pop()() if backlog else None)
+    runner.start(first())
+    await asyncio.sleep(0)
+    drain = asyncio.ensure_future(runner.drain(2))
+    await asyncio.sleep(0)
+    release.set()
+    assert await drain == 0
+    assert ran == ["second"]
+
+
+async def test_a_cancellation_that_comes_during_the_withdrawal_is_raised() -> None:
+    outcome: list[str] = []
+
+    async def victim() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # its own, pending
+        asyncio.get_running_loop().call_soon(task.cancel)  # the App's, during the withdrawal
+        try:
+            await withdraw_own_cancel(task)
+        except asyncio.CancelledError:
+            outcome.append("raised")
+            raise
+        outcome.append("swallowed")
+
+    task = asyncio.ensure_future(victim())
+    await asyncio.wait([task])
+    assert outcome == ["raised"]
+    assert task.cancelled()

@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from pigeon.retry import Retry
 from pigeon.testing.conformance.fixtures import MakeApp, cancel_own_task
 from pigeon.testing.waiting import wait_for
 
@@ -60,3 +61,29 @@ async def test_a_handler_that_cancels_its_own_task_and_returns_cancels_no_other_
             lambda: len(finished) == COUNT, timeout=10, what="every call to run to its end"
         )
     assert finished == set(range(COUNT))
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_worker_whose_handler_cancels_its_own_task_and_raises_is_retried(
+    make_app: MakeApp, uid: str, concurrency: int
+) -> None:
+    """Its cancellation is withdrawn before the retry's wait (pigeon's step, which it used to
+    cancel: the job was taken for the App stopping, never retried, and on RabbitMQ at
+    concurrency 1 left unacknowledged, the worker taking no other)."""
+    app = make_app()
+    calls: list[int] = []
+    queue = f"{uid}.own-cancel-retry"
+
+    @app.worker(queue, concurrency=concurrency, retry=Retry(attempts=2, backoff=0.01))
+    async def job(n: int) -> None:
+        calls.append(n)
+        if calls == [1]:
+            cancel_own_task()
+            raise ValueError("the first call fails")
+
+    async with app:
+        await app.enqueue(queue, 1)
+        await app.enqueue(queue, 2)
+        await wait_for(
+            lambda: sorted(calls) == [1, 1, 2], timeout=10, what="job 1 retried and job 2 handled"
+        )

@@ -127,7 +127,7 @@ class HandlerRunner:
                     await step
                 except Exception:
                     log.exception("pigeon: handler task failed")
-                if task is not None and task.cancelling():  # a drain's comes when none runs
+                if task is not None and task.cancelling():  # the call cancelled its own task
                     await withdraw_own_cancel(task)
                 following = self._following()
                 if following is None:

@@ -29,12 +29,8 @@ from pigeon.transports.nats.errors import translated
 from pigeon.transports.nats.handover import Handover
 from pigeon.transports.nats.topology import DEAD_LETTER_SUBJECTS, DELAYED_SUBJECTS, QUEUE_SUBJECTS
 from pigeon.transports.replies import not_served
-from pigeon.transports.runner import (
-    HandlerRunner,
-    goes_on_after_cancel,
-    started_in,
-    withdraw_own_cancel,
-)
+from pigeon.transports.runner import HandlerRunner, goes_on_after_cancel, started_in
+from pigeon.transports.runner import withdraw_own_cancel as withdraw_cancel
 from pigeon.transports.slow import SlowConsumers
 
 log = logging.getLogger("pigeon")
@@ -339,7 +335,7 @@ class CoreSubscription:
             if self._finished is not None and not self._finished.done():
                 self._finished.set_result(None)
         if current is not None and current.cancelling() and not self._closed:
-            await withdraw_own_cancel(current)  # it cancelled itself, then returned
+            await withdraw_cancel(current)  # it cancelled itself, then returned
 
     async def _received(self, msg: Any) -> None:
         if self._closed:

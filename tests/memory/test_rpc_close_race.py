@@ -9,6 +9,7 @@ import uuid
 
 from pigeon import App
 from pigeon.errors import RemoteError
+from pigeon.testing.waiting import wait_for
 
 
 def _close_grace(loop: asyncio.AbstractEventLoop) -> asyncio.TimerHandle | None:
@@ -47,13 +48,9 @@ async def test_the_caller_hears_the_answer_when_close_lands_as_the_handler_retur
         request = asyncio.ensure_future(client.request(name, 1, reply=str, timeout=2))
         await asyncio.wait_for(started.wait(), 2)
         closing = asyncio.ensure_future(server.close())
-        grace = None
-        for _ in range(50):
-            await asyncio.sleep(0)
-            grace = _close_grace(loop)
-            if grace is not None:
-                break
-        assert grace is not None, "close() is not waiting for the handler"
+        await wait_for(lambda: _close_grace(loop) is not None, timeout=2, what="close() to wait")
+        grace = _close_grace(loop)
+        assert grace is not None
         loop.call_at(grace.when() - 1e-6, release.set)  # the same turn, just before
         try:
             answer: object = await request

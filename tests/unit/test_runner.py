@@ -401,11 +401,9 @@ async def test_a_call_that_cancels_its_task_while_draining_does_not_cancel_the_n
 
     backlog = [second]
     runner = HandlerRunner(1, next_call=lambda: backlog.pop()() if backlog else None)
-    runner.start(first())
-    await asyncio.sleep(0)
+    runner.start(first())  # its task runs first, then the drain, then the release: in order
     drain = asyncio.ensure_future(runner.drain(2))
-    await asyncio.sleep(0)
-    release.set()
+    asyncio.get_running_loop().call_soon(release.set)
     assert await drain == 0
     assert ran == ["second"]
 

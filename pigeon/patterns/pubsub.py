@@ -98,7 +98,8 @@ class Subscriber:
             log_failure(f"subscriber {handler.name} failed", delivery.subject, envelope, 1, exc)
         if self.durable is not None and (withdrawal := own_cancel_pending()) is not None:
             await withdrawal  # the handler cancelled its own task: not the ack (durable's waits)
-        await delivery.ack()
+        if (acking := delivery.ack()) is not None:
+            await acking
 
     async def _drop_over_limit(self, delivery: Delivery) -> None:
         """A durable subscription's event whose deliveries kept ending unsettled: dropped."""
@@ -106,7 +107,8 @@ class Subscriber:
         failure = delivery_limit_failure(returns, returns, self.subject)
         error = RuntimeError(failure.message)
         log_failure("dropped event", delivery.subject, delivery.envelope, delivery.attempt, error)
-        await delivery.ack()
+        if (acking := delivery.ack()) is not None:
+            await acking
 
 
 def check(subject: str) -> None:

@@ -65,7 +65,8 @@ class Responder:
                 delivery.subject,
                 request.message_id,
             )
-            await delivery.ack()
+            if (acking := delivery.ack()) is not None:
+                await acking
             return
         try:
             answer = await self._answer(request, delivery.subject)
@@ -73,7 +74,8 @@ class Responder:
             if request.reply_to and stops_the_handler(exc):
                 stopped = ServerStopped(f"rpc {self.handler.name} was stopped before it answered")
                 await self._reply(requests, delivery, error_envelope(stopped))
-                await delivery.ack()  # answered: handed back, another server would run it again
+                if (acking := delivery.ack()) is not None:  # answered: handed back, another
+                    await acking  # server would run it again
             raise
         stopping = None
         if (withdrawal := own_cancel_pending()) is not None:
@@ -83,7 +85,8 @@ class Responder:
                 stopping = exc
         if request.reply_to:
             await self._reply(requests, delivery, answer)
-        await delivery.ack()
+        if (acking := delivery.ack()) is not None:
+            await acking
         if stopping is not None:
             raise stopping
 

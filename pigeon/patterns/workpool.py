@@ -112,7 +112,8 @@ class Worker:
                 raise
             attempts = max(1, calls_before + calls)
             return await self._failed(delivery, exc, attempts), attempts
-        await delivery.ack()
+        if (acking := delivery.ack()) is not None:
+            await acking
         return Outcome.ACKED, calls_before + calls
 
     async def _failed(self, delivery: Delivery, error: BaseException, attempts: int) -> Outcome:
@@ -138,7 +139,8 @@ class Worker:
             return Outcome.DEAD_LETTERED
         what = "job failed, discarded (dead_letter=False)"
         log_failure(what, self.queue, envelope, attempts, error)
-        await delivery.ack()
+        if (acking := delivery.ack()) is not None:
+            await acking
         return Outcome.DISCARDED
 
 

@@ -14,7 +14,7 @@ transport translates them to its broker's syntax. Every method but ``connect`` r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,11 +43,15 @@ class Delivery(Protocol):
         """Earlier deliveries that ended unsettled; ``None`` where the broker cannot tell."""
         ...
 
-    async def ack(self) -> None:
+    def ack(self) -> Awaitable[None] | None:
         """Tell the broker the message is done; it is never delivered again.
 
-        Raises ``BrokerError`` only when the broker cannot be told and the message will come
-        again; an ack for a delivery the broker already took back is skipped silently.
+        Returns ``None`` when that was done at the call (the memory broker; a delivery whose ack
+        is a no-op, such as a plain subscription's on NATS or Redis), else an awaitable to await
+        before the message counts as done: ``if (acking := delivery.ack()) is not None: await
+        acking``. An ``async def ack`` fits. Its awaitable raises ``BrokerError`` only when the
+        broker cannot be told and the message will come again; an ack for a delivery the broker
+        already took back is skipped silently.
         """
         ...
 

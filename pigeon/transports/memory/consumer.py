@@ -43,10 +43,11 @@ class MemorySubscription:
         self.queue = queue
         self._drops = drops
         self._hand_on = hand_on
-        self._broker = broker
+        self.broker = broker
         self._handler = handler
         self._runner = HandlerRunner(concurrency)
-        self._unsettled: dict[Item, Item] = {}
+        self.unsettled: dict[Item, Item] = {}
+        """Items handed to the handler and not settled yet (``Item.ack`` settles them itself)."""
         self._closing = False
         self._closed = False
         queue.consumers += 1
@@ -57,27 +58,27 @@ class MemorySubscription:
     def settle(self, item: Item, how: str, delay: float = 0.0) -> bool:
         """Mark the delivered ``item`` settled (``how``: the tap's kind); ``False`` if it already
         was (or was put back on the queue since)."""
-        if self._unsettled.pop(item, None) is None:
+        if self.unsettled.pop(item, None) is None:
             return False
         self.queue.in_flight -= 1
-        if self._broker.taps:
-            self._tell(how, item, delay)
+        if self.broker.taps:
+            self.tell(how, item, delay)
         return True
 
-    def _tell(self, kind: str, item: Item, delay: float = 0.0) -> None:
+    def tell(self, kind: str, item: Item, delay: float = 0.0) -> None:
         tapped = Tapped(
             kind, item.subject, item.envelope, self.queue, item.attempt, delay, self._handler
         )
-        self._broker.tell(tapped)
+        self.broker.tell(tapped)
 
     async def close(self, timeout: float) -> None:
         if self._closed:
             return
         self._closed = self._closing = True
         if self._hand_on is not None:
-            self._broker.release(self.queue)  # new requests go to other servers, or fail now
+            self.broker.release(self.queue)  # new requests go to other servers, or fail now
             self._hand_on_ready()
-        if self._inline and self._unsettled and not self._pump_task.done():  # handler running
+        if self._inline and self.unsettled and not self._pump_task.done():  # handler running
             await asyncio.wait({self._pump_task}, timeout=timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
@@ -85,16 +86,16 @@ class MemorySubscription:
             self._hand_on_ready()  # an item the cancelled pump was being handed
         await self._runner.drain(timeout)
         if self._hand_on is not None:
-            self._unsettled.clear()
+            self.unsettled.clear()
             return
         held = len(self.queue.ready)  # never handed to a handler
-        for item in self._unsettled:
+        for item in self.unsettled:
             self.queue.in_flight -= 1
-            if self._broker.taps:
-                self._tell("returned", item)
+            if self.broker.taps:
+                self.tell("returned", item)
             self.queue.put(item.again(returned=True), front=True)
-        self._unsettled.clear()
-        self._broker.release(self.queue)
+        self.unsettled.clear()
+        self.broker.release(self.queue)
         self._dropped_with_queue(held)
 
     def _hand_on_ready(self) -> None:
@@ -116,7 +117,7 @@ class MemorySubscription:
         base = contextvars.copy_context()  # what each call sees, as in a task of its own
         isolating = False  # True once a call changed the task's context (see runner.started_in)
         handled = 0
-        queue, handler, unsettled = self.queue, self._handler, self._unsettled
+        queue, handler, unsettled = self.queue, self._handler, self.unsettled
         task = asyncio.current_task()
         assert task is not None
         ready = queue.ready
@@ -128,8 +129,8 @@ class MemorySubscription:
             item.subscription = self
             unsettled[item] = item
             queue.in_flight += 1
-            if self._broker.taps:
-                self._tell("delivered", item)
+            if self.broker.taps:
+                self.tell("delivered", item)
             try:
                 if isolating:
                     rest = started_in(base.copy(), handler(item))
@@ -164,8 +165,8 @@ class MemorySubscription:
     def _deliver(self, item: Item) -> Item:
         item.attempt += 1
         item.subscription = self
-        self._unsettled[item] = item
+        self.unsettled[item] = item
         self.queue.in_flight += 1
-        if self._broker.taps:
-            self._tell("delivered", item)
+        if self.broker.taps:
+            self.tell("delivered", item)
         return item

@@ -33,7 +33,10 @@ class MemoryEvents:
         for queue in broker.events.match(subject):
             if len(queue.ready) >= queue.capacity:
                 await queue.wait_room()  # at once if nobody consumes it, or inside a handler
-            queue.put(new_item(envelope, subject))
+            if queue.waiters:
+                queue.put(new_item(envelope, subject))
+            else:  # put's usual case, without a call (~550 instructions per event and queue)
+                queue.ready.append(new_item(envelope, subject))
         self._published += 1
         if self._published % 128 == 0:
             await asyncio.sleep(0)  # a busy publisher must not starve its subscribers

@@ -8,6 +8,7 @@ first), and inserting or removing a pattern drops only the cached subjects it ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from pigeon import subjects
@@ -26,13 +27,34 @@ class _Node(Generic[T]):
         self.values: dict[T, None] = {}  # an ordered set: removing one of many is O(1)
 
 
+class _Matches(dict[str, tuple[T, ...]]):
+    """The cache of matches: a subject missing from it is matched in the trie and added, the
+    oldest subject dropped when it is full. A hit is a dict lookup with no Python call."""
+
+    def __init__(self, root: _Node[T], capacity: int) -> None:
+        super().__init__()
+        self.root = root
+        self.capacity = capacity
+
+    def __missing__(self, subject: str) -> tuple[T, ...]:
+        out: list[T] = []
+        _collect(self.root, subject.split("."), 0, out)
+        found = tuple(out)
+        if len(self) >= self.capacity:
+            del self[next(iter(self))]  # the oldest entry
+        self[subject] = found
+        return found
+
+
 class Sublist(Generic[T]):
     """Values bound to subject patterns (NATS syntax: ``*`` one token, ``>`` the rest)."""
 
     def __init__(self, capacity: int = CACHE_CAPACITY) -> None:
         self._root: _Node[T] = _Node()
-        self._cache: dict[str, tuple[T, ...]] = {}
-        self._capacity = capacity
+        self._cache: _Matches[T] = _Matches(self._root, capacity)
+        self.match: Callable[[str], tuple[T, ...]] = self._cache.__getitem__
+        """The values whose pattern matches ``subject`` (a subject without wildcards). The
+        cache's own lookup: a Python method here cost ~330 instructions per event published."""
 
     @property
     def cached(self) -> int:
@@ -61,19 +83,6 @@ class Sublist(Generic[T]):
         del values[value]
         self._prune(path, pattern.split("."))
         self._forget(pattern)
-
-    def match(self, subject: str) -> tuple[T, ...]:
-        """The values whose pattern matches ``subject`` (a subject without wildcards)."""
-        found = self._cache.get(subject)
-        if found is None:
-            out: list[T] = []
-            _collect(self._root, subject.split("."), 0, out)
-            found = tuple(out)
-            cache = self._cache
-            if len(cache) >= self._capacity:
-                del cache[next(iter(cache))]  # the oldest entry
-            cache[subject] = found
-        return found
 
     def _forget(self, pattern: str) -> None:
         """Drop the cached subjects ``pattern`` matches (a scan of the bounded cache for a

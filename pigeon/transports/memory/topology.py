@@ -68,10 +68,14 @@ class Item:
             self.envelope, self.subject, self.attempt, self.returns + returned, self.queued_at
         )
 
-    async def ack(self) -> None:
+    def ack(self) -> None:
+        """Settled at the call (``settle``, written out: ~1,100 instructions fewer per event
+        than a coroutine calling it, see ``Delivery.ack``)."""
         subscription = self.subscription
-        if subscription is not None:
-            subscription.settle(self, "acked")
+        if subscription is not None and subscription.unsettled.pop(self, None) is not None:
+            subscription.queue.in_flight -= 1
+            if subscription.broker.taps:
+                subscription.tell("acked", self)
 
     async def redeliver(self, delay: float) -> None:
         subscription = self.subscription
@@ -160,7 +164,8 @@ class MemoryQueue:
         self.handing = 0
         """Items handed to a waiting consumer that has not taken them yet."""
         self._timers: set[asyncio.TimerHandle] = set()
-        self._waiters: deque[asyncio.Future[Item]] = deque()
+        self.waiters: deque[asyncio.Future[Item]] = deque()
+        """Consumers waiting in ``get`` (``put`` hands an item straight to the first)."""
 
     def counts(self) -> tuple[int, int, int, int, float | None]:
         """``(ready, unacked, dead letters, consumers, head's timestamp)`` now, for ``backlog``:
@@ -224,8 +229,8 @@ class MemoryQueue:
 
     def put(self, item: Item, *, front: bool = False) -> None:
         """Add ``item``, handing it straight to a waiting consumer if there is one."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        while self.waiters:
+            waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
                 self.handing += 1
@@ -243,7 +248,7 @@ class MemoryQueue:
                 self.make_room()
             return item
         waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self.waiters.append(waiter)
         try:
             item = await waiter
         except asyncio.CancelledError:

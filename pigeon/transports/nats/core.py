@@ -74,8 +74,8 @@ class CoreDelivery:
         self.envelope = wire.incoming(msg.data, msg.headers, msg.reply, time.time())
         self.subject: str = msg.subject[strip:] if strip else msg.subject
 
-    async def ack(self) -> None:
-        return None
+    def ack(self) -> None:
+        return None  # done at the call: a core message is never delivered again
 
     async def redeliver(self, delay: float) -> None:
         return None

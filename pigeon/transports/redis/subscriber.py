@@ -37,8 +37,8 @@ class EventDelivery:
         self.attempt = 1
         self.returns = 0
 
-    async def ack(self) -> None:
-        return None
+    def ack(self) -> None:
+        return None  # done at the call: a Pub/Sub message is never delivered again
 
     async def redeliver(self, delay: float) -> None:
         return None

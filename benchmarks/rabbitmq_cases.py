@@ -8,6 +8,10 @@ after the handler. The broker is ``PIGEON_BENCH_AMQP_URL`` (default ``amqp://gue
 - ``pub-sub``: ``count // 10`` events published one after another to one subscriber, msg/s end to
   end (first publish to last event handled).
 - ``work pool``: the same with jobs on a durable quorum queue and one worker of concurrency 16.
+- ``pub-sub, 64 senders`` and ``work pool, 64 senders``: ``count // 5`` messages from 64 callers
+  at once, each still awaiting its confirm. One sender measures the broker's confirm latency more
+  than the client (each message waits a round trip and a quorum commit); here the client's work
+  per message sets the pace.
 - ``rpc sequential``: p50 and p99 of ``count // 50`` requests, one after another.
 - ``rpc 64 in flight``: ``count // 10`` requests from 64 concurrent callers, requests/s.
 
@@ -24,6 +28,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -37,6 +42,9 @@ URL = os.environ.get("PIGEON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672
 WORKERS = 16
 EVENT_PREFETCH = 32  # what pigeon's subscriptions use (transport option event_prefetch)
 IN_FLIGHT = rpc.IN_FLIGHT
+SENDERS = 64
+"""Callers sending at once in the ``, 64 senders`` cases: with one, each message waits for its
+publisher confirm before the next is sent, so the broker's confirm latency sets the pace."""
 
 
 class Tick(BaseModel):
@@ -66,12 +74,25 @@ class Counter:
             self.done.set()
 
 
-async def _sequential(count: int, send: Callable[[], Awaitable[Any]], done: asyncio.Event) -> float:
-    with Stopwatch() as sw:
-        for _ in range(count):
+async def _sending(
+    count: int, send: Callable[[], Awaitable[Any]], done: asyncio.Event, senders: int
+) -> float:
+    """Seconds for ``senders`` callers, each awaiting one ``send`` after another (its confirm
+    first), to send ``count`` messages between them, and for the last to be handled."""
+
+    async def sender(share: int) -> None:
+        for _ in range(share):
             await send()
+
+    with Stopwatch() as sw:
+        shares = (count // senders + (index < count % senders) for index in range(senders))
+        await asyncio.gather(*(sender(share) for share in shares))
         await done.wait()
     return sw.seconds
+
+
+def _case(name: str, senders: int) -> str:
+    return name if senders == 1 else f"{name}, {senders} senders"
 
 
 async def _delete_queues(*names: str) -> None:
@@ -84,7 +105,7 @@ async def _delete_queues(*names: str) -> None:
 # -- pigeon ----------------------------------------------------------------------------------------
 
 
-async def pigeon_pubsub(count: int) -> Result:
+async def pigeon_pubsub(count: int, senders: int = 1) -> Result:
     app, subject = App(URL), _name("pigeon")
     counter = Counter(count)
 
@@ -93,11 +114,11 @@ async def pigeon_pubsub(count: int) -> Result:
         counter.hit()
 
     async with app:
-        seconds = await _sequential(count, lambda: app.publish(subject, TICK), counter.done)
-    return throughput("rabbitmq pub-sub", "pigeon", count, seconds)
+        seconds = await _sending(count, lambda: app.publish(subject, TICK), counter.done, senders)
+    return throughput(_case("rabbitmq pub-sub", senders), "pigeon", count, seconds)
 
 
-async def pigeon_workpool(count: int) -> Result:
+async def pigeon_workpool(count: int, senders: int = 1) -> Result:
     app, queue = App(URL), _name("pigeon")
     counter = Counter(count)
 
@@ -106,9 +127,9 @@ async def pigeon_workpool(count: int) -> Result:
         counter.hit()
 
     async with app:
-        seconds = await _sequential(count, lambda: app.enqueue(queue, TICK), counter.done)
+        seconds = await _sending(count, lambda: app.enqueue(queue, TICK), counter.done, senders)
     await _delete_queues(queue, f"{queue}.dlq")
-    return throughput("rabbitmq work pool", "pigeon", count, seconds)
+    return throughput(_case("rabbitmq work pool", senders), "pigeon", count, seconds)
 
 
 async def pigeon_rpc(count: int) -> list[Result]:
@@ -145,7 +166,7 @@ def _raw_message(**properties: Any) -> aio_pika.Message:
     )
 
 
-async def raw_pubsub(count: int) -> Result:
+async def raw_pubsub(count: int, senders: int = 1) -> Result:
     counter = Counter(count)
     async with await aio_pika.connect_robust(URL) as connection:
         publisher = await connection.channel()
@@ -163,13 +184,13 @@ async def raw_pubsub(count: int) -> Result:
             counter.hit()
 
         await queue.consume(on_message)
-        seconds = await _sequential(
-            count, lambda: exchange.publish(_raw_message(), "ticks"), counter.done
+        seconds = await _sending(
+            count, lambda: exchange.publish(_raw_message(), "ticks"), counter.done, senders
         )
-    return throughput("rabbitmq pub-sub", "raw aio-pika", count, seconds)
+    return throughput(_case("rabbitmq pub-sub", senders), "raw aio-pika", count, seconds)
 
 
-async def raw_workpool(count: int) -> Result:
+async def raw_workpool(count: int, senders: int = 1) -> Result:
     counter = Counter(count)
     async with await aio_pika.connect_robust(URL) as connection:
         publisher = await connection.channel()
@@ -186,11 +207,11 @@ async def raw_workpool(count: int) -> Result:
 
         await queue.consume(on_message)
         exchange = publisher.default_exchange
-        seconds = await _sequential(
-            count, lambda: exchange.publish(_raw_message(), queue.name), counter.done
+        seconds = await _sending(
+            count, lambda: exchange.publish(_raw_message(), queue.name), counter.done, senders
         )
     await _delete_queues(queue.name)
-    return throughput("rabbitmq work pool", "raw aio-pika", count, seconds)
+    return throughput(_case("rabbitmq work pool", senders), "raw aio-pika", count, seconds)
 
 
 async def raw_rpc(count: int) -> list[Result]:
@@ -261,7 +282,7 @@ def _faststream() -> Any:
     return fs
 
 
-async def faststream_pubsub(count: int) -> Result | None:
+async def faststream_pubsub(count: int, senders: int = 1) -> Result | None:
     fs = _faststream()
     if fs is None:
         return None
@@ -276,11 +297,11 @@ async def faststream_pubsub(count: int) -> Result | None:
     async with broker:
         await broker.start()
         send = lambda: broker.publish(TICK, exchange=exchange, routing_key="ticks", persist=True)  # noqa: E731
-        seconds = await _sequential(count, send, counter.done)
-    return throughput("rabbitmq pub-sub", "faststream", count, seconds)
+        seconds = await _sending(count, send, counter.done, senders)
+    return throughput(_case("rabbitmq pub-sub", senders), "faststream", count, seconds)
 
 
-async def faststream_workpool(count: int) -> Result | None:
+async def faststream_workpool(count: int, senders: int = 1) -> Result | None:
     fs = _faststream()
     if fs is None:
         return None
@@ -294,9 +315,9 @@ async def faststream_workpool(count: int) -> Result | None:
     async with broker:
         await broker.start()
         send = lambda: broker.publish(TICK, queue=queue, persist=True)  # noqa: E731
-        seconds = await _sequential(count, send, counter.done)
+        seconds = await _sending(count, send, counter.done, senders)
     await _delete_queues(queue.name)
-    return throughput("rabbitmq work pool", "faststream", count, seconds)
+    return throughput(_case("rabbitmq work pool", senders), "faststream", count, seconds)
 
 
 async def faststream_rpc(count: int) -> list[Result]:
@@ -349,6 +370,12 @@ CASES: list[tuple[Callable[[int], Awaitable[Any]], int]] = [
     (pigeon_workpool, 10),
     (raw_workpool, 10),
     (faststream_workpool, 10),
+    (partial(pigeon_pubsub, senders=SENDERS), 5),
+    (partial(raw_pubsub, senders=SENDERS), 5),
+    (partial(faststream_pubsub, senders=SENDERS), 5),
+    (partial(pigeon_workpool, senders=SENDERS), 5),
+    (partial(raw_workpool, senders=SENDERS), 5),
+    (partial(faststream_workpool, senders=SENDERS), 5),
     (pigeon_rpc, 1),
     (raw_rpc, 1),
     (faststream_rpc, 1),

@@ -62,12 +62,13 @@ def requires(backend: Backend, feature: str) -> None:
 
 
 def known_gap(request: pytest.FixtureRequest, backend: Backend, gaps: dict[str, str]) -> None:
-    """Expect the calling test to fail on the transports named in ``gaps`` (transport -> why; a
-    backend ``rabbitmq-classic`` is a ``rabbitmq``); the test still runs there, and passing
-    would be reported (``strict``), so a gap closed elsewhere shows up."""
-    transport = backend.name.split("-")[0]
-    if transport in gaps:
-        reason = f"known gap on {transport}: {gaps[transport]}"
+    """Expect the calling test to fail on the backends named in ``gaps`` (name -> why; a
+    transport's name, ``rabbitmq``, covers its backends, ``rabbitmq-classic`` as well); the test
+    still runs there, and passing would be reported (``strict``), so a gap closed elsewhere
+    shows up."""
+    name = next((n for n in (backend.name, backend.name.split("-")[0]) if n in gaps), None)
+    if name is not None:
+        reason = f"known gap on {name}: {gaps[name]}"
         request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 

@@ -261,6 +261,8 @@ class StreamConsumer:
         entries, wait_ms, self._cursor = fetched
         for entry_id, flat, count in entries:
             self._deliver(entry_id, _pairs(flat), count)
+        if claim and entries and entries[-1][2] > 1:  # claims filled the slots: more may wait
+            self._next_claim = 0.0  # take them before newer entries, in the order they came
         if entries:
             return
         block = BLOCK if wait_ms < 0 else min(BLOCK, wait_ms / 1000)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 
@@ -85,56 +85,3 @@ async def test_events_lost_at_close_are_logged_and_counted(
     assert f"dropped {lost} " in warned[0], warned[0]
     assert repr(subject) in warned[0], warned[0]
     assert dict(subscriber.transport.dropped_events) == {subject: lost}  # type: ignore[attr-defined]
-
-
-HANDED_BACK = 8
-BUSY = 4
-
-
-@pytest.mark.parametrize("kind", ["durable", "worker"])
-async def test_deliveries_handed_back_at_close_come_again_in_publish_order(
-    request: pytest.FixtureRequest, backend: Backend, make_app: MakeApp, uid: str, kind: str
-) -> None:
-    """A durable subscription or a worker closing with deliveries in its handlers hands them
-    back; the next one to take them, one at a time, gets them in the order they were sent, as a
-    RabbitMQ requeue or a JetStream redelivery gives them."""
-    if kind == "durable":
-        requires(backend, "durable")
-    else:  # a classic queue's returned job is sent again to count its return: it goes last
-        gap = "a returned job goes to the back of a classic queue"
-        known_gap(request, backend, {"rabbitmq-classic": gap})
-    soon = {"claim_idle": 1.0} if backend.name.startswith("redis") else {}  # claimed soon
-    closing, taking, publisher = (
-        make_app(shutdown_timeout=0.01, **soon),
-        make_app(**soon),
-        make_app(),
-    )
-    address = f"{uid}.placed"
-    started: list[int] = []
-    got: list[int] = []
-
-    async def stuck(event: Job) -> None:
-        started.append(event.n)
-        await asyncio.Event().wait()  # cut off by close: handed back
-
-    async def in_turn(event: Job) -> None:
-        got.append(event.n)
-
-    if kind == "durable":
-        closing.subscribe(address, durable=f"{uid}-d", concurrency=BUSY)(stuck)
-        taking.subscribe(address, durable=f"{uid}-d")(in_turn)
-    else:
-        closing.worker(address, concurrency=BUSY)(stuck)
-        taking.worker(address)(in_turn)
-    async with publisher:
-        await closing.start()
-        for n in range(HANDED_BACK):
-            if kind == "durable":
-                await publisher.publish(address, Job(n))
-            else:
-                await publisher.enqueue(address, Job(n))
-        await wait_for(lambda: len(started) == BUSY, what="the handlers busy")
-        await closing.close()
-        async with taking:
-            await wait_for(lambda: len(got) == HANDED_BACK, what="every delivery taken again")
-    assert got == list(range(HANDED_BACK)), got

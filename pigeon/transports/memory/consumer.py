@@ -93,8 +93,7 @@ class MemorySubscription:
             self.queue.in_flight -= 1
             if self.broker.taps:
                 self.tell("returned", item)
-        for item in reversed(self.unsettled):  # each to the front: the first delivered leads
-            self.queue.put(item.again(returned=True), front=True)
+        self.queue.put_back([item.again(returned=True) for item in self.unsettled])
         self.unsettled.clear()
         self.broker.release(self.queue)
         self._dropped_with_queue(held)

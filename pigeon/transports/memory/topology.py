@@ -7,6 +7,9 @@ one process (services in a test, or the quickstart) reach each other as they wou
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import operator
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -39,7 +42,15 @@ class Item:
     that was already put back is a no-op, as the seam requires.
     """
 
-    __slots__ = ("attempt", "envelope", "queued_at", "returns", "subject", "subscription")
+    __slots__ = (
+        "attempt",
+        "envelope",
+        "position",
+        "queued_at",
+        "returns",
+        "subject",
+        "subscription",
+    )
 
     def __init__(
         self,
@@ -60,13 +71,17 @@ class Item:
         it waits since its envelope's timestamp. Its age in ``backlog`` counts from here."""
         self.subscription: MemorySubscription | None = None
         """The subscription it was handed to; ``None`` until then."""
+        self.position = _next_position()
+        """Its place in the order items joined the back of a queue (``put_back`` keeps it)."""
 
     def again(self, *, returned: bool = False) -> Item:
         """A new item of the same message with the same counts (``returned``: one more return),
-        to put back on the queue."""
-        return Item(
+        to put back on the queue; it keeps its ``position`` until ``put`` gives it a new one."""
+        item = Item(
             self.envelope, self.subject, self.attempt, self.returns + returned, self.queued_at
         )
+        item.position = self.position
+        return item
 
     def ack(self) -> None:
         """Settled at the call (``settle``, written out: ~1,100 instructions fewer per event
@@ -98,10 +113,13 @@ def new_item(envelope: Envelope, subject: str) -> Item:
     item.returns = 0
     item.queued_at = None
     item.subscription = None
+    item.position = _next_position()
     return item
 
 
 _new_object = object.__new__
+_next_position = itertools.count().__next__
+_position = operator.attrgetter("position")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +246,10 @@ class MemoryQueue:
         self._timers.clear()
 
     def put(self, item: Item, *, front: bool = False) -> None:
-        """Add ``item``, handing it straight to a waiting consumer if there is one."""
+        """Add ``item`` (at the back, with a new ``position``, unless ``front``), handing it
+        straight to a waiting consumer if there is one."""
+        if not front:
+            item.position = _next_position()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -239,6 +260,20 @@ class MemoryQueue:
             self.ready.appendleft(item)
         else:
             self.ready.append(item)
+
+    def put_back(self, items: list[Item]) -> None:
+        """Put back ``items`` a closing consumer returns, each where it was sent: merged into the
+        ready items by ``position`` (a RabbitMQ quorum queue returns a message to its place
+        likewise), the first ones handed straight to waiting consumers."""
+        ready = self.ready
+        merged = list(heapq.merge(sorted(items, key=_position), ready, key=_position))
+        ready.clear()
+        ready.extend(merged)
+        while self.waiters and ready:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(ready.popleft())
+                self.handing += 1
 
     async def get(self) -> Item:
         """Take the next item, waiting for one."""

@@ -365,7 +365,10 @@ def delivery_maker(queue: str, jobs: JobStore | None = None) -> MakeDelivery:
 
     def make(message: DeliveredMessage) -> RabbitDelivery:
         subject = message.routing_key or queue
-        return RabbitDelivery(message, wire.envelope_of(message), subject, wire.counts_of(message))
+        counts = wire.counts_of(message)
+        if message.redelivered and counts.attempt == 1:  # a classic queue counts no deliveries
+            counts = wire.Counts(2, max(counts.returns, 1))  # at least one before, unsettled
+        return RabbitDelivery(message, wire.envelope_of(message), subject, counts)
 
     def make_job(message: DeliveredMessage) -> RabbitDelivery:
         counts = wire.counts_of(message)

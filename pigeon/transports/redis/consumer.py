@@ -256,23 +256,46 @@ class StreamConsumer:
         if claim:
             self._next_claim = loop.time() + self._claim_every
         args: list[EncodableT] = [self._group, self._name, free, self._claim_idle_ms]
-        args += [self._cursor, int(claim), *self._unmovable_args()]
+        args += [self._cursor, int(claim), *self._unmovable_args(), RETURNED]
         fetched: Any = await self._scripts.fetch(keys=self._keys, args=args)
-        entries, wait_ms, self._cursor = fetched
+        entries, wait_ms, self._cursor, claimed = fetched
         for entry_id, flat, count in entries:
             self._deliver(entry_id, _pairs(flat), count)
-        if claim and entries and entries[-1][2] > 1:  # claims filled the slots: more may wait
+        if claimed == free:  # claims filled the slots: more may wait
             self._next_claim = 0.0  # take them before newer entries, in the order they came
         if entries:
             return
         block = BLOCK if wait_ms < 0 else min(BLOCK, wait_ms / 1000)
         block = min(block, max(self._next_claim - loop.time(), 0.001))
-        read: Any = await self._redis.xreadgroup(
-            self._group, self._name, {self.stream: ">"}, count=free, block=max(1, int(block * 1000))
+        read = await self._read_blocking(free, max(1, int(block * 1000)))
+        for entry_id, fields in read:
+            self._deliver(entry_id, fields, 1)
+
+    async def _read_blocking(self, free: int, block_ms: int) -> list[tuple[bytes, Any]]:
+        """New entries, waiting up to ``block_ms`` for some. A give-back does not wake a blocked
+        ``XREADGROUP`` and a new entry does: if entries were given back meanwhile, the ones read
+        are given back too, so that the next fetch claims them all in order (the read ones
+        count no delivery: ``RETRYCOUNT 0``)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xreadgroup(self._group, self._name, {self.stream: ">"}, count=free, block=block_ms)
+            pipe.xpending_range(self.stream, self._group, "-", "+", 1, consumername=RETURNED)
+            read, given_back = await pipe.execute()
+        entries = [entry for _, stream_entries in read or () for entry in stream_entries]
+        if not entries or not given_back:
+            return entries
+        ids = [entry_id for entry_id, _ in entries]
+        await self._redis.xclaim(
+            self.stream,
+            self._group,
+            RETURNED,
+            0,
+            ids,
+            idle=GIVEN_BACK_IDLE_MS,
+            retrycount=0,
+            justid=True,
         )
-        for _, stream_entries in read or ():
-            for entry_id, fields in stream_entries:
-                self._deliver(entry_id, fields, 1)
+        self._next_claim = 0.0
+        return []
 
     def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes], count: int) -> None:
         delivery = StreamDelivery(self, entry_id, self._parse(entry_id, fields), count)

@@ -68,18 +68,24 @@ _FETCH = (
     + """
 local wait = promote(ARGV[7], ARGV[8])
 local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local out, cursor = {}, ARGV[5]
-if ARGV[6] == '1' then
+local out, cursor, claim = {}, ARGV[5], ARGV[6] == '1'
+if #redis.call('XPENDING', KEYS[1], group, '-', '+', 1, ARGV[9]) > 0 then
+  claim = true  -- entries given back at close: before newer ones
+end
+local budget = 10000  -- entries XAUTOCLAIM may look at (ten times its COUNT a call)
+while claim and #out < count and budget > 0 do
   local claimed = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[4], cursor,
-                             'COUNT', count)
-  cursor = claimed[1]
+                             'COUNT', count - #out)
+  cursor, budget = claimed[1], budget - 10 * (count - #out)
   for _, entry in ipairs(claimed[2]) do
     if entry[2] then  -- Redis 6.2 lists entries deleted meanwhile with no fields
       local info = redis.call('XPENDING', KEYS[1], group, entry[1], entry[1], 1)
       out[#out + 1] = {entry[1], entry[2], info[1][4]}
     end
   end
+  if cursor == '0-0' then break end
 end
+local claimed = #out
 if #out < count then
   local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #out,
                           'STREAMS', KEYS[1], '>')
@@ -87,11 +93,15 @@ if #out < count then
     for _, entry in ipairs(read[1][2]) do out[#out + 1] = {entry[1], entry[2], 1} end
   end
 end
-return {out, wait, cursor}
+return {out, wait, cursor, claimed}
 """
 )
 """ARGV: group, consumer, free slots, claim_idle ms, XAUTOCLAIM cursor, whether to claim (1/0),
-queue name and failed-at time (for an unmovable job)."""
+queue name and failed-at time (for an unmovable job), the consumer holding given-back entries
+(claimed whenever there are any). Claims scan the pending entries
+from the cursor until the free slots are filled, the scan wraps, or 10,000 were looked at.
+Returns the entries (id, fields, delivery count), the ms until a delayed job is due (-1:
+none), the cursor and how many of the entries were claimed."""
 
 _PROMOTE_ONLY = MATCHES_LUA + _PROMOTE + "return promote(ARGV[1], ARGV[2])"
 

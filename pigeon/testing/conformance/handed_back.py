@@ -95,6 +95,18 @@ class Consumers:
     async def busy(self, count: int) -> None:
         await wait_for(lambda: len(self.started) == count, what=f"{count} handlers busy")
 
+    async def cut_off(
+        self, closing: App, publisher: App, count: int
+    ) -> Callable[[int], Awaitable[None]]:
+        """Start ``closing`` (a member of ``BUSY``), send it ``count`` messages and wait until its
+        ``BUSY`` handlers are stuck on the first ones; returns the sender."""
+        await closing.start()
+        send = self.sender(publisher)
+        for n in range(count):
+            await send(n)
+        await self.busy(BUSY)
+        return send
+
 
 @pytest.mark.parametrize("kind", ["durable", "worker"])
 async def test_deliveries_handed_back_at_close_come_again_in_publish_order(
@@ -107,11 +119,7 @@ async def test_deliveries_handed_back_at_close_come_again_in_publish_order(
     closing = group.member(BUSY, shutdown_timeout=0.01)
     taking = group.member(1, taking=True)
     async with make_app() as publisher:
-        await closing.start()
-        send = group.sender(publisher)
-        for n in range(HANDED_BACK):
-            await send(n)
-        await group.busy(BUSY)
+        await group.cut_off(closing, publisher, HANDED_BACK)
         await closing.close()
         async with taking:
             await wait_for(lambda: len(group.got) == HANDED_BACK, what="every one taken again")
@@ -130,11 +138,7 @@ async def test_a_member_already_waiting_gets_the_handed_back_ones_before_newer(
     closing = group.member(BUSY, shutdown_timeout=0.01)
     taking = group.member(1, taking=True)
     async with make_app() as publisher:
-        await closing.start()
-        send = group.sender(publisher)
-        for n in range(BUSY):
-            await send(n)
-        await group.busy(BUSY)
+        send = await group.cut_off(closing, publisher, BUSY)
         async with taking:  # nothing for it yet: it waits
             await closing.close()
             await send(BUSY)

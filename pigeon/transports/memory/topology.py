@@ -246,34 +246,35 @@ class MemoryQueue:
         self._timers.clear()
 
     def put(self, item: Item, *, front: bool = False) -> None:
-        """Add ``item`` (at the back, with a new ``position``, unless ``front``), handing it
-        straight to a waiting consumer if there is one."""
+        """Add ``item`` (at the back with a new ``position``, unless ``front``) or hand it on."""
         if not front:
             item.position = _next_position()
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(item)
-                self.handing += 1
-                return
+        if self._hand_to_waiter(item):
+            return
         if front:
             self.ready.appendleft(item)
         else:
             self.ready.append(item)
 
     def put_back(self, items: list[Item]) -> None:
-        """Put back ``items`` a closing consumer returns, each where it was sent: merged into the
-        ready items by ``position`` (a RabbitMQ quorum queue returns a message to its place
-        likewise), the first ones handed straight to waiting consumers."""
+        """Put back ``items`` a closing consumer returns, merged into the ready ones by ``position``
+        (as a RabbitMQ quorum queue returns a message to its place), the first to waiters."""
         ready = self.ready
         merged = list(heapq.merge(sorted(items, key=_position), ready, key=_position))
         ready.clear()
         ready.extend(merged)
-        while self.waiters and ready:
+        while ready and self._hand_to_waiter(ready[0]):
+            ready.popleft()
+
+    def _hand_to_waiter(self, item: Item) -> bool:
+        """Hand ``item`` to the first consumer still waiting in ``get``; ``False`` if none is."""
+        while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
-                waiter.set_result(ready.popleft())
+                waiter.set_result(item)
                 self.handing += 1
+                return True
+        return False
 
     async def get(self) -> Item:
         """Take the next item, waiting for one."""

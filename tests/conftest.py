@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pigeon.testing.conformance import Backend, MakeApp, make_app, uid
 from tests.backends import backend_factories
+from tests.brokers import rabbitmq
 
 BACKEND_FACTORIES = backend_factories()
 
@@ -25,14 +27,23 @@ OTHER_BACKENDS = ("memory", "nats", "redis")
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (``make test``), every test that talks to the
-    shared RabbitMQ runs on one worker, one at a time: the RabbitMQ 3.10 here stopped answering
-    (for good) twice under four workers' queues at once. The tests of a RabbitMQ cluster of
-    their own run together on another (they share one cluster); the rest share the workers."""
+    shared RabbitMQ runs on one worker, one at a time: the RabbitMQ 3.10 here has file handles
+    for ~300 quorum queues in all (``rabbitmq.sweep_when_due``), and four workers' queues at once
+    used them up. The tests of a RabbitMQ cluster of their own run together on another (they
+    share one cluster); the rest share the workers."""
     for item in items:
         if "rabbitmq_cluster" in _text(item.path):
             item.add_marker(pytest.mark.xdist_group("rabbitmq-cluster"))
         elif _touches_rabbitmq(item):
             item.add_marker(pytest.mark.xdist_group("rabbitmq"))
+
+
+@pytest.fixture(autouse=True)
+def _rabbitmq_swept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep the session's RabbitMQ vhost from piling up queues (``rabbitmq.sweep_when_due``)."""
+    yield
+    if any(mark.args == ("rabbitmq",) for mark in request.node.iter_markers("xdist_group")):
+        rabbitmq.sweep_when_due()
 
 
 def _touches_rabbitmq(item: pytest.Item) -> bool:

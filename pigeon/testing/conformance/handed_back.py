@@ -10,7 +10,6 @@ member still holds earlier deliveries.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,20 +32,6 @@ def _kind(request: pytest.FixtureRequest, backend: Backend, kind: str) -> None:
         requires(backend, "durable")
     else:
         known_gap(request, backend, CLASSIC_GAP)
-
-
-SHARED_RABBITMQ_HANGS = (
-    "run alone, these pass on RabbitMQ (quorum; classic as a known gap), but in a full session "
-    "they left the shared RabbitMQ 3.10 node unable to answer new connections minutes later "
-    "(docs/decisions.md); set PIGEON_TEST_RABBITMQ_HANDED_BACK=1 to run them"
-)
-
-
-def _beside_rabbitmq(backend: Backend) -> None:
-    """Skip the calling test on RabbitMQ unless asked for (``SHARED_RABBITMQ_HANGS``)."""
-    wanted = os.environ.get("PIGEON_TEST_RABBITMQ_HANDED_BACK") == "1"
-    if backend.name.startswith("rabbitmq") and not wanted:
-        pytest.skip(SHARED_RABBITMQ_HANGS)
 
 
 def _options(backend: Backend, **options: Any) -> dict[str, Any]:
@@ -132,7 +117,6 @@ async def test_a_member_already_waiting_gets_the_handed_back_ones_before_newer(
 ) -> None:
     """A member waiting for work when another closes gets what that one held first, then an
     event sent after the close."""
-    _beside_rabbitmq(backend)
     _kind(request, backend, kind)
     group = Consumers(make_app, backend, kind, f"{uid}.placed")
     closing = group.member(BUSY, shutdown_timeout=0.01)
@@ -152,7 +136,6 @@ async def test_members_closing_in_turn_hand_back_in_publish_order(
 ) -> None:
     """Two workers close one after the other, the one holding the earlier jobs first; the
     jobs come again in the order they were sent, not the later closer's first."""
-    _beside_rabbitmq(backend)
     known_gap(request, backend, CLASSIC_GAP)
     group = Consumers(make_app, backend, "worker", f"{uid}.jobs")
     first, second = (group.member(2, shutdown_timeout=0.01) for _ in range(2))
@@ -184,7 +167,6 @@ async def test_handed_back_jobs_come_before_newer_while_a_peer_holds_earlier_one
 ) -> None:
     """A busy worker keeps ``PEER_HOLDS`` early jobs; another closes with the next ``BUSY``;
     a new worker gets those before the jobs sent after them."""
-    _beside_rabbitmq(backend)
     known_gap(request, backend, CLASSIC_GAP)
     group = Consumers(make_app, backend, "worker", f"{uid}.jobs")
     peer = group.member(PEER_HOLDS, shutdown_timeout=0.01)

@@ -9,10 +9,11 @@ shown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -177,3 +178,54 @@ async def test_credentials_are_never_shown(
         shown.append(caplog.text)
         leaked = [text for text in shown if secret in text]
         assert leaked == [], f"{url.replace(secret, '<secret>')} shown unmasked: {leaked[:1]}"
+
+
+# -- a server that never answers -----------------------------------------------------------------
+
+SILENT_PATIENCE = 1.0
+"""Seconds the App is told to wait for an answer from a silent server."""
+
+PATIENCE_OPTION = {"nats": "connect_timeout", "amqp": "connect_timeout", "redis": "socket_timeout"}
+"""The option that bounds the wait for a server's first answer, by URL scheme."""
+
+
+@contextlib.asynccontextmanager
+async def _silent_server() -> AsyncIterator[int]:
+    """A loopback port that takes connections and never sends a byte (a wrong service, or a node
+    out of file handles, as RabbitMQ 3.10 is at ~300 quorum queues under 1,024 descriptors)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend) -> None:
+    """``start`` against a port that takes the connection and stays silent raises
+    ``BrokerError`` within its timeout option (not a hang), naming the address, the option to
+    raise and what to check; the App then closes cleanly."""
+    scheme = backend.url().split("://")[0].split("+")[0]
+    option = PATIENCE_OPTION.get(scheme)
+    if option is None:
+        pytest.skip(f"{scheme}:// has no server to be silent")
+    async with _silent_server() as port:
+        credentials = "guest:guest@" if scheme == "amqp" else ""
+        where = f"127.0.0.1:{port}"
+        options: dict[str, Any] = {**backend.options, option: SILENT_PATIENCE}
+        app = App(f"{scheme}://{credentials}{where}", **options)
+        try:
+            error = await _fails_at_once(app.start, BrokerError)
+        finally:
+            await app.close()
+    message = str(error)
+    assert where in message, message  # which server
+    assert option in message, message  # what bounds the wait
+    assert "?" in message, message  # what to check

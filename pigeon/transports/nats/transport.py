@@ -146,11 +146,13 @@ class NatsTransport:
             async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
                 await self.client.connect(self._servers, **options)
         except (nats_errors.Error, OSError, TimeoutError) as exc:
-            reason = self.client.last_error or exc
+            reason = str(self.client.last_error or exc) or "no answer"
             await self._abandon()
             raise BrokerError(
-                f"cannot connect to NATS at {self.url} within {budget:g}s: {reason or 'timeout'}; "
-                "is the server running and reachable, and are the credentials right?"
+                f"cannot connect to NATS at {self.url} within {budget:g}s (connect_timeout "
+                f"per server): {reason}; "
+                "is the server running and reachable, is it a NATS port, and are the "
+                "credentials right?"
             ) from None
 
     async def _revive(self) -> None:

@@ -77,9 +77,12 @@ def translate(exc: BaseException, url: str, action: str) -> PigeonError:
     return BrokerError(f"{url}: connection lost while {action} ({text or type(exc).__name__})")
 
 
-def connect_error(exc: BaseException, url: str, server: str = "") -> BrokerError:
+def connect_error(
+    exc: BaseException, url: str, server: str = "", timeout: float = 10.0
+) -> BrokerError:
     """The error for a failed first connection to ``url`` (masked), whose last server tried was
-    ``server`` (masked; ``url`` if not given): bad login, unknown vhost or unreachable host."""
+    ``server`` (masked; ``url`` if not given): bad login, unknown vhost, unreachable host, or
+    no answer within ``timeout`` seconds (the ``connect_timeout`` option)."""
     parts = urlsplit(server or url)
     user = unquote(parts.username or "guest")
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
@@ -95,7 +98,13 @@ def connect_error(exc: BaseException, url: str, server: str = "") -> BrokerError
             f"does not exist or user {user!r} has no permissions on it (rabbitmqctl list_vhosts)"
         )
     if isinstance(exc, asyncio.TimeoutError):
-        return BrokerError(f"cannot connect to {url}: no answer from {where} in time")
+        return BrokerError(
+            f"cannot connect to {url}: no AMQP answer from {where} within {timeout:g}s "
+            "(connect_timeout); is that a RabbitMQ port, and is the node healthy "
+            "(rabbitmq-diagnostics status)? A node out of file handles takes connections and "
+            "never answers them: RabbitMQ 3.x reserves three per quorum queue, so ~300 of them "
+            "fill a limit of 1,024 descriptors"
+        )
     return BrokerError(
         f"cannot connect to {url}: {where} is unreachable ({_reply_text(exc) or exc!r}); is "
         "RabbitMQ running there, and are the host and port right?"

@@ -199,7 +199,8 @@ class RabbitMQTransport:
                 failure = exc, self._servers[index]
                 log.debug("pigeon: cannot connect to %s: %r", mask_url(failure[1]), exc)
         assert failure is not None
-        raise connect_error(failure[0], self.url, mask_url(failure[1])) from failure[0]
+        timeout = self.options["connect_timeout"]
+        raise connect_error(failure[0], self.url, mask_url(failure[1]), timeout) from failure[0]
 
     @property
     def server(self) -> str:

@@ -77,7 +77,11 @@ def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
             "running there, and are the host and port right?"
         )
     if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
-        return BrokerError(f"{doing}: {url} did not answer in time; is the server overloaded?")
+        return BrokerError(
+            f"{doing}: {url} did not answer within socket_timeout; is it a Redis port, and is "
+            "the server overloaded (redis-cli ping)? Raise socket_timeout (seconds) for slow "
+            "commands"
+        )
     return BrokerError(f"{doing} on {url}: {text}")
 
 

@@ -75,7 +75,7 @@ def print_table(results: Sequence[Result]) -> None:
             ratio = pigeon.value / row.value if row.value else float("nan")
             if not row.higher_is_better:
                 ratio = 1 / ratio if ratio else float("nan")
-            print(f"{case:<36} {row.impl:<22} {row.value:>14,.2f}  {row.unit:<6} {ratio:>8.2f}x")
+            print(f"{case:<36} {row.impl:<22} {row.value:>14,.2f}  {row.unit:<6} {ratio:>8.3f}x")
     print("vs pigeon: how many times better pigeon (or a case's first row) is than that row")
 
 

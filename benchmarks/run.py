@@ -1,7 +1,7 @@
 """Run every benchmark and print one table: pigeon beside the raw clients and FastStream.
 
 ``python -m benchmarks.run [--count N] [--rounds N]
-[--only memory,codec,nats,rabbitmq,redis,compose,scaling]`` (NATS and RabbitMQ cases:
+[--only memory,codec,nats,rabbitmq,redis,compose,scaling,import]`` (NATS and RabbitMQ cases:
 ``--rounds`` interleaved rounds, default 3, the median counts; the memory and codec suites take
 the best of three rounds and ignore it). Absolute figures drift on a shared machine;
 compare the ratios, which come from the same run.
@@ -17,7 +17,7 @@ import importlib.util
 from benchmarks import common
 from benchmarks.common import Result, print_table
 
-SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose", "scaling")
+SUITES = ("memory", "codec", "nats", "rabbitmq", "redis", "compose", "scaling", "import")
 
 
 async def main(count: int, only: list[str]) -> None:

@@ -210,8 +210,8 @@ async def _silent_server() -> AsyncIterator[int]:
 
 async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend) -> None:
     """``start`` against a port that takes the connection and stays silent raises
-    ``BrokerError`` within its timeout option (not a hang), naming the address, the option to
-    raise and what to check; the App then closes cleanly."""
+    ``BrokerError`` within its timeout option (not a hang), naming the address, the option and
+    its seconds, and what to check; the App then closes cleanly."""
     scheme = backend.url().split("://")[0].split("+")[0]
     option = PATIENCE_OPTION.get(scheme)
     if option is None:
@@ -228,4 +228,5 @@ async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend)
     message = str(error)
     assert where in message, message  # which server
     assert option in message, message  # what bounds the wait
+    assert f"{SILENT_PATIENCE:g}s" in message, message  # and how long it was
     assert "?" in message, message  # what to check

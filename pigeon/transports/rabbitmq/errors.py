@@ -102,8 +102,9 @@ def connect_error(
             f"cannot connect to {url}: no AMQP answer from {where} within {timeout:g}s "
             "(connect_timeout); is that a RabbitMQ port, and is the node healthy "
             "(rabbitmq-diagnostics status)? A node out of file handles takes connections and "
-            "never answers them: RabbitMQ 3.x reserves three per quorum queue, so ~300 of them "
-            "fill a limit of 1,024 descriptors"
+            "never answers them: RabbitMQ 3.10 reserves three per quorum queue on one node, so "
+            "~300 of them fill a limit of 1,024 descriptors; raise the node's limit or delete "
+            "unused queues"
         )
     return BrokerError(
         f"cannot connect to {url}: {where} is unreachable ({_reply_text(exc) or exc!r}); is "

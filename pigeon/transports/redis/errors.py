@@ -31,8 +31,11 @@ def translated(url: str, doing: str) -> Iterator[None]:
         raise translate(exc, url, doing) from exc
 
 
-def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
-    """The pigeon error that stands for ``exc``, raised while ``doing`` on ``url``."""
+def translate(
+    exc: BaseException, url: str, doing: str, timeout: float | None = None
+) -> PigeonError:
+    """The pigeon error that stands for ``exc``, raised while ``doing`` on ``url``, whose
+    client waits ``timeout`` seconds for an answer (``socket_timeout``; named if given)."""
     if isinstance(exc, PigeonError):
         return exc
     text = str(exc)
@@ -77,10 +80,10 @@ def translate(exc: BaseException, url: str, doing: str) -> PigeonError:
             "running there, and are the host and port right?"
         )
     if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+        within = f" within {timeout:g}s" if timeout is not None else ""
         return BrokerError(
-            f"{doing}: {url} did not answer within socket_timeout; is it a Redis port, and is "
-            "the server overloaded (redis-cli ping)? Raise socket_timeout (seconds) for slow "
-            "commands"
+            f"{doing}: no answer from {url}{within} (socket_timeout); is it a Redis port, and "
+            "is the server healthy and not overloaded (redis-cli ping)?"
         )
     return BrokerError(f"{doing} on {url}: {text}")
 

@@ -152,7 +152,8 @@ class RedisTransport:
             await redis.ping()
         except CLIENT_ERRORS as exc:
             await redis.aclose()
-            raise translate(exc, self.url, "connecting") from None
+            timeout = redis.connection_pool.connection_kwargs.get("socket_timeout", 5.0)
+            raise translate(exc, self.url, "connecting", timeout) from None
         self._channels = Channels(redis, self.url)
         scripts = Scripts(redis)
         settings = self._settings

@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
 _CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")
 
 PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
+
+ABANDON_PATIENCE = 1.0
+"""Seconds to wait for a client that failed to connect to close, before its socket is cut."""
 """Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
 before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
@@ -145,6 +148,10 @@ class NatsTransport:
         try:
             async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
                 await self.client.connect(self._servers, **options)
+            # nats-py ends its handshake at any line after CONNECT (a "+OK", even the socket's
+            # end), not only the PONG: one round trip tells whether a server really answers.
+            async with asyncio.timeout(float(self._options["connect_timeout"])):
+                await self.client.flush()
         except (nats_errors.Error, OSError, TimeoutError) as exc:
             reason = str(self.client.last_error or exc) or "no answer"
             await self._abandon()
@@ -200,9 +207,14 @@ class NatsTransport:
         await self._abandon()
 
     async def _abandon(self) -> None:
+        """Close a client that failed to connect, waiting ``ABANDON_PATIENCE`` at most (a server
+        that went silent half-way into TLS leaves nats-py waiting for the socket to close)."""
         try:
-            await self.client.close()
-        except (nats_errors.Error, OSError, TimeoutError):
+            async with asyncio.timeout(ABANDON_PATIENCE):
+                await self.client.close()
+        except TimeoutError:
+            _abort_socket(self.client)
+        except (nats_errors.Error, OSError):
             pass
         except asyncio.CancelledError:
             # nats-py 2.16: its reconnect task awaits the old socket's close waiter, and its
@@ -316,6 +328,17 @@ class NatsTransport:
         await consumer.start()
         self._subscriptions.append(consumer)
         return consumer
+
+
+def _abort_socket(client: Client) -> None:
+    """Cut ``client``'s socket at once (nats-py 2.x keeps its asyncio writers, the TLS one and
+    the bare one under it, at ``_transport._io_writer`` and ``._bare_io_writer``; on a client
+    without them, nothing is done)."""
+    transport = getattr(client, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        writer = getattr(transport, name, None)
+        if writer is not None:
+            writer.transport.abort()
 
 
 def _servers(url: str) -> list[str]:

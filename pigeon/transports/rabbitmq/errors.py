@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import unquote, urlsplit
 
 import aiormq.exceptions as amqp
@@ -52,6 +52,21 @@ def translated(url: str, action: str) -> Iterator[None]:
         raise
     except CLIENT_ERRORS as exc:
         raise translate(exc, url, action) from exc
+
+
+@asynccontextmanager
+async def answered_within(seconds: float, url: str, action: str) -> AsyncIterator[None]:
+    """Run a block of calls the broker must answer; ``BrokerError`` if it has not within
+    ``seconds`` (``reconnect_patience``: a reconnect under way is waited for that long too)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise BrokerError(
+            f"{url}: {action}: no answer from the broker within {seconds:g}s "
+            "(reconnect_patience); is it overloaded, or out of file handles "
+            "(rabbitmq-diagnostics status)?"
+        ) from None
 
 
 def translate(exc: BaseException, url: str, action: str) -> PigeonError:
@@ -96,6 +111,12 @@ def connect_error(
         return BrokerError(
             f"cannot connect to {url}: the broker refused to open virtual host {vhost!r}; it "
             f"does not exist or user {user!r} has no permissions on it (rabbitmqctl list_vhosts)"
+        )
+    if not isinstance(exc, CLIENT_ERRORS) or "bytes but" in str(exc):
+        return BrokerError(
+            f"cannot connect to {url}: {where} answered, but not as a RabbitMQ does "
+            f"({type(exc).__name__}: {_reply_text(exc) or exc!r}); is that an AMQP 0-9-1 port "
+            "(5672, or 5671 for amqps)?"
         )
     if isinstance(exc, asyncio.TimeoutError):
         return BrokerError(

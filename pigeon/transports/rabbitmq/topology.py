@@ -30,9 +30,13 @@ import aiormq.abc
 from aio_pika.abc import AbstractRobustConnection
 
 from pigeon.errors import BrokerError, ConfigurationError, DeclarationConflict
-from pigeon.transports.rabbitmq.errors import translated
+from pigeon.transports.rabbitmq.errors import answered_within, translated
 
 QUEUE_TYPES = ("quorum", "classic")
+
+CLOSE_PATIENCE = 1.0
+"""Seconds to wait for a channel or connection to close after the broker left a call
+unanswered (it may answer nothing more)."""
 
 Declaration = Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]]
 
@@ -336,11 +340,12 @@ class Declarer:
             transport = self._connection.transport
             if transport is None:
                 raise ConnectionError("not connected")
-            async with self._opening:
-                channel = await transport.connection.channel(publisher_confirms=confirms)
-                if may_close:
-                    return await _closing_after(channel, steps)
-            return await _closing_after(channel, steps)
+            async with answered_within(self._patience, self._url, action):
+                async with self._opening:
+                    channel = await transport.connection.channel(publisher_confirms=confirms)
+                    if may_close:
+                        return await _closing_after(channel, steps)
+                return await _closing_after(channel, steps)
 
     async def _once(self, key: str, action: str, steps: Declaration) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -374,5 +379,5 @@ async def _closing_after(channel: aiormq.abc.AbstractChannel, steps: Declaration
     try:
         return await steps(channel)
     finally:
-        if not channel.is_closed:
-            await channel.close()
+        if not channel.is_closed:  # within a bound: a broker that answered nothing may not now
+            await asyncio.wait_for(channel.close(), CLOSE_PATIENCE)

@@ -31,14 +31,14 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 
-from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
+from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge, PigeonError
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
-from pigeon.transports.rabbitmq.consumer import RabbitSubscription, delivery_maker
-from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, connect_error, translated
+from pigeon.transports.rabbitmq.consumer import MakeDelivery, RabbitSubscription, delivery_maker
+from pigeon.transports.rabbitmq.errors import answered_within, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
 from pigeon.transports.rabbitmq.failover import FailoverConnection, failover_class, hosts_of
 from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
@@ -46,7 +46,7 @@ from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.leaving import Leaving
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly, underlay_of
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
-from pigeon.transports.rabbitmq.topology import Declarer, Topology
+from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url, servers
 
@@ -164,11 +164,15 @@ class RabbitMQTransport:
         if self._connection is not None:
             return
         connection = await self._open()
+        timeout = self.options["connect_timeout"]
         try:
-            with translated(self.url, "opening a channel"):
+            async with asyncio.timeout(timeout):
                 channel = await _publishing_channel(connection)
-        except BaseException:
-            await connection.close()
+        except BaseException as exc:
+            await _close_within(connection, CLOSE_PATIENCE)
+            if isinstance(exc, Exception) and not isinstance(exc, PigeonError):
+                node = connection.server if isinstance(connection, FailoverConnection) else ""
+                raise connect_error(exc, self.url, node and f"amqp://{node}", timeout) from exc
             raise
         self._connection = connection
         patience = self.options["reconnect_patience"]
@@ -195,7 +199,7 @@ class RabbitMQTransport:
                     **self._client_options,
                 )
                 return connection
-            except CLIENT_ERRORS as exc:
+            except Exception as exc:  # also what aio-pika raises reading a server that is no AMQP
                 failure = exc, self._servers[index]
                 log.debug("pigeon: cannot connect to %s: %r", mask_url(failure[1]), exc)
         assert failure is not None
@@ -243,35 +247,38 @@ class RabbitMQTransport:
         it held unstarted at close, if its queue goes with it)."""
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
+        patience = self.options["reconnect_patience"]
         try:
-            with translated(self.url, action):
-                await channel.initialize()
-                prefetch = min(prefetch or concurrency, MAX_PREFETCH)
-                await channel.set_qos(prefetch_count=prefetch)
-                queue = await declare(channel)
-                make = delivery_maker(queue.name, self.job_store if jobs else None)
-                leaving = None
-                if requests:
-                    forward = self.requester.forward
-                    lasting = self.topology.passive
-                    leaving = Leaving(queue.name, make, forward, lasting=lasting)
-                subscription = RabbitSubscription(
-                    channel,
-                    queue.name,
-                    handler,
-                    concurrency,
-                    make,
-                    self.job_store if jobs else None,
-                    leaving=leaving,
-                    held_at_close=held_at_close,
-                )
-                retries = CONSUME_RETRIES if requests and not self.topology.passive else 0
-                await _start(subscription, channel, retries)
+            async with answered_within(patience, self.url, action):
+                with translated(self.url, action):
+                    await channel.initialize()
+                    prefetch = min(prefetch or concurrency, MAX_PREFETCH)
+                    await channel.set_qos(prefetch_count=prefetch)
+                    queue = await declare(channel)
+                    store = self.job_store if jobs else None
+                    make = delivery_maker(queue.name, store)
+                    leaving = self._leaving(queue.name, make) if requests else None
+                    subscription = RabbitSubscription(
+                        channel,
+                        queue.name,
+                        handler,
+                        concurrency,
+                        make,
+                        store,
+                        leaving=leaving,
+                        held_at_close=held_at_close,
+                    )
+                    retries = CONSUME_RETRIES if requests and not self.topology.passive else 0
+                    await _start(subscription, channel, retries)
         except BaseException:
             await close_quietly(channel)
             raise
         self._subscriptions.append(subscription)
         return subscription
+
+    def _leaving(self, queue: str, make: MakeDelivery) -> Leaving:
+        """What an rpc server's subscription does with the requests it holds as it leaves."""
+        return Leaving(queue, make, self.requester.forward, lasting=self.topology.passive)
 
     def check(self, envelope: Envelope | None = None, subject: str = "") -> None:
         """Raise ``BrokerError`` unless connected; check what one call sends before it is sent
@@ -299,6 +306,14 @@ class RabbitMQTransport:
         if transport is None:
             return DEFAULT_FRAME_MAX
         return int(transport.connection.connection_tune.frame_max or DEFAULT_FRAME_MAX)
+
+
+async def _close_within(connection: AbstractRobustConnection, seconds: float) -> None:
+    """Close ``connection``, waiting at most ``seconds``; a failure is logged at DEBUG."""
+    try:
+        await asyncio.wait_for(connection.close(), seconds)
+    except Exception:
+        log.debug("pigeon: closing a connection that failed to start failed", exc_info=True)
 
 
 async def _publishing_channel(connection: AbstractRobustConnection) -> AbstractRobustChannel:

@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from pigeon.errors import BrokerError
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
 from pigeon.transports.redis.tasks import cancel_all
 
@@ -33,11 +34,18 @@ CONFIRM_TIMEOUT = 5.0
 """Seconds ``unsubscribe`` waits for the server's confirmation."""
 
 
+CONFIRM_PATIENCE = 10.0
+"""Seconds a subscription waits for the server's confirmation when no ``socket_timeout`` is set."""
+
+
 class Channels:
     """Subscriptions to channels and patterns on one Pub/Sub connection."""
 
-    def __init__(self, redis: Redis, url: str) -> None:
+    def __init__(self, redis: Redis, url: str, patience: float | None = None) -> None:
+        """``patience``: seconds to wait for the server to confirm a subscription (the client's
+        ``socket_timeout``; ``None``: ``CONFIRM_PATIENCE``)."""
         self._url = url
+        self._patience = CONFIRM_PATIENCE if patience is None else patience
         self._pubsub: PubSub = redis.pubsub()
         self._callbacks: dict[tuple[bool, bytes], list[Callback]] = {}
         self._confirmations: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
@@ -74,8 +82,15 @@ class Channels:
                     await self._pubsub.subscribe(name)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read())
-            async with asyncio.timeout(10):
-                await confirmed
+            try:
+                async with asyncio.timeout(self._patience):
+                    await confirmed
+            except TimeoutError:
+                raise BrokerError(
+                    f"subscribing to {name!r}: {self._url} did not confirm it within "
+                    f"{self._patience:g}s (socket_timeout); is it a Redis port, and is the "
+                    "server healthy (redis-cli ping)?"
+                ) from None
         except BaseException:
             self._confirmations.pop(key, None)
             known.remove(callback)

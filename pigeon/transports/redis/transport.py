@@ -152,9 +152,8 @@ class RedisTransport:
             await redis.ping()
         except CLIENT_ERRORS as exc:
             await redis.aclose()
-            timeout = redis.connection_pool.connection_kwargs.get("socket_timeout", 5.0)
-            raise translate(exc, self.url, "connecting", timeout) from None
-        self._channels = Channels(redis, self.url)
+            raise translate(exc, self.url, "connecting", _socket_timeout(redis)) from None
+        self._channels = Channels(redis, self.url, _socket_timeout(redis))
         scripts = Scripts(redis)
         settings = self._settings
         options, track = self._options, self._subscriptions.append
@@ -233,6 +232,13 @@ class RedisTransport:
         if self._redis is None:
             raise BrokerError.not_connected(self.url)
         return self._redis
+
+
+def _socket_timeout(redis: Redis) -> float | None:
+    """Seconds the client waits for an answer (redis-py's ``socket_timeout``: 5 by default,
+    ``None`` for no limit)."""
+    timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout", 5.0)
+    return timeout
 
 
 def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:

@@ -1,0 +1,233 @@
+"""A server that answers part of the way and then stops: ``start`` fails in time, never hangs.
+
+A broker port can be held by something that speaks the protocol only so far: a proxy whose
+upstream went quiet, a node out of file handles, a server of another version. Each peer here
+answers the client's opening steps up to one point and then says nothing more (or hangs up);
+the App must fail ``start`` with ``BrokerError`` within its timeout options, never report ready,
+never let a client exception through, and close at once afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from pigeon import App, BrokerError
+from pigeon.testing.conformance.fixtures import Backend
+from pigeon.testing.conformance.hostile import AT_ONCE
+from pigeon.testing.conformance.models import Job, Order
+
+Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+PATIENCE = 1.0
+"""Seconds each timeout option is set to here."""
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "nats": {"connect_timeout": PATIENCE},
+    "amqp": {"connect_timeout": PATIENCE, "reconnect_patience": PATIENCE},
+    "redis": {"socket_timeout": PATIENCE},
+}
+
+# -- NATS (https://docs.nats.io/reference/reference-protocols/nats-protocol) --------------------
+
+NATS_INFO = (
+    b'INFO {"server_id":"STALLING","version":"2.10.0","proto":1,"host":"127.0.0.1",'
+    b'"port":4222,"headers":true,"max_payload":1048576,"jetstream":true}\r\n'
+)
+
+
+async def nats_tls_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Asks for TLS in its INFO, then never takes part in the TLS handshake."""
+    writer.write(NATS_INFO.replace(b'"proto":1', b'"proto":1,"tls_required":true'))
+    await _forever(reader)
+
+
+async def nats_ok_never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers CONNECT with ``+OK`` (as in verbose mode) and the PING with nothing."""
+    writer.write(NATS_INFO)
+    while line := await reader.readline():
+        if line.startswith(b"CONNECT"):
+            writer.write(b"+OK\r\n")
+
+
+async def nats_gone_after_connect(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Hangs up once the client sent CONNECT."""
+    writer.write(NATS_INFO)
+    await reader.readline()
+    writer.close()
+
+
+# -- AMQP 0-9-1 (https://www.rabbitmq.com/resources/specs/amqp0-9-1.pdf) ----------------------
+
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "exchange_exchange_bindings": True,
+    "connection.blocked": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+
+def amqp_peer(answered: tuple[str, ...], *, capabilities: bool = True) -> Peer:
+    """A peer that opens the connection, then answers only the methods named in ``answered``
+    (``Channel.Open``, ``Confirm.Select``, ``Basic.Qos``, ...) and nothing else."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from pamqp import commands, frame  # an aio-pika dependency, there when it is
+
+        properties: dict[str, Any] = {"product": "stalling"}
+        if capabilities:
+            properties["capabilities"] = CAPABILITIES
+        start = commands.Connection.Start(server_properties=properties, mechanisms="PLAIN")
+        await reader.readexactly(8)  # the protocol header
+        writer.write(frame.marshal(start, 0))
+        replies: dict[str, Any] = {
+            "Connection.StartOk": commands.Connection.Tune(channel_max=2047, frame_max=131072),
+            "Connection.Open": commands.Connection.OpenOk(),
+            "Connection.Close": commands.Connection.CloseOk(),
+            "Channel.Open": commands.Channel.OpenOk(),
+            "Channel.Close": commands.Channel.CloseOk(),
+            "Confirm.Select": commands.Confirm.SelectOk(),
+            "Basic.Qos": commands.Basic.QosOk(),
+        }
+        always = ("Connection.StartOk", "Connection.Open", "Connection.Close", "Channel.Close")
+        async for channel, method in _amqp_frames(reader, frame.unmarshal):
+            name = getattr(method, "name", "")
+            if name in replies and (name in always or name in answered):
+                writer.write(frame.marshal(replies[name], channel))
+
+    return serve
+
+
+async def _amqp_frames(
+    reader: asyncio.StreamReader, unmarshal: Callable[[bytes], tuple[int, int, Any]]
+) -> AsyncIterator[tuple[int, Any]]:
+    """``(channel, method)`` of each frame the client sends (type, channel, size, payload, end)."""
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            head = await reader.readexactly(7)
+            size = struct.unpack(">I", head[3:7])[0]
+            raw = head + await reader.readexactly(size + 1)
+            _, channel, method = unmarshal(raw)
+            yield channel, method
+
+
+# -- Redis (RESP, https://redis.io/docs/latest/develop/reference/protocol-spec/) ---------------
+
+
+async def redis_never_subscribes(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answers PING and any other command, but never SUBSCRIBE."""
+    while True:
+        command = await _resp_command(reader)
+        if command is None:
+            return
+        if command == "PING":
+            writer.write(b"+PONG\r\n")
+        elif command not in ("SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"):
+            writer.write(b"+OK\r\n")
+
+
+async def _resp_command(reader: asyncio.StreamReader) -> str | None:
+    """The name of the next command (an array of bulk strings), upper case; ``None`` at EOF."""
+    header = await reader.readline()
+    if not header.startswith(b"*"):
+        return None
+    words = []
+    for _ in range(int(header[1:])):
+        length = int((await reader.readline())[1:])
+        words.append((await reader.readexactly(length + 2))[:-2])
+    return words[0].decode().upper() if words else ""
+
+
+async def _forever(reader: asyncio.StreamReader) -> None:
+    while await reader.read(4096):
+        pass
+
+
+PEERS: dict[str, dict[str, Peer]] = {
+    "nats": {
+        "TLS asked for, never begun": nats_tls_then_silent,
+        "+OK to CONNECT, no PONG": nats_ok_never_pong,
+        "gone after CONNECT": nats_gone_after_connect,
+    },
+    "amqp": {
+        "no Channel.OpenOk": amqp_peer(()),
+        "no Confirm.SelectOk": amqp_peer(("Channel.Open",)),
+        "no answer to a declare": amqp_peer(("Channel.Open", "Confirm.Select", "Basic.Qos")),
+        "no capabilities in Connection.Start": amqp_peer(
+            ("Channel.Open", "Confirm.Select", "Basic.Qos"), capabilities=False
+        ),
+    },
+    "redis": {"no answer to SUBSCRIBE": redis_never_subscribes},
+}
+
+
+@contextlib.asynccontextmanager
+async def _serving(peer: Peer) -> AsyncIterator[int]:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
+            await peer(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+
+
+def _app(scheme: str, port: int, backend: Backend) -> App:
+    """An App with a subscriber and a worker (so that starting it declares and subscribes)."""
+    credentials = "guest:guest@" if scheme == "amqp" else ""
+    options: dict[str, Any] = {**backend.options, **OPTIONS[scheme]}
+    app = App(f"{scheme}://{credentials}127.0.0.1:{port}", **options)
+
+    @app.subscribe("stalling.orders")
+    async def on_order(order: Order) -> None: ...
+
+    @app.worker("stalling.jobs")
+    async def on_job(job: Job) -> None: ...
+
+    return app
+
+
+async def test_a_server_that_stops_answering_part_way_fails_start_in_time(
+    backend: Backend,
+) -> None:
+    """Each peer of the backend's protocol: ``start`` raises ``BrokerError`` within ``AT_ONCE``
+    seconds (the timeout options at ``PATIENCE``), the App is not ready, and ``close`` is
+    prompt."""
+    scheme = backend.url().split("://")[0].split("+")[0]
+    if scheme not in PEERS:
+        pytest.skip(f"{scheme}:// has no server to stall")
+    for name, peer in PEERS[scheme].items():
+        async with _serving(peer) as port:
+            app = _app(scheme, port, backend)
+            try:
+                async with asyncio.timeout(AT_ONCE):
+                    await app.start()
+            except BrokerError:
+                pass
+            except TimeoutError:
+                pytest.fail(f"{name}: start did not fail within {AT_ONCE}s")
+            else:
+                pytest.fail(f"{name}: start succeeded (ready: {app.ready})")
+            finally:
+                async with asyncio.timeout(AT_ONCE):
+                    await app.close()

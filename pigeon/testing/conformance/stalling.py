@@ -151,6 +151,13 @@ async def _resp_command(reader: asyncio.StreamReader) -> str | None:
     return words[0].decode().upper() if words else ""
 
 
+async def http_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Another protocol on the port: an HTTP server that refuses what it read, and hangs up."""
+    await reader.read(4096)
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    writer.close()
+
+
 async def _forever(reader: asyncio.StreamReader) -> None:
     while await reader.read(4096):
         pass
@@ -161,6 +168,7 @@ PEERS: dict[str, dict[str, Peer]] = {
         "TLS asked for, never begun": nats_tls_then_silent,
         "+OK to CONNECT, no PONG": nats_ok_never_pong,
         "gone after CONNECT": nats_gone_after_connect,
+        "an HTTP server": http_server,
     },
     "amqp": {
         "no Channel.OpenOk": amqp_peer(()),
@@ -169,8 +177,9 @@ PEERS: dict[str, dict[str, Peer]] = {
         "no capabilities in Connection.Start": amqp_peer(
             ("Channel.Open", "Confirm.Select", "Basic.Qos"), capabilities=False
         ),
+        "an HTTP server": http_server,
     },
-    "redis": {"no answer to SUBSCRIBE": redis_never_subscribes},
+    "redis": {"no answer to SUBSCRIBE": redis_never_subscribes, "an HTTP server": http_server},
 }
 
 

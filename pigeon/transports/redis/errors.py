@@ -85,7 +85,19 @@ def translate(
             f"{doing}: no answer from {url}{within} (socket_timeout); is it a Redis port, and "
             "is the server healthy and not overloaded (redis-cli ping)?"
         )
+    if doing == "connecting":  # an answer, but not a Redis 6.2+ one
+        return BrokerError(
+            f"{doing}: {url} answered, but not as Redis 6.2 or later does ({_first_line(text)}); "
+            "is it a Redis port, and a Redis of 6.2 or later?"
+        )
     return BrokerError(f"{doing} on {url}: {text}")
+
+
+def _first_line(text: str) -> str:
+    """The first line of ``text``, cut at 120 characters (another server's banner can be long
+    and tell things about it that need not be shown)."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 120 else f"{line[:117]}..."
 
 
 def _is_handshake_error(exc: BaseException, doing: str) -> bool:

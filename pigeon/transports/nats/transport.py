@@ -48,11 +48,11 @@ DEFAULTS: dict[str, Any] = {
 _CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")
 
 PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
+"""Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
+before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
 ABANDON_PATIENCE = 1.0
 """Seconds to wait for a client that failed to connect to close, before its socket is cut."""
-"""Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
-before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
 
 class NatsTransport:

@@ -303,7 +303,8 @@ class Declarer:
             await self.expect("exchange", delay_level(self.topology.queue_type, 0), advice)
             return
         await self.exchange(DELAY_DELIVERY, "headers")
-        await self._once(key, "declaring the delay ladder", self._declare_ladder)
+        # 128 calls in all: each level of four gets the patience of one declaration
+        await self._once(key, "declaring the delay ladder", self._declare_ladder, DELAY_LEVELS)
 
     async def _declare_ladder(self, channel: aiormq.abc.AbstractChannel) -> None:
         queue_type = self.topology.queue_type
@@ -321,13 +322,21 @@ class Declarer:
         self._done.discard(f"ladder:{self.topology.queue_type}")
 
     async def run(
-        self, action: str, steps: Declaration, *, confirms: bool = False, may_close: bool = False
+        self,
+        action: str,
+        steps: Declaration,
+        *,
+        confirms: bool = False,
+        may_close: bool = False,
+        parts: int = 1,
     ) -> Any:
         """Run ``steps`` on a channel of their own (with publisher confirms if ``confirms``),
-        errors translated. ``may_close``: the broker may close the channel (a passive check
-        that finds nothing); no other channel of this Declarer opens until it has, since aiormq
-        frees a closed channel's number before its ``Close-Ok`` is written, and a channel opened
-        in between with that number makes the broker close the connection."""
+        errors translated; ``BrokerError`` if the broker has not answered them within
+        ``parts`` times the patience (``parts``: groups of a few calls in ``steps``).
+        ``may_close``: the broker may close the channel (a passive check that finds nothing);
+        no other channel of this Declarer opens until it has, since aiormq frees a closed
+        channel's number before its ``Close-Ok`` is written, and a channel opened in between
+        with that number makes the broker close the connection."""
         with translated(self._url, action):
             try:  # while disconnected, wait for the reconnect no longer than the patience
                 async with asyncio.timeout(self._patience):
@@ -340,18 +349,18 @@ class Declarer:
             transport = self._connection.transport
             if transport is None:
                 raise ConnectionError("not connected")
-            async with answered_within(self._patience, self._url, action):
+            async with answered_within(self._patience * parts, self._url, action):
                 async with self._opening:
                     channel = await transport.connection.channel(publisher_confirms=confirms)
                     if may_close:
                         return await _closing_after(channel, steps)
                 return await _closing_after(channel, steps)
 
-    async def _once(self, key: str, action: str, steps: Declaration) -> None:
+    async def _once(self, key: str, action: str, steps: Declaration, parts: int = 1) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key not in self._done:
-                await self.run(action, steps)
+                await self.run(action, steps, parts=parts)
                 self._done.add(key)
 
     async def _mark_limit(self, channel: aiormq.abc.AbstractChannel, queue: str) -> None:

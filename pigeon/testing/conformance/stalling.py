@@ -14,11 +14,12 @@ import contextlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from pigeon import App, BrokerError
-from pigeon.testing.conformance.fixtures import Backend
+from pigeon.testing.conformance.fixtures import Backend, known_gap
 from pigeon.testing.conformance.hostile import AT_ONCE
 from pigeon.testing.conformance.models import Job, Order
 
@@ -240,3 +241,37 @@ async def test_a_server_that_stops_answering_part_way_fails_start_in_time(
             finally:
                 async with asyncio.timeout(AT_ONCE):
                     await app.close()
+
+
+FIRST_OF_TWO: dict[str, Peer] = {"nats": nats_ok_never_pong, "amqp": amqp_peer(())}
+"""A peer that stalls after accepting the connection, put first in a URL of two servers."""
+
+NATS_PICKS = {"nats": "nats-py ends its connect on the first server; a stall after it fails it"}
+
+
+async def test_a_stalling_first_server_of_two_gives_way_to_the_next(
+    request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """A URL naming a stalling server and then the backend's real one (``dont_randomize``):
+    ``start`` goes on to the real one within ``AT_ONCE`` seconds."""
+    parts = urlsplit(backend.url())
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in FIRST_OF_TWO:
+        pytest.skip(f"{scheme}:// takes one server per URL")
+    known_gap(request, backend, NATS_PICKS)
+    async with _serving(FIRST_OF_TWO[scheme]) as port:
+        if scheme == "amqp":  # AMQP URLs list the hosts of one user and virtual host
+            url = parts._replace(
+                netloc=f"{parts.netloc.split('@')[0]}@127.0.0.1:{port},"
+                f"{parts.hostname}:{parts.port}"
+            ).geturl()
+        else:
+            url = f"nats://127.0.0.1:{port},{backend.url()}"
+        options = {**backend.options, **OPTIONS[scheme], "dont_randomize": True}
+        app = App(url, **options)
+        try:
+            async with asyncio.timeout(AT_ONCE):
+                await app.start()
+            assert app.ready
+        finally:
+            await app.close()

@@ -31,7 +31,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 
-from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge, PigeonError
+from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
@@ -163,17 +163,7 @@ class RabbitMQTransport:
     async def connect(self) -> None:
         if self._connection is not None:
             return
-        connection = await self._open()
-        timeout = self.options["connect_timeout"]
-        try:
-            async with asyncio.timeout(timeout):
-                channel = await _publishing_channel(connection)
-        except BaseException as exc:
-            await _close_within(connection, CLOSE_PATIENCE)
-            if isinstance(exc, Exception) and not isinstance(exc, PigeonError):
-                node = connection.server if isinstance(connection, FailoverConnection) else ""
-                raise connect_error(exc, self.url, node and f"amqp://{node}", timeout) from exc
-            raise
+        connection, channel = await self._open()
         self._connection = connection
         patience = self.options["reconnect_patience"]
         self.declarer = Declarer(connection, self.url, self.topology, patience)
@@ -183,28 +173,42 @@ class RabbitMQTransport:
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
 
-    async def _open(self) -> AbstractRobustConnection:
-        """A robust connection to the first server that answers, in turn from a random one
-        (from the first with ``dont_randomize=True``); it fails over to the next on a loss."""
+    async def _open(self) -> tuple[AbstractRobustConnection, AbstractRobustChannel]:
+        """A robust connection, with its publishing channel open, to the first server that
+        answers, in turn from a random one (from the first with ``dont_randomize=True``); it
+        fails over to the next on a loss."""
         hosts = hosts_of(self._servers)
         start = 0 if self.options["dont_randomize"] else random.randrange(len(hosts))
         failure: tuple[BaseException, str] | None = None
         for offset in range(len(hosts)):
             index = (start + offset) % len(hosts)
             try:
-                connection: AbstractRobustConnection = await aio_pika.connect_robust(
-                    self._servers[index],
-                    timeout=self.options["connect_timeout"],
-                    connection_class=failover_class(hosts, index),
-                    **self._client_options,
-                )
-                return connection
+                return await self._open_at(index, hosts)
             except Exception as exc:  # also what aio-pika raises reading a server that is no AMQP
                 failure = exc, self._servers[index]
                 log.debug("pigeon: cannot connect to %s: %r", mask_url(failure[1]), exc)
         assert failure is not None
         timeout = self.options["connect_timeout"]
         raise connect_error(failure[0], self.url, mask_url(failure[1]), timeout) from failure[0]
+
+    async def _open_at(
+        self, index: int, hosts: list[tuple[str, int]]
+    ) -> tuple[AbstractRobustConnection, AbstractRobustChannel]:
+        """The connection to server ``index`` and its publishing channel, each within
+        ``connect_timeout``; the connection is closed if the channel does not open."""
+        timeout = self.options["connect_timeout"]
+        connection: AbstractRobustConnection = await aio_pika.connect_robust(
+            self._servers[index],
+            timeout=timeout,
+            connection_class=failover_class(hosts, index),
+            **self._client_options,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                return connection, await _publishing_channel(connection)
+        except BaseException:
+            await _close_within(connection, CLOSE_PATIENCE)
+            raise
 
     @property
     def server(self) -> str:

@@ -46,6 +46,9 @@ class Channels:
         ``socket_timeout``; ``None``: ``CONFIRM_PATIENCE``)."""
         self._url = url
         self._patience = CONFIRM_PATIENCE if patience is None else patience
+        self._bound_by = (
+            "socket_timeout" if patience is not None else "pigeon's, as socket_timeout is None"
+        )
         self._pubsub: PubSub = redis.pubsub()
         self._callbacks: dict[tuple[bool, bytes], list[Callback]] = {}
         self._confirmations: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
@@ -88,8 +91,8 @@ class Channels:
             except TimeoutError:
                 raise BrokerError(
                     f"subscribing to {name!r}: {self._url} did not confirm it within "
-                    f"{self._patience:g}s (socket_timeout); is it a Redis port, and is the "
-                    "server healthy (redis-cli ping)?"
+                    f"{self._patience:g}s ({self._bound_by}); is it a Redis port, and is "
+                    "the server healthy (redis-cli ping)?"
                 ) from None
         except BaseException:
             self._confirmations.pop(key, None)

@@ -30,7 +30,6 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import ParseResult
 
 from nats import errors
 from nats.aio import client as nats_client
@@ -367,22 +366,3 @@ def new_client() -> Any:
     ):  # fast_mail_parser parses differently
         return PigeonClient()
     return Client()
-
-
-def abort_socket(client: Client) -> None:
-    """Cut ``client``'s socket at once (nats-py 2.x keeps its asyncio writers, the TLS one and
-    the bare one under it, at ``_transport._io_writer`` and ``._bare_io_writer``; on a client
-    without them, nothing is done)."""
-    transport = getattr(client, "_transport", None)
-    for name in ("_io_writer", "_bare_io_writer"):
-        writer = getattr(transport, name, None)
-        if writer is not None:
-            writer.transport.abort()
-
-
-def current_server(client: Client) -> ParseResult | None:
-    """The server ``client`` is connected to or connecting to now (nats-py 2.x keeps it at
-    ``_current_server``; ``None`` on a client without it, or before the first attempt)."""
-    server = getattr(client, "_current_server", None)
-    uri = getattr(server, "uri", None)
-    return uri if isinstance(uri, ParseResult) else None

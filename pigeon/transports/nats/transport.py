@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import ParseResult, urlsplit
+from urllib.parse import urlsplit
 
 from nats import errors as nats_errors
 from nats.aio.client import Client
@@ -22,7 +22,7 @@ from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
-from pigeon.transports.nats.client import abort_socket, current_server, new_client
+from pigeon.transports.nats.client import new_client
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
@@ -142,42 +142,25 @@ class NatsTransport:
         self._connected = True
 
     async def _connect_client(self) -> None:
-        """Connect ``self.client`` within ``connect_timeout`` per server; ``BrokerError``
-        naming the (masked) servers if it cannot. A server that stalls the handshake, or leaves
-        the first PING unanswered, is left out and the client connects anew to the others in
-        the time left (nats-py keeps waiting on it, or has ended its connect there)."""
-        each = float(self._options["connect_timeout"])
-        budget, clock = each * len(self._servers), asyncio.get_running_loop().time
-        deadline = clock() + budget
-        servers = list(self._servers)
-        while True:
-            try:  # a stalling server would hold nats-py for the whole budget: one server's time
-                await self._connect_to(servers, min(deadline, clock() + each))
-                return
-            except (nats_errors.Error, OSError, TimeoutError) as exc:
-                stalled = current_server(self.client)
-                reason = str(self.client.last_error or exc) or "no answer"
-                await self._abandon()
-                rest = [url for url in servers if stalled is None or not _names(url, stalled)]
-                if not 0 < len(rest) < len(servers):
-                    raise BrokerError(
-                        f"cannot connect to NATS at {self.url} within {budget:g}s "
-                        f"(connect_timeout per server): {reason}; is the server running and "
-                        "reachable, is it a NATS port, and are the credentials right?"
-                    ) from None
-                assert stalled is not None
-                host, port = stalled.hostname, stalled.port  # never the netloc: it holds secrets
-                log.warning("pigeon: NATS at %s:%s did not answer; trying the others", host, port)
-                servers = rest
-                self._new_client()
-
-    async def _connect_to(self, servers: list[str], deadline: float) -> None:
-        """Connect to ``servers``, then a round trip (nats-py may end its handshake at any line
-        after CONNECT, even the socket's end, not only the PONG), both by ``deadline``."""
+        """Connect ``self.client``; ``BrokerError`` naming the (masked) servers if it cannot."""
+        budget = float(self._options["connect_timeout"]) * len(self._servers)
         options = {**self._options, **self._callbacks()}
-        async with asyncio.timeout_at(deadline):  # not wait_for: it can swallow a cancel on 3.11
-            await self.client.connect(servers, **options)
-            await self.client.flush()
+        try:
+            async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
+                await self.client.connect(self._servers, **options)
+            # nats-py ends its handshake at any line after CONNECT (a "+OK", even the socket's
+            # end), not only the PONG: one round trip tells whether a server really answers.
+            async with asyncio.timeout(float(self._options["connect_timeout"])):
+                await self.client.flush()
+        except (nats_errors.Error, OSError, TimeoutError) as exc:
+            reason = str(self.client.last_error or exc) or "no answer"
+            await self._abandon()
+            raise BrokerError(
+                f"cannot connect to NATS at {self.url} within {budget:g}s (connect_timeout "
+                f"per server): {reason}; "
+                "is the server running and reachable, is it a NATS port, and are the "
+                "credentials right?"
+            ) from None
 
     async def _revive(self) -> None:
         """nats-py closed its client for good (after a server ``-ERR``, or when it gave up
@@ -230,7 +213,7 @@ class NatsTransport:
             async with asyncio.timeout(ABANDON_PATIENCE):
                 await self.client.close()
         except TimeoutError:
-            abort_socket(self.client)
+            _abort_socket(self.client)
         except (nats_errors.Error, OSError):
             pass
         except asyncio.CancelledError:
@@ -347,10 +330,15 @@ class NatsTransport:
         return consumer
 
 
-def _names(url: str, server: ParseResult) -> bool:
-    """Whether ``url`` (one of the App's servers) names the host and port of ``server``."""
-    given = urlsplit(url)
-    return (given.hostname, given.port or 4222) == (server.hostname, server.port or 4222)
+def _abort_socket(client: Client) -> None:
+    """Cut ``client``'s socket at once (nats-py 2.x keeps its asyncio writers, the TLS one and
+    the bare one under it, at ``_transport._io_writer`` and ``._bare_io_writer``; on a client
+    without them, nothing is done)."""
+    transport = getattr(client, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        writer = getattr(transport, name, None)
+        if writer is not None:
+            writer.transport.abort()
 
 
 def _servers(url: str) -> list[str]:

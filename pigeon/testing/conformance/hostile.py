@@ -156,7 +156,7 @@ async def test_credentials_are_never_shown(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = f"s3cr3t{uuid.uuid4().hex[:8]}"
-    scheme = backend.url().split("://")[0].split("+")[0]
+    scheme = scheme_of(backend)
     urls = _credentialed_urls(scheme, secret)
     if not urls:
         pytest.skip(f"no credentialed URL form known for {scheme}://")
@@ -189,34 +189,50 @@ PATIENCE_OPTION = {"nats": "connect_timeout", "amqp": "connect_timeout", "redis"
 """The option that bounds the wait for a server's first answer, by URL scheme."""
 
 
+Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+"""What a fake server does with each connection."""
+
+
 @contextlib.asynccontextmanager
-async def _silent_server() -> AsyncIterator[int]:
-    """A loopback port that takes connections and never sends a byte (a wrong service, or a node
-    out of file handles, as RabbitMQ 3.10 is at ~300 quorum queues under 1,024 descriptors)."""
-    held: list[asyncio.StreamWriter] = []
+async def serving(peer: Peer) -> AsyncIterator[int]:
+    """A loopback server running ``peer`` on each connection; yields its port."""
+    writers: list[asyncio.StreamWriter] = []
 
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
+            await peer(reader, writer)
 
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
-        for writer in held:
+        for writer in writers:
             writer.close()
         server.close()
-        await server.wait_closed()
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Takes the connection and never sends a byte (a wrong service, or a node out of file
+    handles, as RabbitMQ 3.10 is at ~300 quorum queues under 1,024 descriptors)."""
+    while await reader.read(4096):
+        pass
+
+
+def scheme_of(backend: Backend) -> str:
+    """The URL scheme of ``backend`` (``nats``, ``amqp``, ``redis``, ``memory``)."""
+    return backend.url().split("://")[0].split("+")[0]
 
 
 async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend) -> None:
     """``start`` against a port that takes the connection and stays silent raises
     ``BrokerError`` within its timeout option (not a hang), naming the address, the option and
     its seconds, and what to check; the App then closes cleanly."""
-    scheme = backend.url().split("://")[0].split("+")[0]
+    scheme = scheme_of(backend)
     option = PATIENCE_OPTION.get(scheme)
     if option is None:
         pytest.skip(f"{scheme}:// has no server to be silent")
-    async with _silent_server() as port:
+    async with serving(silent) as port:
         credentials = "guest:guest@" if scheme == "amqp" else ""
         where = f"127.0.0.1:{port}"
         options: dict[str, Any] = {**backend.options, option: SILENT_PATIENCE}

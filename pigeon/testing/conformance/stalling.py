@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,10 +20,8 @@ import pytest
 
 from pigeon import App, BrokerError
 from pigeon.testing.conformance.fixtures import Backend, known_gap
-from pigeon.testing.conformance.hostile import AT_ONCE
+from pigeon.testing.conformance.hostile import AT_ONCE, Peer, scheme_of, serving, silent
 from pigeon.testing.conformance.models import Job, Order
-
-Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 PATIENCE = 1.0
 """Seconds each timeout option is set to here."""
@@ -45,7 +43,7 @@ NATS_INFO = (
 async def nats_tls_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Asks for TLS in its INFO, then never takes part in the TLS handshake."""
     writer.write(NATS_INFO.replace(b'"proto":1', b'"proto":1,"tls_required":true'))
-    await _forever(reader)
+    await silent(reader, writer)
 
 
 async def nats_ok_never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -159,11 +157,6 @@ async def http_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     writer.close()
 
 
-async def _forever(reader: asyncio.StreamReader) -> None:
-    while await reader.read(4096):
-        pass
-
-
 PEERS: dict[str, dict[str, Peer]] = {
     "nats": {
         "TLS asked for, never begun": nats_tls_then_silent,
@@ -182,24 +175,6 @@ PEERS: dict[str, dict[str, Peer]] = {
     },
     "redis": {"no answer to SUBSCRIBE": redis_never_subscribes, "an HTTP server": http_server},
 }
-
-
-@contextlib.asynccontextmanager
-async def _serving(peer: Peer) -> AsyncIterator[int]:
-    writers: list[asyncio.StreamWriter] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
-            await peer(reader, writer)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
 
 
 def _app(scheme: str, port: int, backend: Backend) -> App:
@@ -223,11 +198,11 @@ async def test_a_server_that_stops_answering_part_way_fails_start_in_time(
     """Each peer of the backend's protocol: ``start`` raises ``BrokerError`` within ``AT_ONCE``
     seconds (the timeout options at ``PATIENCE``), the App is not ready, and ``close`` is
     prompt."""
-    scheme = backend.url().split("://")[0].split("+")[0]
+    scheme = scheme_of(backend)
     if scheme not in PEERS:
         pytest.skip(f"{scheme}:// has no server to stall")
     for name, peer in PEERS[scheme].items():
-        async with _serving(peer) as port:
+        async with serving(peer) as port:
             app = _app(scheme, port, backend)
             try:
                 async with asyncio.timeout(AT_ONCE):
@@ -259,7 +234,7 @@ async def test_a_stalling_first_server_of_two_gives_way_to_the_next(
     if scheme not in FIRST_OF_TWO:
         pytest.skip(f"{scheme}:// takes one server per URL")
     known_gap(request, backend, NATS_PICKS)
-    async with _serving(FIRST_OF_TWO[scheme]) as port:
+    async with serving(FIRST_OF_TWO[scheme]) as port:
         if scheme == "amqp":  # AMQP URLs list the hosts of one user and virtual host
             url = parts._replace(
                 netloc=f"{parts.netloc.split('@')[0]}@127.0.0.1:{port},"

@@ -14,12 +14,12 @@ import contextlib
 import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 
 from pigeon import App, BrokerError
-from pigeon.testing.conformance.fixtures import Backend, known_gap
+from pigeon.testing.conformance.fixtures import Backend
 from pigeon.testing.conformance.hostile import AT_ONCE, Peer, scheme_of, serving, silent
 from pigeon.testing.conformance.models import Job, Order
 
@@ -218,35 +218,74 @@ async def test_a_server_that_stops_answering_part_way_fails_start_in_time(
                     await app.close()
 
 
-FIRST_OF_TWO: dict[str, Peer] = {"nats": nats_ok_never_pong, "amqp": amqp_peer(())}
-"""A peer that stalls after accepting the connection, put first in a URL of two servers."""
+STALLS: dict[str, Peer] = {"nats": nats_ok_never_pong, "amqp": amqp_peer(())}
+"""A peer that stalls once the connection is open, by scheme."""
+HANGS_UP: dict[str, Peer] = {"nats": nats_gone_after_connect, "amqp": http_server}
 
-NATS_PICKS = {"nats": "nats-py ends its connect on the first server; a stall after it fails it"}
+
+def _lineups(scheme: str) -> dict[str, tuple[Peer, ...]]:
+    """Servers to put ahead of the real one in a URL: each stalling peer of ``scheme`` alone,
+    two that stall once the connection is open, and one that stalls then one that hangs up."""
+    lineups: dict[str, tuple[Peer, ...]] = {name: (peer,) for name, peer in PEERS[scheme].items()}
+    lineups["two that stall"] = (STALLS[scheme],) * 2
+    lineups["one that stalls, one that hangs up"] = (STALLS[scheme], HANGS_UP[scheme])
+    return lineups
 
 
-async def test_a_stalling_first_server_of_two_gives_way_to_the_next(
-    request: pytest.FixtureRequest, backend: Backend
+GAPS_AHEAD: dict[str, set[str]] = {
+    "nats": {"TLS asked for, never begun"},  # nats-py's connect waits for the half-TLS socket
+    "amqp": {"no answer to a declare"},  # failover covers the connection, not the work after it
+}
+"""Lineups known to fail ``start`` still (with ``BrokerError``, in time), by scheme; see
+"A server that stops answering part of the way" in docs/decisions.md."""
+
+
+async def test_servers_that_stall_ahead_in_the_url_give_way_to_the_real_one(
+    backend: Backend,
 ) -> None:
-    """A URL naming a stalling server and then the backend's real one (``dont_randomize``):
-    ``start`` goes on to the real one within ``AT_ONCE`` seconds."""
+    """A URL naming stalling servers and then the backend's real one (``dont_randomize``), for
+    each lineup of ``_lineups``: ``start`` goes on to the real one within ``AT_ONCE`` seconds, and
+    an event published then is delivered."""
     parts = urlsplit(backend.url())
     scheme = parts.scheme.split("+")[0]
-    if scheme not in FIRST_OF_TWO:
+    if scheme not in ("nats", "amqp"):
         pytest.skip(f"{scheme}:// takes one server per URL")
-    known_gap(request, backend, NATS_PICKS)
-    async with serving(FIRST_OF_TWO[scheme]) as port:
-        if scheme == "amqp":  # AMQP URLs list the hosts of one user and virtual host
-            url = parts._replace(
-                netloc=f"{parts.netloc.split('@')[0]}@127.0.0.1:{port},"
-                f"{parts.hostname}:{parts.port}"
-            ).geturl()
-        else:
-            url = f"nats://127.0.0.1:{port},{backend.url()}"
-        options = {**backend.options, **OPTIONS[scheme], "dont_randomize": True}
-        app = App(url, **options)
-        try:
-            async with asyncio.timeout(AT_ONCE):
-                await app.start()
-            assert app.ready
-        finally:
+    failed: set[str] = set()
+    for name, lineup in _lineups(scheme).items():
+        async with contextlib.AsyncExitStack() as stack:
+            ports = [await stack.enter_async_context(serving(peer)) for peer in lineup]
+            if not await _starts_past(parts, ports, backend):
+                failed.add(name)
+    known = GAPS_AHEAD.get(scheme, set())
+    assert failed <= known, f"start did not get past {sorted(failed - known)}"
+    assert known <= failed, f"known gaps closed, remove them from GAPS_AHEAD: {known - failed}"
+
+
+async def _starts_past(parts: SplitResult, ports: list[int], backend: Backend) -> bool:
+    """Whether an App whose URL names ``ports`` and then ``parts``' server starts and delivers
+    an event within ``AT_ONCE`` seconds."""
+    ahead = ",".join(f"127.0.0.1:{port}" for port in ports)
+    if parts.scheme.startswith("amqp"):  # AMQP URLs list the hosts of one user and virtual host
+        user = parts.netloc.split("@")[0]
+        url = parts._replace(netloc=f"{user}@{ahead},{parts.hostname}:{parts.port}").geturl()
+    else:
+        url = f"nats://{ahead},{parts.geturl()}"
+    scheme = parts.scheme.split("+")[0]
+    app = App(url, **{**backend.options, **OPTIONS[scheme], "dont_randomize": True})
+    delivered = asyncio.Event()
+
+    @app.subscribe("stalling.ahead")
+    async def on_order(order: Order) -> None:
+        delivered.set()
+
+    try:
+        async with asyncio.timeout(AT_ONCE):
+            await app.start()
+            await app.publish("stalling.ahead", Order(id=1, item="ok"))
+            await delivered.wait()
+    except (BrokerError, TimeoutError):
+        return False
+    finally:
+        async with asyncio.timeout(AT_ONCE):
             await app.close()
+    return True

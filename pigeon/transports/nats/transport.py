@@ -27,6 +27,7 @@ from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
+from pigeon.transports.nats.failover import NoAnswer, answering
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
@@ -143,21 +144,24 @@ class NatsTransport:
 
     async def _connect_client(self) -> None:
         """Connect ``self.client``; ``BrokerError`` naming the (masked) servers if it cannot."""
-        budget = float(self._options["connect_timeout"]) * len(self._servers)
+        patience = float(self._options["connect_timeout"])
+        budget = patience * len(self._servers)
         options = {**self._options, **self._callbacks()}
         try:
             async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
                 await self.client.connect(self._servers, **options)
             # nats-py ends its handshake at any line after CONNECT (a "+OK", even the socket's
             # end), not only the PONG: one round trip tells whether a server really answers.
-            async with asyncio.timeout(float(self._options["connect_timeout"])):
-                await self.client.flush()
+            await answering(self.client, patience, len(self._servers))
+        except asyncio.CancelledError:
+            await self._abandon()  # else nats-py goes on reconnecting, for an App never started
+            raise
         except (nats_errors.Error, OSError, TimeoutError) as exc:
-            reason = str(self.client.last_error or exc) or "no answer"
+            reason = exc if isinstance(exc, NoAnswer) else self.client.last_error or exc
             await self._abandon()
             raise BrokerError(
-                f"cannot connect to NATS at {self.url} within {budget:g}s (connect_timeout "
-                f"per server): {reason}; "
+                f"cannot connect to NATS at {self.url} (connect_timeout {patience:g}s per server, "
+                f"for its handshake and then a PING): {str(reason) or 'no answer'}; "
                 "is the server running and reachable, is it a NATS port, and are the "
                 "credentials right?"
             ) from None

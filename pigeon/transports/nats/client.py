@@ -44,9 +44,10 @@ from pigeon.transports.nats.writes import WritesAtOnce
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose protocol parser (``parser.PigeonParser``), ``publish``, ``request``,
 ``_send_publish``, ``_init_request_sub``, ``_process_msg``, ``_process_headers``,
-``_flush_pending`` and ``_send_ping`` ``PigeonClient`` replaces, and whose subscriptions' queue
-(``_pending_queue``, ``_pending_size``), ``_send_unsubscribe``, command buffer (``_pending``,
-``_pending_data_size``), ``_pongs`` and ``TcpTransport._io_writer`` it uses."""
+``_flush_pending``, ``_send_ping`` and ``_process_pong`` ``PigeonClient`` replaces, and whose
+subscriptions' queue (``_pending_queue``, ``_pending_size``), ``_send_unsubscribe``, command
+buffer (``_pending``, ``_pending_data_size``), ``_pongs``, ``_pongs_received``,
+``_pings_outstanding`` and ``TcpTransport._io_writer`` it uses."""
 
 _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 """The header block of NATS's "no responders" status, as the server sends it (without its
@@ -321,6 +322,17 @@ class PigeonClient(WritesAtOnce):
         if msg.headers and msg.headers.get(_STATUS) == nats_client.NO_RESPONDERS_STATUS:
             raise errors.NoRespondersError
         return msg
+
+    async def _process_pong(self) -> None:
+        # PONGs answer PINGs in order: the first future waiting is this PONG's. nats-py 2.16
+        # sets its result even when its flush timed out (cancelled it), and the InvalidStateError
+        # ends its reading task: the connection then reads nothing until found stale.
+        if self._pongs and self._pongs[0].done():
+            self._pongs.pop(0)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
+            return
+        await super()._process_pong()
 
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
         if not headers or not headers.startswith(_BLOCK_START_BYTES):

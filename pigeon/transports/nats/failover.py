@@ -11,8 +11,8 @@ a stale connection (``_process_op_err(StaleConnectionError())``, nats-py 2.x; it
 from a connection still in its handshake too, where the public ``force_reconnect`` does
 nothing, and nats-py leaves a connection there when CONNECT was answered with a ``+OK`` and no
 ``PONG``), and pigeon's own PING, ``connect_timeout`` again, tells whether the next one
-answers. The silent servers stay in nats-py's pool, last, for later reconnects: failing back to
-them is nats-py's to decide, as for any server.
+answers. The silent servers stay in nats-py's pool for later reconnects: failing back to them
+is nats-py's to decide, as for any server.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ async def answering(client: Client, patience: float, servers: int) -> None:
     Raises ``NoAnswer`` when every server was asked and none answered, ``TimeoutError`` when
     the time for all of them ran out first, or a nats-py error when the client closed (it had
     no server left to reconnect to)."""
-    if not client.options.get("allow_reconnect", True):
-        servers = 1  # nats-py tries no other server either
     options: dict[str, Any] = client.options
+    if not options.get("allow_reconnect", True):
+        servers = 1  # nats-py tries no other server either
     randomize = options.get("dont_randomize", False)
     options["dont_randomize"] = True  # a reconnect's shuffle could bring a silent server first
     silent = 0

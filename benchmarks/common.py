@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Sequence
@@ -44,6 +45,15 @@ def latencies(case: str, impl: str, samples: Sequence[float]) -> list[Result]:
 
 ROUNDS = 3
 """Interleaved rounds of each case (``python -m benchmarks.run --rounds N``); the median counts."""
+
+
+def clean_slate() -> None:
+    """Collect every generation before a case, so that no case pays for the garbage of the one
+    before it. A full collection takes 10-15 ms in a benchmark process with every client loaded
+    and comes when the objects promoted since the last one pass a quarter of the oldest
+    generation: left alone, it falls in whichever case follows the one that promoted most, and
+    stalls every request in flight there (docs/benchmarks.md, "Session 11")."""
+    gc.collect()
 
 
 def median_of(candidates: Sequence[Result]) -> Result:

@@ -397,6 +397,7 @@ async def _rounds(cases: list[Case], url: str, count: int) -> list[Result]:
     rounds: dict[tuple[str, str], list[Result]] = {}
     for _ in range(common.ROUNDS):
         for case in cases:
+            common.clean_slate()
             for result in await case(url, count):
                 rounds.setdefault((result.case, result.impl), []).append(result)
     return [median_of(found) for found in rounds.values()]

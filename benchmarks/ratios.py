@@ -48,6 +48,7 @@ async def rounds(cases: Sequence[tuple[Case, int]], count: int) -> list[Result]:
     for index in range(common.ROUNDS):
         found: list[Result] = []
         for case, divisor in cases:
+            common.clean_slate()
             result = await case(count // divisor)
             found.extend(result if isinstance(result, list) else [result] if result else [])
         done.append(found)

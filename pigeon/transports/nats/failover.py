@@ -30,6 +30,11 @@ log = logging.getLogger("pigeon")
 class NoAnswer(TimeoutError):
     """No server of the pool answered a PING after its handshake; says how long one waited."""
 
+    ADVICE = (
+        "a server took the connection and then answered nothing: is it overloaded or out of "
+        "file handles, or a proxy whose upstream is down? Name a live server in the URL"
+    )
+
 
 async def answering(client: Client, patience: float, servers: int) -> None:
     """Return once a server of ``client``'s pool of ``servers`` servers has answered a PING

@@ -52,6 +52,9 @@ PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
 """Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
 before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
+CONNECT_ADVICE = (
+    "is the server running and reachable, is it a NATS port, and are the credentials right?"
+)
 ABANDON_PATIENCE = 1.0
 """Seconds to wait for a client that failed to connect to close, before its socket is cut."""
 
@@ -162,8 +165,7 @@ class NatsTransport:
             raise BrokerError(
                 f"cannot connect to NATS at {self.url} (connect_timeout {patience:g}s per server, "
                 f"for its handshake and then a PING): {str(reason) or 'no answer'}; "
-                "is the server running and reachable, is it a NATS port, and are the "
-                "credentials right?"
+                + (NoAnswer.ADVICE if isinstance(exc, NoAnswer) else CONNECT_ADVICE)
             ) from None
 
     async def _revive(self) -> None:
@@ -256,7 +258,10 @@ class NatsTransport:
             await _call(given["closed_cb"])
 
         async def reconnected_cb() -> None:
-            log.warning("pigeon: reconnected to NATS %s", self._server())
+            if self._connected:
+                log.warning("pigeon: reconnected to NATS %s", self._server())
+            else:  # start moved on from a silent server (failover.answering)
+                log.warning("pigeon: starting on NATS %s instead", self._server())
             for subscription in self._subscriptions:
                 if isinstance(subscription, PullConsumer):
                     subscription.reset()

@@ -22,6 +22,7 @@ from pigeon import App, BrokerError
 from pigeon.testing.conformance.fixtures import Backend
 from pigeon.testing.conformance.hostile import AT_ONCE, Peer, scheme_of, serving, silent
 from pigeon.testing.conformance.models import Job, Order
+from pigeon.transports.nats.client import PigeonClient, new_client
 
 PATIENCE = 1.0
 """Seconds each timeout option is set to here."""
@@ -233,11 +234,19 @@ def _lineups(scheme: str) -> dict[str, tuple[Peer, ...]]:
 
 
 GAPS_AHEAD: dict[str, set[str]] = {
-    "nats": {"TLS asked for, never begun"},  # nats-py's connect waits for the half-TLS socket
     "amqp": {"no answer to a declare"},  # failover covers the connection, not the work after it
 }
 """Lineups known to fail ``start`` still (with ``BrokerError``, in time), by scheme; see
 "A server that stops answering part of the way" in docs/decisions.md."""
+
+
+def _gaps(scheme: str) -> set[str]:
+    """``GAPS_AHEAD`` of ``scheme``; on a nats-py that pigeon's own client was not checked
+    against, nats-py's client waits for the close of a half-TLS socket for good."""
+    gaps = set(GAPS_AHEAD.get(scheme, set()))
+    if scheme == "nats" and not isinstance(new_client(), PigeonClient):
+        gaps.add("TLS asked for, never begun")
+    return gaps
 
 
 async def test_servers_that_stall_ahead_in_the_url_give_way_to_the_real_one(
@@ -257,10 +266,11 @@ async def test_servers_that_stall_ahead_in_the_url_give_way_to_the_real_one(
             error = await _start_past(parts, ports, backend)
             if error is not None:
                 failed[name] = error
-    known = GAPS_AHEAD.get(scheme, set())
+    known = _gaps(scheme)
     unexpected = {name: error for name, error in failed.items() if name not in known}
     assert not unexpected, f"start did not get past: {unexpected}"
-    assert known <= failed.keys(), f"known gaps closed, remove them from GAPS_AHEAD: {known}"
+    closed = known - failed.keys()
+    assert not closed, f"known gaps closed, remove them from GAPS_AHEAD: {closed}"
 
 
 async def _start_past(parts: SplitResult, ports: list[int], backend: Backend) -> str | None:

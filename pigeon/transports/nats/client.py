@@ -36,7 +36,9 @@ from nats.aio import client as nats_client
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.aio.transport import TcpTransport
 
+from pigeon.transports.nats.failover import BoundedCloseTransport
 from pigeon.transports.nats.header_codec import HeaderCodec
 from pigeon.transports.nats.parser import PigeonParser
 from pigeon.transports.nats.writes import WritesAtOnce
@@ -44,7 +46,8 @@ from pigeon.transports.nats.writes import WritesAtOnce
 TESTED_VERSIONS = frozenset({"2.16.0"})
 """nats-py versions whose protocol parser (``parser.PigeonParser``), ``publish``, ``request``,
 ``_send_publish``, ``_init_request_sub``, ``_process_msg``, ``_process_headers``,
-``_flush_pending``, ``_send_ping`` and ``_process_pong`` ``PigeonClient`` replaces, and whose
+``_flush_pending``, ``_send_ping``, ``_process_pong`` and ``_connect_to_server`` (to use
+``failover.BoundedCloseTransport``) ``PigeonClient`` replaces, and whose
 subscriptions' queue (``_pending_queue``, ``_pending_size``), ``_send_unsubscribe``, command
 buffer (``_pending``, ``_pending_data_size``), ``_pongs``, ``_pongs_received``,
 ``_pings_outstanding`` and ``TcpTransport._io_writer`` it uses."""
@@ -322,6 +325,13 @@ class PigeonClient(WritesAtOnce):
         if msg.headers and msg.headers.get(_STATUS) == nats_client.NO_RESPONDERS_STATUS:
             raise errors.NoRespondersError
         return msg
+
+    async def _connect_to_server(self, s: Any) -> None:
+        await super()._connect_to_server(s)
+        # nats-py makes its transport here whenever the one it has is falsy (not connected):
+        # the same object, with a bounded close
+        if type(self._transport) is TcpTransport:
+            self._transport.__class__ = BoundedCloseTransport
 
     async def _process_pong(self) -> None:
         # PONGs answer PINGs in order: the first future waiting is this PONG's. nats-py 2.16

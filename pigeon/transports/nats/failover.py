@@ -23,8 +23,12 @@ from typing import Any
 
 from nats import errors
 from nats.aio.client import Client
+from nats.aio.transport import TcpTransport
 
 log = logging.getLogger("pigeon")
+
+CLOSE_PATIENCE = 1.0
+"""Seconds a socket being closed may take before it is cut."""
 
 
 class NoAnswer(TimeoutError):
@@ -118,3 +122,31 @@ def _address(client: Client) -> str:
     server = getattr(client, "_current_server", None)
     uri = server.uri if server is not None else client.connected_url
     return f"{uri.hostname}:{uri.port}" if uri is not None else "server"
+
+
+class BoundedCloseTransport(TcpTransport):
+    """nats-py's TCP transport, whose ``wait_closed`` waits ``CLOSE_PATIENCE`` seconds at most,
+    then cuts the socket.
+
+    A socket handed to TLS whose handshake the server never began (its INFO asked for TLS, then
+    silence) never reports itself closed: nats-py's connect loop, which closes a failed
+    connection before it tries the next server, waited on it for good, and a server like that
+    ahead of others in a URL failed ``start``. ``PigeonClient`` makes nats-py's transport one of
+    these once connected (it adds no state)."""
+
+    async def wait_closed(self) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_PATIENCE):
+                await super().wait_closed()  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            abort(self)
+
+
+def abort(transport: object) -> None:
+    """Cut the socket of a nats-py transport at once (nats-py 2.x keeps its asyncio writers,
+    the TLS one and the bare one under it, at ``_io_writer`` and ``_bare_io_writer``; on a
+    transport without them, nothing is done)."""
+    for name in ("_io_writer", "_bare_io_writer"):
+        writer = getattr(transport, name, None)
+        if writer is not None:
+            writer.transport.abort()

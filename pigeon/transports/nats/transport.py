@@ -27,7 +27,7 @@ from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
-from pigeon.transports.nats.failover import NoAnswer, answering
+from pigeon.transports.nats.failover import CLOSE_PATIENCE, NoAnswer, abort, answering
 from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
@@ -148,7 +148,7 @@ class NatsTransport:
     async def _connect_client(self) -> None:
         """Connect ``self.client``; ``BrokerError`` naming the (masked) servers if it cannot."""
         patience = float(self._options["connect_timeout"])
-        budget = patience * len(self._servers)
+        budget = (patience + CLOSE_PATIENCE) * len(self._servers)  # a failed one is closed too
         options = {**self._options, **self._callbacks()}
         try:
             async with asyncio.timeout(budget):  # not wait_for: it can swallow a cancel on 3.11
@@ -219,7 +219,7 @@ class NatsTransport:
             async with asyncio.timeout(ABANDON_PATIENCE):
                 await self.client.close()
         except TimeoutError:
-            _abort_socket(self.client)
+            abort(getattr(self.client, "_transport", None))
         except (nats_errors.Error, OSError):
             pass
         except asyncio.CancelledError:
@@ -337,17 +337,6 @@ class NatsTransport:
         await consumer.start()
         self._subscriptions.append(consumer)
         return consumer
-
-
-def _abort_socket(client: Client) -> None:
-    """Cut ``client``'s socket at once (nats-py 2.x keeps its asyncio writers, the TLS one and
-    the bare one under it, at ``_transport._io_writer`` and ``._bare_io_writer``; on a client
-    without them, nothing is done)."""
-    transport = getattr(client, "_transport", None)
-    for name in ("_io_writer", "_bare_io_writer"):
-        writer = getattr(transport, name, None)
-        if writer is not None:
-            writer.transport.abort()
 
 
 def _servers(url: str) -> list[str]:

@@ -13,6 +13,10 @@ nothing, and nats-py leaves a connection there when CONNECT was answered with a 
 ``PONG``), and pigeon's own PING, ``connect_timeout`` again, tells whether the next one
 answers. The silent servers stay in nats-py's pool for later reconnects: failing back to them
 is nats-py's to decide, as for any server.
+
+A server whose INFO asks for TLS and which then never begins it fails nats-py's handshake in
+time, but nats-py closes the failed connection before it tries the next server, and the close
+of a socket handed to TLS never ends: ``BoundedCloseTransport`` gives it ``CLOSE_PATIENCE``.
 """
 
 from __future__ import annotations

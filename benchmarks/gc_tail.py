@@ -60,16 +60,30 @@ async def window(request: Request) -> str:
     return f"p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  {watch.summary()}"
 
 
-async def tracked_per_request(request: Request, release: asyncio.Event) -> float:
-    """Objects the collector tracks per request while ``CALLERS`` wait on a held server."""
+async def tracked_per_request(request: Request, release: asyncio.Event, subject: str) -> float:
+    """Objects the collector tracks per request while ``CALLERS`` wait on a held server; an
+    observer on another connection tells when the server has routed every request."""
+    observer = await nats.connect(URL)
+    seen, routed = 0, asyncio.Event()
+
+    async def count(msg: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == CALLERS:
+            routed.set()
+
+    await observer.subscribe(subject, cb=count)
+    await observer.flush()
     gc.collect()
     before = len(gc.get_objects())
     waiting = [asyncio.ensure_future(request()) for _ in range(CALLERS)]
-    await asyncio.sleep(0.3)
+    async with asyncio.timeout(30):
+        await routed.wait()
     gc.collect()
     during = len(gc.get_objects())
     release.set()
     await asyncio.gather(*waiting)
+    await observer.close()
     return (during - before) / CALLERS
 
 
@@ -88,7 +102,8 @@ async def pigeon(rounds: int) -> None:
         async def request() -> Tick:
             return await app.request("bench.gc_tail.pigeon", TICK, reply=Tick, timeout=30)
 
-        await _report("pigeon", request, release, rounds)
+        # pigeon's requests travel under its rpc prefix (docs/wire.md)
+        await _report("pigeon", request, release, rounds, "_PIGEON.RPC.bench.gc_tail.pigeon")
 
 
 async def raw(rounds: int) -> None:
@@ -106,17 +121,21 @@ async def raw(rounds: int) -> None:
 
     await client.subscribe("bench.gc_tail.raw", queue="rpc", cb=echo)
     await client.flush()
-    await _report("raw nats-py", request, release, rounds)
+    await _report("raw nats-py", request, release, rounds, "bench.gc_tail.raw")
     await client.close()
 
 
-async def _report(name: str, request: Request, release: asyncio.Event, rounds: int) -> None:
+async def _report(
+    name: str, request: Request, release: asyncio.Event, rounds: int, wire_subject: str
+) -> None:
+    """Print ``rounds`` windows, then the objects tracked per request (``wire_subject``: the
+    subject the requests travel on)."""
     for _ in range(200):  # warm up
         await request()
     for round_ in range(1, rounds + 1):
         print(f"{name:12s} window {round_}: {await window(request)}")
     release.clear()
-    tracked = await tracked_per_request(request, release)
+    tracked = await tracked_per_request(request, release, wire_subject)
     print(f"{name:12s} tracked objects per request in flight: {tracked:.1f}")
 
 

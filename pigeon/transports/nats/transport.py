@@ -55,8 +55,6 @@ before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 12
 CONNECT_ADVICE = (
     "is the server running and reachable, is it a NATS port, and are the credentials right?"
 )
-ABANDON_PATIENCE = 1.0
-"""Seconds to wait for a client that failed to connect to close, before its socket is cut."""
 
 
 class NatsTransport:
@@ -213,10 +211,10 @@ class NatsTransport:
         await self._abandon()
 
     async def _abandon(self) -> None:
-        """Close a client that failed to connect, waiting ``ABANDON_PATIENCE`` at most (a server
+        """Close a client that failed to connect, waiting ``CLOSE_PATIENCE`` at most (a server
         that went silent half-way into TLS leaves nats-py waiting for the socket to close)."""
         try:
-            async with asyncio.timeout(ABANDON_PATIENCE):
+            async with asyncio.timeout(CLOSE_PATIENCE):
                 await self.client.close()
         except TimeoutError:
             abort(getattr(self.client, "_transport", None))

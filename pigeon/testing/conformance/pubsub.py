@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pigeon import App, Message
+from pigeon import App, BrokerError, Message
 from pigeon.testing.conformance.fixtures import Backend, MakeApp, cancel_own_task, requires
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
@@ -109,6 +109,26 @@ async def test_durable_subscription_keeps_events_while_stopped(
         await publisher.publish(f"{uid}.audit", Order(id=3))
         async with subscriber():
             await wait_for(lambda: received == [1, 2, 3], what="events kept while stopped")
+
+
+async def test_a_closed_app_refuses_to_publish_on_a_subject_it_published_on(
+    make_app: MakeApp, uid: str
+) -> None:
+    """What a transport remembers of a subject it published on, to skip its checks the next
+    time, never outlives the connection: after close the publish fails, loudly."""
+    app = make_app()
+    received: list[int] = []
+
+    @app.subscribe(f"{uid}.tick")
+    async def on_tick(order: Order) -> None:
+        received.append(order.id)
+
+    async with app:
+        for n in range(3):
+            await app.publish(f"{uid}.tick", Order(id=n))
+        await wait_for(lambda: received == [0, 1, 2])
+    with pytest.raises(BrokerError, match="not connected"):
+        await app.publish(f"{uid}.tick", Order(id=3))
 
 
 async def test_handler_gets_message_context(make_app: MakeApp, uid: str) -> None:

@@ -8,8 +8,8 @@
   of a counter (in hex; unique per connection, as the inbox's random prefix is: nats-py draws a
   NUID and two random bytes, 3-5 us in Python), and a timer instead of ``asyncio.wait_for``;
 - receiving: a status line (``NATS/1.0 503``) goes to nats-py's own header parser;
-- sending a header block built already (``publish_block``, ``request(block=...)``:
-  ``wire.plain_block``);
+- sending a header block built already (``queue_block``, ``request(block=...)``:
+  ``wire.plain_block``; see ``writes``);
 - writing: a request or reply on the wire before its caller yields, not a trip through the
   event loop later (``writes.WritesAtOnce``);
 - parsing: a whole message's control line and payload in one step (``parser.PigeonParser``);
@@ -49,8 +49,9 @@ TESTED_VERSIONS = frozenset({"2.16.0"})
 ``_flush_pending``, ``_send_ping``, ``_process_pong`` and ``_connect_to_server`` (to use
 ``failover.BoundedCloseTransport``) ``PigeonClient`` replaces, and whose
 subscriptions' queue (``_pending_queue``, ``_pending_size``), ``_send_unsubscribe``, command
-buffer (``_pending``, ``_pending_data_size``), ``_pongs``, ``_pongs_received``,
-``_pings_outstanding`` and ``TcpTransport._io_writer`` it uses."""
+buffer (``_pending``, ``_pending_data_size``, ``_max_pending_size``, ``_flush_queue``),
+``_pongs``, ``_pongs_received``, ``_pings_outstanding`` and ``TcpTransport._io_writer`` it
+uses."""
 
 _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 """The header block of NATS's "no responders" status, as the server sends it (without its
@@ -144,51 +145,12 @@ class PigeonClient(WritesAtOnce):
                 nats_client._validate_subject(reply)
         await self._publish_valid(subject, payload, reply, headers)
 
-    async def publish_block(self, subject: str, payload: bytes, block: bytes) -> None:
-        """``publish(subject, payload, headers=...)`` whose header block, ``block``, the caller
-        built (``wire.plain_block``: the same bytes ``header_block`` makes of those headers):
-        the same checks and errors, the same command, without building it from a dict."""
-        if not self._skip_subject_validation:
-            nats_client._validate_subject(subject)
-        await self._send_command(self._block_command(subject, "", payload, block))
-        if self._flush_queue is not None and self._flush_queue.empty():
-            await self._flush_pending()
-
-    def _block_command(self, subject: str, reply: str, payload: bytes, block: bytes) -> bytes:
-        """The ``HPUB`` command with a header block built already (subjects checked), counted
-        as sent; raises what nats-py's ``publish`` raises for the connection's state."""
-        size = len(payload)
-        if self._status != Client.CONNECTED or size > self._max_payload:
-            self._check_status(size)  # raises, unless reconnecting with room in the buffer
-        stats = self.stats
-        stats["out_msgs"] += 1
-        stats["out_bytes"] += size
-        head = len(block)
-        return b"".join(
-            (f"HPUB {subject} {reply} {head} {head + size}\r\n".encode(), block, payload, b"\r\n")
-        )
-
     async def _publish_valid(
         self, subject: str, payload: bytes, reply: str, headers: dict[str, str] | None
     ) -> None:
         """``publish`` once the subjects are known to be valid."""
         self._check_status(len(payload))
         await self._send_publish(subject, reply, payload, len(payload), headers)
-
-    def _check_status(self, size: int) -> None:
-        """nats-py's ``publish`` checks of the connection's state and of a payload of ``size``
-        bytes, the state read once instead of through four properties."""
-        status = self._status
-        if status == Client.CLOSED:
-            raise errors.ConnectionClosedError
-        if status == Client.DRAINING_PUBS:
-            raise errors.ConnectionDrainingError
-        if status != Client.CONNECTED and status != Client.DRAINING_SUBS:  # not is_connected
-            pending = self._max_pending_size
-            if pending <= 0 or size + self._pending_data_size > pending:
-                raise errors.OutboundBufferLimitError
-        if size > self._max_payload:
-            raise errors.MaxPayloadError
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -295,7 +257,7 @@ class PigeonClient(WritesAtOnce):
     ) -> Msg:
         """nats-py's ``request`` through the shared inbox, one coroutine instead of three (the
         reply subject is the inbox's, checked when it was subscribed to); ``block``: a header
-        block built already, instead of ``headers`` (see ``publish_block``). Raises what
+        block built already, instead of ``headers`` (see ``queue_block``). Raises what
         nats-py's does: ``TimeoutError``, ``NoRespondersError``, ``BadSubjectError``..."""
         if old_style:
             return await super().request(subject, payload, timeout, old_style, headers)

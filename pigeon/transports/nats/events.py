@@ -27,15 +27,17 @@ class NatsEvents:
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         transport = self._transport
-        transport.check(envelope, subject)
         client = transport.client
         body = envelope.body
         try:  # no context manager on the hot path: it costs a generator per message
+            if envelope.headers or subject not in transport.sendable:
+                transport.check_sendable(envelope, subject)
             if isinstance(client, PigeonClient):
                 block = wire.plain_block(envelope)
                 if block is not None:  # the usual event: its header block built directly
                     wire.check_block(body, block, client._max_payload)
-                    await client.publish_block(subject, body, block)
+                    if client.queue_block(subject, body, block):
+                        await client.flush_queued()
                     return
             headers = wire.outgoing(envelope)
             wire.check_size(body, headers, client.max_payload)

@@ -120,8 +120,10 @@ class NatsRequests:
             if isinstance(client, PigeonClient):
                 block = wire.plain_block(envelope, reply=True)
                 if block is not None:  # the usual reply: its header block is the same each time
+                    client.check_subject(reply_to)
                     wire.check_block(body, block, client._max_payload)
-                    await client.publish_block(reply_to, body, block)
+                    if client.queue_block(reply_to, body, block):
+                        await client.flush_queued()
                     return
             headers = wire.outgoing(envelope, reply=True)
             wire.check_size(body, headers, client.max_payload)

@@ -33,6 +33,7 @@ from pigeon.transports.nats.jobs import NatsJobs
 from pigeon.transports.nats.requests import NatsRequests
 from pigeon.transports.nats.services import Services, service_config
 from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
+from pigeon.transports.nats.writes import WritesAtOnce
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 from pigeon.transports.urls import servers as split_servers
@@ -97,6 +98,9 @@ class NatsTransport:
             self.url, advice="raise the subscription's max_pending or the App's pending_bytes_limit"
         )
         self._connected = False
+        self.sendable: set[str] = set()
+        """Subjects ``check_sendable`` passed since the start: one lookup stands for its checks
+        on an event's hot path (``NatsEvents.publish``). Emptied at close, bounded."""
         self._reviving: asyncio.Task[None] | None = None
         self._new_client()
         self.events = NatsEvents(self)
@@ -195,6 +199,7 @@ class NatsTransport:
         if not self._connected:
             return
         self._connected = False
+        self.sendable.clear()
         if self._reviving is not None:
             self._reviving.cancel()
             await asyncio.gather(self._reviving, return_exceptions=True)
@@ -300,6 +305,18 @@ class NatsTransport:
             wire.check_control_line(subject, reserve, self.max_control_line)  # then count bytes
         if envelope is not None and envelope.headers:
             check_headers(envelope.headers, self.url)
+
+    def check_sendable(self, envelope: Envelope, subject: str) -> None:
+        """``check(envelope, subject)`` and nats-py's check of a subject to publish on; then
+        remember ``subject`` in ``sendable`` if ``envelope`` has no headers (whose check would
+        be needed again). Raises as ``check`` does, and nats-py's ``BadSubjectError``."""
+        self.check(envelope, subject)
+        if isinstance(self.client, WritesAtOnce):
+            self.client.check_subject(subject)
+        if not envelope.headers:
+            if len(self.sendable) >= 4096:
+                self.sendable.clear()
+            self.sendable.add(subject)
 
     async def start_core(
         self,

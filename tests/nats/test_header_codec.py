@@ -173,6 +173,28 @@ async def test_a_message_taken_directly_is_the_one_nats_py_builds() -> None:
     assert (client.stats["in_msgs"], client.stats["in_bytes"]) == (len(BLOCKS), 4 * len(BLOCKS))
 
 
+class Failing(Taking):
+    def take(self, msg: Msg) -> None:
+        raise RuntimeError("taker broke")
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+async def test_a_failing_taker_is_reported_to_the_error_callback(block: bytes | None) -> None:
+    """As nats-py reports a failing callback: the error to ``error_cb``, the reading goes on."""
+    client, reported = PigeonClient(), asyncio.Queue[Exception]()
+
+    async def on_error(exc: Exception) -> None:
+        reported.put_nowait(exc)
+
+    client._error_cb = on_error
+    subscription = client._subs[7] = Subscription(client, 7, "a.b")
+    client.take_directly(subscription, Failing())
+    await client._process_msg(7, b"a.b", b"", b"data", block)
+    async with asyncio.timeout(5):
+        assert str(await reported.get()) == "taker broke"
+    assert subscription._received == 1
+
+
 async def test_a_reply_is_the_message_nats_py_builds() -> None:
     client = PigeonClient()
     client._replies_sid, client._resp_sub_prefix = 9, bytearray(b"_INBOX.p.")

@@ -99,8 +99,8 @@ class NatsTransport:
         )
         self._connected = False
         self.sendable: set[str] = set()
-        """Subjects ``check_sendable`` passed since the start: one lookup stands for its checks
-        on an event's hot path (``NatsEvents.publish``). Emptied at close, bounded."""
+        """Subjects ``check_sendable`` passed since connecting: one lookup for its checks
+        (``NatsEvents.publish``). Emptied at close only (a reconnect changes none of them)."""
         self._reviving: asyncio.Task[None] | None = None
         self._new_client()
         self.events = NatsEvents(self)
@@ -307,9 +307,8 @@ class NatsTransport:
             check_headers(envelope.headers, self.url)
 
     def check_sendable(self, envelope: Envelope, subject: str) -> None:
-        """``check(envelope, subject)`` and nats-py's check of a subject to publish on; then
-        remember ``subject`` in ``sendable`` if ``envelope`` has no headers (whose check would
-        be needed again). Raises as ``check`` does, and nats-py's ``BadSubjectError``."""
+        """``check`` and nats-py's subject check (``BadSubjectError``); ``subject`` is then in
+        ``sendable`` (at most 4,096) unless ``envelope`` has user headers, checked each time."""
         self.check(envelope, subject)
         if isinstance(self.client, WritesAtOnce):
             self.client.check_subject(subject)

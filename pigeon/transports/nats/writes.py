@@ -11,7 +11,7 @@ buffer, older commands first, through the transport the flusher writes to.
 A command whose header block was built already (``wire.plain_block``, the bytes nats-py makes
 of those headers) is queued without a coroutine (``queue_block``): nats-py's ``publish`` goes
 three deep (``publish``, ``_send_publish``, ``_send_command``), and those coroutines took
-~0.6 us of a 3.4 us event publish (docs/benchmarks.md, "Session 12").
+~0.65 us of a 3.4 us event publish (docs/benchmarks.md, "Session 12").
 
 And ``flush()``'s ``PING`` follows the commands buffered before it: nats-py 2.16 writes it
 straight to the socket, ahead of them, so its ``PONG`` could come before the server read a

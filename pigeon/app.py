@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
-from pigeon.deduplicate import scoped
+from pigeon.deduplicate import scope_of, scoped
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
 from pigeon.lifespan import enter as enter_lifespans
@@ -88,6 +88,7 @@ class App(Router):
         self._handlers: list[Startable] = []
         self._subscriptions: list[Subscription] = []
         self._running = False
+        self._with_blocks, self._started_by_with = 0, False  # see __aenter__
         self._stop_requested: asyncio.Event | None = None
         self.ready = False
 
@@ -181,7 +182,8 @@ class App(Router):
         try:
             await self._enter_lifespan()
             for route, handler in zip(self._routes, self._handlers, strict=True):
-                middleware = scoped((*self.middleware, *handler.middleware), self._scope(route))
+                scope = scope_of(route, self._instance)
+                middleware = scoped((*self.middleware, *handler.middleware), scope)
                 if middleware != handler.middleware:
                     handler = replace(handler, middleware=middleware)
                 self._subscriptions.append(await handler.start(self.transport))
@@ -195,18 +197,6 @@ class App(Router):
             self._undo_state()
         own, included = self._lifespan, self._included_lifespans
         self._lifespan_exit, self._undo_state = await enter_lifespans(self, own, included)
-
-    def _scope(self, route: Route) -> str:
-        """Who handles ``route``'s messages, for ``Deduplicate``'s keys: the group or durable
-        name its members share, else (a plain subscriber gets every event) the function in this
-        App; for rpc and workers the subject or queue (in the key already) says it all."""
-        if route.kind != "subscribe":
-            return ""
-        group, durable = route.options["group"], route.options["durable"]
-        if group is not None or durable is not None:
-            return f"group={group or ''},durable={durable or ''}"
-        fn = route.handler.fn
-        return f"{getattr(fn, '__module__', '')}.{route.handler.name}@{self._instance}"
 
     @property
     def stopping(self) -> bool:
@@ -224,7 +214,7 @@ class App(Router):
         rest back to the broker unacked, and disconnect. Idempotent."""
         if not self._running:
             return
-        self._running = self.ready = False
+        self._running = self.ready = self._started_by_with = False
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
         lifespan, self._lifespan_exit = self._lifespan_exit, None
@@ -235,7 +225,13 @@ class App(Router):
             await self.transport.close()
 
     async def __aenter__(self) -> App:
-        await self.start()
+        """``start``; entered again while running (a test harness and a web framework's lifespan
+        around one App), it only counts: the App closes when the block that started it and every
+        block entered since are left, never at the end of a block if ``start()`` started it."""
+        if not self._running:
+            await self.start()
+            self._started_by_with = True
+        self._with_blocks += 1
         return self
 
     async def __aexit__(
@@ -244,7 +240,9 @@ class App(Router):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        self._with_blocks -= 1
+        if self._with_blocks == 0 and self._started_by_with:
+            await self.close()
 
     async def run(self) -> None:
         """Serve until SIGINT or SIGTERM (or ``stop()``), then close gracefully. A signal while

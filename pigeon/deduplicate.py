@@ -12,11 +12,14 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
 from pigeon.middleware import CallNext
+
+if TYPE_CHECKING:
+    from pigeon.routing import Route
 
 log = logging.getLogger("pigeon")
 
@@ -135,3 +138,17 @@ def _scoped(deduplicate: Deduplicate, scope: str) -> Deduplicate:
     copied = copy.copy(deduplicate)
     copied.scope = scope
     return copied
+
+
+def scope_of(route: Route, app_instance: str) -> str:
+    """Who handles ``route``'s messages, for ``Deduplicate``'s keys: the group or durable
+    name its members share, else (a plain subscriber gets every event) the function in the App
+    ``app_instance`` names; for rpc and workers the subject or queue (in the key already) says
+    it all."""
+    if route.kind != "subscribe":
+        return ""
+    group, durable = route.options["group"], route.options["durable"]
+    if group is not None or durable is not None:
+        return f"group={group or ''},durable={durable or ''}"
+    fn = route.handler.fn
+    return f"{getattr(fn, '__module__', '')}.{route.handler.name}@{app_instance}"

@@ -206,13 +206,14 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
         )
     body = params[0]
     _check_body(fn, name, body, hints)
+    body_type = _body_type(fn, body.name)
     depends = _depends_params(fn, params[1:])
     rest = [p for p in params[1:] if p.name not in depends]
     return HandlerSpec(
         fn=fn,
         name=name,
-        body_type=hints[body.name],
-        decode=decoder_for(hints[body.name], json),
+        body_type=body_type,
+        decode=decoder_for(body_type, json),
         message_param=_message_param(name, rest, hints),
         runs=runs,
         dependencies=build_dependencies(name, depends),
@@ -318,6 +319,12 @@ def _check_body(
             f"handler {name}: annotate its first parameter {body.name!r} with the message type "
             "(a pydantic model, dataclass, bytes, str or dict): it decides how bodies are decoded"
         )
+
+
+def _body_type(fn: Callable[..., Any], body: str) -> Any:
+    """The body parameter's annotation with its ``Annotated`` metadata kept: pydantic checks
+    constraints such as ``Annotated[int, Field(gt=0)]`` on every message, as FastAPI does."""
+    return typing.get_type_hints(_annotated(fn), include_extras=True)[body]
 
 
 def _depends_params(fn: Callable[..., Any], rest: list[inspect.Parameter]) -> dict[str, Depends]:

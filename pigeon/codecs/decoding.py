@@ -3,22 +3,26 @@
 A pydantic-validated type takes JSON only, a protobuf class Protobuf only; ``dict``, ``Any`` and a
 union of a protobuf class with other types take both. ``bytes`` and ``str`` take the raw body;
 ``Any`` also takes every body pigeon sends: ``text/plain`` as ``str``, ``application/octet-stream``
-as ``bytes``.
+as ``bytes``. Any other type pydantic validates reads ``text/plain`` as the JSON string it would
+be (a ``str`` sent reaches a handler typed as an Enum of strings, a UUID or a date).
 """
 
 from __future__ import annotations
 
+import json as stdlib_json
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Annotated, Any, Union
+
+from pydantic import ValidationError
 
 from pigeon import headers as h
 from pigeon.codecs.json import CONTENT_TYPE as JSON_TYPE
-from pigeon.codecs.json import JSONCodec, json_first
+from pigeon.codecs.json import JSONCodec, adapter_for, describe_validation_error, json_first
 from pigeon.codecs.protobuf import CONTENT_TYPE as PROTOBUF_TYPE
 from pigeon.codecs.protobuf import class_named, full_name, is_protobuf_class, to_dict
-from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, kind_of
+from pigeon.codecs.registry import JSON, PROTOBUF, codec_for, codec_of, kind_of
 from pigeon.errors import DecodeError
 
 TEXT_TYPE = "text/plain"
@@ -43,21 +47,31 @@ def decoder_for(into: Any, json: JSONCodec = JSON) -> Decoder:
     codec. Raises ``ConfigurationError`` now if no codec can ever produce ``into``.
     """
 
-    raw = _RAW_DECODERS if into is Any else {}
-
-    def other(body: bytes, content_type: str) -> Any:
-        by_raw = raw.get(kind_of(content_type))
-        if by_raw is not None:  # what pigeon sends for str and bytes, read back as such
-            return by_raw(body, content_type, {})
-        return codec_for(content_type).decode(body, into)
-
     if into is bytes:
         return _raw_body
     if into is str:
         return _text_body
+    if typing.get_origin(into) is Annotated and typing.get_args(into)[0] in (bytes, str):
+        return _constrained_raw(into)
+    raw = _RAW_DECODERS if into is Any else {}
     protobuf_classes, json_types = split_union(into)
     from_json = _json_decoder(json_types, json) if json_types else None
     from_protobuf = _protobuf_decoder(protobuf_classes, into)
+
+    def other(body: bytes, content_type: str) -> Any:
+        kind = kind_of(content_type)
+        by_raw = raw.get(kind)
+        if by_raw is not None:  # what pigeon sends for str and bytes, read back as such
+            return by_raw(body, content_type, {})
+        if kind == TEXT_TYPE and from_json is not None:
+            return _text_as_json_string(body, from_json)
+        if kind == BYTES_TYPE and codec_of(kind) is None:
+            raise DecodeError(
+                f"got {BYTES_TYPE} (bytes sent) for {_name(into)}: send the value itself for "
+                "pigeon to encode, or annotate the body 'bytes' to take raw bytes"
+            )
+        return codec_for(content_type).decode(body, into)
+
     if from_protobuf is None and from_json is not None:
         return json_first(json, _json_target(json_types), _json_only(from_json, into, other))
     default_type = PROTOBUF_TYPE if from_json is None else JSON_TYPE
@@ -157,6 +171,31 @@ def _pick(by_name: dict[str, type[Any]], sent: str | None) -> type[Any]:
     if sent not in by_name:
         raise DecodeError(f"expected protobuf {' or '.join(by_name)}, got {sent}")
     return by_name[sent]
+
+
+def _constrained_raw(into: Any) -> Decoder:
+    """``Annotated[bytes, ...]`` or ``Annotated[str, ...]``: the raw body (as ``bytes`` or
+    ``str`` would get it), then checked against the annotation's constraints."""
+    read = _raw_body if typing.get_args(into)[0] is bytes else _text_body
+    validate = adapter_for(into).validate_python
+
+    def decode(body: bytes, content_type: str, headers: Mapping[str, str]) -> Any:
+        try:
+            return validate(read(body, content_type, headers))
+        except ValidationError as exc:
+            raise DecodeError(f"invalid {_name(into)}: {describe_validation_error(exc)}") from exc
+
+    return decode
+
+
+def _text_as_json_string(body: bytes, from_json: JsonDecoder) -> Any:
+    """A ``text/plain`` body (a ``str`` sent) read by a type that is not ``str`` itself: as the
+    JSON string it would be, so that an Enum of strings, a UUID or a date gets it as from JSON."""
+    text = _text_body(body, TEXT_TYPE, {})
+    try:
+        return from_json(stdlib_json.dumps(text).encode())
+    except DecodeError as exc:
+        raise DecodeError(f"a {TEXT_TYPE} body (a str sent), read as a JSON string: {exc}") from exc
 
 
 def _raw_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> bytes:

@@ -373,12 +373,12 @@ class App(Router):
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Message]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its ``failure``."""
-        envelopes = await self.transport.jobs.dead_letters(queue, limit)
+        envelopes = await self.transport.jobs.dead_letters(queue, workpool.check_limit(limit))
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
-        return await self.transport.jobs.replay_dead_letters(queue, limit)
+        return await self.transport.jobs.replay_dead_letters(queue, workpool.check_limit(limit))
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""

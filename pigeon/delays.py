@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 
 from pigeon.errors import ConfigurationError
+
+MAX_DELAY = 100 * 365.25 * 86_400
+"""The longest delay pigeon holds a job or a redelivery for: 100 years, in seconds. Brokers count
+delays in integers that a larger one overflows (JetStream's nanoseconds: 292 years)."""
 
 
 def seconds_until(delay: float | None, at: datetime | None, *, now: float | None = None) -> float:
@@ -14,7 +17,8 @@ def seconds_until(delay: float | None, at: datetime | None, *, now: float | None
 
     ``delay`` is seconds from now, ``at`` an aware datetime; give at most one. A past ``at`` and
     a zero delay give 0 (due at once). Raises ``ConfigurationError`` for both, for a negative,
-    infinite or NaN delay and for a naive datetime (whose time zone pigeon would have to guess).
+    infinite or NaN delay, one over ``MAX_DELAY`` (or an ``at`` further away) and for a naive
+    datetime (whose time zone pigeon would have to guess).
     """
     if delay is not None and at is not None:
         raise ConfigurationError(
@@ -27,16 +31,23 @@ def seconds_until(delay: float | None, at: datetime | None, *, now: float | None
                 " or datetime(2030, 1, 1, 9, tzinfo=ZoneInfo('Europe/Paris'))"
             )
         now = time.time() if now is None else now
-        return max(0.0, at.astimezone(UTC).timestamp() - now)
+        return check_delay(max(0.0, at.astimezone(UTC).timestamp() - now), f"at={at!r}")
     if delay is None:
         return 0.0
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
-        raise ConfigurationError(f"delay={delay!r}: give a number of seconds, e.g. delay=600")
-    if delay < 0:
+    return check_delay(delay, f"delay={delay!r}")
+
+
+def check_delay(seconds: float, what: str) -> float:
+    """``seconds`` as a float if it is a number from 0 to ``MAX_DELAY``; else raise
+    ``ConfigurationError`` beginning with ``what`` (how the caller gave it)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ConfigurationError(f"{what}: give a number of seconds (e.g. 600)")
+    if not 0 <= seconds <= MAX_DELAY:  # False for NaN too; an int of any size compares
         raise ConfigurationError(
-            f"delay={delay!r}: a delay is seconds from now and cannot be negative; use 0 to run now"
+            f"{what}: give seconds from 0 (now) to {MAX_DELAY:.0f} (100 years); a delay cannot "
+            "be negative, infinite or NaN"
         )
-    return float(delay)
+    return float(seconds)
 
 
 def due_header(delay: float, *, now: float | None = None) -> str:

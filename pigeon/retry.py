@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from pigeon.delays import MAX_DELAY, check_delay
 from pigeon.errors import ConfigurationError, DecodeError, Reject
 from pigeon.transports.runner import started_in
 
@@ -45,11 +46,16 @@ class Retry:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigurationError(f"Retry(attempts={self.attempts}): attempts must be >= 1")
-        if self.backoff < 0 or self.max_backoff < self.backoff or not 0 <= self.jitter <= 1:
+        attempts = self.attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ConfigurationError(f"Retry(attempts={attempts!r}): attempts must be an int >= 1")
+        numbers = (self.backoff, self.max_backoff, self.jitter)
+        if not all(_is_number(n) for n in numbers) or not (
+            0 <= self.backoff <= self.max_backoff <= MAX_DELAY and 0 <= self.jitter <= 1
+        ):
             raise ConfigurationError(
-                f"{self!r}: need 0 <= backoff <= max_backoff and 0 <= jitter <= 1"
+                f"{self!r}: need 0 <= backoff <= max_backoff <= {MAX_DELAY:.0f} seconds (100 "
+                "years) and 0 <= jitter <= 1, none of them NaN"
             )
 
     def delay(self, failed_calls: int) -> float:
@@ -105,10 +111,10 @@ class Redeliver:
     delays: tuple[float, ...] = (1.0, 10.0, 60.0)
 
     def __post_init__(self) -> None:
-        if not self.delays or any(d < 0 for d in self.delays):
-            raise ConfigurationError(
-                f"Redeliver(delays={self.delays!r}): give one or more delays, each >= 0 seconds"
-            )
+        if not self.delays:
+            raise ConfigurationError("Redeliver(delays=()): give one or more delays, in seconds")
+        for delay in self.delays:
+            check_delay(delay, f"Redeliver(delays={self.delays!r})")
 
     def delay_after(self, delivery: int) -> float | None:
         """Delay before the next delivery after delivery number ``delivery`` failed; ``None`` when
@@ -122,3 +128,7 @@ def _retryable(error: BaseException) -> bool:
     """An ordinary failure, not a ``NEVER_RETRY`` one, and not a cancellation (a shutdown cutting
     the handler off must end the retries, not start the next call)."""
     return isinstance(error, Exception) and not isinstance(error, NEVER_RETRY)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon.codecs import Codec
+from pigeon.errors import ConfigurationError
 from pigeon.failures import (
     delivery_limit_failure,
     log_failure,
@@ -178,3 +179,11 @@ async def enqueue(
         await jobs.enqueue(message.subject, message.envelope(), delay=delay)
 
     await run_send(send, Message.outgoing(envelope, queue, "enqueue"), deliver)
+
+
+def check_limit(limit: int | None) -> int | None:
+    """``limit`` of the dead-letter calls, if ``None`` (all) or an int of 0 or more (0: none);
+    else ``ConfigurationError``."""
+    if limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0):
+        return limit
+    raise ConfigurationError(f"limit={limit!r}: give an int of 0 or more, or None for all")

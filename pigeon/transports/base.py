@@ -105,6 +105,14 @@ class QueueSettings:
     delivery_limit: int = 10
     passive: bool = False
 
+    def __post_init__(self) -> None:
+        limit = self.delivery_limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(
+                f"delivery_limit={limit!r}: give an int of 1 or more (deliveries a job may end "
+                "unsettled before it is dead-lettered; the default is 10)"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Backlog:

@@ -54,6 +54,8 @@ class DeadLetters:
 
     async def read(self, queue: str, limit: int | None) -> list[tuple[bytes, Envelope]]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its entry id."""
+        if limit == 0:  # XRANGE's COUNT takes 1 or more
+            return []
         with translated(self._url, f"reading the dead letters of {queue!r}"):
             entries: Any = await self._redis.xrange(self._keys.dead_letters(queue), count=limit)
         return [(entry_id, wire.job_of(entry_id, fields)[0]) for entry_id, fields in entries]

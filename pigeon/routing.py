@@ -114,6 +114,8 @@ class Router:
         ``max_pending`` that is not an integer of at least ``concurrency``.
         """
         subjects.validate(subject, wildcards=True)
+        subjects.check_name(group, "group")
+        subjects.check_name(durable, "durable")
         _check_max_pending(max_pending, concurrency)
         options = {
             "group": group,

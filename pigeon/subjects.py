@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from pigeon.errors import ConfigurationError
@@ -35,12 +36,15 @@ received pigeon's jobs, requests or replies, or took requests from the servers."
 def validate(subject: str, *, wildcards: bool = False) -> str:
     """Return ``subject`` if well formed, else raise ``ConfigurationError`` saying what is wrong.
 
-    Tokens must be non-empty and free of whitespace; ``*`` and ``>`` are allowed only where
+    Tokens must be non-empty and printable (no whitespace, control or format characters, see
+    ``_refuse_unprintable``); ``*`` and ``>`` are allowed only where
     ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``;
     never under a ``RESERVED`` prefix.
     """
     if not isinstance(subject, str) or not subject:
         raise ConfigurationError(f"subject {subject!r} is empty; use tokens like 'orders.created'")
+    if not subject.isprintable():
+        _refuse_unprintable(subject)
     check_length(subject)
     if subject.startswith(RESERVED):
         raise ConfigurationError(
@@ -67,6 +71,34 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
             if token == ">" and index != len(tokens) - 1:
                 raise ConfigurationError(f"subject {subject!r}: '>' must be the last token")
     return subject
+
+
+def _refuse_unprintable(subject: str) -> None:
+    """``ConfigurationError`` naming the first character of ``subject`` that is not printable:
+    whitespace, a control or format character (NUL, DEL, a zero-width space), a lone surrogate
+    (which UTF-8 cannot encode) or an unassigned one. Brokers differ on them (one refuses, one
+    maps them to ``_``, one takes them as they are): pigeon refuses them everywhere."""
+    char = next(c for c in subject if not c.isprintable())
+    if char.isspace():
+        raise ConfigurationError(f"subject {subject!r} contains whitespace; remove it")
+    raise ConfigurationError(
+        f"subject {subject!r} contains a character that is not printable (U+{ord(char):04X}, "
+        f"category {unicodedata.category(char)}); use letters, digits and punctuation"
+    )
+
+
+def check_name(name: str | None, what: str) -> None:
+    """``ConfigurationError`` unless ``name`` (a subscription's ``group`` or ``durable``) is
+    ``None`` or a non-empty string of printable characters without whitespace."""
+    if name is None:
+        return
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{what}={name!r}: give a non-empty name, e.g. {what}='billing'")
+    if not name.isprintable() or any(c.isspace() for c in name):
+        raise ConfigurationError(
+            f"{what}={name!r}: use letters, digits and punctuation, without whitespace or "
+            "characters that are not printable"
+        )
 
 
 def is_wildcard(subject: str) -> bool:

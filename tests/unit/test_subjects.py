@@ -44,3 +44,13 @@ def test_bad_patterns_are_refused(pattern: str, reason: str) -> None:
 )
 def test_matching_follows_nats(pattern: str, subject: str, expected: bool) -> None:
     assert matches(pattern, subject) is expected
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a\x00b", "a\u200bb", 7])
+def test_bad_group_and_durable_names_are_refused_at_decoration(name: object) -> None:
+    from pigeon import App
+
+    app = App("memory://")
+    for option in ("group", "durable"):
+        with pytest.raises(ConfigurationError, match=option):
+            app.subscribe("orders.created", **{option: name})  # type: ignore[arg-type]

@@ -85,3 +85,34 @@ async def test_a_dead_letter_limit_of_0_reads_and_moves_none(make_app: MakeApp, 
         assert await app.replay_dead_letters(f"{uid}.jobs", 0) == 0
         assert len(await app.dead_letters(f"{uid}.jobs", 1)) == 1
         assert len(await app.dead_letters(f"{uid}.jobs")) == 2
+
+
+UNPRINTABLE = {
+    "lone surrogate": "\ud800",
+    "NUL": "\x00",
+    "DEL": "\x7f",
+    "zero-width space": "\u200b",
+    "tab": "\t",
+}
+UNFIT = r"printable|whitespace"
+"""What the refusal says: whitespace gets its own word."""
+
+
+@pytest.mark.parametrize("case", sorted(UNPRINTABLE))
+async def test_a_name_with_a_character_that_is_not_printable_is_refused_at_the_call(
+    make_app: MakeApp, uid: str, case: str
+) -> None:
+    bad = f"{uid}.a{UNPRINTABLE[case]}b"
+    app = make_app()
+    with pytest.raises(ConfigurationError, match=UNFIT):
+        app.worker(bad)
+    for option in ("group", "durable"):
+        with pytest.raises(ConfigurationError, match=option):
+            app.subscribe(f"{uid}.events", **{option: f"a{UNPRINTABLE[case]}b"})
+    async with app:
+        with pytest.raises(ConfigurationError, match=UNFIT):
+            await app.enqueue(bad, Job(1))
+        with pytest.raises(ConfigurationError, match=UNFIT):
+            await app.publish(bad, Job(1))
+        with pytest.raises(ConfigurationError, match=UNFIT):
+            await app.request(bad, Job(1), timeout=1)

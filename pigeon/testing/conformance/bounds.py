@@ -107,8 +107,9 @@ async def test_a_name_with_a_character_that_is_not_printable_is_refused_at_the_c
     with pytest.raises(ConfigurationError, match=UNFIT):
         app.worker(bad)
     for option in ("group", "durable"):
+        options: dict[str, Any] = {option: f"a{UNPRINTABLE[case]}b"}
         with pytest.raises(ConfigurationError, match=option):
-            app.subscribe(f"{uid}.events", **{option: f"a{UNPRINTABLE[case]}b"})
+            app.subscribe(f"{uid}.events", **options)
     async with app:
         with pytest.raises(ConfigurationError, match=UNFIT):
             await app.enqueue(bad, Job(1))

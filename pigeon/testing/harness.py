@@ -51,8 +51,11 @@ class Handled:
     """One delivery a handler got and how it ended.
 
     ``body``: decoded as the handler decodes it (``None`` if it could not be); ``attempt``: the
-    broker's delivery count (1 first); ``outcome``: ``acked``, ``redelivered``,
-    ``dead_lettered`` or ``returned`` (its subscription closed first); ``at``: loop time, seconds.
+    broker's delivery count (1 first; a worker's ``Retry`` calls within one delivery share it,
+    while ``Message.attempt`` in the handler counts every call); ``outcome``: ``acked``,
+    ``redelivered``, ``dead_lettered`` or ``returned`` (its subscription closed first); ``at``:
+    loop time, seconds. A subscriber or rpc handler that raised is ``acked`` too (the failure
+    is logged, the event is not redelivered): assert on the log (pytest's ``caplog``).
     """
 
     body: Any
@@ -148,7 +151,15 @@ class Harness:
     # -- what happened ---------------------------------------------------------------------
 
     def handled(self, handler: Callable[..., Any]) -> list[Handled]:
-        """Every delivery ``handler`` (the decorated function) got so far, settled, in order."""
+        """Every delivery ``handler`` (the decorated function) got so far, settled, in order.
+        Raises ``ValueError`` if ``handler`` is not a handler of these Apps (a typo would wait
+        out every ``wait_handled``)."""
+        if not any(h.handler.fn is handler for app in self.apps for h in app.handlers):
+            name = getattr(handler, "__qualname__", repr(handler))
+            raise ValueError(
+                f"{name} is not a handler of the harness's Apps: pass the decorated function "
+                "itself (App.handlers lists them: handlers[i].handler.fn)"
+            )
         records = []
         for owner, tapped, outcome, at in self._handled:
             spec = _spec_of(owner)

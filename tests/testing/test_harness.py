@@ -131,3 +131,21 @@ async def test_the_real_clock_works_too() -> None:
         await app.enqueue("quick", Job(1), delay=0.05)
         [record] = await h.wait_handled(quick)
     assert record.outcome == "acked"
+
+
+async def test_asking_for_a_function_that_is_not_a_handler_fails_at_once() -> None:
+    app = App()
+
+    @app.worker("quick")
+    async def quick(job: Job) -> None:
+        pass
+
+    async def typo(job: Job) -> None:
+        pass
+
+    async with Harness(app) as h:
+        with pytest.raises(ValueError, match="typo is not a handler"):
+            h.handled(typo)
+        with pytest.raises(ValueError, match="typo is not a handler"):
+            await h.wait_handled(typo)
+        assert h.handled(quick) == []

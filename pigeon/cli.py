@@ -50,7 +50,14 @@ def load_app(target: str) -> App:
         ) from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
-        raise typer.BadParameter(f"{target!r} is {type(app).__name__}, not a pigeon App")
+        apps = [name for name, value in vars(module).items() if isinstance(value, App)]
+        found = (
+            f"module {module_name!r} has no attribute {attribute!r}"
+            if app is None
+            else (f"{target!r} is {type(app).__name__}, not a pigeon App")
+        )
+        hint = f"; its Apps: {', '.join(apps)}" if apps else ""
+        raise typer.BadParameter(found + hint)
     return app
 
 
@@ -103,6 +110,8 @@ def run(
             f"{target} was built with a URL in its code; build it as App() to choose the URL "
             "with --url or PIGEON_URL"
         )
+    if worker_index == 0:
+        running.warn_about_url(app, url)
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
     metrics_port = None if metrics_port is None else metrics_port + worker_index

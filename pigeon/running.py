@@ -23,6 +23,7 @@ from pigeon.app import App
 from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
 from pigeon.status import Reading, read, watched
+from pigeon.transports.urls import mask_url
 
 if TYPE_CHECKING:
     from pigeon.metrics import PrometheusMetrics
@@ -247,6 +248,27 @@ def warn_deprecated(health_port: int | None, metrics_port: int | None) -> None:
                 "serves /readyz, /healthz, /metrics and /asyncapi",
                 option,
             )
+
+
+def warn_about_url(app: App, url: str | None) -> None:
+    """Log a warning when the App ``pigeon run`` serves is not on the broker a deploy may think:
+    the in-process memory transport (nothing outside the process reaches it; with ``--workers``
+    each process has its own), or a URL in its code while ``PIGEON_URL`` names another."""
+    wanted = url or os.environ.get("PIGEON_URL")
+    if wanted and app.url != wanted:
+        log.warning(
+            "pigeon: %r was built with a URL in its code; PIGEON_URL (%s) is not used: build "
+            "it as App() to choose the URL from the environment",
+            app,
+            mask_url(wanted),
+        )
+    if app.url.startswith("memory:"):
+        log.warning(
+            "pigeon: %r is the in-process memory transport: nothing outside this process reaches "
+            "its handlers, and each --workers process has a broker of its own; give --url or set "
+            "PIGEON_URL to serve a broker",
+            app,
+        )
 
 
 def reload(argv: list[str], workers: int) -> int:

@@ -98,3 +98,39 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(
     assert capsys.readouterr().err == (
         "error: pigeon docs serve needs the http extra: pip install 'pigeon[http]'\n"
     )
+
+
+def test_a_target_naming_a_missing_attribute_says_so_and_lists_the_apps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from pigeon.cli import load_app
+
+    (tmp_path / "svc_missing.py").write_text("from pigeon import App\n\nmessaging = App()\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(typer.BadParameter) as caught:
+        load_app("svc_missing:app")
+    assert str(caught.value) == "module 'svc_missing' has no attribute 'app'; its Apps: messaging"
+
+
+def test_pigeon_run_warns_of_the_memory_transport_and_of_an_unused_pigeon_url(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pigeon import running
+
+    monkeypatch.setenv("PIGEON_URL", "nats://user:secret@127.0.0.1:4222")
+    with caplog.at_level("WARNING", logger="pigeon"):
+        running.warn_about_url(App("memory://"), None)
+        warned = caplog.text
+        caplog.clear()
+        running.warn_about_url(App("nats://127.0.0.1:4222"), None)
+        running.warn_about_url(App(), None)
+    assert "in-process memory transport" in warned
+    assert "PIGEON_URL (nats://user:***@127.0.0.1:4222) is not used" in warned
+    assert "secret" not in warned
+    assert [r.getMessage() for r in caplog.records] == [
+        "pigeon: App('nats://127.0.0.1:4222') was built with a URL in its code; PIGEON_URL "
+        "(nats://user:***@127.0.0.1:4222) is not used: build it as App() to choose the URL "
+        "from the environment"
+    ]

@@ -345,7 +345,9 @@ def _message_param(name: str, rest: list[inspect.Parameter], hints: dict[str, An
             inspect.Parameter.KEYWORD_ONLY,
         ):
             raise ConfigurationError(
-                f"handler {name}: parameter {param.name!r} has no default; after the body only "
-                "one parameter annotated 'Message' is filled in"
+                f"handler {name}: parameter {param.name!r} has no default; after the body pigeon "
+                "fills in one parameter annotated 'Message' and those annotated "
+                "'Annotated[T, Depends(fn)]' (a dependency may take the App itself: "
+                "'def serving(app: App) -> App'); give the others a default"
             )
     return found

@@ -46,8 +46,10 @@ def test_extra_parameters_need_defaults() -> None:
     async def handler(order: Order, other: int) -> None:
         pass
 
-    with pytest.raises(ConfigurationError, match="'other' has no default"):
+    with pytest.raises(ConfigurationError, match="'other' has no default") as caught:
         app.subscribe("x")(handler)
+    assert "Depends" in str(caught.value)  # the way to have it filled in
+    assert "app: App" in str(caught.value)  # and to get the App itself
 
 
 def test_a_type_pydantic_cannot_validate_is_refused_at_decoration() -> None:

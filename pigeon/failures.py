@@ -68,9 +68,17 @@ def log_failure(
         one_line(envelope.message_id),
         attempt,
         type(error).__name__,
-        one_line(describe(error)),
+        one_line(shortened(describe(error))),
         exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
     )
+
+
+def shortened(text: str, limit: int = 1000) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were: a failure's text in
+    a log line is kept to what a dead letter's ``failure.message`` keeps."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def returns_of(delivery: Delivery) -> int:

@@ -22,7 +22,7 @@ import asyncio
 import html
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,15 +194,24 @@ TOO_LATE = (
 
 
 class _Metrics:
-    """``/metrics`` from the App's ``PrometheusMetrics``, or a 404 saying what to do."""
+    """``/metrics`` from the App's ``PrometheusMetrics`` (``refresh``, awaited first, reads
+    the backlog), or a 404 saying what to do."""
 
-    def __init__(self, registry: Any, missing: str = NO_PROMETHEUS) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        missing: str = NO_PROMETHEUS,
+        refresh: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._registry = registry
         self._missing = missing
+        self._refresh = refresh
 
     async def serve(self, request: Request) -> Response:
         if self._registry is None:
             return PlainTextResponse(self._missing, status_code=404)
+        if self._refresh is not None:
+            await self._refresh()
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
@@ -213,17 +222,17 @@ def _metrics(app: App) -> _Metrics:
         from pigeon.metrics import PrometheusMetrics
     except ConfigurationError:
         return _Metrics(None)
-    for middleware in app.middleware:
-        if isinstance(middleware, PrometheusMetrics):
-            middleware.count_drops(app)
-            return _Metrics(middleware.registry)
-    metrics = PrometheusMetrics()
-    try:
-        app.use(metrics)
-    except ConfigurationError:  # the App runs: its handlers' middleware is fixed
-        return _Metrics(None, TOO_LATE)
+    from pigeon.running import ScrapeSampler, backlog_interval
+
+    metrics = next((m for m in app.middleware if isinstance(m, PrometheusMetrics)), None)
+    if metrics is None:
+        metrics = PrometheusMetrics()
+        try:
+            app.use(metrics)
+        except ConfigurationError:  # the App runs: its handlers' middleware is fixed
+            return _Metrics(None, TOO_LATE)
     metrics.count_drops(app)
-    return _Metrics(metrics.registry)
+    return _Metrics(metrics.registry, refresh=ScrapeSampler(app, metrics, backlog_interval()))
 
 
 @asynccontextmanager

@@ -35,6 +35,8 @@ BACKLOG_EVERY = 15.0
 never). Each reading costs every work queue a few broker calls (``docs/backlog.md``)."""
 
 READY_POLL = 0.1
+SCRAPE_PATIENCE = 5.0
+"""Seconds a scrape of ``/metrics`` waits for the backlog (Prometheus' scrape timeout: 10 s)."""
 """Seconds between looks at whether the App is ready, before the first backlog reading."""
 
 
@@ -211,6 +213,34 @@ async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> 
         except Exception:  # a bug must not stop the sampling for good
             log.exception("pigeon: reading the backlog failed")
         await asyncio.sleep(every)
+
+
+class ScrapeSampler:
+    """The backlog gauges of ``app``'s work queues and durable subscriptions, read when
+    ``/metrics`` is scraped (``App.asgi``), at most once per ``every`` seconds (0: never): what
+    ``sample_backlog`` does for ``pigeon run``, for an App that FastAPI or uvicorn serves. A
+    reading is bounded by ``SCRAPE_PATIENCE`` seconds, so that the scrape still answers."""
+
+    def __init__(self, app: App, metrics: PrometheusMetrics, every: float) -> None:
+        self._app, self._metrics, self._every = app, metrics, every
+        self._failing: dict[str, str] = {}
+        self._next = -math.inf
+
+    async def __call__(self) -> None:
+        app, now = self._app, asyncio.get_running_loop().time()
+        if self._every <= 0 or not app.ready or now < self._next or not (queues := watched(app)):
+            return
+        self._next = now + self._every
+        if not app.transport.connected:  # the last numbers are not live: no samples
+            for queue in queues:
+                self._metrics.forget_backlog(queue)
+            return
+        try:
+            async with asyncio.timeout(SCRAPE_PATIENCE):
+                for reading in await read(app, queues):
+                    record(self._metrics, reading, self._failing)
+        except Exception:  # a slow broker or a bug: the scrape answers without the backlog
+            log.exception("pigeon: reading the backlog for /metrics failed")
 
 
 def record(metrics: PrometheusMetrics, reading: Reading, failing: dict[str, str]) -> None:

@@ -197,3 +197,34 @@ async def test_mounted_in_fastapi_the_page_points_under_the_mount(uid: str, clie
     assert 'src="/pigeon/static/asyncapi/index.js"' in page.text
     assert script.status_code == 200
     assert outside.status_code == 404
+
+
+async def test_metrics_of_an_app_served_by_another_asgi_server_carry_its_backlog(
+    uid: str, client: Client
+) -> None:
+    """Under FastAPI or uvicorn no ``pigeon run`` samples the backlog: a scrape reads it."""
+    app = App(f"memory://{uid}")
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @app.worker("invoices.render", concurrency=1)
+    async def render(order: Order) -> None:
+        started.set()
+        await release.wait()
+
+    fastapi = FastAPI()
+    fastapi.mount("/pigeon", app.asgi())
+    async with client(fastapi) as http, app:
+        for n in range(3):
+            await app.enqueue("invoices.render", Order(id=str(n), quantity=1))
+        await started.wait()
+        text = (await http.get("/pigeon/metrics")).text
+        release.set()
+    gauges = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("queue") == "invoices.render"
+    }
+    assert gauges["pigeon_queue_ready"] == 2
+    assert gauges["pigeon_queue_unacked"] == 1
+    assert gauges["pigeon_dead_letters"] == 0

@@ -28,12 +28,12 @@ from pigeon.transports.nats.errors import (
     JetStreamError,
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.names import consumer_name
 from pigeon.transports.nats.topology import (
     QUEUE_SUBJECTS,
     WORKERS,
     QueueNames,
     covers,
-    name_token,
 )
 
 
@@ -61,7 +61,7 @@ async def read_durable(api: JetStreamApi, url: str, subject: str, durable: str) 
     if stream is None:
         raise unknown_durable(subject, durable, url)
     try:
-        info = await api.call(f"CONSUMER.INFO.{stream}.{name_token(durable)}")
+        info = await api.call(f"CONSUMER.INFO.{stream}.{consumer_name(durable)}")
     except JetStreamError as exc:
         if exc.err_code in (STREAM_NOT_FOUND, CONSUMER_NOT_FOUND):
             raise unknown_durable(subject, durable, url) from None

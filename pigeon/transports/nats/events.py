@@ -1,5 +1,5 @@
-"""Publish-subscribe on NATS: core subjects (queue groups for ``group=``), JetStream for
-``durable=``."""
+"""Publish-subscribe on NATS: core subjects (a queue group of the subject and ``group=``, see
+``names.queue_group``), JetStream for ``durable=``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.errors import translate
+from pigeon.transports.nats.names import queue_group
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
@@ -58,8 +59,9 @@ class NatsEvents:
         transport = self._transport
         transport.check()
         if durable is None:
+            queue = queue_group(subject, group) if group else ""
             return await transport.start_core(
-                subject, group or "", handler, concurrency, max_pending=max_pending
+                subject, queue, handler, concurrency, max_pending=max_pending
             )
         # a pull consumer takes no more than its free slots: max_pending (>= concurrency) holds
         stream, consumer = await transport.declarer.events(subject, durable)

@@ -31,7 +31,7 @@ from pigeon import headers as h
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope
 from pigeon.transports.base import Delivery, Handler
-from pigeon.transports.nats.topology import name_token
+from pigeon.transports.nats.names import name_token
 
 _SERVING: contextvars.ContextVar[Endpoint | None] = contextvars.ContextVar(
     "pigeon_nats_endpoint", default=None

@@ -9,7 +9,6 @@ consumer is looked up and used as it is, and one that is missing is a ``Configur
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from pigeon.transports.nats.errors import (
     JetStreamError,
 )
 from pigeon.transports.nats.jetstream import JetStreamApi
+from pigeon.transports.nats.names import MAX_NAME_BYTES, consumer_name, event_stream, queue_token
 
 ACK_WAIT = 5.0
 """Default seconds JetStream waits for an ack before delivering again (``App(ack_wait=...)``);
@@ -40,12 +40,15 @@ QUEUE_SUBJECTS = "pigeon.queue."
 DEAD_LETTER_SUBJECTS = "pigeon.dlq."
 DELAYED_SUBJECTS = "pigeon.delayed."
 _NS = 1_000_000_000
+_QUEUE_ROOM = MAX_NAME_BYTES - len("PIGEON_Q_" + "_DELAYED")
+"""Bytes left for a queue's token in the longest of its stream names."""
 
 
 @dataclass(frozen=True, slots=True)
 class QueueNames:
     """Where the work queue ``queue`` lives: its stream and subject, its dead letters', and its
-    delayed jobs' (``PIGEON_Q_<queue>_DELAYED``, waiting there until due)."""
+    delayed jobs' (``PIGEON_Q_<queue>_DELAYED``, waiting there until due). ``<queue>`` is the
+    queue's ``names.queue_token``."""
 
     queue: str
     stream: str
@@ -57,7 +60,7 @@ class QueueNames:
 
     @classmethod
     def of(cls, queue: str) -> QueueNames:
-        token = name_token(queue)
+        token = queue_token(queue, _QUEUE_ROOM)
         return cls(
             queue,
             f"PIGEON_Q_{token}",
@@ -67,12 +70,6 @@ class QueueNames:
             f"PIGEON_Q_{token}_DELAYED",
             DELAYED_SUBJECTS + queue,
         )
-
-
-def name_token(subject: str) -> str:
-    """``subject`` made fit for a stream or consumer name (no dots, wildcards or separators)."""
-    spelled = subject.replace("*", "STAR").replace(">", "REST")
-    return re.sub(r"[^A-Za-z0-9_-]", "_", spelled)
 
 
 def covers(pattern: str, subject: str) -> bool:
@@ -156,9 +153,9 @@ class Declarer:
         """
         stream = await self._stream_covering(subject)
         if stream is None:
-            stream = f"PIGEON_EV_{name_token(subject)}"
+            stream = event_stream(subject)
             await self.stream(self._stream_config(stream, subject, "interest"))
-        consumer = name_token(durable)
+        consumer = consumer_name(durable)
         await self.consumer(
             stream,
             {
@@ -290,8 +287,9 @@ def _conflict(
         )
     elif "subjects" in differing:
         advice = (
-            "two queues, subjects or durable names map to one name on the server (dots, "
-            "wildcards and other characters become '_'): rename one of them"
+            "two work queues (or a subject of an earlier version's durable subscription) map "
+            "to one stream name on the server (dots and other characters become '_' in a "
+            "queue's stream names): rename one of them"
         )
     else:
         how = ", ".join(_HOW_TO_SET[key] for key in differing if key in _HOW_TO_SET)

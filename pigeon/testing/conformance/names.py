@@ -1,0 +1,155 @@
+"""Names that differ stay apart on every transport: a group is named by its subject and its name
+together, durable names that differ in punctuation are two subscriptions, and names as long as a
+transport allows work (brokers derive their own, length-limited names from them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pigeon import App
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
+from pigeon.testing.conformance.models import Order
+from pigeon.testing.waiting import wait_for
+
+EVENTS = 20
+COLON_GAP = {
+    "rabbitmq": "the group's queue is '<subject>:<group>', unescaped",
+}
+
+
+async def _publish(app: App, subject: str, count: int = EVENTS) -> None:
+    for n in range(count):
+        await app.publish(subject, Order(id=n))
+
+
+async def test_one_group_name_on_two_patterns_is_two_groups(make_app: MakeApp, uid: str) -> None:
+    """Both patterns match each event: each group gets every one (NATS merged the queue groups
+    of one name across subscriptions)."""
+    app = make_app()
+    star: list[int] = []
+    rest: list[int] = []
+
+    @app.subscribe(f"{uid}.*", group="billing")
+    async def on_star(order: Order) -> None:
+        star.append(order.id)
+
+    @app.subscribe(f"{uid}.>", group="billing")
+    async def on_rest(order: Order) -> None:
+        rest.append(order.id)
+
+    async with app:
+        await _publish(app, f"{uid}.created")
+        await wait_for(lambda: len(star) == EVENTS and len(rest) == EVENTS, what="both groups")
+    assert sorted(star) == sorted(rest) == list(range(EVENTS))
+
+
+async def test_a_group_named_like_an_internal_one_gets_every_event(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A group whose name is the one rpc servers share (``pigeon-rpc`` on NATS) on a subject that
+    an rpc server also serves: the server never takes the group's events."""
+    app = make_app()
+    events: list[int] = []
+
+    @app.rpc(f"{uid}.reserve")
+    async def reserve(order: Order) -> Order:
+        return order
+
+    @app.subscribe(f"{uid}.reserve", group="pigeon-rpc")
+    async def on_event(order: Order) -> None:
+        events.append(order.id)
+
+    async with app:
+        await _publish(app, f"{uid}.reserve")
+        await wait_for(lambda: len(events) == EVENTS, what="every event to the group")
+        assert await app.request(f"{uid}.reserve", Order(id=7), reply=Order) == Order(id=7)
+    assert sorted(events) == list(range(EVENTS))
+
+
+async def test_a_group_name_with_spaces_and_colons(make_app: MakeApp, uid: str) -> None:
+    """Group names are the user's: whitespace and punctuation are no protocol separators."""
+    members = [make_app(), make_app()]
+    ids: list[int] = []
+    for app in members:
+
+        @app.subscribe(f"{uid}.billing", group="billing team: eu")
+        async def bill(order: Order) -> None:
+            ids.append(order.id)
+
+    async with members[0], members[1]:
+        await _publish(members[0], f"{uid}.billing")
+        await wait_for(lambda: len(ids) == EVENTS, what="every event once")
+    assert sorted(ids) == list(range(EVENTS)), "each event handled once by the group"
+
+
+async def test_groups_whose_subject_and_name_meet_at_a_colon_stay_apart(
+    make_app: MakeApp, uid: str, request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """``a:b`` + ``c`` and ``a`` + ``b:c``: a broker name of subject and group joined by ``:``
+    would be one queue for both, and each would get some of the other's events."""
+    known_gap(request, backend, COLON_GAP)
+    app = make_app()
+    seen: dict[str, list[int]] = {"first": [], "second": []}
+
+    @app.subscribe(f"{uid}.a:b", group="c")
+    async def first(order: Order) -> None:
+        seen["first"].append(order.id)
+
+    @app.subscribe(f"{uid}.a", group="b:c")
+    async def second(order: Order) -> None:
+        seen["second"].append(order.id)
+
+    async with app:
+        await _publish(app, f"{uid}.a:b")
+        await _publish(app, f"{uid}.a")
+        total = lambda: len(seen["first"]) + len(seen["second"]) == 2 * EVENTS  # noqa: E731
+        await wait_for(total, what="every event")
+    assert sorted(seen["first"]) == sorted(seen["second"]) == list(range(EVENTS))
+
+
+async def test_durable_names_that_differ_in_punctuation_are_two_subscriptions(
+    make_app: MakeApp, uid: str, backend: Backend
+) -> None:
+    requires(backend, "durable")
+    app = make_app()
+    dotted: list[int] = []
+    underscored: list[int] = []
+
+    @app.subscribe(f"{uid}.ev", durable=f"{uid}-audit.v1")
+    async def on_dotted(order: Order) -> None:
+        dotted.append(order.id)
+
+    @app.subscribe(f"{uid}.ev", durable=f"{uid}-audit_v1")
+    async def on_underscored(order: Order) -> None:
+        underscored.append(order.id)
+
+    async with app:
+        await _publish(app, f"{uid}.ev")
+        done = lambda: len(dotted) == EVENTS and len(underscored) == EVENTS  # noqa: E731
+        await wait_for(done, what="every event to each durable subscription")
+    assert sorted(dotted) == sorted(underscored) == list(range(EVENTS))
+
+
+def _long(uid: str, size: int) -> str:
+    """A subject of ``size`` bytes starting with ``uid``."""
+    return f"{uid}." + ".".join(["segment"] * 40)[: size - len(uid) - 1].rstrip(".")
+
+
+async def test_a_durable_subscription_on_a_long_subject(
+    make_app: MakeApp, uid: str, backend: Backend
+) -> None:
+    """255 bytes, the longest subject every transport takes (AMQP's routing keys), and a durable
+    name of 187 (RabbitMQ's queue names take 200)."""
+    requires(backend, "durable")
+    subject = _long(uid, 255)
+    assert len(subject) >= 250
+    app = make_app()
+    received: list[int] = []
+
+    @app.subscribe(subject, durable=f"{uid}-long-" + "d" * 170)
+    async def audit(order: Order) -> None:
+        received.append(order.id)
+
+    async with app:
+        await _publish(app, subject, 3)
+        await wait_for(lambda: len(received) == 3, what="events on a long subject")

@@ -89,15 +89,16 @@ def _refuse_unprintable(subject: str) -> None:
 
 def check_name(name: str | None, what: str) -> None:
     """``ConfigurationError`` unless ``name`` (a subscription's ``group`` or ``durable``) is
-    ``None`` or a non-empty string of printable characters without whitespace."""
+    ``None`` or a non-empty string of printable characters (spaces allowed: each transport
+    spells the name for its broker, see ``docs/wire.md``)."""
     if name is None:
         return
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"{what}={name!r}: give a non-empty name, e.g. {what}='billing'")
-    if not name.isprintable() or any(c.isspace() for c in name):
+    if not name.isprintable():
         raise ConfigurationError(
-            f"{what}={name!r}: use letters, digits and punctuation, without whitespace or "
-            "characters that are not printable"
+            f"{what}={name!r}: use letters, digits, punctuation and spaces, no characters that "
+            "are not printable (tabs, line breaks, controls, zero-width ones)"
         )
 
 

@@ -102,6 +102,14 @@ def check_name(name: str | None, what: str) -> None:
         )
 
 
+def specificity(pattern: str) -> tuple[int, int]:
+    """How broad ``pattern`` is, to sort the servers of a subject most specific first: an exact
+    subject ``(0, 0)``, then patterns with ``*`` (more of them later), then those with ``>``:
+    the order in which RabbitMQ's and Redis's transports pick one, and the memory broker's."""
+    tokens = pattern.split(".")
+    return (tokens[-1] == ">", tokens.count("*"))
+
+
 def is_wildcard(subject: str) -> bool:
     """Whether ``subject`` has a ``*`` or ``>`` token."""
     tokens = subject.split(".")

@@ -17,7 +17,7 @@ from pigeon import (
     RemoteError,
     RequestTimeout,
 )
-from pigeon.testing.conformance.fixtures import MakeApp, cancel_own_task
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, cancel_own_task, known_gap
 from pigeon.testing.waiting import wait_for
 
 
@@ -230,3 +230,34 @@ async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_the
     assert len(stopped) == concurrency, results
     assert all(r == n for n, r in enumerate(results) if not isinstance(r, BaseException))
     assert sum(isinstance(r, int) for r in results) == 12 - concurrency, results
+
+
+OVERLAP_GAP = {
+    "nats": "the servers of every matching subject share one queue group (pigeon-rpc), so NATS "
+    "spreads the requests over all of them",
+    "rabbitmq": "wildcard servers' queues are bound to the topic exchange pigeon.rpc, which gives "
+    "a request matching two patterns to both (an exact subject's server is preferred)",
+}
+
+
+async def test_of_servers_whose_subjects_overlap_the_most_specific_answers(
+    make_app: MakeApp, uid: str, request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """Requests on ``a.b``, ``a.c`` and ``a.c.d`` with servers of ``a.b``, ``a.*`` and ``a.>``:
+    each request is handled once, by the most specific server (``subjects.specificity``)."""
+    known_gap(request, backend, OVERLAP_GAP)
+    servers = {pattern: make_app() for pattern in ("a.b", "a.*", "a.>")}
+    calls: dict[str, list[str]] = {pattern: [] for pattern in servers}
+    for pattern, server in servers.items():
+
+        @server.rpc(f"{uid}.{pattern}")
+        async def answer(n: int, message: Message, pattern: str = pattern) -> None:
+            calls[pattern].append(message.subject.removeprefix(f"{uid}."))
+
+    client = make_app()
+    async with servers["a.b"], servers["a.*"], servers["a.>"], client:
+        for subject in ("a.b", "a.c", "a.c.d"):
+            for n in range(10):
+                await client.request(f"{uid}.{subject}", n)
+    # a copy of an earlier request queued at another server was handled before the last answer
+    assert calls == {"a.b": ["a.b"] * 10, "a.*": ["a.c"] * 10, "a.>": ["a.c.d"] * 10}, calls

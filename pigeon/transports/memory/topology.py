@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pigeon.errors import DeclarationConflict
 from pigeon.message import Envelope, Failure
+from pigeon.subjects import specificity
 from pigeon.transports.memory.sublist import Sublist
 from pigeon.transports.replies import ReplyMap
 
@@ -308,10 +309,8 @@ class MemoryBroker:
         self.queues: dict[str, MemoryQueue] = {}
         self.inboxes: dict[str, ReplyMap] = {}
         self.capacity = QUEUE_CAPACITY
-        self.events: Sublist[MemoryQueue] = Sublist()
-        """Subscription queues by the subject pattern they are bound to."""
-        self.rpc: Sublist[MemoryQueue] = Sublist()
-        """RPC queues by the subject (pattern) they serve."""
+        self.events: Sublist[MemoryQueue] = Sublist()  # subscription queues, by their pattern
+        self.rpc: Sublist[MemoryQueue] = Sublist()  # RPC queues, by the subject they serve
         self.taps: list[Tap] = []
 
     def tell(self, tapped: Tapped) -> None:
@@ -324,8 +323,9 @@ class MemoryBroker:
         return self.events.match(subject)
 
     def servers(self, subject: str) -> list[MemoryQueue]:
-        """The RPC queues serving ``subject`` that have a consumer now."""
-        return [queue for queue in self.rpc.match(subject) if queue.consumers]
+        """The RPC queues serving ``subject`` with a consumer now, most specific first."""
+        found = [queue for queue in self.rpc.match(subject) if queue.consumers]
+        return sorted(found, key=lambda queue: specificity(queue.pattern or ""))
 
     def event_queue(self, name: str, pattern: str, *, keep: bool) -> MemoryQueue:
         """The subscription queue ``name`` bound to ``pattern``, made on first use."""

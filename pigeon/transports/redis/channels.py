@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from pigeon.errors import BrokerError
+from pigeon.failures import one_line
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
-from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.tasks import cancel_all, watched
 
 log = logging.getLogger("pigeon")
 
@@ -84,7 +85,7 @@ class Channels:
                 else:
                     await self._pubsub.subscribe(name)
             if self._reader is None:
-                self._reader = asyncio.create_task(self._read())
+                self._reader = watched(self._read(), f"reading Pub/Sub messages from {self._url}")
             try:
                 async with asyncio.timeout(self._patience):
                     await confirmed
@@ -148,6 +149,8 @@ class Channels:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read(self) -> None:
+        """Read and dispatch every message, for good: a lost connection is waited out, and an
+        unexpected error (a bug) is logged, never the end of every subscription."""
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
@@ -155,6 +158,10 @@ class Channels:
                 if self.healthy:
                     log.warning("pigeon: Pub/Sub connection to %s lost (%s)", self._url, exc)
                 self.healthy = False
+                await asyncio.sleep(_RETRY_AFTER)
+                continue
+            except Exception:
+                log.exception("pigeon: reading Pub/Sub messages from %s failed", self._url)
                 await asyncio.sleep(_RETRY_AFTER)
                 continue
             if not self.healthy:
@@ -165,11 +172,9 @@ class Channels:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "message":
-            for callback in self._callbacks.get((False, message["channel"]), ()):
-                callback(message["channel"], message["data"])
+            self._hand(self._callbacks.get((False, message["channel"]), ()), message)
         elif kind == "pmessage":
-            for callback in self._callbacks.get((True, message["pattern"]), ()):
-                callback(message["channel"], message["data"])
+            self._hand(self._callbacks.get((True, message["pattern"]), ()), message)
         elif kind in ("subscribe", "psubscribe"):
             key = (kind == "psubscribe", message["channel"])
             confirmed = self._confirmations.pop(key, None)
@@ -182,3 +187,14 @@ class Channels:
             departed = self._departures.pop((kind == "punsubscribe", message["channel"]), None)
             if departed is not None and not departed.done():
                 departed.set_result(None)
+
+    def _hand(self, callbacks: Iterable[Callback], message: dict[str, Any]) -> None:
+        """Call each of ``callbacks`` with ``message``; one that raises is logged, and the others
+        (and the messages after) are called as ever."""
+        channel, payload = message["channel"], message["data"]
+        for callback in callbacks:
+            try:
+                callback(channel, payload)
+            except Exception:
+                shown = one_line(channel.decode("utf-8", "replace"))
+                log.exception("pigeon: handing a message on %s failed; it is dropped", shown)

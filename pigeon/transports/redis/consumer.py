@@ -28,12 +28,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
-from pigeon.failures import one_line
+from pigeon.failures import describe, one_line
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group, translated
 from pigeon.transports.redis.scripts import Scripts
-from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.tasks import cancel_all, watched
 from pigeon.transports.redis.topology import RETURNED
 from pigeon.transports.runner import HandlerRunner
 
@@ -142,7 +142,8 @@ class StreamConsumer:
     def start(self) -> None:
         """Start fetching (the stream and group exist)."""
         reserve_connections(self._redis, 1)
-        self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
+        what = f"the consumer of {self.stream}"
+        self._tasks = [watched(self._pump(), what), watched(self._keep_alive(), what)]
 
     async def close(self, timeout: float) -> None:
         if self._closed:
@@ -216,7 +217,7 @@ class StreamConsumer:
         def fire() -> None:
             self._timers.discard(timer)
             if not self._closed:
-                task = asyncio.create_task(self._promote())
+                task = watched(self._promote(), f"promoting delayed entries of {self.stream}")
                 self._promotions.add(task)
                 task.add_done_callback(self._promotions.discard)
 
@@ -298,23 +299,59 @@ class StreamConsumer:
         return []
 
     def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes], count: int) -> None:
-        delivery = StreamDelivery(self, entry_id, self._parse(entry_id, fields), count)
-        self._unsettled[entry_id] = delivery
-        self._runner.start(self._handler(delivery))
+        """Start handling one entry; one that cannot be started (a bug) is logged and
+        dead-lettered (see ``dead_letter``), and the entries read with it are handled as ever."""
+        try:
+            delivery = StreamDelivery(self, entry_id, self._parse(entry_id, fields), count)
+            self._unsettled[entry_id] = delivery
+            self._runner.start(self._handler(delivery))
+        except Exception as exc:
+            log.exception(
+                "pigeon: could not start entry %s of %s; %s it",
+                entry_id.decode(errors="replace"),
+                self.stream,
+                "dropping" if self._sink is None else "dead-lettering",
+            )
+            self._bury(entry_id, fields, count, exc)
+
+    def _bury(
+        self, entry_id: bytes, fields: dict[bytes, bytes], count: int, error: Exception
+    ) -> None:
+        """Dead-letter an entry that could not be started, its fields kept as it has them: the
+        body (a job's ``body``, an event's ``message``) and every other field as a header."""
+        body = fields.get(b"body", fields.get(b"message", b""))
+        headers = {
+            name.decode("utf-8", "replace"): value.decode("utf-8", "replace")
+            for name, value in fields.items()
+            if name not in (b"body", b"message")
+        }
+        parsed = (Envelope(body, headers, ""), self._queue, 0, 0)
+        delivery = self._unsettled[entry_id] = StreamDelivery(self, entry_id, parsed, count)
+        now = datetime.now(UTC)
+        failure = Failure(type(error).__name__, describe(error), count, self._queue, now)
+        self._runner.start(self.dead_letter(delivery, failure))
 
     async def _keep_alive(self) -> None:
-        """Every third of ``claim_idle``: beat, and claim the entries in hand again."""
+        """Every third of ``claim_idle``: beat, and claim the entries in hand again. An
+        unexpected error (a bug) is logged, and the next round goes on: were it to stop, live
+        handlers' entries would be taken from them."""
         while True:
-            if self._heartbeat is not None:
-                beat: list[EncodableT] = [self._name, self._claim_idle_ms]
-                with contextlib.suppress(*CLIENT_ERRORS):
-                    await self._scripts.beat(keys=[self._heartbeat], args=beat)
+            try:
+                await self._keep_alive_once()
+            except Exception:
+                log.exception("pigeon: keeping %s's entries in hand failed", self.stream)
             await asyncio.sleep(self._claim_idle_ms / 3000)
-            held = list(self._unsettled)
-            if held:
-                args: list[EncodableT] = [self._group, self._name, *held]
-                with contextlib.suppress(*CLIENT_ERRORS):
-                    await self._scripts.keep(keys=self._keys[:1], args=args)
+
+    async def _keep_alive_once(self) -> None:
+        if self._heartbeat is not None:
+            beat: list[EncodableT] = [self._name, self._claim_idle_ms]
+            with contextlib.suppress(*CLIENT_ERRORS):
+                await self._scripts.beat(keys=[self._heartbeat], args=beat)
+        held = list(self._unsettled)
+        if held:
+            args: list[EncodableT] = [self._group, self._name, *held]
+            with contextlib.suppress(*CLIENT_ERRORS):
+                await self._scripts.keep(keys=self._keys[:1], args=args)
 
 
 def _pairs(flat: list[Any]) -> dict[bytes, bytes]:

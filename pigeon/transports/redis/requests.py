@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 from pigeon.errors import BrokerError, NoResponders
+from pigeon.failures import one_line
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
@@ -29,6 +30,7 @@ from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
 from pigeon.transports.redis.shared import SharedReader
+from pigeon.transports.redis.tasks import watched
 from pigeon.transports.redis.topology import (
     MATCHES_LUA,
     SERVERS,
@@ -181,7 +183,7 @@ class RedisRequests:
         await reader.start()
 
         def register_again() -> None:
-            task = asyncio.create_task(self._register(pattern, stream, again=True))
+            task = watched(self._register(pattern, stream, again=True), f"registering {pattern!r}")
             self._registering.add(task)
             task.add_done_callback(self._registering.discard)
 
@@ -269,4 +271,18 @@ class RedisRequests:
             await self._redis.publish(reply_to, payload)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
-        self._replies.resolve(wire.unpack(payload))
+        """A reply on the inbox: to its request; one that matches none is logged and dropped
+        (a late one at DEBUG, as on RabbitMQ; one with no correlation id, which can never
+        match, at WARNING: a foreign or malformed payload)."""
+        reply = wire.unpack(payload)
+        if self._replies.resolve(reply):
+            return
+        if reply.correlation_id:
+            log.debug("pigeon: dropped a late reply %s", one_line(reply.correlation_id))
+        else:
+            log.warning(
+                "pigeon: dropped a reply that matches no request on %s (%d bytes, no "
+                "correlation id): not a reply pigeon sends",
+                self._inbox,
+                len(payload),
+            )

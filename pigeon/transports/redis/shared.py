@@ -16,7 +16,7 @@ from pigeon.transports.redis import wire
 from pigeon.transports.redis.consumer import BLOCK, Parsed, reserve_connections
 from pigeon.transports.redis.errors import CLIENT_ERRORS, is_missing_group
 from pigeon.transports.redis.subscriber import EventDelivery
-from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.tasks import cancel_all, watched
 from pigeon.transports.redis.topology import consumer_name
 from pigeon.transports.runner import HandlerRunner
 
@@ -70,9 +70,9 @@ class SharedReader:
         """Join, then read; returns once an entry added now would reach this member."""
         await self._join(self.consumer)
         reserve_connections(self._redis, 1)
-        self._tasks.append(asyncio.create_task(self._pump()))
+        self._tasks.append(watched(self._pump(), f"reading {self._stream}"))
         if self._heartbeat is not None:
-            self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
+            self._tasks.append(watched(self._beat(self._heartbeat), f"beating in {self._stream}"))
 
     async def close(self, timeout: float) -> None:
         if self._closed:
@@ -139,11 +139,25 @@ class SharedReader:
             self._reading = None
         for _, entries in read or ():
             for entry_id, fields in entries:
-                envelope, subject, _, _ = parse_event(entry_id, fields)
-                runner.start(self._handler(EventDelivery(envelope, subject)))
+                self._start(entry_id, fields)
+
+    def _start(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """Start handling one entry; one that cannot be started (a bug) is logged and dropped
+        (read ``NOACK``, it is gone from the stream), and the entries read with it are handled
+        as ever."""
+        try:
+            envelope, subject, _, _ = parse_event(entry_id, fields)
+            self._runner.start(self._handler(EventDelivery(envelope, subject)))
+        except Exception:
+            shown = entry_id.decode(errors="replace")
+            log.exception("pigeon: dropped entry %s of %s: it could not start", shown, self._stream)
 
     async def _beat(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            with contextlib.suppress(*CLIENT_ERRORS):
+            try:
                 await self._join(self.consumer)
+            except CLIENT_ERRORS:
+                pass  # the next beat, within the member's time to live
+            except Exception:  # a bug must not stop the beat: the member would expire
+                log.exception("pigeon: beating in %s failed", self._stream)

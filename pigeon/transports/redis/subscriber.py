@@ -10,16 +10,20 @@ pigeon's own buffer, and those over its limit are dropped and counted.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from pigeon import subjects
+from pigeon.failures import one_line
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.channels import Channels
-from pigeon.transports.redis.tasks import cancel_all
+from pigeon.transports.redis.tasks import cancel_all, watched
 from pigeon.transports.redis.topology import Keys, is_wildcard
 from pigeon.transports.runner import HandlerRunner
 from pigeon.transports.slow import SlowConsumers
+
+log = logging.getLogger("pigeon")
 
 PENDING_LIMIT = 65_536
 """Events a plain subscriber holds (waiting or being handled) unless its ``max_pending`` says
@@ -79,7 +83,7 @@ class ChannelSubscription:
 
     async def start(self) -> None:
         await self._channels.subscribe(self._name, self._received, pattern=self._wildcard)
-        self._pump = asyncio.create_task(self._run())
+        self._pump = watched(self._run(), f"subscriber of {self._subject!r}")
 
     async def close(self, timeout: float) -> None:
         if self._closed:
@@ -108,10 +112,16 @@ class ChannelSubscription:
         while True:
             await runner.wait_free()  # an event waits in the queue, where it is counted
             channel, payload = await self._queue.get()
-            if not self._matches(channel):
-                continue
+            try:
+                self._start(channel, payload)
+            except Exception:  # a bug must not end the subscription: this one event is lost
+                log.exception("pigeon: dropped an event of %s", one_line(self._subject))
+
+    def _start(self, channel: bytes, payload: bytes) -> None:
+        """Start handling the event ``payload`` received on ``channel``, if it is ours."""
+        if self._matches(channel):
             subject = self._keys.subject_of(channel)
-            runner.start(self._handler(EventDelivery(wire.unpack(payload), subject)))
+            self._runner.start(self._handler(EventDelivery(wire.unpack(payload), subject)))
 
     def _matches(self, channel: bytes) -> bool:
         """Whether a message on ``channel`` is one of ours (a glob may match more)."""

@@ -20,12 +20,13 @@ copies, before a delayed redelivery) and ``x-pigeon-returns`` (those of them tha
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from pigeon import headers as h
 from pigeon.errors import MessageTooLarge
-from pigeon.message import Envelope, new_id
+from pigeon.message import Envelope, envelope_of, new_id
 
 MAGIC = b"\x00pigeon1\n"
 """First bytes of a payload packed by ``pack``."""
@@ -105,13 +106,18 @@ def _field_of(header: str) -> str:
 
 
 def job_of(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[Envelope, int, int]:
-    """The envelope of a stream entry, with the deliveries and returns of its earlier copies."""
+    """The envelope of a stream entry, with the deliveries and returns of its earlier copies.
+
+    Any client writes these fields, so odd ones are read as RabbitMQ's foreign properties are: a
+    ``timestamp`` that is no finite number is the entry's time, a count that is no whole number
+    of at least 0 is 0. Never raises.
+    """
     headers: dict[str, str] = {}
     for name, value in fields.items():
         if name not in _RESERVED:
             header = name.decode("utf-8", "replace").removeprefix(HEADER)
             headers[header] = value.decode("utf-8", "replace")
-    stamp = fields.get(TIMESTAMP.encode())
+    stamp = _float(fields.get(TIMESTAMP.encode()))
     envelope = Envelope(
         fields.get(BODY.encode(), b""),
         headers,
@@ -119,11 +125,28 @@ def job_of(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[Envelope, int, 
         _text(fields.get(MESSAGE_ID.encode())) or new_id(),
         _text(fields.get(CORRELATION_ID.encode())),
         _text(fields.get(REPLY_TO.encode())),
-        float(stamp) if stamp else entry_time(entry_id),
+        entry_time(entry_id) if stamp is None else stamp,
     )
-    deliveries = int(fields.get(DELIVERY.encode(), b"0") or 0)
-    returns = int(fields.get(RETURNS.encode(), b"0") or 0)
+    deliveries = _count(fields.get(DELIVERY.encode()))
+    returns = _count(fields.get(RETURNS.encode()))
     return envelope, deliveries, returns
+
+
+def _float(value: bytes | None) -> float | None:
+    """``value`` as a finite number, or ``None`` if it is none."""
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _count(value: bytes | None) -> int:
+    """``value`` as a count: a whole number of at least 0, else 0."""
+    try:
+        return max(0, int(value)) if value else 0
+    except ValueError:
+        return 0
 
 
 def entry_time(entry_id: bytes) -> float:
@@ -152,26 +175,71 @@ def pack(envelope: Envelope) -> bytes:
 def unpack(payload: bytes) -> Envelope:
     """The envelope of a payload; one without ``MAGIC`` (a plain client's) is all body.
 
-    A payload that starts with ``MAGIC`` but whose metadata does not parse is also taken as all
-    body, so that the handler sees it and fails to decode it, rather than the transport.
+    A payload that starts with ``MAGIC`` but whose metadata does not parse, or holds a field of
+    another type than ``pack`` writes (``h`` not an object of strings, ``ts`` not a finite
+    number, ``id``, ``ct``, ``cid`` or ``rt`` not a string; ``null`` is an absent field), is
+    also taken as all body, so that the handler sees it and fails to decode it, rather than the
+    transport. Never raises.
     """
     if payload.startswith(MAGIC):
         end = payload.find(b"\n", len(MAGIC))
-        try:
-            meta = json.loads(payload[len(MAGIC) : end]) if end > 0 else None
-        except ValueError:
-            meta = None
-        if isinstance(meta, dict):
-            return Envelope(
+        meta = _meta(payload[len(MAGIC) : end]) if end > 0 else None
+        if meta is not None:
+            stamp = meta.get("ts")
+            return envelope_of(
                 payload[end + 1 :],
-                dict(meta.get("h") or {}),
-                meta.get("ct", ""),
+                meta.get("h") or {},
+                meta.get("ct") or "",
                 meta.get("id") or new_id(),
                 meta.get("cid"),
                 meta.get("rt"),
-                float(meta.get("ts") or time.time()),
+                time.time() if stamp is None else stamp,
             )
-    return Envelope(payload, {}, "", new_id(), None, None, time.time())
+    return envelope_of(payload, {}, "", new_id(), None, None, time.time())
+
+
+_TEXT_FIELDS = ("id", "ct", "cid", "rt")
+
+
+def _meta(line: bytes) -> dict[str, Any] | None:
+    """The metadata of a payload, or ``None`` if ``line`` is not metadata ``pack`` could have
+    written (see ``unpack``); its ``ts``, if any, made a float."""
+    try:
+        meta = json.loads(line)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the stack
+        return None
+    if type(meta) is not dict:
+        return None
+    for name in _TEXT_FIELDS:
+        value = meta.get(name)
+        if value is not None and type(value) is not str:
+            return None
+    stamp = meta.get("ts")
+    if stamp is not None and not (type(stamp) is float and math.isfinite(stamp)):
+        seconds = _seconds(stamp)
+        if seconds is None:
+            return None
+        meta["ts"] = seconds
+    headers = meta.get("h")
+    if headers is not None and not _all_text(headers):
+        return None
+    return meta
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as a finite number of seconds, or ``None`` if it is no such number."""
+    if type(value) is not int and type(value) is not float:  # a bool is no time
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer past a float's range
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _all_text(headers: object) -> bool:
+    """Whether ``headers`` is an object of strings (JSON's keys are)."""
+    return type(headers) is dict and all(type(value) is str for value in headers.values())
 
 
 def _text(value: bytes | None) -> str | None:

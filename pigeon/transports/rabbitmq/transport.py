@@ -46,6 +46,7 @@ from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.leaving import Leaving
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly, underlay_of
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
+from pigeon.transports.rabbitmq.sends import Sends
 from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url, servers
@@ -172,6 +173,7 @@ class RabbitMQTransport:
         )
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
+        self.sends = Sends(self.url)
 
     async def _open(self) -> tuple[AbstractRobustConnection, AbstractRobustChannel]:
         """A robust connection, with its publishing channel open, to the first server that
@@ -217,9 +219,15 @@ class RabbitMQTransport:
         return connection.server if isinstance(connection, FailoverConnection) else self.url
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        """Let the sends under way get their confirms (up to ``reconnect_patience`` seconds,
+        while connected), fail the rest with ``BrokerError`` (see ``sends``), then close every
+        subscription, fail the requests waiting and disconnect. Idempotent; never raises."""
+        connection = self._connection
+        if connection is None or self.sends.closing:
             return
+        connected = connection.connected.is_set()
+        await self.sends.settle(self.options["reconnect_patience"] if connected else 0)
+        self._connection = None
         for subscription in list(self._subscriptions):
             await subscription.close(0)
         self._subscriptions.clear()

@@ -230,3 +230,26 @@ async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_the
     assert len(stopped) == concurrency, results
     assert all(r == n for n, r in enumerate(results) if not isinstance(r, BaseException))
     assert sum(isinstance(r, int) for r in results) == 12 - concurrency, results
+
+
+@pytest.mark.parametrize("timeout", [1e9, 1e12])
+async def test_a_huge_timeout_is_taken_and_leaves_the_other_requests_alone(
+    make_app: MakeApp, uid: str, timeout: float
+) -> None:
+    """A timeout past what a broker takes as a message's expiration (RabbitMQ: 2^32 - 1 ms)
+    must not close the channel every request shares: the concurrent request is answered."""
+    server, client = make_app(), make_app()
+    huge_answered = asyncio.Event()
+
+    @server.rpc(f"{uid}.echo", concurrency=2)
+    async def echo(n: int) -> int:
+        if n == 2:  # held until the huge request was answered, so that both are in flight
+            await huge_answered.wait()
+        return n
+
+    async with server, client:
+        inflight = asyncio.create_task(client.request(f"{uid}.echo", 2, timeout=10))
+        assert await client.request(f"{uid}.echo", 1, timeout=timeout) == 1
+        huge_answered.set()
+        assert await inflight == 2
+        assert await client.request(f"{uid}.echo", 3, timeout=5) == 3

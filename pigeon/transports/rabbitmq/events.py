@@ -56,7 +56,7 @@ class RabbitEvents:
         max_pending: int | None = None,
     ) -> RabbitSubscription:
         transport = self._transport
-        transport.check()
+        transport.check(subject=subject)
         exchange = transport.topology.events_exchange
         await transport.declarer.exchange(exchange, "topic")
         name, kind = self._queue_for(subject, group, durable)

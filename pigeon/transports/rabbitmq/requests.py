@@ -237,7 +237,7 @@ class RabbitRequests:
         self, subject: str, handler: Handler, *, concurrency: int
     ) -> RabbitSubscription:
         transport = self._transport
-        transport.check()
+        transport.check(subject=subject)
         name = queue_name_for(subject)
         exchange = transport.topology.rpc_exchange
         routed = name != subject  # wildcards, or a subject no queue can be named after

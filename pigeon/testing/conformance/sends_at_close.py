@@ -19,12 +19,17 @@ from pigeon import App, BrokerError
 from pigeon.testing.conformance.fixtures import Backend, MakeApp
 
 GAPS = {
-    "redis": "the close leaves connections of sends in flight unclosed (ResourceWarning), and "
-    "one send of those in flight fails ('unreachable')",
     "nats": "enqueues awaiting their PubAck, and at times a publish, fail at the close",
 }
 """Transports that do not keep this contract yet, found when these tests were written; not
 every run shows it, so the tests are expected to fail there but may pass."""
+
+SKIPPED = {
+    "redis": "the close leaves the connections of sends in flight unclosed, and their "
+    "ResourceWarnings fail whichever test runs next; one send in flight fails ('unreachable')",
+}
+"""Transports whose gap here would fail other tests too: skipped until it is closed."""
+
 
 SENDS = 300
 """Sends under way at the close: more than a broker confirms in one round trip."""
@@ -35,8 +40,11 @@ far less than forever."""
 
 
 def _gap(request: pytest.FixtureRequest, backend: Backend, names: tuple[str, ...]) -> None:
-    """Expect the calling test may fail on the transports ``names`` (see ``GAPS``)."""
+    """Skip the calling test on a transport of ``SKIPPED``; expect it may fail on those of
+    ``names`` (see ``GAPS``)."""
     name = backend.name.split("-")[0]
+    if name in SKIPPED:
+        pytest.skip(f"known gap on {name}: {SKIPPED[name]}")
     if name in names:
         gap = pytest.mark.xfail(reason=f"known gap on {name}: {GAPS[name]}", strict=False)
         request.node.add_marker(gap)
@@ -84,7 +92,7 @@ async def test_sends_under_way_at_close_end_done_or_with_a_broker_error(
 ) -> None:
     """Never a hang, never a bare ``CancelledError`` (a ``BaseException`` the caller's
     ``except Exception`` does not catch), never another error: done, or ``BrokerError``."""
-    _gap(request, backend, ("redis",))
+    _gap(request, backend, ())
     outcomes = await _close_under_sends(make_app(), kind, uid, warm)
     odd = [o for o in outcomes if not isinstance(o, StopIteration | BrokerError)]
     assert not odd, [repr(o) for o in odd[:3]]
@@ -101,7 +109,7 @@ async def test_close_lets_the_sends_already_started_finish(
     warm: bool,
 ) -> None:
     """The broker is up and answers: every send started before the close is confirmed."""
-    _gap(request, backend, ("redis", "nats"))
+    _gap(request, backend, ("nats",))
     outcomes = await _close_under_sends(make_app(), kind, uid, warm)
     failed = [o for o in outcomes if not isinstance(o, StopIteration)]
     assert not failed, (len(failed), [repr(o) for o in failed[:3]])

@@ -25,7 +25,7 @@ from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.routing import Lifespan, Route, Router
-from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport
+from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport, check_route
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
 
@@ -132,7 +132,7 @@ class App(Router):
     def _add(self, route: Route) -> None:
         if self._running:
             raise ConfigurationError("register handlers before the App starts")
-        subjects.validate(route.subject, wildcards=route.kind != "worker")
+        check_route(self.transport, route.kind, route.subject, route.options.get("durable"))
         self._routes.add(route)
         self._handlers.append(self._serve(route))
 

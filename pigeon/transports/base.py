@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pigeon import subjects
 from pigeon.errors import ConfigurationError
 from pigeon.message import Envelope, Failure
 
@@ -324,3 +325,14 @@ class Transport(Protocol):
         every request still waiting with ``BrokerError``, and disconnect. Idempotent; never
         raises."""
         ...
+
+
+def check_route(transport: object, kind: str, subject: str, durable: str | None = None) -> None:
+    """Raise ``ConfigurationError`` for a handler's subject (``kind``: ``subscribe``, ``rpc`` or
+    ``worker``) that pigeon (``subjects.validate``) or the transport's broker cannot carry: a
+    transport whose broker allows less than pigeon does offers ``check_route(kind, subject,
+    durable)`` (RabbitMQ: AMQP's 255-byte routing keys), run here, where the handler is added."""
+    subjects.validate(subject, wildcards=kind != "worker")
+    check = getattr(transport, "check_route", None)
+    if check is not None:
+        check(kind, subject, durable)

@@ -261,3 +261,26 @@ async def test_of_servers_whose_subjects_overlap_the_most_specific_answers(
                 await client.request(f"{uid}.{subject}", n)
     # a copy of an earlier request queued at another server was handled before the last answer
     assert calls == {"a.b": ["a.b"] * 10, "a.*": ["a.c"] * 10, "a.>": ["a.c.d"] * 10}, calls
+
+
+@pytest.mark.parametrize("timeout", [1e9, 1e12])
+async def test_a_huge_timeout_is_taken_and_leaves_the_other_requests_alone(
+    make_app: MakeApp, uid: str, timeout: float
+) -> None:
+    """A timeout past what a broker takes as a message's expiration (RabbitMQ: 2^32 - 1 ms)
+    must not close the channel every request shares: the concurrent request is answered."""
+    server, client = make_app(), make_app()
+    huge_answered = asyncio.Event()
+
+    @server.rpc(f"{uid}.echo", concurrency=2)
+    async def echo(n: int) -> int:
+        if n == 2:  # held until the huge request was answered, so that both are in flight
+            await huge_answered.wait()
+        return n
+
+    async with server, client:
+        inflight = asyncio.create_task(client.request(f"{uid}.echo", 2, timeout=10))
+        assert await client.request(f"{uid}.echo", 1, timeout=timeout) == 1
+        huge_answered.set()
+        assert await inflight == 2
+        assert await client.request(f"{uid}.echo", 3, timeout=5) == 3

@@ -33,15 +33,17 @@ class RabbitEvents:
         transport = self._transport
         transport.check(envelope, subject)
         exchange = transport.topology.events_exchange
-        if not transport.declarer.has_exchange(exchange):  # no coroutine once declared
-            await transport.declarer.exchange(exchange, "topic")
-        properties = wire.properties(envelope)
-        try:
-            await transport.publisher.publish(
-                envelope.body, exchange=exchange, routing_key=subject, properties=properties
-            )
-        except CLIENT_ERRORS as exc:
-            raise translate(exc, transport.url, f"publishing on {subject!r}") from exc
+        action = f"publishing on {subject!r}"
+        with transport.sends(action):
+            if not transport.declarer.has_exchange(exchange):  # no coroutine once declared
+                await transport.declarer.exchange(exchange, "topic")
+            properties = wire.properties(envelope)
+            try:
+                await transport.publisher.publish(
+                    envelope.body, exchange=exchange, routing_key=subject, properties=properties
+                )
+            except CLIENT_ERRORS as exc:
+                raise translate(exc, transport.url, action) from exc
 
     async def subscribe(
         self,
@@ -54,7 +56,7 @@ class RabbitEvents:
         max_pending: int | None = None,
     ) -> RabbitSubscription:
         transport = self._transport
-        transport.check()
+        transport.check(subject=subject)
         exchange = transport.topology.events_exchange
         await transport.declarer.exchange(exchange, "topic")
         name, kind = self._queue_for(subject, group, durable)

@@ -215,9 +215,11 @@ class RabbitJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
-        self._transport.check(envelope)
+        transport = self._transport
+        transport.check(envelope)
         name = checked_name(queue, "work queue")
-        await self._transport.job_store.store(name, envelope, delay=delay)
+        with transport.sends(f"enqueueing on {name!r}"):
+            await transport.job_store.store(name, envelope, delay=delay)
 
     async def consume(
         self, queue: str, handler: Handler, *, concurrency: int

@@ -3,8 +3,8 @@
 A request is published ``mandatory`` to the default exchange with the subject as routing key (the
 queue of its servers is named after the subject, as in RabbitMQ's RPC tutorial); returned, it is
 tried once more through the ``pigeon.rpc`` topic exchange, where servers of wildcard subjects bind,
-and returned again it is ``NoResponders``. Its deadline is the message's ``expiration``, so the
-broker drops a request nobody took in time.
+and returned again it is ``NoResponders``. Its deadline is the message's ``expiration`` (cut to
+the 49.7 days RabbitMQ takes), so the broker drops a request nobody took in time.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Requester:
             envelope,
             delivery_mode=wire.TRANSIENT,
             reply_to=DIRECT_REPLY_TO,
-            expiration=str(max(1, round(timeout * 1000))),
+            expiration=wire.expiration(timeout),
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -237,7 +237,7 @@ class RabbitRequests:
         self, subject: str, handler: Handler, *, concurrency: int
     ) -> RabbitSubscription:
         transport = self._transport
-        transport.check()
+        transport.check(subject=subject)
         name = queue_name_for(subject)
         exchange = transport.topology.rpc_exchange
         routed = name != subject  # wildcards, or a subject no queue can be named after

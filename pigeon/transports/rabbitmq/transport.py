@@ -46,7 +46,8 @@ from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.leaving import Leaving
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly, underlay_of
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
-from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology
+from pigeon.transports.rabbitmq.sends import Sends
+from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology, checked_name
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url, servers
 
@@ -82,6 +83,9 @@ DEFAULT_FRAME_MAX = 131072
 PROPERTIES_RESERVE = 1200
 """Bytes of a content header frame taken by everything but the header table: frame overhead,
 content type, message id, correlation id, reply-to (short strings), delivery mode, timestamp."""
+
+MAX_KEY_BYTES = 255
+"""The longest routing or binding key: an AMQP short string."""
 
 MAX_PREFETCH = 65_535
 """The largest ``basic.qos`` prefetch count (a short); a consumer asking more gets this."""
@@ -172,6 +176,7 @@ class RabbitMQTransport:
         )
         self.job_store = JobStore(self.publisher, self.declarer, self.url)
         self.requester = Requester(connection, self.declarer, self.url)
+        self.sends = Sends(self.url)
 
     async def _open(self) -> tuple[AbstractRobustConnection, AbstractRobustChannel]:
         """A robust connection, with its publishing channel open, to the first server that
@@ -217,9 +222,15 @@ class RabbitMQTransport:
         return connection.server if isinstance(connection, FailoverConnection) else self.url
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        """Let the sends under way get their confirms (up to ``reconnect_patience`` seconds,
+        while connected), fail the rest with ``BrokerError`` (see ``sends``), then close every
+        subscription, fail the requests waiting and disconnect. Idempotent; never raises."""
+        connection = self._connection
+        if connection is None or self.sends.closing:
             return
+        connected = connection.connected.is_set()
+        await self.sends.settle(self.options["reconnect_patience"] if connected else 0)
+        self._connection = None
         for subscription in list(self._subscriptions):
             await subscription.close(0)
         self._subscriptions.clear()
@@ -284,6 +295,16 @@ class RabbitMQTransport:
         """What an rpc server's subscription does with the requests it holds as it leaves."""
         return Leaving(queue, make, self.requester.forward, lasting=self.topology.passive)
 
+    def check_route(self, kind: str, subject: str, durable: str | None) -> None:
+        """``ConfigurationError`` for a handler this broker cannot serve, raised as it is added
+        (``base.check_route``): a subject over AMQP's 255 bytes (a routing or binding key), a
+        worker's or durable subscription's name that cannot name a queue."""
+        check_length(subject, MAX_KEY_BYTES, "AMQP")
+        if kind == "worker":
+            checked_name(subject, "work queue")
+        if durable is not None:
+            checked_name(durable, "durable subscription name")
+
     def check(self, envelope: Envelope | None = None, subject: str = "") -> None:
         """Raise ``BrokerError`` unless connected; check what one call sends before it is sent
         (the broker would close the connection, and a reconnect would send it again):
@@ -291,7 +312,7 @@ class RabbitMQTransport:
         body over ``max_message_size`` or headers that do not fit in one frame (``frame_max``)."""
         if self._connection is None:
             raise BrokerError.not_connected(self.url)
-        check_length(subject, 255, "AMQP")
+        check_length(subject, MAX_KEY_BYTES, "AMQP")
         if envelope is None:
             return
         if len(envelope.body) > self._max_size:

@@ -35,6 +35,11 @@ _HIDDEN_PREFIXES = ("x-first-death-", "x-last-death-")
 PERSISTENT = 2
 TRANSIENT = 1
 
+MAX_EXPIRATION_MS = 2**32 - 1
+"""The longest per-message TTL (``expiration``, milliseconds) RabbitMQ takes: its
+``MAX_EXPIRY_TIMER``, the limit of the Erlang timer behind it. A larger value makes the broker
+close the channel (``PRECONDITION_FAILED - invalid expiration``), failing every call on it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Counts:
@@ -54,6 +59,14 @@ class Counts:
 def binding_key(subject: str) -> str:
     """A pigeon subject pattern as an AMQP topic binding key: ``>`` becomes ``#``."""
     return subject[:-1] + "#" if subject.endswith(">") else subject
+
+
+def expiration(seconds: float) -> str:
+    """The AMQP ``expiration`` of a message that may wait ``seconds`` (finite, positive): whole
+    milliseconds, at least 1 (0 would expire it unless a consumer takes it at once), at most
+    ``MAX_EXPIRATION_MS`` (49.7 days; a longer wait is cut to it, as RabbitMQ's JMS client does:
+    the caller still waits its own timeout)."""
+    return str(min(max(1, round(seconds * 1000)), MAX_EXPIRATION_MS))
 
 
 def properties(

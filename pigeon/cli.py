@@ -71,10 +71,12 @@ def run(
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics here (worker i: port + i)")
+        int | None,
+        typer.Option(help="Deprecated, use --http-port: Prometheus metrics here (worker i: +i)"),
     ] = None,
     health_port: Annotated[
-        int | None, typer.Option(help="Answer 200 when ready, else 503 (worker i: port + i)")
+        int | None,
+        typer.Option(help="Deprecated, use --http-port: 200 when ready, else 503 (worker i: +i)"),
     ] = None,
     http_port: Annotated[
         int | None,

@@ -197,7 +197,8 @@ def inspect_handler(fn: Callable[..., Any], json: JSONCodec = JSON) -> HandlerSp
     except Exception as exc:  # a forward reference that does not resolve, say
         raise ConfigurationError(
             f"handler {name}: cannot resolve its annotations: {exc} (names in annotations must "
-            "be importable from the handler's module: define dependencies at module level)"
+            "be importable from the handler's module: define the models and dependencies they "
+            "name at module level, or drop 'from __future__ import annotations')"
         ) from exc
     if not params or params[0].kind not in _POSITIONAL:
         raise ConfigurationError(

@@ -55,7 +55,8 @@ class Retry:
         ):
             raise ConfigurationError(
                 f"{self!r}: need 0 <= backoff <= max_backoff <= {MAX_DELAY:.0f} seconds (100 "
-                "years) and 0 <= jitter <= 1, none of them NaN"
+                "years) and 0 <= jitter <= 1, none of them NaN (max_backoff is 5.0 unless given: "
+                "give it with a longer backoff)"
             )
 
     def delay(self, failed_calls: int) -> float:

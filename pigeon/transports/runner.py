@@ -102,6 +102,7 @@ class HandlerRunner:
         for task in pending:
             task.cancel()
         if pending:
+            log_cut_off(len(pending), timeout)
             await asyncio.wait(pending)
         for call, task in list(self._tasks.items()):  # cancelled before it ran: close its call
             if task.done():
@@ -255,3 +256,14 @@ class _InContext:
                 raise
             except BaseException as exc:  # a cancellation, say: into the call, as a task would
                 value, error = None, exc
+
+
+def log_cut_off(count: int, timeout: float) -> None:
+    """Say that ``count`` handlers outlasted the shutdown timeout and were cancelled: their
+    messages go back to the broker unsettled (a job or durable event comes again)."""
+    log.warning(
+        "pigeon: %d handler(s) still running after the shutdown timeout (%gs) were cancelled; "
+        "their messages go back to the broker unsettled (raise shutdown_timeout to let them end)",
+        count,
+        timeout,
+    )

@@ -8,7 +8,10 @@ worker only once the cancel is done.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+
+import pytest
 
 from pigeon.app import App
 from pigeon.testing.conformance.fixtures import Backend, MakeApp
@@ -110,3 +113,24 @@ async def _started_beside(
     await wait_for(lambda: events == ["first started"], what="the job at the first worker")
     await second.start()
     return second
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_handler_cut_off_at_close_is_logged(
+    make_app: MakeApp, uid: str, concurrency: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(shutdown_timeout=0.2)
+    started = asyncio.Event()
+
+    @app.worker(f"{uid}.jobs", concurrency=concurrency)
+    async def hang(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    with caplog.at_level(logging.WARNING, logger="pigeon"):
+        async with app:
+            await app.enqueue(f"{uid}.jobs", Job(1))
+            await started.wait()
+    cut_off = [r.getMessage() for r in caplog.records if "shutdown timeout" in r.getMessage()]
+    assert len(cut_off) == 1, [r.getMessage() for r in caplog.records]
+    assert cut_off[0].startswith("pigeon: 1 handler(s) still running"), cut_off

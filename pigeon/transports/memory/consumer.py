@@ -12,6 +12,7 @@ from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, T
 from pigeon.transports.runner import (
     HandlerRunner,
     goes_on_after_cancel,
+    log_cut_off,
     started_in,
     withdraw_own_cancel,
 )
@@ -79,7 +80,9 @@ class MemorySubscription:
             self.broker.release(self.queue)  # new requests go to other servers, or fail now
             self._hand_on_ready()
         if self._inline and self.unsettled and not self._pump_task.done():  # handler running
-            await asyncio.wait({self._pump_task}, timeout=timeout)
+            _, running = await asyncio.wait({self._pump_task}, timeout=timeout)
+            if running and self.unsettled:
+                log_cut_off(len(self.unsettled), timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
         if self._hand_on is not None:

@@ -22,7 +22,7 @@ from pigeon.failures import (
 from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
-from pigeon.transports.base import Delivery, Events, Subscription, Transport
+from pigeon.transports.base import Delivery, DirectCall, Events, Subscription, Transport
 from pigeon.transports.runner import own_cancel_pending
 
 PATTERN = "subscribe"
@@ -51,12 +51,18 @@ class Subscriber:
         init=False, default=None, repr=False, compare=False
     )
     """``(decode, fn)`` of a plain handler (``HandlerSpec.plain``) without middleware."""
+    direct: DirectCall | None = field(init=False, default=None, repr=False, compare=False)
+    """What a transport may call instead of ``handle`` (see ``transports.base.DirectCall``): a
+    plain handler without middleware of a subscription that is not durable."""
 
     def __post_init__(self) -> None:
         chain = handle_chain(self.middleware, self.handler.call_message)
         object.__setattr__(self, "chain", chain)
         if chain is None and self.handler.plain:
             object.__setattr__(self, "plain", (self.handler.decode, self.handler.fn))
+            if self.durable is None:
+                direct = (self.handler.decode, self.handler.fn, self.failed)
+                object.__setattr__(self, "direct", direct)
 
     async def start(self, transport: Transport) -> Subscription:
         """Subscribe on ``transport``'s events; returns once the broker delivers to it."""
@@ -88,18 +94,25 @@ class Subscriber:
                     envelope, delivery.subject, delivery.attempt, PATTERN, self.subject
                 )
                 await self.chain(message)
-        except DecodeError as exc:
-            log_failure(
-                "dropped undecodable event", delivery.subject, envelope, 1, exc, logging.WARNING
-            )
         except BaseException as exc:
-            if stops_the_handler(exc):
-                raise
-            log_failure(f"subscriber {handler.name} failed", delivery.subject, envelope, 1, exc)
+            self.failed(delivery, exc)
         if self.durable is not None and (withdrawal := own_cancel_pending()) is not None:
             await withdrawal  # the handler cancelled its own task: not the ack (durable's waits)
         if (acking := delivery.ack()) is not None:
             await acking
+
+    def failed(self, delivery: Delivery, error: BaseException) -> None:
+        """Log ``error``, raised by decoding or handling ``delivery``: an undecodable event is
+        dropped, a failing handler's event too (subscribers do not retry). Re-raises it if it
+        is the handler being stopped (``stops_the_handler``)."""
+        envelope = delivery.envelope
+        if isinstance(error, DecodeError):
+            what, level = "dropped undecodable event", logging.WARNING
+        elif stops_the_handler(error):
+            raise error
+        else:
+            what, level = f"subscriber {self.handler.name} failed", logging.ERROR
+        log_failure(what, delivery.subject, envelope, 1, error, level)
 
     async def _drop_over_limit(self, delivery: Delivery) -> None:
         """A durable subscription's event whose deliveries kept ending unsettled: dropped."""

@@ -14,7 +14,7 @@ transport translates them to its broker's syntax. Every method but ``connect`` r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,6 +78,24 @@ class Delivery(Protocol):
 
 Handler = Callable[[Delivery], Coroutine[Any, Any, None]]
 """What a transport calls for each delivery. It must not raise; patterns settle every delivery."""
+
+DirectCall = tuple[
+    Callable[[bytes, str, Mapping[str, str]], Any],
+    Callable[[Any], Awaitable[Any]],
+    Callable[[Delivery, BaseException], None],
+]
+"""``(decode, fn, failed)``: what a pattern may offer beside its ``Handler``, for a transport
+that calls handlers one after the other in a loop of its own (memory's pump) to make the call
+without the pattern's coroutine: ``await fn(decode(body, content_type, headers))``, then
+``ack``; if either raises, ``failed(delivery, error)`` (which logs it, or re-raises an error
+that stops the handler) and then ``ack``. Offered only where that is all ``Handler`` would do."""
+
+
+def direct_call(handler: Handler) -> DirectCall | None:
+    """The ``DirectCall`` the pattern whose bound method ``handler`` is offers as its
+    ``direct`` attribute, or ``None``."""
+    direct: DirectCall | None = getattr(getattr(handler, "__self__", None), "direct", None)
+    return direct
 
 
 class Subscription(Protocol):

@@ -21,22 +21,44 @@ SPAN_KINDS = {
 }
 
 
-class OpenTelemetryTracing:
-    """A middleware that propagates trace context and opens a span around each handler call.
+SEND_KINDS = {
+    "publish": trace.SpanKind.PRODUCER,
+    "enqueue": trace.SpanKind.PRODUCER,
+    "request": trace.SpanKind.CLIENT,
+}
 
-    Outgoing messages (publish, request, enqueue) carry the current context in
-    ``traceparent``/``tracestate`` headers (the globally configured propagator, W3C by default).
-    Each handler call gets a span, child of the sender's, named ``<subject> process``, which
-    is current while the handler runs, so what the handler sends continues the trace.
+
+class OpenTelemetryTracing:
+    """A middleware that propagates trace context and opens a span around each send and each
+    handler call, following OpenTelemetry's messaging semantic conventions.
+
+    Each send (publish, enqueue, request) gets a span named ``<subject> <publish|enqueue|
+    request>`` (kind ``PRODUCER``; ``CLIENT`` for a request, which lasts until the reply or the
+    error), child of the current span or the root of a new trace; its context goes in the
+    message's ``traceparent``/``tracestate`` headers (the globally configured propagator, W3C by
+    default). Each handler call gets a span, child of the sender's, named ``<subject>
+    process``, which is current while the handler runs, so what the handler sends continues the
+    trace. A send or call that raises records the exception and ends its span with an error.
     """
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer("pigeon", tracer_provider=tracer_provider)
 
     async def send(self, message: Message, call_next: CallNext) -> Any:
-        """Inject the current trace context into the message's headers."""
-        propagate.inject(message.headers)
-        return await call_next(message)
+        """Send ``message`` inside its span, whose context its headers carry."""
+        with self.tracer.start_as_current_span(
+            f"{message.subject} {message.pattern}",
+            kind=SEND_KINDS.get(message.pattern, trace.SpanKind.PRODUCER),
+            attributes={
+                "messaging.operation.type": "send",
+                "messaging.operation.name": message.pattern,
+                "messaging.destination.name": message.subject,
+                "messaging.message.id": message.message_id,
+                "pigeon.pattern": message.pattern,
+            },
+        ):
+            propagate.inject(message.headers)
+            return await call_next(message)
 
     async def handle(self, message: Message, call_next: CallNext) -> Any:
         """Run the call in a span, child of the sender's context; an exception is recorded."""

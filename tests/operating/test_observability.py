@@ -134,6 +134,43 @@ async def test_trace_context_crosses_apps(uid: str) -> None:
         "traced.rpc process",
     }
     assert all(s.parent is not None for s in handled)
+    sent = {s.name: s for s in exporter.get_finished_spans() if s.name.split()[-1] != "process"}
+    sent.pop("checkout")
+    assert {name: s.kind for name, s in sent.items()} == {
+        "traced.event publish": trace.SpanKind.PRODUCER,
+        "traced.job enqueue": trace.SpanKind.PRODUCER,
+        "traced.rpc request": trace.SpanKind.CLIENT,
+    }
+    assert all(s.parent.span_id == root.get_span_context().span_id for s in sent.values())
+    parents = {s.name.split()[0]: s.parent.span_id for s in handled}  # each its sender's child
+    assert parents == {s.name.split()[0]: s.get_span_context().span_id for s in sent.values()}
+
+
+async def test_a_send_outside_any_span_starts_the_trace_its_handler_joins(uid: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = App(f"memory://{uid}")
+    app.use(OpenTelemetryTracing(provider))
+    seen: list[int] = []
+
+    @app.subscribe("traced.alone")
+    async def on_event(n: int) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    async with app:
+        await app.publish("traced.alone", 1)
+        await wait_for(lambda: len(seen) == 1)
+        with pytest.raises(NoResponders):
+            await app.request("traced.nobody", 1, timeout=5)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    producer = spans["traced.alone publish"]
+    assert producer.parent is None  # the root of a new trace
+    assert seen == [producer.get_span_context().trace_id]
+    assert spans["traced.alone process"].parent.span_id == producer.get_span_context().span_id
+    failed = spans["traced.nobody request"]
+    assert failed.status.status_code == trace.StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in failed.events] == ["pigeon.errors.NoResponders"]
 
 
 async def test_health_answers_ready_only_while_serving(uid: str) -> None:

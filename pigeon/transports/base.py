@@ -153,11 +153,22 @@ class Backlog:
     oldest_age: float | None
 
 
+def _in_process(url: str) -> str:
+    """What a user asking another process's memory broker needs to hear, else ``""``."""
+    if not url.startswith("memory:"):
+        return ""
+    return (
+        ". memory:// lives inside one process: a command run apart from the App, such as "
+        "'pigeon status' or 'pigeon dlq', sees an empty broker of its own; run the App on "
+        "NATS, RabbitMQ or Redis (PIGEON_URL) to watch it from outside"
+    )
+
+
 def unknown_queue(queue: str, url: str) -> ConfigurationError:
     """The error of ``Jobs.backlog`` for a work queue the broker does not have."""
     return ConfigurationError(
         f"work queue {queue!r} does not exist on {url}: no producer or worker has declared it. "
-        "Check the name, or enqueue to it (or start its worker) first"
+        f"Check the name, or enqueue to it (or start its worker) first{_in_process(url)}"
     )
 
 
@@ -165,7 +176,8 @@ def unknown_durable(subject: str, durable: str, url: str) -> ConfigurationError:
     """The error of ``Events.backlog`` for a durable subscription the broker does not have."""
     return ConfigurationError(
         f"durable subscription {durable!r} of {subject!r} does not exist on {url}: no "
-        "subscriber has started it. Check the name and subject, or start its subscriber once"
+        "subscriber has started it. Check the name and subject, or start its subscriber "
+        f"once{_in_process(url)}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import signal
 import subprocess
@@ -390,3 +391,18 @@ async def test_gauges_sample_the_apps_durable_subscriptions(uid: str) -> None:
         finally:
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
+
+
+def test_status_of_a_memory_app_from_another_process_says_why_it_sees_nothing(
+    uid: str, tmp_path: Path
+) -> None:
+    queue = f"{uid}.jobs"
+    (tmp_path / f"svc_{uid}.py").write_text(SERVICE.format(url=f"memory://{uid}", queue=queue))
+    command = [sys.executable, "-m", "pigeon", "status", f"svc_{uid}:app", "--window", "0"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=30, check=False, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stderr
+    assert "memory:// lives inside one process" in result.stdout + result.stderr
+    assert "PIGEON_URL" in result.stdout + result.stderr

@@ -7,6 +7,7 @@ either arrives byte-identical everywhere or is refused everywhere.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from pigeon.errors import ConfigurationError, MessageTooLarge
@@ -87,7 +88,7 @@ def _check_name(name: str, url: str) -> None:
 def _bad_name(name: str, url: str) -> ConfigurationError:
     return ConfigurationError(
         f"{url}: header name {name!r} cannot travel on every transport (NATS takes only "
-        "letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
+        "ASCII letters, digits and !#$%&'*+-.^_`|~ in a name); use such a name, e.g. "
         f"{_token(name)!r}"
     )
 
@@ -120,4 +121,7 @@ def _check_value(name: str, value: str, url: str) -> None:
 
 
 def _token(name: str) -> str:
-    return re.sub(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]+", "-", name).strip("-") or "x-header"
+    """A name like ``name`` that travels: accents dropped (``Ünï``: ``Uni``), the rest of what a
+    token may not hold replaced by ``-``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]+", "-", ascii_name).strip("-") or "x-header"

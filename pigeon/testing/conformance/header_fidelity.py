@@ -106,6 +106,29 @@ async def test_headers_a_transport_would_change_are_refused_at_the_call(
     assert received[0]["x-after"] == "ok"
 
 
+SUGGESTED = {
+    "Ünï-Code": "Uni-Code",
+    "a b": "a-b",
+    "x:y": "x-y",
+    "\uff34\uff45\uff53\uff54": "Test",  # fullwidth letters
+}
+"""Header names no transport carries as they are, and the name the error suggests instead."""
+
+
+async def test_a_refused_header_name_comes_with_a_name_that_travels(
+    make_app: MakeApp, uid: str
+) -> None:
+    app, received = _serving(make_app, uid)
+    async with app:
+        for name, suggested in SUGGESTED.items():
+            with pytest.raises(ConfigurationError) as caught:
+                await _send(app, uid, "event", {name: "v"})
+            assert str(caught.value).endswith(f"e.g. {suggested!r}"), str(caught.value)
+            await _send(app, uid, "event", {suggested: "v"})  # the advice works
+        await wait_for(lambda: len(received) == len(SUGGESTED), what="the renamed headers")
+    assert [next(iter(set(r) & set(SUGGESTED.values()))) for r in received] == [*SUGGESTED.values()]
+
+
 async def test_remote_error_text_arrives_whole(make_app: MakeApp, uid: str) -> None:
     server, client = make_app(), make_app()
 

@@ -48,8 +48,10 @@ class Router:
     """A group of handlers with a common subject ``prefix`` and ``middleware``.
 
     ``prefix`` is prepended as is to every subject and queue (``Router(prefix="orders.")`` and
-    ``@router.worker("render")`` serve ``orders.render``). ``middleware`` wraps this router's
-    handlers, inside the App's and outside each handler's own. A router's handlers are copied
+    ``@router.worker("render")`` serve ``orders.render``); it is empty or ends with a dot
+    (``ConfigurationError`` otherwise: ``"orders"`` would serve ``ordersrender``).
+    ``middleware`` wraps this router's handlers, inside the App's and outside each handler's
+    own. A router's handlers are copied
     into an App (or a router) when it includes it: include a router once it is complete. Its
     ``lifespan``, if any, goes along.
     """
@@ -57,6 +59,12 @@ class Router:
     def __init__(self, prefix: str = "", *, middleware: Sequence[Middleware] = ()) -> None:
         if not isinstance(prefix, str):
             raise ConfigurationError(f"prefix={prefix!r}: give a string such as 'orders.'")
+        if prefix and not prefix.endswith("."):
+            raise ConfigurationError(
+                f"prefix={prefix!r}: a prefix is prepended as written, so with it 'created' "
+                f"would be {prefix + 'created'!r}; end it with a dot ({prefix + '.'!r}), "
+                "subjects being dot-separated tokens"
+            )
         self.prefix = prefix
         self.middleware = check(middleware, where="Router")
         self._routes = Routes()

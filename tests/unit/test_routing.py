@@ -115,3 +115,20 @@ async def test_include_after_start_is_refused(uid: str) -> None:
     async with app:
         with pytest.raises(ConfigurationError, match="before the App starts"):
             app.include(orders)
+
+
+@pytest.mark.parametrize("prefix", ["orders", "orders-", "orders.v1"])
+def test_a_prefix_that_would_glue_onto_the_subject_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"end it with a dot \('{prefix}\.'\)"):
+        Router(prefix=prefix)
+
+
+def test_a_dotted_prefix_is_joined_as_written() -> None:
+    router = Router(prefix="orders.")
+
+    @router.worker("render")
+    async def render(n: int) -> None: ...
+
+    app = App("memory://unit")
+    app.include(router)
+    assert [h.queue for h in app.handlers] == ["orders.render"]  # type: ignore[attr-defined]

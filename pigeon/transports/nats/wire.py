@@ -41,7 +41,8 @@ USER_ESCAPE = "x-pigeon-user-"
 (``Nats-*``: ``Nats-Expected-Stream`` and the like change what JetStream does with a message) or
 starting with the prefix itself: it travels as prefix + name and is read back without it, so it
 arrives as sent instead of being taken for the field (a user ``content-type`` header was
-dropped)."""
+dropped). The content type is read whatever the case of its name (``Content-Type`` from other
+clients), so a user header of that name in any case is escaped too."""
 WIRE_NAMES = frozenset({CONTENT_TYPE, CORRELATION_ID})
 NATS_PREFIX = "nats-"
 """Header names NATS reserves, in lower case (``Nats-Msg-Id``, ``Nats-Expected-Stream``, ...)."""
@@ -170,7 +171,12 @@ def _escaped(user: dict[str, str]) -> dict[str, str]:
 
 def _taken(name: str) -> bool:
     """Whether a user header ``name`` must travel escaped (see ``USER_ESCAPE``)."""
-    return name in WIRE_NAMES or name[:5].lower() == NATS_PREFIX or name.startswith(USER_ESCAPE)
+    return (
+        name in WIRE_NAMES
+        or name[:5].lower() == NATS_PREFIX
+        or name.startswith(USER_ESCAPE)
+        or (len(name) == len(CONTENT_TYPE) and name.lower() == CONTENT_TYPE)
+    )
 
 
 def _unescaped(headers: dict[str, str]) -> dict[str, str]:
@@ -191,7 +197,7 @@ def incoming(
     if not headers:
         return envelope_of(data, {}, "", new_id(), None, reply_to or None, timestamp)
     message_id = headers.pop(MSG_ID, None)
-    content_type = headers.pop(CONTENT_TYPE, "")
+    content_type = headers.pop(CONTENT_TYPE, "") or _content_type(headers)
     if not headers and message_id and not reply_to:  # pigeon's usual event: nothing else
         return envelope_of(data, headers, content_type, message_id, None, None, timestamp)
     original = headers.pop(ORIGINAL_ID, None)
@@ -208,6 +214,15 @@ def incoming(
         reply_to or None,
         timestamp,
     )
+
+
+def _content_type(headers: dict[str, str]) -> str:
+    """The value of a header ``Content-Type`` in another case (``CONTENT-TYPE``, as other
+    clients may write it), taken out of ``headers``; ``""`` if there is none."""
+    for name in headers:
+        if len(name) == len(CONTENT_TYPE) and name.lower() == CONTENT_TYPE:
+            return headers.pop(name)
+    return ""
 
 
 def received(msg: Any) -> Envelope:

@@ -230,29 +230,64 @@ def received(msg: Any) -> Envelope:
     return incoming(msg.data, msg.headers, msg.reply, time.time())
 
 
-def check_size(body: bytes, headers: dict[str, str], limit: int) -> None:
-    """Raise ``MessageTooLarge`` naming ``limit`` if body plus headers exceed it.
+MAX_HEADER_BLOCK = 65_535
+"""The largest header block nats-server's JetStream stores: a larger one is refused, and a core
+publish of it never reaches a stream (lost for durable subscribers), so every send is held to
+it."""
+
+
+def check_size(body: bytes, headers: dict[str, str], limit: int, reserve: int = 0) -> None:
+    """Raise ``MessageTooLarge`` if body plus headers exceed ``limit`` (``max_payload``), or the
+    header block ``MAX_HEADER_BLOCK``, with ``reserve`` bytes more of headers (a job: what its
+    dead letter adds, see ``dead_letters.room``).
 
     The server counts headers against ``max_payload`` and drops the connection of a client that
-    sends more, so this is checked before anything is sent. Headers may be up to 64 KiB
-    (``limits.MAX_HEADER_BYTES``), and an error reply carries its text twice: the count starts
-    from a bound on their size (UTF-8 takes at most 4 bytes a character), exact only near the
-    limit.
+    sends more, so this is checked before anything is sent. The count starts from a bound on
+    the headers' size (UTF-8 takes at most 4 bytes a character), exact only near a limit.
     """
     chars = sum(map(len, headers)) + sum(map(len, headers.values())) + len(headers)
-    if len(body) + 4 * chars + 12 <= limit:  # header_block_size is at most this
+    rough = 4 * chars + 12 + reserve  # header_block_size is at most this
+    if len(body) + rough <= limit and rough <= MAX_HEADER_BLOCK:
         return
-    size = len(body) + header_block_size(headers)
-    if size > limit:
-        raise too_large(size, limit)
+    block = header_block_size(headers)
+    if block + reserve > MAX_HEADER_BLOCK:
+        raise _headers_too_large(block, reserve)
+    size = len(body) + block
+    if size + reserve > limit:
+        raise too_large(size, limit, reserve)
 
 
-def too_large(size: int, limit: int) -> MessageTooLarge:
-    """The error for a message of ``size`` bytes (body and header block) over ``limit``."""
+def excess(body: bytes, headers: dict[str, str], limit: int) -> int:
+    """Bytes by which a message is over ``max_payload`` ``limit`` or ``MAX_HEADER_BLOCK`` (0 if
+    it fits)."""
+    block = header_block_size(headers)
+    return max(0, len(body) + block - limit, block - MAX_HEADER_BLOCK)
+
+
+def too_large(size: int, limit: int, reserve: int = 0) -> MessageTooLarge:
+    """The error for a message of ``size`` bytes (body and header block) over ``limit``, with
+    ``reserve`` bytes kept for its dead letter (a job)."""
+    if reserve:
+        return MessageTooLarge(
+            f"job of {size} bytes (body and headers) leaves no room for its dead letter: the "
+            f"NATS server's max_payload is {limit} bytes and a dead letter adds up to {reserve} "
+            f"bytes of failure headers, so a job may take at most {limit - reserve} bytes; send "
+            "a smaller body (or a reference to the data), or raise max_payload in the server's "
+            "configuration"
+        )
     return MessageTooLarge(
         f"message of {size} bytes (body and headers) is over the NATS server's max_payload "
         f"of {limit} bytes; send a smaller body (or a reference to the data), or raise "
         "max_payload in the server's configuration"
+    )
+
+
+def _headers_too_large(block: int, reserve: int) -> MessageTooLarge:
+    kept = f", with {reserve} bytes kept for its dead letter's failure headers" if reserve else ""
+    return MessageTooLarge(
+        f"the message's headers take {block} bytes on NATS (pigeon's own included{kept}), over "
+        f"the {MAX_HEADER_BLOCK:,} bytes of the largest header block nats-server stores; carry "
+        "large values in the body"
     )
 
 

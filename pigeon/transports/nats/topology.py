@@ -4,8 +4,9 @@ Every declaration is idempotent: declaring what exists with the same settings is
 other settings raises ``DeclarationConflict`` naming the setting that differs and how to resolve it.
 Settings come from the App (``delivery_limit``, ``replicas``), never from one handler, so producers
 and workers declare a queue alike; a consumer a producer made is marked so that the first worker
-sets its settings (``MADE_BY_PRODUCER``). With ``App(passive=True)`` nothing is created: each stream and
-consumer is looked up and used as it is, and one that is missing is a ``ConfigurationError``.
+sets its settings (``MADE_BY_PRODUCER``). With ``App(passive=True)`` nothing is created: each
+stream and consumer is looked up and used as it is, and one that is missing is a
+``ConfigurationError``.
 """
 
 from __future__ import annotations

@@ -38,17 +38,22 @@ class NatsJobs:
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
         """Store a job, keeping room for its dead letter (``MessageTooLarge`` if it leaves
         none: see ``dead_letters.room``)."""
-        self._transport.check(envelope)
-        names = await self._queue(queue, strict=False)
-        headers = wire.outgoing(envelope)
-        reserve = room(names)
-        subject = names.subject
-        if delay > 0:
-            subject = names.delay_subject
-            headers[h.DUE] = delays.due_header(delay)
-        await self._transport.api.store(
-            subject, envelope.body, headers, redeclare=self._redeclarer(names), reserve=reserve
-        )
+        transport = self._transport
+        transport.check(envelope)
+        with transport.sends(f"enqueueing on {queue!r}"):
+            names = await self._queue(queue, strict=False)
+            headers = wire.outgoing(envelope)
+            subject = names.subject
+            if delay > 0:
+                subject = names.delay_subject
+                headers[h.DUE] = delays.due_header(delay)
+            await transport.api.store(
+                subject,
+                envelope.body,
+                headers,
+                redeclare=self._redeclarer(names),
+                reserve=room(names),
+            )
 
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         transport = self._transport

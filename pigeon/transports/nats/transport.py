@@ -32,6 +32,7 @@ from pigeon.transports.nats.options import Options, servers_of
 from pigeon.transports.nats.requests import NatsRequests
 from pigeon.transports.nats.topology import Declarer, QueueNames
 from pigeon.transports.nats.writes import WritesAtOnce
+from pigeon.transports.sends import Sends
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
@@ -82,6 +83,9 @@ class NatsTransport:
         """Subjects ``check_sendable`` passed since connecting: one lookup for its checks
         (``NatsEvents.publish``). Emptied at close only (a reconnect changes none of them)."""
         self._reviving: asyncio.Task[None] | None = None
+        self.sends = Sends(self.url)
+        """Enqueues (and publishes that wait on the socket) under way, which ``close`` lets
+        finish."""
         self._new_client()
         self.events = NatsEvents(self)
         self.requests = NatsRequests(self)
@@ -125,6 +129,7 @@ class NatsTransport:
             return
         self._new_client()
         await self._connect_client()
+        self.sends = Sends(self.url)
         self._connected = True
 
     async def _connect_client(self) -> None:
@@ -176,10 +181,14 @@ class NatsTransport:
             return
 
     async def close(self) -> None:
+        """Let the sends under way finish (up to ``reconnect_patience`` seconds, while
+        connected), fail the rest with ``BrokerError`` (see ``pigeon.transports.sends``), then
+        close every subscription, fail the requests waiting and disconnect. Idempotent."""
         if not self._connected:
             return
         self._connected = False
         self.sendable.clear()
+        await self.sends.settle(self._patience if self.client.is_connected else 0)
         if self._reviving is not None:
             self._reviving.cancel()
             await asyncio.gather(self._reviving, return_exceptions=True)

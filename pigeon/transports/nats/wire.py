@@ -269,8 +269,8 @@ def too_large(size: int, limit: int, reserve: int = 0) -> MessageTooLarge:
     ``reserve`` bytes kept for its dead letter (a job)."""
     if reserve:
         return MessageTooLarge(
-            f"job of {size} bytes (body and headers) leaves no room for its dead letter: the "
-            f"NATS server's max_payload is {limit} bytes and a dead letter adds up to {reserve} "
+            f"job of {size} bytes (body and headers) leaves no room for its dead letter within "
+            f"the NATS server's max_payload of {limit} bytes: a dead letter adds up to {reserve} "
             f"bytes of failure headers, so a job may take at most {limit - reserve} bytes; send "
             "a smaller body (or a reference to the data), or raise max_payload in the server's "
             "configuration"

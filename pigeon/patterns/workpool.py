@@ -11,9 +11,12 @@ from pigeon.codecs import Codec
 from pigeon.errors import ConfigurationError
 from pigeon.failures import (
     delivery_limit_failure,
+    describe,
     log_failure,
+    one_line,
     over_delivery_limit,
     returns_of,
+    shortened,
     stops_the_handler,
 )
 from pigeon.handlers import HandlerSpec
@@ -135,8 +138,14 @@ class Worker:
     ) -> Outcome:
         envelope, attempts = delivery.envelope, failure.attempts
         if self.dead_letter:
+            try:
+                await delivery.dead_letter(failure)
+            except Exception as exc:  # the transport kept the job: it comes again
+                why = f"{type(exc).__name__}: {one_line(shortened(describe(exc), 300))}"
+                what = f"job failed, not dead-lettered ({why}): it stays on the queue"
+                log_failure(what, self.queue, envelope, attempts, error)
+                return Outcome.REDELIVERED
             log_failure("job failed, dead-lettered", self.queue, envelope, attempts, error)
-            await delivery.dead_letter(failure)
             return Outcome.DEAD_LETTERED
         what = "job failed, discarded (dead_letter=False)"
         log_failure(what, self.queue, envelope, attempts, error)

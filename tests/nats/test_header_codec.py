@@ -105,10 +105,34 @@ async def test_the_same_headers_come_in() -> None:
     theirs, ours = Client(), new_client()
     for _ in range(SETS):
         block = _raw_block(rng)
+        if block.startswith(STATUS_LINE):
+            await _check_status_block(ours, block)
+            continue
         ours_parsed, theirs_parsed = await _parsed(ours, block), await _parsed(theirs, block)
         assert ours_parsed == theirs_parsed, block
         if isinstance(ours_parsed, dict) and isinstance(theirs_parsed, dict):
             assert list(ours_parsed) == list(theirs_parsed), block  # in the same order
+
+
+STATUS_LINE = b"NATS/1.0 "
+"""A block that starts with a status line: read as text (``HeaderCodec.parse_status``), where
+nats-py names the description with an ``Enum`` and, with headers but no description, makes
+one of the header lines."""
+
+
+async def _check_status_block(client: Any, block: bytes) -> None:
+    """``block``'s status line is ``Status`` and ``Description``, then its headers are those
+    the same block without the status line gives."""
+    line, _, rest = block.partition(b"\r\n")
+    code, _, description = line[len(STATUS_LINE) :].strip().partition(b" ")
+    expected = {"Status": code.decode()}
+    if description.strip():
+        expected["Description"] = description.strip().decode()
+    expected.update(await _parsed(client, b"NATS/1.0\r\n" + rest) or {})  # type: ignore[arg-type]
+    parsed = await _parsed(client, block)
+    assert parsed == expected, block
+    assert isinstance(parsed, dict)
+    assert all(type(name) is str and type(value) is str for name, value in parsed.items())
 
 
 def _envelope(rng: random.Random) -> Envelope:
@@ -266,7 +290,18 @@ def test_a_message_taken_directly_is_the_one_nats_py_queues_on_any_block(
     block: bytes | None,
 ) -> None:
     ours, theirs = asyncio.run(_taken_and_queued(block))
+    if block is not None and block.startswith(STATUS_LINE):  # read as text: see STATUS_LINE
+        if theirs[1]:  # nats-py failed on it (a name not ASCII): pigeon skips that name
+            assert (len(ours[0]), ours[1]) == (1, [])
+            return
+        ours, theirs = _without_headers(ours), _without_headers(theirs)
     assert ours == theirs
+
+
+def _without_headers(outcome: Any) -> Any:
+    """``outcome`` with its messages' headers left out."""
+    fields, *rest = outcome
+    return ([(*f[:3], *f[4:]) for f in fields], *rest)
 
 
 async def test_a_reply_read_after_drain_is_counted_as_nats_py_counts_it() -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from pigeon import App, DeclarationConflict
 from pigeon.testing.conformance.models import Job
+from pigeon.testing.waiting import wait_for
+from pigeon.transports.nats.topology import QueueNames
 
 
 async def test_workers_must_agree_on_ack_wait(nats_url: str, uid: str, raw: nats.NATS) -> None:
@@ -36,3 +38,34 @@ async def test_a_producer_leaves_the_workers_settings(
         stream = f"PIGEON_Q_{uid}_jobs"
         info = await raw.jetstream().consumer_info(stream, "workers")
     assert (info.config.max_deliver, info.config.ack_wait) == (4, 12)
+
+
+async def test_the_first_worker_sets_the_settings_of_a_queue_a_producer_made(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    """A producer that enqueues before any worker ran makes the consumers with its own
+    defaults; the first worker's settings replace them, and later workers must agree."""
+    async with App(nats_url, delivery_limit=5, ack_wait=3) as producer:
+        await producer.enqueue(f"{uid}.jobs", Job(1))
+    worker, handled = App(nats_url, delivery_limit=3, ack_wait=12), list[int]()
+
+    @worker.worker(f"{uid}.jobs")
+    async def work(job: Job) -> None:
+        handled.append(job.n)
+
+    names = QueueNames.of(f"{uid}.jobs")
+    async with worker:
+        await wait_for(lambda: handled == [1], what="the job")
+        workers = await raw.jetstream().consumer_info(names.stream, "workers")
+        movers = await raw.jetstream().consumer_info(names.delay_stream, "movers")
+        disagreeing = App(nats_url, delivery_limit=3, ack_wait=3)
+
+        @disagreeing.worker(f"{uid}.jobs")
+        async def other(job: Job) -> None: ...
+
+        with pytest.raises(DeclarationConflict, match="ack_wait"):
+            await disagreeing.start()
+        await disagreeing.close()
+    assert (workers.config.max_deliver, workers.config.ack_wait) == (4, 12)
+    assert not workers.config.description  # no longer the producer's
+    assert movers.config.ack_wait == 12

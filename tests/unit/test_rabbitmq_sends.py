@@ -1,4 +1,4 @@
-"""How the RabbitMQ transport's close ends the sends under way (``rabbitmq/sends.py``); the
+"""How the RabbitMQ transport's close ends the sends under way (``transports/sends.py``); the
 conformance suite's ``sends_at_close`` runs the same on the broker."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from pigeon import BrokerError
-from pigeon.transports.rabbitmq.sends import Sends
+from pigeon.transports.sends import Sends
 
 
 async def _stuck(sends: Sends, waiting_on: asyncio.Future[None]) -> None:

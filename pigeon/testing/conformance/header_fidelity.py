@@ -24,6 +24,7 @@ ARRIVE: dict[str, str] = {
     "x-percent": "100%25 %zz",
     "Mixed-Case": "Kept",
     "x-user-looks-like-pigeon": "x-pigeon-user-content-type",
+    "Content-Type": "a user's, not the body's",
 }
 """Headers every transport carries as they are."""
 

@@ -59,6 +59,7 @@ _NO_RESPONDERS_BLOCK = b"NATS/1.0 503\r\n\r\n"
 _STATUS = "Status"
 """The header nats-py gives a status line's code (``nats.js.api.Header.STATUS``)."""
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
+_STATUS_START = b"NATS/1.0 "
 
 
 class PigeonClient(WritesAtOnce):
@@ -68,6 +69,8 @@ class PigeonClient(WritesAtOnce):
     """``HeaderCodec.block``: the ``NATS/1.0`` block nats-py would build for some headers."""
     parse_headers: Callable[[bytes], dict[str, str] | None]
     """``HeaderCodec.parse``: the dict nats-py builds from a block without a status."""
+    parse_status: Callable[[bytes], dict[str, str]]
+    """``HeaderCodec.parse_status``: the headers of a block with a status line, as text."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +78,7 @@ class PigeonClient(WritesAtOnce):
         codec = HeaderCodec()
         self.header_block = codec.block
         self.parse_headers = codec.parse
+        self.parse_status = codec.parse_status
         self._replies_sid = -1
         """The sid of the inbox subscription that receives replies to requests."""
         self._takers: dict[int, Taker] = {}
@@ -184,9 +188,12 @@ class PigeonClient(WritesAtOnce):
             stats["in_msgs"] += 1
             stats["in_bytes"] += len(data)
         parsed = None  # then the Msg nats-py's _process_msg builds (its fields given in order)
-        if headers is not None and headers.startswith(_BLOCK_START_BYTES):
-            parsed = self.parse_headers(headers)
-        if parsed is None:  # none, or with a status line (no responders)
+        if headers is not None:
+            if headers.startswith(_BLOCK_START_BYTES):
+                parsed = self.parse_headers(headers)
+            elif headers.startswith(_STATUS_START):  # a status line (no responders)
+                parsed = self.parse_status(headers)
+        if parsed is None:  # none, or an empty block
             parsed = await super()._process_headers(headers)
         msg = self.msg_class(self, subject.decode(), reply.decode(), data, parsed, None, False, sid)
         if future is not None:
@@ -307,6 +314,8 @@ class PigeonClient(WritesAtOnce):
         await super()._process_pong()
 
     async def _process_headers(self, headers: bytes | None) -> dict[str, str] | None:
+        if headers and headers.startswith(_STATUS_START):
+            return self.parse_status(headers)
         if not headers or not headers.startswith(_BLOCK_START_BYTES):
             return await super()._process_headers(headers)
         return self.parse_headers(headers)

@@ -9,6 +9,7 @@ original) is stored once; the message id itself travels in ``x-pigeon-message-id
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure
@@ -23,6 +24,35 @@ from pigeon.transports.nats.jetstream import JetStreamApi
 from pigeon.transports.nats.topology import QueueNames
 
 Redeclare = Callable[[], Awaitable[None]]
+
+TYPE_ROOM = 128
+"""Bytes of an error's type name a job keeps room for (``room``)."""
+
+TEXT_ROOM = 512
+"""Bytes of an error's text a job keeps room for: a dead letter's text is cut to what fits, and
+never to less than this."""
+
+CUT = " [cut to fit NATS's limits]"
+"""What ends a failure's text cut to fit (see ``DeadLetters.add``)."""
+
+_KEY_DIGITS = 21
+"""Room for ``.<sequence>`` after the stream's name in a dead letter's key."""
+
+
+def room(names: QueueNames) -> int:
+    """Bytes of headers a dead letter of ``names``'s queue adds to its job at most: its key and
+    the job's own id, and the failure with a type of ``TYPE_ROOM`` bytes and a text of
+    ``TEXT_ROOM`` (a longer one is cut to fit). ``enqueue`` keeps this room free."""
+    values = {
+        wire.MSG_ID: len(names.stream) + _KEY_DIGITS,
+        wire.ORIGINAL_ID: 64,
+        h.ERROR_TYPE: TYPE_ROOM,
+        h.ERROR_MESSAGE: TEXT_ROOM + len(CUT),
+        h.ATTEMPTS: 10,
+        h.QUEUE: len(names.queue.encode()),
+        h.FAILED_AT: 32,
+    }
+    return sum(len(name) + size + 4 for name, size in values.items())
 
 
 class DeadLetters:
@@ -39,10 +69,21 @@ class DeadLetters:
         failure: Failure,
         redeclare: Redeclare,
     ) -> None:
-        """Store ``envelope`` with ``failure``; returns once the stream confirmed it."""
-        letter = envelope.with_headers(failure.as_headers())
-        headers = _keyed(letter, f"{names.stream}.{stream_seq}")
-        await self._api.store(names.dead_subject, letter.body, headers, redeclare=redeclare)
+        """Store ``envelope`` with ``failure``; returns once the stream confirmed it. The
+        failure's text is cut to fit the server's limits (``max_payload``, the largest header
+        block), ending in ``CUT``. Raises ``MessageTooLarge`` if even the job with no text
+        does not fit (a job not enqueued through pigeon, or ``max_payload`` lowered since)."""
+        key = f"{names.stream}.{stream_seq}"
+        headers = _keyed(envelope.with_headers(failure.as_headers()), key)
+        over = wire.excess(envelope.body, headers, self._api.max_payload)
+        text = failure.message[:1000]
+        while over > 0 and text:
+            budget = len(headers[h.ERROR_MESSAGE].encode()) - over - len(CUT)
+            text = _start(text, budget)
+            failure = replace(failure, message=text + CUT)
+            headers = _keyed(envelope.with_headers(failure.as_headers()), key)
+            over = wire.excess(envelope.body, headers, self._api.max_payload)
+        await self._api.store(names.dead_subject, envelope.body, headers, redeclare=redeclare)
 
     async def read(self, names: QueueNames, limit: int | None) -> list[tuple[Envelope, int]]:
         """Up to ``limit`` dead letters, oldest first, each with its sequence in the stream."""
@@ -100,6 +141,17 @@ class DeadLetters:
                 return 0
             raise
         return int(answer.get("purged", 0))
+
+
+def _start(text: str, budget: int) -> str:
+    """The longest start of ``text`` that takes at most ``budget`` bytes as a header value
+    (``headers.encode_text``: a space may take 3)."""
+    used = 0
+    for index, char in enumerate(text):
+        used += len(h.encode_text(char).encode())
+        if used > budget:
+            return text[:index]
+    return text
 
 
 def _keyed(envelope: Envelope, key: str) -> dict[str, str]:

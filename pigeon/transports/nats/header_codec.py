@@ -26,6 +26,9 @@ from nats.aio import client as nats_client
 
 _BLOCK_START = "NATS/1.0\r\n"
 _BLOCK_START_BYTES = b"NATS/1.0\r\n"
+_STATUS_START = b"NATS/1.0 "
+STATUS, DESCRIPTION = "Status", "Description"
+"""The headers a status line becomes (nats-py's names: ``nats.js.api.Header``)."""
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _CACHE_LIMIT = 4096
 """Header names remembered per direction; the caches start over past this many."""
@@ -94,10 +97,30 @@ class HeaderCodec:
         plain = _PLAIN_BLOCK.fullmatch(headers)
         if plain is not None:
             return _plain_headers(*plain.groups())
-        known = self._in_names.get
+        return self._lines(headers, 10, {}) or None
+
+    def parse_status(self, headers: bytes) -> dict[str, str]:
+        """The headers of a block that starts with a status line (``NATS/1.0 503 No
+        Responders``), as text: ``Status`` (the code, if it is one), ``Description`` (the rest
+        of the line, if any), then the block's headers as ``parse`` reads them. nats-py gives
+        the description an ``Enum`` for a name, and a block with a status and headers but no
+        description a description made of the header lines."""
+        end = headers.find(b"\r\n")
+        line = headers[len(_STATUS_START) : end if end >= 0 else None]
+        code, _, description = line.strip().partition(b" ")
         parsed: dict[str, str] = {}
+        if code.isdigit():
+            parsed[STATUS] = code.decode()
+        description = description.strip()
+        if description:
+            parsed[DESCRIPTION] = description.decode("utf-8", "replace")
+        return self._lines(headers, end + 2, parsed) if end >= 0 else parsed
+
+    def _lines(self, headers: bytes, start: int, parsed: dict[str, str]) -> dict[str, str]:
+        """``parsed`` with the header lines of ``headers`` from ``start`` added."""
+        known = self._in_names.get
         end = -4 if headers.endswith(b"\r\n\r\n") else None  # the blank line ending the block
-        for line in headers[10:end].split(b"\r\n"):
+        for line in headers[start:end].split(b"\r\n"):
             name, sep, value = line.partition(b":")
             if not sep:
                 continue
@@ -107,7 +130,7 @@ class HeaderCodec:
             if key is _SKIP:
                 continue
             parsed[key] = value.strip().decode("utf-8", "replace")
-        return parsed or None
+        return parsed
 
     def _in_name(self, name: bytes) -> str:
         try:

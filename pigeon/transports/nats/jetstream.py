@@ -62,6 +62,11 @@ class JetStreamApi:
         self._lost: set[asyncio.Task[Any]] = set()
         """Those cancelled because the connection dropped."""
 
+    @property
+    def max_payload(self) -> int:
+        """The server's ``max_payload``: the most bytes of body and headers a message takes."""
+        return int(self._client.max_payload)
+
     def connection_lost(self) -> None:
         """The connection dropped: no answer will come to requests in flight, retry them now."""
         for task in self._in_flight - self._lost:
@@ -81,14 +86,16 @@ class JetStreamApi:
         headers: dict[str, str],
         *,
         redeclare: Callable[[], Awaitable[None]],
+        reserve: int = 0,
     ) -> None:
         """Publish to the stream of ``subject`` and return once it is stored (PubAck).
 
         When no stream answers, ``redeclare`` is called in case it was deleted. The message's
         ``Nats-Msg-Id`` makes a retry of a publish that was in fact stored a no-op. Raises
-        ``MessageTooLarge`` over the server's ``max_payload``, before sending.
+        ``MessageTooLarge``, before sending, over the server's ``max_payload`` or the largest
+        header block with ``reserve`` bytes more of headers (see ``wire.check_size``).
         """
-        wire.check_size(body, headers, self._client.max_payload)
+        wire.check_size(body, headers, self._client.max_payload, reserve)
         await self._retrying(
             lambda: self._request(subject, body, headers), f"storing on {subject!r}", redeclare
         )

@@ -16,6 +16,7 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Backlog, Delivery, Handler, Subscription
 from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
+from pigeon.transports.nats.dead_letters import room
 from pigeon.transports.nats.errors import STREAM_NOT_FOUND, JetStreamError
 from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
@@ -35,16 +36,24 @@ class NatsJobs:
         self._transport = transport
 
     async def enqueue(self, queue: str, envelope: Envelope, *, delay: float = 0.0) -> None:
-        self._transport.check(envelope)
-        names = await self._queue(queue, strict=False)
-        headers = wire.outgoing(envelope)
-        subject = names.subject
-        if delay > 0:
-            subject = names.delay_subject
-            headers[h.DUE] = delays.due_header(delay)
-        await self._transport.api.store(
-            subject, envelope.body, headers, redeclare=self._redeclarer(names)
-        )
+        """Store a job, keeping room for its dead letter (``MessageTooLarge`` if it leaves
+        none: see ``dead_letters.room``)."""
+        transport = self._transport
+        transport.check(envelope)
+        with transport.sends(f"enqueueing on {queue!r}"):
+            names = await self._queue(queue, strict=False)
+            headers = wire.outgoing(envelope)
+            subject = names.subject
+            if delay > 0:
+                subject = names.delay_subject
+                headers[h.DUE] = delays.due_header(delay)
+            await transport.api.store(
+                subject,
+                envelope.body,
+                headers,
+                redeclare=self._redeclarer(names),
+                reserve=room(names),
+            )
 
     async def consume(self, queue: str, handler: Handler, *, concurrency: int) -> Subscription:
         transport = self._transport

@@ -3,8 +3,10 @@
 Every declaration is idempotent: declaring what exists with the same settings is a no-op, and with
 other settings raises ``DeclarationConflict`` naming the setting that differs and how to resolve it.
 Settings come from the App (``delivery_limit``, ``replicas``), never from one handler, so producers
-and workers declare a queue alike. With ``App(passive=True)`` nothing is created: each stream and
-consumer is looked up and used as it is, and one that is missing is a ``ConfigurationError``.
+and workers declare a queue alike; a consumer a producer made is marked so that the first worker
+sets its settings (``MADE_BY_PRODUCER``). With ``App(passive=True)`` nothing is created: each
+stream and consumer is looked up and used as it is, and one that is missing is a
+``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ WORKERS = "workers"
 MOVERS = "movers"
 """The durable pull consumer of a queue's delayed jobs: every worker of the queue moves jobs that
 fell due onto the work queue, and naks the others with the time they have left."""
+
+MADE_BY_PRODUCER = "pigeon: made by a producer; the first worker sets its settings"
+"""The ``description`` of a work queue's consumer that a producer created (enqueueing before any
+worker ran): the first worker updates it to its own settings (``ack_wait``, ``delivery_limit``),
+which clears the mark; later workers must agree with those."""
 
 QUEUE_SUBJECTS = "pigeon.queue."
 DEAD_LETTER_SUBJECTS = "pigeon.dlq."
@@ -196,7 +203,8 @@ class Declarer:
 
     async def consumer(self, stream: str, config: dict[str, Any], *, strict: bool = True) -> None:
         """Create the durable consumer ``config['durable_name']`` of ``stream``, or check it
-        (not ``strict``: only its subject).
+        (not ``strict``: only its subject). Not ``strict`` (a producer), one it creates is
+        marked ``MADE_BY_PRODUCER``; ``strict`` (a worker), one so marked takes its settings.
 
         An existing consumer is read first: a server before 2.10 ignores the create action and
         updates a consumer it is asked to create, so creating over it would change a queue's
@@ -206,15 +214,22 @@ class Declarer:
             what = f"consumer {name!r} of stream {stream!r}"
             await self._expect(f"CONSUMER.INFO.{stream}.{name}", what, CONSUMER_NOT_FOUND)
             return
+        if not strict:  # a producer's settings: the first worker's replace them
+            config = {**config, "description": MADE_BY_PRODUCER}
         if await self._check_consumer(stream, config, strict=strict):
             return
-        request = {"stream_name": stream, "config": config, "action": "create"}
         try:
-            await self._api.call(f"CONSUMER.CREATE.{stream}.{name}", request)
+            await self._create_consumer(stream, config, "create")
         except JetStreamError as exc:
             if exc.err_code not in (CONSUMER_EXISTS, CONSUMER_NAME_EXISTS):
                 raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
             await self._check_consumer(stream, config, strict=strict)  # made meanwhile
+
+    async def _create_consumer(self, stream: str, config: dict[str, Any], action: str) -> None:
+        """Create (``action``: ``create``) or update (``update``) a consumer; a server before
+        2.10 ignores the action (it creates, or updates what exists)."""
+        request = {"stream_name": stream, "config": config, "action": action}
+        await self._api.call(f"CONSUMER.CREATE.{stream}.{config['durable_name']}", request)
 
     async def _check_consumer(self, stream: str, config: dict[str, Any], *, strict: bool) -> bool:
         """Whether the consumer of ``config`` exists; raise ``DeclarationConflict`` if it does
@@ -227,6 +242,12 @@ class Declarer:
                 return False
             raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
         have = info["config"]
+        if strict and have.get("description") == MADE_BY_PRODUCER:  # this worker's settings
+            try:
+                await self._create_consumer(stream, config, "update")
+            except JetStreamError as exc:
+                raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+            return True
         if not self._ack_wait_given:  # the default adopts what exists (an older default)
             config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
         if (strict and _settings_differ(have, config)) or _names_differ(have, config):

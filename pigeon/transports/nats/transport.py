@@ -11,15 +11,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from nats import errors as nats_errors
 from nats.aio.client import Client
 
-from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
-from pigeon.transports.checks import seconds, whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.client import new_client
@@ -28,30 +26,19 @@ from pigeon.transports.nats.core import CoreSubscription
 from pigeon.transports.nats.dead_letters import DeadLetters
 from pigeon.transports.nats.events import NatsEvents
 from pigeon.transports.nats.failover import CLOSE_PATIENCE, NoAnswer, abort, answering
-from pigeon.transports.nats.jetstream import RETRY_BUDGET, JetStreamApi
+from pigeon.transports.nats.jetstream import JetStreamApi
 from pigeon.transports.nats.jobs import NatsJobs
+from pigeon.transports.nats.options import Options, servers_of
 from pigeon.transports.nats.requests import NatsRequests
-from pigeon.transports.nats.services import Services, service_config
-from pigeon.transports.nats.topology import ACK_WAIT, Declarer, QueueNames
+from pigeon.transports.nats.topology import Declarer, QueueNames
 from pigeon.transports.nats.writes import WritesAtOnce
+from pigeon.transports.sends import Sends
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
-from pigeon.transports.urls import servers as split_servers
 
 log = logging.getLogger("pigeon")
 
-DEFAULTS: dict[str, Any] = {
-    "connect_timeout": 2,
-    "max_reconnect_attempts": -1,
-    "reconnect_time_wait": 1,
-}
-"""nats-py options pigeon sets unless the App passes its own: reconnect for as long as it runs."""
-
 _CALLBACKS = ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")
-
-PENDING_LIMITS = ("pending_msgs_limit", "pending_bytes_limit")
-"""Options of every core subscription: how many messages (bytes) nats-py buffers for a subscriber
-before dropping (a slow consumer); nats-py's defaults are 512 Ki messages and 128 MiB."""
 
 CONNECT_ADVICE = (
     "is the server running and reachable, is it a NATS port, and are the credentials right?"
@@ -63,7 +50,8 @@ class NatsTransport:
 
     ``url`` is one server or several, comma-separated (``nats://a:4222,b:4222``), with optional
     ``user:password@``; ``tls://`` asks for TLS. ``options`` go to ``nats.connect`` as they are
-    (``user_credentials``, ``tls``, ``connect_timeout``, ...), except two settings of the streams
+    (``user_credentials``, ``tls``, ``connect_timeout``, ...; one it does not take is a
+    ``ConfigurationError`` at ``App()``: see ``options``), except two settings of the streams
     and consumers pigeon declares, which every App of a queue must give alike: ``replicas``, of
     every stream (default 1; 3 on a cluster of three or more), and ``ack_wait``, the seconds after
     which JetStream delivers again a message whose worker went silent (default 5, so that a
@@ -74,24 +62,17 @@ class NatsTransport:
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
-        self._servers = _servers(url)
+        self._servers = servers_of(url)
         self.url = ",".join(mask_url(server) for server in self._servers)
-        options = dict(options)
-        self._replicas = options.pop("replicas", 1)
-        self._ack_wait_given = "ack_wait" in options
-        self.ack_wait = options.pop("ack_wait", ACK_WAIT)
-        self._patience = seconds(
-            "reconnect_patience", options.pop("reconnect_patience", RETRY_BUDGET)
-        )
-        self.max_control_line: int = options.pop("max_control_line", wire.MAX_CONTROL_LINE)
-        self._pending_limits = {  # nats-py takes 0 or less as "no limit": refused
-            name: whole_number(name, options.pop(name))
-            for name in PENDING_LIMITS
-            if name in options
-        }
-        _check_jetstream_options(self._replicas, self.ack_wait)
-        self.services = _services(options.pop("service", None), options.pop("version", None))
-        self._options = {**DEFAULTS, **options}
+        given = Options.of(options)
+        self._replicas = given.replicas
+        self._ack_wait_given = given.ack_wait_given
+        self.ack_wait = given.ack_wait
+        self._patience = given.patience
+        self.max_control_line: int = given.max_control_line
+        self._pending_limits = given.pending_limits
+        self.services = given.services
+        self._options = given.client
         self._settings = settings
         self._subscriptions: list[CoreSubscription | PullConsumer] = []
         self.slow_consumers = SlowConsumers(
@@ -102,6 +83,9 @@ class NatsTransport:
         """Subjects ``check_sendable`` passed since connecting: one lookup for its checks
         (``NatsEvents.publish``). Emptied at close only (a reconnect changes none of them)."""
         self._reviving: asyncio.Task[None] | None = None
+        self.sends = Sends(self.url)
+        """Enqueues (and publishes that wait on the socket) under way, which ``close`` lets
+        finish."""
         self._new_client()
         self.events = NatsEvents(self)
         self.requests = NatsRequests(self)
@@ -145,6 +129,7 @@ class NatsTransport:
             return
         self._new_client()
         await self._connect_client()
+        self.sends = Sends(self.url)
         self._connected = True
 
     async def _connect_client(self) -> None:
@@ -196,10 +181,14 @@ class NatsTransport:
             return
 
     async def close(self) -> None:
+        """Let the sends under way finish (up to ``reconnect_patience`` seconds, while
+        connected), fail the rest with ``BrokerError`` (see ``pigeon.transports.sends``), then
+        close every subscription, fail the requests waiting and disconnect. Idempotent."""
         if not self._connected:
             return
         self._connected = False
         self.sendable.clear()
+        await self.sends.settle(self._patience if self.client.is_connected else 0)
         if self._reviving is not None:
             self._reviving.cancel()
             await asyncio.gather(self._reviving, return_exceptions=True)
@@ -351,41 +340,6 @@ class NatsTransport:
         await consumer.start()
         self._subscriptions.append(consumer)
         return consumer
-
-
-def _servers(url: str) -> list[str]:
-    """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user
-    (a comma in a password is the password's: see ``pigeon.transports.urls.servers``).
-
-    Raises ``ConfigurationError`` for a server without a host or with a bad port.
-    """
-    servers = split_servers(url.rstrip(","))
-    for server in servers:
-        try:
-            parsed = urlsplit(server)
-            valid = bool(parsed.hostname) and (parsed.port is None or parsed.port > 0)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise ConfigurationError(
-                f"bad NATS URL {mask_url(server)!r}: give nats://host:port (or tls://), "
-                "several separated by commas"
-            )
-    return servers
-
-
-def _services(name: str | None, version: str | None) -> Services | None:
-    """The NATS service the rpc handlers join, if the App names one."""
-    if name is None:
-        if version is not None:
-            raise ConfigurationError(f"version={version!r} without service=: name the service")
-        return None
-    return Services(service_config(name, version))
-
-
-def _check_jetstream_options(replicas: Any, ack_wait: Any) -> None:
-    whole_number("replicas", replicas, 1, 5)
-    seconds("ack_wait", ack_wait)
 
 
 async def _call(callback: Any, *args: Any) -> None:

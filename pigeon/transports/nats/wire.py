@@ -41,7 +41,8 @@ USER_ESCAPE = "x-pigeon-user-"
 (``Nats-*``: ``Nats-Expected-Stream`` and the like change what JetStream does with a message) or
 starting with the prefix itself: it travels as prefix + name and is read back without it, so it
 arrives as sent instead of being taken for the field (a user ``content-type`` header was
-dropped)."""
+dropped). The content type is read whatever the case of its name (``Content-Type`` from other
+clients), so a user header of that name in any case is escaped too."""
 WIRE_NAMES = frozenset({CONTENT_TYPE, CORRELATION_ID})
 NATS_PREFIX = "nats-"
 """Header names NATS reserves, in lower case (``Nats-Msg-Id``, ``Nats-Expected-Stream``, ...)."""
@@ -170,7 +171,12 @@ def _escaped(user: dict[str, str]) -> dict[str, str]:
 
 def _taken(name: str) -> bool:
     """Whether a user header ``name`` must travel escaped (see ``USER_ESCAPE``)."""
-    return name in WIRE_NAMES or name[:5].lower() == NATS_PREFIX or name.startswith(USER_ESCAPE)
+    return (
+        name in WIRE_NAMES
+        or name[:5].lower() == NATS_PREFIX
+        or name.startswith(USER_ESCAPE)
+        or (len(name) == len(CONTENT_TYPE) and name.lower() == CONTENT_TYPE)
+    )
 
 
 def _unescaped(headers: dict[str, str]) -> dict[str, str]:
@@ -191,7 +197,7 @@ def incoming(
     if not headers:
         return envelope_of(data, {}, "", new_id(), None, reply_to or None, timestamp)
     message_id = headers.pop(MSG_ID, None)
-    content_type = headers.pop(CONTENT_TYPE, "")
+    content_type = headers.pop(CONTENT_TYPE, "") or _content_type(headers)
     if not headers and message_id and not reply_to:  # pigeon's usual event: nothing else
         return envelope_of(data, headers, content_type, message_id, None, None, timestamp)
     original = headers.pop(ORIGINAL_ID, None)
@@ -210,34 +216,78 @@ def incoming(
     )
 
 
+def _content_type(headers: dict[str, str]) -> str:
+    """The value of a header ``Content-Type`` in another case (``CONTENT-TYPE``, as other
+    clients may write it), taken out of ``headers``; ``""`` if there is none."""
+    for name in headers:
+        if len(name) == len(CONTENT_TYPE) and name.lower() == CONTENT_TYPE:
+            return headers.pop(name)
+    return ""
+
+
 def received(msg: Any) -> Envelope:
     """The envelope of a core NATS message (a ``nats.aio.msg.Msg``)."""
     return incoming(msg.data, msg.headers, msg.reply, time.time())
 
 
-def check_size(body: bytes, headers: dict[str, str], limit: int) -> None:
-    """Raise ``MessageTooLarge`` naming ``limit`` if body plus headers exceed it.
+MAX_HEADER_BLOCK = 65_535
+"""The largest header block nats-server's JetStream stores: a larger one is refused, and a core
+publish of it never reaches a stream (lost for durable subscribers), so every send is held to
+it."""
+
+
+def check_size(body: bytes, headers: dict[str, str], limit: int, reserve: int = 0) -> None:
+    """Raise ``MessageTooLarge`` if body plus headers exceed ``limit`` (``max_payload``), or the
+    header block ``MAX_HEADER_BLOCK``, with ``reserve`` bytes more of headers (a job: what its
+    dead letter adds, see ``dead_letters.room``).
 
     The server counts headers against ``max_payload`` and drops the connection of a client that
-    sends more, so this is checked before anything is sent. Headers may be up to 64 KiB
-    (``limits.MAX_HEADER_BYTES``), and an error reply carries its text twice: the count starts
-    from a bound on their size (UTF-8 takes at most 4 bytes a character), exact only near the
-    limit.
+    sends more, so this is checked before anything is sent. The count starts from a bound on
+    the headers' size (UTF-8 takes at most 4 bytes a character), exact only near a limit.
     """
     chars = sum(map(len, headers)) + sum(map(len, headers.values())) + len(headers)
-    if len(body) + 4 * chars + 12 <= limit:  # header_block_size is at most this
+    rough = 4 * chars + 12 + reserve  # header_block_size is at most this
+    if len(body) + rough <= limit and rough <= MAX_HEADER_BLOCK:
         return
-    size = len(body) + header_block_size(headers)
-    if size > limit:
-        raise too_large(size, limit)
+    block = header_block_size(headers)
+    if block + reserve > MAX_HEADER_BLOCK:
+        raise _headers_too_large(block, reserve)
+    size = len(body) + block
+    if size + reserve > limit:
+        raise too_large(size, limit, reserve)
 
 
-def too_large(size: int, limit: int) -> MessageTooLarge:
-    """The error for a message of ``size`` bytes (body and header block) over ``limit``."""
+def excess(body: bytes, headers: dict[str, str], limit: int) -> int:
+    """Bytes by which a message is over ``max_payload`` ``limit`` or ``MAX_HEADER_BLOCK`` (0 if
+    it fits)."""
+    block = header_block_size(headers)
+    return max(0, len(body) + block - limit, block - MAX_HEADER_BLOCK)
+
+
+def too_large(size: int, limit: int, reserve: int = 0) -> MessageTooLarge:
+    """The error for a message of ``size`` bytes (body and header block) over ``limit``, with
+    ``reserve`` bytes kept for its dead letter (a job)."""
+    if reserve:
+        return MessageTooLarge(
+            f"job of {size} bytes (body and headers) leaves no room for its dead letter within "
+            f"the NATS server's max_payload of {limit} bytes: a dead letter adds up to {reserve} "
+            f"bytes of failure headers, so a job may take at most {limit - reserve} bytes; send "
+            "a smaller body (or a reference to the data), or raise max_payload in the server's "
+            "configuration"
+        )
     return MessageTooLarge(
         f"message of {size} bytes (body and headers) is over the NATS server's max_payload "
         f"of {limit} bytes; send a smaller body (or a reference to the data), or raise "
         "max_payload in the server's configuration"
+    )
+
+
+def _headers_too_large(block: int, reserve: int) -> MessageTooLarge:
+    kept = f", with {reserve} bytes kept for its dead letter's failure headers" if reserve else ""
+    return MessageTooLarge(
+        f"the message's headers take {block} bytes on NATS (pigeon's own included{kept}), over "
+        f"the {MAX_HEADER_BLOCK:,} bytes of the largest header block nats-server stores; carry "
+        "large values in the body"
     )
 
 

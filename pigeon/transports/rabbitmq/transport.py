@@ -46,8 +46,8 @@ from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.leaving import Leaving
 from pigeon.transports.rabbitmq.publisher import Publisher, close_quietly, underlay_of
 from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
-from pigeon.transports.rabbitmq.sends import Sends
 from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology, checked_name
+from pigeon.transports.sends import Sends
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url, servers
 

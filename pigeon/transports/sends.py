@@ -1,4 +1,5 @@
-"""The sends (publishes, enqueues) under way on a transport, so that closing it ends each one.
+"""The sends (publishes, enqueues) under way on a transport (RabbitMQ, NATS), so that closing it
+ends each one.
 
 ``close`` lets the sends already started get their confirms, for up to the transport's patience
 while the connection is up, then cuts the rest: each raises ``BrokerError`` saying the App closed

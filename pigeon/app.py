@@ -24,6 +24,7 @@ from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
+from pigeon.patterns.serving import Startable, serving
 from pigeon.routing import Lifespan, Route, Router
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport, check_route
 from pigeon.transports.registry import transport_for
@@ -37,7 +38,6 @@ log = logging.getLogger("pigeon")
 T = TypeVar("T")
 
 DEFAULT_URL = "memory://"
-Startable = pubsub.Subscriber | rpc.Responder | workpool.Worker
 
 
 class App(Router):
@@ -140,34 +140,7 @@ class App(Router):
         spec = route.handler
         if self._json is not JSON:
             spec = inspect_handler(spec.fn, self._json)
-        spec = replace(spec, app=self)
-        opts, subject, middleware = route.options, route.subject, route.middleware
-        limit = self.settings.delivery_limit
-        if route.kind == "subscribe":
-            group, durable, concurrency = opts["group"], opts["durable"], opts["concurrency"]
-            return pubsub.Subscriber(
-                subject,
-                spec,
-                group,
-                durable,
-                concurrency,
-                limit,
-                middleware=middleware,
-                max_pending=opts["max_pending"],
-            )
-        if route.kind == "rpc":
-            codec = opts["codec"] or self.codec
-            return rpc.Responder(subject, spec, codec, opts["concurrency"], middleware)
-        return workpool.Worker(
-            subject,
-            spec,
-            opts["concurrency"],
-            opts["retry"],
-            opts["redeliver"],
-            opts["dead_letter"],
-            limit,
-            middleware=middleware,
-        )
+        return serving(route, replace(spec, app=self), self.codec, self.settings.delivery_limit)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -364,7 +337,7 @@ class App(Router):
         holds the job on the broker until then; a past ``at`` or ``delay=0`` runs it now.
         Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given.
         """
-        subjects.validate(queue)
+        subjects.validate_queue(queue)
         seconds = delays.seconds_until(delay, at)
         codec = codec or self.codec
         await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self._send, seconds)
@@ -373,15 +346,18 @@ class App(Router):
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Message]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its ``failure``."""
+        subjects.validate_queue(queue)
         envelopes = await self.transport.jobs.dead_letters(queue, workpool.check_limit(limit))
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
+        subjects.validate_queue(queue)
         return await self.transport.jobs.replay_dead_letters(queue, workpool.check_limit(limit))
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
+        subjects.validate_queue(queue)
         return await self.transport.jobs.purge_dead_letters(queue)
 
     async def backlog(self, queue_or_subject: str, *, durable: str | None = None) -> Backlog:
@@ -391,7 +367,8 @@ class App(Router):
         (seconds), each ``None`` where the broker cannot tell (``docs/backlog.md``). Declares
         nothing; raises ``ConfigurationError`` for a queue or durable subscription the broker
         does not have, ``BrokerError`` when it cannot answer."""
-        subjects.validate(queue_or_subject, wildcards=durable is not None)
         if durable is None:
+            subjects.validate_queue(queue_or_subject)
             return await self.transport.jobs.backlog(queue_or_subject)
+        subjects.validate(queue_or_subject, wildcards=True)
         return await self.transport.events.backlog(queue_or_subject, durable)

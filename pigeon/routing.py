@@ -164,7 +164,7 @@ class Router:
         raises ``Reject``, is dead-lettered at once. Raises ``ConfigurationError`` when ``queue``
         already has a worker.
         """
-        subjects.validate(queue)
+        subjects.validate_queue(queue)
         options = {
             "concurrency": concurrency,
             "retry": retry,

@@ -19,6 +19,7 @@ RESERVED = (
     "pigeon.queue.",
     "pigeon.dlq.",
     "pigeon.delayed.",
+    "pigeon.delay.",
     "_INBOX.",
     "$JS.",
     "$SYS.",
@@ -27,7 +28,8 @@ RESERVED = (
     "$SRV.",
 )
 """Prefixes no handler or send may use, on every transport: pigeon's own subjects (requests to
-servers, and on NATS work queues, dead letters and delayed jobs) and NATS's (reply inboxes, the
+servers, on NATS work queues, dead letters and delayed jobs, on RabbitMQ the delay ladder's
+exchanges and queues, ``pigeon.delay.<queue type>.<level>``) and NATS's (reply inboxes, the
 JetStream, system, key-value, object store and service APIs). A subscription under one of them
 received pigeon's jobs, requests or replies, or took requests from the servers."""
 
@@ -38,8 +40,9 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
 
     Tokens must be non-empty and printable (no whitespace, control or format characters, see
     ``_refuse_unprintable``); ``*`` and ``>`` are allowed only where
-    ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``;
-    never under a ``RESERVED`` prefix.
+    ``wildcards`` is true (subscriptions), ``>`` only as the last token; no ``#`` token
+    (RabbitMQ's multi-word wildcard, a plain token elsewhere); at most ``MAX_BYTES``; never under
+    a ``RESERVED`` prefix.
     """
     if not isinstance(subject, str) or not subject:
         raise ConfigurationError(f"subject {subject!r} is empty; use tokens like 'orders.created'")
@@ -59,6 +62,11 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
             )
         if any(c.isspace() for c in token):
             raise ConfigurationError(f"subject {subject!r} contains whitespace; remove it")
+        if token == "#":
+            raise ConfigurationError(
+                f"subject {subject!r} has a '#' token, RabbitMQ's multi-word wildcard; pigeon's "
+                "is '>' (subscriptions only, as the last token): use '>' or another token"
+            )
         if token in ("*", ">") or ("*" in token or ">" in token):
             if not wildcards:
                 raise ConfigurationError(
@@ -71,6 +79,26 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
             if token == ">" and index != len(tokens) - 1:
                 raise ConfigurationError(f"subject {subject!r}: '>' must be the last token")
     return subject
+
+
+QUEUE_SUFFIXES = (".dlq", ".delivery-limit")
+"""Endings of the names of pigeon's own queues on RabbitMQ: ``<queue>.dlq`` holds the dead
+letters of ``<queue>``, ``<queue>.delivery-limit`` records its delivery limit."""
+
+
+def validate_queue(queue: str) -> str:
+    """Return ``queue`` if it can name a work queue, else raise ``ConfigurationError``: a
+    subject ``validate`` takes, without wildcards, and not ending in one of ``QUEUE_SUFFIXES``
+    (on every transport, so that an App moves between them unchanged)."""
+    validate(queue)
+    if queue.endswith(QUEUE_SUFFIXES):
+        suffix = next(s for s in QUEUE_SUFFIXES if queue.endswith(s))
+        raise ConfigurationError(
+            f"queue {queue!r} ends in {suffix!r}, the ending of pigeon's own queues (on RabbitMQ "
+            f"'<queue>{suffix}' belongs to the work queue '<queue>'); choose another name, e.g. "
+            f"{queue[: -len(suffix)] + suffix.replace('.', '-')!r}"
+        )
+    return queue
 
 
 def _refuse_unprintable(subject: str) -> None:

@@ -243,7 +243,8 @@ class App(Router):
         codec: Codec | None = None,
     ) -> Coroutine[Any, Any, None]:
         """Publish ``event`` on ``subject`` (``codec``: instead of the App's); returns once the
-        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``)."""
+        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``):
+        ``ConfigurationError`` for a subject or header name pigeon refuses (``docs/wire.md``)."""
         try:
             if subject not in pubsub.checked:
                 pubsub.check(subject)
@@ -305,9 +306,9 @@ class App(Router):
         ``NoResponders`` at once when nobody serves ``subject``, ``RequestTimeout`` when
         ``timeout`` seconds pass. Concurrent requests never wait for each other. ``codec``
         overrides the App's for the request. A ``timeout`` that is not a positive, finite number
-        of seconds is a ``ConfigurationError``.
+        of seconds is a ``ConfigurationError``, as are a subject or header name pigeon refuses.
         """
-        subjects.validate(subject)
+        subjects.validate_queue(subject)
         rpc.check_timeout(timeout)
         return await rpc.request(
             self.transport.requests,
@@ -335,7 +336,8 @@ class App(Router):
         The queue is declared if no worker has used it yet, so nothing is lost. ``codec``
         overrides the App's for this job. ``delay`` (seconds) or ``at`` (an aware datetime)
         holds the job on the broker until then; a past ``at`` or ``delay=0`` runs it now.
-        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given.
+        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given, and
+        for a queue or header name pigeon refuses (``docs/wire.md``, "Names pigeon refuses").
         """
         subjects.validate_queue(queue)
         seconds = delays.seconds_until(delay, at)
@@ -371,4 +373,5 @@ class App(Router):
             subjects.validate_queue(queue_or_subject)
             return await self.transport.jobs.backlog(queue_or_subject)
         subjects.validate(queue_or_subject, wildcards=True)
+        subjects.check_name(durable, "durable")
         return await self.transport.events.backlog(queue_or_subject, durable)

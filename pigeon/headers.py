@@ -66,6 +66,9 @@ DELAY_QUEUE = "pigeon-delay-queue"
 
 FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)
 
+SENT_BY_PIGEON = frozenset({DEADLINE})
+"""pigeon's own headers on a message its send middleware sees (besides ``USER_SETTABLE``)."""
+
 USER_SETTABLE = frozenset({PROTOBUF_TYPE})
 """pigeon's own headers a caller may give, spelled exactly so: the protobuf type, with a body
 already encoded as protobuf (``codec=PROTOBUF`` and ``bytes``)."""
@@ -113,6 +116,8 @@ def check_user_headers(headers: Mapping[str, str], known: frozenset[str] = froze
     ``known``, pigeon's own on the message) that pigeon or a broker reads as its own
     (``RESERVED_PREFIXES``, ``RESERVED_NAMES``, in any case), except ``USER_SETTABLE``. A name
     that is no ``str`` is left to the transport's checks (``pigeon.transports.limits``)."""
+    if _fine.issuperset(headers):  # the common case: names seen before, in one C loop
+        return
     for name in headers:
         if name not in _fine and name not in known and type(name) is str:
             _check_name(name)

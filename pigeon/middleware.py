@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from pigeon import subjects
 from pigeon.errors import ConfigurationError
-from pigeon.headers import check_user_headers
+from pigeon.headers import SENT_BY_PIGEON, check_user_headers
 from pigeon.message import Message
 
 log = logging.getLogger("pigeon")
@@ -183,17 +183,17 @@ async def _reply_of(
 
 
 def _checked(deliver: CallNext, message: Message) -> CallNext:
-    """``deliver``, after checking the headers the send steps added to ``message`` (those it has
-    now were checked, or are pigeon's) and the subject or queue they passed it on under."""
-    known, subject = frozenset(message.headers), message.subject
+    """``deliver``, after checking the headers of the message the send steps pass on (pigeon's
+    own there, ``SENT_BY_PIGEON``, aside) and the subject or queue they passed it on under."""
+    subject = message.subject
 
     def check_then_deliver(sent: Message) -> Awaitable[Any]:
-        check_user_headers(sent.headers, known)
+        check_user_headers(sent.headers, SENT_BY_PIGEON)
         if sent.subject != subject:
-            if sent.pattern == "enqueue":
-                subjects.validate_queue(sent.subject)
-            else:
+            if sent.pattern == "publish":
                 subjects.validate(sent.subject)
+            else:  # requests and jobs go to queues on RabbitMQ
+                subjects.validate_queue(sent.subject)
         return deliver(sent)
 
     return check_then_deliver

@@ -189,22 +189,57 @@ async def test_queue_names_of_pigeons_own_queues_are_refused(
     make_app: MakeApp, uid: str, suffix: str
 ) -> None:
     """``<queue>.dlq`` holds the dead letters of ``<queue>`` on RabbitMQ, and
-    ``<queue>.delivery-limit`` records its delivery limit: no work queue may have those names."""
+    ``<queue>.delivery-limit`` records its delivery limit: no work queue, rpc subject (an rpc
+    server's queue on RabbitMQ: a request to ``<queue>.dlq`` waited among the dead letters) or
+    durable subscription (a queue of that name) may have those names. Events may."""
     app = make_app()
     queue = f"{uid}.jobs{suffix}"
-    with pytest.raises(ConfigurationError, match=re.escape(f"'{suffix}'")):
+    refused = re.escape(f"'{suffix}'")
+    with pytest.raises(ConfigurationError, match=refused):
         app.worker(queue)
+    with pytest.raises(ConfigurationError, match=refused):
+        app.rpc(queue)
+    with pytest.raises(ConfigurationError, match=refused):
+        app.subscribe(f"{uid}.events", durable=f"{uid}-audit{suffix}")
     async with app:
         for call in (
             lambda: app.enqueue(queue, 1),
+            lambda: app.request(queue, 1, timeout=5),
             lambda: app.dead_letters(queue),
             lambda: app.replay_dead_letters(queue),
             lambda: app.purge_dead_letters(queue),
             lambda: app.backlog(queue),
+            lambda: app.backlog(f"{uid}.events", durable=f"{uid}-audit{suffix}"),
         ):
-            with pytest.raises(ConfigurationError, match=re.escape(f"'{suffix}'")):
+            with pytest.raises(ConfigurationError, match=refused):
                 await call()
         await app.publish(f"{uid}.events{suffix}", 1)  # a subject, no queue: fine
+
+
+def test_a_durable_name_of_the_delay_ladder_is_refused(make_app: MakeApp, uid: str) -> None:
+    """``pigeon.delay.quorum.05`` is a queue of RabbitMQ's delay ladder: a durable subscription of
+    that name would take the delayed jobs of every queue."""
+    app = make_app()
+    with pytest.raises(ConfigurationError, match=r"pigeon\.delay\."):
+        app.subscribe(f"{uid}.events", durable="pigeon.delay.quorum.05")
+
+
+async def test_queue_names_under_amq_are_refused(make_app: MakeApp, uid: str) -> None:
+    """RabbitMQ refuses to declare a queue named ``amq.*`` (``ACCESS_REFUSED``, at start or at
+    the first send, a ``BrokerError``): refused at the call on every transport. Events may."""
+    app = make_app()
+    queue = f"amq.{uid}"
+    with pytest.raises(ConfigurationError, match=r"'amq\.'"):
+        app.worker(queue)
+    with pytest.raises(ConfigurationError, match=r"'amq\.'"):
+        app.rpc(queue)
+    with pytest.raises(ConfigurationError, match=r"'amq\.'"):
+        app.subscribe(f"{uid}.events", durable=queue)
+    async with app:
+        for call in (lambda: app.enqueue(queue, 1), lambda: app.request(queue, 1, timeout=5)):
+            with pytest.raises(ConfigurationError, match=r"'amq\.'"):
+                await call()
+        await app.publish(f"amq.{uid}.events", 1)  # a routing key, no queue: fine
 
 
 class Reroute:

@@ -24,6 +24,7 @@ from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
+from pigeon.patterns.serving import Startable, serving
 from pigeon.routing import Lifespan, Route, Router
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport, check_route
 from pigeon.transports.registry import transport_for
@@ -37,7 +38,6 @@ log = logging.getLogger("pigeon")
 T = TypeVar("T")
 
 DEFAULT_URL = "memory://"
-Startable = pubsub.Subscriber | rpc.Responder | workpool.Worker
 
 
 class App(Router):
@@ -140,34 +140,7 @@ class App(Router):
         spec = route.handler
         if self._json is not JSON:
             spec = inspect_handler(spec.fn, self._json)
-        spec = replace(spec, app=self)
-        opts, subject, middleware = route.options, route.subject, route.middleware
-        limit = self.settings.delivery_limit
-        if route.kind == "subscribe":
-            group, durable, concurrency = opts["group"], opts["durable"], opts["concurrency"]
-            return pubsub.Subscriber(
-                subject,
-                spec,
-                group,
-                durable,
-                concurrency,
-                limit,
-                middleware=middleware,
-                max_pending=opts["max_pending"],
-            )
-        if route.kind == "rpc":
-            codec = opts["codec"] or self.codec
-            return rpc.Responder(subject, spec, codec, opts["concurrency"], middleware)
-        return workpool.Worker(
-            subject,
-            spec,
-            opts["concurrency"],
-            opts["retry"],
-            opts["redeliver"],
-            opts["dead_letter"],
-            limit,
-            middleware=middleware,
-        )
+        return serving(route, replace(spec, app=self), self.codec, self.settings.delivery_limit)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -270,7 +243,8 @@ class App(Router):
         codec: Codec | None = None,
     ) -> Coroutine[Any, Any, None]:
         """Publish ``event`` on ``subject`` (``codec``: instead of the App's); returns once the
-        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``)."""
+        broker accepted it. Checks and encodes at the call, raises at the await (``pubsub``):
+        ``ConfigurationError`` for a subject or header name pigeon refuses (``docs/wire.md``)."""
         try:
             if subject not in pubsub.checked:
                 pubsub.check(subject)
@@ -332,9 +306,9 @@ class App(Router):
         ``NoResponders`` at once when nobody serves ``subject``, ``RequestTimeout`` when
         ``timeout`` seconds pass. Concurrent requests never wait for each other. ``codec``
         overrides the App's for the request. A ``timeout`` that is not a positive, finite number
-        of seconds is a ``ConfigurationError``.
+        of seconds is a ``ConfigurationError``, as are a subject or header name pigeon refuses.
         """
-        subjects.validate(subject)
+        subjects.validate_queue(subject)
         rpc.check_timeout(timeout)
         return await rpc.request(
             self.transport.requests,
@@ -362,9 +336,10 @@ class App(Router):
         The queue is declared if no worker has used it yet, so nothing is lost. ``codec``
         overrides the App's for this job. ``delay`` (seconds) or ``at`` (an aware datetime)
         holds the job on the broker until then; a past ``at`` or ``delay=0`` runs it now.
-        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given.
+        Raises ``ConfigurationError`` for a negative delay, a naive datetime, or both given, and
+        for a queue or header name pigeon refuses (``docs/wire.md``, "Names pigeon refuses").
         """
-        subjects.validate(queue)
+        subjects.validate_queue(queue)
         seconds = delays.seconds_until(delay, at)
         codec = codec or self.codec
         await workpool.enqueue(self.transport.jobs, queue, job, codec, headers, self._send, seconds)
@@ -373,15 +348,18 @@ class App(Router):
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Message]:
         """Up to ``limit`` dead letters of ``queue``, oldest first, each with its ``failure``."""
+        subjects.validate_queue(queue)
         envelopes = await self.transport.jobs.dead_letters(queue, workpool.check_limit(limit))
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
+        subjects.validate_queue(queue)
         return await self.transport.jobs.replay_dead_letters(queue, workpool.check_limit(limit))
 
     async def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; returns how many."""
+        subjects.validate_queue(queue)
         return await self.transport.jobs.purge_dead_letters(queue)
 
     async def backlog(self, queue_or_subject: str, *, durable: str | None = None) -> Backlog:
@@ -391,7 +369,9 @@ class App(Router):
         (seconds), each ``None`` where the broker cannot tell (``docs/backlog.md``). Declares
         nothing; raises ``ConfigurationError`` for a queue or durable subscription the broker
         does not have, ``BrokerError`` when it cannot answer."""
-        subjects.validate(queue_or_subject, wildcards=durable is not None)
         if durable is None:
+            subjects.validate_queue(queue_or_subject)
             return await self.transport.jobs.backlog(queue_or_subject)
+        subjects.validate(queue_or_subject, wildcards=True)
+        subjects.check_name(durable, "durable")
         return await self.transport.events.backlog(queue_or_subject, durable)

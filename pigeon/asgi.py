@@ -51,7 +51,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 if TYPE_CHECKING:
-    from pigeon.app import App, Startable
+    from pigeon.app import App
+    from pigeon.patterns.serving import Startable
 
 STATIC = Path(__file__).parent / "static"
 PAGE_POLICY = (

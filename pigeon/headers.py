@@ -5,7 +5,10 @@ the user or to another client and is carried through untouched.
 """
 
 import re
+from collections.abc import Mapping
 from urllib.parse import unquote
+
+from pigeon.errors import ConfigurationError
 
 PREFIX = "x-pigeon-"
 
@@ -57,7 +60,36 @@ reads it from any NATS service's reply (nats.js ``respondError``, nats-py ``nats
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 """NATS services protocol, on an error reply: the error's code (400, 500, ...)."""
 
+DELAY_QUEUE = "pigeon-delay-queue"
+"""On a delayed job going down RabbitMQ's delay ladder: the work queue it goes to when due (no
+``x-`` prefix: a headers exchange ignores ``x-`` arguments when matching)."""
+
 FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)
+
+SENT_BY_PIGEON = frozenset({DEADLINE})
+"""pigeon's own headers on a message its send middleware sees (besides ``USER_SETTABLE``)."""
+
+USER_SETTABLE = frozenset({PROTOBUF_TYPE})
+"""pigeon's own headers a caller may give, spelled exactly so: the protobuf type, with a body
+already encoded as protobuf (``codec=PROTOBUF`` and ``bytes``)."""
+
+RESERVED_PREFIXES: dict[str, str] = {
+    PREFIX: "pigeon's own headers (deadlines, errors, delivery counts) start with 'x-pigeon-'",
+    "nats-": "NATS reads headers starting with 'Nats-' as its own (JetStream drops a message "
+    "whose Nats-Msg-Id it has seen; Nats-Expected-*, Nats-TTL, Nats-Rollup change what it stores)",
+    "x-first-death-": "RabbitMQ writes x-first-death-* on dead-lettered messages",
+    "x-last-death-": "RabbitMQ writes x-last-death-* on dead-lettered messages",
+}
+"""Header name prefixes (lower case) no caller may use, with why: pigeon's and the brokers'."""
+
+RESERVED_NAMES: dict[str, str] = {
+    "x-death": "RabbitMQ writes x-death on dead-lettered messages, and pigeon hides it",
+    "x-delivery-count": "RabbitMQ counts deliveries in x-delivery-count (pigeon reads it)",
+    "cc": "RabbitMQ routes a message to the routing keys CC names as well",
+    "bcc": "RabbitMQ routes a message to the routing keys BCC names as well",
+    DELAY_QUEUE: "pigeon's RabbitMQ delay ladder routes delayed jobs by it",
+}
+"""Header names (lower case) no caller may use, with why."""
 
 
 _UNSAFE = re.compile(r"[%\x00-\x1f\x7f]|^\s+|\s+$")
@@ -77,3 +109,41 @@ def encode_text(text: str) -> str:
 def decode_text(value: str) -> str:
     """The text ``encode_text`` encoded (a value without a valid escape is returned as it is)."""
     return unquote(value) if "%" in value else value
+
+
+def check_user_headers(headers: Mapping[str, str], known: frozenset[str] = frozenset()) -> None:
+    """Raise ``ConfigurationError`` for the first name in ``headers`` (other than those in
+    ``known``, pigeon's own on the message) that pigeon or a broker reads as its own
+    (``RESERVED_PREFIXES``, ``RESERVED_NAMES``, in any case), except ``USER_SETTABLE``. A name
+    that is no ``str`` is left to the transport's checks (``pigeon.transports.limits``)."""
+    if _fine.issuperset(headers):  # the common case: names seen before, in one C loop
+        return
+    for name in headers:
+        if name not in _fine and name not in known and type(name) is str:
+            _check_name(name)
+
+
+_fine: set[str] = set()
+"""Header names ``_check_name`` let through (emptied at 1,024): the same few on every message."""
+
+
+def _check_name(name: str) -> None:
+    lowered = name.lower()
+    why = RESERVED_NAMES.get(lowered)
+    if why is None and lowered.startswith(_PREFIXES):
+        why = next(w for p, w in RESERVED_PREFIXES.items() if lowered.startswith(p))
+    if why is None or name in USER_SETTABLE:
+        if len(_fine) >= 1024:
+            _fine.clear()
+        _fine.add(name)
+        return
+    exact = next((n for n in USER_SETTABLE if n == lowered), None)
+    if exact is not None:
+        todo = f"write it {exact!r} to name the type of a protobuf body"
+    else:
+        stem = lowered.removeprefix(PREFIX).removeprefix("nats-").removeprefix("x-")
+        todo = f"rename it to a name of your own, e.g. 'x-app-{stem}'"
+    raise ConfigurationError(f"header {name!r} is reserved on every transport ({why}); {todo}")
+
+
+_PREFIXES = tuple(RESERVED_PREFIXES)

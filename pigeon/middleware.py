@@ -25,7 +25,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from pigeon import subjects
 from pigeon.errors import ConfigurationError
+from pigeon.headers import SENT_BY_PIGEON, check_user_headers
 from pigeon.message import Message
 
 log = logging.getLogger("pigeon")
@@ -155,8 +157,11 @@ def run_send(
 ) -> Awaitable[Any]:
     """Pass ``message`` through every send step (at least one), then to ``deliver``. A request
     whose chain returns no reply ``Message`` (a step returned without calling ``call_next``)
-    raises ``ConfigurationError``; a publish or enqueue so skipped is not sent."""
-    call = deliver
+    raises ``ConfigurationError``; a publish or enqueue so skipped is not sent. What reaches
+    ``deliver`` is checked as the call's own arguments were: a header a step added that pigeon or
+    a broker reads as its own, or a subject or queue a step set that pigeon refuses, raises
+    ``ConfigurationError`` there (``_checked``)."""
+    call = _checked(deliver, message)
     for send in reversed(steps[1:]):
         call = _bind(send, call)
     if message.pattern == "request":
@@ -175,6 +180,23 @@ async def _reply_of(
             "what 'await call_next(message)' returned (a request cannot be skipped), or raise"
         )
     return reply
+
+
+def _checked(deliver: CallNext, message: Message) -> CallNext:
+    """``deliver``, after checking the headers of the message the send steps pass on (pigeon's
+    own there, ``SENT_BY_PIGEON``, aside) and the subject or queue they passed it on under."""
+    subject = message.subject
+
+    def check_then_deliver(sent: Message) -> Awaitable[Any]:
+        check_user_headers(sent.headers, SENT_BY_PIGEON)
+        if sent.subject != subject:
+            if sent.pattern == "publish":
+                subjects.validate(sent.subject)
+            else:  # requests and jobs go to queues on RabbitMQ
+                subjects.validate_queue(sent.subject)
+        return deliver(sent)
+
+    return check_then_deliver
 
 
 def _bind(step: Callable[[Message, CallNext], Awaitable[Any]], call_next: CallNext) -> CallNext:

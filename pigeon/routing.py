@@ -149,7 +149,7 @@ class Router:
         Raises ``ConfigurationError`` when ``subject`` already has an rpc handler, or overlaps
         another rpc subject of the App (``x.*`` and ``x.y``).
         """
-        subjects.validate(subject, wildcards=True)
+        subjects.validate_queue(subject, wildcards=True)
         options = {"concurrency": concurrency, "codec": codec}
         return self._decorator("rpc", subject, options, middleware)
 
@@ -170,9 +170,9 @@ class Router:
         process (``retry``), then redelivered by the broker (``redeliver``), then dead-lettered
         (``dead_letter=True``) or logged and dropped. A job that does not decode, or whose handler
         raises ``Reject``, is dead-lettered at once. Raises ``ConfigurationError`` when ``queue``
-        already has a worker.
+        already has a worker, or ends in ``.dlq`` or ``.delivery-limit`` (pigeon's own queues).
         """
-        subjects.validate(queue)
+        subjects.validate_queue(queue)
         options = {
             "concurrency": concurrency,
             "retry": retry,

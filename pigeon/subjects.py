@@ -14,11 +14,15 @@ the connection of a client whose control line (command, subject, reply subject, 
 its ``max_control_line`` (4096 bytes by default): a limit well below it keeps every composed name
 under it. RabbitMQ's transport allows at most 255 (AMQP's limit on routing keys)."""
 
+LADDER = "pigeon.delay."
+"""The prefix of the queues and exchanges of RabbitMQ's delay ladder."""
+
 RESERVED = (
     "_PIGEON.",
     "pigeon.queue.",
     "pigeon.dlq.",
     "pigeon.delayed.",
+    LADDER,
     "_INBOX.",
     "$JS.",
     "$SYS.",
@@ -27,7 +31,8 @@ RESERVED = (
     "$SRV.",
 )
 """Prefixes no handler or send may use, on every transport: pigeon's own subjects (requests to
-servers, and on NATS work queues, dead letters and delayed jobs) and NATS's (reply inboxes, the
+servers, on NATS work queues, dead letters and delayed jobs, on RabbitMQ the delay ladder's
+exchanges and queues, ``pigeon.delay.<queue type>.<level>``) and NATS's (reply inboxes, the
 JetStream, system, key-value, object store and service APIs). A subscription under one of them
 received pigeon's jobs, requests or replies, or took requests from the servers."""
 
@@ -38,8 +43,9 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
 
     Tokens must be non-empty and printable (no whitespace, control or format characters, see
     ``_refuse_unprintable``); ``*`` and ``>`` are allowed only where
-    ``wildcards`` is true (subscriptions), ``>`` only as the last token; at most ``MAX_BYTES``;
-    never under a ``RESERVED`` prefix.
+    ``wildcards`` is true (subscriptions), ``>`` only as the last token; no ``#`` token
+    (RabbitMQ's multi-word wildcard, a plain token elsewhere); at most ``MAX_BYTES``; never under
+    a ``RESERVED`` prefix.
     """
     if not isinstance(subject, str) or not subject:
         raise ConfigurationError(f"subject {subject!r} is empty; use tokens like 'orders.created'")
@@ -59,6 +65,11 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
             )
         if any(c.isspace() for c in token):
             raise ConfigurationError(f"subject {subject!r} contains whitespace; remove it")
+        if token == "#":
+            raise ConfigurationError(
+                f"subject {subject!r} has a '#' token, RabbitMQ's multi-word wildcard; pigeon's "
+                "is '>' (subscriptions only, as the last token): use '>' or another token"
+            )
         if token in ("*", ">") or ("*" in token or ">" in token):
             if not wildcards:
                 raise ConfigurationError(
@@ -71,6 +82,44 @@ def validate(subject: str, *, wildcards: bool = False) -> str:
             if token == ">" and index != len(tokens) - 1:
                 raise ConfigurationError(f"subject {subject!r}: '>' must be the last token")
     return subject
+
+
+QUEUE_SUFFIXES = (".dlq", ".delivery-limit")
+"""Endings of the names of pigeon's own queues on RabbitMQ: ``<queue>.dlq`` holds the dead
+letters of ``<queue>``, ``<queue>.delivery-limit`` records its delivery limit."""
+
+AMQ = "amq."
+"""The prefix of RabbitMQ's own queue names: it refuses to declare another queue under it."""
+
+
+def validate_queue(queue: str, *, wildcards: bool = False) -> str:
+    """Return ``queue`` if it can name a queue, else raise ``ConfigurationError``: a subject
+    ``validate`` takes that does not end in one of ``QUEUE_SUFFIXES`` nor start with ``AMQ``.
+    For the names of work queues and of rpc subjects (``wildcards`` for a server's), which name
+    queues on RabbitMQ (a request to ``<queue>.dlq`` waited among the dead letters of
+    ``<queue>``); refused on every transport, so that an App moves between them unchanged."""
+    validate(queue, wildcards=wildcards)
+    if queue.endswith(QUEUE_SUFFIXES):
+        raise _pigeons_queue(queue, "queue")
+    if queue.startswith(AMQ):
+        raise _amq(queue, "queue")
+    return queue
+
+
+def _amq(name: str, what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{what} {name!r} starts with {AMQ!r}, which RabbitMQ keeps for its own queues (it "
+        "refuses to declare one); choose another first token"
+    )
+
+
+def _pigeons_queue(name: str, what: str) -> ConfigurationError:
+    suffix = next(s for s in QUEUE_SUFFIXES if name.endswith(s))
+    return ConfigurationError(
+        f"{what} {name!r} ends in {suffix!r}, the ending of pigeon's own queues (on RabbitMQ "
+        f"'<queue>{suffix}' belongs to the work queue '<queue>'); choose another name, e.g. "
+        f"{name[: -len(suffix)] + suffix.replace('.', '-')!r}"
+    )
 
 
 def _refuse_unprintable(subject: str) -> None:
@@ -90,7 +139,8 @@ def _refuse_unprintable(subject: str) -> None:
 def check_name(name: str | None, what: str) -> None:
     """``ConfigurationError`` unless ``name`` (a subscription's ``group`` or ``durable``) is
     ``None`` or a non-empty string of printable characters (spaces allowed: each transport
-    spells the name for its broker, see ``docs/wire.md``)."""
+    spells the name for its broker, see ``docs/wire.md``); a durable name, which names a queue on
+    RabbitMQ, may not end in one of ``QUEUE_SUFFIXES`` nor start with ``LADDER`` or ``AMQ``."""
     if name is None:
         return
     if not isinstance(name, str) or not name:
@@ -99,6 +149,15 @@ def check_name(name: str | None, what: str) -> None:
         raise ConfigurationError(
             f"{what}={name!r}: use letters, digits, punctuation and spaces, no characters that "
             "are not printable (tabs, line breaks, controls, zero-width ones)"
+        )
+    if what == "durable" and name.endswith(QUEUE_SUFFIXES):  # a queue's name, on RabbitMQ
+        raise _pigeons_queue(name, "durable")
+    if what == "durable" and name.startswith(AMQ):
+        raise _amq(name, "durable")
+    if what == "durable" and name.startswith(LADDER):
+        raise ConfigurationError(
+            f"durable={name!r} is under {LADDER!r}, the prefix of the queues of pigeon's delay "
+            "ladder on RabbitMQ; choose another name"
         )
 
 

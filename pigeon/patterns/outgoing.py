@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pigeon.codecs import JSON, Codec, encode
+from pigeon.headers import check_user_headers
 from pigeon.message import Envelope, new_envelope
 
 JSON_TYPE = JSON.content_type
@@ -19,8 +20,11 @@ ABCMeta's ``__instancecheck__`` (~680 instructions, once per message sent), a lo
 def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None = None) -> Envelope:
     """Encode ``obj`` (``codec=None``: by its type) into a new envelope with a fresh message id.
 
-    Raises ``EncodeError`` naming the type the codec cannot encode.
+    Raises ``EncodeError`` naming the type the codec cannot encode, ``ConfigurationError``
+    naming a header pigeon or a broker reads as its own (``headers.check_user_headers``).
     """
+    if headers:
+        check_user_headers(headers)
     if codec is None or codec is JSON:
         model = _MODELS.get(type(obj))
         if model is None:

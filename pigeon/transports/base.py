@@ -362,7 +362,10 @@ def check_route(transport: object, kind: str, subject: str, durable: str | None 
     ``worker``) that pigeon (``subjects.validate``) or the transport's broker cannot carry: a
     transport whose broker allows less than pigeon does offers ``check_route(kind, subject,
     durable)`` (RabbitMQ: AMQP's 255-byte routing keys), run here, where the handler is added."""
-    subjects.validate(subject, wildcards=kind != "worker")
+    if kind == "subscribe":
+        subjects.validate(subject, wildcards=True)
+    else:  # they name queues on RabbitMQ
+        subjects.validate_queue(subject, wildcards=kind == "rpc")
     check = getattr(transport, "check_route", None)
     if check is not None:
         check(kind, subject, durable)

@@ -97,7 +97,7 @@ async def test_workers_drain_on_sigterm_and_lose_nothing(
 async def test_dlq_commands_round_trip_a_poison_message(
     broker: Backend, uid: str, tmp_path: Path
 ) -> None:
-    url, queue = broker.url(), f"{uid}.dlq"
+    url, queue = broker.url(), f"{uid}.poison"
     worker = App(url)
 
     @worker.worker(queue)

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from pigeon import Message, Reject
+from pigeon import ConfigurationError, Message, Reject
 from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
 from pigeon.testing.waiting import wait_dead_letters, wait_for
 
@@ -16,10 +16,11 @@ SETTLE = 0.3
 """Seconds to let a message that should not arrive show up, after the ones that should have."""
 
 
-async def test_a_queue_named_like_another_queues_dead_letters_stays_apart(
-    make_app: MakeApp, backend: Backend, uid: str, request: pytest.FixtureRequest
+async def test_a_queue_named_like_another_queues_dead_letters_is_refused(
+    make_app: MakeApp, uid: str
 ) -> None:
-    known_gap(request, backend, {"rabbitmq": "the dead letters of queue X are the queue X.dlq"})
+    """On RabbitMQ the dead letters of queue X are the queue X.dlq: a job enqueued on X.dlq was
+    one of X's dead letters. Such names are refused on every transport (``reserved.py``)."""
     app = make_app()
     queue = f"{uid}.jobs"
 
@@ -30,11 +31,10 @@ async def test_a_queue_named_like_another_queues_dead_letters_stays_apart(
     async with app:
         await app.enqueue(queue, 1)
         await wait_dead_letters(app, queue, 1)
-        await app.enqueue(f"{queue}.dlq", 2)
-        await asyncio.sleep(SETTLE)  # the job on X.dlq must not show up among X's letters
+        with pytest.raises(ConfigurationError, match=r"'\.dlq'"):
+            await app.enqueue(f"{queue}.dlq", 2)
         letters = await app.dead_letters(queue)
         assert [letter.body for letter in letters] == [b"1"]
-        assert await app.dead_letters(f"{queue}.dlq") == []
 
 
 @pytest.mark.parametrize("suffix", [":settings", ":delayed", ":dlq", "%3A", "%"])

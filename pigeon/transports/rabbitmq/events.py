@@ -1,7 +1,7 @@
 """Publish-subscribe on RabbitMQ: the topic exchange ``pigeon.events`` (``App(exchange=...)``).
 
 A plain subscriber consumes an exclusive auto-delete queue, a group a shared auto-delete queue
-``<subject>:<group>``, a durable subscription the durable queue it names. With
+``<subject>:<group>`` (``group_queue``), a durable subscription the durable queue it names. With
 ``App(passive=True)`` only a plain subscriber's own exclusive queue (and its binding) is declared:
 the exchange, group and durable queues must exist, and are used as they are.
 """
@@ -21,6 +21,20 @@ from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.transport import RabbitMQTransport
+
+
+GROUP_SEPARATOR = ":"
+"""Between the subject and the group name in a group's queue name."""
+
+
+def group_queue(subject: str, group: str) -> str:
+    """The shared queue of pigeon's group ``group`` on ``subject``: ``<subject>:<group>`` with
+    ``%`` and ``:`` of ``group`` written ``%25`` and ``%3A`` (as NATS's queue groups), spelled
+    by ``queue_name_for``. The name splits back at its last ``:``, so two subject and group
+    pairs never share a queue (``a:b`` + ``c`` and ``a`` + ``b:c`` took each other's events);
+    a group without ``%`` or ``:`` keeps the name it always had."""
+    escaped = group.replace("%", "%25").replace(GROUP_SEPARATOR, "%3A")
+    return queue_name_for(f"{subject}{GROUP_SEPARATOR}{escaped}")
 
 
 class RabbitEvents:
@@ -102,6 +116,6 @@ class RabbitEvents:
                 "arguments": arguments,
             }
         if group is not None:
-            return queue_name_for(f"{subject}:{group}"), {"auto_delete": True}
+            return group_queue(subject, group), {"auto_delete": True}
         name = queue_name_for(f"{subject}:sub.{new_id()}")
         return name, {"exclusive": True, "auto_delete": True}

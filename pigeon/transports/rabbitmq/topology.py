@@ -29,6 +29,7 @@ from typing import Any
 import aiormq.abc
 from aio_pika.abc import AbstractRobustConnection
 
+from pigeon import headers as h
 from pigeon.errors import BrokerError, ConfigurationError, DeclarationConflict
 from pigeon.transports.rabbitmq.errors import answered_within, translated
 
@@ -79,9 +80,8 @@ DELAY_LEVELS = 32
 DELAY_DELIVERY = "pigeon.delay.deliver"
 """The headers exchange at the foot of the ladder, bound to every work queue."""
 
-DELAY_TARGET = "pigeon-delay-queue"
-"""The header naming a delayed message's work queue (no ``x-`` prefix: a headers exchange
-ignores ``x-`` arguments when matching)."""
+DELAY_TARGET = h.DELAY_QUEUE
+"""The header naming a delayed message's work queue."""
 
 
 def delay_level(queue_type: str, level: int) -> str:

@@ -105,7 +105,12 @@ async def test_workers_that_stop_on_a_configuration_error_are_not_restarted(
     from tests.conftest import BACKEND_FACTORIES
 
     url = BACKEND_FACTORIES["nats"]().url()
-    async with App(url, delivery_limit=3) as first:  # declares the queue with another limit
+    first = App(url, delivery_limit=3)  # a worker declares the queue with another limit
+
+    @first.worker(f"{uid}.jobs")
+    async def work(body: dict[str, int]) -> None: ...
+
+    async with first:
         await first.enqueue(f"{uid}.jobs", {"n": 1})
     (tmp_path / "svc.py").write_text(textwrap.dedent(CONFLICTING.format(queue=f"{uid}.jobs")))
     command = [sys.executable, "-m", "pigeon", "run", "svc:app", "--workers", "2"]

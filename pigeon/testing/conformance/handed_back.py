@@ -27,11 +27,11 @@ CLASSIC_GAP = {"rabbitmq-classic": "a returned job goes to the back of a classic
 delivery count), so it goes last: the one backend where these tests are a known gap."""
 
 
-def _kind(request: pytest.FixtureRequest, backend: Backend, kind: str) -> None:
+def _kind(request: pytest.FixtureRequest, backend: Backend, kind: str, strict: bool = True) -> None:
     if kind == "durable":
         requires(backend, "durable")
     else:
-        known_gap(request, backend, CLASSIC_GAP)
+        known_gap(request, backend, CLASSIC_GAP, strict)
 
 
 def _options(backend: Backend, **options: Any) -> dict[str, Any]:
@@ -116,8 +116,9 @@ async def test_a_member_already_waiting_gets_the_handed_back_ones_before_newer(
     request: pytest.FixtureRequest, backend: Backend, make_app: MakeApp, uid: str, kind: str
 ) -> None:
     """A member waiting for work when another closes gets what that one held first, then an
-    event sent after the close."""
-    _kind(request, backend, kind)
+    event sent after the close (on a classic queue, in some runs only: its returns are sent
+    again, and may or may not reach the queue before the new event)."""
+    _kind(request, backend, kind, strict=False)
     group = Consumers(make_app, backend, kind, f"{uid}.placed")
     closing = group.member(BUSY, shutdown_timeout=0.01)
     taking = group.member(1, taking=True)

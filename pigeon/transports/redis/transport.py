@@ -24,6 +24,7 @@ from redis.asyncio.connection import (
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.checks import seconds, whole_number
+from pigeon.transports.redis.calls import Calls
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.claim_idle import CLAIM_IDLE_FLOOR, MIN_CLAIM_IDLE
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
@@ -48,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "max_message_size": 8 * 1024 * 1024,
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
+
+CLOSE_PATIENCE = 5.0
+"""Seconds the close waits for the calls under way when ``socket_timeout`` is ``None``."""
 
 CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
     "self",
@@ -154,6 +158,7 @@ class RedisTransport:
             await redis.aclose()
             raise translate(exc, self.url, "connecting", _socket_timeout(redis)) from None
         self._channels = Channels(redis, self.url, _socket_timeout(redis))
+        self._calls = calls = Calls(self.url)
         scripts = Scripts(redis)
         settings = self._settings
         options, track = self._options, self._subscriptions.append
@@ -176,6 +181,7 @@ class RedisTransport:
             max_size=options["max_message_size"],
             track=track,
             drops=self.slow_consumers,
+            calls=calls,
         )
         self._requests = RedisRequests(
             redis,
@@ -185,8 +191,11 @@ class RedisTransport:
             maxlen=options["request_maxlen"],
             max_size=options["max_message_size"],
             track=track,
+            calls=calls,
         )
-        self._jobs = RedisJobs(redis, self.url, self._keys, declarer, scripts, options, track)
+        self._jobs = RedisJobs(
+            redis, self.url, self._keys, declarer, scripts, options, track, calls
+        )
         try:
             await self._requests.start()
         except BaseException:
@@ -196,15 +205,18 @@ class RedisTransport:
         self._redis = redis
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
+        """Fail the requests waiting for replies; let the calls under way get their answers
+        (up to ``socket_timeout`` seconds, 5 if it is ``None``, while connected), fail the rest
+        with ``BrokerError`` (see ``calls``); then close the subscriptions and connections."""
+        connected, redis, self._redis = self.connected, self._redis, None
         if redis is None:
             return
+        self._requests.close()
+        await self._calls.settle(_patience(redis) if connected else 0)
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
         self.slow_consumers.flush()
-        self._requests.close()
-        await self._requests.wait_sent(2.0)
         await self._channels.close()
         try:
             await redis.aclose()
@@ -239,6 +251,12 @@ def _socket_timeout(redis: Redis) -> float | None:
     ``None`` for no limit)."""
     timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout", 5.0)
     return timeout
+
+
+def _patience(redis: Redis) -> float:
+    """Seconds the close waits for the calls under way: as long as one waits for an answer."""
+    timeout = _socket_timeout(redis)
+    return CLOSE_PATIENCE if timeout is None else timeout
 
 
 def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:

@@ -50,8 +50,13 @@ DEFAULTS: dict[str, Any] = {
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
 
-CLOSE_PATIENCE = 5.0
-"""Seconds the close waits for the calls under way when ``socket_timeout`` is ``None``."""
+SOCKET_TIMEOUT = 5.0
+"""Seconds a command waits for Redis's answer (and a connect for the server) unless the App or
+its URL sets ``socket_timeout`` (``socket_connect_timeout``): pigeon's own default, whatever
+redis-py's is (none before redis-py 6)."""
+
+TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+"""redis-py's options that bound a wait for the server, in seconds: never unbounded here."""
 
 CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
     "self",
@@ -105,7 +110,8 @@ class RedisTransport:
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
         try:
-            unknown = set(parse_url(url)) - URL_PARAMETERS
+            url_options = parse_url(url)
+            unknown = set(url_options) - URL_PARAMETERS
             if unknown:
                 raise ValueError(f"unknown parameters {sorted(unknown)}")
             database = urlsplit(url).path.strip("/")
@@ -129,6 +135,7 @@ class RedisTransport:
             given.setdefault("prefix", url_prefix)
         self._options = {**DEFAULTS, **given}
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        self._client_options.update(_timeouts({**self._client_options, **url_options}))
         _check_options(self._options)
         self._keys = Keys(self._options["prefix"])
         self._settings = settings
@@ -254,9 +261,32 @@ def _socket_timeout(redis: Redis) -> float | None:
 
 
 def _patience(redis: Redis) -> float:
-    """Seconds the close waits for the calls under way: as long as one waits for an answer."""
+    """Seconds the close waits for the calls under way: as long as one waits for an answer
+    (``SOCKET_TIMEOUT`` if the App's own ``connection_pool`` sets none)."""
     timeout = _socket_timeout(redis)
-    return CLOSE_PATIENCE if timeout is None else timeout
+    return SOCKET_TIMEOUT if timeout is None else timeout
+
+
+def _timeouts(given: Mapping[str, object]) -> dict[str, float]:
+    """``socket_timeout`` and ``socket_connect_timeout`` as ``given`` (by the App's options or,
+    taking precedence, its URL), else ``SOCKET_TIMEOUT``. ``ConfigurationError`` for ``None``
+    or anything but a finite number of seconds above 0: without a bound, every call (the
+    close too) would wait forever for a server that stopped answering."""
+    checked: dict[str, float] = {}
+    for name in TIMEOUTS:
+        value = given.get(name, SOCKET_TIMEOUT)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
+            raise ConfigurationError(
+                f"{name}={value!r}: give a number of seconds above 0 (default "
+                f"{SOCKET_TIMEOUT:g}); without one, every call, the close too, waits forever "
+                "for a Redis that stopped answering"
+            )
+        checked[name] = float(value)
+    return checked
 
 
 def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:

@@ -105,6 +105,9 @@ class RedisTransport:
       to ``wait_timeout`` seconds (default 1, at least 0.001), else raises ``BrokerError``.
 
     Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
+    ``socket_timeout`` and ``socket_connect_timeout`` are ``SOCKET_TIMEOUT`` (5 s) unless given,
+    and never unbounded (``ConfigurationError``): a server that stops answering makes a call
+    raise ``BrokerError`` within ``socket_timeout`` seconds.
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
@@ -164,6 +167,18 @@ class RedisTransport:
         except CLIENT_ERRORS as exc:
             await redis.aclose()
             raise translate(exc, self.url, "connecting", _socket_timeout(redis)) from None
+        self._make_roles(redis)
+        try:
+            await self._requests.start()
+        except BaseException:
+            await self._channels.close()
+            await redis.aclose()
+            raise
+        self._redis = redis
+
+    def _make_roles(self, redis: Redis) -> None:
+        """The role objects of a connection through ``redis``, sharing its ``Channels`` and
+        ``Calls``."""
         self._channels = Channels(redis, self.url, _socket_timeout(redis))
         self._calls = calls = Calls(self.url)
         scripts = Scripts(redis)
@@ -203,13 +218,6 @@ class RedisTransport:
         self._jobs = RedisJobs(
             redis, self.url, self._keys, declarer, scripts, options, track, calls
         )
-        try:
-            await self._requests.start()
-        except BaseException:
-            await self._channels.close()
-            await redis.aclose()
-            raise
-        self._redis = redis
 
     async def close(self) -> None:
         """Fail the requests waiting for replies; let the calls under way get their answers

@@ -20,6 +20,10 @@ from pigeon.errors import BrokerError
 CUT_PATIENCE = 2.0
 """Seconds ``settle`` waits for the calls it cut to end (a cut call ends at its next await)."""
 
+CUT_EVERY = 0.25
+"""Seconds between two cuts of a call that goes on: on Python 3.11, ``asyncio.wait_for`` (which
+redis-py uses around socket writes) can swallow a cancel."""
+
 SEND = "it may or may not be stored: send it again once an App is running"
 """What a cut send means for its caller (``Calls.__call__``'s ``unsure``)."""
 
@@ -33,7 +37,7 @@ class Calls:
     def __init__(self, url: str) -> None:
         self._url = url
         self._under_way: dict[asyncio.Task[object], int] = {}
-        self._cut: set[asyncio.Task[object]] = set()
+        self._cut: dict[asyncio.Task[object], int] = {}  # cut calls' tasks: cancels sent
         self._none_left = asyncio.Event()
         self._none_left.set()
         self.closing = False
@@ -54,11 +58,12 @@ class Calls:
         self.closing = True
         if await self._wait_none_left(patience):
             return
-        for task in self._under_way:
-            if task not in self._cut:
-                self._cut.add(task)
+        deadline = asyncio.get_running_loop().time() + CUT_PATIENCE
+        while self._under_way and asyncio.get_running_loop().time() < deadline:
+            for task in self._under_way:
+                self._cut[task] = self._cut.get(task, 0) + 1
                 task.cancel()
-        await self._wait_none_left(CUT_PATIENCE)
+            await self._wait_none_left(CUT_EVERY)
 
     async def _wait_none_left(self, seconds: float) -> bool:
         try:
@@ -85,8 +90,10 @@ class Calls:
             return  # an outer call of the same task ends it (and says so)
         if not self._under_way:
             self._none_left.set()
-        if task in self._cut:
-            self._cut.discard(task)
+        cuts = self._cut.pop(task, 0)
+        if cuts:
+            for _ in range(cuts - 1):
+                task.uncancel()
             if task.uncancel() == 0 and cancelled:
                 raise BrokerError(
                     f"{self._url}: {call.action}: the App closed before Redis answered; "

@@ -31,10 +31,6 @@ Callback = Callable[[bytes, bytes], None]
 """Called with a message's channel and payload."""
 
 _RETRY_AFTER = 0.5
-CONFIRM_TIMEOUT = 5.0
-"""Seconds ``unsubscribe`` waits for the server's confirmation."""
-
-
 CONFIRM_PATIENCE = 10.0
 """Seconds a subscription waits for the server's confirmation when no ``socket_timeout`` is set."""
 
@@ -111,7 +107,7 @@ class Channels:
     ) -> None:
         """Stop calling ``callback`` (and ``resubscribed``) for ``name``; unsubscribe when it was
         the last one, and return once the server confirmed it (``PUBSUB NUMSUB`` no longer
-        counts this connection) or after ``CONFIRM_TIMEOUT`` seconds."""
+        counts this connection) or after the patience it waits for a subscription's."""
         key = (pattern, name.encode())
         self._forget_hook(key, resubscribed)
         known = self._callbacks.get(key, [])
@@ -127,7 +123,7 @@ class Channels:
             else:
                 await self._pubsub.unsubscribe(name)
             if self._reader is not None and self.healthy:
-                async with asyncio.timeout(CONFIRM_TIMEOUT):
+                async with asyncio.timeout(self._patience):
                     await departed
         if self._departures.get(key) is departed:
             del self._departures[key]

@@ -29,6 +29,7 @@ from pigeon.message import Envelope
 from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import backlog, wire
+from pigeon.transports.redis.calls import SEND, Calls
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.claim_idle import (
     CLAIM_IDLE_LUA,
@@ -144,7 +145,8 @@ else redis.pcall('XGROUP', 'DELCONSUMER', stream, 'subscribers', member) end
 class RedisEvents:
     """``Events`` of a connected ``RedisTransport``: publishes events and subscribes handlers, on
     one client and one ``Channels``; ``track`` is told of every subscription started, ``drops``
-    counts the events plain subscribers drop (by their subject). Groups and durable
+    counts the events plain subscribers drop (by their subject), ``calls`` holds the publishes
+    and reads under way (for the close). Groups and durable
     subscriptions read no more than their free slots: ``max_pending`` (at least
     ``concurrency``) holds there as it is."""
 
@@ -161,8 +163,10 @@ class RedisEvents:
         max_size: int,
         track: Callable[[Subscription], None],
         drops: SlowConsumers,
+        calls: Calls,
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
+        self._calls = calls
         self._scripts, self._track, self._drops = scripts, track, drops
         self._maxlen, self._max_size = maxlen, max_size
         self._claim_idle_ms = None if claim_idle is None else milliseconds(claim_idle)
@@ -177,7 +181,8 @@ class RedisEvents:
         payload = wire.pack(envelope)
         wire.check_size(len(payload), self._max_size)
         args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
-        with translated(self._url, f"publishing on {subject!r}"):
+        doing = f"publishing on {subject!r}"
+        with self._calls(doing, SEND), translated(self._url, doing):
             await self._publish(args=args)
 
     async def subscribe(
@@ -211,7 +216,8 @@ class RedisEvents:
         return subscription
 
     async def backlog(self, subject: str, durable: str) -> Backlog:
-        return await backlog.read_durable(self._redis, self._url, self._keys, subject, durable)
+        with self._calls(f"reading the backlog of durable subscription {durable!r}"):
+            return await backlog.read_durable(self._redis, self._url, self._keys, subject, durable)
 
     async def _group(
         self, subject: str, group: str, handler: Handler, concurrency: int

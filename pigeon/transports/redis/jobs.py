@@ -11,11 +11,21 @@ from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Backlog, Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import backlog, wire
+from pigeon.transports.redis.calls import SEND, Calls
 from pigeon.transports.redis.consumer import Parsed, StreamConsumer, StreamDelivery
 from pigeon.transports.redis.dead_letters import DeadLetters
 from pigeon.transports.redis.errors import translated
 from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
+
+REPLAY = (
+    "some letters may be back on the queue, the others are still dead letters: replay again "
+    "once an App is running"
+)
+"""What a replay the close cut means (each letter moves alone, atomically)."""
+
+PURGE = "they may or may not be deleted: purge again once an App is running"
+"""What a purge the close cut means (it is one transaction)."""
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -26,7 +36,8 @@ class RedisJobs:
     """``Jobs`` of a connected ``RedisTransport``; ``track`` is told of every consumer started.
 
     ``options``: the transport's own (``wait_replicas``, ``wait_timeout``, ``max_message_size``);
-    a queue's ``claim_idle`` comes from its declaration (``Declarer.queue``).
+    a queue's ``claim_idle`` comes from its declaration (``Declarer.queue``); ``calls`` holds
+    the enqueues, reads and admin calls under way (for the close).
     """
 
     def __init__(
@@ -38,8 +49,9 @@ class RedisJobs:
         scripts: Scripts,
         options: dict[str, Any],
         track: Callable[[Subscription], None],
+        calls: Calls,
     ) -> None:
-        self._redis, self._url, self._keys = redis, url, keys
+        self._redis, self._url, self._keys, self._calls = redis, url, keys, calls
         self._declarer, self._scripts, self._options, self._track = (
             declarer,
             scripts,
@@ -53,13 +65,15 @@ class RedisJobs:
         wire.check_job(envelope)
         fields = wire.job_fields(envelope)
         wire.check_size(wire.fields_size(fields), self._options["max_message_size"])
-        await self._declarer.queue(queue, strict=False)
-        with translated(self._url, f"enqueueing on {queue!r}"):
-            if delay > 0:
-                await self._schedule(queue, envelope.message_id, fields, delay)
-            else:
-                await self._redis.xadd(self._keys.queue(queue), fields)  # type: ignore[arg-type]
-            await self._wait_for_replicas(queue)
+        doing = f"enqueueing on {queue!r}"
+        with self._calls(doing, SEND):
+            await self._declarer.queue(queue, strict=False)
+            with translated(self._url, doing):
+                if delay > 0:
+                    await self._schedule(queue, envelope.message_id, fields, delay)
+                else:
+                    await self._redis.xadd(self._keys.queue(queue), fields)  # type: ignore[arg-type]
+                await self._wait_for_replicas(queue)
 
     async def _schedule(
         self, queue: str, message_id: str, fields: wire.Fields, delay: float
@@ -120,18 +134,23 @@ class RedisJobs:
 
     async def exists(self, queue: str) -> bool:
         """Whether the work queue ``queue`` exists (its stream is there)."""
-        with translated(self._url, f"checking work queue {queue!r}"):
+        doing = f"checking work queue {queue!r}"
+        with self._calls(doing), translated(self._url, doing):
             return bool(await self._redis.exists(self._keys.queue(queue)))
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
-        return [letter for _, letter in await self._dead_letters.read(queue, limit)]
+        with self._calls(f"reading the dead letters of {queue!r}"):
+            return [letter for _, letter in await self._dead_letters.read(queue, limit)]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
-        await self._declarer.queue(queue, strict=False)
-        return await self._dead_letters.replay(queue, limit)
+        with self._calls(f"replaying the dead letters of {queue!r}", REPLAY):
+            await self._declarer.queue(queue, strict=False)
+            return await self._dead_letters.replay(queue, limit)
 
     async def purge_dead_letters(self, queue: str) -> int:
-        return await self._dead_letters.purge(queue)
+        with self._calls(f"purging the dead letters of {queue!r}", PURGE):
+            return await self._dead_letters.purge(queue)
 
     async def backlog(self, queue: str) -> Backlog:
-        return await backlog.read(self._redis, self._url, self._keys, queue)
+        with self._calls(f"reading the backlog of {queue!r}"):
+            return await backlog.read(self._redis, self._url, self._keys, queue)

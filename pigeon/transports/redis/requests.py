@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +26,7 @@ from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
 from pigeon.transports.redis import wire
+from pigeon.transports.redis.calls import SEND, Calls
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
 from pigeon.transports.redis.shared import SharedReader
@@ -95,6 +95,10 @@ STREAM_TTL_MS = 3_600_000
 make it again): what a server that died last leaves behind does not stay for good."""
 
 
+REQUEST = "it may or may not have reached a server: request again once an App is running"
+"""What a request the close cut while it was being sent means."""
+
+
 def _ignore(channel: bytes, payload: bytes) -> None:
     """Presence channels carry no messages."""
 
@@ -121,7 +125,8 @@ class RequestServer:
 
 class RedisRequests:
     """``Requests`` of a connected ``RedisTransport``: serves subjects, sends requests and
-    replies, on one client and one ``Channels``; ``track`` is told of every server started."""
+    replies, on one client and one ``Channels``; ``track`` is told of every server started,
+    ``calls`` holds the requests being sent and the replies (for the close)."""
 
     def __init__(
         self,
@@ -133,16 +138,15 @@ class RedisRequests:
         maxlen: int,
         max_size: int,
         track: Callable[[Subscription], None],
+        calls: Calls,
     ) -> None:
         self._redis, self._url, self._keys, self._channels = redis, url, keys, channels
-        self._maxlen, self._max_size, self._track = maxlen, max_size, track
+        self._maxlen, self._max_size, self._track, self._calls = maxlen, max_size, track, calls
         self._script = redis.register_script(_REQUEST)
         self._leave = redis.register_script(_LEAVE)
         self._registering: set[asyncio.Task[None]] = set()
         self._replies = ReplyMap()
         self._inbox = keys.inbox(new_id())
-        self._sending = 0  # requests between their send and its answer from Redis
-        self._all_sent = asyncio.Event()
 
     async def start(self) -> None:
         """Subscribe to this App's reply channel."""
@@ -153,14 +157,6 @@ class RedisRequests:
         self._replies.fail_all(BrokerError(f"{self._url}: connection closed"))
         for task in self._registering:
             task.cancel()
-
-    async def wait_sent(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the requests being sent to be sent (each holds a
-        connection of the pool: closing the pool under them would leave sockets open)."""
-        if self._sending:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._all_sent.wait()
 
     async def serve(self, subject: str, handler: Handler, *, concurrency: int) -> RequestServer:
         stream = self._keys.request_stream(subject)
@@ -241,21 +237,16 @@ class RedisRequests:
         envelope = replace(envelope, correlation_id=correlation_id, reply_to=self._inbox)
         payload = wire.pack(envelope)
         wire.check_size(len(payload), self._max_size)
-        self._replies.expect(correlation_id)
         args: list[EncodableT] = [self._keys.prefix, subject, payload, self._maxlen]
         args.append(STREAM_TTL_MS)
-        self._sending += 1
-        self._all_sent.clear()
+        doing = f"requesting {subject!r}"
+        self._replies.expect(correlation_id)
         try:
-            with translated(self._url, f"requesting {subject!r}"):
+            with self._calls(doing, REQUEST), translated(self._url, doing):
                 sent = await self._script(args=args)
         except BaseException:
             self._replies.forget(correlation_id)
             raise
-        finally:
-            self._sending -= 1
-            if not self._sending:
-                self._all_sent.set()
         if not sent:
             self._replies.forget(correlation_id)
             raise NoResponders.for_subject(subject, self._url)
@@ -267,7 +258,7 @@ class RedisRequests:
         check_headers(envelope.headers, self._url)
         payload = wire.pack(envelope)
         wire.check_size(len(payload), self._max_size)
-        with translated(self._url, "replying"):
+        with self._calls("replying", SEND), translated(self._url, "replying"):
             await self._redis.publish(reply_to, payload)
 
     def _received(self, channel: bytes, payload: bytes) -> None:

@@ -24,6 +24,7 @@ from redis.asyncio.connection import (
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.checks import seconds, whole_number
+from pigeon.transports.redis.calls import Calls
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.claim_idle import CLAIM_IDLE_FLOOR, MIN_CLAIM_IDLE
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translate
@@ -48,6 +49,14 @@ DEFAULTS: dict[str, Any] = {
     "max_message_size": 8 * 1024 * 1024,
 }
 """pigeon's own options of this transport, with their defaults (see ``RedisTransport``)."""
+
+SOCKET_TIMEOUT = 5.0
+"""Seconds a command waits for Redis's answer (and a connect for the server) unless the App or
+its URL sets ``socket_timeout`` (``socket_connect_timeout``): pigeon's own default, whatever
+redis-py's is (none before redis-py 6)."""
+
+TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+"""redis-py's options that bound a wait for the server, in seconds: never unbounded here."""
 
 CLIENT_OPTIONS = frozenset(inspect.signature(Redis.__init__).parameters) - {
     "self",
@@ -96,12 +105,16 @@ class RedisTransport:
       to ``wait_timeout`` seconds (default 1, at least 0.001), else raises ``BrokerError``.
 
     Any other option goes to ``redis.asyncio.Redis`` (``socket_timeout``, ``ssl_ca_certs``, ...).
+    ``socket_timeout`` and ``socket_connect_timeout`` are ``SOCKET_TIMEOUT`` (5 s) unless given,
+    and never unbounded (``ConfigurationError``): a server that stops answering makes a call
+    raise ``BrokerError`` within ``socket_timeout`` seconds.
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
         try:
-            unknown = set(parse_url(url)) - URL_PARAMETERS
+            url_options = parse_url(url)
+            unknown = set(url_options) - URL_PARAMETERS
             if unknown:
                 raise ValueError(f"unknown parameters {sorted(unknown)}")
             database = urlsplit(url).path.strip("/")
@@ -125,6 +138,7 @@ class RedisTransport:
             given.setdefault("prefix", url_prefix)
         self._options = {**DEFAULTS, **given}
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+        self._client_options.update(_timeouts({**self._client_options, **url_options}))
         _check_options(self._options)
         self._keys = Keys(self._options["prefix"])
         self._settings = settings
@@ -153,7 +167,20 @@ class RedisTransport:
         except CLIENT_ERRORS as exc:
             await redis.aclose()
             raise translate(exc, self.url, "connecting", _socket_timeout(redis)) from None
+        self._make_roles(redis)
+        try:
+            await self._requests.start()
+        except BaseException:
+            await self._channels.close()
+            await redis.aclose()
+            raise
+        self._redis = redis
+
+    def _make_roles(self, redis: Redis) -> None:
+        """The role objects of a connection through ``redis``, sharing its ``Channels`` and
+        ``Calls``."""
         self._channels = Channels(redis, self.url, _socket_timeout(redis))
+        self._calls = calls = Calls(self.url)
         scripts = Scripts(redis)
         settings = self._settings
         options, track = self._options, self._subscriptions.append
@@ -176,6 +203,7 @@ class RedisTransport:
             max_size=options["max_message_size"],
             track=track,
             drops=self.slow_consumers,
+            calls=calls,
         )
         self._requests = RedisRequests(
             redis,
@@ -185,26 +213,25 @@ class RedisTransport:
             maxlen=options["request_maxlen"],
             max_size=options["max_message_size"],
             track=track,
+            calls=calls,
         )
-        self._jobs = RedisJobs(redis, self.url, self._keys, declarer, scripts, options, track)
-        try:
-            await self._requests.start()
-        except BaseException:
-            await self._channels.close()
-            await redis.aclose()
-            raise
-        self._redis = redis
+        self._jobs = RedisJobs(
+            redis, self.url, self._keys, declarer, scripts, options, track, calls
+        )
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
+        """Fail the requests waiting for replies; let the calls under way get their answers
+        (up to ``socket_timeout`` seconds, 5 if it is ``None``, while connected), fail the rest
+        with ``BrokerError`` (see ``calls``); then close the subscriptions and connections."""
+        connected, redis, self._redis = self.connected, self._redis, None
         if redis is None:
             return
+        self._requests.close()
+        await self._calls.settle(_patience(redis) if connected else 0)
         for subscription in self._subscriptions:
             await subscription.close(0)
         self._subscriptions.clear()
         self.slow_consumers.flush()
-        self._requests.close()
-        await self._requests.wait_sent(2.0)
         await self._channels.close()
         try:
             await redis.aclose()
@@ -239,6 +266,35 @@ def _socket_timeout(redis: Redis) -> float | None:
     ``None`` for no limit)."""
     timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout", 5.0)
     return timeout
+
+
+def _patience(redis: Redis) -> float:
+    """Seconds the close waits for the calls under way: as long as one waits for an answer
+    (``SOCKET_TIMEOUT`` if the App's own ``connection_pool`` sets none)."""
+    timeout = _socket_timeout(redis)
+    return SOCKET_TIMEOUT if timeout is None else timeout
+
+
+def _timeouts(given: Mapping[str, object]) -> dict[str, float]:
+    """``socket_timeout`` and ``socket_connect_timeout`` as ``given`` (by the App's options or,
+    taking precedence, its URL), else ``SOCKET_TIMEOUT``. ``ConfigurationError`` for ``None``
+    or anything but a finite number of seconds above 0: without a bound, every call (the
+    close too) would wait forever for a server that stopped answering."""
+    checked: dict[str, float] = {}
+    for name in TIMEOUTS:
+        value = given.get(name, SOCKET_TIMEOUT)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
+            raise ConfigurationError(
+                f"{name}={value!r}: give a number of seconds above 0 (default "
+                f"{SOCKET_TIMEOUT:g}); without one, every call, the close too, waits forever "
+                "for a Redis that stopped answering"
+            )
+        checked[name] = float(value)
+    return checked
 
 
 def _client(url: str, max_connections: int, options: dict[str, Any]) -> Redis:

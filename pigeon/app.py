@@ -14,7 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pigeon import delays, subjects
+from pigeon import closing, delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
 from pigeon.deduplicate import scope_of, scoped
 from pigeon.errors import ConfigurationError
@@ -90,6 +90,7 @@ class App(Router):
         self._running = False
         self._with_blocks, self._started_by_with = 0, False  # see __aenter__
         self._stop_requested: asyncio.Event | None = None
+        self._closing: asyncio.Task[None] | None = None  # see close
         self.ready = False
 
     def __repr__(self) -> str:
@@ -150,20 +151,27 @@ class App(Router):
         after leaving those entered and disconnecting."""
         if self._running:
             return
-        await self.transport.connect()
+        if self._closing is not None:  # a close asked by a handler, under way
+            await asyncio.shield(self._closing)
+        with closing.serving(self):  # its tasks are the App's (see pigeon.closing)
+            await self.transport.connect()
         self._running = True
         try:
             await self._enter_lifespan()
-            for route, handler in zip(self._routes, self._handlers, strict=True):
-                scope = scope_of(route, self._instance)
-                middleware = scoped((*self.middleware, *handler.middleware), scope)
-                if middleware != handler.middleware:
-                    handler = replace(handler, middleware=middleware)
-                self._subscriptions.append(await handler.start(self.transport))
+            with closing.serving(self):
+                await self._start_handlers()
         except BaseException:
             await self.close()
             raise
         self.ready = True
+
+    async def _start_handlers(self) -> None:
+        for route, handler in zip(self._routes, self._handlers, strict=True):
+            scope = scope_of(route, self._instance)
+            middleware = scoped((*self.middleware, *handler.middleware), scope)
+            if middleware != handler.middleware:
+                handler = replace(handler, middleware=middleware)
+            self._subscriptions.append(await handler.start(self.transport))
 
     async def _enter_lifespan(self) -> None:
         if self._undo_state is not None:  # what the previous start put on app.state
@@ -184,9 +192,21 @@ class App(Router):
 
     async def close(self) -> None:
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
-        rest back to the broker unacked, and disconnect. Idempotent."""
+        rest back to the broker unacked, and disconnect. Idempotent. Awaited in one of the
+        App's own handlers, it starts the close and returns at once: the close then waits for
+        that handler to return, as for the others (``pigeon.closing``)."""
+        if self._closing is not None:  # a close a handler asked for, under way
+            if not closing.inside(self):
+                await asyncio.shield(self._closing)
+            return
         if not self._running:
             return
+        if closing.inside(self):
+            self._closing = closing.in_background(self._close())
+            return
+        await self._close()
+
+    async def _close(self) -> None:
         self._running = self.ready = self._started_by_with = False
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
@@ -196,6 +216,7 @@ class App(Router):
                 await lifespan.aclose()
         finally:
             await self.transport.close()
+            self._closing = None
 
     async def __aenter__(self) -> App:
         """``start``; entered again while running (a test harness and a web framework's lifespan

@@ -1,0 +1,72 @@
+"""An App closed from one of its own handlers (a "shut down" command, a fatal condition):
+``await app.close()`` there starts the close and returns at once, and the close waits for
+that handler to return as for any other, so its message is settled (an event acked, a job
+acked, a request answered) and the App ends closed. Waiting in the handler for the close to
+end would wait for itself until ``shutdown_timeout`` and then cancel the task running it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pigeon import App
+from pigeon.testing.conformance.fixtures import MakeApp
+from pigeon.testing.waiting import wait_for
+
+PATIENCE = 120.0
+"""The App's ``shutdown_timeout``: a close waiting for the handler that awaits it takes this."""
+
+WITHIN = 30.0
+"""Seconds in which the App must have closed: far less than ``PATIENCE``."""
+
+
+def _closing_handler(app: App, kind: str, address: str, steps: list[str]) -> None:
+    async def shut_down(n: int) -> int:
+        steps.append("called")
+        await app.close()
+        steps.append("close returned")
+        return n
+
+    if kind == "subscribe":
+        app.subscribe(address)(shut_down)
+    elif kind == "worker":
+        app.worker(address)(shut_down)
+    else:
+        app.rpc(address)(shut_down)
+
+
+@pytest.mark.parametrize("kind", ["subscribe", "worker", "rpc"])
+async def test_a_handler_that_closes_its_app_returns_and_the_app_closes(
+    make_app: MakeApp, uid: str, kind: str
+) -> None:
+    app, client, address = make_app(shutdown_timeout=PATIENCE), make_app(), f"{uid}.shutdown"
+    steps: list[str] = []
+    _closing_handler(app, kind, address, steps)
+    async with client:
+        async with app:
+            if kind == "rpc":
+                assert await client.request(address, 7, timeout=WITHIN) == 7  # answered
+            elif kind == "worker":
+                await client.enqueue(address, 7)
+            else:
+                await client.publish(address, 7)
+            await wait_for(lambda: not app.transport.connected, WITHIN, "the App closed")
+        assert steps == ["called", "close returned"]
+        if kind == "worker":  # acked, not handed back for the next worker to shut down
+            backlog = await client.backlog(address)
+            assert (backlog.ready, backlog.unacked) in {(0, 0), (0, None), (None, None)}
+
+
+async def test_an_app_closed_by_its_handler_starts_again(make_app: MakeApp, uid: str) -> None:
+    app, client, address = make_app(shutdown_timeout=PATIENCE), make_app(), f"{uid}.shutdown"
+    steps: list[str] = []
+    _closing_handler(app, "subscribe", address, steps)
+    async with client:
+        for round_ in (1, 2):
+            await app.start()
+            await client.publish(address, round_)
+            done = 2 * round_
+            await wait_for(lambda: len(steps) == done, WITHIN, "the handler's close")  # noqa: B023
+            await app.close()  # waits for the close the handler began
+            assert not app.transport.connected
+    assert steps == ["called", "close returned"] * 2

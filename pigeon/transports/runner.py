@@ -263,7 +263,8 @@ def log_cut_off(count: int, timeout: float) -> None:
     messages go back to the broker unsettled (a job or durable event comes again)."""
     log.warning(
         "pigeon: %d handler(s) still running after the shutdown timeout (%gs) were cancelled; "
-        "their messages go back to the broker unsettled (raise shutdown_timeout to let them end)",
+        "their messages go back to the broker unsettled, unless a handler caught the "
+        "cancellation and returned (raise shutdown_timeout to let them end)",
         count,
         timeout,
     )

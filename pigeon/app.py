@@ -194,7 +194,7 @@ class App(Router):
         """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
         rest back to the broker unacked, and disconnect. Idempotent. Awaited in one of the
         App's own handlers, it starts the close and returns at once: the close then waits for
-        that handler to return, as for the others (``pigeon.closing``)."""
+        that handler to return, as for the others (``pigeon.closing``), and ``run()`` returns."""
         if self._closing is not None:  # a close a handler asked for, under way
             if not closing.inside(self):
                 await asyncio.shield(self._closing)
@@ -203,6 +203,7 @@ class App(Router):
             return
         if closing.inside(self):
             self._closing = closing.in_background(self._close())
+            self.stop()  # a run() serving it returns
             return
         await self._close()
 

@@ -15,12 +15,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from pigeon import delays, running
+from pigeon import delays, running, subjects
 from pigeon.app import App
 from pigeon.codecs import shown
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
 from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
+from pigeon.transports.base import in_process
 
 T = TypeVar("T")
 log = logging.getLogger("pigeon")
@@ -221,8 +222,10 @@ def dlq_ls(queue: str, url: UrlOption = None) -> None:
     """Count a queue's dead letters."""
 
     async def count(app: App) -> int:
+        subjects.validate_queue(queue)  # a dead-letter queue's own name: say which to give
         if not await _exists(app, queue):
-            raise PigeonError(f"work queue {queue!r} does not exist on {app.transport.url}")
+            url = app.transport.url
+            raise PigeonError(f"work queue {queue!r} does not exist on {url}{in_process(url)}")
         return len(await app.dead_letters(queue))
 
     typer.echo(f"{queue}: {_plural(_with_app(url, count), 'dead letter')}")

@@ -64,6 +64,9 @@ DELAY_QUEUE = "pigeon-delay-queue"
 """On a delayed job going down RabbitMQ's delay ladder: the work queue it goes to when due (no
 ``x-`` prefix: a headers exchange ignores ``x-`` arguments when matching)."""
 
+SERVICE_ERROR_TYPE = "ServiceError"
+"""``RemoteError.type`` of an error reply of the NATS services protocol (no type of its own)."""
+
 FAILURE_HEADERS = (ERROR_TYPE, ERROR_MESSAGE, ATTEMPTS, QUEUE, FAILED_AT)
 
 SENT_BY_PIGEON = frozenset({DEADLINE})
@@ -109,6 +112,16 @@ def encode_text(text: str) -> str:
 def decode_text(value: str) -> str:
     """The text ``encode_text`` encoded (a value without a valid escape is returned as it is)."""
     return unquote(value) if "%" in value else value
+
+
+def error_type(headers: Mapping[str, str]) -> str | None:
+    """The type of the error a reply's ``headers`` say it carries (pigeon's ``ERROR_TYPE``, or
+    ``SERVICE_ERROR_TYPE`` for the NATS services protocol's), ``None`` for a plain reply."""
+    if ERROR_TYPE in headers:
+        return headers[ERROR_TYPE]
+    if SERVICE_ERROR_CODE in headers or SERVICE_ERROR in headers:
+        return SERVICE_ERROR_TYPE
+    return None
 
 
 def check_user_headers(headers: Mapping[str, str], known: frozenset[str] = frozenset()) -> None:

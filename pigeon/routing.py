@@ -65,6 +65,13 @@ class Router:
                 f"would be {prefix + 'created'!r}; end it with a dot ({prefix + '.'!r}), "
                 "subjects being dot-separated tokens"
             )
+        if prefix:
+            try:
+                subjects.validate(prefix + "x", wildcards=True)
+            except ConfigurationError as exc:
+                raise ConfigurationError(
+                    f"prefix={prefix!r} cannot start a subject: {exc}"
+                ) from None
         self.prefix = prefix
         self.middleware = check(middleware, where="Router")
         self._routes = Routes()

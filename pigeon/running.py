@@ -35,17 +35,26 @@ BACKLOG_EVERY = 15.0
 never). Each reading costs every work queue a few broker calls (``docs/backlog.md``)."""
 
 READY_POLL = 0.1
+"""Seconds between looks at whether the App is ready, before the first backlog reading."""
+
 SCRAPE_PATIENCE = 5.0
 """Seconds a scrape of ``/metrics`` waits for the backlog (Prometheus' scrape timeout: 10 s)."""
-"""Seconds between looks at whether the App is ready, before the first backlog reading."""
 
 
 def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
     if tracing:
         require("opentelemetry.sdk", "--tracing", "otel")
+        from opentelemetry import trace
+
         from pigeon.tracing import OpenTelemetryTracing
 
         app.observe(OpenTelemetryTracing())
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            log.warning(
+                "pigeon: --tracing, but no OpenTelemetry tracer provider is set up, so no span "
+                "is recorded; set one up with an exporter where the App's module is imported "
+                "(trace.set_tracer_provider), or run under opentelemetry-instrument"
+            )
     if metrics_port is not None:
         require("prometheus_client", "--metrics-port", "prometheus")
         from pigeon.metrics import PrometheusMetrics

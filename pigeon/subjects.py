@@ -115,10 +115,14 @@ def _amq(name: str, what: str) -> ConfigurationError:
 
 def _pigeons_queue(name: str, what: str) -> ConfigurationError:
     suffix = next(s for s in QUEUE_SUFFIXES if name.endswith(s))
+    owner = name[: -len(suffix)]
+    meant = ""
+    if suffix == ".dlq" and what == "queue":
+        meant = f"; to read the dead letters of {owner!r}, give {owner!r} itself"
     return ConfigurationError(
         f"{what} {name!r} ends in {suffix!r}, the ending of pigeon's own queues (on RabbitMQ "
-        f"'<queue>{suffix}' belongs to the work queue '<queue>'); choose another name, e.g. "
-        f"{name[: -len(suffix)] + suffix.replace('.', '-')!r}"
+        f"'<queue>{suffix}' belongs to the work queue '<queue>'){meant}; as a name of your "
+        f"own, choose another, e.g. {owner + suffix.replace('.', '-')!r}"
     )
 
 

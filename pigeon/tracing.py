@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pigeon import headers as h
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
 from pigeon.middleware import CallNext
@@ -38,7 +39,8 @@ class OpenTelemetryTracing:
     message's ``traceparent``/``tracestate`` headers (the globally configured propagator, W3C by
     default). Each handler call gets a span, child of the sender's, named ``<subject>
     process``, which is current while the handler runs, so what the handler sends continues the
-    trace. A send or call that raises records the exception and ends its span with an error.
+    trace. A send or call that raises records the exception and ends its span with an error; so
+    does a request answered with an error (``RemoteError``), its type in ``error.type``.
     """
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
@@ -56,9 +58,13 @@ class OpenTelemetryTracing:
                 "messaging.message.id": message.message_id,
                 "pigeon.pattern": message.pattern,
             },
-        ):
+        ) as span:
             propagate.inject(message.headers)
-            return await call_next(message)
+            sent = await call_next(message)
+            if isinstance(sent, Message) and (error := h.error_type(sent.headers)) is not None:
+                span.set_status(trace.StatusCode.ERROR, f"the server answered {error}")
+                span.set_attribute("error.type", error)
+            return sent
 
     async def handle(self, message: Message, call_next: CallNext) -> Any:
         """Run the call in a span, child of the sender's context; an exception is recorded."""

@@ -31,7 +31,7 @@ PATTERN = "rpc"
 DEFAULT_TIMEOUT = 5.0
 BAD_REQUEST, HANDLER_ERROR = "400", "500"
 """Error codes of a reply: the request failed decoding or validation; the handler raised."""
-SERVICE_ERROR_TYPE = "ServiceError"
+SERVICE_ERROR_TYPE = h.SERVICE_ERROR_TYPE
 """``RemoteError.type`` of an error reply from a NATS service that is not pigeon."""
 
 

@@ -153,7 +153,7 @@ class Backlog:
     oldest_age: float | None
 
 
-def _in_process(url: str) -> str:
+def in_process(url: str) -> str:
     """What a user asking another process's memory broker needs to hear, else ``""``."""
     if not url.startswith("memory:"):
         return ""
@@ -168,7 +168,7 @@ def unknown_queue(queue: str, url: str) -> ConfigurationError:
     """The error of ``Jobs.backlog`` for a work queue the broker does not have."""
     return ConfigurationError(
         f"work queue {queue!r} does not exist on {url}: no producer or worker has declared it. "
-        f"Check the name, or enqueue to it (or start its worker) first{_in_process(url)}"
+        f"Check the name, or enqueue to it (or start its worker) first{in_process(url)}"
     )
 
 
@@ -177,7 +177,7 @@ def unknown_durable(subject: str, durable: str, url: str) -> ConfigurationError:
     return ConfigurationError(
         f"durable subscription {durable!r} of {subject!r} does not exist on {url}: no "
         "subscriber has started it. Check the name and subject, or start its subscriber "
-        f"once{_in_process(url)}"
+        f"once{in_process(url)}"
     )
 
 

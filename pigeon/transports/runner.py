@@ -9,6 +9,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from pigeon.errors import BrokerError
+from pigeon.failures import describe, one_line, shortened
+
 log = logging.getLogger("pigeon")
 
 
@@ -126,8 +129,8 @@ class HandlerRunner:
                     asyncio.get_running_loop().call_soon(self._spread)
                 try:
                     await step
-                except Exception:
-                    log.exception("pigeon: handler task failed")
+                except Exception as exc:
+                    log_task_failure(exc)
                 if task is not None and task.cancelling():  # the call cancelled its own task
                     await withdraw_own_cancel(task)
                 following = self._following()
@@ -256,6 +259,23 @@ class _InContext:
                 raise
             except BaseException as exc:  # a cancellation, say: into the call, as a task would
                 value, error = None, exc
+
+
+def log_task_failure(error: Exception) -> None:
+    """Log what a handler's call raised. Patterns settle every message and raise nothing of the
+    handler's own, so this is the broker failing a settlement (a ``BrokerError``: one line, the
+    traceback at DEBUG; the message stays unsettled and the broker delivers it again) or a
+    fault of pigeon's (the traceback)."""
+    if not isinstance(error, BrokerError):
+        log.exception("pigeon: handler task failed")
+        return
+    text = one_line(shortened(describe(error), 300))
+    log.warning(
+        "pigeon: the handler returned, but settling its message failed (%s): it stays "
+        "unsettled, and the broker delivers it again",
+        text,
+        exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
+    )
 
 
 def log_cut_off(count: int, timeout: float) -> None:

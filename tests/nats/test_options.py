@@ -34,3 +34,11 @@ def test_pigeon_and_nats_py_options_are_taken() -> None:
         user_credentials=None,
         error_cb=None,
     )
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("ack_wiat", "ack_wait"), ("conect_timeout", "connect_timeout")]
+)
+def test_a_misspelled_option_is_refused_with_the_option_meant(typo: str, meant: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"'{typo}' \\(did you mean '{meant}'\\?\\)"):
+        App("nats://127.0.0.1:4222", **{typo: 1})

@@ -406,3 +406,13 @@ def test_status_of_a_memory_app_from_another_process_says_why_it_sees_nothing(
     assert result.returncode == 1, result.stderr
     assert "memory:// lives inside one process" in result.stdout + result.stderr
     assert "PIGEON_URL" in result.stdout + result.stderr
+
+
+def test_dlq_ls_of_a_dead_letter_queues_own_name_says_which_name_to_give(uid: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["dlq", "ls", f"{uid}.jobs.dlq", "--url", f"memory://{uid}"])
+    assert result.exit_code != 0
+    assert f"give '{uid}.jobs' itself" in result.output
+    result = runner.invoke(cli, ["dlq", "ls", f"{uid}.jobs", "--url", f"memory://{uid}"])
+    assert result.exit_code == 1
+    assert "memory:// lives inside one process" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -14,9 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from pigeon import App, NoResponders, Redeliver, Retry
+from pigeon import App, NoResponders, Redeliver, RemoteError, Retry
 from pigeon.health import serve_health
 from pigeon.metrics import PrometheusMetrics
+from pigeon.running import observe
 from pigeon.testing.waiting import wait_dead_letters, wait_for
 from pigeon.tracing import OpenTelemetryTracing
 
@@ -158,11 +160,17 @@ async def test_a_send_outside_any_span_starts_the_trace_its_handler_joins(uid: s
     async def on_event(n: int) -> None:
         seen.append(trace.get_current_span().get_span_context().trace_id)
 
+    @app.rpc("traced.refuses")
+    async def refuses(n: int) -> int:
+        raise ValueError("no")
+
     async with app:
         await app.publish("traced.alone", 1)
         await wait_for(lambda: len(seen) == 1)
         with pytest.raises(NoResponders):
             await app.request("traced.nobody", 1, timeout=5)
+        with pytest.raises(RemoteError):
+            await app.request("traced.refuses", 1, timeout=5)
     spans = {s.name: s for s in exporter.get_finished_spans()}
     producer = spans["traced.alone publish"]
     assert producer.parent is None  # the root of a new trace
@@ -170,6 +178,10 @@ async def test_a_send_outside_any_span_starts_the_trace_its_handler_joins(uid: s
     assert spans["traced.alone process"].parent.span_id == producer.get_span_context().span_id
     failed = spans["traced.nobody request"]
     assert failed.status.status_code == trace.StatusCode.ERROR
+    refused = spans["traced.refuses request"]  # answered, with an error: failed too
+    assert refused.status.status_code == trace.StatusCode.ERROR
+    assert refused.attributes["error.type"] == "ValueError"
+    assert spans["traced.alone publish"].status.status_code == trace.StatusCode.UNSET
     assert [e.attributes["exception.type"] for e in failed.events] == ["pigeon.errors.NoResponders"]
 
 
@@ -197,3 +209,15 @@ async def test_health_answers_ready_only_while_serving(uid: str) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("set_up", [False, True])
+def test_tracing_without_a_tracer_provider_says_no_span_is_recorded(
+    set_up: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = TracerProvider() if set_up else trace.ProxyTracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    with caplog.at_level(logging.WARNING, logger="pigeon"):
+        observe(App("memory://tracing-cli"), tracing=True, metrics_port=None, bind="127.0.0.1")
+    warned = [r.getMessage() for r in caplog.records if "tracer provider" in r.getMessage()]
+    assert len(warned) == (0 if set_up else 1)

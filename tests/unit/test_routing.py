@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pigeon import App, ConfigurationError, Router
@@ -89,16 +91,6 @@ def test_duplicate_within_one_router_is_refused_when_decorated() -> None:
         async def two(n: int) -> None: ...
 
 
-def test_a_prefix_that_makes_a_bad_subject_is_refused_on_include() -> None:
-    router = Router(prefix="bad..")
-
-    @router.subscribe("x")
-    async def handler(n: int) -> None: ...
-
-    with pytest.raises(ConfigurationError):
-        App("memory://unit").include(router)
-
-
 def test_middleware_that_is_not_one_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="is not a middleware"):
         Router(middleware=[object()])  # type: ignore[list-item]
@@ -132,3 +124,9 @@ def test_a_dotted_prefix_is_joined_as_written() -> None:
     app = App("memory://unit")
     app.include(router)
     assert [h.queue for h in app.handlers] == ["orders.render"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("prefix", ["a..", "orders.#.", "pigeon.delay.", "$JS.", "a b."])
+def test_a_prefix_no_subject_can_start_with_is_refused_naming_the_prefix(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(f"prefix={prefix!r} cannot start")):
+        Router(prefix=prefix)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pigeon.errors import BrokerError
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.runner import HandlerRunner, started_in, withdraw_own_cancel
 
@@ -427,3 +428,27 @@ async def test_a_cancellation_that_comes_during_the_withdrawal_is_raised() -> No
     await asyncio.wait([task])
     assert outcome == ["raised"]
     assert task.cancelled()
+
+
+async def test_a_settlement_the_broker_failed_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = HandlerRunner(2)
+
+    async def acks_on_a_lost_connection() -> None:  # what a pattern's handle raises then
+        raise BrokerError("acknowledging a message failed: the connection is gone")
+
+    async def has_a_bug() -> None:
+        raise KeyError("pigeon's own fault")
+
+    with caplog.at_level(logging.INFO, logger="pigeon"):
+        runner.start(acks_on_a_lost_connection())
+        runner.start(has_a_bug())
+        await wait_for(lambda: len(caplog.records) == 2, what="both logged")
+    settling, bug = sorted(caplog.records, key=lambda r: r.levelno)
+    assert settling.levelno == logging.WARNING
+    assert settling.exc_info is None
+    assert "settling its message failed" in settling.getMessage()
+    assert "the connection is gone" in settling.getMessage()
+    assert bug.levelno == logging.ERROR
+    assert bug.exc_info is not None

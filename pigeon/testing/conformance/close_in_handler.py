@@ -7,6 +7,8 @@ end would wait for itself until ``shutdown_timeout`` and then cancel the task ru
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pigeon import App
@@ -70,3 +72,17 @@ async def test_an_app_closed_by_its_handler_starts_again(make_app: MakeApp, uid:
             await app.close()  # waits for the close the handler began
             assert not app.transport.connected
     assert steps == ["called", "close returned"] * 2
+
+
+async def test_run_returns_once_a_handler_closed_the_app(make_app: MakeApp, uid: str) -> None:
+    app, client, address = make_app(shutdown_timeout=PATIENCE), make_app(), f"{uid}.shutdown"
+    steps: list[str] = []
+    _closing_handler(app, "worker", address, steps)
+    serving = asyncio.create_task(app.run())  # what 'pigeon run' serves
+    async with client:
+        await wait_for(lambda: app.ready, WITHIN, "the App serving")
+        await client.enqueue(address, 1)
+        async with asyncio.timeout(WITHIN):
+            await serving
+    assert steps == ["called", "close returned"]
+    assert not app.transport.connected

@@ -21,6 +21,7 @@ from pigeon import headers as h
 from pigeon.transports.runner import (
     HandlerRunner,
     goes_on_after_cancel,
+    log_task_failure,
     started_in,
     withdraw_own_cancel,
 )
@@ -157,8 +158,8 @@ class EventBuffer:
             except asyncio.CancelledError:
                 if not goes_on_after_cancel(self._closed):
                     raise
-            except Exception:
-                log.exception("pigeon: handler task failed")
+            except Exception as exc:
+                log_task_failure(exc)
             finally:
                 self._handling_inline = 0
                 isolating = isolating or contextvars.copy_context() != base  # O(1) if unchanged

@@ -3,6 +3,7 @@ rest, nats-py's ``connect`` keyword arguments, refused at ``App()`` unless nats-
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,21 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Client.connect).parameters) - {"sel
 """nats-py's ``connect`` keyword arguments (``servers`` comes from the URL)."""
 
 
+def _unknown(names: list[str]) -> ConfigurationError:
+    """The error for options neither pigeon nor nats-py takes: the closest valid name of each
+    first (``difflib``), then every valid one."""
+    return ConfigurationError(
+        f"unknown NATS option{'s' if len(names) > 1 else ''} "
+        f"{', '.join(map(_with_guess, names))}; pigeon's are "
+        f"{sorted(OWN)}, nats-py's connect() takes {sorted(CLIENT_OPTIONS)}"
+    )
+
+
+def _with_guess(name: str) -> str:
+    guesses = difflib.get_close_matches(name, OWN | CLIENT_OPTIONS, n=1)
+    return f"{name!r} (did you mean {guesses[0]!r}?)" if guesses else repr(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """A NATS App's options, checked: pigeon's own, and ``client``'s for ``nats.connect``."""
@@ -59,11 +75,7 @@ class Options:
         ones) or a value out of range."""
         unknown = set(options) - OWN - CLIENT_OPTIONS
         if unknown:
-            raise ConfigurationError(
-                f"unknown NATS option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, sorted(unknown)))}; pigeon's are {sorted(OWN)}, "
-                f"nats-py's connect() takes {sorted(CLIENT_OPTIONS)}"
-            )
+            raise _unknown(sorted(unknown))
         given = dict(options)
         replicas = whole_number("replicas", given.pop("replicas", 1), 1, 5)
         ack_wait_given = "ack_wait" in given

@@ -94,7 +94,8 @@ async def run_until_stopped(app: App, stop: asyncio.Event) -> None:
             await stop.wait()
             _exit_at_once_on(signals)
             log.info(
-                "pigeon: stopping, draining handlers for up to %gs (SIGINT or SIGTERM now exits at once)",
+                "pigeon: stopping, draining handlers for up to %gs "
+                "(SIGINT or SIGTERM now exits at once)",
                 app.shutdown_timeout,
             )
         finally:

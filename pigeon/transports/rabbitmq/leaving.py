@@ -53,9 +53,9 @@ BROKER_TIMEOUT = 5.0
 SETTLING_TIMEOUT = 5.0
 """Seconds ``settled`` waits for the answers and hand-backs under way."""
 
-Forward = Callable[[str, bytes, Basic.Properties], Awaitable[bool]]
-"""Publish a request (subject, body, properties) through the rpc exchange: whether a queue took it
-(``Requester.forward``)."""
+Forward = Callable[[str, bytes, Basic.Properties, str | None], Awaitable[bool]]
+"""Publish a request (subject, body, properties) through the rpc exchange, or the exchange
+named last: whether a queue took it (``Requester.forward``)."""
 
 Mode = Literal["answer", "requeue", "leave"]
 """``answer``: pass on to wildcard servers or reply "not served", and ack (no other server of
@@ -68,7 +68,9 @@ class Leaving:
 
     Until ``mode`` is known, the subscription holds them (its backlog); then ``decide`` hands
     those back and ``hand_back`` each that comes later. ``forward`` passes a request on to the
-    servers of wildcard subjects; ``lasting``: the queue may outlive its consumers.
+    servers of wildcard subjects; one that came through the rpc exchange goes on to the rank
+    ``onward`` (the next after the server's: ``ranks``), or is answered if there is none;
+    ``lasting``: the queue may outlive its consumers.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Leaving:
         make: Callable[[DeliveredMessage], RabbitDelivery],
         forward: Forward | None = None,
         *,
+        onward: str | None = None,
         lasting: bool = False,
     ) -> None:
         self.queue = queue
@@ -84,6 +87,7 @@ class Leaving:
         self.lasting = lasting
         self._make = make
         self._forward = forward
+        self._onward = onward
         self._underlay: aiormq.abc.AbstractChannel | None = None
         self._sweeper = f"pigeon.sweep.{new_id()}"
         self._sweeping = False
@@ -160,13 +164,15 @@ class Leaving:
         await delivery.ack()
 
     async def _pass_on(self, delivery: RabbitDelivery) -> None:
-        """Send a request on through the rpc exchange; if no queue takes it (or it came that
-        way: it would come back here), answer it "not served"."""
+        """Send a request on through the rpc exchange, or one that came that way (it would come
+        back here) through the ranks after this server's; if no queue takes it (or there is no
+        rank after), answer it "not served"."""
         message = delivery._message
-        if self._forward is not None and not message.exchange:
+        onward = self._onward if message.exchange else None
+        if self._forward is not None and (onward or not message.exchange):
             try:
                 properties = message.header.properties
-                forwarding = self._forward(delivery.subject, message.body, properties)
+                forwarding = self._forward(delivery.subject, message.body, properties, onward)
                 if await asyncio.wait_for(forwarding, BROKER_TIMEOUT):
                     return
             except Exception as exc:

@@ -9,10 +9,12 @@ one the server held, goes on through the rpc exchange (``pigeon.rpc``) to the se
 subjects, as its caller would have sent it had the queue not been there (``mandatory``, confirmed,
 its properties kept); if none takes it (returned), it is answered ``not_served`` (its caller
 raises ``NoResponders`` at once). Then it is acked. A request that came through the rpc exchange
-(a wildcard server's queue is bound there) is answered at once: sent there again it would come
-back to the same queue. The auto-delete queue goes with the last consumer's cancel, empty: a
-request sent after that is returned to its caller, who tries the rpc exchange itself. Acking a
-message of a deleted queue is no error.
+(the server's pattern is a wildcard: its queue is bound to a rank of it, ``ranks``) goes on
+through the rank after the server's own, so that a less specific server takes it (sent to the
+rpc exchange again it would come back to the same queue); with no rank after, or an owner's
+queue (``passive=True``: its bindings are unknown), it is answered at once. The auto-delete
+queue goes with the last consumer's cancel, empty: a request sent after that is returned to its
+caller, who tries the rpc exchange itself. Acking a message of a deleted queue is no error.
 
 A queue that may outlive its consumers (``lasting``: its owner declared it, ``passive=True``) is
 swept until the server's handlers have drained, then the sweeper is cancelled: a request sent

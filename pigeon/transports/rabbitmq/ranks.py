@@ -50,6 +50,13 @@ def exchange_for(rpc_exchange: str, pattern: str) -> str:
     return rank_exchange(rpc_exchange, rank_of(pattern))
 
 
+def onward(rpc_exchange: str, pattern: str) -> str | None:
+    """Where a leaving server of ``pattern`` passes on the requests that came through the rpc
+    exchange: the rank after its own, if there is one."""
+    rank = rank_of(pattern) + 1
+    return rank_exchange(rpc_exchange, rank) if rank < RANKS else None
+
+
 async def declare(declarer: Declarer) -> None:
     """Declare the rpc exchange, the chain of ranks and the binding of the one to the other
     (once per connection); ``DeclarationConflict`` for one that exists with other settings."""

@@ -2,9 +2,10 @@
 
 A request is published ``mandatory`` to the default exchange with the subject as routing key (the
 queue of its servers is named after the subject, as in RabbitMQ's RPC tutorial); returned, it is
-tried once more through the ``pigeon.rpc`` topic exchange, where servers of wildcard subjects bind,
-and returned again it is ``NoResponders``. Its deadline is the message's ``expiration`` (cut to
-the 49.7 days RabbitMQ takes), so the broker drops a request nobody took in time.
+tried once more through the ``pigeon.rpc`` topic exchange, which hands it to the most specific
+server of a wildcard subject (``ranks``), and returned again it is ``NoResponders``. Its deadline
+is the message's ``expiration`` (cut to the 49.7 days RabbitMQ takes), so the broker drops a
+request nobody took in time.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ class RabbitRequests:
             return queue
 
         action = f"serving {subject!r}"
-        onward = _onward(exchange, subject) if routed and not passive else None
+        onward = ranks.onward(exchange, subject) if routed and not passive else None
         return await transport.consume(
             name, declare, handler, concurrency, action, requests=True, onward=onward
         )
@@ -306,13 +307,6 @@ class RabbitRequests:
                 else:
                     await close_quietly(channel)
             return await underlay_of(self._reply_channel)
-
-
-def _onward(rpc_exchange: str, pattern: str) -> str | None:
-    """Where a leaving server of ``pattern`` passes on the requests that came through the rpc
-    exchange: the rank after its own, if there is one."""
-    rank = ranks.rank_of(pattern) + 1
-    return ranks.rank_exchange(rpc_exchange, rank) if rank < ranks.RANKS else None
 
 
 def _cancelled_by_caller(exc: BaseException) -> bool:

@@ -1,11 +1,14 @@
-"""The sends (publishes, enqueues) under way on a transport (RabbitMQ, NATS), so that closing it
-ends each one.
+"""The calls under way on a transport (RabbitMQ, NATS): sends (publishes, enqueues) and, on
+RabbitMQ, reads and admin calls (backlog, dead letters, replay, purge, exists), so that closing
+it ends each one.
 
-``close`` lets the sends already started get their confirms, for up to the transport's patience
-while the connection is up, then cuts the rest: each raises ``BrokerError`` saying the App closed
-(it may or may not have been stored). A send begun once the close began raises at once. A
-``CancelledError`` that no one asked of the caller's task (aiormq cancels what waits on a
-channel that closes) is a ``BrokerError`` too; the caller's own cancellation propagates.
+``close`` lets the calls already started get the broker's answer (a send its confirm), for up to
+the transport's patience while the connection is up, then cuts the rest: each raises
+``BrokerError`` saying the App closed, and what that means for it (``SEND``: it may or may not
+have been stored; ``READ``: nothing was changed). A call begun once the close began raises
+``BrokerError`` ("not connected") at once. A ``CancelledError`` that no one asked of the caller's
+task (aiormq cancels what waits on a channel that closes) is a ``BrokerError`` too; the caller's
+own cancellation propagates.
 """
 
 from __future__ import annotations
@@ -16,33 +19,49 @@ from types import TracebackType
 from pigeon.errors import BrokerError
 
 CUT_PATIENCE = 2.0
-"""Seconds ``settle`` waits for the sends it cut to end (a cut send ends at its next await)."""
+"""Seconds ``settle`` waits for the calls it cut to end (a cut call ends at its next await)."""
+
+CUT_EVERY = 0.25
+"""Seconds between two cuts of a call that goes on: on Python 3.11, ``asyncio.wait_for`` (which
+aiormq and pigeon use around a channel's close) can swallow a cancel."""
+
+SEND = "it may or may not be stored: send it again"
+"""What a send cut or broken by the close means for its caller (``Sends.__call__``'s
+``unsure``)."""
+
+READ = "call it again"
+"""What a read cut or broken by the close means for its caller (nothing was changed)."""
 
 
 class Sends:
-    """Sends under way on one connection (``with sends(action): ...`` around each)."""
+    """Calls under way on one connection (``with sends(action): ...`` around each)."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._under_way: dict[asyncio.Task[object], int] = {}
-        self._cut: set[asyncio.Task[object]] = set()
+        self._cut: dict[asyncio.Task[object], int] = {}  # cut calls' tasks: cancels sent
         self._none_left = asyncio.Event()
         self._none_left.set()
         self.closing = False
 
-    def __call__(self, action: str) -> Send:
-        return Send(self, action)
+    def __call__(self, action: str, unsure: str = SEND) -> Send:
+        """The call ``action`` ("publishing on 'a.b'"), whose end by the close or a closing
+        channel leaves its caller ``unsure`` of its effect (``SEND``, the default; ``READ``)."""
+        return Send(self, action, unsure)
 
     async def settle(self, patience: float) -> None:
-        """Stop new sends, wait up to ``patience`` seconds for those under way, cut the rest
-        and wait (up to ``CUT_PATIENCE``) for them to end. Never raises."""
+        """Stop new calls, wait up to ``patience`` seconds for those under way, cut the rest
+        (again every ``CUT_EVERY`` seconds while one goes on) and wait up to ``CUT_PATIENCE``
+        seconds for them to end. Never raises."""
         self.closing = True
-        if not await self._wait_none_left(patience):
+        if await self._wait_none_left(patience):
+            return
+        deadline = asyncio.get_running_loop().time() + CUT_PATIENCE
+        while self._under_way and asyncio.get_running_loop().time() < deadline:
             for task in self._under_way:
-                if task not in self._cut:
-                    self._cut.add(task)
-                    task.cancel()
-            await self._wait_none_left(CUT_PATIENCE)
+                self._cut[task] = self._cut.get(task, 0) + 1
+                task.cancel()
+            await self._wait_none_left(CUT_EVERY)
 
     async def _wait_none_left(self, seconds: float) -> bool:
         try:
@@ -52,49 +71,48 @@ class Sends:
             return False
         return True
 
-    def _enter(self, action: str) -> asyncio.Task[object]:
+    def _enter(self) -> asyncio.Task[object]:
         if self.closing:
             raise BrokerError.not_connected(self._url)
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None, "pigeon's calls run in a task"
         self._under_way[task] = self._under_way.get(task, 0) + 1
         self._none_left.clear()
         return task
 
-    def _leave(self, task: asyncio.Task[object], cancelled: bool, action: str) -> None:
-        """``task``'s send ended (``cancelled``: by a ``CancelledError``); raise
+    def _leave(self, task: asyncio.Task[object], cancelled: bool, call: Send) -> None:
+        """``task``'s call ended (``cancelled``: by a ``CancelledError``); raise
         ``BrokerError`` for a cancellation its caller did not ask for (see the module)."""
         left = self._under_way.pop(task) - 1
         if left:
             self._under_way[task] = left
-        elif not self._under_way:
+            return  # an outer call of the same task ends it (and says so)
+        if not self._under_way:
             self._none_left.set()
-        ours = task in self._cut
-        if ours:
-            self._cut.discard(task)
-            if task.uncancel() == 0 and cancelled:
-                raise BrokerError(
-                    f"{self._url}: {action}: the App closed before the broker confirmed it; it "
-                    "may or may not be stored: send it again once an App is running"
-                ) from None
-        if cancelled and not ours and not task.cancelling():
-            raise BrokerError(
-                f"{self._url}: {action}: the connection closed under it; it may or may not be "
-                "stored: send it again"
-            ) from None
+        cuts = self._cut.pop(task, 0)
+        for _ in range(cuts):
+            task.uncancel()
+        if not cancelled or task.cancelling():
+            return  # done, or failed on its own, or its caller cancelled it too
+        if cuts:
+            why = f"the App closed before the broker answered; {call.unsure} once an App is running"
+        else:
+            why = f"the connection closed under it; {call.unsure}"
+        raise BrokerError(f"{self._url}: {call.action}: {why}") from None
 
 
 class Send:
-    """One send under way; see ``Sends``."""
+    """One call under way; see ``Sends``."""
 
-    __slots__ = ("_action", "_sends", "_task")
+    __slots__ = ("_sends", "_task", "action", "unsure")
 
-    def __init__(self, sends: Sends, action: str) -> None:
+    def __init__(self, sends: Sends, action: str, unsure: str) -> None:
         self._sends = sends
-        self._action = action
+        self.action = action
+        self.unsure = unsure
 
     def __enter__(self) -> None:
-        self._task = self._sends._enter(self._action)
+        self._task = self._sends._enter()
 
     def __exit__(
         self,
@@ -103,4 +121,4 @@ class Send:
         tb: TracebackType | None,
     ) -> None:
         cancelled = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
-        self._sends._leave(self._task, cancelled, self._action)
+        self._sends._leave(self._task, cancelled, self)

@@ -4,11 +4,12 @@ conformance suite's ``sends_at_close`` runs the same on the broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from pigeon import BrokerError
-from pigeon.transports.sends import Sends
+from pigeon.transports.sends import CUT_EVERY, READ, Sends
 
 
 async def _stuck(sends: Sends, waiting_on: asyncio.Future[None]) -> None:
@@ -66,4 +67,54 @@ async def test_the_callers_own_cancellation_propagates(also_cut: bool) -> None:
     if also_cut:
         await sends.settle(0)
     with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _read(sends: Sends, waiting_on: asyncio.Future[None]) -> None:
+    with sends("reading the backlog of 'q'", READ):
+        await waiting_on
+
+
+async def test_a_read_the_close_cuts_says_to_call_it_again() -> None:
+    sends = Sends("amqp://h/")
+    task = asyncio.create_task(_read(sends, asyncio.get_running_loop().create_future()))
+    await asyncio.sleep(0)
+    await sends.settle(0.01)
+    with pytest.raises(BrokerError, match="the App closed before the broker answered") as err:
+        await task
+    assert str(err.value).endswith("call it again once an App is running")
+
+
+async def _swallowing_one_cancel(sends: Sends) -> None:
+    """A read that catches the first cancel and goes on waiting, as Python 3.11's
+    ``asyncio.wait_for`` can."""
+    with sends("reading the backlog of 'q'", READ):
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.get_running_loop().create_future()
+        await asyncio.get_running_loop().create_future()
+
+
+async def test_a_call_that_swallowed_the_cut_is_cut_again() -> None:
+    sends = Sends("amqp://h/")
+    task = asyncio.create_task(_swallowing_one_cancel(sends))
+    await asyncio.sleep(0)
+    async with asyncio.timeout(CUT_EVERY * 4):
+        await sends.settle(0.01)
+    with pytest.raises(BrokerError, match="the App closed"):
+        await task
+    assert task.cancelling() == 0
+
+
+async def test_nested_calls_of_one_task_end_once() -> None:
+    """A call inside another (a replay's existence check) is reported by the outer one."""
+    sends = Sends("amqp://h/")
+
+    async def outer() -> None:
+        with sends("replaying the dead letters of 'q'", "replay again"):
+            await _read(sends, asyncio.get_running_loop().create_future())
+
+    task = asyncio.create_task(outer())
+    await asyncio.sleep(0)
+    await sends.settle(0.01)
+    with pytest.raises(BrokerError, match=r"replaying .* replay again once an App is running"):
         await task

@@ -235,8 +235,6 @@ async def test_requests_waiting_for_a_slot_are_answered_when_handlers_cancel_the
 OVERLAP_GAP = {
     "nats": "the servers of every matching subject share one queue group (pigeon-rpc), so NATS "
     "spreads the requests over all of them",
-    "rabbitmq": "wildcard servers' queues are bound to the topic exchange pigeon.rpc, which gives "
-    "a request matching two patterns to both (an exact subject's server is preferred)",
 }
 
 

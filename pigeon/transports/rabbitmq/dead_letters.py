@@ -20,6 +20,16 @@ from pigeon.message import Envelope
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue
 
+REPLAY = (
+    "some letters may be back on the queue, the others are still dead letters (one may be in "
+    "both places): replay again"
+)
+"""What a replay the close cut means: each letter is acked only once its copy is confirmed, so
+the one cut between the two is in both places."""
+
+PURGE = "they may or may not be deleted: purge again"
+"""What a purge the close cut means (one ``queue.purge``)."""
+
 BROKER_REASONS = {
     "delivery_limit": "DeliveryLimitExceeded",
     "rejected": "RejectedByConsumer",

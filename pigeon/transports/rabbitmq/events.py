@@ -18,6 +18,7 @@ from pigeon.transports.rabbitmq import backlog, wire
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate
 from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
+from pigeon.transports.sends import READ
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.transport import RabbitMQTransport
@@ -103,7 +104,8 @@ class RabbitEvents:
         transport = self._transport
         transport.check()
         name = checked_name(durable, "durable subscription name")
-        return await backlog.read_durable(transport.declarer, transport.url, subject, name)
+        with transport.sends(f"reading the backlog of durable subscription {name!r}", READ):
+            return await backlog.read_durable(transport.declarer, transport.url, subject, name)
 
     def _queue_for(
         self, subject: str, group: str | None, durable: str | None

@@ -33,6 +33,7 @@ from pigeon.transports.rabbitmq.topology import (
     delay_level,
     delay_route,
 )
+from pigeon.transports.sends import READ
 
 if TYPE_CHECKING:
     from pigeon.transports.rabbitmq.consumer import RabbitSubscription
@@ -241,24 +242,36 @@ class RabbitJobs:
 
     async def exists(self, queue: str) -> bool:
         """Whether the work queue ``queue`` exists on the broker."""
-        self._transport.check()
-        return await self._transport.declarer.exists(checked_name(queue, "work queue"))
+        transport = self._transport
+        transport.check()
+        name = checked_name(queue, "work queue")
+        with transport.sends(f"checking work queue {name!r}", READ):
+            return await transport.declarer.exists(name)
 
     async def dead_letters(self, queue: str, limit: int | None = None) -> list[Envelope]:
-        self._transport.check()
+        transport = self._transport
+        transport.check()
         name = checked_name(queue, "work queue")
-        return await dead_letters.peek(self._transport.declarer, name, limit)
+        with transport.sends(f"reading the dead letters of {name!r}", READ):
+            return await dead_letters.peek(transport.declarer, name, limit)
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
-        self._transport.check()
+        transport = self._transport
+        transport.check()
         name = checked_name(queue, "work queue")
-        return await dead_letters.replay(self._transport.declarer, name, limit)
+        with transport.sends(f"replaying the dead letters of {name!r}", dead_letters.REPLAY):
+            return await dead_letters.replay(transport.declarer, name, limit)
 
     async def purge_dead_letters(self, queue: str) -> int:
-        self._transport.check()
-        return await dead_letters.purge(self._transport.declarer, checked_name(queue, "work queue"))
+        transport = self._transport
+        transport.check()
+        name = checked_name(queue, "work queue")
+        with transport.sends(f"purging the dead letters of {name!r}", dead_letters.PURGE):
+            return await dead_letters.purge(transport.declarer, name)
 
     async def backlog(self, queue: str) -> Backlog:
-        self._transport.check()
+        transport = self._transport
+        transport.check()
         name = checked_name(queue, "work queue")
-        return await backlog.read(self._transport.declarer, self._transport.url, name)
+        with transport.sends(f"reading the backlog of {name!r}", READ):
+            return await backlog.read(transport.declarer, transport.url, name)

@@ -9,10 +9,12 @@ one the server held, goes on through the rpc exchange (``pigeon.rpc``) to the se
 subjects, as its caller would have sent it had the queue not been there (``mandatory``, confirmed,
 its properties kept); if none takes it (returned), it is answered ``not_served`` (its caller
 raises ``NoResponders`` at once). Then it is acked. A request that came through the rpc exchange
-(a wildcard server's queue is bound there) is answered at once: sent there again it would come
-back to the same queue. The auto-delete queue goes with the last consumer's cancel, empty: a
-request sent after that is returned to its caller, who tries the rpc exchange itself. Acking a
-message of a deleted queue is no error.
+(the server's pattern is a wildcard: its queue is bound to a rank of it, ``ranks``) goes on
+through the rank after the server's own, so that a less specific server takes it (sent to the
+rpc exchange again it would come back to the same queue); with no rank after, or an owner's
+queue (``passive=True``: its bindings are unknown), it is answered at once. The auto-delete
+queue goes with the last consumer's cancel, empty: a request sent after that is returned to its
+caller, who tries the rpc exchange itself. Acking a message of a deleted queue is no error.
 
 A queue that may outlive its consumers (``lasting``: its owner declared it, ``passive=True``) is
 swept until the server's handlers have drained, then the sweeper is cancelled: a request sent
@@ -53,9 +55,9 @@ BROKER_TIMEOUT = 5.0
 SETTLING_TIMEOUT = 5.0
 """Seconds ``settled`` waits for the answers and hand-backs under way."""
 
-Forward = Callable[[str, bytes, Basic.Properties], Awaitable[bool]]
-"""Publish a request (subject, body, properties) through the rpc exchange: whether a queue took it
-(``Requester.forward``)."""
+Forward = Callable[[str, bytes, Basic.Properties, str | None], Awaitable[bool]]
+"""Publish a request (subject, body, properties) through the rpc exchange, or the exchange
+named last: whether a queue took it (``Requester.forward``)."""
 
 Mode = Literal["answer", "requeue", "leave"]
 """``answer``: pass on to wildcard servers or reply "not served", and ack (no other server of
@@ -68,7 +70,9 @@ class Leaving:
 
     Until ``mode`` is known, the subscription holds them (its backlog); then ``decide`` hands
     those back and ``hand_back`` each that comes later. ``forward`` passes a request on to the
-    servers of wildcard subjects; ``lasting``: the queue may outlive its consumers.
+    servers of wildcard subjects; one that came through the rpc exchange goes on to the rank
+    ``onward`` (the next after the server's: ``ranks``), or is answered if there is none;
+    ``lasting``: the queue may outlive its consumers.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Leaving:
         make: Callable[[DeliveredMessage], RabbitDelivery],
         forward: Forward | None = None,
         *,
+        onward: str | None = None,
         lasting: bool = False,
     ) -> None:
         self.queue = queue
@@ -84,6 +89,7 @@ class Leaving:
         self.lasting = lasting
         self._make = make
         self._forward = forward
+        self._onward = onward
         self._underlay: aiormq.abc.AbstractChannel | None = None
         self._sweeper = f"pigeon.sweep.{new_id()}"
         self._sweeping = False
@@ -160,13 +166,15 @@ class Leaving:
         await delivery.ack()
 
     async def _pass_on(self, delivery: RabbitDelivery) -> None:
-        """Send a request on through the rpc exchange; if no queue takes it (or it came that
-        way: it would come back here), answer it "not served"."""
+        """Send a request on through the rpc exchange, or one that came that way (it would come
+        back here) through the ranks after this server's; if no queue takes it (or there is no
+        rank after), answer it "not served"."""
         message = delivery._message
-        if self._forward is not None and not message.exchange:
+        onward = self._onward if message.exchange else None
+        if self._forward is not None and (onward or not message.exchange):
             try:
                 properties = message.header.properties
-                forwarding = self._forward(delivery.subject, message.body, properties)
+                forwarding = self._forward(delivery.subject, message.body, properties, onward)
                 if await asyncio.wait_for(forwarding, BROKER_TIMEOUT):
                     return
             except Exception as exc:

@@ -2,9 +2,10 @@
 
 A request is published ``mandatory`` to the default exchange with the subject as routing key (the
 queue of its servers is named after the subject, as in RabbitMQ's RPC tutorial); returned, it is
-tried once more through the ``pigeon.rpc`` topic exchange, where servers of wildcard subjects bind,
-and returned again it is ``NoResponders``. Its deadline is the message's ``expiration`` (cut to
-the 49.7 days RabbitMQ takes), so the broker drops a request nobody took in time.
+tried once more through the ``pigeon.rpc`` topic exchange, which hands it to the most specific
+server of a wildcard subject (``ranks``), and returned again it is ``NoResponders``. Its deadline
+is the message's ``expiration`` (cut to the 49.7 days RabbitMQ takes), so the broker drops a
+request nobody took in time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pamqp.commands import Basic
 from pigeon.errors import BrokerError, ConfigurationError, NoResponders, RequestTimeout
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler
-from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq import ranks, wire
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate, translated
 from pigeon.transports.rabbitmq.publisher import close_quietly, underlay_of
@@ -155,12 +156,15 @@ class Requester:
             return None
         return exchange
 
-    async def forward(self, subject: str, body: bytes, properties: Basic.Properties) -> bool:
-        """Publish a request a closing server did not start through the rpc exchange, to the
-        servers of wildcard subjects (``mandatory``, confirmed, on the channel requests go out
-        on, opened if need be): ``True`` if a queue took it, ``False`` if it was returned or
-        there is no such exchange (``passive``). Broker errors are raised."""
-        exchange = await self._rpc_exchange()
+    async def forward(
+        self, subject: str, body: bytes, properties: Basic.Properties, exchange: str | None
+    ) -> bool:
+        """Publish a request a closing server did not start through the rpc exchange (or
+        ``exchange``, a rank of it: ``ranks``), to the servers of wildcard subjects
+        (``mandatory``, confirmed, on the channel requests go out on, opened if need be):
+        ``True`` if a queue took it, ``False`` if it was returned or there is no rpc exchange
+        (``passive``). Broker errors are raised."""
+        exchange = exchange or await self._rpc_exchange()
         if exchange is None:
             return False
         underlay = self._underlay
@@ -246,18 +250,23 @@ class RabbitRequests:
             advice = "declare it (as the RPC tutorial's server does) before serving it"
             await transport.declarer.expect("queue", name, advice)
         elif routed:
-            await transport.declarer.exchange(exchange, "topic")
+            await ranks.declare(transport.declarer)
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
             if passive:
                 return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, auto_delete=True)
-            if routed:
-                await queue.bind(exchange, wire.binding_key(subject))
+            if routed:  # to the most specific rank only (see ``ranks``)
+                key = wire.binding_key(subject)
+                await queue.bind(ranks.exchange_for(exchange, subject), key)
+                await queue.unbind(exchange, key)  # an older pigeon's server bound it there
             return queue
 
         action = f"serving {subject!r}"
-        return await transport.consume(name, declare, handler, concurrency, action, requests=True)
+        onward = ranks.onward(exchange, subject) if routed and not passive else None
+        return await transport.consume(
+            name, declare, handler, concurrency, action, requests=True, onward=onward
+        )
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:
         self._transport.check(envelope, subject)

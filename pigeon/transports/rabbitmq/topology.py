@@ -225,7 +225,7 @@ class Declarer:
         async def declare(channel: aiormq.abc.AbstractChannel) -> None:
             await channel.exchange_declare(name, exchange_type=kind, durable=True)
 
-        await self._once(f"exchange:{name}", f"declaring exchange {name!r}", declare)
+        await self.once(f"exchange:{name}", f"declaring exchange {name!r}", declare)
 
     async def work_queue(self, queue: str, *, strict: bool = True) -> None:
         """Declare ``queue``, its dead-letter queue and their routing with this App's settings
@@ -255,7 +255,7 @@ class Declarer:
             await channel.queue_bind(queue, DELAY_DELIVERY, arguments={DELAY_TARGET: queue})
 
         await self.exchange(DELAY_DELIVERY, "headers")
-        await self._once(f"queue:{queue}", f"declaring work queue {queue!r}", declare)
+        await self.once(f"queue:{queue}", f"declaring work queue {queue!r}", declare)
 
     async def dead_letters(self, queue: str) -> None:
         """Make sure ``<queue>.dlq`` is there to store dead letters in: declared with the work
@@ -288,7 +288,7 @@ class Declarer:
                     f"declares nothing: {advice}"
                 ) from None
 
-        await self._once(f"{kind}:{name}", f"checking {kind} {name!r}", check)
+        await self.once(f"{kind}:{name}", f"checking {kind} {name!r}", check)
 
     async def delay_ladder(self) -> None:
         """Declare the delay ladder of this App's queue type (see the module docstring)."""
@@ -304,7 +304,7 @@ class Declarer:
             return
         await self.exchange(DELAY_DELIVERY, "headers")
         # 128 calls in all: each level of four gets the patience of one declaration
-        await self._once(key, "declaring the delay ladder", self._declare_ladder, DELAY_LEVELS)
+        await self.once(key, "declaring the delay ladder", self._declare_ladder, DELAY_LEVELS)
 
     async def _declare_ladder(self, channel: aiormq.abc.AbstractChannel) -> None:
         queue_type = self.topology.queue_type
@@ -356,7 +356,8 @@ class Declarer:
                         return await _closing_after(channel, steps)
                 return await _closing_after(channel, steps)
 
-    async def _once(self, key: str, action: str, steps: Declaration, parts: int = 1) -> None:
+    async def once(self, key: str, action: str, steps: Declaration, parts: int = 1) -> None:
+        """``run`` ``steps`` unless done under ``key`` on this connection; done once it ran."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key not in self._done:

@@ -253,13 +253,15 @@ class RabbitMQTransport:
         *,
         jobs: bool = False,
         requests: bool = False,
+        onward: str | None = None,
         prefetch: int = 0,
         held_at_close: Callable[[int], None] | None = None,
     ) -> RabbitSubscription:
         """Open a channel with prefetch = ``concurrency`` (or ``prefetch``), declare (robustly:
         again after a reconnect) the queue, and consume it (``requests``: an rpc server's
-        queue, the only kind that takes requests; ``held_at_close``: told how many deliveries
-        it held unstarted at close, if its queue goes with it)."""
+        queue, the only kind that takes requests, whose leaving passes on those that came
+        through the rpc exchange to the rank ``onward``; ``held_at_close``: told how many
+        deliveries it held unstarted at close, if its queue goes with it)."""
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
         patience = self.options["reconnect_patience"]
@@ -272,7 +274,7 @@ class RabbitMQTransport:
                     queue = await declare(channel)
                     store = self.job_store if jobs else None
                     make = delivery_maker(queue.name, store)
-                    leaving = self._leaving(queue.name, make) if requests else None
+                    leaving = self._leaving(queue.name, make, onward) if requests else None
                     subscription = RabbitSubscription(
                         channel,
                         queue.name,
@@ -291,9 +293,10 @@ class RabbitMQTransport:
         self._subscriptions.append(subscription)
         return subscription
 
-    def _leaving(self, queue: str, make: MakeDelivery) -> Leaving:
+    def _leaving(self, queue: str, make: MakeDelivery, onward: str | None) -> Leaving:
         """What an rpc server's subscription does with the requests it holds as it leaves."""
-        return Leaving(queue, make, self.requester.forward, lasting=self.topology.passive)
+        forward = self.requester.forward
+        return Leaving(queue, make, forward, onward=onward, lasting=self.topology.passive)
 
     def check_route(self, kind: str, subject: str, durable: str | None) -> None:
         """``ConfigurationError`` for a handler this broker cannot serve, raised as it is added

@@ -7,6 +7,9 @@ A bad number must fail where it was written, saying what to pass, not later insi
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
 from pigeon.errors import ConfigurationError
 
 
@@ -30,3 +33,37 @@ def seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
     return value
+
+
+APP_OPTIONS = ("codec", "shutdown_timeout", "delivery_limit", "middleware", "passive")
+"""``App()``'s own keyword arguments: a misspelled one arrives among the transport's options."""
+
+
+def unknown_options(
+    broker: str,
+    given: Collection[str],
+    own: Collection[str],
+    client: Collection[str] = (),
+    whose: str = "",
+) -> ConfigurationError | None:
+    """The error for the options in ``given`` that are neither pigeon's (``own``) nor the
+    client library's (``client``; ``whose`` names them, e.g. "nats-py's connect() takes"), each
+    with the closest valid name (``difflib``; ``App()``'s own included), or ``None`` if all are
+    known."""
+    unknown = sorted(set(given) - set(own) - set(client))
+    if not unknown:
+        return None
+    valid = [*own, *client, *APP_OPTIONS]
+
+    def with_guess(name: str) -> str:
+        guesses = difflib.get_close_matches(name, valid, n=1)
+        if not guesses:
+            return repr(name)
+        whose_guess = "App()'s " if guesses[0] in APP_OPTIONS else ""
+        return f"{name!r} (did you mean {whose_guess}{guesses[0]!r}?)"
+
+    clients = f", {whose} {sorted(client)}" if client else ""
+    return ConfigurationError(
+        f"unknown {broker} option{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(map(with_guess, unknown))}; pigeon's are {sorted(own)}{clients}"
+    )

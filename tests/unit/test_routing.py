@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
@@ -130,3 +131,11 @@ def test_a_dotted_prefix_is_joined_as_written() -> None:
 def test_a_prefix_no_subject_can_start_with_is_refused_naming_the_prefix(prefix: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(f"prefix={prefix!r} cannot start")):
         Router(prefix=prefix)
+
+
+def test_the_app_options_a_typo_is_matched_against_are_apps_own() -> None:
+    from pigeon.transports.checks import APP_OPTIONS
+
+    parameters = inspect.signature(App.__init__).parameters.values()
+    own = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(APP_OPTIONS) == own

@@ -246,3 +246,12 @@ async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend)
     assert option in message, message  # what bounds the wait
     assert f"{SILENT_PATIENCE:g}s" in message, message  # and how long it was
     assert "?" in message, message  # what to check
+
+
+async def test_a_misspelled_option_is_refused_naming_the_option_meant(backend: Backend) -> None:
+    """A typo in an ``App()`` option (its own, or the transport's) fails at ``App()``, on every
+    transport, with the closest valid name."""
+    with pytest.raises(ConfigurationError, match=r"'shutdown_timout' \(did you mean App\(\)'s"):
+        App(backend.url(), **backend.options, shutdown_timout=5)
+    with pytest.raises(ConfigurationError, match=r"'delivery_limt' \(did you mean App\(\)'s"):
+        App(backend.url(), **backend.options, delivery_limt=5)

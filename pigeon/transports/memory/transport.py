@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
-from pigeon.transports.checks import whole_number
+from pigeon.transports.checks import unknown_options, whole_number
 from pigeon.transports.limits import check_headers
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
@@ -30,12 +30,9 @@ class MemoryTransport:
     """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract."""
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
-        options = dict(options)
-        capacity = options.pop("queue_capacity", None)
-        if options:
-            raise ConfigurationError(
-                f"memory:// takes no transport options but queue_capacity, got {sorted(options)}"
-            )
+        if (error := unknown_options("memory://", options, ("queue_capacity",))) is not None:
+            raise error
+        capacity = options.get("queue_capacity")
         parts = urlsplit(url)
         self.url = mask_url(url)
         self.settings = settings

@@ -3,7 +3,6 @@ rest, nats-py's ``connect`` keyword arguments, refused at ``App()`` unless nats-
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 from nats.aio.client import Client
 
 from pigeon.errors import ConfigurationError
-from pigeon.transports.checks import seconds, whole_number
+from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.jetstream import RETRY_BUDGET
 from pigeon.transports.nats.services import Services, service_config
@@ -41,21 +40,6 @@ CLIENT_OPTIONS = frozenset(inspect.signature(Client.connect).parameters) - {"sel
 """nats-py's ``connect`` keyword arguments (``servers`` comes from the URL)."""
 
 
-def _unknown(names: list[str]) -> ConfigurationError:
-    """The error for options neither pigeon nor nats-py takes: the closest valid name of each
-    first (``difflib``), then every valid one."""
-    return ConfigurationError(
-        f"unknown NATS option{'s' if len(names) > 1 else ''} "
-        f"{', '.join(map(_with_guess, names))}; pigeon's are "
-        f"{sorted(OWN)}, nats-py's connect() takes {sorted(CLIENT_OPTIONS)}"
-    )
-
-
-def _with_guess(name: str) -> str:
-    guesses = difflib.get_close_matches(name, OWN | CLIENT_OPTIONS, n=1)
-    return f"{name!r} (did you mean {guesses[0]!r}?)" if guesses else repr(name)
-
-
 @dataclass(frozen=True, slots=True)
 class Options:
     """A NATS App's options, checked: pigeon's own, and ``client``'s for ``nats.connect``."""
@@ -73,9 +57,9 @@ class Options:
     def of(cls, options: dict[str, Any]) -> Options:
         """Check ``options``; ``ConfigurationError`` naming an unknown one (listing the valid
         ones) or a value out of range."""
-        unknown = set(options) - OWN - CLIENT_OPTIONS
-        if unknown:
-            raise _unknown(sorted(unknown))
+        whose = "nats-py's connect() takes"
+        if (error := unknown_options("NATS", options, OWN, CLIENT_OPTIONS, whose)) is not None:
+            raise error
         given = dict(options)
         replicas = whole_number("replicas", given.pop("replicas", 1), 1, 5)
         ack_wait_given = "ack_wait" in given

@@ -31,11 +31,11 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 
-from pigeon.errors import BrokerError, ConfigurationError, MessageTooLarge
+from pigeon.errors import BrokerError, MessageTooLarge
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
-from pigeon.transports.checks import seconds, whole_number
+from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
 from pigeon.transports.rabbitmq.consumer import MakeDelivery, RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import answered_within, connect_error, translated
@@ -115,12 +115,9 @@ class RabbitMQTransport:
     """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
-        unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown RabbitMQ options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
-                f"aio-pika's {sorted(CLIENT_OPTIONS)}"
-            )
+        error = unknown_options("RabbitMQ", options, DEFAULTS, CLIENT_OPTIONS, "aio-pika's")
+        if error is not None:
+            raise error
         self.url = mask_url(url)
         self._servers = servers(url)
         self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}

@@ -23,7 +23,7 @@ from redis.asyncio.connection import (
 
 from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.transports.base import QueueSettings, Subscription, Transport
-from pigeon.transports.checks import seconds, whole_number
+from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.redis.calls import Calls
 from pigeon.transports.redis.channels import Channels
 from pigeon.transports.redis.claim_idle import CLAIM_IDLE_FLOOR, MIN_CLAIM_IDLE
@@ -126,12 +126,10 @@ class RedisTransport:
                 "[/db][?prefix=...] or rediss:// for TLS, with parameters of redis-py's "
                 "connections (socket_timeout, ssl_cert_reqs, ...)"
             ) from None
-        unknown = set(options) - set(DEFAULTS) - CLIENT_OPTIONS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown Redis options {sorted(unknown)}; pigeon's are {sorted(DEFAULTS)}, "
-                "redis-py's are the keyword arguments of redis.asyncio.Redis"
-            )
+        whose = "redis-py's (redis.asyncio.Redis) are"
+        error = unknown_options("Redis", options, DEFAULTS, CLIENT_OPTIONS, whose)
+        if error is not None:
+            raise error
         self._raw_url, url_prefix = _without_prefix(url)
         given = {k: v for k, v in options.items() if k in DEFAULTS}
         if url_prefix is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -11,15 +10,13 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pigeon import closing, delays, subjects
+from pigeon import delays, subjects
 from pigeon.codecs import JSON, Codec, JSONCodec
-from pigeon.deduplicate import scope_of, scoped
 from pigeon.errors import ConfigurationError
 from pigeon.handlers import inspect_handler
-from pigeon.lifespan import enter as enter_lifespans
+from pigeon.lifecycle import Lifecycle
 from pigeon.message import Message
 from pigeon.middleware import Middleware, check, send_steps
 from pigeon.patterns import outgoing, pubsub, rpc, workpool
@@ -40,7 +37,7 @@ T = TypeVar("T")
 DEFAULT_URL = "memory://"
 
 
-class App(Router):
+class App(Router, Lifecycle):
     """A service: handlers registered with decorators, served on one transport connection.
 
     ``url`` picks the transport by scheme (``memory://``, ``nats://``, ``amqp://``); without one,
@@ -87,11 +84,7 @@ class App(Router):
         self.transport: Transport = transport_for(self.url, self.settings, transport_options)
         self._handlers: list[Startable] = []
         self._subscriptions: list[Subscription] = []
-        self._running = False
-        self._with_blocks, self._started_by_with = 0, False  # see __aenter__
-        self._stop_requested: asyncio.Event | None = None
-        self._closing: asyncio.Task[None] | None = None  # see close
-        self.ready = False
+        self._init_lifecycle()
 
     def __repr__(self) -> str:
         return f"App({mask_url(self.url)!r})"
@@ -143,115 +136,13 @@ class App(Router):
             spec = inspect_handler(spec.fn, self._json)
         return serving(route, replace(spec, app=self), self.codec, self.settings.delivery_limit)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Connect, enter the lifespans (the App's, then its routers') and start every handler;
-        returns once all of them receive messages. Raises what a lifespan raised on entering,
-        after leaving those entered and disconnecting."""
-        if self._running:
-            return
-        if self._closing is not None:  # a close asked by a handler, under way
-            await asyncio.shield(self._closing)
-        with closing.serving(self):  # its tasks are the App's (see pigeon.closing)
-            await self.transport.connect()
-        self._running = True
-        try:
-            await self._enter_lifespan()
-            with closing.serving(self):
-                await self._start_handlers()
-        except BaseException:
-            await self.close()
-            raise
-        self.ready = True
-
-    async def _start_handlers(self) -> None:
-        for route, handler in zip(self._routes, self._handlers, strict=True):
-            scope = scope_of(route, self._instance)
-            middleware = scoped((*self.middleware, *handler.middleware), scope)
-            if middleware != handler.middleware:
-                handler = replace(handler, middleware=middleware)
-            self._subscriptions.append(await handler.start(self.transport))
-
-    async def _enter_lifespan(self) -> None:
-        if self._undo_state is not None:  # what the previous start put on app.state
-            self._undo_state()
-        own, included = self._lifespan, self._included_lifespans
-        self._lifespan_exit, self._undo_state = await enter_lifespans(self, own, included)
-
-    @property
-    def stopping(self) -> bool:
-        """Whether ``run()`` was asked to stop (a second SIGINT or SIGTERM then exits at once)."""
-        return self._stop_requested is not None and self._stop_requested.is_set()
+    # -- lifecycle (pigeon.lifecycle) --------------------------------------------------------
 
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """``Router.lifespan``; raises ``ConfigurationError`` once the App started."""
         if self._running:
             raise ConfigurationError("set the lifespan before the App starts")
         return super().lifespan(fn)
-
-    async def close(self) -> None:
-        """Stop taking messages, wait up to ``shutdown_timeout`` for handlers in flight, hand the
-        rest back to the broker unacked, and disconnect. Idempotent. Awaited in one of the
-        App's own handlers, it starts the close and returns at once: the close then waits for
-        that handler to return, as for the others (``pigeon.closing``), and ``run()`` returns."""
-        if self._closing is not None:  # a close a handler asked for, under way
-            if not closing.inside(self):
-                await asyncio.shield(self._closing)
-            return
-        if not self._running:
-            return
-        if closing.inside(self):
-            self._closing = closing.in_background(self._close())
-            self.stop()  # a run() serving it returns
-            return
-        await self._close()
-
-    async def _close(self) -> None:
-        self._running = self.ready = self._started_by_with = False
-        subscriptions, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
-        lifespan, self._lifespan_exit = self._lifespan_exit, None
-        try:
-            if lifespan is not None:
-                await lifespan.aclose()
-        finally:
-            await self.transport.close()
-            self._closing = None
-
-    async def __aenter__(self) -> App:
-        """``start``; entered again while running (a test harness and a web framework's lifespan
-        around one App), it only counts: the App closes when the block that started it and every
-        block entered since are left, never at the end of a block if ``start()`` started it."""
-        if not self._running:
-            await self.start()
-            self._started_by_with = True
-        self._with_blocks += 1
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._with_blocks -= 1
-        if self._with_blocks == 0 and self._started_by_with:
-            await self.close()
-
-    async def run(self) -> None:
-        """Serve until SIGINT or SIGTERM (or ``stop()``), then close gracefully. A signal while
-        starting (a lifespan or the broker slow to answer) cancels the start, and ``run``
-        returns once what was entered is left. Once stopping, a second signal exits at once."""
-        from pigeon.running import run_until_stopped  # here: running imports App
-
-        self._stop_requested = asyncio.Event()
-        await run_until_stopped(self, self._stop_requested)
-
-    def stop(self) -> None:
-        """Ask a running ``run()`` to close gracefully."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ def test_passwords_are_masked() -> None:
 
 
 def test_memory_transport_takes_no_client_options() -> None:
-    with pytest.raises(ConfigurationError, match="no transport options"):
+    with pytest.raises(ConfigurationError, match="unknown memory:// option .heartbeat.; pigeon.s are ..queue_capacity..$"):
         App("memory://unit", heartbeat=5)
 
 

@@ -251,7 +251,7 @@ async def test_a_server_that_never_answers_fails_start_in_time(backend: Backend)
 async def test_a_misspelled_option_is_refused_naming_the_option_meant(backend: Backend) -> None:
     """A typo in an ``App()`` option (its own, or the transport's) fails at ``App()``, on every
     transport, with the closest valid name."""
-    with pytest.raises(ConfigurationError, match=r"'shutdown_timout' \(did you mean App\(\)'s"):
-        App(backend.url(), **backend.options, shutdown_timout=5)
-    with pytest.raises(ConfigurationError, match=r"'delivery_limt' \(did you mean App\(\)'s"):
-        App(backend.url(), **backend.options, delivery_limt=5)
+    for typo in ("shutdown_timout", "delivery_limt"):
+        options: dict[str, Any] = {**backend.options, typo: 5}
+        with pytest.raises(ConfigurationError, match=rf"'{typo}' \(did you mean App\(\)'s"):
+            App(backend.url(), **options)

@@ -182,13 +182,17 @@ async def _reply_of(
     return reply
 
 
+NONE: frozenset[str] = frozenset()
+
+
 def _checked(deliver: CallNext, message: Message) -> CallNext:
     """``deliver``, after checking the headers of the message the send steps pass on (pigeon's
-    own there, ``SENT_BY_PIGEON``, aside) and the subject or queue they passed it on under."""
+    own on a request there, ``SENT_BY_PIGEON``, aside) and the subject or queue they passed it
+    on under."""
     subject = message.subject
 
     def check_then_deliver(sent: Message) -> Awaitable[Any]:
-        check_user_headers(sent.headers, SENT_BY_PIGEON)
+        check_user_headers(sent.headers, SENT_BY_PIGEON if sent.pattern == "request" else NONE)
         if sent.subject != subject:
             if sent.pattern == "publish":
                 subjects.validate(sent.subject)

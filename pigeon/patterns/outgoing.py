@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pigeon.codecs import JSON, Codec, encode
-from pigeon.headers import check_user_headers
+from pigeon.codecs import JSON, PROTOBUF, Codec, encode
+from pigeon.errors import ConfigurationError
+from pigeon.headers import PROTOBUF_TYPE, check_user_headers
 from pigeon.message import Envelope, new_envelope
 
 JSON_TYPE = JSON.content_type
@@ -25,6 +26,12 @@ def envelope_for(obj: Any, codec: Codec | None, headers: dict[str, str] | None =
     """
     if headers:
         check_user_headers(headers)
+        if PROTOBUF_TYPE in headers and not (codec is PROTOBUF and isinstance(obj, bytes)):
+            raise ConfigurationError(
+                f"header {PROTOBUF_TYPE!r} names the type of a body already encoded as protobuf: "
+                "send that body as bytes with codec=PROTOBUF (a protobuf message sent as it is "
+                "gets the header by itself)"
+            )
     if codec is None or codec is JSON:
         model = _MODELS.get(type(obj))
         if model is None:

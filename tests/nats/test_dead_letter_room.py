@@ -12,7 +12,7 @@ import pytest
 
 from pigeon import App, MessageTooLarge
 from pigeon.testing.waiting import wait_dead_letters, wait_for
-from pigeon.transports.nats.dead_letters import CUT
+from pigeon.transports.nats.dead_letters import CUT, TYPE_ROOM
 from pigeon.transports.nats.topology import QueueNames
 
 LONG_TEXT = "日本" * 500
@@ -82,3 +82,25 @@ async def test_a_job_too_big_for_its_dead_letter_stays_on_the_queue_logged(
     records = [r for r in caplog.records if "not dead-lettered" in r.getMessage()]
     assert records[0].levelno == logging.ERROR
     assert "MessageTooLarge" in records[0].getMessage()
+
+
+async def test_a_job_at_the_usable_limit_failing_with_a_long_type_name_is_dead_lettered(
+    nats_url: str, uid: str, raw: nats.NATS
+) -> None:
+    long_error = type("E" * 3000, (Exception,), {})  # a type name over its room
+    app = App(nats_url)
+
+    @app.worker(f"{uid}.big")
+    async def fails(body: bytes) -> None:
+        raise long_error(LONG_TEXT)
+
+    async with app:
+        with pytest.raises(MessageTooLarge) as caught:
+            await app.enqueue(f"{uid}.big", b"x" * raw.max_payload)
+        body = b"y" * (_usable(caught.value) - 300)
+        await app.enqueue(f"{uid}.big", body)
+        letters = await wait_dead_letters(app, f"{uid}.big", 1)
+    failure = letters[0].failure
+    assert failure is not None
+    assert failure.type == "E" * TYPE_ROOM  # cut to its room
+    assert letters[0].body == body

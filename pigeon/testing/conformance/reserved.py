@@ -129,7 +129,10 @@ async def test_reserved_headers_added_by_send_middleware_are_refused(
     adding = AddHeader()
     app, received = _serving(make_app, uid, middleware=[adding])
     async with app:
-        for name in ("x-pigeon-delivery", "Nats-Msg-Id", "x-death", "CC"):
+        names = ["x-pigeon-delivery", "Nats-Msg-Id", "x-death", "CC"]
+        if pattern != "request":  # pigeon's own on a request only
+            names.append("x-pigeon-deadline")
+        for name in names:
             adding.name = name
             with pytest.raises(ConfigurationError) as caught:
                 await _send(app, uid, pattern, {})
@@ -261,3 +264,14 @@ async def test_a_subject_send_middleware_sets_is_checked_too(
     async with app:
         with pytest.raises(ConfigurationError, match=r"'#'|'\.dlq'"):
             await _send(app, uid, pattern, {})
+
+
+async def test_a_protobuf_type_on_a_body_that_is_no_encoded_protobuf_is_refused(
+    make_app: MakeApp, uid: str
+) -> None:
+    app = make_app()
+    headers = {"x-pigeon-protobuf-type": "pigeon.test.Order"}
+    async with app:
+        for body, codec in ((7, None), (b"\x08\x03", None), ({"id": 3}, PROTOBUF)):
+            with pytest.raises(ConfigurationError, match="bytes with codec=PROTOBUF"):
+                await app.publish(f"{uid}.orders", body, headers=headers, codec=codec)

@@ -71,11 +71,16 @@ class DeadLetters:
     ) -> None:
         """Store ``envelope`` with ``failure``; returns once the stream confirmed it. The
         failure's text is cut to fit the server's limits (``max_payload``, the largest header
-        block), ending in ``CUT``. Raises ``MessageTooLarge`` if even the job with no text
-        does not fit (a job not enqueued through pigeon, or ``max_payload`` lowered since)."""
+        block), ending in ``CUT`` (its type to ``TYPE_ROOM`` bytes if that is not enough).
+        Raises ``MessageTooLarge`` if even the job with no text does not fit (a job not enqueued
+        through pigeon, or ``max_payload`` lowered since)."""
         key = f"{names.stream}.{stream_seq}"
         headers = _keyed(envelope.with_headers(failure.as_headers()), key)
         over = wire.excess(envelope.body, headers, self._api.max_payload)
+        if over > 0 and len(h.encode_text(failure.type).encode()) > TYPE_ROOM:  # its room
+            failure = replace(failure, type=_start(failure.type, TYPE_ROOM))
+            headers = _keyed(envelope.with_headers(failure.as_headers()), key)
+            over = wire.excess(envelope.body, headers, self._api.max_payload)
         text = failure.message[:1000]
         while over > 0 and text:
             budget = len(headers[h.ERROR_MESSAGE].encode()) - over - len(CUT)

@@ -138,13 +138,38 @@ async def test_a_serving_app_closes_in_a_bounded_time(silenced: RedisServer) -> 
     assert _open_files() <= opened
 
 
-@pytest.mark.parametrize("timeout", [None, 0, -1.0, float("inf"), float("nan"), True])
+@pytest.mark.parametrize(
+    "timeout", [None, 0, -1.0, float("inf"), float("nan"), True, 1e9, 2**64, 3600.5]
+)
 def test_an_app_may_not_wait_for_an_answer_forever(timeout: object) -> None:
     with pytest.raises(ConfigurationError, match="socket_timeout"):
         App("redis://127.0.0.1:6379/0", socket_timeout=timeout)
 
 
-@pytest.mark.parametrize("query", ["socket_timeout=0", "socket_timeout=inf"])
+@pytest.mark.parametrize(
+    "query", ["socket_timeout=0", "socket_timeout=inf", "socket_connect_timeout=1e300"]
+)
 def test_nor_may_its_url(query: str) -> None:
-    with pytest.raises(ConfigurationError, match="socket_timeout"):
+    with pytest.raises(ConfigurationError, match=query.split("=")[0]):
         App(f"redis://127.0.0.1:6379/0?{query}")
+
+
+async def test_a_connect_that_times_out_names_both_waits() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def stays_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    silent = await asyncio.start_server(stays_silent, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        app = App(f"redis://127.0.0.1:{port}/0", socket_timeout=0.3)
+        with pytest.raises(
+            BrokerError, match=r"socket_connect_timeout=5\.0 s, socket_timeout=0\.3 s"
+        ):
+            await app.start()
+    finally:
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()

@@ -32,10 +32,15 @@ def translated(url: str, doing: str) -> Iterator[None]:
 
 
 def translate(
-    exc: BaseException, url: str, doing: str, timeout: float | None = None
+    exc: BaseException,
+    url: str,
+    doing: str,
+    timeout: float | None = None,
+    bound: str = "socket_timeout",
 ) -> PigeonError:
     """The pigeon error that stands for ``exc``, raised while ``doing`` on ``url``, whose
-    client waits ``timeout`` seconds for an answer (``socket_timeout``; named if given)."""
+    client waits ``timeout`` seconds for an answer (named if given; ``bound``: the options that
+    bound the wait, as the error names them)."""
     if isinstance(exc, PigeonError):
         return exc
     text = str(exc)
@@ -82,7 +87,7 @@ def translate(
     if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
         within = f" within {timeout:g}s" if timeout is not None else ""
         return BrokerError(
-            f"{doing}: no answer from {url}{within} (socket_timeout); is it a Redis port, and "
+            f"{doing}: no answer from {url}{within} ({bound}); is it a Redis port, and "
             "is the server healthy and not overloaded (redis-cli ping)?"
         )
     if doing == "connecting":  # an answer, but not a Redis 6.2+ one

@@ -164,7 +164,7 @@ class RedisTransport:
             await redis.ping()
         except CLIENT_ERRORS as exc:
             await redis.aclose()
-            raise translate(exc, self.url, "connecting", _socket_timeout(redis)) from None
+            raise translate(exc, self.url, "connecting", bound=_bounds(redis)) from None
         self._make_roles(redis)
         try:
             await self._requests.start()
@@ -273,23 +273,34 @@ def _patience(redis: Redis) -> float:
     return SOCKET_TIMEOUT if timeout is None else timeout
 
 
+def _bounds(redis: Redis) -> str:
+    """The two waits a connect may have run out of, as an error names them."""
+    kwargs = redis.connection_pool.connection_kwargs
+    return ", ".join(f"{name}={kwargs.get(name)!r} s" for name in reversed(TIMEOUTS))
+
+
+MAX_TIMEOUT = 3600.0
+"""The longest ``socket_timeout`` (``socket_connect_timeout``) taken, in seconds: longer is a
+hang for anyone waiting on a server that stopped answering."""
+
+
 def _timeouts(given: Mapping[str, object]) -> dict[str, float]:
     """``socket_timeout`` and ``socket_connect_timeout`` as ``given`` (by the App's options or,
     taking precedence, its URL), else ``SOCKET_TIMEOUT``. ``ConfigurationError`` for ``None``
-    or anything but a finite number of seconds above 0: without a bound, every call (the
-    close too) would wait forever for a server that stopped answering."""
+    or anything but a number of seconds above 0 and at most ``MAX_TIMEOUT``: every call (the
+    close too) waits that long for a server that stopped answering."""
     checked: dict[str, float] = {}
     for name in TIMEOUTS:
         value = given.get(name, SOCKET_TIMEOUT)
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not 0 < value < math.inf
+            or not 0 < value <= MAX_TIMEOUT
         ):
             raise ConfigurationError(
-                f"{name}={value!r}: give a number of seconds above 0 (default "
-                f"{SOCKET_TIMEOUT:g}); without one, every call, the close too, waits forever "
-                "for a Redis that stopped answering"
+                f"{name}={value!r}: give a number of seconds above 0 and at most "
+                f"{MAX_TIMEOUT:g} (default {SOCKET_TIMEOUT:g}); every call, the close too, "
+                "waits that long for a Redis that stopped answering"
             )
         checked[name] = float(value)
     return checked

@@ -4,6 +4,8 @@ the create action)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import pytest
 
@@ -69,3 +71,34 @@ async def test_the_first_worker_sets_the_settings_of_a_queue_a_producer_made(
     assert (workers.config.max_deliver, workers.config.ack_wait) == (4, 12)
     assert not workers.config.description  # no longer the producer's
     assert movers.config.ack_wait == 12
+
+
+@pytest.mark.parametrize("round_", range(4))  # the race goes either way: a few rounds
+async def test_two_first_workers_that_disagree_never_run_on_each_others_settings(
+    nats_url: str, uid: str, raw: nats.NATS, round_: int
+) -> None:
+    """Two first workers with different settings starting at once after a producer: each
+    either runs on its own settings (``workers`` and ``movers`` alike) or gets
+    ``DeclarationConflict``, never the other's settings."""
+    queue = f"{uid}.r{round_}.jobs"
+    async with App(nats_url, delivery_limit=5, ack_wait=3) as producer:
+        await producer.enqueue(queue, Job(1))
+    settings = {"a": (4, 3.0), "b": (6, 9.0)}  # delivery_limit, ack_wait
+    apps = {k: App(nats_url, delivery_limit=d, ack_wait=w) for k, (d, w) in settings.items()}
+    for app in apps.values():
+
+        @app.worker(queue)
+        async def work(job: Job) -> None: ...
+
+    outcomes = await asyncio.gather(*(a.start() for a in apps.values()), return_exceptions=True)
+    names = QueueNames.of(queue)
+    workers = await raw.jetstream().consumer_info(names.stream, "workers")
+    movers = await raw.jetstream().consumer_info(names.delay_stream, "movers")
+    for app in apps.values():
+        await app.close()
+    for (limit, wait), outcome in zip(settings.values(), outcomes, strict=True):
+        if outcome is None:  # it runs: on its own settings only
+            assert (workers.config.max_deliver, workers.config.ack_wait) == (limit + 1, wait)
+            assert movers.config.ack_wait == wait
+        else:
+            assert isinstance(outcome, DeclarationConflict), repr(outcome)

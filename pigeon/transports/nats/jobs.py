@@ -171,8 +171,10 @@ class NatsJobs:
         return names
 
     async def _declare(self, names: QueueNames, *, strict: bool = False) -> None:
-        await self._transport.declarer.queue(names, strict=strict)
-        await self._transport.declarer.delays(names, strict=strict)
+        declarer = self._transport.declarer
+        await declarer.queue(names, strict=strict)
+        await declarer.delays(names, strict=strict)
+        await declarer.check_taken_over()
 
     def _redeclarer(self, names: QueueNames) -> Callable[[], Awaitable[None]]:
         async def redeclare() -> None:

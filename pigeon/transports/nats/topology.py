@@ -106,6 +106,7 @@ class Declarer:
         passive: bool = False,
     ) -> None:
         self._api = api
+        self._took_over: list[tuple[str, dict[str, Any]]] = []  # see check_taken_over
         self._ack_wait_given = ack_wait_given
         self._passive = passive
         self._max_deliver = delivery_limit + 1
@@ -247,6 +248,7 @@ class Declarer:
                 await self._create_consumer(stream, config, "update")
             except JetStreamError as exc:
                 raise _cannot(f"consumer {name!r} of stream {stream!r}", exc) from None
+            self._took_over.append((stream, config))
             return True
         if not self._ack_wait_given:  # the default adopts what exists (an older default)
             config = {**config, "ack_wait": have.get("ack_wait", config["ack_wait"])}
@@ -254,6 +256,16 @@ class Declarer:
             what = f"consumer {name!r} of stream {stream!r}"
             raise _conflict(what, f"nats consumer rm {stream} {name}", have, config)
         return True
+
+    async def check_taken_over(self) -> None:
+        """Check again the consumers this declarer updated from a producer's settings since the
+        last call: two first workers of one queue starting at once may each have updated one
+        of them last (``workers`` to one's settings, ``movers`` to the other's), and the one
+        that got no ``DeclarationConflict`` would run on settings it never asked for. Raises
+        ``DeclarationConflict`` for a consumer that no longer has this worker's settings."""
+        taken, self._took_over = self._took_over, []
+        for stream, config in taken:
+            await self._check_consumer(stream, config, strict=True)
 
     async def _expect(self, info: str, what: str, not_found: int) -> None:
         """App(passive=True): check with the JetStream API call ``info`` that ``what`` exists,

@@ -40,13 +40,14 @@ def inside(app: object) -> bool:
     return _SERVING.get() is app
 
 
-def in_background(close: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run ``close`` in a task of its own, outside every App's tasks; what it raises is
-    logged, as nobody awaits it from the handler that asked for it."""
+def in_background(close: Coroutine[Any, Any, None], *, unawaited: bool) -> asyncio.Task[None]:
+    """Run ``close`` in a task of its own, outside every App's tasks; what it raises is logged
+    if ``unawaited`` (asked by a handler, which does not wait for it), else the caller gets it."""
     context = contextvars.copy_context()
     context.run(_SERVING.set, None)
     task = asyncio.get_running_loop().create_task(close, context=context)
-    task.add_done_callback(_log_failure)
+    if unawaited:
+        task.add_done_callback(_log_failure)
     return task
 
 

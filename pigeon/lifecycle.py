@@ -111,7 +111,8 @@ class Lifecycle:
         if self._closing is None:
             if not (self._running or self._starting is not None):
                 return
-            self._closing = closing.in_background(self._close())
+            inside = closing.inside(self)
+            self._closing = closing.in_background(self._close(), unawaited=inside)
         if not closing.inside(self):
             await asyncio.shield(self._closing)
 

@@ -10,8 +10,8 @@ How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
   auto-delete queue, a group a shared auto-delete queue ``<subject>:<group>``, a durable
   subscription the durable queue it names;
 - requests go to the queue named after their subject, replies come back over direct reply-to;
-- jobs live in durable work queues (quorum by default), with ``<queue>.dlq`` and
-  ``<queue>.retry.<ms>`` beside them.
+- jobs live in durable work queues (quorum by default), with ``<queue>.dlq`` beside them;
+  delays go through the delay ladder ``pigeon.delay.<queue_type>.NN`` shared by every queue.
 
 App options (``DEFAULTS``): ``queue_type`` (``"quorum"`` or ``"classic"``), ``exchange``,
 ``rpc_exchange``, ``dead_letter_exchange``, ``connect_timeout``, ``reconnect_patience``,

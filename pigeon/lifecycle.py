@@ -71,7 +71,7 @@ class Lifecycle:
             await self._start()
         except BaseException:
             self._started(started)
-            await self.close()
+            await self._begin_close(ends_run=False)  # run() reports what the start raised
             raise
         finally:
             self._started(started)
@@ -108,22 +108,37 @@ class Lifecycle:
         start (from another task), waits for it to end first. Awaited in one of the App's own
         handlers, it starts the close and returns at once: the close then waits for that
         handler to return, as for the others (``pigeon.closing``)."""
+        await self._begin_close(ends_run=True)
+
+    async def _begin_close(self, *, ends_run: bool) -> None:
         if self._closing is None:
             if not (self._running or self._starting is not None):
                 return
+            closes = None if self._starting is not None else self._stop_taking(ends_run)
             inside = closing.inside(self)
-            self._closing = closing.in_background(self._close(), unawaited=inside)
+            close = self._close(closes, ends_run)
+            self._closing = closing.in_background(close, unawaited=inside)
         if not closing.inside(self):
             await asyncio.shield(self._closing)
 
-    async def _close(self) -> None:
-        try:
-            if self._starting is not None:  # let the start end, then close what it began
-                await asyncio.shield(self._starting)
+    def _stop_taking(self, ends_run: bool) -> list[asyncio.Future[None]]:
+        """At the call: mark the App closed (``ends_run``: and ask ``run()`` to return), and
+        begin closing its subscriptions (each stops taking messages at its first step)."""
+        if ends_run:
             self.stop()
-            self._running = self.ready = self._started_by_with = False
-            subscriptions, self._subscriptions = self._subscriptions, []
-            await asyncio.gather(*(s.close(self.shutdown_timeout) for s in subscriptions))
+        self._running = self.ready = self._started_by_with = False
+        subscriptions, self._subscriptions = self._subscriptions, []
+        return [asyncio.ensure_future(s.close(self.shutdown_timeout)) for s in subscriptions]
+
+    async def _close(self, closes: list[asyncio.Future[None]] | None, ends_run: bool) -> None:
+        """``closes``: the subscriptions' closes begun at the call; ``None`` if a start was
+        under way (it ends first, then what it began is closed)."""
+        try:
+            if closes is None:
+                if self._starting is not None:
+                    await asyncio.shield(self._starting)
+                closes = self._stop_taking(ends_run)
+            await asyncio.gather(*closes)
             lifespan, self._lifespan_exit = self._lifespan_exit, None
             try:
                 if lifespan is not None:

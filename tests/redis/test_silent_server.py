@@ -164,9 +164,7 @@ async def test_a_connect_that_times_out_names_both_waits() -> None:
     port = silent.sockets[0].getsockname()[1]
     try:
         app = App(f"redis://127.0.0.1:{port}/0", socket_timeout=0.3)
-        with pytest.raises(
-            BrokerError, match=r"socket_connect_timeout=5\.0 s, socket_timeout=0\.3 s"
-        ):
+        with pytest.raises(BrokerError, match=r"socket_connect_timeout 5s, socket_timeout 0\.3s"):
             await app.start()
     finally:
         for writer in accepted:

@@ -276,7 +276,11 @@ def _patience(redis: Redis) -> float:
 def _bounds(redis: Redis) -> str:
     """The two waits a connect may have run out of, as an error names them."""
     kwargs = redis.connection_pool.connection_kwargs
-    return ", ".join(f"{name}={kwargs.get(name)!r} s" for name in reversed(TIMEOUTS))
+    waits = {name: kwargs.get(name) for name in reversed(TIMEOUTS)}
+    return ", ".join(
+        f"{name} {wait:g}s" if isinstance(wait, int | float) else f"{name} {wait!r}"
+        for name, wait in waits.items()
+    )
 
 
 MAX_TIMEOUT = 3600.0

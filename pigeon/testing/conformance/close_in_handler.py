@@ -168,3 +168,25 @@ async def test_a_close_during_start_lets_it_end_then_closes_what_it_began(
         await closing
     assert steps == ["entered", "left"]
     assert not app.transport.connected
+
+
+async def test_a_close_after_a_handler_cancelled_itself_waits_for_no_handler(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A handler that cancels its own task and then awaits ends that call; the close after it
+    finds no handler running and does not wait ``shutdown_timeout`` for one (memory did)."""
+    app, address, ended = make_app(shutdown_timeout=PATIENCE), f"{uid}.cancels", asyncio.Event()
+
+    @app.subscribe(address)
+    async def cancels_itself(n: int) -> None:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        try:
+            await asyncio.sleep(1)
+        finally:
+            ended.set()
+
+    await app.start()
+    await app.publish(address, 1)
+    await asyncio.wait_for(ended.wait(), WITHIN)
+    async with asyncio.timeout(WITHIN):
+        await app.close()

@@ -57,6 +57,8 @@ class MemorySubscription:
         self._runner = HandlerRunner(concurrency)
         self.unsettled: dict[Item, Item] = {}
         """Items handed to the handler and not settled yet (``Item.ack`` settles them itself)."""
+        self._stranded: set[Item] = set()
+        """Unsettled items of calls that cancelled their own task: handed back at the close."""
         self._closing = False
         self._closed = False
         queue.consumers += 1
@@ -87,10 +89,10 @@ class MemorySubscription:
         if self._hand_on is not None:
             self.broker.release(self.queue)  # new requests go to other servers, or fail now
             self._hand_on_ready()
-        if self._inline and self.unsettled and not self._pump_task.done():  # handler running
+        if self._inline and self._held() and not self._pump_task.done():  # handler running
             _, running = await asyncio.wait({self._pump_task}, timeout=timeout)
-            if running and self.unsettled:
-                log_cut_off(len(self.unsettled), timeout)
+            if running and self._held():
+                log_cut_off(self._held(), timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
         if self._hand_on is not None:
@@ -108,6 +110,11 @@ class MemorySubscription:
         self.unsettled.clear()
         self.broker.release(self.queue)
         self._dropped_with_queue(held)
+
+    def _held(self) -> int:
+        """Items a handler holds now (not those a handler that cancelled itself left)."""
+        self._stranded.intersection_update(self.unsettled)
+        return len(self.unsettled) - len(self._stranded)
 
     def _hand_on_ready(self) -> None:
         """Give every item waiting in the queue to ``hand_on``, if no consumer is left for them."""
@@ -171,6 +178,8 @@ class MemorySubscription:
                 if not goes_on_after_cancel(self._closing):
                     raise
                 isolating = True  # what the cancelled call set stays in this task's context
+                if item in unsettled:  # no handler holds it now: the close hands it back
+                    self._stranded.add(item)
             if task.cancelling() and not self._closing:  # it cancelled itself, then returned
                 await withdraw_own_cancel(task)
                 isolating = True

@@ -18,13 +18,10 @@ from pigeon.transports.redis.errors import translated
 from pigeon.transports.redis.scripts import Scripts
 from pigeon.transports.redis.topology import WORKERS, Declarer, Keys, consumer_name
 
-REPLAY = (
-    "some letters may be back on the queue, the others are still dead letters: replay again "
-    "once an App is running"
-)
+REPLAY = "some letters may be back on the queue, the others are still dead letters: replay again"
 """What a replay the close cut means (each letter moves alone, atomically)."""
 
-PURGE = "they may or may not be deleted: purge again once an App is running"
+PURGE = "they may or may not be deleted: purge again"
 """What a purge the close cut means (it is one transaction)."""
 
 if TYPE_CHECKING:

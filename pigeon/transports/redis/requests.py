@@ -95,7 +95,7 @@ STREAM_TTL_MS = 3_600_000
 make it again): what a server that died last leaves behind does not stay for good."""
 
 
-REQUEST = "it may or may not have reached a server: request again once an App is running"
+REQUEST = "it may or may not have reached a server: request again"
 """What a request the close cut while it was being sent means."""
 
 

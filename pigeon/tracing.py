@@ -52,11 +52,8 @@ class OpenTelemetryTracing:
             f"{message.subject} {message.pattern}",
             kind=SEND_KINDS.get(message.pattern, trace.SpanKind.PRODUCER),
             attributes={
-                "messaging.operation.type": "send",
+                **_attributes(message, "send"),
                 "messaging.operation.name": message.pattern,
-                "messaging.destination.name": message.subject,
-                "messaging.message.id": message.message_id,
-                "pigeon.pattern": message.pattern,
             },
         ) as span:
             propagate.inject(message.headers)
@@ -72,11 +69,17 @@ class OpenTelemetryTracing:
             f"{message.route} process",
             context=propagate.extract(message.headers),
             kind=SPAN_KINDS.get(message.pattern, trace.SpanKind.CONSUMER),
-            attributes={
-                "messaging.operation.type": "process",
-                "messaging.destination.name": message.subject,
-                "messaging.message.id": message.message_id,
-                "pigeon.pattern": message.pattern,
-            },
+            attributes=_attributes(message, "process"),
         ):
             return await call_next(message)
+
+
+def _attributes(message: Message, operation: str) -> dict[str, str]:
+    """A span's attributes for ``message`` (OpenTelemetry's messaging semantic conventions;
+    ``operation``: ``send`` or ``process``)."""
+    return {
+        "messaging.operation.type": operation,
+        "messaging.destination.name": message.subject,
+        "messaging.message.id": message.message_id,
+        "pigeon.pattern": message.pattern,
+    }

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
+import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,7 +189,7 @@ async def rabbitmq_cluster() -> AsyncIterator[RabbitMQCluster]:
     try:
         try:
             await asyncio.to_thread(nodes.start)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             raise Unavailable(f"cannot start a RabbitMQ cluster: {exc}") from exc
         yield RabbitMQCluster(nodes, Target("rabbitmq-cluster", nodes.url, dict(RABBITMQ_OPTIONS)))
     finally:

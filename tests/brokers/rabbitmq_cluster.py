@@ -91,9 +91,17 @@ class RabbitCluster:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start epmd and the three nodes; returns once all three are one cluster."""
+        """Start epmd and the three nodes; returns once all three are one cluster. On any
+        failure every process started so far is killed before the error goes on."""
         if not SBIN:
             raise RuntimeError("RabbitMQ is not installed (no rabbitmq_server-*/sbin)")
+        try:
+            self._start_all()
+        except BaseException:
+            self.remove()
+            raise
+
+    def _start_all(self) -> None:
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
             env=self._env(),
@@ -120,8 +128,10 @@ class RabbitCluster:
                 os.kill(pid, signal.SIGKILL)
         process, node.process = node.process, None
         if process is not None:
+            # the script runs the VM in the background: its whole process group (its own
+            # session) goes, even before the VM wrote its pid file
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
         node.pid_file.unlink(missing_ok=True)
         deadline = time.monotonic() + 10

@@ -22,6 +22,7 @@ RESERVED = (
     "pigeon.queue.",
     "pigeon.dlq.",
     "pigeon.delayed.",
+    "pigeon.durable.",
     LADDER,
     "_INBOX.",
     "$JS.",
@@ -34,7 +35,8 @@ RESERVED = (
 servers, on NATS work queues, dead letters and delayed jobs, on RabbitMQ the delay ladder's
 exchanges and queues, ``pigeon.delay.<queue type>.<level>``) and NATS's (reply inboxes, the
 JetStream, system, key-value, object store and service APIs). A subscription under one of them
-received pigeon's jobs, requests or replies, or took requests from the servers."""
+received pigeon's jobs, requests or replies, or took requests from the servers; a work queue or
+group under ``pigeon.durable.`` would name a durable subscription's queue on RabbitMQ."""
 
 
 @lru_cache(maxsize=4096)

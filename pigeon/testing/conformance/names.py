@@ -4,10 +4,8 @@ transport allows work (brokers derive their own, length-limited names from them)
 
 from __future__ import annotations
 
-import pytest
-
 from pigeon import App
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
 
@@ -126,18 +124,11 @@ async def test_durable_names_that_differ_in_punctuation_are_two_subscriptions(
     assert sorted(dotted) == sorted(underscored) == list(range(EVENTS))
 
 
-DURABLE_GAP = {
-    "rabbitmq": "a durable subscription's queue is named by the durable name alone: one queue "
-    "bound to both subjects, its two consumers sharing the events of each",
-}
-
-
 async def test_one_durable_name_on_two_subjects_is_two_subscriptions(
-    make_app: MakeApp, uid: str, request: pytest.FixtureRequest, backend: Backend
+    make_app: MakeApp, uid: str, backend: Backend
 ) -> None:
     """Events only on the first subject: the second subscription gets none of them."""
     requires(backend, "durable")
-    known_gap(request, backend, DURABLE_GAP)
     app = make_app()
     seen: dict[str, list[int]] = {"a": [], "b": []}
 
@@ -179,3 +170,41 @@ async def test_a_durable_subscription_on_a_long_subject(
     async with app:
         await _publish(app, subject, 3)
         await wait_for(lambda: len(received) == 3, what="events on a long subject")
+
+
+async def test_a_durable_name_equal_to_a_work_queues_or_a_groups_name(
+    make_app: MakeApp, uid: str, backend: Backend
+) -> None:
+    """A durable subscription named like a work queue of the App, or like the queue RabbitMQ
+    gives a group (``<subject>:<group>``): each keeps its own messages, and none fails to start
+    (RabbitMQ named a durable subscription's queue by the durable name alone)."""
+    requires(backend, "durable")
+    app = make_app()
+    jobs, grouped = f"{uid}.jobs", f"{uid}.ev:billing"
+    seen: dict[str, list[int]] = {"worker": [], "group": [], "durable": [], "twin": []}
+
+    @app.worker(jobs)
+    async def work(order: Order) -> None:
+        seen["worker"].append(order.id)
+
+    @app.subscribe(f"{uid}.ev", group="billing")
+    async def bill(order: Order) -> None:
+        seen["group"].append(order.id)
+
+    @app.subscribe(f"{uid}.other", durable=jobs)
+    async def audit(order: Order) -> None:
+        seen["durable"].append(order.id)
+
+    @app.subscribe(f"{uid}.another", durable=grouped)
+    async def twin(order: Order) -> None:
+        seen["twin"].append(order.id)
+
+    async with app:
+        for n in range(EVENTS):
+            await app.enqueue(jobs, Order(id=n))
+            await app.publish(f"{uid}.ev", Order(id=n))
+            await app.publish(f"{uid}.other", Order(id=n))
+            await app.publish(f"{uid}.another", Order(id=n))
+        done = lambda: all(len(ids) == EVENTS for ids in seen.values())  # noqa: E731
+        await wait_for(done, what="every message to its own handler")
+    assert all(sorted(ids) == list(range(EVENTS)) for ids in seen.values()), seen

@@ -162,9 +162,16 @@ async def test_a_pre_encoded_protobuf_body_may_name_its_type(make_app: MakeApp, 
     assert got[0]["sku"] == "kettle"
 
 
-RESERVED_SUBJECTS = ("pigeon.delay.{uid}", "pigeon.delay.quorum.05", "{uid}.#", "#.{uid}", "#")
-"""Subjects refused everywhere: pigeon's RabbitMQ delay ladder, and ``#`` (RabbitMQ's
-multi-word wildcard; pigeon's is ``>``)."""
+RESERVED_SUBJECTS = (
+    "pigeon.delay.{uid}",
+    "pigeon.delay.quorum.05",
+    "pigeon.durable.{uid}:{uid}.orders",
+    "{uid}.#",
+    "#.{uid}",
+    "#",
+)
+"""Subjects refused everywhere: pigeon's RabbitMQ delay ladder and durable subscriptions' queues,
+and ``#`` (RabbitMQ's multi-word wildcard; pigeon's is ``>``)."""
 
 
 @pytest.mark.parametrize("template", RESERVED_SUBJECTS)
@@ -174,7 +181,7 @@ async def test_reserved_subjects_are_refused_at_the_call(
     app = make_app()
     subject = template.format(uid=uid)
     for decorator in (app.subscribe, app.rpc, app.worker):
-        with pytest.raises(ConfigurationError, match=r"pigeon\.delay\.|'#'"):
+        with pytest.raises(ConfigurationError, match=r"pigeon\.delay\.|pigeon\.durable\.|'#'"):
             decorator(subject)
     async with app:
         sends = (
@@ -183,7 +190,7 @@ async def test_reserved_subjects_are_refused_at_the_call(
             lambda: app.enqueue(subject, 1),
         )
         for send in sends:
-            with pytest.raises(ConfigurationError, match=r"pigeon\.delay\.|'#'"):
+            with pytest.raises(ConfigurationError, match=r"pigeon\.delay\.|pigeon\.durable\.|'#'"):
                 await send()
 
 

@@ -13,9 +13,9 @@ pigeon's helper queues (``<queue>.dlq``, the ``<queue>.delivery-limit`` marker, 
 ladder's ``pigeon.delay.*``) are refused by name: read as work queues, their counts would pass
 for jobs waiting.
 
-A durable subscription is the durable queue it names, bound to its subject: its passive
-declaration answers ready events and its consumers. AMQP cannot list a queue's bindings, so the
-subject is not checked: any existing queue of that name answers.
+A durable subscription is its queue ``pigeon.durable.<name>:<subject>`` (``durables``), or, not
+moved yet, the queue of the old naming (the durable name alone): its passive declaration answers
+ready events and its consumers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import aiormq.exceptions as amqp
 
 from pigeon.errors import ConfigurationError
 from pigeon.transports.base import Backlog, unknown_durable, unknown_queue
+from pigeon.transports.rabbitmq.durables import durable_queue
 from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue, limit_marker
 
 DELAY_LADDER_PREFIX = "pigeon.delay."
@@ -58,17 +59,22 @@ async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
 async def read_durable(declarer: Declarer, url: str, subject: str, durable: str) -> Backlog:
     """The backlog of the durable subscription ``durable`` (its queue) of ``subject`` now;
     ``ConfigurationError`` if its queue does not exist."""
-
-    async def declare(channel: aiormq.abc.AbstractChannel) -> Backlog:
-        try:
-            kept = await channel.queue_declare(durable, passive=True)
-        except amqp.ChannelNotFoundEntity:
-            raise unknown_durable(subject, durable, url) from None
-        return Backlog(kept.message_count or 0, None, None, kept.consumer_count or 0, None)
-
     action = f"reading the backlog of durable subscription {durable!r}"
-    backlog: Backlog = await declarer.run(action, declare)
-    return backlog
+    for queue in (durable_queue(subject, durable), durable):  # then the old naming
+
+        async def declare(
+            channel: aiormq.abc.AbstractChannel, queue: str = queue
+        ) -> Backlog | None:
+            try:
+                kept = await channel.queue_declare(queue, passive=True)
+            except amqp.ChannelNotFoundEntity:
+                return None
+            return Backlog(kept.message_count or 0, None, None, kept.consumer_count or 0, None)
+
+        backlog: Backlog | None = await declarer.run(action, declare, may_close=True)
+        if backlog is not None:
+            return backlog
+    raise unknown_durable(subject, durable, url)
 
 
 def _helper(queue: str) -> str:

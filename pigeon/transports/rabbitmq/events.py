@@ -1,7 +1,8 @@
 """Publish-subscribe on RabbitMQ: the topic exchange ``pigeon.events`` (``App(exchange=...)``).
 
 A plain subscriber consumes an exclusive auto-delete queue, a group a shared auto-delete queue
-``<subject>:<group>`` (``group_queue``), a durable subscription the durable queue it names. With
+``<subject>:<group>`` (``group_queue``), a durable subscription its queue of that name and
+subject (``durables``), moved from the old naming at its first start. With
 ``App(passive=True)`` only a plain subscriber's own exclusive queue (and its binding) is declared:
 the exchange, group and durable queues must exist, and are used as they are.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Backlog, Handler
-from pigeon.transports.rabbitmq import backlog, wire
+from pigeon.transports.rabbitmq import backlog, durables, wire
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate
 from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
@@ -77,8 +79,7 @@ class RabbitEvents:
         name, kind = self._queue_for(subject, group, durable)
         adopt = transport.topology.passive and not kind.get("exclusive")
         if adopt:  # a shared queue: its owner declared and bound it
-            advice = f"declare it and bind it to {exchange!r} with {wire.binding_key(subject)!r}"
-            await transport.declarer.expect("queue", name, advice)
+            name = await self._adopted(name, subject, durable)
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
             if adopt:
@@ -86,6 +87,9 @@ class RabbitEvents:
             queue = await channel.declare_queue(name, **kind)
             await queue.bind(exchange, wire.binding_key(subject))
             return queue
+
+        if durable is not None and not adopt:
+            await self._move_durable(subject, durable, name, kind)
 
         prefetch = max_pending or max(concurrency, transport.options["event_prefetch"])
         action = f"subscribing {subject!r}"
@@ -107,13 +111,43 @@ class RabbitEvents:
         with transport.sends(f"reading the backlog of durable subscription {name!r}", READ):
             return await backlog.read_durable(transport.declarer, transport.url, subject, name)
 
+    async def _adopted(self, name: str, subject: str, durable: str | None) -> str:
+        """The queue an ``App(passive=True)`` subscription uses: ``name``, which its owner
+        declared and bound; for a durable subscription, else one of the old naming (the
+        durable name alone) as such Apps used before."""
+        transport = self._transport
+        exchange = transport.topology.events_exchange
+        advice = f"declare it and bind it to {exchange!r} with {wire.binding_key(subject)!r}"
+        declarer = transport.declarer
+        old_naming = durable is not None and not await declarer.exists(name)
+        if old_naming and durable is not None and await declarer.exists(durable):
+            return durable
+        await declarer.expect("queue", name, advice)
+        return name
+
+    async def _move_durable(
+        self, subject: str, durable: str, name: str, kind: dict[str, Any]
+    ) -> None:
+        """Declare and bind the durable subscription's queue, then move it from the queue of
+        the old naming if there is one (``durables``)."""
+        transport = self._transport
+        exchange = transport.topology.events_exchange
+
+        async def declare(channel: aiormq.abc.AbstractChannel) -> None:
+            await channel.queue_declare(name, durable=True, arguments=kind["arguments"])
+            await channel.queue_bind(name, exchange, routing_key=wire.binding_key(subject))
+
+        await transport.declarer.run(f"declaring durable subscription {durable!r}", declare)
+        await durables.move_from_old_queue(transport, subject, durable, name)
+
     def _queue_for(
         self, subject: str, group: str | None, durable: str | None
     ) -> tuple[str, dict[str, Any]]:
         """The name of a subscription's queue and how to declare it."""
         if durable is not None:
+            checked_name(durable, "durable subscription name")
             arguments = self._transport.topology.durable_arguments()
-            return checked_name(durable, "durable subscription name"), {
+            return durables.durable_queue(subject, durable), {
                 "durable": True,
                 "arguments": arguments,
             }

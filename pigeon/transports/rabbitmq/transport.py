@@ -8,7 +8,7 @@ How each pattern maps onto RabbitMQ (see ``docs/transports/rabbitmq.md``):
 
 - events go to the topic exchange ``pigeon.events``; a plain subscriber consumes an exclusive
   auto-delete queue, a group a shared auto-delete queue ``<subject>:<group>``, a durable
-  subscription the durable queue it names;
+  subscription ``pigeon.durable.<durable>:<subject>`` (``durables``);
 - requests go to the queue named after their subject, replies come back over direct reply-to;
 - jobs live in durable work queues (quorum by default), with ``<queue>.dlq`` beside them;
   delays go through the delay ladder ``pigeon.delay.<queue_type>.NN`` shared by every queue.

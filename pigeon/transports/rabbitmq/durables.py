@@ -1,0 +1,148 @@
+"""Durable subscriptions' queues on RabbitMQ: ``pigeon.durable.<name>:<subject>``, one per
+durable name and subject, as a JetStream durable consumer is one per stream.
+
+Before session 15 the queue was named by the durable name alone, so one name on two subjects was
+one queue bound to both, its consumers sharing the events of each, and a durable name equal to a
+work queue's name met that queue. A queue of the old naming is moved from at the first subscribe
+of the new code (``move_from_old_queue``): it stops receiving the subject's events, and the events
+it stored for the subject go to the new queue. Its other subjects' events stay in it for their own
+subscriptions to move; the old queue itself is left (AMQP cannot tell whether other subjects are
+still bound to it): delete it once it is empty and its subscriptions all moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+import aiormq.abc
+import aiormq.exceptions as amqp
+from pamqp import commands as spec
+
+from pigeon.errors import BrokerError
+from pigeon.subjects import matches
+from pigeon.transports.rabbitmq import wire
+from pigeon.transports.rabbitmq.topology import queue_name_for
+
+if TYPE_CHECKING:
+    from pigeon.transports.rabbitmq.transport import RabbitMQTransport
+
+log = logging.getLogger("pigeon.rabbitmq")
+
+PREFIX = "pigeon.durable."
+"""The first tokens of every durable subscription's queue (reserved: ``subjects.RESERVED``)."""
+
+MAX_NAME_BYTES = 255
+"""AMQP's limit on a queue name (a short string)."""
+
+CONFIRM_BATCH = 256
+"""Moved events published before their confirms are awaited and their originals acked."""
+
+MOVES_PER_PATIENCE = 100
+"""Events a move may take per ``reconnect_patience`` (each a get, a publish and an ack)."""
+
+
+def durable_queue(subject: str, durable: str) -> str:
+    """The queue of the durable subscription ``durable`` of ``subject``:
+    ``pigeon.durable.<durable>:<subject>``, with ``:`` in the durable name written ``%3A`` (a
+    durable name holds no ``%``), so the name splits back at its first ``:`` after the prefix.
+    Spelled by ``queue_name_for``: wildcards as ``+`` and ``#``, a long name cut and given a
+    hash of the whole."""
+    name = queue_name_for(f"{PREFIX}{durable.replace(':', '%3A')}:{subject}")
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    return f"{name[:180]}.{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+
+
+async def move_from_old_queue(
+    transport: RabbitMQTransport, subject: str, durable: str, queue: str
+) -> None:
+    """Move the durable subscription ``durable`` of ``subject`` from the queue of the old naming
+    (``durable`` itself), if it exists as pigeon declared it, to ``queue`` (declared and bound):
+    unbind the old queue from ``subject``, then move the events it stored for ``subject`` (those
+    that came through the events exchange with a matching routing key), each acked in the old
+    queue once the broker confirmed its copy. The rest stays, in its order. Events published
+    between the bind and the unbind reach both queues and may arrive twice (at least once)."""
+    declarer = transport.declarer
+    old_arguments = transport.topology.durable_arguments()
+
+    async def stored(channel: aiormq.abc.AbstractChannel) -> int | None:
+        """Events the old queue stores (``None``: no such queue, or not pigeon's durable one)."""
+        try:
+            await channel.queue_declare(durable, passive=True)
+        except amqp.ChannelNotFoundEntity:
+            return None
+        try:  # declared as pigeon declared durable queues: not a work queue or a group's
+            old = await channel.queue_declare(durable, durable=True, arguments=old_arguments)
+        except amqp.ChannelPreconditionFailed:
+            return None
+        return old.message_count or 0
+
+    action = f"looking for durable subscription {durable!r}'s queue of the old naming"
+    count = await declarer.run(action, stored, may_close=True)
+    if count is None:
+        return
+    mover = _Mover(subject, transport.topology.events_exchange, durable, queue)
+    action = f"moving durable subscription {durable!r} of {subject!r} to queue {queue!r}"
+    await declarer.run(action, mover.move, confirms=True, parts=2 + count // MOVES_PER_PATIENCE)
+    log.warning(
+        "durable subscription %r of %r moved to queue %r with its %d stored events; queue %r "
+        "of the old naming is left: delete it once it is empty and every subject that used "
+        "the name moved (docs/wire.md)",
+        durable,
+        subject,
+        queue,
+        mover.moved,
+        durable,
+    )
+
+
+class _Mover:
+    """Takes the stored events of one subject out of an old durable queue into its new one."""
+
+    def __init__(self, subject: str, exchange: str, old: str, new: str) -> None:
+        self.subject, self.exchange, self.old, self.new = subject, exchange, old, new
+        self.moved = 0
+
+    async def move(self, channel: aiormq.abc.AbstractChannel) -> None:
+        await channel.queue_unbind(self.old, self.exchange, wire.binding_key(self.subject))
+        waiting = (await channel.queue_declare(self.old, passive=True)).message_count or 0
+        kept = False
+        pending: list[tuple[int, asyncio.Future[object]]] = []
+        for _ in range(waiting):  # each message once: those kept stay unacked until the end
+            message = await channel.basic_get(self.old)
+            delivery = message.delivery
+            if not isinstance(delivery, spec.Basic.GetOk):
+                break
+            if not self._ours(delivery):
+                kept = True
+                continue
+            confirm = channel.basic_publish(
+                message.body, routing_key=self.new, properties=message.header.properties
+            )
+            pending.append((delivery.delivery_tag or 0, asyncio.ensure_future(confirm)))
+            if len(pending) >= CONFIRM_BATCH:
+                await self._settle(channel, pending)
+        await self._settle(channel, pending)
+        if kept:  # every one held, back in its place for its own subject's subscription
+            await channel.basic_nack(0, multiple=True, requeue=True)
+
+    def _ours(self, delivery: spec.Basic.GetOk) -> bool:
+        key = delivery.routing_key or ""
+        return delivery.exchange == self.exchange and matches(self.subject, key)
+
+    async def _settle(
+        self, channel: aiormq.abc.AbstractChannel, pending: list[tuple[int, asyncio.Future[object]]]
+    ) -> None:
+        """Ack each moved original once the broker confirmed its copy."""
+        for tag, confirm in pending:
+            if not isinstance(await confirm, spec.Basic.Ack):
+                raise BrokerError(
+                    f"the broker refused a moved copy of an event into queue {self.new!r}; the "
+                    f"event stays in queue {self.old!r} (the move goes on at the next start)"
+                )
+            await channel.basic_ack(tag)
+            self.moved += 1
+        pending.clear()

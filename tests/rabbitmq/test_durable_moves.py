@@ -1,0 +1,111 @@
+"""A durable subscription's queue of the old naming (the durable name alone, one queue for every
+subject of that name) is moved from at the first start: each subject's stored events go to its own
+queue, the others stay for their own subscriptions, nothing is lost or taken twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from pigeon.testing.conformance.models import Order
+from pigeon.testing.waiting import wait_for
+from pigeon.transports.rabbitmq.durables import durable_queue
+from tests.conftest import MakeApp
+
+EXCHANGE = "pigeon.events"
+
+
+@pytest.fixture
+async def channel(
+    raw: aio_pika.abc.AbstractConnection,
+) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    async with raw.channel() as channel:
+        yield channel
+
+
+async def _old_queue(
+    channel: aio_pika.abc.AbstractChannel, name: str, *subjects: str
+) -> aio_pika.abc.AbstractQueue:
+    """What an App before the move declared for ``durable=name`` on each of ``subjects``."""
+    exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+    queue = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+    for subject in subjects:
+        await queue.bind(exchange, subject)
+    return queue
+
+
+async def _ready(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
+    declared = await channel.declare_queue(name, passive=True)
+    return declared.declaration_result.message_count or 0
+
+
+async def test_each_subject_takes_its_own_stored_events_from_the_old_queue(
+    make_app: MakeApp,
+    uid: str,
+    channel: aio_pika.abc.AbstractChannel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old, a, b = f"{uid}-audit", f"{uid}.a", f"{uid}.b"
+    await _old_queue(channel, old, a, b)
+    publisher = make_app()
+    async with publisher:
+        for n in range(3):
+            await publisher.publish(a, Order(id=n))
+        for n in range(2):
+            await publisher.publish(b, Order(id=10 + n))
+    foreign = aio_pika.Message(b"not an event", delivery_mode=2)
+    await channel.default_exchange.publish(foreign, routing_key=old)
+    assert await _ready(channel, old) == 6
+
+    got_a: list[int] = []
+    first = make_app()
+
+    @first.subscribe(a, durable=old)
+    async def on_a(order: Order) -> None:
+        got_a.append(order.id)
+
+    with caplog.at_level(logging.WARNING, logger="pigeon.rabbitmq"):
+        async with first:
+            await wait_for(lambda: got_a == [0, 1, 2], what="the stored events of a, in order")
+            for n in range(3, 5):
+                await first.publish(a, Order(id=n))
+            await wait_for(lambda: len(got_a) == 5, what="the new events of a")
+            assert (await first.backlog(a, durable=old)).ready == 0
+    assert got_a == [0, 1, 2, 3, 4]
+    assert await _ready(channel, old) == 3, "b's two events and the foreign message stay"
+    assert f"queue {old!r} of the old naming is left" in caplog.text
+
+    got_b: list[int] = []
+    second = make_app()
+
+    @second.subscribe(b, durable=old)
+    async def on_b(order: Order) -> None:
+        got_b.append(order.id)
+
+    async with second:
+        await wait_for(lambda: got_b == [10, 11], what="the stored events of b")
+    assert await _ready(channel, old) == 1, "only the foreign message is left"
+    for name in (old, durable_queue(a, old), durable_queue(b, old)):
+        await channel.queue_delete(name)
+
+
+async def test_a_passive_app_uses_the_old_queue_until_its_owner_declares_the_new_one(
+    make_app: MakeApp, uid: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    old, subject = f"{uid}-audit", f"{uid}.c"
+    await _old_queue(channel, old, subject)
+    got: list[int] = []
+    app = make_app(passive=True)
+
+    @app.subscribe(subject, durable=old)
+    async def on_c(order: Order) -> None:
+        got.append(order.id)
+
+    async with app:
+        await app.publish(subject, Order(id=1))
+        await wait_for(lambda: got == [1], what="the event through the old queue")
+        assert (await app.backlog(subject, durable=old)).consumers == 1
+    await channel.queue_delete(old)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
+from pigeon import Message
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.rabbitmq.durables import durable_queue
@@ -60,34 +61,70 @@ async def test_each_subject_takes_its_own_stored_events_from_the_old_queue(
     await channel.default_exchange.publish(foreign, routing_key=old)
     assert await _ready(channel, old) == 6
 
-    got_a: list[int] = []
+    got: list[tuple[int, str]] = []
     first = make_app()
 
     @first.subscribe(a, durable=old)
-    async def on_a(order: Order) -> None:
-        got_a.append(order.id)
+    async def on_a(order: Order, msg: Message) -> None:
+        got.append((order.id, msg.subject))
 
     with caplog.at_level(logging.WARNING, logger="pigeon.rabbitmq"):
         async with first:
-            await wait_for(lambda: got_a == [0, 1, 2], what="the stored events of a, in order")
-            for n in range(3, 5):
-                await first.publish(a, Order(id=n))
-            await wait_for(lambda: len(got_a) == 5, what="the new events of a")
+            stored = [(n, a) for n in range(3)]
+            await wait_for(lambda: got == stored, what="the stored events of a, in order")
+            await first.publish(a, Order(id=3))
+            await wait_for(lambda: len(got) == 4, what="the new event of a")
             assert (await first.backlog(a, durable=old)).ready == 0
-    assert got_a == [0, 1, 2, 3, 4]
-    assert await _ready(channel, old) == 3, "b's two events and the foreign message stay"
+    assert got[-1] == (3, a)
     assert f"queue {old!r} of the old naming is left" in caplog.text
+    assert await _ready(channel, old) == 3, "b's two events and the foreign message stay"
 
-    got_b: list[int] = []
+    second = make_app()
+
+    @second.subscribe(f"{uid}.*", durable=old)
+    async def on_b(order: Order, msg: Message) -> None:
+        got.append((order.id, msg.subject))
+
+    async with second:  # a wildcard: each moved event keeps the subject it was published on
+        await wait_for(lambda: got[4:] == [(10, b), (11, b)], what="the stored events of b")
+    assert await _ready(channel, old) == 1, "only the foreign message is left"
+    for name in (old, durable_queue(a, old), durable_queue(f"{uid}.*", old)):
+        await channel.queue_delete(name)
+
+
+async def test_stored_events_of_a_subject_not_moved_yet_stay_first_deliveries(
+    make_app: MakeApp, uid: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """Another subject's subscription restarting puts them back unacked each time; a quorum
+    queue counts each as a delivery, which its subscription must not take for attempts."""
+    old, a, b = f"{uid}-audit", f"{uid}.a", f"{uid}.b"
+    await _old_queue(channel, old, a, b)
+    publisher = make_app()
+    async with publisher:
+        for n in range(2):
+            await publisher.publish(b, Order(id=10 + n))
+    for _ in range(3):
+        restarted = make_app()
+
+        @restarted.subscribe(a, durable=old)
+        async def on_a(order: Order) -> None:
+            raise AssertionError("no event of a was stored")
+
+        async with restarted:
+            pass
+    assert await _ready(channel, old) == 2
+
+    got_b: list[tuple[int, int]] = []
     second = make_app()
 
     @second.subscribe(b, durable=old)
-    async def on_b(order: Order) -> None:
-        got_b.append(order.id)
+    async def on_b(order: Order, msg: Message) -> None:
+        got_b.append((order.id, msg.attempt))
 
     async with second:
-        await wait_for(lambda: got_b == [10, 11], what="the stored events of b")
-    assert await _ready(channel, old) == 1, "only the foreign message is left"
+        await wait_for(lambda: len(got_b) == 2, what="the stored events of b")
+    assert got_b == [(10, 1), (11, 1)]
+    assert await _ready(channel, old) == 0
     for name in (old, durable_queue(a, old), durable_queue(b, old)):
         await channel.queue_delete(name)
 

@@ -4,8 +4,10 @@ transport allows work (brokers derive their own, length-limited names from them)
 
 from __future__ import annotations
 
+import pytest
+
 from pigeon import App
-from pigeon.testing.conformance.fixtures import Backend, MakeApp, requires
+from pigeon.testing.conformance.fixtures import Backend, MakeApp, known_gap, requires
 from pigeon.testing.conformance.models import Order
 from pigeon.testing.waiting import wait_for
 
@@ -208,3 +210,71 @@ async def test_a_durable_name_equal_to_a_work_queues_or_a_groups_name(
         done = lambda: all(len(ids) == EVENTS for ids in seen.values())  # noqa: E731
         await wait_for(done, what="every message to its own handler")
     assert all(sorted(ids) == list(range(EVENTS)) for ids in seen.values()), seen
+
+
+async def _star_and_plus(app: App, uid: str, seen: dict[str, list[int]]) -> None:
+    """Publish on ``<uid>.created`` and ``<uid>.+``; wait for ``star`` to get both, ``plus`` the
+    second only."""
+    await _publish(app, f"{uid}.created")
+    await _publish(app, f"{uid}.+")
+    done = lambda: len(seen["star"]) == 2 * EVENTS and len(seen["plus"]) == EVENTS  # noqa: E731
+    await wait_for(done, what="every event to each subscription of its subject")
+
+
+async def test_a_wildcard_and_a_subject_spelled_like_its_queue_stay_apart(
+    make_app: MakeApp, uid: str
+) -> None:
+    """RabbitMQ writes ``*`` as ``+`` in queue names: the groups and rpc servers of ``<uid>.*``
+    and of the literal subject ``<uid>.+`` had one queue, each taking some of the other's
+    messages."""
+    app, plus_server = make_app(), make_app()
+    seen: dict[str, list[int]] = {"star": [], "plus": []}
+
+    @app.subscribe(f"{uid}.*", group="g")
+    async def on_star(order: Order) -> None:
+        seen["star"].append(order.id)
+
+    @app.subscribe(f"{uid}.+", group="g")
+    async def on_plus(order: Order) -> None:
+        seen["plus"].append(order.id)
+
+    @app.rpc(f"{uid}.*")
+    async def star(order: Order) -> str:
+        return "star"
+
+    @plus_server.rpc(f"{uid}.+")
+    async def plus(order: Order) -> str:
+        return "plus"
+
+    async with app, plus_server:
+        await _star_and_plus(app, uid, seen)
+        for n in range(10):
+            assert await app.request(f"{uid}.created", Order(id=n), reply=str) == "star"
+    assert (len(seen["star"]), len(seen["plus"])) == (2 * EVENTS, EVENTS)
+
+
+SHARED_STREAM_GAP = {
+    "nats": "one durable name on two subjects that one stream stores is one consumer name in "
+    "that stream: refused at start (DeclarationConflict), saying to name each its own",
+}
+
+
+async def test_one_durable_name_on_a_wildcard_and_a_subject_spelled_like_its_queue(
+    make_app: MakeApp, uid: str, backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    requires(backend, "durable")
+    known_gap(request, backend, SHARED_STREAM_GAP)
+    app = make_app()
+    seen: dict[str, list[int]] = {"star": [], "plus": []}
+
+    @app.subscribe(f"{uid}.*", durable="d")
+    async def on_star(order: Order) -> None:
+        seen["star"].append(order.id)
+
+    @app.subscribe(f"{uid}.+", durable="d")
+    async def on_plus(order: Order) -> None:
+        seen["plus"].append(order.id)
+
+    async with app:
+        await _star_and_plus(app, uid, seen)
+    assert (len(seen["star"]), len(seen["plus"])) == (2 * EVENTS, EVENTS)

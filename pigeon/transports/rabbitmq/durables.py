@@ -13,7 +13,7 @@ still bound to it): delete it once it is empty and its subscriptions all moved.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import copy
 import logging
 from typing import TYPE_CHECKING
 
@@ -34,9 +34,6 @@ log = logging.getLogger("pigeon.rabbitmq")
 PREFIX = "pigeon.durable."
 """The first tokens of every durable subscription's queue (reserved: ``subjects.RESERVED``)."""
 
-MAX_NAME_BYTES = 255
-"""AMQP's limit on a queue name (a short string)."""
-
 CONFIRM_BATCH = 256
 """Moved events published before their confirms are awaited and their originals acked."""
 
@@ -48,12 +45,9 @@ def durable_queue(subject: str, durable: str) -> str:
     """The queue of the durable subscription ``durable`` of ``subject``:
     ``pigeon.durable.<durable>:<subject>``, with ``:`` in the durable name written ``%3A`` (a
     durable name holds no ``%``), so the name splits back at its first ``:`` after the prefix.
-    Spelled by ``queue_name_for``: wildcards as ``+`` and ``#``, a long name cut and given a
-    hash of the whole."""
-    name = queue_name_for(f"{PREFIX}{durable.replace(':', '%3A')}:{subject}")
-    if len(name.encode()) <= MAX_NAME_BYTES:
-        return name
-    return f"{name[:180]}.{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    Spelled by ``queue_name_for``: wildcards as ``+`` and ``#``; a name with ``%`` (a durable name
+    with ``:``) or over 200 characters cleaned or cut, and given a hash of the whole."""
+    return queue_name_for(f"{PREFIX}{durable.replace(':', '%3A')}:{subject}")
 
 
 async def move_from_old_queue(
@@ -72,8 +66,8 @@ async def move_from_old_queue(
         """Events the old queue stores (``None``: no such queue, or not pigeon's durable one)."""
         try:
             await channel.queue_declare(durable, passive=True)
-        except amqp.ChannelNotFoundEntity:
-            return None
+        except (amqp.ChannelNotFoundEntity, amqp.ChannelLockedResource):
+            return None  # none, or another connection's exclusive queue
         try:  # declared as pigeon declared durable queues: not a work queue or a group's
             old = await channel.queue_declare(durable, durable=True, arguments=old_arguments)
         except amqp.ChannelPreconditionFailed:
@@ -107,11 +101,31 @@ class _Mover:
         self.moved = 0
 
     async def move(self, channel: aiormq.abc.AbstractChannel) -> None:
+        # the copies go through a fanout exchange of the new queue's name, bound to it alone,
+        # so that they keep their routing key: the subject their handler is told
+        await channel.exchange_declare(self.new, exchange_type="fanout", durable=True)
+        await channel.queue_bind(self.new, self.new)
         await channel.queue_unbind(self.old, self.exchange, wire.binding_key(self.subject))
+        pending: list[tuple[int, asyncio.Future[object]]] = []
+        try:
+            kept = await self._take(channel, pending)
+            await self._settle(channel, pending)
+        finally:
+            for _, confirm in pending:  # a move cut short: its copies are made again next time
+                confirm.cancel()
+            await asyncio.gather(*(confirm for _, confirm in pending), return_exceptions=True)
+        if kept:  # every one held, back in its place for its own subject's subscription
+            await channel.basic_nack(0, multiple=True, requeue=True)
+        await channel.exchange_delete(self.new)
+
+    async def _take(
+        self, channel: aiormq.abc.AbstractChannel, pending: list[tuple[int, asyncio.Future[object]]]
+    ) -> bool:
+        """Get every message waiting in the old queue once, copy the subject's own; whether
+        any other was held (unacked)."""
         waiting = (await channel.queue_declare(self.old, passive=True)).message_count or 0
         kept = False
-        pending: list[tuple[int, asyncio.Future[object]]] = []
-        for _ in range(waiting):  # each message once: those kept stay unacked until the end
+        for _ in range(waiting):
             message = await channel.basic_get(self.old)
             delivery = message.delivery
             if not isinstance(delivery, spec.Basic.GetOk):
@@ -120,14 +134,15 @@ class _Mover:
                 kept = True
                 continue
             confirm = channel.basic_publish(
-                message.body, routing_key=self.new, properties=message.header.properties
+                message.body,
+                exchange=self.new,
+                routing_key=delivery.routing_key or "",
+                properties=_copied(message.header.properties),
             )
             pending.append((delivery.delivery_tag or 0, asyncio.ensure_future(confirm)))
             if len(pending) >= CONFIRM_BATCH:
                 await self._settle(channel, pending)
-        await self._settle(channel, pending)
-        if kept:  # every one held, back in its place for its own subject's subscription
-            await channel.basic_nack(0, multiple=True, requeue=True)
+        return kept
 
     def _ours(self, delivery: spec.Basic.GetOk) -> bool:
         key = delivery.routing_key or ""
@@ -146,3 +161,17 @@ class _Mover:
             await channel.basic_ack(tag)
             self.moved += 1
         pending.clear()
+
+
+def _copied(properties: spec.Basic.Properties) -> spec.Basic.Properties:
+    """The properties of a moved copy: the original's, without its old queue's delivery count
+    (each scan that put it back added one: its subscription would count them as attempts) and
+    without ``user_id`` (the broker refuses another user's id from this connection)."""
+    copied = copy.copy(properties)
+    copied.user_id = None
+    headers = copied.headers or {}
+    if wire.BROKER_COUNT in headers:
+        copied.headers = {
+            name: value for name, value in headers.items() if name != wire.BROKER_COUNT
+        }
+    return copied

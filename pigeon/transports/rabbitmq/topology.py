@@ -59,9 +59,11 @@ def checked_name(name: str, what: str) -> str:
 def queue_name_for(text: str) -> str:
     """A valid queue name for ``text`` (a subject, maybe with wildcards): ``*`` becomes ``+`` and
     ``>`` becomes ``#``, as in MQTT; other invalid characters become ``_``, with a hash of
-    ``text`` appended so that different subjects keep different queues."""
+    ``text`` appended so that different subjects keep different queues. A text with a literal
+    ``+`` or ``#`` gets the hash too: ``orders.+`` would otherwise name the queue of
+    ``orders.*``."""
     name = text.replace("*", "+").replace(">", "#")
-    ambiguous = name != text and ("+" in text or "#" in text)  # a literal '+' or '#' as well
+    ambiguous = "+" in text or "#" in text
     if _QUEUE_NAME.fullmatch(name) and not ambiguous:
         return name
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]

@@ -125,7 +125,7 @@ def stream(draw: st.DrawFn) -> list[bytes]:
     return [data[start:end] for start, end in itertools.pairwise(edges)]
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(stream(), st.sampled_from([None, "msg", "err", "ping", "info"]))
 def test_the_same_calls_on_odd_streams(chunks: list[bytes], reset_on: str | None) -> None:
     ours = asyncio.run(_calls(PigeonParser, chunks, reset_on))

@@ -38,7 +38,7 @@ def _cold(headers: Any) -> tuple[str, str] | None:
     return _outcome(headers)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.dictionaries(NAMES, VALUES, max_size=4), max_size=4))
 def test_check_headers_decides_alike_with_names_remembered(many: list[Any]) -> None:
     for headers in many:
@@ -90,7 +90,7 @@ def registered() -> Iterator[list[str]]:
 
 
 def test_codec_of_is_the_codec_of_the_normalised_type(registered: list[str]) -> None:
-    @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(CONTENT_TYPES | st.sampled_from(registered))
     def check(content_type: str) -> None:
         normalised = registry._CODECS.get(registry.kind_of(content_type))

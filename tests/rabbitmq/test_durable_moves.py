@@ -146,3 +146,28 @@ async def test_a_passive_app_uses_the_old_queue_until_its_owner_declares_the_new
         await wait_for(lambda: got == [1], what="the event through the old queue")
         assert (await app.backlog(subject, durable=old)).consumers == 1
     await channel.queue_delete(old)
+
+
+async def test_a_subscription_to_the_rest_takes_the_events_of_its_prefix_too(
+    make_app: MakeApp, uid: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """``>`` was bound as ``#``, which also matches the prefix itself: those events were the
+    subscription's, and move with it."""
+    old = f"{uid}-audit"
+    await _old_queue(channel, old, f"{uid}.#")
+    publisher = make_app()
+    async with publisher:
+        await publisher.publish(uid, Order(id=1))
+        await publisher.publish(f"{uid}.x", Order(id=2))
+    got: list[int] = []
+    app = make_app()
+
+    @app.subscribe(f"{uid}.>", durable=old)
+    async def on_rest(order: Order) -> None:
+        got.append(order.id)
+
+    async with app:
+        await wait_for(lambda: got == [1, 2], what="both stored events")
+    assert await _ready(channel, old) == 0
+    for name in (old, durable_queue(f"{uid}.>", old)):
+        await channel.queue_delete(name)

@@ -1,13 +1,13 @@
 """Durable subscriptions' queues on RabbitMQ: ``pigeon.durable.<name>:<subject>``, one per
 durable name and subject, as a JetStream durable consumer is one per stream.
 
-Before session 15 the queue was named by the durable name alone, so one name on two subjects was
-one queue bound to both, its consumers sharing the events of each, and a durable name equal to a
-work queue's name met that queue. A queue of the old naming is moved from at the first subscribe
-of the new code (``move_from_old_queue``): it stops receiving the subject's events, and the events
-it stored for the subject go to the new queue. Its other subjects' events stay in it for their own
-subscriptions to move; the old queue itself is left (AMQP cannot tell whether other subjects are
-still bound to it): delete it once it is empty and its subscriptions all moved.
+Earlier pigeon named the queue by the durable name alone, so one name on two subjects was one
+queue bound to both, its consumers sharing the events of each, and a durable name equal to a work
+queue's name met that queue. While a queue of the old naming exists, each start of the
+subscription moves from it (``move_from_old_queue``): it stops receiving the subject's events,
+and the events it stored for the subject go to the new queue. Its other subjects' events stay in
+it for their own subscriptions to move; the old queue itself is left (AMQP cannot tell whether
+other subjects are still bound to it): delete it once it is empty and its subscriptions all moved.
 """
 
 from __future__ import annotations
@@ -145,8 +145,12 @@ class _Mover:
         return kept
 
     def _ours(self, delivery: spec.Basic.GetOk) -> bool:
-        key = delivery.routing_key or ""
-        return delivery.exchange == self.exchange and matches(self.subject, key)
+        """Whether the old queue got ``delivery`` through its binding to the subject: ``>``
+        bound as ``#`` also took the subject's prefix itself (``orders.>``: ``orders``)."""
+        key, subject = delivery.routing_key or "", self.subject
+        if delivery.exchange != self.exchange:
+            return False
+        return matches(subject, key) or (subject.endswith(".>") and key == subject[:-2])
 
     async def _settle(
         self, channel: aiormq.abc.AbstractChannel, pending: list[tuple[int, asyncio.Future[object]]]

@@ -283,8 +283,8 @@ def status(
     every: Annotated[float, typer.Option(min=0.1, help="Seconds between redraws")] = 2.0,
     window: Annotated[float, typer.Option(min=0, help="Seconds to measure rates over")] = 1.0,
 ) -> None:
-    """Show the backlog of an App's work queues (or --queue): ready, unacked, dead letters,
-    consumers, oldest age and ready/s; '?' where the broker cannot tell."""
+    """Show the backlog of an App's work queues and durable subscriptions (or --queue): ready,
+    unacked, dead letters, consumers, oldest age and ready/s; '?' where the broker cannot tell."""
     from pigeon import status as view
 
     if url and target:

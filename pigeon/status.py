@@ -140,7 +140,7 @@ def errors(readings: Sequence[Reading]) -> list[str]:
 
 def title() -> str:
     """The title of a table read now: when it was read, so a stale one shows."""
-    return f"pigeon: work queues at {datetime.now(UTC):%H:%M:%S} UTC"
+    return f"pigeon: backlog at {datetime.now(UTC):%H:%M:%S} UTC"
 
 
 def table(readings: Sequence[Reading], before: dict[str, Reading]) -> Table:

@@ -76,7 +76,11 @@ async def test_each_subject_takes_its_own_stored_events_from_the_old_queue(
             await wait_for(lambda: len(got) == 4, what="the new event of a")
             assert (await first.backlog(a, durable=old)).ready == 0
     assert got[-1] == (3, a)
-    assert f"queue {old!r} of the old naming is left" in caplog.text
+    assert (
+        f"queue {old!r}, the old naming of durable subscription {old!r}, still exists"
+        in caplog.text
+    )
+    assert "moved 3 stored events" in caplog.text
     assert await _ready(channel, old) == 3, "b's two events and the foreign message stay"
 
     second = make_app()

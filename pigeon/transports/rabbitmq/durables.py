@@ -81,14 +81,19 @@ async def move_from_old_queue(
     mover = _Mover(subject, transport.topology.events_exchange, durable, queue)
     action = f"moving durable subscription {durable!r} of {subject!r} to queue {queue!r}"
     await declarer.run(action, mover.move, confirms=True, parts=2 + count // MOVES_PER_PATIENCE)
+    if mover.moved:
+        log.warning(
+            "pigeon: moved %d stored events of durable subscription %r of %r to queue %r",
+            mover.moved,
+            durable,
+            subject,
+            queue,
+        )
     log.warning(
-        "durable subscription %r of %r moved to queue %r with its %d stored events; queue %r "
-        "of the old naming is left: delete it once it is empty and every subject that used "
-        "the name moved (docs/wire.md)",
+        "pigeon: queue %r, the old naming of durable subscription %r, still exists: delete it "
+        'once no subject is bound to it and it is empty (docs/operating.md, "Upgrading durable '
+        'subscriptions on RabbitMQ")',
         durable,
-        subject,
-        queue,
-        mover.moved,
         durable,
     )
 

@@ -17,12 +17,15 @@ under it. RabbitMQ's transport allows at most 255 (AMQP's limit on routing keys)
 LADDER = "pigeon.delay."
 """The prefix of the queues and exchanges of RabbitMQ's delay ladder."""
 
+DURABLES = "pigeon.durable."
+"""The prefix of RabbitMQ's durable subscriptions' queues, ``pigeon.durable.<name>:<subject>``."""
+
 RESERVED = (
     "_PIGEON.",
     "pigeon.queue.",
     "pigeon.dlq.",
     "pigeon.delayed.",
-    "pigeon.durable.",
+    DURABLES,
     LADDER,
     "_INBOX.",
     "$JS.",
@@ -146,7 +149,8 @@ def check_name(name: str | None, what: str) -> None:
     """``ConfigurationError`` unless ``name`` (a subscription's ``group`` or ``durable``) is
     ``None`` or a non-empty string of printable characters (spaces allowed: each transport
     spells the name for its broker, see ``docs/wire.md``); a durable name, which names a queue on
-    RabbitMQ, may not end in one of ``QUEUE_SUFFIXES`` nor start with ``LADDER`` or ``AMQ``."""
+    RabbitMQ, may not end in one of ``QUEUE_SUFFIXES`` nor start with ``LADDER``, ``DURABLES``
+    or ``AMQ``."""
     if name is None:
         return
     if not isinstance(name, str) or not name:
@@ -164,6 +168,12 @@ def check_name(name: str | None, what: str) -> None:
         raise ConfigurationError(
             f"durable={name!r} is under {LADDER!r}, the prefix of the queues of pigeon's delay "
             "ladder on RabbitMQ; choose another name"
+        )
+    if what == "durable" and name.startswith(DURABLES):
+        raise ConfigurationError(
+            f"durable={name!r} is under {DURABLES!r}, the prefix of the queues of durable "
+            "subscriptions on RabbitMQ (the name would meet another subscription's queue); "
+            "choose another name"
         )
 
 

@@ -5,9 +5,11 @@ queue, the others stay for their own subscriptions, nothing is lost or taken twi
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import AsyncIterator
 
 import aio_pika
+import pamqp.encode
 import pytest
 
 from pigeon import Message
@@ -174,4 +176,41 @@ async def test_a_subscription_to_the_rest_takes_the_events_of_its_prefix_too(
         await wait_for(lambda: got == [1, 2], what="both stored events")
     assert await _ready(channel, old) == 0
     for name in (old, durable_queue(f"{uid}.>", old)):
+        await channel.queue_delete(name)
+
+
+async def test_an_event_with_a_header_text_that_is_not_utf8_moves(
+    make_app: MakeApp,
+    uid: str,
+    channel: aio_pika.abc.AbstractChannel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AMQP's long strings are bytes, and other clients send some that are not UTF-8; pamqp
+    reads them as ``bytes`` and cannot write them back: the move failed at every start."""
+    old, subject = f"{uid}-audit", f"{uid}.a"
+    await _old_queue(channel, old, subject)
+    exchange = await channel.get_exchange(EXCHANGE)
+    write = pamqp.encode.encode_table_value
+
+    def as_long_string(value: object) -> bytes:  # what such a client puts on the wire
+        if isinstance(value, bytes):
+            return b"S" + struct.pack(">I", len(value)) + value
+        return write(value)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pamqp.encode, "encode_table_value", as_long_string)
+        message = aio_pika.Message(b'{"id": 1}', headers={"trace": b"\xff\xfe"}, delivery_mode=2)
+        await exchange.publish(message, routing_key=subject)
+    got: list[tuple[int, str]] = []
+    app = make_app()
+
+    @app.subscribe(subject, durable=old)
+    async def on_a(order: Order, msg: Message) -> None:
+        got.append((order.id, msg.headers["trace"]))
+
+    async with app:
+        await wait_for(lambda: bool(got), what="the moved event")
+    assert got == [(1, "\ufffd\ufffd")], "the text the handler is given without a move"
+    assert await _ready(channel, old) == 0
+    for name in (old, durable_queue(subject, old)):
         await channel.queue_delete(name)

@@ -384,3 +384,16 @@ async def test_an_unknown_durable_subscription_is_an_error(
         await app.publish(f"{uid}.placed", Job(1))
         with pytest.raises(ConfigurationError, match="durable subscription"):
             await app.backlog(f"{uid}.placed", durable=f"{uid}-nobody")
+
+
+async def test_a_durable_name_like_a_work_queues_is_not_read_as_a_subscription(
+    backend: Backend, make_app: MakeApp, uid: str
+) -> None:
+    """A work queue of that name holds jobs, not the subscription's events (RabbitMQ read any
+    queue named like the durable name)."""
+    requires(backend, "durable")
+    queue = f"{uid}.jobs"
+    async with make_app() as app:
+        await app.enqueue(queue, Job(1))
+        with pytest.raises(ConfigurationError, match="durable subscription"):
+            await app.backlog(f"{uid}.placed", durable=queue)

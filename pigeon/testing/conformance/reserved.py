@@ -226,12 +226,17 @@ async def test_queue_names_of_pigeons_own_queues_are_refused(
         await app.publish(f"{uid}.events{suffix}", 1)  # a subject, no queue: fine
 
 
-def test_a_durable_name_of_the_delay_ladder_is_refused(make_app: MakeApp, uid: str) -> None:
+@pytest.mark.parametrize("durable", ["pigeon.delay.quorum.05", "pigeon.durable.audit:{uid}.events"])
+def test_a_durable_name_of_pigeons_own_queues_is_refused(
+    make_app: MakeApp, uid: str, durable: str
+) -> None:
     """``pigeon.delay.quorum.05`` is a queue of RabbitMQ's delay ladder: a durable subscription of
-    that name would take the delayed jobs of every queue."""
+    that name would take the delayed jobs of every queue. ``pigeon.durable.<name>:<subject>`` is
+    a durable subscription's queue there: a subscription of that name took its stored events and
+    unbound it, taking it for a queue of the old naming to move from."""
     app = make_app()
-    with pytest.raises(ConfigurationError, match=r"pigeon\.delay\."):
-        app.subscribe(f"{uid}.events", durable="pigeon.delay.quorum.05")
+    with pytest.raises(ConfigurationError, match=r"pigeon\.delay\.|pigeon\.durable\."):
+        app.subscribe(f"{uid}.events", durable=durable.format(uid=uid))
 
 
 async def test_queue_names_under_amq_are_refused(make_app: MakeApp, uid: str) -> None:

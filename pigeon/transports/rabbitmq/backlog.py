@@ -20,12 +20,14 @@ ready events and its consumers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiormq.abc
 import aiormq.exceptions as amqp
 
 from pigeon.errors import ConfigurationError
 from pigeon.transports.base import Backlog, unknown_durable, unknown_queue
-from pigeon.transports.rabbitmq.durables import durable_queue
+from pigeon.transports.rabbitmq.durables import durable_queue, old_queue
 from pigeon.transports.rabbitmq.topology import Declarer, dead_letter_queue, limit_marker
 
 DELAY_LADDER_PREFIX = "pigeon.delay."
@@ -57,17 +59,19 @@ async def read(declarer: Declarer, url: str, queue: str) -> Backlog:
 
 
 async def read_durable(declarer: Declarer, url: str, subject: str, durable: str) -> Backlog:
-    """The backlog of the durable subscription ``durable`` (its queue) of ``subject`` now;
-    ``ConfigurationError`` if its queue does not exist."""
+    """The backlog of the durable subscription ``durable`` of ``subject`` now: its queue, else
+    one of the old naming (``durables``; unless ``passive``, only one declared as pigeon declares
+    durable queues, not a work queue or a group's); ``ConfigurationError`` if neither exists."""
     action = f"reading the backlog of durable subscription {durable!r}"
-    for queue in (durable_queue(subject, durable), durable):  # then the old naming
+    topology = declarer.topology
+    old_arguments = None if topology.passive else topology.durable_arguments()
+    for queue, arguments in ((durable_queue(subject, durable), None), (durable, old_arguments)):
 
         async def declare(
-            channel: aiormq.abc.AbstractChannel, queue: str = queue
+            channel: aiormq.abc.AbstractChannel, queue: str = queue, arguments: Any = arguments
         ) -> Backlog | None:
-            try:
-                kept = await channel.queue_declare(queue, passive=True)
-            except amqp.ChannelNotFoundEntity:
+            kept = await old_queue(channel, queue, arguments)
+            if kept is None:
                 return None
             return Backlog(kept.message_count or 0, None, None, kept.consumer_count or 0, None)
 

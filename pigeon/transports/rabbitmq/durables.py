@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiormq.abc
 import aiormq.exceptions as amqp
 from pamqp import commands as spec
 
 from pigeon.errors import BrokerError
-from pigeon.subjects import matches
+from pigeon.subjects import DURABLES, matches
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.topology import queue_name_for
 
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pigeon.rabbitmq")
 
-PREFIX = "pigeon.durable."
-"""The first tokens of every durable subscription's queue (reserved: ``subjects.RESERVED``)."""
+PREFIX = DURABLES
+"""The first tokens of every durable subscription's queue (reserved: ``subjects.RESERVED``, and
+as the start of a durable name)."""
 
 CONFIRM_BATCH = 256
 """Moved events published before their confirms are awaited and their originals acked."""
@@ -64,15 +65,8 @@ async def move_from_old_queue(
 
     async def stored(channel: aiormq.abc.AbstractChannel) -> int | None:
         """Events the old queue stores (``None``: no such queue, or not pigeon's durable one)."""
-        try:
-            await channel.queue_declare(durable, passive=True)
-        except (amqp.ChannelNotFoundEntity, amqp.ChannelLockedResource):
-            return None  # none, or another connection's exclusive queue
-        try:  # declared as pigeon declared durable queues: not a work queue or a group's
-            old = await channel.queue_declare(durable, durable=True, arguments=old_arguments)
-        except amqp.ChannelPreconditionFailed:
-            return None
-        return old.message_count or 0
+        old = await old_queue(channel, durable, old_arguments)
+        return None if old is None else old.message_count or 0
 
     action = f"looking for durable subscription {durable!r}'s queue of the old naming"
     count = await declarer.run(action, stored, may_close=True)
@@ -98,12 +92,30 @@ async def move_from_old_queue(
     )
 
 
+async def old_queue(
+    channel: aiormq.abc.AbstractChannel, name: str, arguments: dict[str, Any] | None
+) -> spec.Queue.DeclareOk | None:
+    """The declaration of ``name`` if it is a durable subscription's queue of the old naming: it
+    exists, is not another connection's exclusive queue and (``arguments`` given) was declared as
+    pigeon declares durable queues, durable with those arguments (not a work queue, with its
+    dead-letter arguments, nor a group's auto-delete queue); else ``None``, the channel closed."""
+    try:
+        found = await channel.queue_declare(name, passive=True)
+        if arguments is not None:  # the same declaration again, or PRECONDITION_FAILED
+            await channel.queue_declare(name, durable=True, arguments=arguments)
+    except (amqp.ChannelNotFoundEntity, amqp.ChannelLockedResource, amqp.ChannelPreconditionFailed):
+        return None
+    return found
+
+
 class _Mover:
     """Takes the stored events of one subject out of an old durable queue into its new one."""
 
     def __init__(self, subject: str, exchange: str, old: str, new: str) -> None:
         self.subject, self.exchange, self.old, self.new = subject, exchange, old, new
         self.moved = 0
+        self.kept = False
+        """Whether a message stays in the old queue (another subject's, or one not copied)."""
 
     async def move(self, channel: aiormq.abc.AbstractChannel) -> None:
         # the copies go through a fanout exchange of the new queue's name, bound to it alone,
@@ -113,30 +125,29 @@ class _Mover:
         await channel.queue_unbind(self.old, self.exchange, wire.binding_key(self.subject))
         pending: list[tuple[int, asyncio.Future[object]]] = []
         try:
-            kept = await self._take(channel, pending)
+            await self._take(channel, pending)
             await self._settle(channel, pending)
         finally:
             for _, confirm in pending:  # a move cut short: its copies are made again next time
                 confirm.cancel()
             await asyncio.gather(*(confirm for _, confirm in pending), return_exceptions=True)
-        if kept:  # every one held, back in its place for its own subject's subscription
+        if self.kept:  # every one held, back in its place for its own subject's subscription
             await channel.basic_nack(0, multiple=True, requeue=True)
         await channel.exchange_delete(self.new)
 
     async def _take(
         self, channel: aiormq.abc.AbstractChannel, pending: list[tuple[int, asyncio.Future[object]]]
-    ) -> bool:
-        """Get every message waiting in the old queue once, copy the subject's own; whether
-        any other was held (unacked)."""
+    ) -> None:
+        """Get every message waiting in the old queue once, copy the subject's own; hold the
+        others (unacked)."""
         waiting = (await channel.queue_declare(self.old, passive=True)).message_count or 0
-        kept = False
         for _ in range(waiting):
             message = await channel.basic_get(self.old)
             delivery = message.delivery
             if not isinstance(delivery, spec.Basic.GetOk):
                 break
             if not self._ours(delivery):
-                kept = True
+                self.kept = True
                 continue
             confirm = channel.basic_publish(
                 message.body,
@@ -147,7 +158,6 @@ class _Mover:
             pending.append((delivery.delivery_tag or 0, asyncio.ensure_future(confirm)))
             if len(pending) >= CONFIRM_BATCH:
                 await self._settle(channel, pending)
-        return kept
 
     def _ours(self, delivery: spec.Basic.GetOk) -> bool:
         """Whether the old queue got ``delivery`` through its binding to the subject: ``>``
@@ -162,7 +172,15 @@ class _Mover:
     ) -> None:
         """Ack each moved original once the broker confirmed its copy."""
         for tag, confirm in pending:
-            if not isinstance(await confirm, spec.Basic.Ack):
+            try:
+                confirmed = await confirm
+            except (TypeError, ValueError) as exc:  # properties pamqp cannot write back
+                log.warning(
+                    "pigeon: an event of %r stays in queue %r: %s", self.subject, self.old, exc
+                )
+                self.kept = True
+                continue
+            if not isinstance(confirmed, spec.Basic.Ack):
                 raise BrokerError(
                     f"the broker refused a moved copy of an event into queue {self.new!r}; the "
                     f"event stays in queue {self.old!r} (the move goes on at the next start)"
@@ -175,12 +193,25 @@ class _Mover:
 def _copied(properties: spec.Basic.Properties) -> spec.Basic.Properties:
     """The properties of a moved copy: the original's, without its old queue's delivery count
     (each scan that put it back added one: its subscription would count them as attempts) and
-    without ``user_id`` (the broker refuses another user's id from this connection)."""
+    without ``user_id`` (the broker refuses another user's id from this connection); a header
+    text that is not UTF-8 (which pamqp reads as ``bytes`` and cannot write back) as the text
+    its handler would have been given."""
     copied = copy.copy(properties)
     copied.user_id = None
     headers = copied.headers or {}
-    if wire.BROKER_COUNT in headers:
-        copied.headers = {
-            name: value for name, value in headers.items() if name != wire.BROKER_COUNT
-        }
+    copied.headers = {
+        name: _writable(value) for name, value in headers.items() if name != wire.BROKER_COUNT
+    }
     return copied
+
+
+def _writable(value: Any) -> Any:
+    """``value`` as pamqp can write it back: ``bytes`` (a long string that is not UTF-8) as the
+    text pigeon reads from it (``wire``), in nested tables and arrays too."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {name: _writable(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    return value

@@ -3,7 +3,11 @@
 A request is published ``mandatory`` to the default exchange with the subject as routing key (the
 queue of its servers is named after the subject, as in RabbitMQ's RPC tutorial); returned, it is
 tried once more through the ``pigeon.rpc`` topic exchange, which hands it to the most specific
-server of a wildcard subject (``ranks``), and returned again it is ``NoResponders``. Its deadline
+server of a wildcard subject (``ranks``), and returned again it is ``NoResponders``. A subject
+no queue is named after as it is (``queue_name_for``: a literal ``+`` or ``#``, characters a
+queue name cannot hold) goes to the ``pigeon.rpc`` exchange at once: its exact servers are bound
+there too, and the queue named like it may be a wildcard server's (``orders.+`` is
+``orders.*``'s). Its deadline
 is the message's ``expiration`` (cut to the 49.7 days RabbitMQ takes), so the broker drops a
 request nobody took in time.
 """
@@ -120,6 +124,9 @@ class Requester:
         body: bytes,
         properties: Basic.Properties,
     ) -> None:
+        if queue_name_for(subject) != subject:  # its servers, exact ones too, are bound by rank
+            await self._send_to_wildcards(underlay, subject, body, properties)
+            return
         try:
             await _publish(underlay, "", subject, body, properties)
         except amqp.PublishError:
@@ -248,6 +255,10 @@ class RabbitRequests:
         passive = transport.topology.passive
         if passive:  # the queue's owner declared it (and bound it, for wildcards)
             advice = "declare it (as the RPC tutorial's server does) before serving it"
+            if routed:  # requests come through the rank exchange of its specificity
+                rank = ranks.exchange_for(exchange, subject)
+                key = wire.binding_key(subject)
+                advice = f"declare it and bind it to exchange {rank!r} with {key!r}"
             await transport.declarer.expect("queue", name, advice)
         elif routed:
             await ranks.declare(transport.declarer)

@@ -20,6 +20,7 @@ it again for the rest (the job's ``x-pigeon-due`` header tells the consumer how 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,7 @@ def checked_name(name: str, what: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def queue_name_for(text: str) -> str:
     """A valid queue name for ``text`` (a subject, maybe with wildcards): ``*`` becomes ``+`` and
     ``>`` becomes ``#``, as in MQTT; other invalid characters become ``_``, with a hash of

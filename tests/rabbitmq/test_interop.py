@@ -7,6 +7,7 @@ import json
 import uuid
 
 import aio_pika
+import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from pigeon import App, Message, Reject
@@ -50,11 +51,14 @@ async def test_tutorial_rpc_client_gets_the_reply_of_a_pigeon_handler(
     assert json.loads(body) == 832040
 
 
+@pytest.mark.parametrize("name", ["rpc_queue", "c++"])
 async def test_pigeon_client_gets_the_reply_of_a_tutorial_rpc_server(
-    make_app: MakeApp, uid: str, raw: AbstractConnection
+    make_app: MakeApp, uid: str, raw: AbstractConnection, name: str
 ) -> None:
+    """``c++``: pigeon sends a request to a subject with ``+`` through its rank exchanges first
+    (its own servers of such a subject are bound there), then to the queue of that name."""
     channel = await raw.channel()
-    queue = await channel.declare_queue(f"{uid}.rpc_queue", auto_delete=True)
+    queue = await channel.declare_queue(f"{uid}.{name}", auto_delete=True)
 
     async def on_request(message: AbstractIncomingMessage) -> None:
         async with message.process():
@@ -64,7 +68,7 @@ async def test_pigeon_client_gets_the_reply_of_a_tutorial_rpc_server(
 
     await queue.consume(on_request)
     async with make_app() as client:
-        assert await client.request(f"{uid}.rpc_queue", 21, reply=int) == 42
+        assert await client.request(f"{uid}.{name}", 21, reply=int) == 42
 
 
 async def test_raw_publishers_json_reaches_a_pigeon_worker(

@@ -5,9 +5,8 @@ queue of its servers is named after the subject, as in RabbitMQ's RPC tutorial);
 tried once more through the ``pigeon.rpc`` topic exchange, which hands it to the most specific
 server of a wildcard subject (``ranks``), and returned again it is ``NoResponders``. A subject
 no queue is named after as it is (``queue_name_for``: a literal ``+`` or ``#``, characters a
-queue name cannot hold) goes to the ``pigeon.rpc`` exchange at once: its exact servers are bound
-there too, and the queue named like it may be a wildcard server's (``orders.+`` is
-``orders.*``'s). Its deadline
+queue name cannot hold) goes the other way round: its exact servers are bound by rank too, and
+the queue named like it may be a wildcard server's (``orders.+`` is ``orders.*``'s). Its deadline
 is the message's ``expiration`` (cut to the 49.7 days RabbitMQ takes), so the broker drops a
 request nobody took in time.
 """
@@ -124,15 +123,33 @@ class Requester:
         body: bytes,
         properties: Basic.Properties,
     ) -> None:
-        if queue_name_for(subject) != subject:  # its servers, exact ones too, are bound by rank
-            await self._send_to_wildcards(underlay, subject, body, properties)
+        if queue_name_for(subject) == subject:
+            if not await self._send_direct(underlay, subject, body, properties):
+                await self._send_to_wildcards(underlay, subject, body, properties)
             return
+        # its servers are bound by rank, exact ones too; the queue named like it is a wildcard
+        # server's (orders.+ is orders.*'s), or an exact server's of an older pigeon
+        try:
+            await self._send_to_wildcards(underlay, subject, body, properties)
+        except NoResponders:
+            if not await self._send_direct(underlay, subject, body, properties):
+                raise
+
+    async def _send_direct(
+        self,
+        underlay: aiormq.Channel,
+        subject: str,
+        body: bytes,
+        properties: Basic.Properties,
+    ) -> bool:
+        """Publish to the queue named ``subject``; ``False`` if the broker returned it."""
         try:
             await _publish(underlay, "", subject, body, properties)
         except amqp.PublishError:
-            await self._send_to_wildcards(underlay, subject, body, properties)
+            return False
         except CLIENT_ERRORS as exc:
             raise translate(exc, self._url, f"requesting {subject!r}") from exc
+        return True
 
     async def _send_to_wildcards(
         self,

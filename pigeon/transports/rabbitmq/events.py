@@ -2,7 +2,7 @@
 
 A plain subscriber consumes an exclusive auto-delete queue, a group a shared auto-delete queue
 ``<subject>:<group>`` (``group_queue``), a durable subscription its queue of that name and
-subject (``durables``), moved from the old naming at its first start. With
+subject (``durables``), moved from a queue of the old naming at each start while one exists. With
 ``App(passive=True)`` only a plain subscriber's own exclusive queue (and its binding) is declared:
 the exchange, group and durable queues must exist, and are used as they are.
 """
@@ -119,9 +119,9 @@ class RabbitEvents:
         exchange = transport.topology.events_exchange
         advice = f"declare it and bind it to {exchange!r} with {wire.binding_key(subject)!r}"
         declarer = transport.declarer
-        old_naming = durable is not None and not await declarer.exists(name)
-        if old_naming and durable is not None and await declarer.exists(durable):
-            return durable
+        new_missing = durable is not None and not await declarer.exists(name)
+        if new_missing and durable is not None and await declarer.exists(durable):
+            return durable  # a queue of the old naming (durables), as such Apps used before
         await declarer.expect("queue", name, advice)
         return name
 

@@ -9,8 +9,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
+import pytest
 
-from pigeon import App, Message, RemoteError
+from pigeon import App, Message, NoResponders, RemoteError
 from pigeon.testing.conformance.rpc_closing import SOON, Blocking, hold_two, serve_blocking
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.rabbitmq import wire
@@ -130,3 +131,19 @@ async def test_a_new_caller_reaches_an_old_server(
         await old.aclose()
     assert on_old == [f"{uid}.a.b"] * REQUESTS
     assert on_new == []
+
+
+async def test_a_request_to_the_name_of_a_servers_hashed_queue_is_not_served(
+    make_app: MakeApp, uid: str
+) -> None:
+    """The queue of ``<uid>.c++`` is ``<uid>.c++.<hash>``, itself a subject nobody serves; a
+    request to it reached the server of ``<uid>.c++`` (and one to ``_t_.<hash>`` that of
+    ``été``)."""
+    server, client = make_app(), make_app()
+    got = {subject: _count(server, subject) for subject in (f"{uid}.c++", f"{uid}.été")}
+    async with server, client:
+        for subject in got:
+            await client.request(subject, 1, reply=int)
+            with pytest.raises(NoResponders):
+                await client.request(queue_name_for(subject), 1, timeout=5)
+    assert got == {subject: [subject] for subject in got}

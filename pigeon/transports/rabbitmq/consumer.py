@@ -20,6 +20,7 @@ from pamqp.commands import Basic
 
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure, new_id
+from pigeon.subjects import matches
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
@@ -134,7 +135,9 @@ class RabbitSubscription:
 
     Only an rpc server's subscription (``leaving`` given) takes requests: a request that reached
     a work queue or a subscription's queue through the default exchange (it is named like it) is
-    acked unrun and answered "not served", so that its caller raises ``NoResponders``.
+    acked unrun and answered "not served", so that its caller raises ``NoResponders``; so is a
+    request to the name of a server's queue that is not its subject (``serves``: the queue of
+    ``orders.c++`` is ``orders.c++.<hash>``, a subject of its own).
 
     Deliveries are started in the order they arrive. ``close`` stops consuming at once, waits for
     handlers in flight, then closes the channel: the broker takes back every delivery left
@@ -154,8 +157,10 @@ class RabbitSubscription:
         *,
         leaving: Leaving | None = None,
         held_at_close: Callable[[int], None] | None = None,
+        serves: str | None = None,
     ) -> None:
         self.queue = queue
+        self._serves = serves
         self._held_at_close = held_at_close
         self._refused = 0  # deliveries that came after the cancel, left unsettled
         self._requests = leaving is not None
@@ -280,6 +285,9 @@ class RabbitSubscription:
             return
         if not self._requests and _is_request(message):
             await _refuse_request(message, delivery.envelope, self.queue)
+            return
+        if self._serves is not None and not matches(self._serves, delivery.subject):
+            await _refuse_request(message, delivery.envelope, delivery.subject)
             return
         jobs = self._jobs
         if jobs and (jobs.must_screen(message) or h.DUE in delivery.envelope.headers):

@@ -292,8 +292,9 @@ class RabbitRequests:
 
         action = f"serving {subject!r}"
         onward = ranks.onward(exchange, subject) if routed and not passive else None
+        serves = subject if routed else None  # a request to the queue's name is another subject's
         return await transport.consume(
-            name, declare, handler, concurrency, action, requests=True, onward=onward
+            name, declare, handler, concurrency, action, requests=True, onward=onward, serves=serves
         )
 
     async def request(self, subject: str, envelope: Envelope, timeout: float) -> Envelope:

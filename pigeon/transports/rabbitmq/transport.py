@@ -250,6 +250,7 @@ class RabbitMQTransport:
         *,
         jobs: bool = False,
         requests: bool = False,
+        serves: str | None = None,
         onward: str | None = None,
         prefetch: int = 0,
         held_at_close: Callable[[int], None] | None = None,
@@ -257,7 +258,8 @@ class RabbitMQTransport:
         """Open a channel with prefetch = ``concurrency`` (or ``prefetch``), declare (robustly:
         again after a reconnect) the queue, and consume it (``requests``: an rpc server's
         queue, the only kind that takes requests, whose leaving passes on those that came
-        through the rpc exchange to the rank ``onward``; ``held_at_close``: told how many
+        through the rpc exchange to the rank ``onward``; ``serves``: its subject, if the queue
+        is not named so, the only subject it answers; ``held_at_close``: told how many
         deliveries it held unstarted at close, if its queue goes with it)."""
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
@@ -281,6 +283,7 @@ class RabbitMQTransport:
                         store,
                         leaving=leaving,
                         held_at_close=held_at_close,
+                        serves=serves,
                     )
                     retries = CONSUME_RETRIES if requests and not self.topology.passive else 0
                     await _start(subscription, channel, retries)

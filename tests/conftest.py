@@ -27,13 +27,17 @@ OTHER_BACKENDS = ("memory", "nats", "redis")
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (``make test``), every test that talks to the
-    shared RabbitMQ runs on one worker, one at a time: the RabbitMQ 3.10 here has file handles
-    for ~300 quorum queues in all (``rabbitmq.sweep_when_due``), and four workers' queues at once
-    used them up. The tests of a RabbitMQ cluster of their own run together on another (they
-    share one cluster); the rest share the workers."""
+    shared RabbitMQ with quorum queues runs on one worker, one at a time: the RabbitMQ 3.10 here
+    has file handles for ~300 quorum queues in all (``rabbitmq.sweep_when_due``), and four
+    workers' queues at once used them up. The conformance tests on classic queues
+    (``rabbitmq-classic``) run on another worker beside them, one at a time: they were a third
+    of the serial group, the longest path of the suite. The tests of a RabbitMQ cluster of their
+    own run together on another (they share one cluster); the rest share the workers."""
     for item in items:
         if "rabbitmq_cluster" in _text(item.path):
             item.add_marker(pytest.mark.xdist_group("rabbitmq-cluster"))
+        elif "[rabbitmq-classic" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("rabbitmq-classic"))
         elif _touches_rabbitmq(item):
             item.add_marker(pytest.mark.xdist_group("rabbitmq"))
 
@@ -42,7 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _rabbitmq_swept(request: pytest.FixtureRequest) -> Iterator[None]:
     """Keep the session's RabbitMQ vhost from piling up queues (``rabbitmq.sweep_when_due``)."""
     yield
-    if any(mark.args == ("rabbitmq",) for mark in request.node.iter_markers("xdist_group")):
+    groups = {mark.args for mark in request.node.iter_markers("xdist_group")}
+    if groups & {("rabbitmq",), ("rabbitmq-classic",)}:
         rabbitmq.sweep_when_due()
 
 

@@ -147,3 +147,16 @@ async def test_a_request_to_the_name_of_a_servers_hashed_queue_is_not_served(
             with pytest.raises(NoResponders):
                 await client.request(queue_name_for(subject), 1, timeout=5)
     assert got == {subject: [subject] for subject in got}
+
+
+async def test_a_server_of_the_rest_answers_its_prefix_as_amqp_binds_it(
+    make_app: MakeApp, uid: str
+) -> None:
+    """``<uid>.>`` is bound as ``<uid>.#``, which AMQP also matches with ``<uid>`` itself (as
+    for events, ``docs/transports/rabbitmq.md``): the server answers it, not "not served"."""
+    server, client = make_app(), make_app()
+    got = _count(server, f"{uid}.>")
+    async with server, client:
+        assert await client.request(uid, 7, reply=int) == 7
+        assert await client.request(f"{uid}.a.b", 8, reply=int) == 8
+    assert got == [uid, f"{uid}.a.b"]

@@ -20,7 +20,6 @@ from pamqp.commands import Basic
 
 from pigeon import headers as h
 from pigeon.message import Envelope, Failure, new_id
-from pigeon.subjects import matches
 from pigeon.transports.base import Handler
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.jobs import LADDER_HEADERS, JobStore
@@ -286,7 +285,7 @@ class RabbitSubscription:
         if not self._requests and _is_request(message):
             await _refuse_request(message, delivery.envelope, self.queue)
             return
-        if self._serves is not None and not matches(self._serves, delivery.subject):
+        if self._serves is not None and not wire.bound(self._serves, delivery.subject):
             await _refuse_request(message, delivery.envelope, delivery.subject)
             return
         jobs = self._jobs

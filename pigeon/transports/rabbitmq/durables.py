@@ -22,7 +22,7 @@ import aiormq.exceptions as amqp
 from pamqp import commands as spec
 
 from pigeon.errors import BrokerError
-from pigeon.subjects import DURABLES, matches
+from pigeon.subjects import DURABLES
 from pigeon.transports.rabbitmq import wire
 from pigeon.transports.rabbitmq.topology import queue_name_for
 
@@ -162,10 +162,9 @@ class _Mover:
     def _ours(self, delivery: spec.Basic.GetOk) -> bool:
         """Whether the old queue got ``delivery`` through its binding to the subject: ``>``
         bound as ``#`` also took the subject's prefix itself (``orders.>``: ``orders``)."""
-        key, subject = delivery.routing_key or "", self.subject
         if delivery.exchange != self.exchange:
             return False
-        return matches(subject, key) or (subject.endswith(".>") and key == subject[:-2])
+        return wire.bound(self.subject, delivery.routing_key or "")
 
     async def _settle(
         self, channel: aiormq.abc.AbstractChannel, pending: list[tuple[int, asyncio.Future[object]]]

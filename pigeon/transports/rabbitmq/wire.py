@@ -22,6 +22,7 @@ from pamqp.commands import Basic
 
 from pigeon import headers as h
 from pigeon.message import Envelope, new_id
+from pigeon.subjects import matches
 
 RETURNS = h.RETURNS
 """Deliveries of earlier copies of a job that ended unsettled (their worker stopped or died)."""
@@ -59,6 +60,14 @@ class Counts:
 def binding_key(subject: str) -> str:
     """A pigeon subject pattern as an AMQP topic binding key: ``>`` becomes ``#``."""
     return subject[:-1] + "#" if subject.endswith(">") else subject
+
+
+def bound(pattern: str, routing_key: str) -> bool:
+    """Whether a queue bound with ``binding_key(pattern)`` gets ``routing_key``: as ``matches``,
+    and ``#`` also matches no word, so ``orders.>`` gets ``orders`` itself."""
+    if matches(pattern, routing_key):
+        return True
+    return pattern.endswith(".>") and routing_key == pattern[:-2]
 
 
 def expiration(seconds: float) -> str:

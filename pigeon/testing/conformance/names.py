@@ -19,6 +19,17 @@ async def _publish(app: App, subject: str, count: int = EVENTS) -> None:
         await app.publish(subject, Order(id=n))
 
 
+def _collect(
+    app: App, subject: str, ids: list[int], *, group: str | None = None, durable: str | None = None
+) -> None:
+    """Subscribe ``app`` to ``subject`` (in ``group``, as ``durable``): each event's id into
+    ``ids``."""
+
+    @app.subscribe(subject, group=group, durable=durable)
+    async def on_event(order: Order) -> None:
+        ids.append(order.id)
+
+
 async def test_one_group_name_on_two_patterns_is_two_groups(make_app: MakeApp, uid: str) -> None:
     """Both patterns match each event: each group gets every one (NATS merged the queue groups
     of one name across subscriptions)."""
@@ -26,13 +37,8 @@ async def test_one_group_name_on_two_patterns_is_two_groups(make_app: MakeApp, u
     star: list[int] = []
     rest: list[int] = []
 
-    @app.subscribe(f"{uid}.*", group="billing")
-    async def on_star(order: Order) -> None:
-        star.append(order.id)
-
-    @app.subscribe(f"{uid}.>", group="billing")
-    async def on_rest(order: Order) -> None:
-        rest.append(order.id)
+    _collect(app, f"{uid}.*", star, group="billing")
+    _collect(app, f"{uid}.>", rest, group="billing")
 
     async with app:
         await _publish(app, f"{uid}.created")
@@ -52,9 +58,7 @@ async def test_a_group_named_like_an_internal_one_gets_every_event(
     async def reserve(order: Order) -> Order:
         return order
 
-    @app.subscribe(f"{uid}.reserve", group="pigeon-rpc")
-    async def on_event(order: Order) -> None:
-        events.append(order.id)
+    _collect(app, f"{uid}.reserve", events, group="pigeon-rpc")
 
     async with app:
         await _publish(app, f"{uid}.reserve")
@@ -87,13 +91,8 @@ async def test_groups_whose_subject_and_name_meet_at_a_colon_stay_apart(
     app = make_app()
     seen: dict[str, list[int]] = {"first": [], "second": []}
 
-    @app.subscribe(f"{uid}.a:b", group="c")
-    async def first(order: Order) -> None:
-        seen["first"].append(order.id)
-
-    @app.subscribe(f"{uid}.a", group="b:c")
-    async def second(order: Order) -> None:
-        seen["second"].append(order.id)
+    _collect(app, f"{uid}.a:b", seen["first"], group="c")
+    _collect(app, f"{uid}.a", seen["second"], group="b:c")
 
     async with app:
         await _publish(app, f"{uid}.a:b")
@@ -111,13 +110,8 @@ async def test_durable_names_that_differ_in_punctuation_are_two_subscriptions(
     dotted: list[int] = []
     underscored: list[int] = []
 
-    @app.subscribe(f"{uid}.ev", durable=f"{uid}-audit.v1")
-    async def on_dotted(order: Order) -> None:
-        dotted.append(order.id)
-
-    @app.subscribe(f"{uid}.ev", durable=f"{uid}-audit_v1")
-    async def on_underscored(order: Order) -> None:
-        underscored.append(order.id)
+    _collect(app, f"{uid}.ev", dotted, durable=f"{uid}-audit.v1")
+    _collect(app, f"{uid}.ev", underscored, durable=f"{uid}-audit_v1")
 
     async with app:
         await _publish(app, f"{uid}.ev")
@@ -134,13 +128,8 @@ async def test_one_durable_name_on_two_subjects_is_two_subscriptions(
     app = make_app()
     seen: dict[str, list[int]] = {"a": [], "b": []}
 
-    @app.subscribe(f"{uid}.a", durable=f"{uid}-audit")
-    async def on_a(order: Order) -> None:
-        seen["a"].append(order.id)
-
-    @app.subscribe(f"{uid}.b", durable=f"{uid}-audit")
-    async def on_b(order: Order) -> None:
-        seen["b"].append(order.id)
+    _collect(app, f"{uid}.a", seen["a"], durable=f"{uid}-audit")
+    _collect(app, f"{uid}.b", seen["b"], durable=f"{uid}-audit")
 
     async with app:
         await _publish(app, f"{uid}.a")
@@ -165,9 +154,7 @@ async def test_a_durable_subscription_on_a_long_subject(
     app = make_app()
     received: list[int] = []
 
-    @app.subscribe(subject, durable=f"{uid}-long-" + "d" * 170)
-    async def audit(order: Order) -> None:
-        received.append(order.id)
+    _collect(app, subject, received, durable=f"{uid}-long-" + "d" * 170)
 
     async with app:
         await _publish(app, subject, 3)
@@ -189,17 +176,9 @@ async def test_a_durable_name_equal_to_a_work_queues_or_a_groups_name(
     async def work(order: Order) -> None:
         seen["worker"].append(order.id)
 
-    @app.subscribe(f"{uid}.ev", group="billing")
-    async def bill(order: Order) -> None:
-        seen["group"].append(order.id)
-
-    @app.subscribe(f"{uid}.other", durable=jobs)
-    async def audit(order: Order) -> None:
-        seen["durable"].append(order.id)
-
-    @app.subscribe(f"{uid}.another", durable=grouped)
-    async def twin(order: Order) -> None:
-        seen["twin"].append(order.id)
+    _collect(app, f"{uid}.ev", seen["group"], group="billing")
+    _collect(app, f"{uid}.other", seen["durable"], durable=jobs)
+    _collect(app, f"{uid}.another", seen["twin"], durable=grouped)
 
     async with app:
         for n in range(EVENTS):
@@ -230,13 +209,8 @@ async def test_a_wildcard_and_a_subject_spelled_like_its_queue_stay_apart(
     app, plus_server = make_app(), make_app()
     seen: dict[str, list[int]] = {"star": [], "plus": []}
 
-    @app.subscribe(f"{uid}.*", group="g")
-    async def on_star(order: Order) -> None:
-        seen["star"].append(order.id)
-
-    @app.subscribe(f"{uid}.+", group="g")
-    async def on_plus(order: Order) -> None:
-        seen["plus"].append(order.id)
+    _collect(app, f"{uid}.*", seen["star"], group="g")
+    _collect(app, f"{uid}.+", seen["plus"], group="g")
 
     @app.rpc(f"{uid}.*")
     async def star(order: Order) -> str:
@@ -267,13 +241,8 @@ async def test_one_durable_name_on_a_wildcard_and_a_subject_spelled_like_its_que
     app = make_app()
     seen: dict[str, list[int]] = {"star": [], "plus": []}
 
-    @app.subscribe(f"{uid}.*", durable="d")
-    async def on_star(order: Order) -> None:
-        seen["star"].append(order.id)
-
-    @app.subscribe(f"{uid}.+", durable="d")
-    async def on_plus(order: Order) -> None:
-        seen["plus"].append(order.id)
+    _collect(app, f"{uid}.*", seen["star"], durable="d")
+    _collect(app, f"{uid}.+", seen["plus"], durable="d")
 
     async with app:
         await _star_and_plus(app, uid, seen)

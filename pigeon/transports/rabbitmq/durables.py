@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pigeon.rabbitmq")
 
-PREFIX = DURABLES
-"""The first tokens of every durable subscription's queue (reserved: ``subjects.RESERVED``, and
-as the start of a durable name)."""
-
 CONFIRM_BATCH = 256
 """Moved events published before their confirms are awaited and their originals acked."""
 
@@ -48,7 +44,7 @@ def durable_queue(subject: str, durable: str) -> str:
     durable name holds no ``%``), so the name splits back at its first ``:`` after the prefix.
     Spelled by ``queue_name_for``: wildcards as ``+`` and ``#``; a name with ``%`` (a durable name
     with ``:``) or over 200 characters cleaned or cut, and given a hash of the whole."""
-    return queue_name_for(f"{PREFIX}{durable.replace(':', '%3A')}:{subject}")
+    return queue_name_for(f"{DURABLES}{durable.replace(':', '%3A')}:{subject}")
 
 
 async def move_from_old_queue(

@@ -266,7 +266,8 @@ class App(Router, Lifecycle):
         return [Message.of(envelope, queue) for envelope in envelopes]
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
-        """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved."""
+        """Move up to ``limit`` dead letters back onto ``queue``; returns how many moved. A
+        queue with none gets 0 and is not declared (a misspelt name stays unknown)."""
         subjects.validate_queue(queue)
         return await self.transport.jobs.replay_dead_letters(queue, workpool.check_limit(limit))
 

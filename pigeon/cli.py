@@ -220,15 +220,8 @@ def enqueue(
 @dlq.command("ls")
 def dlq_ls(queue: str, url: UrlOption = None) -> None:
     """Count a queue's dead letters."""
-
-    async def count(app: App) -> int:
-        subjects.validate_queue(queue)  # a dead-letter queue's own name: say which to give
-        if not await _exists(app, queue):
-            url = app.transport.url
-            raise PigeonError(f"work queue {queue!r} does not exist on {url}{in_process(url)}")
-        return len(await app.dead_letters(queue))
-
-    typer.echo(f"{queue}: {_plural(_with_app(url, count), 'dead letter')}")
+    letters = _with_app(url, _if_known(queue, lambda app: app.dead_letters(queue)))
+    typer.echo(f"{queue}: {_plural(len(letters), 'dead letter')}")
 
 
 @dlq.command("show")
@@ -238,7 +231,7 @@ def dlq_show(
     limit: Annotated[int, typer.Option(help="How many to show")] = 10,
 ) -> None:
     """Show dead letters: body preview, error, attempts and time."""
-    for letter in _with_app(url, lambda app: app.dead_letters(queue, limit)):
+    for letter in _with_app(url, _if_known(queue, lambda app: app.dead_letters(queue, limit))):
         typer.echo(describe(letter))
 
 
@@ -253,7 +246,7 @@ def dlq_replay(
     """Move dead letters back onto their work queue."""
     from pigeon import status as view
 
-    moved = _with_app(url, lambda app: view.replay(app, queue, limit))
+    moved = _with_app(url, _if_known(queue, lambda app: view.replay(app, queue, limit)))
     typer.echo(f"{queue}: replayed {_plural(moved, 'dead letter')}")
 
 
@@ -266,7 +259,7 @@ def dlq_purge(
     """Delete a queue's dead letters."""
     if not yes:
         raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
-    purged = _with_app(url, lambda app: app.purge_dead_letters(queue))
+    purged = _with_app(url, _if_known(queue, lambda app: app.purge_dead_letters(queue)))
     typer.echo(f"{queue}: purged {_plural(purged, 'dead letter')}")
 
 
@@ -345,6 +338,20 @@ def _broker_url(url: str | None) -> str:
         )
         raise typer.Exit(EXIT_CONFIGURATION)
     return url
+
+
+def _if_known(queue: str, work: Callable[[App], Awaitable[T]]) -> Callable[[App], Awaitable[T]]:
+    """``work``, after raising ``PigeonError`` for a queue the broker has neither as a work queue
+    nor with dead letters (a misspelt name): every ``dlq`` command says so, not "0"."""
+
+    async def checked(app: App) -> T:
+        subjects.validate_queue(queue)  # a dead-letter queue's own name: say which to give
+        if not await _exists(app, queue) and not await app.dead_letters(queue, 1):
+            url = app.transport.url
+            raise PigeonError(f"work queue {queue!r} does not exist on {url}{in_process(url)}")
+        return await work(app)
+
+    return checked
 
 
 async def _exists(app: App, queue: str) -> bool:

@@ -195,7 +195,8 @@ class Message:
     """The context of a received message, for a handler that declares a ``Message`` parameter.
 
     ``attempt`` counts handler calls for this message, 1 on the first, carried across broker-side
-    redeliveries. ``failure`` is set on messages read from a dead-letter store. Middleware also
+    redeliveries. ``failure`` is set on messages read from a dead-letter store, whose ``attempt``
+    is 1 (no handler holds them): how many calls failed is ``failure.attempts``. Middleware also
     sees ``pattern`` (``subscribe``, ``rpc``, ``worker`` around handling; ``publish``, ``request``,
     ``enqueue`` around sending) and ``route``, the subject or queue a handler was declared with
     (wildcards kept, so it suits metric labels); both are empty elsewhere.

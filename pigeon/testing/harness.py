@@ -82,8 +82,11 @@ class Harness:
 
     ``clock``: ``"virtual"`` (needs the ``testing`` extra) or ``"real"``. ``timeout``: the default
     bound of every wait, seconds of the loop's clock (``VIRTUAL_TIMEOUT`` / ``REAL_TIMEOUT``).
-    Entering swaps each App's transport for the private broker's and starts the Apps; leaving
-    closes them and forgets the broker. The Apps' own URLs are not used.
+    ``max_message_size``: bytes, the largest body the broker takes (default the memory
+    transport's, 8 MiB); give your broker's (NATS: 1 MiB) so that a test sending more fails with
+    ``MessageTooLarge`` as production would. Entering swaps each App's transport for the private
+    broker's and starts the Apps; leaving closes them and forgets the broker. The Apps' own URLs
+    are not used.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Harness:
         *apps: App,
         clock: Literal["virtual", "real"] = "virtual",
         timeout: float | None = None,
+        max_message_size: int | None = None,
     ) -> None:
         if not apps:
             raise ValueError("Harness(app, ...): give at least one App")
@@ -98,6 +102,7 @@ class Harness:
         self.clock = clock
         self.timeout = timeout or (VIRTUAL_TIMEOUT if clock == "virtual" else REAL_TIMEOUT)
         self.url = f"memory://harness-{uuid.uuid4().hex[:12]}"
+        self._options = {} if max_message_size is None else {"max_message_size": max_message_size}
         self._handled: list[tuple[object, Tapped, Outcome, float]] = []
         self._sent: list[tuple[Tapped, float]] = []
         self._changed = asyncio.Event()
@@ -122,7 +127,7 @@ class Harness:
             self._clock.enter_context(virtual_clock())
         for app in self.apps:
             app.url = self.url
-            app.transport = MemoryTransport(self.url, app.settings, {})
+            app.transport = MemoryTransport(self.url, app.settings, self._options)
         transport = self.apps[0].transport
         assert isinstance(transport, MemoryTransport)
         self._broker = transport.broker

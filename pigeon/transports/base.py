@@ -297,7 +297,8 @@ class Jobs(Protocol):
         """Move up to ``limit`` dead letters back onto ``queue``, failure headers removed.
 
         Each is removed from the dead-letter store only once stored on the work queue. Returns how
-        many moved. Raises ``BrokerError`` when a move fails; those moved before it stay moved.
+        many moved. With no dead letters, declares nothing and returns 0. Raises ``BrokerError``
+        when a move fails; those moved before it stay moved.
         """
         ...
 

@@ -177,10 +177,17 @@ async def test_broker_commands_without_a_url_say_what_to_set(command: tuple[str,
     assert "PIGEON_URL" in err
 
 
-async def test_dlq_ls_of_an_unknown_queue_says_it_does_not_exist(broker: Backend, uid: str) -> None:
-    code, err = await failing("dlq", "ls", f"{uid}.nothing", "--url", broker.url())
-    assert code == 1
-    assert f"work queue '{uid}.nothing' does not exist" in err
+@pytest.mark.parametrize("command", [("ls",), ("show",), ("replay",), ("purge", "--yes")])
+async def test_dlq_of_an_unknown_queue_says_it_does_not_exist(
+    broker: Backend, uid: str, command: tuple[str, ...]
+) -> None:
+    """A misspelt queue is refused, and refused again: the first command declared nothing."""
+    for _ in range(2):
+        code, err = await failing(
+            "dlq", command[0], f"{uid}.nothing", *command[1:], "--url", broker.url()
+        )
+        assert code == 1
+        assert f"work queue '{uid}.nothing' does not exist" in err
 
 
 async def test_the_cli_uses_a_queue_declared_with_other_settings(

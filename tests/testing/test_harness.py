@@ -9,7 +9,7 @@ import pytest
 
 from examples import invoices
 from examples.models import RenderInvoice
-from pigeon import App, Message, Redeliver
+from pigeon import App, Message, MessageTooLarge, Redeliver
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.harness import Harness
 from pigeon.testing.plugin import StartHarness, pigeon_harness
@@ -149,3 +149,23 @@ async def test_asking_for_a_function_that_is_not_a_handler_fails_at_once() -> No
         with pytest.raises(ValueError, match="typo is not a handler"):
             await h.wait_handled(typo)
         assert h.handled(quick) == []
+
+
+async def test_the_harness_refuses_a_body_over_the_brokers_limit(
+    pigeon_harness: StartHarness,
+) -> None:
+    """Given production's limit (NATS: 1 MiB), a test that sends more fails as production would,
+    and the App goes on."""
+    app = App("nats://127.0.0.1:4222")  # the harness never uses the App's own URL
+    done: list[int] = []
+
+    @app.worker("reports.nightly")
+    async def report(job: dict[str, str]) -> None:
+        done.append(len(job["blob"]))
+
+    h = await pigeon_harness(app, max_message_size=1024 * 1024)
+    with pytest.raises(MessageTooLarge, match="over max_message_size=1,048,576"):
+        await app.enqueue("reports.nightly", {"blob": "x" * 1024 * 1024})
+    await app.enqueue("reports.nightly", {"blob": "x" * 1000})
+    await h.settled("reports.nightly")
+    assert done == [1000]

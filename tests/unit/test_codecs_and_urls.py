@@ -76,9 +76,13 @@ def test_passwords_are_masked() -> None:
 
 
 def test_memory_transport_takes_no_client_options() -> None:
-    expected = "unknown memory:// option 'heartbeat'; pigeon's are ['queue_capacity']"
+    expected = (
+        "unknown memory:// option 'heartbeat'; pigeon's are ['max_message_size', 'queue_capacity']"
+    )
     with pytest.raises(ConfigurationError, match=re.escape(expected)):
         App("memory://unit", heartbeat=5)
+    with pytest.raises(ConfigurationError, match=r"max_message_size=0: give a whole number, 1 or"):
+        App("memory://unit", max_message_size=0)
 
 
 async def test_sending_before_start_says_how_to_start() -> None:

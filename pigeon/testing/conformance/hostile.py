@@ -49,9 +49,9 @@ async def _fails_at_once(
     pytest.fail(f"the bad call did not raise {error.__name__}")
 
 
-def _serving_app(make_app: MakeApp, uid: str) -> tuple[App, list[int], list[int]]:
+def _serving_app(make_app: MakeApp, uid: str, **options: Any) -> tuple[App, list[int], list[int]]:
     """An App with a subscriber and a worker: the handlers a bad call must not disturb."""
-    app = make_app()
+    app = make_app(**options)
     events: list[int] = []
     jobs: list[int] = []
 
@@ -109,6 +109,32 @@ async def test_oversized_headers_fail_that_call_at_once(make_app: MakeApp, uid: 
             await _still_serves(app, uid, events, jobs, round_)
         assert -1 not in events
         assert -1 not in jobs
+
+
+ONE_MIB_LIMITS: dict[str, dict[str, object]] = {
+    "memory": {"max_message_size": 1024 * 1024},
+    "rabbitmq": {"max_message_size": 1024 * 1024},
+    "redis": {"max_message_size": 1024 * 1024},
+}
+"""App options that set a 1 MiB limit on a message, NATS' default ``max_payload``."""
+
+
+async def test_an_oversized_body_fails_that_call_at_once(
+    make_app: MakeApp, backend: Backend, uid: str
+) -> None:
+    """Memory too refuses what is over its limit, so tests on it catch what a broker refuses."""
+    app, events, jobs = _serving_app(
+        make_app, uid, **ONE_MIB_LIMITS.get(backend.name.split("-")[0], {})
+    )
+    big = {"blob": "x" * (2 * 1024 * 1024)}
+    async with app:
+        for call in (
+            lambda: app.publish(f"{uid}.events", big),
+            lambda: app.request(f"{uid}.echo", big, timeout=5),
+            lambda: app.enqueue(f"{uid}.jobs", big),
+        ):
+            await _fails_at_once(call, MessageTooLarge)
+        await _still_serves(app, uid, events, jobs, 1)
 
 
 async def test_a_header_name_over_255_bytes_fails_that_call_at_once(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pigeon import App
+import pytest
+
+from pigeon import App, ConfigurationError
 from pigeon.testing.conformance.fixtures import MakeApp
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_dead_letters, wait_for
@@ -74,3 +76,28 @@ async def test_concurrent_replays_move_each_letter_once(make_app: MakeApp, uid: 
         await wait_dead_letters(app, queue, 3)
         await asyncio.sleep(0.3)  # a job stored twice would run a third time by now
     assert sorted(calls) == [0, 0, 1, 1, 2, 2], "each job ran once, then once after the replays"
+
+
+async def test_reading_the_dead_letters_of_an_unknown_queue_leaves_it_unknown(
+    make_app: MakeApp, uid: str
+) -> None:
+    """A misspelt queue: replaying, purging or reading its dead letters finds none and declares
+    nothing, so the queue stays unknown (``backlog`` still says so) and a service that later
+    declares it with other settings starts."""
+    queue = f"{uid}.nowhere"
+    async with make_app() as app:
+        assert await app.replay_dead_letters(queue) == 0
+        assert await app.replay_dead_letters(queue, limit=5) == 0
+        assert await app.purge_dead_letters(queue) == 0
+        assert await app.dead_letters(queue) == []
+        with pytest.raises(ConfigurationError, match=f"{queue}.*does not exist"):
+            await app.backlog(queue)
+    service, handled = make_app(delivery_limit=3), []  # the App above had the default limit
+
+    @service.worker(queue)
+    async def work(job: Job) -> None:
+        handled.append(job.n)
+
+    async with service:
+        await service.enqueue(queue, Job(1))
+        await wait_for(lambda: handled == [1], what="the service's worker to take its job")

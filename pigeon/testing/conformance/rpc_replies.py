@@ -21,6 +21,7 @@ BIG_REPLY_BYTES = 2 * 1024 * 1024
 """Over NATS' default ``max_payload`` (1 MiB) and the limits ``SMALL_LIMITS`` set."""
 
 SMALL_LIMITS: dict[str, dict[str, object]] = {
+    "memory": {"max_message_size": 1024 * 1024},
     "rabbitmq": {"max_message_size": 1024 * 1024},
     "redis": {"max_message_size": 1024 * 1024},
 }

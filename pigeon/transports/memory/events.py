@@ -25,7 +25,11 @@ class MemoryEvents:
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         transport = self._transport
-        if envelope.headers or not transport.connected:
+        if (
+            envelope.headers
+            or not transport.connected
+            or len(envelope.body) > transport.max_message_size
+        ):
             transport.check(envelope)
         broker = transport.broker
         if broker.taps:

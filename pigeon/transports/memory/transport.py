@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pigeon.errors import BrokerError
+from pigeon.errors import BrokerError, MessageTooLarge
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import unknown_options, whole_number
@@ -25,14 +25,27 @@ from pigeon.transports.replies import ReplyMap
 from pigeon.transports.slow import SlowConsumers
 from pigeon.transports.urls import mask_url
 
+MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+"""Default ``max_message_size``, bytes: Redis's, the other transport pigeon itself bounds."""
+
 
 class MemoryTransport:
-    """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract."""
+    """The in-process transport; see ``pigeon.transports.base.Transport`` for the contract.
+
+    Options: ``queue_capacity`` (``docs/transports/memory.md``) and ``max_message_size`` in bytes
+    (default 8 MiB): a bigger body is refused at send with ``MessageTooLarge``, as a broker
+    would; give your broker's limit (NATS: its ``max_payload``, 1 MiB by default) to have tests
+    on memory catch what it would refuse.
+    """
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
-        if (error := unknown_options("memory://", options, ("queue_capacity",))) is not None:
+        known = ("queue_capacity", "max_message_size")
+        if (error := unknown_options("memory://", options, known)) is not None:
             raise error
         capacity = options.get("queue_capacity")
+        self.max_message_size = whole_number(
+            "max_message_size", options.get("max_message_size", MAX_MESSAGE_SIZE)
+        )
         parts = urlsplit(url)
         self.url = mask_url(url)
         self.settings = settings
@@ -85,11 +98,20 @@ class MemoryTransport:
         return subscription
 
     def check(self, envelope: Envelope | None = None) -> None:
-        """Raise ``BrokerError`` unless connected, ``MessageTooLarge`` for headers over
-        ``MAX_HEADER_BYTES`` (as on every broker, so tests on memory catch them)."""
+        """Raise ``BrokerError`` unless connected, ``MessageTooLarge`` for a body over
+        ``max_message_size`` or headers over ``MAX_HEADER_BYTES`` (as on every broker, so tests on
+        memory catch them)."""
         if not self.connected:
             raise BrokerError.not_connected(self.url)
-        if envelope is not None and envelope.headers:
+        if envelope is None:
+            return
+        if len(envelope.body) > self.max_message_size:
+            raise MessageTooLarge(
+                f"{self.url}: the body is {len(envelope.body):,} bytes, over max_message_size="
+                f"{self.max_message_size:,}; send large data by reference (a URL or key), or "
+                "raise max_message_size"
+            )
+        if envelope.headers:
             check_headers(envelope.headers, self.url)
 
 

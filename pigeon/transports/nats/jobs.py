@@ -141,8 +141,10 @@ class NatsJobs:
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         self._transport.check()
-        names = await self._queue(queue, strict=False)
         store = self._transport.dead_letter_store
+        if not await store.read(QueueNames.of(queue), 1):
+            return 0  # declaring nothing: a misspelt queue stays unknown
+        names = await self._queue(queue, strict=False)
         return await store.replay(names, limit, self._redeclarer(names))
 
     async def purge_dead_letters(self, queue: str) -> int:

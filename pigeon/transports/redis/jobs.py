@@ -141,6 +141,8 @@ class RedisJobs:
 
     async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
         with self._calls(f"replaying the dead letters of {queue!r}", REPLAY):
+            if not await self._dead_letters.read(queue, 1):
+                return 0  # declaring nothing: a misspelt queue stays unknown
             await self._declarer.queue(queue, strict=False)
             return await self._dead_letters.replay(queue, limit)
 

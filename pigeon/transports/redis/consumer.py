@@ -241,14 +241,22 @@ class StreamConsumer:
                 await self._pump_once()
             except CLIENT_ERRORS as exc:
                 if is_missing_group(exc):
-                    with contextlib.suppress(Exception):
-                        await self._redeclare()
+                    await self._declare_again()
                     continue
                 log.warning("pigeon: reading %s failed, retrying in 1s: %s", self.stream, exc)
                 await asyncio.sleep(1.0)
             except Exception:  # a bug must not stop the consumer for good
                 log.exception("pigeon: reading %s failed; retrying in 1s", self.stream)
                 await asyncio.sleep(1.0)
+
+    async def _declare_again(self) -> None:
+        """Declare the queue again after its group went; a failure is logged and tried again a
+        second later (never at once: a loop of failing scripts would load the server)."""
+        try:
+            await self._redeclare()
+        except Exception as exc:  # BrokerError (translated) included: the consumer must go on
+            log.warning("pigeon: declaring %s again failed, retrying in 1s: %s", self.stream, exc)
+            await asyncio.sleep(1.0)
 
     async def _pump_once(self) -> None:
         free = await self._runner.wait_free()

@@ -105,7 +105,10 @@ _JOIN = (
 local prefix, stream, subject, member, wildcard = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if prune(stream .. ':members') == 0 then redis.call('DEL', stream) end
 redis.call('ZADD', stream .. ':members', now_ms() + tonumber(ARGV[6]), member)
-redis.pcall('XGROUP', 'CREATE', stream, 'subscribers', '$', 'MKSTREAM')
+local made = redis.pcall('XGROUP', 'CREATE', stream, 'subscribers', '$', 'MKSTREAM')
+if type(made) == 'table' and made.err and not string.find(made.err, 'BUSYGROUP') then
+  error(made)
+end
 bind(prefix, stream, subject, wildcard)
 """
 )

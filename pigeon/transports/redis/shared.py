@@ -11,6 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from pigeon.errors import PigeonError
 from pigeon.transports.base import Handler
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.consumer import BLOCK, Parsed, reserve_connections
@@ -108,14 +109,22 @@ class SharedReader:
                 if self._closed:  # the stream went with another member's leave
                     return
                 if is_missing_group(exc):  # deleted (the group found empty): make it again
-                    with contextlib.suppress(*CLIENT_ERRORS):
-                        await self._join(self.consumer)
+                    await self._rejoin()
                     continue
                 log.warning("pigeon: reading %s failed, retrying in 1s: %s", self._stream, exc)
                 await asyncio.sleep(1.0)
             except Exception:  # a bug must not stop the reader for good
                 log.exception("pigeon: reading %s failed; retrying in 1s", self._stream)
                 await asyncio.sleep(1.0)
+
+    async def _rejoin(self) -> None:
+        """Make the group again and join it; a failure (a server restarting, a command refused)
+        is logged and tried again a second later: the reader goes on, it never ends here."""
+        try:
+            await self._join(self.consumer)
+        except Exception as exc:  # BrokerError (translated) included: the reader must go on
+            log.warning("pigeon: joining %s again failed, retrying in 1s: %s", self._stream, exc)
+            await asyncio.sleep(1.0)
 
     async def _read(self) -> None:
         runner = self._runner
@@ -159,5 +168,7 @@ class SharedReader:
                 await self._join(self.consumer)
             except CLIENT_ERRORS:
                 pass  # the next beat, within the member's time to live
+            except PigeonError:  # the same, translated (a script's error)
+                pass
             except Exception:  # a bug must not stop the beat: the member would expire
                 log.exception("pigeon: beating in %s failed", self._stream)

@@ -32,6 +32,7 @@ from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.patterns.rpc import Responder
 from pigeon.testing.clock import virtual_clock
+from pigeon.transports.checks import whole_number
 from pigeon.transports.memory import MemoryTransport
 from pigeon.transports.memory.topology import MemoryBroker, MemoryQueue, Tapped, discard_broker
 
@@ -82,11 +83,12 @@ class Harness:
 
     ``clock``: ``"virtual"`` (needs the ``testing`` extra) or ``"real"``. ``timeout``: the default
     bound of every wait, seconds of the loop's clock (``VIRTUAL_TIMEOUT`` / ``REAL_TIMEOUT``).
-    ``max_message_size``: bytes, the largest body the broker takes (default the memory
-    transport's, 8 MiB); give your broker's (NATS: 1 MiB) so that a test sending more fails with
-    ``MessageTooLarge`` as production would. Entering swaps each App's transport for the private
-    broker's and starts the Apps; leaving closes them and forgets the broker. The Apps' own URLs
-    are not used.
+    ``max_message_size``: bytes, the largest body the broker takes (default: an App on
+    ``memory://`` keeps its own, others get the memory transport's 8 MiB); give your broker's
+    (NATS: 1 MiB) so that a test sending more fails with ``MessageTooLarge`` as production would
+    (``ConfigurationError`` here for a value that is not a whole number of 1 or more). Entering
+    swaps each App's transport for the private broker's and starts the Apps; leaving closes them
+    and forgets the broker. The Apps' own URLs are not used.
     """
 
     def __init__(
@@ -102,7 +104,9 @@ class Harness:
         self.clock = clock
         self.timeout = timeout or (VIRTUAL_TIMEOUT if clock == "virtual" else REAL_TIMEOUT)
         self.url = f"memory://harness-{uuid.uuid4().hex[:12]}"
-        self._options = {} if max_message_size is None else {"max_message_size": max_message_size}
+        if max_message_size is not None:
+            whole_number("max_message_size", max_message_size)
+        self._max_message_size = max_message_size
         self._handled: list[tuple[object, Tapped, Outcome, float]] = []
         self._sent: list[tuple[Tapped, float]] = []
         self._changed = asyncio.Event()
@@ -126,8 +130,10 @@ class Harness:
         if self.clock == "virtual":
             self._clock.enter_context(virtual_clock())
         for app in self.apps:
+            size = self._max_message_size or getattr(app.transport, "max_message_size", None)
+            options = {} if size is None else {"max_message_size": size}
             app.url = self.url
-            app.transport = MemoryTransport(self.url, app.settings, self._options)
+            app.transport = MemoryTransport(self.url, app.settings, options)
         transport = self.apps[0].transport
         assert isinstance(transport, MemoryTransport)
         self._broker = transport.broker

@@ -22,7 +22,8 @@ from pigeon.app import App
 from pigeon.testing.harness import Harness
 
 StartHarness = Callable[..., Awaitable[Harness]]
-"""``await pigeon_harness(*apps, clock="virtual", timeout=None) -> Harness``."""
+"""``await pigeon_harness(*apps, clock="virtual", timeout=None, max_message_size=None) ->
+Harness`` (see ``Harness``)."""
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from examples import invoices
 from examples.models import RenderInvoice
-from pigeon import App, Message, MessageTooLarge, Redeliver
+from pigeon import App, ConfigurationError, Message, MessageTooLarge, Redeliver
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.harness import Harness
 from pigeon.testing.plugin import StartHarness, pigeon_harness
@@ -169,3 +169,14 @@ async def test_the_harness_refuses_a_body_over_the_brokers_limit(
     await app.enqueue("reports.nightly", {"blob": "x" * 1000})
     await h.settled("reports.nightly")
     assert done == [1000]
+
+
+async def test_the_harness_keeps_a_memory_apps_limit_and_refuses_a_bad_one(
+    pigeon_harness: StartHarness,
+) -> None:
+    with pytest.raises(ConfigurationError, match="max_message_size=0: give a whole number"):
+        Harness(App(), max_message_size=0)  # at once, before it swaps or starts anything
+    app = App("memory://", max_message_size=1024)
+    await pigeon_harness(app)
+    with pytest.raises(MessageTooLarge, match="over max_message_size=1,024"):
+        await app.publish("reports.ready", {"blob": "x" * 2000})

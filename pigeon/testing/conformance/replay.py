@@ -101,3 +101,24 @@ async def test_reading_the_dead_letters_of_an_unknown_queue_leaves_it_unknown(
     async with service:
         await service.enqueue(queue, Job(1))
         await wait_for(lambda: handled == [1], what="the service's worker to take its job")
+
+
+async def test_reading_some_dead_letters_keeps_their_order(make_app: MakeApp, uid: str) -> None:
+    """Look at the oldest letter, then replay one: the one replayed is that oldest, the rest stay
+    in order (a read that put letters back behind the others would replay the second)."""
+    queue = f"{uid}.ordered"
+    failing = make_app()
+
+    @failing.worker(queue, concurrency=1)  # dead-lettered in the order sent
+    async def fail(job: Job) -> None:
+        raise RuntimeError("broken")
+
+    async with failing:
+        await _three_dead_letters(failing, queue)
+    async with make_app() as app:
+        for read in range(2):
+            [oldest] = await app.dead_letters(queue, 1)
+            assert oldest.body == b'{"n":0}', f"read {read}: {oldest.body!r}"
+        assert await app.replay_dead_letters(queue, 1) == 1
+        letters = await app.dead_letters(queue)
+        assert [letter.body for letter in letters] == [b'{"n":1}', b'{"n":2}']

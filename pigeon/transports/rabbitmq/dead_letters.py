@@ -40,17 +40,23 @@ BROKER_REASONS = {
 
 
 async def peek(declarer: Declarer, queue: str, limit: int | None) -> list[Envelope]:
-    """Up to ``limit`` dead letters of ``queue``, oldest first, left in place."""
+    """Up to ``limit`` dead letters of ``queue``, oldest first, left in place and in order.
+
+    A quorum queue puts letters a reader gave back behind those given back before, ahead of the
+    rest: reading fewer than an earlier read gave back would move them behind the others, and a
+    replay would then move the wrong ones. So the read takes every letter read before (each
+    ``redelivered``), past ``limit`` if need be, and they all go back in their order.
+    """
     dlq = dead_letter_queue(queue)
 
     async def read(channel: aiormq.abc.AbstractChannel) -> list[Envelope]:
         letters: list[Envelope] = []
         try:  # each letter stays unacked on this channel: the gets end, no count needed
-            while limit is None or len(letters) < limit:
-                message = await _get(channel, dlq)
-                if message is None:
-                    break
-                letters.append(letter_of(message))
+            while (message := await _get(channel, dlq)) is not None:
+                if limit is None or len(letters) < limit:
+                    letters.append(letter_of(message))
+                elif not message.redelivered:
+                    break  # none read before from here on: the order is kept as it is
         except amqp.ChannelNotFoundEntity:
             pass  # nothing was ever dead-lettered on this queue
         return letters  # closing the channel puts every letter back

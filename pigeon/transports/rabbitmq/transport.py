@@ -321,7 +321,8 @@ class RabbitMQTransport:
         if len(envelope.body) > self._max_size:
             raise MessageTooLarge(
                 f"message of {len(envelope.body)} bytes is over the {self._max_size} bytes "
-                f"max_message_size of {self.url}"
+                f"max_message_size of {self.url}; send large data by reference (a URL or key), "
+                "or raise max_message_size together with the broker's"
             )
         if envelope.headers:
             limit = min(MAX_HEADER_BYTES, self._frame_max - PROPERTIES_RESERVE)

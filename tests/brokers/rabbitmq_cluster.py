@@ -61,18 +61,20 @@ class Node:
 
 @dataclass
 class RabbitCluster:
-    """Three RabbitMQ nodes of the tests on loopback ports; ``url`` names all three."""
+    """``size`` RabbitMQ nodes of the tests (three by default) on loopback ports; ``url`` names
+    them all."""
 
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pigeon-rmq-")))
     nodes: list[Node] = field(default_factory=list)
     epmd: subprocess.Popen[bytes] | None = None
     epmd_port: int = 0
+    size: int = 3
 
     def __post_init__(self) -> None:
         (self.root / ".erlang.cookie").write_text(secrets.token_hex(16))
         os.chmod(self.root / ".erlang.cookie", 0o400)
         tag = f"{os.getpid()}{secrets.token_hex(2)}"
-        for index in range(3):
+        for index in range(self.size):
             home = self.root / f"n{index}"
             home.mkdir()
             self.nodes.append(Node(f"p{index}x{tag}@localhost", free_port(), free_port(), home))
@@ -119,6 +121,14 @@ class RabbitCluster:
         """(Re)start ``node``; returns once it serves AMQP (a restarted node rejoins by itself)."""
         self._launch(node)
         self._await_boot(node)
+
+    def wipe(self, node: Node) -> None:
+        """Kill ``node`` and start it again without its data: a new, empty broker at its address
+        (a container without its volume, a replaced machine). Only for a cluster of one."""
+        assert self.size == 1, "a wiped node would not rejoin its cluster"
+        self.kill(node)
+        shutil.rmtree(node.home / "mnesia", ignore_errors=True)
+        self.start_node(node)
 
     def kill(self, node: Node) -> None:
         """SIGKILL ``node`` (its Erlang VM, then the script that ran it)."""

@@ -17,6 +17,7 @@ from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import translated
+from pigeon.transports.nats.recovery import CHECK_EVERY, Recovery
 from pigeon.transports.runner import HandlerRunner
 
 log = logging.getLogger("pigeon")
@@ -95,8 +96,12 @@ class PullConsumer:
         ack_wait: float,
         strip: int = 0,
         sink: DeadLetterSink | None = None,
+        recovery: Recovery | None = None,
     ) -> None:
         self.stream = stream
+        self._consumer = consumer
+        self._recovery = recovery
+        self._check_now = asyncio.Event()
         self.strip = strip
         self._client = client
         self._url = url
@@ -123,6 +128,8 @@ class PullConsumer:
         with translated(self._url, f"consuming {self.stream}"):
             self._subscription = await self._client.subscribe(self._inbox, cb=self._received)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._keep_alive())]
+        if self._recovery is not None:
+            self._tasks.append(asyncio.create_task(self._watch(self._recovery)))
 
     async def move_to(self, client: Client) -> None:
         """The client closed for good and ``client`` took its place: pull through it."""
@@ -143,8 +150,9 @@ class PullConsumer:
         if self._closed:
             return
         self._closed = True
-        pump, keep_alive = self._tasks or (None, None)
-        await _cancel(pump)
+        pump, keep_alive, *watch = self._tasks or (None, None)
+        for task in (pump, *watch):
+            await _cancel(task)
         await self._wait_out_pull()
         await self._stop_receiving()
         self._receiving = False
@@ -235,6 +243,8 @@ class PullConsumer:
             log.info("pigeon: pulling from %s: %s %s", self.stream, status, description)
             if "Leadership Change" not in description:
                 self._pause_until = asyncio.get_running_loop().time() + 0.5
+            if status == "503":  # no consumer answers: is it gone?
+                self._check_now.set()
         self._remaining = 0
         self._wake.set()
 
@@ -290,6 +300,38 @@ class PullConsumer:
             await asyncio.sleep(self._progress_every)
             for reply in list(self._unsettled):
                 await self._send(reply, _PROGRESS)
+
+    async def _watch(self, recovery: Recovery) -> None:
+        """Declare the stream and consumer again whenever they are found gone (``recovery``)."""
+        while True:
+            self._check_now.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CHECK_EVERY):
+                    await self._check_now.wait()
+            if not self._client.is_connected:
+                continue
+            try:
+                if await recovery.missing(self.stream, self._consumer):
+                    await self._declare_again(recovery)
+            except Exception as exc:  # the next check tries again; pulling goes on meanwhile
+                log.warning(
+                    "pigeon: checking consumer %r of %s failed: %s",
+                    self._consumer,
+                    self.stream,
+                    exc,
+                )
+
+    async def _declare_again(self, recovery: Recovery) -> None:
+        gone = self.stream
+        self.stream = await recovery.redeclare()
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._consumer}"
+        log.warning(
+            "pigeon: consumer %r of stream %r was gone (a server that lost its store, or deleted "
+            "by hand): declared again; what was published while it was gone is not kept",
+            self._consumer,
+            gone,
+        )
+        self.reset()
 
     async def _send(self, reply: str, verb: bytes) -> None:
         try:

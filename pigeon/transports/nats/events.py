@@ -15,6 +15,7 @@ from pigeon.transports.nats.client import PigeonClient
 from pigeon.transports.nats.consumer import PullConsumer
 from pigeon.transports.nats.errors import translate
 from pigeon.transports.nats.names import queue_group
+from pigeon.transports.nats.recovery import Recovery
 
 if TYPE_CHECKING:
     from pigeon.transports.nats.transport import NatsTransport
@@ -65,6 +66,11 @@ class NatsEvents:
             )
         # a pull consumer takes no more than its free slots: max_pending (>= concurrency) holds
         stream, consumer = await transport.declarer.events(subject, durable)
+
+        async def redeclare() -> str:
+            stream, _ = await transport.declarer.events(subject, durable)
+            return stream
+
         return await transport.start_pull(
             PullConsumer(
                 transport.client,
@@ -74,6 +80,7 @@ class NatsEvents:
                 handler,
                 concurrency=concurrency,
                 ack_wait=transport.ack_wait,
+                recovery=Recovery(transport.api, redeclare),
             )
         )
 

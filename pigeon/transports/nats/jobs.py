@@ -18,6 +18,7 @@ from pigeon.transports.nats import backlog, wire
 from pigeon.transports.nats.consumer import JetStreamDelivery, PullConsumer
 from pigeon.transports.nats.dead_letters import room
 from pigeon.transports.nats.errors import STREAM_NOT_FOUND, JetStreamError
+from pigeon.transports.nats.recovery import Recovery
 from pigeon.transports.nats.topology import MOVERS, QUEUE_SUBJECTS, WORKERS, QueueNames
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class NatsJobs:
             move,
             concurrency=MOVER_CONCURRENCY,
             ack_wait=transport.ack_wait,
+            recovery=self._recovery(names, names.delay_stream),
         )
 
     async def _workers(self, names: QueueNames, handler: Handler, concurrency: int) -> PullConsumer:
@@ -120,6 +122,7 @@ class NatsJobs:
             ack_wait=transport.ack_wait,
             strip=len(QUEUE_SUBJECTS),
             sink=sink,
+            recovery=self._recovery(names, names.stream),
         )
         return await transport.start_pull(consumer)
 
@@ -177,6 +180,15 @@ class NatsJobs:
         await declarer.queue(names, strict=strict)
         await declarer.delays(names, strict=strict)
         await declarer.check_taken_over()
+
+    def _recovery(self, names: QueueNames, stream: str) -> Recovery:
+        """A worker's: the queue's streams and consumers, declared again with its settings."""
+
+        async def redeclare() -> str:
+            await self._declare(names, strict=True)
+            return stream
+
+        return Recovery(self._transport.api, redeclare)
 
     def _redeclarer(self, names: QueueNames) -> Callable[[], Awaitable[None]]:
         async def redeclare() -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import aiormq.abc
+from aio_pika import ExchangeType
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Backlog, Handler
-from pigeon.transports.rabbitmq import backlog, durables, wire
+from pigeon.transports.rabbitmq import backlog, durables, restored, wire
 from pigeon.transports.rabbitmq.consumer import RabbitSubscription
 from pigeon.transports.rabbitmq.errors import CLIENT_ERRORS, translate
 from pigeon.transports.rabbitmq.topology import checked_name, queue_name_for
@@ -85,6 +86,8 @@ class RabbitEvents:
             if adopt:
                 return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, **kind)
+            if not transport.topology.passive:  # declared again with the channel, then bound
+                await restored.exchange(channel, exchange, ExchangeType.TOPIC)
             await queue.bind(exchange, wire.binding_key(subject))
             return queue
 

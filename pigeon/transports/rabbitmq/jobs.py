@@ -22,7 +22,7 @@ from pigeon import headers as h
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.transports.base import Backlog, Handler
-from pigeon.transports.rabbitmq import backlog, dead_letters, wire
+from pigeon.transports.rabbitmq import backlog, dead_letters, restored, wire
 from pigeon.transports.rabbitmq.errors import translated
 from pigeon.transports.rabbitmq.publisher import Publisher
 from pigeon.transports.rabbitmq.topology import (
@@ -229,13 +229,12 @@ class RabbitJobs:
         transport.check()
         await transport.declarer.work_queue(checked_name(queue, "work queue"))
         await transport.declarer.dead_letters(queue)
-        passive = transport.topology.passive
-        arguments = transport.topology.work_queue_arguments(queue)
+        topology = transport.topology
 
         async def declare(channel: AbstractRobustChannel) -> AbstractRobustQueue:
-            if passive:
+            if topology.passive:
                 return await channel.declare_queue(queue, passive=True)
-            return await channel.declare_queue(queue, durable=True, arguments=arguments)
+            return await restored.work_queue(channel, topology, queue)
 
         action = f"consuming {queue!r}"
         return await transport.consume(queue, declare, handler, concurrency, action, jobs=True)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import aiormq.abc
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractRobustChannel
 
 from pigeon.subjects import specificity
 from pigeon.transports.rabbitmq.topology import Declarer
@@ -55,6 +57,24 @@ def onward(rpc_exchange: str, pattern: str) -> str | None:
     exchange: the rank after its own, if there is one."""
     rank = rank_of(pattern) + 1
     return rank_exchange(rpc_exchange, rank) if rank < RANKS else None
+
+
+async def declare_on(channel: AbstractRobustChannel, rpc_exchange: str) -> None:
+    """Declare what ``declare`` does on ``channel``, a consumer's, so that aio-pika declares it
+    again after a reconnect before it binds the channel's queue to a rank (``restored``): the rpc
+    exchange first, since a rank's binding to it is restored with the rank."""
+    source = await channel.declare_exchange(rpc_exchange, ExchangeType.TOPIC, durable=True)
+    first = None
+    for rank in reversed(range(RANKS)):
+        below: dict[str, Any] = {}
+        if rank + 1 < RANKS:
+            below["alternate-exchange"] = rank_exchange(rpc_exchange, rank + 1)
+        name = rank_exchange(rpc_exchange, rank)
+        first = await channel.declare_exchange(
+            name, ExchangeType.TOPIC, durable=True, arguments=below
+        )
+    assert first is not None
+    await first.bind(source, routing_key="#")
 
 
 async def declare(declarer: Declarer) -> None:

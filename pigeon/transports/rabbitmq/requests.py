@@ -285,6 +285,7 @@ class RabbitRequests:
                 return await channel.declare_queue(name, passive=True)
             queue = await channel.declare_queue(name, auto_delete=True)
             if routed:  # to the most specific rank only (see ``ranks``)
+                await ranks.declare_on(channel, exchange)  # declared again with the channel
                 key = wire.binding_key(subject)
                 await queue.bind(ranks.exchange_for(exchange, subject), key)
                 await queue.unbind(exchange, key)  # an older pigeon's server bound it there

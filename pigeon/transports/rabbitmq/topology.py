@@ -187,7 +187,8 @@ class Declarer:
         self._url = url
         self._patience = patience
         self.topology = topology
-        self._done: set[str] = set()
+        self._done: set[str] = set()  # forgotten at each reconnect: the node may have lost it
+        connection.reconnect_callbacks.add(lambda _connection: self._done.clear())
         self._locks: dict[str, asyncio.Lock] = {}
         self._opening = asyncio.Lock()
 

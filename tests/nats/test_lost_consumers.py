@@ -102,3 +102,28 @@ async def test_a_server_restarted_without_its_store_gets_everything_declared_aga
         server.start()
         await _serve_again(app, uid, events, jobs, 2)
         assert readiness(app)["ready"]
+
+
+async def test_a_consumer_that_cannot_be_declared_again_is_asked_after_every_few_seconds(
+    nats_url: str, raw: nats.NATS, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A passive App declares nothing: its lost consumer stays lost, which it says, once per
+    ``CHECK_EVERY`` (each pull's 503 asked again at once: two warnings a second, per consumer)."""
+    manager = raw.jetstream()
+    stream, consumer = f"{uid}_OWN", consumer_name(f"{uid}-audit")
+    await manager.add_stream(name=stream, subjects=[f"{uid}.events"])
+    await manager.add_consumer(stream, durable_name=consumer, ack_policy="explicit")
+    app = App(nats_url, passive=True)
+    _serving_durable_only(app, uid)
+    async with app:
+        await manager.delete_consumer(stream, consumer)
+        failed = lambda: [r for r in caplog.records if "checking consumer" in r.getMessage()]  # noqa: E731
+        await wait_for(lambda: len(failed()) >= 2, 3 * CHECK_EVERY, "two failed checks")
+        first, second = failed()[:2]
+        assert second.created - first.created >= CHECK_EVERY - 0.5
+
+
+def _serving_durable_only(app: App, uid: str) -> None:
+    @app.subscribe(f"{uid}.events", durable=f"{uid}-audit")
+    async def audit(order: Order) -> None:
+        pass

@@ -310,16 +310,20 @@ class PullConsumer:
                     await self._check_now.wait()
             if not self._client.is_connected:
                 continue
+            pause = 1.0  # each pull may get a 503: ask at most once a second
             try:
                 if await recovery.missing(self.stream, self._consumer):
                     await self._declare_again(recovery)
-            except Exception as exc:  # the next check tries again; pulling goes on meanwhile
+            except Exception as exc:  # pulling goes on meanwhile; the next check tries again
                 log.warning(
-                    "pigeon: checking consumer %r of %s failed: %s",
+                    "pigeon: checking consumer %r of %s failed, again in %gs: %s",
                     self._consumer,
                     self.stream,
+                    CHECK_EVERY,
                     exc,
                 )
+                pause = CHECK_EVERY
+            await asyncio.sleep(pause)
 
     async def _declare_again(self, recovery: Recovery) -> None:
         gone = self.stream

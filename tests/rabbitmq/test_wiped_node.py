@@ -52,6 +52,17 @@ async def _sends(call: Awaitable[object]) -> bool:
     return True
 
 
+async def _ready_too_soon(app: App, early: list[int]) -> None:
+    """Every millisecond, note how many subscriptions' channels are not restored yet while the
+    App says it is ready (aio-pika reconnects, then restores its channels one by one)."""
+    subscriptions = app.transport._subscriptions  # type: ignore[attr-defined]
+    while True:
+        closed = sum(1 for s in subscriptions if s._channel.is_closed)
+        if closed and readiness(app)["ready"]:
+            early.append(closed)
+        await asyncio.sleep(0.001)
+
+
 async def test_every_reader_serves_again_after_its_node_came_back_empty(
     one_node: RabbitCluster,
 ) -> None:
@@ -98,6 +109,11 @@ async def test_every_reader_serves_again_after_its_node_came_back_empty(
 
     async with app:
         await everything_serves(1)
+        watching = asyncio.create_task(_ready_too_soon(app, early := []))
         await asyncio.to_thread(one_node.wipe, one_node.nodes[0])
-        await everything_serves(2)
-        assert readiness(app)["ready"]
+        await wait_for(lambda: readiness(app)["ready"], BACK_WITHIN, "the App to be ready again")
+        watching.cancel()
+        assert not early, f"ready while {early[0]} consumer channels were still being restored"
+        await app.publish("wipe.events", Order(id=2))  # ready: every queue is back, bound
+        await wait_for(lambda: 2 in plain and 2 in group and 2 in durable, 10, "the event")
+        await everything_serves(3)

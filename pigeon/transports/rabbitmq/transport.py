@@ -135,6 +135,7 @@ class RabbitMQTransport:
         self._max_size: int = self.options["max_message_size"]
         self.slow_consumers = SlowConsumers(self.url)
         self._connection: AbstractRobustConnection | None = None
+        self._restored = False
         self._subscriptions: list[RabbitSubscription] = []
         self.events = RabbitEvents(self)
         self.requests = RabbitRequests(self)
@@ -158,14 +159,18 @@ class RabbitMQTransport:
 
     @property
     def connected(self) -> bool:
+        """Connected, and done restoring every channel after a reconnect: aio-pika sets its
+        ``connected`` before it declares the queues and consumes again (readiness waits)."""
         connection = self._connection
-        return connection is not None and connection.connected.is_set()
+        return connection is not None and connection.connected.is_set() and self._restored
 
     async def connect(self) -> None:
         if self._connection is not None:
             return
         connection, channel = await self._open()
-        self._connection = connection
+        self._connection, self._restored = connection, True
+        connection.close_callbacks.add(lambda *_: setattr(self, "_restored", False))
+        connection.reconnect_callbacks.add(lambda *_: setattr(self, "_restored", True))
         patience = self.options["reconnect_patience"]
         self.declarer = Declarer(connection, self.url, self.topology, patience)
         self.publisher = Publisher(

@@ -24,6 +24,16 @@ ENTRY_OVERHEAD = 6
 """Bytes an AMQP header table adds per entry (name length, value type, value length)."""
 
 
+def check_body(body: bytes, limit: int, url: str, raise_also: str = "") -> None:
+    """Raise ``MessageTooLarge`` if ``body`` is over ``limit`` bytes (the transport's
+    ``max_message_size``); ``raise_also`` names what must be raised with it (a broker's own)."""
+    if len(body) > limit:
+        raise MessageTooLarge(
+            f"{url}: the body is {len(body):,} bytes, over max_message_size={limit:,}; send large "
+            f"data by reference (a URL or key), or raise max_message_size{raise_also}"
+        )
+
+
 def header_bytes(headers: Mapping[str, str]) -> int:
     """The size of ``headers`` on the wire, roughly: names, values and a few bytes per entry."""
     return sum(len(k.encode()) + len(v.encode()) + ENTRY_OVERHEAD for k, v in headers.items())

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.backends import unavailable
 from tests.brokers.nats import free_port, reachable
 
 SBIN = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin"))
@@ -28,6 +29,22 @@ SBIN = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin"))
 cookie)."""
 
 BOOT_TIMEOUT = 90.0
+
+
+def started_cluster(size: int = 3) -> RabbitCluster:
+    """A started cluster of ``size`` nodes; started a second time from nothing if a node did not
+    start (a loaded box can cause it). ``unavailable`` (skip, or fail when brokers are required)
+    if that fails too."""
+    failure: Exception | None = None
+    for _ in range(2):
+        cluster = RabbitCluster(size=size)
+        try:
+            cluster.start()  # kills what it started if it fails
+            return cluster
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            failure = exc
+    unavailable(f"cannot start RabbitMQ ({size} node(s)): {failure}")
+    raise failure or RuntimeError  # unavailable() skips or fails the test: never reached
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -18,8 +17,7 @@ import pytest
 from pigeon import App, BrokerError, NoResponders, RequestTimeout
 from pigeon.testing.conformance.models import Job, Order
 from pigeon.testing.waiting import wait_for
-from tests.backends import unavailable
-from tests.brokers.rabbitmq_cluster import Node, RabbitCluster
+from tests.brokers.rabbitmq_cluster import Node, RabbitCluster, started_cluster
 
 JOBS = 300
 CLUSTER_TIMEOUT = 300
@@ -36,14 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(CLUSTER_TIMEOUT)]
 def cluster() -> Iterator[RabbitCluster]:
     """Three nodes for the tests of this module (started once: ~40 s; a second time from
     nothing if a node did not start, which a loaded box can cause)."""
-    for attempt in (1, 2):
-        cluster = RabbitCluster()
-        try:
-            cluster.start()  # kills what it started if it fails
-            break
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-            if attempt == 2:
-                unavailable(f"cannot start a RabbitMQ cluster: {exc}")
+    cluster = started_cluster()
     yield cluster
     cluster.remove()
 

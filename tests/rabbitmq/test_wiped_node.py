@@ -11,7 +11,6 @@ looped to its delivery limit and was lost.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Awaitable, Iterator
 
 import pytest
@@ -20,8 +19,7 @@ from pigeon import App, BrokerError, NoResponders, Redeliver, RequestTimeout
 from pigeon.asgi import readiness
 from pigeon.testing.conformance.models import Job, Order
 from pigeon.testing.waiting import wait_for
-from tests.backends import unavailable
-from tests.brokers.rabbitmq_cluster import RabbitCluster
+from tests.brokers.rabbitmq_cluster import RabbitCluster, started_cluster
 
 BACK_WITHIN = 60.0
 """Seconds the Apps may take to serve again once the node is back (reconnects every 0.5 s)."""
@@ -31,14 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 @pytest.fixture
 def one_node() -> Iterator[RabbitCluster]:
-    for attempt in (1, 2):
-        node = RabbitCluster(size=1)
-        try:
-            node.start()
-            break
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-            if attempt == 2:
-                unavailable(f"cannot start a RabbitMQ node: {exc}")
+    node = started_cluster(size=1)
     yield node
     node.remove()
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pigeon.errors import BrokerError, MessageTooLarge
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import unknown_options, whole_number
-from pigeon.transports.limits import check_headers
+from pigeon.transports.limits import check_body, check_headers
 from pigeon.transports.memory.consumer import MemorySubscription
 from pigeon.transports.memory.events import MemoryEvents
 from pigeon.transports.memory.jobs import MemoryJobs
@@ -105,12 +105,7 @@ class MemoryTransport:
             raise BrokerError.not_connected(self.url)
         if envelope is None:
             return
-        if len(envelope.body) > self.max_message_size:
-            raise MessageTooLarge(
-                f"{self.url}: the body is {len(envelope.body):,} bytes, over max_message_size="
-                f"{self.max_message_size:,}; send large data by reference (a URL or key), or "
-                "raise max_message_size"
-            )
+        check_body(envelope.body, self.max_message_size, self.url)
         if envelope.headers:
             check_headers(envelope.headers, self.url)
 

@@ -31,12 +31,12 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustQueue
 
-from pigeon.errors import BrokerError, MessageTooLarge
+from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import seconds, unknown_options, whole_number
-from pigeon.transports.limits import MAX_HEADER_BYTES, check_headers
+from pigeon.transports.limits import MAX_HEADER_BYTES, check_body, check_headers
 from pigeon.transports.rabbitmq.consumer import MakeDelivery, RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import answered_within, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
@@ -323,12 +323,7 @@ class RabbitMQTransport:
         check_length(subject, MAX_KEY_BYTES, "AMQP")
         if envelope is None:
             return
-        if len(envelope.body) > self._max_size:
-            raise MessageTooLarge(
-                f"message of {len(envelope.body)} bytes is over the {self._max_size} bytes "
-                f"max_message_size of {self.url}; send large data by reference (a URL or key), "
-                "or raise max_message_size together with the broker's"
-            )
+        check_body(envelope.body, self._max_size, self.url, " together with the broker's")
         if envelope.headers:
             limit = min(MAX_HEADER_BYTES, self._frame_max - PROPERTIES_RESERVE)
             check_headers(envelope.headers, self.url, limit, f"frame_max is {self._frame_max}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +279,33 @@ async def test_one_durable_name_for_two_subjects_conflicts(
     async with first:
         with pytest.raises(DeclarationConflict, match="durable subscription a name of its own"):
             await second.start()
+
+
+async def test_reconnecting_to_a_server_that_never_answers_logs_what_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A frozen server (or a half-open load balancer) takes the connection and says nothing:
+    each failed attempt is logged with its reason, never as a bare ``pigeon: NATS:``."""
+    caplog.set_level(logging.DEBUG, logger="pigeon")
+    server = NatsServer(name="silent", jetstream=False)
+    server.start()
+    app = App(server.url, connect_timeout=0.3, reconnect_time_wait=0.1)
+    try:
+        async with app:
+            server.stop()
+            silent = await asyncio.start_server(_never_answer, "127.0.0.1", server.port)
+            async with silent:
+                failed = lambda: [  # noqa: E731
+                    r.getMessage()
+                    for r in caplog.records
+                    if r.getMessage().startswith("pigeon: NATS:")
+                ]
+                await wait_for(lambda: len(failed()) >= 2, 10, "two failed reconnects logged")
+            assert all(line.removeprefix("pigeon: NATS:").strip() for line in failed()), failed()
+    finally:
+        server.remove()
+
+
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # until the client gives up and closes
+    writer.close()

@@ -12,7 +12,7 @@ from typing import Any
 from nats import errors as nats_errors
 from nats.aio.client import Client
 
-from pigeon.failures import one_line
+from pigeon.failures import describe, one_line
 from pigeon.message import Failure
 from pigeon.transports.base import Handler
 from pigeon.transports.nats import wire
@@ -291,7 +291,7 @@ class PullConsumer:
         try:
             await self._client.publish(self._next, request, reply=self._inbox)
         except nats_errors.Error as exc:
-            log.warning("pigeon: cannot pull from %s: %s", self.stream, exc)
+            log.warning("pigeon: cannot pull from %s: %s", self.stream, describe(exc))
             self._remaining = 0
             self._pause_until = asyncio.get_running_loop().time() + 1.0
 
@@ -341,7 +341,9 @@ class PullConsumer:
         try:
             await self._client.publish(reply, verb)
         except nats_errors.Error as exc:
-            log.warning("pigeon: could not send %s to %s: %s", verb.decode(), self.stream, exc)
+            log.warning(
+                "pigeon: could not send %s to %s: %s", verb.decode(), self.stream, describe(exc)
+            )
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from nats import errors as nats_errors
 from nats.aio.msg import Msg
 
+from pigeon.failures import describe
 from pigeon.transports.nats.client import PigeonClient, registered
 
 log = logging.getLogger("pigeon")
@@ -75,7 +76,9 @@ class Handover:
                         log.debug("pigeon: handed on %d requests", handed)
                     return 0
         except (nats_errors.Error, OSError, TimeoutError) as exc:
-            log.warning("pigeon: could not hand on %d requests: %s", len(self._waiting), exc)
+            log.warning(
+                "pigeon: could not hand on %d requests: %s", len(self._waiting), describe(exc)
+            )
             return len(self._waiting)
         finally:
             client.stop_taking(subscription)

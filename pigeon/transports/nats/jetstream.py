@@ -14,6 +14,7 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.errors import BrokerError
+from pigeon.failures import describe
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.errors import JetStreamError, translate
 
@@ -119,7 +120,7 @@ class JetStreamApi:
                         f"{doing}: JetStream at {self._url} is unavailable ({exc}) for more "
                         f"than {self._patience:g}s (reconnect_patience)"
                     ) from None
-                log.debug("pigeon: %s: %s; retrying", doing, exc)
+                log.debug("pigeon: %s: %s; retrying", doing, describe(exc))
                 missing_since = (missing_since or now) if exc.missing else None
                 if redeclare and missing_since and now > missing_since + MISSING_AFTER:
                     await _quietly(redeclare)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from pigeon import delays
 from pigeon import headers as h
 from pigeon.errors import BrokerError
+from pigeon.failures import describe
 from pigeon.message import Envelope, Failure
 from pigeon.transports.base import Backlog, Delivery, Handler, Subscription
 from pigeon.transports.nats import backlog, wire
@@ -88,7 +89,9 @@ class NatsJobs:
                 await api.store(names.subject, job.body, headers, redeclare=redeclare)
                 await delivery.ack()
             except Exception as exc:  # the job stays in the delay stream and comes again
-                log.warning("pigeon: moving a due job onto %r failed: %s", names.queue, exc)
+                log.warning(
+                    "pigeon: moving a due job onto %r failed: %s", names.queue, describe(exc)
+                )
                 with contextlib.suppress(Exception):
                     await delivery.redeliver(1.0)
 

@@ -16,6 +16,7 @@ from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from pigeon.errors import BrokerError
+from pigeon.failures import describe
 from pigeon.message import Envelope
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.limits import check_headers
@@ -167,7 +168,7 @@ class NatsTransport:
             try:
                 await self._connect_client()
             except BrokerError as exc:
-                log.warning("pigeon: %s; trying again in 1s", exc)
+                log.warning("pigeon: %s; trying again in 1s", describe(exc))
                 await asyncio.sleep(1.0)
                 continue
             try:
@@ -176,7 +177,7 @@ class NatsTransport:
                 if self.services is not None:
                     await self.services.move_to(self.client)
             except (BrokerError, nats_errors.Error) as exc:
-                log.error("pigeon: could not subscribe again after reconnecting: %s", exc)
+                log.error("pigeon: could not subscribe again after reconnecting: %s", describe(exc))
             log.warning("pigeon: connected anew to NATS %s", self._server())
             return
 
@@ -231,7 +232,7 @@ class NatsTransport:
                 self.slow_consumers.dropped_one(self._declared(exc))  # logged once per interval
             else:
                 level = logging.WARNING if self._connected else logging.DEBUG
-                log.log(level, "pigeon: NATS: %s", exc)
+                log.log(level, "pigeon: NATS: %s", describe(exc))
             await _call(given["error_cb"], exc)
 
         async def disconnected_cb() -> None:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from pigeon.errors import BrokerError
-from pigeon.failures import one_line
+from pigeon.failures import describe, one_line
 from pigeon.transports.redis.errors import CLIENT_ERRORS, translated
 from pigeon.transports.redis.tasks import cancel_all, watched
 
@@ -152,7 +152,9 @@ class Channels:
                 message = await self._pubsub.get_message(timeout=None)
             except CLIENT_ERRORS as exc:
                 if self.healthy:
-                    log.warning("pigeon: Pub/Sub connection to %s lost (%s)", self._url, exc)
+                    log.warning(
+                        "pigeon: Pub/Sub connection to %s lost (%s)", self._url, describe(exc)
+                    )
                 self.healthy = False
                 await asyncio.sleep(_RETRY_AFTER)
                 continue

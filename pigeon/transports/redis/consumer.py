@@ -165,7 +165,9 @@ class StreamConsumer:
             args: list[EncodableT] = [self._group, self._name, RETURNED, GIVEN_BACK_IDLE_MS]
             await self._scripts.give_back(keys=self._keys[:1], args=args)
         except CLIENT_ERRORS as exc:  # they come back after claim_idle instead
-            log.warning("pigeon: %s: could not hand back unsettled entries: %s", self.stream, exc)
+            log.warning(
+                "pigeon: %s: could not hand back unsettled entries: %s", self.stream, describe(exc)
+            )
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -243,7 +245,9 @@ class StreamConsumer:
                 if is_missing_group(exc):
                     await self._declare_again()
                     continue
-                log.warning("pigeon: reading %s failed, retrying in 1s: %s", self.stream, exc)
+                log.warning(
+                    "pigeon: reading %s failed, retrying in 1s: %s", self.stream, describe(exc)
+                )
                 await asyncio.sleep(1.0)
             except Exception:  # a bug must not stop the consumer for good
                 log.exception("pigeon: reading %s failed; retrying in 1s", self.stream)
@@ -255,7 +259,9 @@ class StreamConsumer:
         try:
             await self._redeclare()
         except Exception as exc:  # BrokerError (translated) included: the consumer must go on
-            log.warning("pigeon: declaring %s again failed, retrying in 1s: %s", self.stream, exc)
+            log.warning(
+                "pigeon: declaring %s again failed, retrying in 1s: %s", self.stream, describe(exc)
+            )
             await asyncio.sleep(1.0)
 
     async def _pump_once(self) -> None:

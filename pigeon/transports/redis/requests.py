@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 from pigeon.errors import BrokerError, NoResponders
-from pigeon.failures import one_line
+from pigeon.failures import describe, one_line
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, Subscription
 from pigeon.transports.limits import check_headers
@@ -205,7 +205,9 @@ class RedisRequests:
         try:
             await self._redis.hset(self._keys.wildcard_servers, pattern, stream)
         except CLIENT_ERRORS as exc:
-            log.warning("pigeon: could not register %r again on %s: %s", pattern, self._url, exc)
+            log.warning(
+                "pigeon: could not register %r again on %s: %s", pattern, self._url, describe(exc)
+            )
 
     async def _hand_on(self, unread: list[dict[bytes, bytes]]) -> None:
         """The requests the last server of a stream left ``unread`` (entries' fields): each to

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from pigeon.errors import PigeonError
+from pigeon.failures import describe
 from pigeon.transports.base import Handler
 from pigeon.transports.redis import wire
 from pigeon.transports.redis.consumer import BLOCK, Parsed, reserve_connections
@@ -111,7 +112,9 @@ class SharedReader:
                 if is_missing_group(exc):  # deleted (the group found empty): make it again
                     await self._rejoin()
                     continue
-                log.warning("pigeon: reading %s failed, retrying in 1s: %s", self._stream, exc)
+                log.warning(
+                    "pigeon: reading %s failed, retrying in 1s: %s", self._stream, describe(exc)
+                )
                 await asyncio.sleep(1.0)
             except Exception:  # a bug must not stop the reader for good
                 log.exception("pigeon: reading %s failed; retrying in 1s", self._stream)
@@ -123,7 +126,9 @@ class SharedReader:
         try:
             await self._join(self.consumer)
         except Exception as exc:  # BrokerError (translated) included: the reader must go on
-            log.warning("pigeon: joining %s again failed, retrying in 1s: %s", self._stream, exc)
+            log.warning(
+                "pigeon: joining %s again failed, retrying in 1s: %s", self._stream, describe(exc)
+            )
             await asyncio.sleep(1.0)
 
     async def _read(self) -> None:

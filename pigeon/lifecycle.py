@@ -14,6 +14,7 @@ from pigeon import closing
 from pigeon.deduplicate import scope_of, scoped
 from pigeon.errors import ConfigurationError
 from pigeon.lifespan import enter as enter_lifespans
+from pigeon.lifespan import leave as leave_lifespans
 from pigeon.patterns.serving import Startable
 from pigeon.transports.base import Subscription, Transport
 
@@ -142,7 +143,7 @@ class Lifecycle:
             lifespan, self._lifespan_exit = self._lifespan_exit, None
             try:
                 if lifespan is not None:
-                    await lifespan.aclose()
+                    await leave_lifespans(lifespan, max(self.shutdown_timeout, 1.0))
             finally:
                 await self.transport.close()
         finally:

@@ -12,14 +12,18 @@ next start first undoes what the previous one put there.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 from pigeon.errors import ConfigurationError
+
+log = logging.getLogger("pigeon")
 
 LifespanFactory = Callable[[Any], AbstractAsyncContextManager[Any]]
 """Called with the App, returns the async context manager to enter: an ``asynccontextmanager``."""
@@ -77,6 +81,27 @@ async def enter(
             raise
     assert failure is not None  # a lifespan swallowed it at its yield: the start still fails
     raise failure
+
+
+async def leave(stack: AsyncExitStack, warn_after: float) -> None:
+    """Leave the lifespans entered on ``stack`` (the code after each ``yield``), however long
+    that takes, with a WARNING once it has run ``warn_after`` seconds: a teardown that hangs
+    (a pool whose close never returns) is then named in the log, rather than a close that
+    seems stuck after its handlers drained. It is not cancelled: what it closes may still be
+    writing. A second SIGINT or SIGTERM to ``pigeon run`` exits at once, as ever."""
+    leaving = asyncio.ensure_future(stack.aclose())
+    try:
+        done, _ = await asyncio.wait({leaving}, timeout=warn_after)
+        if not done:
+            log.warning(
+                "pigeon: the lifespans' teardown (the code after their yield) still runs %gs "
+                "after it began; waiting for it (a second SIGINT or SIGTERM stops at once)",
+                warn_after,
+            )
+        await leaving
+    except asyncio.CancelledError:
+        leaving.cancel()
+        raise
 
 
 def _opened(lifespan: LifespanFactory, app: Any) -> AbstractAsyncContextManager[Any]:

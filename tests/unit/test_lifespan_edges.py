@@ -170,3 +170,29 @@ async def test_a_signal_while_a_lifespan_is_entering_stops_the_start(uid: str) -
     await asyncio.wait_for(serving, 5)
     assert left.is_set()
     await wait_for(lambda: not app.transport.connected, what="the App to disconnect")
+
+
+async def test_a_teardown_that_hangs_is_named_in_the_log_and_then_let_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lifespan whose code after ``yield`` does not return (a pool whose close hangs) left a
+    closing App silent after "draining handlers": it is named once it has run
+    ``shutdown_timeout`` (at least a second), and not cancelled: it may still be writing."""
+    release, finished = asyncio.Event(), asyncio.Event()
+    app = App("memory://", shutdown_timeout=0.2)
+
+    @app.lifespan
+    async def pool(app: App) -> AsyncIterator[None]:
+        yield
+        await release.wait()
+        finished.set()
+
+    await app.start()
+    closing = asyncio.ensure_future(app.close())
+    warned = lambda: [r for r in caplog.records if "teardown" in r.getMessage()]  # noqa: E731
+    await wait_for(lambda: bool(warned()), 5, "a warning naming the lifespans' teardown")
+    assert not closing.done()
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert finished.is_set()
+    assert len(warned()) == 1

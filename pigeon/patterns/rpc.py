@@ -167,7 +167,7 @@ async def request(
     envelope.headers[h.DEADLINE] = f"{time.time() + timeout:.6f}"  # repr() costs twice as much
     envelope.correlation_id = envelope.message_id  # a fresh envelope: set, not copied
     if not send:
-        return _decoded(await requests.request(subject, envelope, timeout), reply)
+        return _decoded(await requests.request(subject, envelope, timeout), reply, subject)
 
     async def deliver(message: Message) -> Message:
         answer = await requests.request(message.subject, message.envelope(), timeout)
@@ -175,7 +175,7 @@ async def request(
 
     message = Message.outgoing(envelope, subject, "request")
     answer: Message = await run_send(send, message, deliver)
-    return _decoded(answer.envelope(), reply)
+    return _decoded(answer.envelope(), reply, subject)
 
 
 def check_timeout(timeout: float) -> None:
@@ -191,9 +191,10 @@ def check_timeout(timeout: float) -> None:
         )
 
 
-def _decoded(answer: Envelope, reply: Any) -> Any:
+def _decoded(answer: Envelope, reply: Any, subject: str) -> Any:
     """The reply's value, or ``RemoteError`` if its headers say it is an error reply: pigeon's,
-    or the NATS services protocol's. The body's shape never makes a reply an error."""
+    or the NATS services protocol's. The body's shape never makes a reply an error; one that
+    does not fit ``reply`` is a ``DecodeError`` naming the request's ``subject``."""
     headers = answer.headers
     if h.ERROR_TYPE in headers:
         code = _code(headers.get(h.ERROR_CODE) or headers.get(h.SERVICE_ERROR_CODE))
@@ -202,7 +203,10 @@ def _decoded(answer: Envelope, reply: Any) -> Any:
     if h.SERVICE_ERROR_CODE in headers or h.SERVICE_ERROR in headers:
         text, code = headers.get(h.SERVICE_ERROR, ""), _code(headers.get(h.SERVICE_ERROR_CODE))
         raise RemoteError(SERVICE_ERROR_TYPE, text, code)
-    return _reply_decoder(reply)(answer.body, answer.content_type, answer.headers)
+    try:
+        return _reply_decoder(reply)(answer.body, answer.content_type, answer.headers)
+    except DecodeError as exc:
+        raise DecodeError(f"the reply to {subject!r}: {exc}") from exc
 
 
 def _code(text: str | None) -> int | None:

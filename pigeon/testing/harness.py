@@ -234,7 +234,7 @@ class Harness:
                     await self._changed.wait()
         except TimeoutError:
             text = what() if callable(what) else what
-            raise AssertionError(f"waited {timeout:g}s (loop time): {text}") from None
+            raise AssertionError(f"waited {timeout:.10g}s (loop time): {text}") from None
 
     async def sleep(self, seconds: float) -> None:
         """Let ``seconds`` of the loop's clock pass (virtual: at once)."""

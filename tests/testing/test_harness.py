@@ -180,3 +180,9 @@ async def test_the_harness_keeps_a_memory_apps_limit_and_refuses_a_bad_one(
     await pigeon_harness(app)
     with pytest.raises(MessageTooLarge, match="over max_message_size=1,024"):
         await app.publish("reports.ready", {"blob": "x" * 2000})
+
+
+async def test_a_long_wait_that_fails_says_its_seconds_as_written() -> None:
+    async with Harness(App()) as h:
+        with pytest.raises(AssertionError, match=r"waited 2592000s \(loop time\)"):
+            await h.wait(lambda: False, timeout=30 * 86_400, what="a month")

@@ -312,3 +312,15 @@ def test_one_function_may_subscribe_under_two_groups() -> None:
     app.subscribe("two.groups", group="a")(handle)
     app.subscribe("two.groups", group="b")(handle)
     assert len(app.handlers) == 2
+
+
+def test_send_only_middleware_on_a_router_is_named_by_its_class() -> None:
+    class OnlySend:
+        async def send(self, message: Message, call_next: Any) -> Any:
+            return await call_next(message)
+
+    with pytest.raises(
+        ConfigurationError, match=r"middleware .*OnlySend only has 'send'"
+    ) as caught:
+        Router(middleware=[OnlySend()])
+    assert " object at 0x" not in str(caught.value)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pigeon import RemoteError
+from pigeon import DecodeError, RemoteError
 from pigeon.testing.conformance import shop_pb2
 from pigeon.testing.conformance.fixtures import Backend, MakeApp
 from pigeon.testing.conformance.models import Order
@@ -100,3 +100,13 @@ async def test_every_reply_that_is_an_object_decodes_as_dict(
     result, _, expected = REPLIES[case]
     got = await _ask(make_app, uid, result, dict)
     assert got == expected, repr(got)[:200]
+
+
+@pytest.mark.parametrize("result", ["text", {"id": "x"}, b"\xff"], ids=["str", "object", "bytes"])
+async def test_a_reply_that_does_not_fit_reply_names_the_request_subject(
+    make_app: MakeApp, uid: str, result: Any
+) -> None:
+    """A caller with many requests in flight must know which one's reply did not fit."""
+    got = await _ask(make_app, uid, result, int)
+    assert isinstance(got, DecodeError), got
+    assert f"{uid}.answer" in str(got), str(got)

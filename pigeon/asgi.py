@@ -166,10 +166,12 @@ class _Probes:
 
 def readiness(app: App) -> dict[str, Any]:
     """``{"ready": bool, "broker": {"url", "connected"}, "handlers": [...]}``: each handler with
-    its ``pattern``, ``address``, ``name`` and whether it is ``subscribed``; the URL is masked."""
+    its ``pattern``, ``address``, ``name`` and whether it is ``subscribed`` (at the broker: not
+    while disconnected); the URL is masked."""
     connected = app.transport.connected
-    # App.start subscribes every handler, or closes them all when one fails: ready means all
-    handlers = [_handler_state(handler, app.ready) for handler in app.handlers]
+    # App.start subscribes every handler, or closes them all when one fails: ready means all;
+    # while the connection is down, none is subscribed at the broker
+    handlers = [_handler_state(handler, app.ready and connected) for handler in app.handlers]
     return {
         "ready": app.ready and connected,
         "broker": {"url": mask_url(app.url), "connected": connected},

@@ -32,11 +32,13 @@ async def test_readiness_flips_when_the_broker_stops_and_starts(uid: str, client
             down = (await http.get("/readyz")).json()
             assert down["ready"] is False
             assert down["broker"]["connected"] is False
+            assert not any(h["subscribed"] for h in down["handlers"]), "nothing is, at the broker"
             assert (await http.get("/healthz")).status_code == 200, "alive while the broker is down"
 
             await asyncio.to_thread(server.start)
             await wait_for(status_is(http, 200), what="/readyz to answer 200 again")
             assert await app.request(f"{uid}.ping", 7) == 7
+            assert all(h["subscribed"] for h in (await http.get("/readyz")).json()["handlers"])
     finally:
         await asyncio.to_thread(server.remove)
 

@@ -225,7 +225,8 @@ def _metrics(app: App) -> _Metrics:
         from pigeon.metrics import PrometheusMetrics
     except ConfigurationError:
         return _Metrics(None)
-    from pigeon.running import ScrapeSampler, backlog_interval
+    from pigeon.running import backlog_interval
+    from pigeon.sampling import ScrapeSampler
 
     metrics = next((m for m in app.middleware if isinstance(m, PrometheusMetrics)), None)
     if metrics is None:

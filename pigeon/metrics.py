@@ -5,11 +5,13 @@ queue; and the backlog gauges of work queues that ``pigeon run`` samples (``reco
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pigeon import subjects
 from pigeon.errors import ConfigurationError
 from pigeon.message import Message
 from pigeon.middleware import CallNext, Outcome
@@ -24,7 +26,17 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         "metrics need the prometheus extra: pip install 'pigeon[prometheus]'"
     ) from exc
 
+log = logging.getLogger("pigeon")
+
 LABELS = ("pattern", "subject")
+
+REQUEST_SUBJECTS = 50
+"""Request subjects ``pigeon_request_duration_seconds`` labels by their own name, by default:
+the first so many a process sends to that no ``request_subjects`` pattern matches. Later ones
+are labelled ``OTHER``, so that subjects carrying an id cannot make a series per id."""
+
+OTHER = "other"
+"""The ``subject`` label of requests beyond ``max_request_subjects``."""
 
 AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 """Buckets of ``pigeon_message_age_seconds``: from a message handled at once to one a day old."""
@@ -51,14 +63,24 @@ class PrometheusMetrics:
     ``pigeon_message_age_seconds`` (histogram: now minus the message's timestamp when its
     handler is called, every delivery; the timestamp is the broker's store time on NATS, the
     sender's clock elsewhere, in whole seconds on RabbitMQ), ``pigeon_request_duration_seconds``
-    (RPC client latency, labels ``subject``, ``outcome``: ``ok`` or the exception's type name).
+    (RPC client latency, labels ``subject``, ``outcome``: ``ok`` or the exception's type name;
+    ``subject`` is the first of ``request_subjects``, patterns with wildcards, that matches the
+    subject sent to, else the subject itself for the first ``max_request_subjects`` subjects,
+    else ``other``, logged once: every label has a bounded set of values).
     Add it first (outermost) to count what other middleware does too. ``record_backlog`` sets
     the gauges of ``BACKLOG_GAUGES`` (label ``queue``); a number the broker cannot tell has no
     sample.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        request_subjects: Iterable[str] = (),
+        max_request_subjects: int = REQUEST_SUBJECTS,
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self._requests = _RequestLabels(request_subjects, max_request_subjects)
         self.received = self._counter("received", "Handler calls")
         self.processed = self._counter("processed", "Handler calls that returned")
         self.failed = self._counter("failed", "Handler calls that raised")
@@ -132,7 +154,8 @@ class PrometheusMetrics:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            self.request_duration.labels(message.route, outcome).observe(elapsed)
+            subject = self._requests.label(message.route)
+            self.request_duration.labels(subject, outcome).observe(elapsed)
 
     def count_drops(self, app: Any) -> None:
         """Serve ``pigeon_events_dropped_total`` (label ``subject``, the subscription's subject
@@ -184,6 +207,46 @@ class PrometheusMetrics:
 
     def _counter(self, name: str, description: str) -> Counter:
         return Counter(f"pigeon_messages_{name}", description, LABELS, registry=self.registry)
+
+
+class _RequestLabels:
+    """The ``subject`` label of a request's series: its pattern, its subject, or ``OTHER``."""
+
+    def __init__(self, patterns: Iterable[str], limit: int) -> None:
+        self._patterns = tuple(subjects.validate(p, wildcards=True) for p in patterns)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ConfigurationError(
+                f"max_request_subjects={limit!r}: give an int of 0 or more (request subjects "
+                f"labelled by name before the rest are {OTHER!r})"
+            )
+        self._limit = limit
+        self._named: set[str] = set()  # the subjects labelled by name: at most ``limit``
+        self._warned = False
+
+    def label(self, subject: str) -> str:
+        if subject in self._named:
+            return subject
+        pattern = next((p for p in self._patterns if subjects.matches(p, subject)), None)
+        if pattern is not None:
+            return pattern
+        if len(self._named) < self._limit:
+            self._named.add(subject)
+            return subject
+        self._warn(subject)
+        return OTHER
+
+    def _warn(self, subject: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        log.warning(
+            "pigeon: requests to %r and later new subjects are timed as subject=%r in "
+            "pigeon_request_duration_seconds: %d subjects have a series of their own already; "
+            'name the subjects\' patterns (PrometheusMetrics(request_subjects=["orders.*.get"]))',
+            subject,
+            OTHER,
+            self._limit,
+        )
 
 
 class _Dropped(Collector):

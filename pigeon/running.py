@@ -22,7 +22,8 @@ import typer
 from pigeon.app import App
 from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
-from pigeon.status import Reading, read, watched
+from pigeon.sampling import sample_backlog
+from pigeon.status import watched
 from pigeon.transports.urls import mask_url
 
 if TYPE_CHECKING:
@@ -33,12 +34,6 @@ log = logging.getLogger("pigeon")
 BACKLOG_EVERY = 15.0
 """Default seconds between two readings of the backlog gauges (``PIGEON_BACKLOG_INTERVAL``; 0:
 never). Each reading costs every work queue a few broker calls (``docs/backlog.md``)."""
-
-READY_POLL = 0.1
-"""Seconds between looks at whether the App is ready, before the first backlog reading."""
-
-SCRAPE_PATIENCE = 5.0
-"""Seconds a scrape of ``/metrics`` waits for the backlog (Prometheus' scrape timeout: 10 s)."""
 
 
 def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
@@ -199,70 +194,6 @@ def backlog_interval() -> float:
             "(a number such as 15), or 0 for none"
         )
     return every
-
-
-async def sample_backlog(app: App, metrics: PrometheusMetrics, every: float) -> None:
-    """Every ``every`` seconds while ``app`` is ready (the first time as soon as it is), set the
-    backlog gauges of each of its work queues and durable subscriptions (``status.watched``). A
-    queue that cannot be read loses its samples (no stale numbers) and is logged once per new
-    error; while the transport is disconnected, every queue loses them. Runs until cancelled."""
-    queues = watched(app)
-    failing: dict[str, str] = {}
-    while True:
-        if not app.ready:
-            await asyncio.sleep(min(every, READY_POLL))
-            continue
-        if not app.transport.connected:  # the last numbers are not live: no samples
-            for queue in queues:
-                metrics.forget_backlog(queue)
-            await asyncio.sleep(min(every, READY_POLL))
-            continue
-        try:
-            for reading in await read(app, queues):
-                record(metrics, reading, failing)
-        except Exception:  # a bug must not stop the sampling for good
-            log.exception("pigeon: reading the backlog failed")
-        await asyncio.sleep(every)
-
-
-class ScrapeSampler:
-    """The backlog gauges of ``app``'s work queues and durable subscriptions, read when
-    ``/metrics`` is scraped (``App.asgi``), at most once per ``every`` seconds (0: never): what
-    ``sample_backlog`` does for ``pigeon run``, for an App that FastAPI or uvicorn serves. A
-    reading is bounded by ``SCRAPE_PATIENCE`` seconds, so that the scrape still answers."""
-
-    def __init__(self, app: App, metrics: PrometheusMetrics, every: float) -> None:
-        self._app, self._metrics, self._every = app, metrics, every
-        self._failing: dict[str, str] = {}
-        self._next = -math.inf
-
-    async def __call__(self) -> None:
-        app, now = self._app, asyncio.get_running_loop().time()
-        if self._every <= 0 or not app.ready or now < self._next or not (queues := watched(app)):
-            return
-        self._next = now + self._every
-        if not app.transport.connected:  # the last numbers are not live: no samples
-            for queue in queues:
-                self._metrics.forget_backlog(queue)
-            return
-        try:
-            async with asyncio.timeout(SCRAPE_PATIENCE):
-                for reading in await read(app, queues):
-                    record(self._metrics, reading, self._failing)
-        except Exception:  # a slow broker or a bug: the scrape answers without the backlog
-            log.exception("pigeon: reading the backlog for /metrics failed")
-
-
-def record(metrics: PrometheusMetrics, reading: Reading, failing: dict[str, str]) -> None:
-    """Put ``reading`` into the gauges; ``failing``: queue -> its last error, logged."""
-    if reading.backlog is not None:
-        metrics.record_backlog(reading.queue, reading.backlog)
-        failing.pop(reading.queue, None)
-        return
-    metrics.forget_backlog(reading.queue)
-    if failing.get(reading.queue) != reading.error:
-        failing[reading.queue] = reading.error or ""
-        log.warning("pigeon: cannot read the backlog of %r: %s", reading.queue, reading.error)
 
 
 def _prometheus(app: App) -> PrometheusMetrics | None:

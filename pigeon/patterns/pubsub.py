@@ -23,6 +23,7 @@ from pigeon.handlers import HandlerSpec
 from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.transports.base import Delivery, DirectCall, Events, Subscription, Transport
+from pigeon.transports.cutoff import Held, Kind
 from pigeon.transports.runner import own_cancel_pending
 
 PATTERN = "subscribe"
@@ -63,6 +64,16 @@ class Subscriber:
             if self.durable is None:
                 direct = (self.handler.decode, self.handler.fn, self.failed)
                 object.__setattr__(self, "direct", direct)
+
+    def held(self) -> Held:
+        """What this subscriber's calls hold, for the line saying some were cut off at close."""
+        label = f"subscriber {self.handler.name} of {self.subject!r}"
+        kind: Kind = "event"
+        if self.durable is not None:
+            label, kind = f"{label} (durable {self.durable!r})", "durable"
+        elif self.group is not None:
+            label, kind = f"{label} (group {self.group!r})", "group"
+        return Held(label, kind, self.handler.runs == "thread")
 
     async def start(self, transport: Transport) -> Subscription:
         """Subscribe on ``transport``'s events; returns once the broker delivers to it."""

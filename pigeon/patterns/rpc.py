@@ -23,6 +23,7 @@ from pigeon.message import Envelope, Message
 from pigeon.middleware import CallNext, Middleware, handle_chain, run_send
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.transports.base import Delivery, Requests, Subscription, Transport
+from pigeon.transports.cutoff import Held
 from pigeon.transports.runner import own_cancel_pending
 
 log = logging.getLogger("pigeon")
@@ -49,6 +50,11 @@ class Responder:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
+
+    def held(self) -> Held:
+        """What this server's calls hold, for the line saying some were cut off at close."""
+        label = f"rpc {self.handler.name} of {self.subject!r}"
+        return Held(label, "request", self.handler.runs == "thread")
 
     async def start(self, transport: Transport) -> Subscription:
         """Serve ``subject`` on ``transport``'s requests, sharing them with its other servers."""

@@ -34,6 +34,7 @@ from pigeon.middleware import (
 from pigeon.patterns.outgoing import envelope_for
 from pigeon.retry import NEVER_RETRY, Redeliver, Retry
 from pigeon.transports.base import Delivery, Jobs, Subscription, Transport
+from pigeon.transports.cutoff import Held
 from pigeon.transports.runner import own_cancel_pending
 
 PATTERN = "worker"
@@ -64,6 +65,11 @@ class Worker:
     def __post_init__(self) -> None:
         object.__setattr__(self, "chain", handle_chain(self.middleware, self.handler.call_message))
         object.__setattr__(self, "settle_hooks", settle_hooks(self.middleware))
+
+    def held(self) -> Held:
+        """What this worker's calls hold, for the line saying some were cut off at close."""
+        label = f"worker {self.handler.name} of queue {self.queue!r}"
+        return Held(label, "job", self.handler.runs == "thread")
 
     async def start(self, transport: Transport) -> Subscription:
         """Consume ``queue`` on ``transport``'s jobs."""

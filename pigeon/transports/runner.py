@@ -11,6 +11,7 @@ from typing import Any
 
 from pigeon.errors import BrokerError
 from pigeon.failures import describe, one_line, shortened
+from pigeon.transports.cutoff import held_of, log_cut_off
 
 log = logging.getLogger("pigeon")
 
@@ -41,6 +42,10 @@ class HandlerRunner:
     ``context``: what each slot's task starts from (a copy of it), when the caller of ``start``
     runs in another (a connection's reading task, started before the App's lifespan); ``None``:
     the caller's.
+
+    ``handler``: the pattern's handler the calls run, named in the line that says calls were cut
+    off at ``drain``, with what becomes of their messages (``groups_keep``: the transport hands
+    a group's cut-off events back to the group's queue; see ``transports.cutoff``).
     """
 
     def __init__(
@@ -48,7 +53,11 @@ class HandlerRunner:
         limit: int,
         next_call: NextCall | None = None,
         context: contextvars.Context | None = None,
+        *,
+        handler: Any = None,
+        groups_keep: bool = False,
     ) -> None:
+        self.held, self._groups_keep = held_of(handler), groups_keep
         self._limit = limit
         self._next_call = next_call
         self._context = context
@@ -105,13 +114,17 @@ class HandlerRunner:
         for task in pending:
             task.cancel()
         if pending:
-            log_cut_off(len(pending), timeout)
+            self.log_cut_off(len(pending), timeout)
             await asyncio.wait(pending)
         for call, task in list(self._tasks.items()):  # cancelled before it ran: close its call
             if task.done():
                 del self._tasks[call]
                 call.close()
         return len(pending)
+
+    def log_cut_off(self, count: int, timeout: float) -> None:
+        """Say that ``count`` calls outlasted the shutdown timeout of ``timeout`` seconds."""
+        log_cut_off(count, timeout, self.held, self._groups_keep)
 
     async def _slot(self, call: Coroutine[Any, Any, None]) -> None:
         """Run ``call`` and the queued calls, or those ``next_call`` gives, after it, then free
@@ -275,16 +288,4 @@ def log_task_failure(error: Exception) -> None:
         "unsettled, and the broker delivers it again",
         text,
         exc_info=error if log.isEnabledFor(logging.DEBUG) else None,
-    )
-
-
-def log_cut_off(count: int, timeout: float) -> None:
-    """Say that ``count`` handlers outlasted the shutdown timeout and were cancelled: their
-    messages go back to the broker unsettled (a job or durable event comes again)."""
-    log.warning(
-        "pigeon: %d handler(s) still running after the shutdown timeout (%gs) were cancelled; "
-        "their messages go back to the broker unsettled, unless a handler caught the "
-        "cancellation and returned (raise shutdown_timeout to let them end)",
-        count,
-        timeout,
     )

@@ -133,4 +133,5 @@ async def test_a_handler_cut_off_at_close_is_logged(
             await started.wait()
     cut_off = [r.getMessage() for r in caplog.records if "shutdown timeout" in r.getMessage()]
     assert len(cut_off) == 1, [r.getMessage() for r in caplog.records]
-    assert cut_off[0].startswith("pigeon: 1 handler(s) still running"), cut_off
+    assert cut_off[0].startswith("pigeon: worker "), cut_off  # the handler, its queue, the count
+    assert f"hang of queue '{uid}.jobs': 1 call(s) still running" in cut_off[0], cut_off

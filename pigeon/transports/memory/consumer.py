@@ -13,7 +13,6 @@ from pigeon.transports.memory.topology import Item, MemoryBroker, MemoryQueue, T
 from pigeon.transports.runner import (
     HandlerRunner,
     goes_on_after_cancel,
-    log_cut_off,
     started_in,
     withdraw_own_cancel,
 )
@@ -54,7 +53,7 @@ class MemorySubscription:
         self._hand_on = hand_on
         self.broker = broker
         self._handler = handler
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, handler=handler, groups_keep=True)
         self.unsettled: dict[Item, Item] = {}
         """Items handed to the handler and not settled yet (``Item.ack`` settles them itself)."""
         self._stranded: set[Item] = set()
@@ -92,7 +91,7 @@ class MemorySubscription:
         if self._inline and self._held() and not self._pump_task.done():  # handler running
             _, running = await asyncio.wait({self._pump_task}, timeout=timeout)
             if running and self._held():
-                log_cut_off(self._held(), timeout)
+                self._runner.log_cut_off(self._held(), timeout)
         self._pump_task.cancel()
         await asyncio.gather(self._pump_task, return_exceptions=True)
         if self._hand_on is not None:

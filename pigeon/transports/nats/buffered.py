@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pigeon import headers as h
+from pigeon.transports.cutoff import held_of, log_cut_off
 from pigeon.transports.runner import (
     HandlerRunner,
     goes_on_after_cancel,
@@ -58,12 +59,18 @@ class EventBuffer:
         dropped: Callable[[], None],
         skip: Callable[[Any], bool] | None = None,
         context: contextvars.Context | None = None,
+        handler: Any = None,
     ) -> None:
         self._skip = skip
+        self._held = held_of(handler)
         self._context = context  # what the handlers start from (None: the reading task's)
         self._call = call
         self._concurrency = concurrency
-        self._runner = HandlerRunner(concurrency, self._next, context) if concurrency > 1 else None
+        self._runner = (
+            HandlerRunner(concurrency, self._next, context, handler=handler)
+            if concurrency > 1
+            else None
+        )
         self._counts_handled = max_pending is not None
         self._bound = pending_msgs if max_pending is None else max_pending
         self._pending_bytes = pending_bytes
@@ -173,7 +180,9 @@ class EventBuffer:
         pump = self._pump
         if pump is not None:
             if self._handling_inline:
-                await asyncio.wait([pump], timeout=timeout)
+                _, running = await asyncio.wait([pump], timeout=timeout)
+                if running and self._handling_inline:
+                    log_cut_off(1, timeout, self._held)
             pump.cancel()
             await asyncio.wait([pump])
         left = sum(1 for msg in self._waiting if not is_request(msg))

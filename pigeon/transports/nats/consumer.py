@@ -110,7 +110,7 @@ class PullConsumer:
         self._progress_every = ack_wait / 3
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = client.new_inbox()
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, handler=handler)
         self._unsettled: dict[str, JetStreamDelivery] = {}
         self._backlog: deque[JetStreamDelivery] = deque()
         self._wake = asyncio.Event()

@@ -126,7 +126,7 @@ class CoreSubscription:
         self._client, self._url, self._handler = client, url, handler
         self._started = contextvars.copy_context()  # after the lifespan, unlike the reader's
         self._runner = HandlerRunner(
-            concurrency, self._next_request if requests else None, self._started
+            concurrency, self._next_request if requests else None, self._started, handler=handler
         )
         self._waiting, self._waiting_bytes = deque[Any](), 0  # taken, waiting for a slot
         self._bound = (PENDING_MSGS, PENDING_BYTES)  # waiting requests, their payload bytes
@@ -191,6 +191,7 @@ class CoreSubscription:
             skip=_internal if self._covers_internal else None,
             dropped=lambda: self._drops.dropped_one(self.declared),
             context=self._started,
+            handler=self._handler,
         )
 
     def _call(self, msg: Any) -> Any:

@@ -167,7 +167,7 @@ class RabbitSubscription:
         self._handler = handler
         self._make = make
         self._jobs = jobs
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, handler=handler, groups_keep=True)
         self._backlog: deque[RabbitDelivery] = deque()
         self._pump: asyncio.Task[None] | None = None
         self._tag = f"pigeon.{new_id()}"

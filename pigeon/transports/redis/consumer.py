@@ -126,7 +126,7 @@ class StreamConsumer:
         self._redeclare = redeclare
         self._claim_idle_ms = max(1, int(claim_idle * 1000))
         self._claim_every = min(BLOCK, claim_idle / 3)
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, handler=handler)
         self._unsettled: dict[bytes, StreamDelivery] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._promotions: set[asyncio.Task[None]] = set()

@@ -59,7 +59,7 @@ class SharedReader:
         heartbeat: float | None = None,
     ) -> None:
         self._redis, self._url, self._stream, self._group = redis, url, stream, group
-        self._handler, self._runner = handler, HandlerRunner(concurrency)
+        self._handler, self._runner = handler, HandlerRunner(concurrency, handler=handler)
         self._join, self._leave, self._heartbeat = join, leave, heartbeat
         self.consumer = consumer_name()
         self._tasks: list[asyncio.Task[None]] = []

@@ -74,7 +74,7 @@ class ChannelSubscription:
         self._name = keys.event_glob(subject) if self._wildcard else keys.event_channel(subject)
         self._keys, self._handler = keys, handler
         self._concurrency = concurrency
-        self._runner = HandlerRunner(concurrency)
+        self._runner = HandlerRunner(concurrency, handler=handler)
         self._max_pending = PENDING_LIMIT if max_pending is None else max_pending
         self._drops = drops
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()

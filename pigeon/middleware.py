@@ -108,15 +108,16 @@ def _check_one(item: Any, where: str) -> None:
     if where == "App" or isinstance(item, HandleMiddleware):
         return
     place = "a Router" if where == "Router" else f"a {where} handler"
+    name = type(item).__qualname__
     if not isinstance(item, SettleMiddleware):
         raise ConfigurationError(
-            f"middleware {type(item).__qualname__} only has 'send', which never runs on {place}: send middleware "
+            f"middleware {name} only has 'send', which never runs on {place}: send middleware "
             "belongs to the App (App(middleware=[...]) or app.use(...)), around every publish, "
             "request and enqueue"
         )
     if where in ("subscribe", "rpc"):
         raise ConfigurationError(
-            f"middleware {type(item).__qualname__} only has 'settled', which never runs on {place}: only workers "
+            f"middleware {name} only has 'settled', which never runs on {place}: only workers "
             "settle deliveries; install it on a worker, a Router or the App"
         )
 

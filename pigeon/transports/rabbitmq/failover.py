@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aio_pika import RobustConnection
 from yarl import URL
@@ -67,3 +68,19 @@ def hosts_of(urls: list[str]) -> list[Host]:
         default = 5671 if parsed.scheme == "amqps" else 5672
         hosts.append((parsed.host or "localhost", parsed.port or default))
     return hosts
+
+
+HEARTBEAT = 10
+"""Seconds of AMQP heartbeat asked for unless a server's URL gives its own (``?heartbeat=``):
+RabbitMQ's guide advises 5 to 20 ("Detecting Dead TCP Connections with Heartbeats"). aiormq
+takes a connection that brought no frame for (heartbeat + 1) x 3 s as dead (33 s) and aio-pika
+reconnects, to another node of the URL if it names several; the server's default (60 s) left
+an App on a node that stopped answering, and ready, for 3 minutes."""
+
+
+def with_heartbeat(server: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for aio-pika's ``connect_robust`` to ``server``, asking for ``HEARTBEAT``
+    unless the URL gives its own (aio-pika's keyword arguments override the URL's query)."""
+    if "heartbeat" in parse_qs(urlsplit(server).query):
+        return options
+    return {"heartbeat": HEARTBEAT, **options}

@@ -40,7 +40,12 @@ from pigeon.transports.limits import MAX_HEADER_BYTES, check_body, check_headers
 from pigeon.transports.rabbitmq.consumer import MakeDelivery, RabbitSubscription, delivery_maker
 from pigeon.transports.rabbitmq.errors import answered_within, connect_error, translated
 from pigeon.transports.rabbitmq.events import RabbitEvents
-from pigeon.transports.rabbitmq.failover import FailoverConnection, failover_class, hosts_of
+from pigeon.transports.rabbitmq.failover import (
+    FailoverConnection,
+    failover_class,
+    hosts_of,
+    with_heartbeat,
+)
 from pigeon.transports.rabbitmq.frames import install as guard_frame_decoding
 from pigeon.transports.rabbitmq.jobs import JobStore, RabbitJobs
 from pigeon.transports.rabbitmq.leaving import Leaving
@@ -204,11 +209,12 @@ class RabbitMQTransport:
         """The connection to server ``index`` and its publishing channel, each within
         ``connect_timeout``; the connection is closed if the channel does not open."""
         timeout = self.options["connect_timeout"]
+        server = self._servers[index]
         connection: AbstractRobustConnection = await aio_pika.connect_robust(
-            self._servers[index],
+            server,
             timeout=timeout,
             connection_class=failover_class(hosts, index),
-            **self._client_options,
+            **with_heartbeat(server, self._client_options),
         )
         try:
             async with asyncio.timeout(timeout):

@@ -31,6 +31,11 @@ Callback = Callable[[bytes, bytes], None]
 """Called with a message's channel and payload."""
 
 _RETRY_AFTER = 0.5
+KEEPALIVE = 5.0
+"""Seconds of silence on the Pub/Sub connection after which it is sent a PING. Silence for
+twice as long (the PING unanswered) means a server that stopped answering (frozen, or a path
+that drops everything, which no socket error reports): the connection is closed, so that the
+transport is not ``connected`` (readiness) and redis-py connects and subscribes again."""
 CONFIRM_PATIENCE = 10.0
 """Seconds a subscription waits for the server's confirmation when no ``socket_timeout`` is set."""
 
@@ -147,9 +152,14 @@ class Channels:
     async def _read(self) -> None:
         """Read and dispatch every message, for good: a lost connection is waited out, and an
         unexpected error (a bug) is logged, never the end of every subscription."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                message = await self._pubsub.get_message(timeout=KEEPALIVE)
+                if message is None:
+                    heard = await self._keep_alive(heard, loop.time())
+                    continue
             except CLIENT_ERRORS as exc:
                 if self.healthy:
                     log.warning(
@@ -162,10 +172,24 @@ class Channels:
                 log.exception("pigeon: reading Pub/Sub messages from %s failed", self._url)
                 await asyncio.sleep(_RETRY_AFTER)
                 continue
+            heard = loop.time()
             if not self.healthy:
                 self.healthy = True
-            if message is not None:
-                self._dispatch(message)
+            self._dispatch(message)
+
+    async def _keep_alive(self, heard: float, now: float) -> float:
+        """After ``KEEPALIVE`` seconds of silence since ``heard``, send a PING (its answer is a
+        message); after twice as long, close the connection and raise ``ConnectionError``.
+        Returns when the connection was last heard (now, with nothing subscribed)."""
+        if not self._pubsub.subscribed:
+            return now
+        if now - heard < 2 * KEEPALIVE:
+            await self._pubsub.ping()
+            return heard
+        connection = self._pubsub.connection
+        if connection is not None:
+            await connection.disconnect()
+        raise ConnectionError(f"no answer to a PING within {KEEPALIVE:g}s")
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]

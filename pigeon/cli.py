@@ -45,6 +45,9 @@ def load_app(target: str) -> App:
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except ConfigurationError as exc:  # its App(...): one line, as every command says it
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     except Exception as exc:  # not found, or the module itself fails: say which, briefly
         raise typer.BadParameter(
             f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"

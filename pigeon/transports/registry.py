@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import urlsplit
 
 from pigeon.errors import ConfigurationError
 from pigeon.transports.base import QueueSettings, Transport
@@ -40,7 +39,8 @@ def register_transport(scheme: str, target: str) -> None:
 def transport_for(url: str, settings: QueueSettings, options: dict[str, Any]) -> Transport:
     """Build the transport for ``url``; ``ConfigurationError`` listing the supported schemes for
     an unknown one, or if the transport for a known one is not available."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    scheme, sep, _ = url.partition("://")  # not urlsplit: it raises on a bad URL, unmasked
+    scheme = scheme.lower() if sep else ""
     target = SCHEMES.get(scheme)
     if target is None:
         supported = ", ".join(f"{s}://" for s in SCHEMES)

@@ -60,17 +60,35 @@ def _mask_server(part: str, scheme: str) -> str:
         prefix = f"{own_scheme}://"
     else:
         prefix, rest = "", part
-    # the authority ends after the last '@' (a password may hold an unencoded '/' or '@')
-    authority_end = _first_of(rest, "/?#", rest.rfind("@") + 1)
-    userinfo, at_sign, host = rest[:authority_end].rpartition("@")
-    if not at_sign:
-        return part
+    userinfo, host, tail = split_authority(rest)
+    if userinfo is None:
+        return f"{prefix}{_masked_port(host)}{tail}"
     user, colon, _ = userinfo.partition(":")
     if colon:
         userinfo = f"{user}:{MASK}"
     elif scheme in TOKEN_SCHEMES:
         userinfo = MASK
-    return f"{prefix}{userinfo}@{host}{rest[authority_end:]}"
+    return f"{prefix}{userinfo}@{host}{tail}"
+
+
+def split_authority(rest: str) -> tuple[str | None, str, str]:
+    """``(userinfo, host_and_port, tail)`` of one server's URL after ``scheme://``; ``userinfo``
+    is ``None`` without an ``@``. The authority ends at the first ``/``, ``?`` or ``#`` after the
+    last ``@``, so a password with an unencoded ``/`` or ``#`` is still taken whole: the mask
+    hides it all, and ``pigeon.transports.addresses`` refuses it (the clients would read the
+    host elsewhere)."""
+    authority_end = _first_of(rest, "/?#", rest.rfind("@") + 1)
+    userinfo, at_sign, host = rest[:authority_end].rpartition("@")
+    return (userinfo if at_sign else None), host, rest[authority_end:]
+
+
+def _masked_port(host_and_port: str) -> str:
+    """``host:port``, with a port that is not a number masked: ``amqp://user:pw/`` (the ``@``
+    and host forgotten) must not show ``pw``."""
+    host, colon, port = host_and_port.rpartition(":")
+    if not colon or not port or port.isdigit() or "]" in port:
+        return host_and_port
+    return f"{host}:{MASK}"
 
 
 def servers(url: str) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pigeon.errors import BrokerError
+from pigeon.errors import BrokerError, ConfigurationError
 from pigeon.message import Envelope, new_id
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import unknown_options, whole_number
@@ -46,8 +46,11 @@ class MemoryTransport:
         self.max_message_size = whole_number(
             "max_message_size", options.get("max_message_size", MAX_MESSAGE_SIZE)
         )
-        parts = urlsplit(url)
         self.url = mask_url(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unmatched '[' or ']': urlsplit's own text is not masked
+            raise ConfigurationError(f"bad memory URL {self.url!r}; give memory://name") from None
         self.settings = settings
         self.broker = broker_named(parts.netloc + parts.path or "default")
         if capacity is not None:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from nats.aio.client import Client
 
 from pigeon.errors import ConfigurationError
+from pigeon.transports.addresses import servers_of as checked_servers
 from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.nats import wire
 from pigeon.transports.nats.jetstream import RETRY_BUDGET
 from pigeon.transports.nats.services import Services, service_config
 from pigeon.transports.nats.topology import ACK_WAIT
-from pigeon.transports.urls import mask_url
-from pigeon.transports.urls import servers as split_servers
 
 DEFAULTS: dict[str, Any] = {
     "connect_timeout": 2,
@@ -90,21 +88,11 @@ def servers_of(url: str) -> list[str]:
     """The server URLs in ``url``: ``nats://u:p@a:4222,b:4222`` gives both with scheme and user
     (a comma in a password is the password's: see ``pigeon.transports.urls.servers``).
 
-    Raises ``ConfigurationError`` for a server without a host or with a bad port.
+    Raises ``ConfigurationError`` for a server nats-py would read otherwise than pigeon, or
+    cannot read (see ``pigeon.transports.addresses``): without a host, with a bad port, or
+    with a user or password it would not send as meant.
     """
-    servers = split_servers(url.rstrip(","))
-    for server in servers:
-        try:
-            parsed = urlsplit(server)
-            valid = bool(parsed.hostname) and (parsed.port is None or parsed.port > 0)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise ConfigurationError(
-                f"bad NATS URL {mask_url(server)!r}: give nats://host:port (or tls://), "
-                "several separated by commas"
-            )
-    return servers
+    return [server.url for server in checked_servers(url.rstrip(","))]
 
 
 def _services(name: str | None, version: str | None) -> Services | None:

@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aio_pika import RobustConnection
-from yarl import URL
+
+from pigeon.transports.addresses import Server
 
 log = logging.getLogger("pigeon")
 
@@ -60,14 +61,11 @@ def failover_class(hosts: list[Host], start: int) -> type[FailoverConnection]:
     )
 
 
-def hosts_of(urls: list[str]) -> list[Host]:
-    """``(host, port)`` of each URL (AMQP's 5672, or 5671 for ``amqps``, when none is given)."""
-    hosts = []
-    for url in urls:
-        parsed = URL(url)
-        default = 5671 if parsed.scheme == "amqps" else 5672
-        hosts.append((parsed.host or "localhost", parsed.port or default))
-    return hosts
+def hosts_of(servers: list[Server]) -> list[Host]:
+    """``(host, port)`` of each server (AMQP's 5672, or 5671 for ``amqps``, when none is given),
+    from the split that masks its URL (``pigeon.transports.addresses``): the host pigeon names
+    is the host it connects to."""
+    return [(s.host, s.port or (5671 if s.scheme == "amqps" else 5672)) for s in servers]
 
 
 HEARTBEAT = 10

@@ -34,6 +34,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 from pigeon.errors import BrokerError
 from pigeon.message import Envelope
 from pigeon.subjects import check_length
+from pigeon.transports.addresses import servers_of
 from pigeon.transports.base import Handler, QueueSettings, Transport
 from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.limits import MAX_HEADER_BYTES, check_body, check_headers
@@ -54,7 +55,7 @@ from pigeon.transports.rabbitmq.requests import RabbitRequests, Requester
 from pigeon.transports.rabbitmq.topology import CLOSE_PATIENCE, Declarer, Topology, checked_name
 from pigeon.transports.sends import Sends
 from pigeon.transports.slow import SlowConsumers
-from pigeon.transports.urls import mask_url, servers
+from pigeon.transports.urls import mask_url
 
 log = logging.getLogger("pigeon")
 
@@ -124,7 +125,9 @@ class RabbitMQTransport:
         if error is not None:
             raise error
         self.url = mask_url(url)
-        self._servers = servers(url)
+        checked = servers_of(url)
+        self._servers = [server.url for server in checked]
+        self._hosts = hosts_of(checked)
         self.options = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
         _check_numbers(self.options)
         self._client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
@@ -189,7 +192,7 @@ class RabbitMQTransport:
         """A robust connection, with its publishing channel open, to the first server that
         answers, in turn from a random one (from the first with ``dont_randomize=True``); it
         fails over to the next on a loss."""
-        hosts = hosts_of(self._servers)
+        hosts = self._hosts
         start = 0 if self.options["dont_randomize"] else random.randrange(len(hosts))
         failure: tuple[BaseException, str] | None = None
         for offset in range(len(hosts)):

@@ -22,6 +22,7 @@ from redis.asyncio.connection import (
 )
 
 from pigeon.errors import BrokerError, ConfigurationError
+from pigeon.transports.addresses import servers_of
 from pigeon.transports.base import QueueSettings, Subscription, Transport
 from pigeon.transports.checks import seconds, unknown_options, whole_number
 from pigeon.transports.redis.calls import Calls
@@ -112,6 +113,7 @@ class RedisTransport:
 
     def __init__(self, url: str, settings: QueueSettings, options: dict[str, Any]) -> None:
         self.url = mask_url(url)
+        servers_of(url, several=False)  # what redis-py would misread, refused first
         try:
             url_options = parse_url(url)
             unknown = set(url_options) - URL_PARAMETERS

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import nats
 import pytest
 
-from pigeon import App
+from pigeon import App, BrokerError
 from pigeon.testing.conformance.models import Job
 from pigeon.testing.waiting import wait_for
 from tests.brokers.nats import NatsServer, routed_servers
@@ -81,3 +81,19 @@ async def test_a_node_killed_mid_run_loses_no_job(cluster: list[NatsServer]) -> 
     duplicates = sum(count - 1 for count in done.values())
     print(f"\ncluster: killed n0 mid-run; {JOBS} jobs, none lost, {duplicates} handled twice")
     assert set(done) == set(range(JOBS))
+
+
+async def test_more_replicas_than_live_servers_is_a_broker_error_saying_so() -> None:
+    """A cluster with too few servers up for a stream's replicas ("no suitable peers for
+    placement", also after nodes died or came back wiped) is a state that passes: a
+    ``BrokerError`` (``pigeon run --workers`` restarts), not a ``ConfigurationError``."""
+    with routed_servers(2, cluster="pigeon-few", prefix="f") as servers:
+        url = ",".join(server.url for server in servers)
+        observer = await nats.connect(servers=[server.url for server in servers])
+        try:
+            await wait_for(lambda: _jetstream_ready(observer), 30, "JetStream to have a leader")
+        finally:
+            await observer.close()
+        async with App(url, replicas=3) as app:
+            with pytest.raises(BrokerError, match="too few servers of the cluster are up"):
+                await app.enqueue("few.jobs", Job(1))

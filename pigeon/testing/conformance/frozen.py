@@ -8,11 +8,12 @@ broker for minutes (NATS 6, RabbitMQ 3) or for good (Redis).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from pigeon import App
+from pigeon import App, BrokerError
 from pigeon.asgi import readiness
 from pigeon.testing.conformance.fixtures import Backend
 from pigeon.testing.conformance.hostile import scheme_of
@@ -68,3 +69,41 @@ def _serving(app: App, uid: str) -> tuple[list[int], list[int]]:
         jobs.append(job.n)
 
     return events, jobs
+
+
+PATIENCE: dict[str, dict[str, Any]] = {
+    "nats": {"reconnect_patience": 2},
+    "amqp": {"reconnect_patience": 2},
+    "redis": {"socket_timeout": 2},
+}
+"""Each transport's option bounding how long a send waits for the broker's answer, shortened."""
+
+
+async def test_a_send_to_a_broker_that_fell_silent_fails_in_time(
+    backend: Backend, uid: str
+) -> None:
+    """An ``enqueue`` waits for the broker to take the job (a confirm, a PubAck, a reply); a
+    broker that takes the bytes and never answers (a frozen node, or a RabbitMQ quorum queue
+    without a majority, which confirms nothing) made it wait for good on RabbitMQ. It raises
+    ``BrokerError`` within its patience: the job may or may not be stored."""
+    scheme = scheme_of(backend)
+    if scheme == "memory":
+        pytest.skip("memory:// has no server to fall silent")
+    async with proxied(backend.url()) as (url, proxy):
+        options: dict[str, Any] = {**backend.options, **PATIENCE[scheme]}
+        app = App(url, **options)
+        try:
+            async with app:
+                await app.enqueue(f"{uid}.jobs", Job(1))  # declared: the next one only sends
+                proxy.pause()
+                with pytest.raises(BrokerError):
+                    async with asyncio.timeout(SEND_WITHIN):
+                        await app.enqueue(f"{uid}.jobs", Job(2))
+        finally:
+            proxy.resume()
+            app.shutdown_timeout = 0
+            await app.close()
+
+
+SEND_WITHIN = 20.0
+"""Seconds within which a send to a silent broker must fail, with the patience above (2 s)."""

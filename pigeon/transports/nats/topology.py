@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pigeon.errors import ConfigurationError, DeclarationConflict
+from pigeon.errors import BrokerError, ConfigurationError, DeclarationConflict, PigeonError
 from pigeon.transports.nats.errors import (
     CONSUMER_EXISTS,
     CONSUMER_NAME_EXISTS,
     CONSUMER_NOT_FOUND,
+    NO_PEERS_FOR_PLACEMENT,
     STREAM_NAME_IN_USE,
     STREAM_NOT_FOUND,
     SUBJECTS_OVERLAP,
@@ -356,7 +357,14 @@ def _label(key: str, value: Any) -> str:
     return f"{key}={value!r}"
 
 
-def _cannot(what: str, exc: JetStreamError) -> ConfigurationError:
+def _cannot(what: str, exc: JetStreamError) -> PigeonError:
+    """A refused creation: ``BrokerError`` when too few servers of a cluster are up to place it
+    (a state that passes: try again), else ``ConfigurationError``."""
+    if exc.err_code == NO_PEERS_FOR_PLACEMENT:
+        return BrokerError(
+            f"cannot create {what}: {exc.description}; too few servers of the cluster are up "
+            "for its replicas: bring them back, or give replicas= at most the servers running"
+        )
     hint = ""
     if "replicas" in exc.description:
         hint = "; a single server keeps one replica: give replicas=1 (the default)"

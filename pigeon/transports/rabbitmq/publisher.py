@@ -48,8 +48,10 @@ def is_connection_loss(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection (not the operation) failed."""
     if isinstance(exc, RECONNECTING):
         return True
-    # a channel closed because its connection was closed (CONNECTION_FORCED, 320)
-    return type(exc) is amqp.ChannelClosed and exc.args[:1] == (320,)
+    # a channel closed because its connection was closed (CONNECTION_FORCED, 320), or closed
+    # with no reply code at all: aiormq's own close of the channels of a connection that died
+    # (a broker's channel.close always carries one)
+    return type(exc) is amqp.ChannelClosed and exc.args[:1] in ((320,), (None,), ())
 
 
 class Publisher:
@@ -94,8 +96,16 @@ class Publisher:
                 underlay = self._underlay
                 if underlay is None or underlay.is_closed:
                     underlay = await self._wait_reopened(deadline - loop.time())
-                await self._send(underlay, body, exchange, routing_key, properties, mandatory)
+                async with asyncio.timeout(self._patience):
+                    await self._send(underlay, body, exchange, routing_key, properties, mandatory)
                 return
+            except TimeoutError:
+                raise BrokerError(
+                    f"{self._url}: the broker did not confirm the message on {routing_key!r} "
+                    f"within {self._patience:g}s (reconnect_patience): is the queue available? (a "
+                    "quorum queue without a majority of its nodes takes messages and confirms "
+                    "none) It may or may not be stored: send it again"
+                ) from None
             except amqp.PublishError:
                 raise  # returned: no queue took it
             except amqp.DeliveryError as exc:  # nacked: a queue could not store it just now

@@ -74,21 +74,12 @@ def _mask_server(part: str, scheme: str) -> str:
 def split_authority(rest: str) -> tuple[str | None, str, str]:
     """``(userinfo, host_and_port, tail)`` of one server's URL after ``scheme://``; ``userinfo``
     is ``None`` without an ``@``. The authority ends at the first ``/``, ``?`` or ``#`` after the
-    last ``@`` before the query when what it leaves as the host reads as one (an ``@`` in
-    ``?prefix=a@b`` is the query's), else after the last ``@`` of all: a password with an
-    unencoded ``/``, ``?`` or ``#`` is then taken whole, the mask hides it all, and
-    ``pigeon.transports.addresses`` refuses it (the clients would read the host elsewhere)."""
-    before_query = rest.rfind("@", 0, _first_of(rest, "?", 0))
-    for last_at in dict.fromkeys((before_query, rest.rfind("@"))):
-        authority_end = _first_of(rest, "/?#", last_at + 1)
-        userinfo, at_sign, host = rest[:authority_end].rpartition("@")
-        if _HOST_AND_PORT.fullmatch(host):
-            break
+    last ``@``, so a password with an unencoded ``/`` or ``#`` is still taken whole: the mask
+    hides it all, and ``pigeon.transports.addresses`` refuses it (the clients would read the
+    host elsewhere)."""
+    authority_end = _first_of(rest, "/?#", rest.rfind("@") + 1)
+    userinfo, at_sign, host = rest[:authority_end].rpartition("@")
     return (userinfo if at_sign else None), host, rest[authority_end:]
-
-
-_HOST_AND_PORT = re.compile(r"(\[[0-9a-fA-F:.]*\]|[^:@\[\]]+)(:[0-9]*)?")
-"""What reads as a host and maybe a port (an IPv6 literal in brackets)."""
 
 
 def _masked_port(host_and_port: str) -> str:

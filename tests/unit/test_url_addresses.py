@@ -29,9 +29,6 @@ READ_ALIKE = [
     "nats://h1:4222,h2",
     "redis://:p@ss@127.0.0.1:6379/0",
     "rediss://user:p%25w@r.example/1",
-    "redis://127.0.0.1:6379/0?prefix=team@a:",  # an '@' in the query is the query's
-    "redis://u:s3cr3t@127.0.0.1:6379/0?prefix=team@a:",
-    "amqp://guest:guest@127.0.0.1/?heartbeat=5",
 ]
 
 MISREAD = [

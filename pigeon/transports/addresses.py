@@ -102,8 +102,17 @@ def _check_userinfo(server: str, broker: str, userinfo: str) -> None:
     advice = NATS_OPTIONS if broker == "NATS" else PERCENT_ENCODE
     for character in UNENCODED:
         if character in userinfo:
-            why = "which ends the host part" if character in "/?#" else "which breaks the host part"
-            fault = f"an unencoded {character!r} in the user or password, {why} for the client"
+            if character in "/?#":  # or an '@' after it, in the path or query: which, unknown
+                fault = (
+                    f"an unencoded {character!r} in the user or password, which ends the host "
+                    f"part for the client (or an '@' after a {character!r}, in the path or "
+                    "query: write it %40)"
+                )
+            else:
+                fault = (
+                    f"an unencoded {character!r} in the user or password, which breaks the host "
+                    "part for the client"
+                )
             _refuse(server, broker, fault, advice)
     if "%" in userinfo and (broker == "NATS" or _ESCAPE.search(userinfo)):
         fault = "'%' in the user or password" if broker == "NATS" else "a '%' that is not %XX"

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from urllib.parse import quote
 
 import pytest
 from redis.asyncio import Redis
@@ -87,7 +88,7 @@ async def test_malformed_replies_on_the_inbox_are_logged_and_the_app_serves_on(
     plain subscription of the App, silently."""
     caplog.set_level(logging.DEBUG, "pigeon")
     own = f"{prefix}{uid}:"  # this App's channels alone, under the session's prefix
-    app = App(f"{require()[0]}?prefix={own}")
+    app = App(f"{require()[0]}?prefix={quote(own)}")
     got: list[dict[str, int]] = []
 
     @app.subscribe(f"{uid}.ev")

@@ -50,6 +50,12 @@ MISREAD = [
     (f"redis://user:{SECRET}@h!x/0", "host"),
     (f"redis://user:{SECRET}@[::g]:1/0", "IPv6"),
     (f"amqp://user:{SECRET}/", "port"),  # '@host' forgotten: the password looks like a port
+    # an '@' after '/', '?' or '#' may end a password or sit in a path or query: refused
+    (f"amqp://user:p@{SECRET}?{SECRET}@127.0.0.1:5672/vh", "%40"),
+    (f"nats://{SECRET}?{SECRET}@127.0.0.1:4222", "%40"),
+    (f"redis://default:{SECRET}@2?{SECRET}@127.0.0.1:6379", "%40"),
+    ("redis://127.0.0.1:6379/0?prefix=team@a:", "%40"),
+    ("amqp://guest:guest@127.0.0.1:5672/look@at", "%40"),
 ]
 
 

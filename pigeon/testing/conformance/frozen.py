@@ -9,6 +9,8 @@ broker for minutes (NATS 6, RabbitMQ 3) or for good (Redis).
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -107,3 +109,40 @@ async def test_a_send_to_a_broker_that_fell_silent_fails_in_time(
 
 SEND_WITHIN = 20.0
 """Seconds within which a send to a silent broker must fail, with the patience above (2 s)."""
+
+
+async def test_a_stalled_event_loop_loses_no_event(backend: Backend, uid: str) -> None:
+    """A loop blocked for longer than a keepalive's interval (a CPU-bound step, a paused
+    container) is no silent broker: what arrived meanwhile is read, nothing is cut. Redis's
+    first keepalive measured silence from the last message and, after a 7 s stall, closed the
+    Pub/Sub connection with 50 events in its buffer."""
+    if scheme_of(backend) == "memory":
+        pytest.skip("memory:// cannot be published to from another loop")
+    options: dict[str, Any] = dict(backend.options)
+    app, got = App(backend.url(), **options), []
+
+    @app.subscribe(f"{uid}.stalled")
+    async def on_event(n: int) -> None:
+        got.append(n)
+
+    def publish_elsewhere() -> None:
+        async def publish() -> None:
+            async with App(backend.url(), **options) as other:
+                for n in range(EVENTS):
+                    await other.publish(f"{uid}.stalled", n)
+
+        asyncio.run(publish())
+
+    async with app:
+        await asyncio.sleep(3.5)  # into the keepalive's interval: the stall crosses its tick
+        publisher = threading.Thread(target=publish_elsewhere)
+        publisher.start()
+        time.sleep(STALL)  # noqa: ASYNC251 -- the stall under test
+        publisher.join()
+        await wait_for(lambda: len(got) == EVENTS, 10, f"the {EVENTS} events sent meanwhile")
+        assert readiness(app)["ready"]
+
+
+EVENTS = 50
+STALL = 7.0
+"""Seconds the loop is blocked: past Redis's ``KEEPALIVE`` (5 s)."""

@@ -32,10 +32,11 @@ Callback = Callable[[bytes, bytes], None]
 
 _RETRY_AFTER = 0.5
 KEEPALIVE = 5.0
-"""Seconds of silence on the Pub/Sub connection after which it is sent a PING. Silence for
-twice as long (the PING unanswered) means a server that stopped answering (frozen, or a path
-that drops everything, which no socket error reports): the connection is closed, so that the
-transport is not ``connected`` (readiness) and redis-py connects and subscribes again."""
+"""Seconds of silence on the Pub/Sub connection after which it is sent a PING. A PING still
+unanswered, with nothing else heard, ``KEEPALIVE`` seconds later means a server that stopped
+answering (frozen, or a path that drops everything, which no socket error reports): the
+connection is closed, so that the transport is not ``connected`` (readiness) and redis-py
+connects and subscribes again."""
 CONFIRM_PATIENCE = 10.0
 """Seconds a subscription waits for the server's confirmation when no ``socket_timeout`` is set."""
 
@@ -57,6 +58,9 @@ class Channels:
         self._departures: dict[tuple[bool, bytes], asyncio.Future[None]] = {}
         self._resubscribed: dict[tuple[bool, bytes], list[Callable[[], None]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._heard = 0.0
+        """The loop's time when the reader last got a message (a PONG included)."""
         self.healthy = False
 
     async def subscribe(
@@ -87,6 +91,7 @@ class Channels:
                     await self._pubsub.subscribe(name)
             if self._reader is None:
                 self._reader = watched(self._read(), f"reading Pub/Sub messages from {self._url}")
+                self._watchdog = watched(self._keep_alive(), f"keeping {self._url} alive")
             try:
                 async with asyncio.timeout(self._patience):
                     await confirmed
@@ -140,9 +145,9 @@ class Channels:
 
     async def close(self) -> None:
         """Stop reading and close the connection. Idempotent."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await cancel_all([reader])
+        tasks = [task for task in (self._reader, self._watchdog) if task is not None]
+        self._reader = self._watchdog = None
+        await cancel_all(tasks)
         self._callbacks.clear()
         self._resubscribed.clear()
         self.healthy = False
@@ -153,13 +158,9 @@ class Channels:
         """Read and dispatch every message, for good: a lost connection is waited out, and an
         unexpected error (a bug) is logged, never the end of every subscription."""
         loop = asyncio.get_running_loop()
-        heard = loop.time()
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=KEEPALIVE)
-                if message is None:
-                    heard = await self._keep_alive(heard, loop.time())
-                    continue
+                message = await self._pubsub.get_message(timeout=None)
             except CLIENT_ERRORS as exc:
                 if self.healthy:
                     log.warning(
@@ -172,24 +173,41 @@ class Channels:
                 log.exception("pigeon: reading Pub/Sub messages from %s failed", self._url)
                 await asyncio.sleep(_RETRY_AFTER)
                 continue
-            heard = loop.time()
+            self._heard = loop.time()
             if not self.healthy:
                 self.healthy = True
-            self._dispatch(message)
+            if message is not None:
+                self._dispatch(message)
 
-    async def _keep_alive(self, heard: float, now: float) -> float:
-        """After ``KEEPALIVE`` seconds of silence since ``heard``, send a PING (its answer is a
-        message); after twice as long, close the connection and raise ``ConnectionError``.
-        Returns when the connection was last heard (now, with nothing subscribed)."""
-        if not self._pubsub.subscribed:
-            return now
-        if now - heard < 2 * KEEPALIVE:
-            await self._pubsub.ping()
-            return heard
+    async def _keep_alive(self) -> None:
+        """Every ``KEEPALIVE`` seconds: after that long with nothing heard, send a PING (its
+        answer is a message); if nothing was heard since the PING sent a round before, close
+        the connection, which ends the reader's read with an error. Run beside the reader, not
+        in it: after a stalled event loop, the reader takes what came meanwhile first."""
+        loop = asyncio.get_running_loop()
+        pinged: float | None = None
+        while True:
+            await asyncio.sleep(KEEPALIVE)
+            now = loop.time()
+            if not self._pubsub.subscribed or now - self._heard < KEEPALIVE:
+                pinged = None
+            elif pinged is None or self._heard > pinged:
+                pinged = now
+                with contextlib.suppress(*CLIENT_ERRORS):
+                    await self._pubsub.ping()
+            else:
+                pinged = None
+                await self._cut(f"no answer to a PING within {KEEPALIVE:g}s")
+
+    async def _cut(self, why: str) -> None:
+        """Close the Pub/Sub connection of a server that stopped answering."""
+        if self.healthy:
+            log.warning("pigeon: Pub/Sub connection to %s lost (%s)", self._url, why)
+        self.healthy = False
         connection = self._pubsub.connection
         if connection is not None:
-            await connection.disconnect()
-        raise ConnectionError(f"no answer to a PING within {KEEPALIVE:g}s")
+            with contextlib.suppress(*CLIENT_ERRORS):
+                await connection.disconnect()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]

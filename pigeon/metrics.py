@@ -213,6 +213,11 @@ class _RequestLabels:
     """The ``subject`` label of a request's series: its pattern, its subject, or ``OTHER``."""
 
     def __init__(self, patterns: Iterable[str], limit: int) -> None:
+        if isinstance(patterns, str):
+            raise ConfigurationError(
+                f"request_subjects={patterns!r}: give a list of patterns "
+                f"(request_subjects=[{patterns!r}]), not one string"
+            )
         self._patterns = tuple(subjects.validate(p, wildcards=True) for p in patterns)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ConfigurationError(

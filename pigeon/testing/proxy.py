@@ -50,7 +50,8 @@ class SilenceableProxy:
             writer.close()
             return
         self._writers += [writer, upstream]
-        await asyncio.gather(self._pipe(reader, upstream), self._pipe(upstream_reader, writer))
+        pipes = (self._pipe(reader, upstream), self._pipe(upstream_reader, writer))
+        await asyncio.gather(*pipes, return_exceptions=True)  # one cut at close ends both
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):

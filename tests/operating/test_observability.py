@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from pigeon import App, NoResponders, Redeliver, RemoteError, Retry
+from pigeon import App, ConfigurationError, NoResponders, Redeliver, RemoteError, Retry
 from pigeon.health import serve_health
 from pigeon.metrics import PrometheusMetrics
 from pigeon.running import observe
@@ -221,3 +221,11 @@ def test_tracing_without_a_tracer_provider_says_no_span_is_recorded(
         observe(App("memory://tracing-cli"), tracing=True, metrics_port=None, bind="127.0.0.1")
     warned = [r.getMessage() for r in caplog.records if "tracer provider" in r.getMessage()]
     assert len(warned) == (0 if set_up else 1)
+
+
+def test_request_subjects_given_as_one_string_are_refused() -> None:
+    """A string is an iterable of one-character patterns: it used to label nothing, silently."""
+    from pigeon.metrics import PrometheusMetrics
+
+    with pytest.raises(ConfigurationError, match=r"request_subjects=\['orders\.\*\.get'\]"):
+        PrometheusMetrics(request_subjects="orders.*.get")

@@ -104,7 +104,8 @@ class Publisher:
                     f"{self._url}: the broker did not confirm the message on {routing_key!r} "
                     f"within {self._patience:g}s (reconnect_patience): is the queue available? (a "
                     "quorum queue without a majority of its nodes takes messages and confirms "
-                    "none) It may or may not be stored: send it again"
+                    "none; a large body on a slow link needs a longer reconnect_patience) It may "
+                    "or may not be stored: send it again"
                 ) from None
             except amqp.PublishError:
                 raise  # returned: no queue took it

@@ -23,6 +23,7 @@ from pigeon.patterns import outgoing, pubsub, rpc, workpool
 from pigeon.patterns.rpc import DEFAULT_TIMEOUT
 from pigeon.patterns.serving import Startable, serving
 from pigeon.routing import Lifespan, Route, Router
+from pigeon.transports import checks
 from pigeon.transports.base import Backlog, QueueSettings, Subscription, Transport, check_route
 from pigeon.transports.registry import transport_for
 from pigeon.transports.urls import mask_url
@@ -88,6 +89,17 @@ class App(Router, Lifecycle):
 
     def __repr__(self) -> str:
         return f"App({mask_url(self.url)!r})"
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds closing waits for handlers in flight (0: none); setting anything but a
+        finite number, 0 or more, raises ``ConfigurationError``."""
+        return self._shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, seconds: float) -> None:
+        meaning = "closing waits for handlers in flight (default 10)"
+        self._shutdown_timeout = checks.duration("shutdown_timeout", seconds, meaning)
 
     # -- registration ------------------------------------------------------------------------
 

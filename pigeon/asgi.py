@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pigeon import listening
 from pigeon.asyncapi import asyncapi_document, kind_and_address, short_name
 from pigeon.errors import ConfigurationError
 from pigeon.transports.urls import mask_url
@@ -240,12 +240,15 @@ def _metrics(app: App) -> _Metrics:
 
 
 @asynccontextmanager
-async def serving(application: Starlette, host: str, port: int) -> AsyncIterator[None]:
+async def serving(
+    application: Starlette, host: str, port: int, option: str = "--http-port"
+) -> AsyncIterator[None]:
     """Serve ``application`` over HTTP with uvicorn on ``host:port``, in this event loop, while
     the block runs; on leaving, stop taking connections and finish the requests in flight.
 
-    Raises ``ConfigurationError`` when the port cannot be bound (in use, no permission) or
-    uvicorn is not installed (``pigeon[http]``). Signals are left to the caller (``App.run``).
+    Raises ``ConfigurationError`` when the port cannot be bound (in use, no permission; the
+    error says to choose another ``option``) or uvicorn is not installed (``pigeon[http]``).
+    Signals are left to the caller (``App.run``).
     """
     try:
         import uvicorn
@@ -253,7 +256,7 @@ async def serving(application: Starlette, host: str, port: int) -> AsyncIterator
         raise ConfigurationError(
             "serving HTTP needs the http extra: pip install 'pigeon[http]'"
         ) from exc
-    listener = _bind(host, port)
+    listener = listening.bind(host, port, "HTTP", option)
 
     class Server(uvicorn.Server):
         @contextmanager
@@ -271,13 +274,3 @@ async def serving(application: Starlette, host: str, port: int) -> AsyncIterator
         server.should_exit = True
         await task
         listener.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot serve HTTP on {host}:{port}: {exc.strerror}; choose another --http-port"
-        ) from exc

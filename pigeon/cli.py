@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
+import contextlib
 import json
 import logging
 import os
@@ -15,12 +14,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from pigeon import delays, running, subjects
+from pigeon import arguments, delays, listening, running, subjects
 from pigeon.app import App
 from pigeon.codecs import shown
+from pigeon.commands import broker_url, json_body, load_app, reported, run_reported, with_app
 from pigeon.errors import ConfigurationError, PigeonError
 from pigeon.message import Message
-from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor
+from pigeon.supervisor import EXIT_CONFIGURATION, Supervisor, log_format
 from pigeon.transports.base import in_process
 
 T = TypeVar("T")
@@ -37,32 +37,9 @@ RunUrlOption = Annotated[
 ]
 
 
-def load_app(target: str) -> App:
-    """Import ``module:attribute`` and return the App it names; a clear error otherwise."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise typer.BadParameter(f"{target!r}: give it as module:app, e.g. examples.shop:app")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ConfigurationError as exc:  # its App(...): one line, as every command says it
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIGURATION) from exc
-    except Exception as exc:  # not found, or the module itself fails: say which, briefly
-        raise typer.BadParameter(
-            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    app = getattr(module, attribute, None)
-    if not isinstance(app, App):
-        apps = [name for name, value in vars(module).items() if isinstance(value, App)]
-        found = (
-            f"module {module_name!r} has no attribute {attribute!r}"
-            if app is None
-            else (f"{target!r} is {type(app).__name__}, not a pigeon App")
-        )
-        hint = f"; its Apps: {', '.join(apps)}" if apps else ""
-        raise typer.BadParameter(found + hint)
-    return app
+def _port(text: str) -> Any:
+    """A port option: 1 to 65535 (``arguments.port``)."""
+    return typer.Option(callback=arguments.port, help=text)
 
 
 @cli.command()
@@ -71,22 +48,24 @@ def run(
     url: RunUrlOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each its own App")] = 1,
     shutdown_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to let handlers in flight finish on SIGTERM")
+        float | None,
+        typer.Option(
+            callback=arguments.seconds(0, "e.g. 10"),
+            help="Seconds to let handlers in flight finish on SIGTERM (0 or more)",
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_level: Annotated[
+        str,
+        typer.Option(callback=arguments.log_level, help="DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    ] = "INFO",
     metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Deprecated, use --http-port: Prometheus metrics here (worker i: +i)"),
+        int | None, _port("Deprecated, use --http-port: Prometheus metrics here (worker i: +i)")
     ] = None,
     health_port: Annotated[
-        int | None,
-        typer.Option(help="Deprecated, use --http-port: 200 when ready, else 503 (worker i: +i)"),
+        int | None, _port("Deprecated, use --http-port: 200 when ready, else 503 (worker i: +i)")
     ] = None,
     http_port: Annotated[
-        int | None,
-        typer.Option(
-            help="Serve /healthz, /readyz, /metrics and /asyncapi here (worker i: port + i)"
-        ),
+        int | None, _port("Serve /healthz, /readyz, /metrics and /asyncapi here (worker i: +i)")
     ] = None,
     bind: Annotated[str, typer.Option(help="Address of the HTTP, metrics and health ports")] = (
         "0.0.0.0"
@@ -95,34 +74,48 @@ def run(
     reload: Annotated[
         bool, typer.Option(help="Restart when a .py file under the current directory changes")
     ] = False,
-    worker_index: Annotated[int, typer.Option(hidden=True)] = 0,
+    worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve an App until SIGINT or SIGTERM, then drain its handlers and exit 0."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    ports = {"--http-port": http_port, "--health-port": health_port, "--metrics-port": metrics_port}
+    for option, port in ports.items():
+        arguments.last_port(option, port, workers)
+    supervising = workers > 1 and not reload
+    logging.basicConfig(level=log_level, format=log_format(worker_index, supervising))
     if url:
         os.environ["PIGEON_URL"] = url
     if reload:
         raise typer.Exit(running.reload(sys.argv, workers))
-    if workers > 1:
-        load_app(target)  # a module that does not import fails here, once, not in every worker
-        timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
-        supervisor = Supervisor(running.worker_command(sys.argv), workers, timeout)
-        raise typer.Exit(asyncio.run(supervisor.run()))
-    if worker_index == 0:  # once, not once per worker
+    if supervising:
+        raise typer.Exit(_supervise(target, workers, shutdown_timeout))
+    index = worker_index or 0
+    app = _served_app(target, url, shutdown_timeout)
+    if index == 0:  # once, not once per worker
         running.warn_deprecated(health_port, metrics_port)
+        running.warn_about_url(app, url)
+    with reported():
+        running.observe(app, tracing, None if metrics_port is None else metrics_port + index, bind)
+    run_reported(running.serve(app, running.Ports(http_port, health_port, bind).of_worker(index)))
+
+
+def _supervise(target: str, workers: int, shutdown_timeout: float | None) -> int:
+    """``--workers N``: run N worker processes of this command until SIGINT or SIGTERM."""
+    load_app(target)  # a module that does not import fails here, once, not in every worker
+    timeout = 10.0 if shutdown_timeout is None else shutdown_timeout
+    return asyncio.run(Supervisor(running.worker_command(sys.argv), workers, timeout).run())
+
+
+def _served_app(target: str, url: str | None, shutdown_timeout: float | None) -> App:
+    """The App ``pigeon run`` serves: ``target``, on ``url`` if given (only for an ``App()``)."""
     app = load_app(target)
     if url and app.url != url:
         raise typer.BadParameter(
             f"{target} was built with a URL in its code; build it as App() to choose the URL "
             "with --url or PIGEON_URL"
         )
-    if worker_index == 0:
-        running.warn_about_url(app, url)
     if shutdown_timeout is not None:
         app.shutdown_timeout = shutdown_timeout
-    metrics_port = None if metrics_port is None else metrics_port + worker_index
-    running.observe(app, tracing, metrics_port, bind)
-    _run(running.serve(app, running.Ports(http_port, health_port, bind).of_worker(worker_index)))
+    return app
 
 
 class _DocsGroup(TyperGroup):
@@ -168,7 +161,7 @@ def docs_export(
 @docs.command("serve")
 def docs_serve(
     target: Annotated[str, typer.Argument(help="The App to document, as module:app")],
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    port: Annotated[int, typer.Option(callback=arguments.port, help="HTTP port")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     title: TitleOption = None,
 ) -> None:
@@ -179,8 +172,12 @@ def docs_serve(
     from pigeon.asgi import docs_app
 
     application = docs_app(load_app(target), title=title or target)
+    with reported():  # bound before the page is said to be there
+        listener = listening.bind(host, port, "HTTP", "--port")
     typer.echo(f"pigeon: the AsyncAPI page of {target} is on http://{host}:{port}/asyncapi")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="warning"))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn stopped, exit 0
+        server.run(sockets=[listener])
 
 
 @cli.command()
@@ -188,7 +185,7 @@ def publish(
     subject: str, body: Annotated[str, typer.Argument(help="JSON")], url: UrlOption = None
 ) -> None:
     """Publish one JSON event."""
-    _with_app(url, lambda app: app.publish(subject, _json(body)))
+    with_app(url, lambda app: app.publish(subject, json_body(body)))
 
 
 @cli.command()
@@ -196,10 +193,16 @@ def request(
     subject: str,
     body: Annotated[str, typer.Argument(help="JSON")],
     url: UrlOption = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply")] = 5.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            callback=arguments.seconds(0, "e.g. 5", low_allowed=False),
+            help="Seconds to wait for the reply",
+        ),
+    ] = 5.0,
 ) -> None:
     """Send one JSON request and print the reply."""
-    reply = _with_app(url, lambda app: app.request(subject, _json(body), timeout=timeout))
+    reply = with_app(url, lambda app: app.request(subject, json_body(body), timeout=timeout))
     typer.echo(shown(reply))
 
 
@@ -208,22 +211,24 @@ def enqueue(
     queue: str,
     body: Annotated[str, typer.Argument(help="JSON")],
     url: UrlOption = None,
-    delay: Annotated[float | None, typer.Option(help="Seconds to hold it back")] = None,
+    delay: Annotated[
+        float | None, typer.Option(callback=arguments.delay, help="Seconds to hold it back")
+    ] = None,
     at: Annotated[str | None, typer.Option(help="When: ISO 8601, e.g. 2030-01-01T09:00Z")] = None,
 ) -> None:
     """Store one JSON job on a work queue, now or later (--delay or --at)."""
-    job = _json(body)
+    job = json_body(body)
     try:  # bad input is refused before any broker is asked for
         due = delays.parse_time(at)
     except ConfigurationError as exc:
         raise typer.BadParameter(str(exc), param_hint="--at") from exc
-    _with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=due))
+    with_app(url, lambda app: app.enqueue(queue, job, delay=delay, at=due))
 
 
 @dlq.command("ls")
 def dlq_ls(queue: str, url: UrlOption = None) -> None:
     """Count a queue's dead letters."""
-    letters = _with_app(url, _if_known(queue, lambda app: app.dead_letters(queue)))
+    letters = with_app(url, _if_known(queue, lambda app: app.dead_letters(queue)))
     typer.echo(f"{queue}: {_plural(len(letters), 'dead letter')}")
 
 
@@ -231,10 +236,10 @@ def dlq_ls(queue: str, url: UrlOption = None) -> None:
 def dlq_show(
     queue: str,
     url: UrlOption = None,
-    limit: Annotated[int, typer.Option(help="How many to show")] = 10,
+    limit: Annotated[int, typer.Option(min=0, help="How many to show (0 or more)")] = 10,
 ) -> None:
     """Show dead letters: body preview, error, attempts and time."""
-    for letter in _with_app(url, _if_known(queue, lambda app: app.dead_letters(queue, limit))):
+    for letter in with_app(url, _if_known(queue, lambda app: app.dead_letters(queue, limit))):
         typer.echo(describe(letter))
 
 
@@ -249,7 +254,7 @@ def dlq_replay(
     """Move dead letters back onto their work queue."""
     from pigeon import status as view
 
-    moved = _with_app(url, _if_known(queue, lambda app: view.replay(app, queue, limit)))
+    moved = with_app(url, _if_known(queue, lambda app: view.replay(app, queue, limit)))
     typer.echo(f"{queue}: replayed {_plural(moved, 'dead letter')}")
 
 
@@ -262,7 +267,7 @@ def dlq_purge(
     """Delete a queue's dead letters."""
     if not yes:
         raise typer.BadParameter("purging deletes the dead letters for good; add --yes")
-    purged = _with_app(url, _if_known(queue, lambda app: app.purge_dead_letters(queue)))
+    purged = with_app(url, _if_known(queue, lambda app: app.purge_dead_letters(queue)))
     typer.echo(f"{queue}: purged {_plural(purged, 'dead letter')}")
 
 
@@ -276,8 +281,14 @@ def status(
     watch: Annotated[
         bool, typer.Option(help="Redraw the table live until Ctrl-C or SIGTERM")
     ] = False,
-    every: Annotated[float, typer.Option(min=0.1, help="Seconds between redraws")] = 2.0,
-    window: Annotated[float, typer.Option(min=0, help="Seconds to measure rates over")] = 1.0,
+    every: Annotated[
+        float,
+        typer.Option(callback=arguments.seconds(0.1, "e.g. 2"), help="Seconds between redraws"),
+    ] = 2.0,
+    window: Annotated[
+        float,
+        typer.Option(callback=arguments.seconds(0, "e.g. 1"), help="Seconds to measure rates over"),
+    ] = 1.0,
 ) -> None:
     """Show the backlog of an App's work queues and durable subscriptions (or --queue): ready,
     unacked, dead letters, consumers, oldest age and ready/s; '?' where the broker cannot tell."""
@@ -286,7 +297,7 @@ def status(
     if url and target:
         os.environ["PIGEON_URL"] = url  # for an App() built in the target's module
     try:
-        app = load_app(target) if target else App(_broker_url(url))
+        app = load_app(target) if target else App(broker_url(url))
     except ConfigurationError as exc:  # a bad URL: as every other command says it
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIGURATION) from exc
@@ -298,7 +309,9 @@ def status(
             "name a work queue with --queue, or an App that has workers or durable subscriptions"
         )
     try:
-        raise typer.Exit(_run(view.run(app, queues, watch=watch, every=every, window=window)))
+        raise typer.Exit(
+            run_reported(view.run(app, queues, watch=watch, every=every, window=window))
+        )
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -313,34 +326,6 @@ def describe(letter: Message) -> str:
         f"{letter.message_id}  {failure.type}: {failure.message}  "
         f"attempts={failure.attempts}  at={failure.failed_at.isoformat()}  body={preview}"
     )
-
-
-def _with_app(url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
-    """Run ``action`` on an App connected to ``url`` (else ``$PIGEON_URL``). A command that
-    talks to a broker never falls back to memory:// (it would answer from an empty broker of its
-    own): without a URL it exits 2 saying what to set. The App only sends and reads, so it uses
-    queues as they exist whatever their settings."""
-    given = _broker_url(url)
-
-    async def go() -> T:
-        async with App(given) as app:
-            return await action(app)
-
-    return _run(go())
-
-
-def _broker_url(url: str | None) -> str:
-    """``url``, else ``$PIGEON_URL``; without either, exit 2 saying what to set."""
-    url = url or os.environ.get("PIGEON_URL")
-    if not url:
-        typer.echo(
-            "error: this command talks to a broker: give --url (e.g. --url "
-            "nats://127.0.0.1:4222) or set PIGEON_URL; --url memory:// is an empty in-process "
-            "broker of this command's own",
-            err=True,
-        )
-        raise typer.Exit(EXIT_CONFIGURATION)
-    return url
 
 
 def _if_known(queue: str, work: Callable[[App], Awaitable[T]]) -> Callable[[App], Awaitable[T]]:
@@ -366,27 +351,6 @@ async def _exists(app: App, queue: str) -> bool:
 def _plural(count: int, noun: str) -> str:
     """``1 dead letter``, ``2 dead letters``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _run(work: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await work
-
-    try:
-        return asyncio.run(main())
-    except ConfigurationError as exc:  # restarting cannot mend it: the supervisor gives up
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIGURATION) from exc
-    except PigeonError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not valid JSON: {exc}") from exc
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from pigeon import listening
+
 READY = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nready\n"
 NOT_READY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -13,11 +15,12 @@ NOT_READY = (
 
 
 async def serve_health(
-    is_ready: Callable[[], bool], port: int, host: str = "0.0.0.0"
+    is_ready: Callable[[], bool], port: int, host: str = "0.0.0.0", option: str = "--health-port"
 ) -> asyncio.Server:
     """Answer every HTTP request on ``port`` with 200 ``ready`` or 503 ``not ready``.
 
-    ``is_ready`` is asked per request. Returns the running server; close it to stop.
+    ``is_ready`` is asked per request. Returns the running server; close it to stop. Raises
+    ``ConfigurationError`` when the port cannot be bound, saying to choose another ``option``.
     """
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -30,4 +33,5 @@ async def serve_health(
         finally:
             writer.close()
 
-    return await asyncio.start_server(answer, host, port)
+    listener = listening.bind(host, port, "health", option)
+    return await asyncio.start_server(answer, sock=listener)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from pigeon import listening
 from pigeon.app import App
 from pigeon.errors import ConfigurationError
 from pigeon.health import serve_health
@@ -37,26 +38,45 @@ never). Each reading costs every work queue a few broker calls (``docs/backlog.m
 
 
 def observe(app: App, tracing: bool, metrics_port: int | None, bind: str) -> None:
+    """``pigeon run --tracing`` and ``--metrics-port``: add the middleware unless the App's
+    module added one of its own (then that one is used: a second would trace or count each call
+    twice)."""
     if tracing:
         require("opentelemetry.sdk", "--tracing", "otel")
-        from opentelemetry import trace
-
-        from pigeon.tracing import OpenTelemetryTracing
-
-        app.observe(OpenTelemetryTracing())
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            log.warning(
-                "pigeon: --tracing, but no OpenTelemetry tracer provider is set up, so no span "
-                "is recorded; set one up with an exporter where the App's module is imported "
-                "(trace.set_tracer_provider), or run under opentelemetry-instrument"
-            )
+        _trace(app)
     if metrics_port is not None:
         require("prometheus_client", "--metrics-port", "prometheus")
-        from pigeon.metrics import PrometheusMetrics
+        _serve_metrics(app, metrics_port, bind)
 
+
+def _trace(app: App) -> None:
+    from opentelemetry import trace
+
+    from pigeon.tracing import OpenTelemetryTracing
+
+    if any(isinstance(m, OpenTelemetryTracing) for m in app.middleware):
+        log.info("pigeon: --tracing: %r has an OpenTelemetryTracing already; using that", app)
+        return
+    app.observe(OpenTelemetryTracing())
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        log.warning(
+            "pigeon: --tracing, but no OpenTelemetry tracer provider is set up, so no span "
+            "is recorded; set one up with an exporter where the App's module is imported "
+            "(trace.set_tracer_provider), or run under opentelemetry-instrument"
+        )
+
+
+def _serve_metrics(app: App, port: int, bind: str) -> None:
+    from pigeon.metrics import PrometheusMetrics
+
+    metrics = _prometheus(app)
+    if metrics is None:
         metrics = PrometheusMetrics()
-        metrics.serve(metrics_port, bind)
         app.observe(metrics)
+    try:
+        metrics.serve(port, bind)
+    except (OSError, OverflowError) as exc:
+        raise listening.cannot_serve("metrics", bind, port, "--metrics-port", exc) from exc
 
 
 def exit_at_once(signum: int) -> None:
@@ -258,6 +278,8 @@ def reload(argv: list[str], workers: int) -> int:
         log.warning("pigeon: %s changed; restarting", ", ".join(names))
 
     command = [sys.executable, "-m", "pigeon", *_child_args(argv)]
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # inherited (`cmd &` in a script):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # stop on it, as App.run does
     log.info("pigeon: --reload: watching the .py files under %s", os.getcwd())
     run_process(
         os.getcwd(),

@@ -113,3 +113,16 @@ class Supervisor:
         except TimeoutError:
             return False
         return True
+
+
+def log_format(worker: int | None, supervising: bool) -> str:
+    """The format of ``pigeon run``'s log lines: time, level and message. Under ``--workers``
+    each line also says which process wrote it, ``[worker i pid N]`` (*i* as in the supervisor's
+    lines and the ports' ``P + i``) or ``[supervisor pid N]``, the module's own lines too."""
+    if worker is not None:
+        prefix = f"[worker {worker} pid %(process)d] "
+    elif supervising:
+        prefix = "[supervisor pid %(process)d] "
+    else:
+        prefix = ""
+    return f"%(asctime)s %(levelname)s {prefix}%(message)s"

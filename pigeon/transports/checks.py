@@ -8,6 +8,7 @@ A bad number must fail where it was written, saying what to pass, not later insi
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Collection
 
 from pigeon.errors import ConfigurationError
@@ -32,6 +33,16 @@ def seconds(name: str, value: object) -> float:
     ``ConfigurationError``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"{name}={value!r}: give a positive number of seconds")
+    return value
+
+
+def duration(name: str, value: object, meaning: str) -> float:
+    """``value`` if it is a finite number of seconds, 0 or more (int or float, not bool), else
+    ``ConfigurationError`` naming ``name`` and saying what it is (``meaning``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigurationError(
+            f"{name}={value!r}: give the seconds {meaning}, a finite number, 0 or more"
+        )
     return value
 
 

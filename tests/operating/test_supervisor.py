@@ -77,6 +77,48 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> N
     assert output.count("stopping, draining handlers") == 2
 
 
+def test_each_workers_log_lines_say_which_worker_and_pid(tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE + LOGS_AT_IMPORT))
+    with serving(tmp_path, "--workers", "2") as (sup, log):
+        serving_lines = r"\[worker (\d) pid (\d+)\] pigeon: .* serving 1 handlers \(pid (\d+)\)"
+        found = log.wait_for(serving_lines, count=2)
+    output = log.close()
+    assert {m[1] for m in found} == {"0", "1"}
+    assert all(m[2] == m[3] for m in found), "the pid of the worker that logged"
+    for index, pid in ((m[1], m[2]) for m in found):  # pigeon's lines, and the module's own
+        assert f"INFO [worker {index} pid {pid}] imported" in output
+    assert re.search(rf"INFO \[supervisor pid {sup.pid}\] pigeon: supervisor started 2", output)
+
+
+def test_a_single_process_logs_without_a_prefix(tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE + LOGS_AT_IMPORT))
+    with serving(tmp_path) as (_, log):
+        log.wait_for(r"^\S+ \S+ INFO pigeon: App\('memory://'\) serving 1 handlers")
+    assert re.search(r"^\S+ \S+ INFO imported$", log.close(), re.MULTILINE)
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], LogReader]]:
+    """``pigeon run svc:app *args`` on memory://; stopped with SIGTERM (exit 0) on leaving."""
+    command = [sys.executable, "-m", "pigeon", "run", "svc:app", *args]
+    env = {**os.environ, "PIGEON_URL": "memory://"}
+    with subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env) as run:
+        log = LogReader(run)
+        try:
+            yield run, log
+        finally:
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(timeout=30)
+        assert code == 0, log.close()
+
+
+LOGS_AT_IMPORT = """
+import logging
+
+logging.getLogger("svc").info("imported")
+"""
+
+
 def test_a_module_that_does_not_import_stops_at_once(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "pigeon", "run", "missing_module:app", "--workers", "2"]
     env = {**os.environ, "PIGEON_URL": "memory://"}

@@ -48,3 +48,18 @@ def test_a_bad_number_fails_at_app(url: str, name: str, value: object) -> None:
 )
 def test_a_good_number_is_taken(url: str, name: str, value: object) -> None:
     App(url, **{name: value})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, -0.5, True, "10", None])
+def test_a_bad_shutdown_timeout_fails_at_app(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="shutdown_timeout"):
+        App("memory://", shutdown_timeout=value)  # type: ignore[arg-type]
+    app = App("memory://")
+    with pytest.raises(ConfigurationError, match="shutdown_timeout"):
+        app.shutdown_timeout = value  # type: ignore[assignment]
+    assert app.shutdown_timeout == 10
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 30])
+def test_a_shutdown_timeout_of_0_or_more_is_taken(value: float) -> None:
+    assert App("memory://", shutdown_timeout=value).shutdown_timeout == value

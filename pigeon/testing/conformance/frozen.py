@@ -18,8 +18,8 @@ import pytest
 from pigeon import App, BrokerError
 from pigeon.asgi import readiness
 from pigeon.testing.conformance.fixtures import Backend
-from pigeon.testing.conformance.hostile import scheme_of
-from pigeon.testing.conformance.models import Job, Order
+from pigeon.testing.conformance.hostile import scheme_of, serving_app, still_serves
+from pigeon.testing.conformance.models import Job
 from pigeon.testing.proxy import proxied
 from pigeon.testing.waiting import wait_for
 
@@ -38,8 +38,7 @@ async def test_an_app_on_a_broker_that_falls_silent_is_not_ready_then_serves_aga
         pytest.skip("memory:// has no server to fall silent")
     async with proxied(backend.url()) as (url, proxy):
         options: dict[str, Any] = dict(backend.options)
-        app = App(url, **options)
-        events, jobs = _serving(app, uid)
+        app, events, jobs = serving_app(lambda: App(url, **options), uid)
         try:
             async with app:
                 assert readiness(app)["ready"]
@@ -49,28 +48,13 @@ async def test_an_app_on_a_broker_that_falls_silent_is_not_ready_then_serves_aga
                 )
                 proxy.resume()
                 await wait_for(lambda: readiness(app)["ready"], 60, "readiness to say yes again")
-                await app.publish(f"{uid}.events", Order(id=1))
-                await app.enqueue(f"{uid}.jobs", Job(1))
-                await wait_for(lambda: events == [1] and jobs == [1], 30, "the App to serve again")
+                await still_serves(app, uid, events, jobs, 1)
+                assert events == [1]
+                assert jobs == [1]
         finally:
             proxy.resume()
             app.shutdown_timeout = 0
             await app.close()
-
-
-def _serving(app: App, uid: str) -> tuple[list[int], list[int]]:
-    events: list[int] = []
-    jobs: list[int] = []
-
-    @app.subscribe(f"{uid}.events")
-    async def on_order(order: Order) -> None:
-        events.append(order.id)
-
-    @app.worker(f"{uid}.jobs")
-    async def on_job(job: Job) -> None:
-        jobs.append(job.n)
-
-    return events, jobs
 
 
 PATIENCE: dict[str, dict[str, Any]] = {

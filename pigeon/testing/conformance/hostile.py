@@ -49,7 +49,7 @@ async def _fails_at_once(
     pytest.fail(f"the bad call did not raise {error.__name__}")
 
 
-def _serving_app(make_app: MakeApp, uid: str, **options: Any) -> tuple[App, list[int], list[int]]:
+def serving_app(make_app: MakeApp, uid: str, **options: Any) -> tuple[App, list[int], list[int]]:
     """An App with a subscriber and a worker: the handlers a bad call must not disturb."""
     app = make_app(**options)
     events: list[int] = []
@@ -70,7 +70,7 @@ def _serving_app(make_app: MakeApp, uid: str, **options: Any) -> tuple[App, list
     return app, events, jobs
 
 
-async def _still_serves(app: App, uid: str, events: list[int], jobs: list[int], n: int) -> None:
+async def still_serves(app: App, uid: str, events: list[int], jobs: list[int], n: int) -> None:
     """The App's other handlers keep working on the same App after the bad calls."""
     await app.publish(f"{uid}.events", Order(id=n))
     await app.enqueue(f"{uid}.jobs", Job(n))
@@ -80,7 +80,7 @@ async def _still_serves(app: App, uid: str, events: list[int], jobs: list[int], 
 
 
 async def test_an_oversized_subject_fails_that_call_at_once(make_app: MakeApp, uid: str) -> None:
-    app, events, jobs = _serving_app(make_app, uid)
+    app, events, jobs = serving_app(make_app, uid)
     subject = f"{uid}." + "x" * LONG_SUBJECT_BYTES
     async with app:
         for round_ in range(2):  # a second round: nothing was left broken by the first
@@ -91,11 +91,11 @@ async def test_an_oversized_subject_fails_that_call_at_once(make_app: MakeApp, u
             ):
                 error = await _fails_at_once(call, ConfigurationError)
                 assert "bytes" in str(error)
-            await _still_serves(app, uid, events, jobs, round_)
+            await still_serves(app, uid, events, jobs, round_)
 
 
 async def test_oversized_headers_fail_that_call_at_once(make_app: MakeApp, uid: str) -> None:
-    app, events, jobs = _serving_app(make_app, uid)
+    app, events, jobs = serving_app(make_app, uid)
     big = {"x-big": "x" * BIG_HEADER_BYTES}
     async with app:
         for round_ in range(2):
@@ -106,7 +106,7 @@ async def test_oversized_headers_fail_that_call_at_once(make_app: MakeApp, uid: 
             ):
                 error = await _fails_at_once(call, MessageTooLarge)
                 assert "header" in str(error)
-            await _still_serves(app, uid, events, jobs, round_)
+            await still_serves(app, uid, events, jobs, round_)
         assert -1 not in events
         assert -1 not in jobs
 
@@ -123,7 +123,7 @@ async def test_an_oversized_body_fails_that_call_at_once(
     make_app: MakeApp, backend: Backend, uid: str
 ) -> None:
     """Memory too refuses what is over its limit, so tests on it catch what a broker refuses."""
-    app, events, jobs = _serving_app(
+    app, events, jobs = serving_app(
         make_app, uid, **ONE_MIB_LIMITS.get(backend.name.split("-")[0], {})
     )
     big = {"blob": "x" * (2 * 1024 * 1024)}
@@ -134,13 +134,13 @@ async def test_an_oversized_body_fails_that_call_at_once(
             lambda: app.enqueue(f"{uid}.jobs", big),
         ):
             await _fails_at_once(call, MessageTooLarge)
-        await _still_serves(app, uid, events, jobs, 1)
+        await still_serves(app, uid, events, jobs, 1)
 
 
 async def test_a_header_name_over_255_bytes_fails_that_call_at_once(
     make_app: MakeApp, uid: str
 ) -> None:
-    app, events, jobs = _serving_app(make_app, uid)
+    app, events, jobs = serving_app(make_app, uid)
     long_name = {"x-" + "n" * 300: "value"}
     async with app:
         for call in (
@@ -148,7 +148,7 @@ async def test_a_header_name_over_255_bytes_fails_that_call_at_once(
             lambda: app.enqueue(f"{uid}.jobs", Job(-1), headers=long_name),
         ):
             await _fails_at_once(call, MessageTooLarge)
-        await _still_serves(app, uid, events, jobs, 1)
+        await still_serves(app, uid, events, jobs, 1)
 
 
 # -- secrets -------------------------------------------------------------------------------------

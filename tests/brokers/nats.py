@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pigeon.testing.conformance import Features
@@ -172,6 +173,15 @@ def _find_or_start() -> str:
     return server.url
 
 
+async def stream_names(manager: Any) -> list[str]:
+    """The name of every stream of ``manager``'s server (nats-py's ``JetStreamManager``):
+    ``streams_info`` answers 256 at a time, and the tests in parallel make more."""
+    names: list[str] = []
+    while page := await manager.streams_info(offset=len(names)):
+        names += [info.config.name or "" for info in page]
+    return names
+
+
 def _delete_test_streams(url: str) -> None:
     """On a server the session did not start, delete the streams the conformance suite made."""
     import nats
@@ -180,9 +190,9 @@ def _delete_test_streams(url: str) -> None:
         client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
         try:
             manager = client.jetstream()
-            for info in await manager.streams_info():
-                if TEST_STREAMS.match(info.config.name or ""):
-                    await manager.delete_stream(info.config.name)
+            for name in await stream_names(manager):
+                if TEST_STREAMS.match(name):
+                    await manager.delete_stream(name)
         finally:
             await client.close()
 

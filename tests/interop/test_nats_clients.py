@@ -15,6 +15,7 @@ from pigeon import App, RemoteError
 from pigeon.testing.conformance.models import Job, Order, Reserve, Reserved
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats.core import registered
+from tests.brokers.nats import stream_names
 
 
 @pytest.fixture
@@ -23,9 +24,9 @@ async def nc(nats_url: str, uid: str) -> AsyncIterator[nats.NATS]:
     client = await nats.connect(nats_url)
     yield client
     js = client.jetstream()
-    for info in await js.streams_info():
-        if uid in (info.config.name or ""):
-            await js.delete_stream(info.config.name)
+    for name in await stream_names(js):
+        if uid in name:
+            await js.delete_stream(name)
     await client.close()
 
 

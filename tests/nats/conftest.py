@@ -8,7 +8,7 @@ import nats
 import pytest
 
 from tests.backends import unavailable
-from tests.brokers.nats import shared_url, unavailable_reason
+from tests.brokers.nats import shared_url, stream_names, unavailable_reason
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ async def raw(nats_url: str, uid: str) -> AsyncIterator[nats.NATS]:
     client = await nats.connect(nats_url)
     yield client
     manager = client.jetstream()
-    for info in await manager.streams_info():
-        name = info.config.name or ""
+    for name in await stream_names(manager):
         if uid in name:
             await manager.delete_stream(name)
     await client.close()

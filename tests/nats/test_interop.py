@@ -10,6 +10,7 @@ from pigeon import App, Message
 from pigeon.testing.conformance.models import Job, Order, Reserve, Reserved
 from pigeon.testing.waiting import wait_for
 from pigeon.transports.nats.core import registered
+from tests.brokers.nats import stream_names
 
 
 async def test_raw_request_gets_the_reply_of_a_pigeon_rpc_handler(
@@ -103,7 +104,7 @@ async def test_durable_subscription_uses_a_stream_the_user_made(
     async with app:
         await app.publish(f"{uid}.orders.created", Order(id=1))
         await wait_for(lambda: received == [1])
-    names = [info.config.name for info in await raw.jetstream().streams_info()]
+    names = await stream_names(raw.jetstream())
     assert not [name for name in names if name and name.startswith(f"PIGEON_EV_{uid}")]
 
 

@@ -20,6 +20,7 @@ from pigeon.transports.nats.names import (
     queue_token,
 )
 from pigeon.transports.nats.requests import RPC_GROUP
+from tests.brokers.nats import stream_names
 
 
 def test_queue_group_names_are_distinct_for_distinct_subjects_and_groups() -> None:
@@ -129,7 +130,7 @@ async def test_long_subjects_queues_and_durable_names_fit_nats_limits(
         await app.publish(subject, Order(id=1))
         await app.enqueue(queue, Order(id=2))
         await wait_for(lambda: events == [1] and jobs == [2], what="an event and a job")
-    names = [info.config.name or "" for info in await raw.jetstream().streams_info()]
+    names = await stream_names(raw.jetstream())
     ours = [name for name in names if uid in name]
     assert len(ours) == 4  # the event stream; the queue's, its dead letters' and delayed jobs'
     assert all(len(name) <= MAX_NAME_BYTES for name in ours)
